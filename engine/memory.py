@@ -1,12 +1,39 @@
-"""What fits in memory: the loading policy, and (soon) the planner that picks it.
+"""What fits in memory: the loading policy, the planner that picks it, and MLX's wired limit.
 
-A Policy says how each tensor group is held once loaded. The loader (engine/checkpoint.py,
-engine/model.py) reads it; engine.memory.plan() chooses the richest one that fits a budget.
+plan(folder, context_length) reads only config.json and the safetensors headers, adds up what
+each tensor group costs once loaded under a Policy, plus the KV cache for the context and the
+workspace of one prefill chunk, and compares that with the memory budget (on a Mac the GPU's
+recommended working set; elsewhere the available RAM). It walks the policies from richest to
+leanest and keeps the first that fits, or refuses, before anything is loaded, with one sentence
+that says how much is missing and what to do.
+
+The ladder (docs/memory.md says why):
+  1. attention + lm_head in the load dtype (bf16), every expert resident
+  2. the same in 8-bit, then 4-bit (MLX affine, group 64)
+  3. 8-bit (then 4-bit) non-expert weights with only some experts resident per layer (LRU slots
+     filled from the memory-mapped checkpoint), as many slots as fit, never fewer than a quarter
+  4. the same with an 8-bit KV cache
+The embedding table always stays in the memory-mapped checkpoint (rows gathered on the CPU).
+Experts are never requantized: they stay in the checkpoint's MXFP4.
+
+# E experts, D hidden, I expert intermediate, V vocab, H query heads, KV kv heads, hd head dim,
+# T prefill chunk (tokens), C context length (tokens), K experts per token, S expert slots
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from engine.errors import ModelError
+
+GB = 10**9
+QUANT_GROUP = 64  # MLX affine quantization group for non-expert weights
+MIN_RESIDENT_FRACTION = 0.25  # fewer slots than this and nearly every expert pick is a copy
+KV_STEP = 256  # the KV cache grows in steps of this many tokens
+DEFAULT_PREFILL_CHUNK = 512
 
 
 @dataclass(frozen=True)
@@ -28,3 +55,266 @@ class Policy:
     expert_slots: int | None = None
     kv_bits: int | None = None
     context_length: int = 4096
+
+    def describe(self) -> str:
+        """A short human-readable name, e.g. '8-bit attention/lm_head, 26/32 experts resident'."""
+        bits = "bf16" if self.non_expert_bits is None else f"{self.non_expert_bits}-bit"
+        experts = "all experts resident" if self.expert_slots is None else f"{self.expert_slots} expert slots/layer"
+        kv = "bf16 KV" if self.kv_bits is None else f"{self.kv_bits}-bit KV"
+        return f"{bits} attention/lm_head, {experts}, {kv}, {self.context_length}-token context"
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Bytes per tensor group as stored in the checkpoint (from the headers only)."""
+
+    model_name: str
+    num_layers: int
+    num_experts: int
+    experts_per_token: int
+    expert_bytes: int  # one expert of one layer: blocks + scales + biases (MXFP4 as stored)
+    quantizable: tuple[tuple[int, int], ...]  # (out, in) of every attention projection and lm_head
+    quantizable_bytes: int  # their bytes in the checkpoint's float dtype
+    other_float_bytes: int  # norms, sinks, router, attention biases: always kept as they are
+    embed_bytes: int
+    float_itemsize: int  # bytes per element of the checkpoint's float tensors
+    hidden: int
+    intermediate: int
+    vocab: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    full_layers: int  # layers that see the whole context
+    sliding_layers: int
+    sliding_window: int
+    max_context: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The planner's answer. peak_bytes is the predicted peak of MLX memory for this policy."""
+
+    policy: Policy
+    peak_bytes: int
+    fits: bool
+    reason: str  # the sentence shown to the user when it does not fit ('' when it does)
+    budget_bytes: int
+    breakdown: dict[str, int] = field(default_factory=dict)  # group -> bytes
+    context_cap: int = 0  # the longest context this policy fits in the budget
+    prefill_chunk: int = DEFAULT_PREFILL_CHUNK
+
+    def summary(self) -> str:
+        """One line per group, for logs and the benchmarks."""
+        lines = [f"{self.policy.describe()}: peak {self.peak_bytes / GB:.2f} GB of "
+                 f"{self.budget_bytes / GB:.2f} GB budget ({'fits' if self.fits else 'does not fit'})"]
+        lines += [f"  {k:<18} {v / GB:7.3f} GB" for k, v in self.breakdown.items()]
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- footprint
+
+def read_footprint(model_folder: str | Path) -> Footprint:
+    """Group the checkpoint's tensors by what they are, from config.json and the headers."""
+    from engine.checkpoint import Checkpoint  # reads headers only; validates shapes and sizes
+    from engine.config import load_config
+
+    cfg = load_config(model_folder)
+    ckpt = Checkpoint(model_folder, cfg)
+    expert_total = quant_bytes = other = embed = 0
+    quantizable, float_itemsize = [], 2
+    for name, info in ckpt.tensors.items():
+        if ".mlp.experts." in name:
+            expert_total += info.nbytes
+        elif name == "model.embed_tokens.weight":
+            embed = info.nbytes
+            float_itemsize = info.nbytes // max(1, math.prod(info.shape))
+        elif name == "lm_head.weight" or (".self_attn." in name and name.endswith("_proj.weight")):
+            quant_bytes += info.nbytes
+            quantizable.append((info.shape[0], info.shape[1]))
+        else:
+            other += info.nbytes
+    if cfg.tie_word_embeddings:  # lm_head is the embedding: it must then live on the GPU
+        quantizable.append((cfg.vocab_size, cfg.hidden_size))
+        quant_bytes += embed
+    full = sum(1 for i in range(cfg.num_hidden_layers) if not cfg.is_sliding(i))
+    E, L = cfg.num_local_experts, cfg.num_hidden_layers
+    name = Path(model_folder).name or "the model"
+    return Footprint(
+        model_name=name, num_layers=L, num_experts=E, experts_per_token=cfg.num_experts_per_tok,
+        expert_bytes=expert_total // (L * E), quantizable=tuple(quantizable),
+        quantizable_bytes=quant_bytes, other_float_bytes=other, embed_bytes=embed,
+        float_itemsize=float_itemsize, hidden=cfg.hidden_size, intermediate=cfg.intermediate_size,
+        vocab=cfg.vocab_size, heads=cfg.num_attention_heads, kv_heads=cfg.num_key_value_heads,
+        head_dim=cfg.head_dim, full_layers=full, sliding_layers=L - full,
+        sliding_window=cfg.sliding_window, max_context=cfg.max_position_embeddings,
+    )
+
+
+# ----------------------------------------------------------------------------- estimates
+
+def quantized_bytes(out_features: int, in_features: int, bits: int, itemsize: int = 2) -> int:
+    """Bytes of one MLX affine-quantized weight: packed codes + a scale and a bias per group."""
+    groups = out_features * (in_features // QUANT_GROUP)
+    return out_features * in_features * bits // 8 + groups * 2 * itemsize
+
+
+def kv_cache_bytes(fp: Footprint, context: int, kv_bits: int | None, chunk: int, itemsize: int = 2) -> int:
+    """KV cache at `context` tokens: full layers hold all of it, sliding layers a window (+ a chunk)."""
+    per_token_layer = 2 * fp.kv_heads * fp.head_dim  # k and v elements
+    if kv_bits is None:
+        per_elem = itemsize
+    else:  # packed codes + bf16 scale and bias per group of 64
+        per_elem = kv_bits / 8 + 2 * itemsize / QUANT_GROUP
+    full_tokens = math.ceil(context / KV_STEP) * KV_STEP
+    sliding_tokens = min(context, fp.sliding_window + chunk)
+    elems = per_token_layer * (fp.full_layers * full_tokens + fp.sliding_layers * sliding_tokens)
+    return int(elems * per_elem)
+
+
+def workspace_bytes(fp: Footprint, policy: Policy, chunk: int, itemsize: int = 2) -> int:
+    """Transient memory of the largest step: one prefill chunk of T tokens at the full context.
+
+    Attention scores and their softmax (float32, all heads, T x C), the MoE's per-token expert
+    activations, the residual stream, the last position's logits (float32), and with expert
+    slots the experts a chunk needs beyond the slots (gathered for that layer only).
+    """
+    T, C = chunk, policy.context_length
+    attn = 2 * fp.heads * T * C * 4
+    moe = T * fp.experts_per_token * (3 * fp.intermediate + fp.hidden) * 4
+    stream = 6 * T * fp.hidden * 4
+    logits = fp.vocab * 4 * 2
+    extra_experts = 0
+    if policy.expert_slots is not None:
+        needed = min(fp.num_experts, T * fp.experts_per_token)
+        extra_experts = max(0, needed - policy.expert_slots) * fp.expert_bytes
+    return attn + moe + stream + logits + extra_experts
+
+
+def breakdown(fp: Footprint, policy: Policy, chunk: int = DEFAULT_PREFILL_CHUNK,
+              dtype: str = "bfloat16") -> dict[str, int]:
+    """Predicted bytes per group under a policy (what plan() adds up)."""
+    scale = (4 if dtype == "float32" else 2) / fp.float_itemsize  # float tensors in the load dtype
+    itemsize = 4 if dtype == "float32" else 2
+    if policy.non_expert_bits is None:
+        non_expert = int(fp.quantizable_bytes * scale)
+    else:
+        non_expert = sum(quantized_bytes(o, i, policy.non_expert_bits, itemsize) for o, i in fp.quantizable)
+    slots = fp.num_experts if policy.expert_slots is None else policy.expert_slots
+    return {
+        "experts": fp.num_layers * slots * fp.expert_bytes,
+        "attention+lm_head": non_expert,
+        "norms/router/bias": int(fp.other_float_bytes * scale),
+        "embedding": 0 if policy.embed_on_cpu else int(fp.embed_bytes * scale),
+        "kv_cache": kv_cache_bytes(fp, policy.context_length, policy.kv_bits, chunk, itemsize),
+        "workspace": workspace_bytes(fp, policy, chunk, itemsize),
+    }
+
+
+# ----------------------------------------------------------------------------- budget
+
+def device_budget() -> int:
+    """Bytes MLX may use: the GPU's recommended working set on a Mac, else the available RAM."""
+    ram = _available_ram()
+    try:
+        import mlx.core as mx
+
+        if mx.metal.is_available():
+            info = mx.device_info()
+            rec = int(info.get("max_recommended_working_set_size", 0)) or ram
+            return min(rec, int(info.get("memory_size", rec)))
+    except (ImportError, AttributeError, RuntimeError):
+        pass
+    return ram
+
+
+def _available_ram() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def apply_wired_limit() -> int | None:
+    """Wire the recommended working set as mlx-lm does (Metal only). Returns the old limit or None."""
+    import mlx.core as mx
+
+    if not mx.metal.is_available():
+        return None
+    rec = mx.device_info().get("max_recommended_working_set_size")
+    return None if rec is None else mx.set_wired_limit(int(rec))
+
+
+# ----------------------------------------------------------------------------- the planner
+
+def candidate_policies(fp: Footprint, context_length: int) -> list[Policy]:
+    """Every policy the planner may choose, richest first (see the module docstring)."""
+    base = Policy(embed_on_cpu=True, context_length=context_length)
+    ladder = [replace(base, non_expert_bits=b) for b in (None, 8, 4)]
+    min_slots = max(fp.experts_per_token, math.ceil(fp.num_experts * MIN_RESIDENT_FRACTION))
+    for kv in (None, 8):
+        for bits in (8, 4):
+            for slots in range(fp.num_experts - 1, min_slots - 1, -1):
+                ladder.append(replace(base, non_expert_bits=bits, expert_slots=slots, kv_bits=kv))
+    return ladder
+
+
+def _context_cap(fp: Footprint, policy: Policy, budget: int, chunk: int, dtype: str) -> int:
+    """Longest context (multiple of KV_STEP, at most the model's) this policy fits in budget."""
+    lo, hi = 0, fp.max_context // KV_STEP
+    while lo < hi:  # peak grows with the context: binary search in KV steps
+        mid = (lo + hi + 1) // 2
+        p = replace(policy, context_length=mid * KV_STEP)
+        if sum(breakdown(fp, p, min(chunk, p.context_length), dtype).values()) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo * KV_STEP
+
+
+def plan(model_folder: str | Path, context_length: int = 4096, budget_bytes: int | None = None,
+         prefill_chunk: int = DEFAULT_PREFILL_CHUNK, dtype: str = "bfloat16") -> Plan:
+    """Pick the richest policy that fits `budget_bytes` (default: this machine's budget).
+
+    Reads only config.json and the safetensors headers. When nothing fits, the returned plan has
+    fits=False, the leanest policy, and a one-sentence `reason` for the user.
+    """
+    fp = read_footprint(model_folder)
+    budget = int(budget_bytes) if budget_bytes is not None else device_budget()
+    if context_length < 1:
+        raise ModelError("The context length must be at least one token.")
+    if context_length > fp.max_context:
+        raise ModelError(f"{fp.model_name} handles at most {fp.max_context} tokens of context; "
+                         f"choose a context length of {fp.max_context} or less.")
+    chunk = min(prefill_chunk, context_length)
+    candidates = candidate_policies(fp, context_length)
+    for policy in candidates:
+        parts = breakdown(fp, policy, chunk, dtype)
+        peak = sum(parts.values())
+        if peak <= budget:
+            cap = _context_cap(fp, policy, budget, chunk, dtype)
+            return Plan(policy, peak, True, "", budget, parts, cap, chunk)
+    leanest = candidates[-1]
+    parts = breakdown(fp, leanest, chunk, dtype)
+    peak = sum(parts.values())
+    cap = _context_cap(fp, leanest, budget, chunk, dtype)
+    return Plan(leanest, peak, False, _refusal(fp, peak, budget, context_length, cap), budget, parts, cap, chunk)
+
+
+def _refusal(fp: Footprint, need: int, budget: int, context: int, cap: int) -> str:
+    missing = need - budget
+    way = (f"choose a context of at most {cap} tokens, or close other apps"
+           if cap >= 1024 else "close other apps or use a Mac with more memory")
+    return (f"{fp.model_name} needs at least {need / GB:.1f} GB for a {context}-token context but only "
+            f"{budget / GB:.1f} GB is available ({missing / GB:.1f} GB missing); {way}.")
+
+
+def check_fits(model_folder: str | Path, context_length: int = 4096, budget_bytes: int | None = None) -> Plan:
+    """plan(), but raise ModelError with the plan's reason when nothing fits (for loaders)."""
+    p = plan(model_folder, context_length, budget_bytes)
+    if not p.fits:
+        raise ModelError(p.reason)
+    return p
