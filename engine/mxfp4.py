@@ -30,7 +30,8 @@ FP4_MAX = 6.0
 def scale_values(scales: np.ndarray) -> np.ndarray:
     """E8M0 bytes -> float32 scale factors (2 ** (s - 127); 255 -> NaN as in the spec)."""
     s = np.asarray(scales, dtype=np.uint8)
-    out = np.ldexp(np.float32(1.0), s.astype(np.int32) - SCALE_BIAS).astype(np.float32)
+    with np.errstate(over="ignore"):  # 255 overflows before it is replaced by NaN
+        out = np.ldexp(np.float32(1.0), s.astype(np.int32) - SCALE_BIAS).astype(np.float32)
     return np.where(s == SCALE_NAN, np.float32(np.nan), out)
 
 
@@ -52,7 +53,8 @@ def pack_codes(codes: np.ndarray) -> np.ndarray:
 def decode(blocks: np.ndarray, scales: np.ndarray) -> np.ndarray:
     """Blocks [..., B, 16] uint8 and scales [..., B] uint8 -> float32 [..., B * 32]."""
     codes = unpack_codes(blocks)
-    values = FP4_VALUES[codes] * scale_values(scales)[..., None]
+    with np.errstate(over="ignore", invalid="ignore"):  # 6 * 2**127 is inf, as on the GPU
+        values = FP4_VALUES[codes] * scale_values(scales)[..., None]
     return values.reshape(values.shape[:-2] + (-1,))
 
 

@@ -1,0 +1,105 @@
+"""Model folder -> GptOss: validate everything first, then build the model from lazy arrays.
+
+Experts are never dequantized: the checkpoint's uint8 MXFP4 blocks are viewed as uint32 and used
+as they are. Each layer is evaluated as soon as it is built, so peak memory while loading stays
+close to the loaded weights themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlx.core as mx
+
+from engine.checkpoint import Checkpoint
+from engine.config import load_config
+from engine.errors import ModelError
+from engine.model import Attention, Block, Embedding, GptOss, Linear, yarn_inv_freq
+from engine.moe import MoE, ExpertWeights
+
+DTYPES = {"bfloat16": mx.bfloat16, "float16": mx.float16, "float32": mx.float32}
+
+
+def _packed(ckpt: Checkpoint, name: str) -> mx.array:
+    """[..., blocks, 16] uint8 -> [..., blocks * 4] uint32, MLX's mxfp4 packing (same bytes)."""
+    a = ckpt.array(name)
+    return a.reshape(*a.shape[:-2], -1).view(mx.uint32)
+
+
+def _expert_weights(ckpt: Checkpoint, prefix: str, dtype) -> ExpertWeights:
+    p = prefix + "mlp.experts."
+    return ExpertWeights(
+        gate_up_blocks=_packed(ckpt, p + "gate_up_proj_blocks"),
+        gate_up_scales=ckpt.array(p + "gate_up_proj_scales"),
+        gate_up_bias=ckpt.array(p + "gate_up_proj_bias").astype(dtype),
+        down_blocks=_packed(ckpt, p + "down_proj_blocks"),
+        down_scales=ckpt.array(p + "down_proj_scales"),
+        down_bias=ckpt.array(p + "down_proj_bias").astype(dtype),
+    )
+
+
+def load_model(folder: str | Path, dtype: str = "bfloat16", policy=None) -> GptOss:
+    """Load a gpt-oss checkpoint folder (official Hugging Face layout).
+
+    dtype: compute dtype of everything but the experts ("bfloat16", or "float32" for parity checks).
+    policy: an engine.memory.Policy (non-expert bits, embedding on CPU, expert slots); None keeps
+    every weight resident in `dtype`.
+    Raises ModelError with one clear sentence when the folder can't be used.
+    """
+    if dtype not in DTYPES:
+        raise ModelError(f"Unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}.")
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelError(f"The model folder {folder} does not exist; choose the folder that holds config.json.")
+    cfg = load_config(folder)
+    ckpt = Checkpoint(folder, cfg)
+    dt = DTYPES[dtype]
+    bits = getattr(policy, "non_expert_bits", None)
+    slots = getattr(policy, "expert_slots", None)
+
+    def w(name):
+        return ckpt.array(name).astype(dt)
+
+    def linear(name, quantize=True):
+        bias = w(name + ".bias") if name + ".bias" in ckpt.tensors else None
+        return Linear(w(name + ".weight"), bias, bits if quantize else None)
+
+    inv_freq, attn_factor = yarn_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
+    periods = mx.array(1.0 / inv_freq)  # mx.fast.rope takes periods, not inverse frequencies
+    blocks = []
+    for i in range(cfg.num_hidden_layers):
+        p = f"model.layers.{i}."
+        attn = Attention(cfg, *(linear(p + f"self_attn.{n}_proj") for n in "qkvo"),
+                         sinks=ckpt.array(p + "self_attn.sinks").astype(mx.float32),
+                         sliding=cfg.is_sliding(i), freqs=periods, attn_factor=attn_factor)
+        if slots is not None:
+            from engine.residency import load_layer_experts  # only when the plan asks for it
+            experts = load_layer_experts(ckpt, i, cfg, slots)
+        else:
+            experts = _expert_weights(ckpt, p, dt)
+        moe = MoE(w(p + "mlp.router.weight"), w(p + "mlp.router.bias"), experts,
+                  cfg.num_experts_per_tok, cfg.swiglu_limit)
+        block = Block(w(p + "input_layernorm.weight"), attn, w(p + "post_attention_layernorm.weight"),
+                      moe, cfg.rms_norm_eps)
+        mx.eval(_block_arrays(block))  # read this layer now: bounds the loading peak
+        blocks.append(block)
+    if getattr(policy, "embed_on_cpu", False):
+        embed = Embedding(ckpt.memmap("model.embed_tokens.weight"), dt)
+    else:
+        embed = Embedding(w("model.embed_tokens.weight"), dt)
+        mx.eval(embed.table)
+    head_name = "model.embed_tokens" if cfg.tie_word_embeddings else "lm_head"
+    lm_head = linear(head_name)
+    norm = w("model.norm.weight")
+    mx.eval(lm_head.parameters(), norm)
+    return GptOss(cfg, embed, blocks, norm, lm_head, dt)
+
+
+def _block_arrays(block: Block) -> list[mx.array]:
+    a = block.attn
+    arrays = [block.attn_norm, block.mlp_norm, a.sinks, block.moe.router_w, block.moe.router_b]
+    for lin in (a.q_proj, a.k_proj, a.v_proj, a.o_proj):
+        arrays += lin.parameters()
+    if isinstance(block.moe.experts, ExpertWeights):
+        arrays += list(vars(block.moe.experts).values())
+    return arrays
