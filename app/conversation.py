@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.qt_compat import emit
 from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt
 
 MessageRole = Qt.ItemDataRole.UserRole + 1
@@ -85,7 +86,7 @@ class ConversationModel(QAbstractListModel):
     def touch(self, row: int) -> None:
         """Tell views that the message at `row` changed in place."""
         idx = self.index(row)
-        self.dataChanged.emit(idx, idx, [MessageRole])
+        emit(self.dataChanged, idx, idx, [MessageRole])
 
     def remove_from(self, row: int) -> None:
         """Drop rows `row`..end (regenerate, edit and resend)."""

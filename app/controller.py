@@ -1,0 +1,329 @@
+"""The chat logic between widgets, history and the engine thread. No widgets here.
+
+The controller owns the ChatStore, the ConversationModel of the open chat and the EngineWorker.
+Widgets call its methods (send, stop, regenerate, edit_last, ...) and listen to its signals.
+Token events are drained from the worker's outbox by a QTimer every `flush_ms` so the view is
+updated in small batches. A finished or stopped answer is written to the store at once.
+"""
+from __future__ import annotations
+
+import queue
+import time
+
+from app.qt_compat import emit
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from app.conversation import ChatMessage, ConversationModel
+from app.settings import Settings
+from app.store import ChatStore, StoredMessage
+from app.worker import EngineThread, EngineWorker
+
+ANALYSIS_CHANNELS = ("analysis", "commentary")
+
+
+def to_chat(m: StoredMessage) -> ChatMessage:
+    return ChatMessage(role=m.role, text=m.text, analysis=m.analysis, effort=m.effort, state=m.state,
+                       thought_seconds=m.thought_seconds, stats=m.stats, id=m.id,
+                       notice=m.stats.get("notice", "") if m.stats else "")
+
+
+class ChatController(QObject):
+    model_loading = Signal(str)          # folder
+    model_ready = Signal(str)            # display name
+    model_failed = Signal(str)           # one sentence
+    busy_changed = Signal(bool)
+    conversations_changed = Signal()
+    current_changed = Signal(int)        # conversation id (-1: none)
+    memory_changed = Signal("qint64")
+    settings_changed = Signal()
+    _request_load = Signal(str, int)
+    _request_generate = Signal(int, object, object)  # object: PySide6 6.12 mis-counts None inside dict/list signals
+
+    def __init__(self, store: ChatStore, worker: EngineWorker | None = None, flush_ms: int = 30, parent=None):
+        super().__init__(parent)
+        self.store = store
+        self.store.purge_deleted()
+        self.settings = Settings.load(store)
+        self.model = ConversationModel(self)
+        self.worker = worker or EngineWorker()
+        self.engine_thread = EngineThread(self.worker)
+        self._request_load.connect(self.worker.load)
+        self._request_generate.connect(self.worker.generate)
+        self.worker.loaded.connect(self._on_loaded)
+        self.worker.load_failed.connect(self._on_load_failed)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.memory.connect(self.memory_changed)
+        self._timer = QTimer(self)
+        self._timer.setInterval(flush_ms)
+        self._timer.timeout.connect(self.flush)
+        self.ready = False
+        self.model_name = ""
+        self.model_error = ""
+        self.current_id = -1
+        self.effort = "medium"
+        self._request_id = 0
+        self._busy = False
+        self._stream: ChatMessage | None = None     # the answer being written
+        self._stream_conv = -1                      # ...and the conversation it belongs to
+        self._last_deleted: int | None = None
+
+    # -- model -----------------------------------------------------------------------------
+    def load_model(self, folder: str) -> None:
+        """Start loading on the engine thread; model_ready or model_failed follows."""
+        self.ready = False
+        self.model_error = ""
+        emit(self.model_loading, folder)
+        emit(self._request_load, folder, int(self.settings.context_length))
+
+    def _on_loaded(self, name: str) -> None:
+        self.ready, self.model_name = True, name
+        emit(self.model_ready, name)
+
+    def _on_load_failed(self, message: str) -> None:
+        self.ready, self.model_error = False, message
+        emit(self.model_failed, message)
+
+    def shutdown(self) -> None:
+        """Stop any answer (keeping it), then end the engine thread."""
+        if self._busy:
+            self.worker.cancel(self._request_id)
+        self.engine_thread.stop()
+        self.flush()
+        if self._busy and self._stream is not None:  # the worker never reported back: save what we have
+            self._finish_stream({}, "cancelled")
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def _set_busy(self, busy: bool) -> None:
+        if busy != self._busy:
+            self._busy = busy
+            emit(self.busy_changed, busy)
+
+    # -- conversations ---------------------------------------------------------------------
+    def conversations(self, search: str = ""):
+        return self.store.conversations(search)
+
+    def new_conversation(self) -> int:
+        conv = self.store.create_conversation("New chat", self.effort if self.current_id == -1 else "medium")
+        emit(self.conversations_changed)
+        self.open_conversation(conv.id)
+        return conv.id
+
+    def open_conversation(self, conversation_id: int) -> None:
+        conv = self.store.conversation(conversation_id)
+        if conv is None:
+            self.current_id = -1
+            self.model.set_messages([])
+            emit(self.current_changed, -1)
+            return
+        self.current_id, self.effort = conv.id, conv.effort
+        rows = [to_chat(m) for m in self.store.messages(conv.id)]
+        if self._busy and self._stream_conv == conv.id and self._stream is not None:
+            rows.append(self._stream)  # the answer still being written in this chat
+        self.model.set_messages(rows)
+        emit(self.current_changed, conv.id)
+
+    def rename(self, conversation_id: int, title: str) -> None:
+        self.store.rename(conversation_id, title)
+        emit(self.conversations_changed)
+
+    def delete(self, conversation_id: int) -> None:
+        """Soft delete; `undo_delete()` brings it back until the app restarts."""
+        if self._busy and self._stream_conv == conversation_id:
+            self.worker.cancel(self._request_id)
+        self.store.delete(conversation_id)
+        self._last_deleted = conversation_id
+        if conversation_id == self.current_id:
+            rest = self.store.conversations()
+            self.open_conversation(rest[0].id if rest else -1)
+        emit(self.conversations_changed)
+
+    def undo_delete(self) -> int | None:
+        cid, self._last_deleted = self._last_deleted, None
+        if cid is not None:
+            self.store.undelete(cid)
+            emit(self.conversations_changed)
+            self.open_conversation(cid)
+        return cid
+
+    def set_effort(self, effort: str) -> None:
+        """Remembered per conversation; used for the next turn's harmony system message."""
+        self.effort = effort
+        if self.current_id != -1:
+            self.store.set_effort(self.current_id, effort)
+
+    def save_settings(self, settings: Settings) -> None:
+        old_context = self.settings.context_length
+        self.settings = settings.clamped()
+        self.settings.save(self.store)
+        emit(self.settings_changed)
+        if self.ready and old_context != self.settings.context_length and self.settings.model_folder:
+            self.load_model(self.settings.model_folder)
+
+    # -- chatting --------------------------------------------------------------------------
+    def can_send(self) -> bool:
+        return self.ready and not self._busy
+
+    def send(self, text: str) -> bool:
+        """Add a user message and start the answer. False (nothing changes) if not possible now."""
+        text = text.strip()
+        if not text or not self.can_send():
+            return False
+        if self.current_id == -1:
+            self.new_conversation()
+        conv = self.store.conversation(self.current_id)
+        if conv and conv.title == "New chat":
+            self.store.rename(conv.id, " ".join(text.split())[:48])
+            emit(self.conversations_changed)
+        saved = self.store.add_message(self.current_id, StoredMessage("user", text))
+        self.model.append(to_chat(saved))
+        self._start_reply()
+        return True
+
+    def regenerate(self) -> bool:
+        """Drop the last answer and write a new one."""
+        last = self.model.last()
+        if not self.can_send() or last is None or last.role != "assistant":
+            return False
+        row = self.model.rowCount() - 1
+        self._delete_rows_from(row)
+        self._start_reply()
+        return True
+
+    def last_user_text(self) -> str:
+        for m in reversed(self.model.messages()):
+            if m.role == "user":
+                return m.text
+        return ""
+
+    def edit_last(self, text: str) -> bool:
+        """Replace the last user message (and its answer) with `text` and send it again."""
+        rows = self.model.messages()
+        users = [i for i, m in enumerate(rows) if m.role == "user"]
+        if not self.can_send() or not users or not text.strip():
+            return False
+        self._delete_rows_from(users[-1])
+        return self.send(text)
+
+    def _delete_rows_from(self, row: int) -> None:
+        first = self.model.message(row)
+        position = self._position_of(row, first)
+        self.store.delete_messages_from(self.current_id, position)
+        self.model.remove_from(row)
+
+    def _position_of(self, row: int, msg: ChatMessage) -> int:
+        for m in self.store.messages(self.current_id):
+            if m.id == msg.id:
+                return m.position
+        return row
+
+    def stop(self) -> None:
+        """End the answer now; what was written is kept and saved as stopped."""
+        if self._busy:
+            self.worker.cancel(self._request_id)
+
+    def _start_reply(self) -> None:
+        history = [{"role": m.role, "content": m.text, "channel": "final"}
+                   for m in self.model.messages() if m.text.strip()]
+        s = self.settings
+        options = {"effort": self.effort, "developer": s.developer, "temperature": s.temperature,
+                   "top_p": s.top_p, "max_tokens": s.max_tokens}
+        self._stream = ChatMessage(role="assistant", effort=self.effort, state="streaming", phase="waiting")
+        self._stream_started = time.monotonic()
+        self._stream_conv = self.current_id
+        self.model.append(self._stream)
+        self._request_id += 1
+        self._set_busy(True)
+        self._timer.start()
+        emit(self._request_generate, self._request_id, history, options)
+
+    def flush(self) -> None:
+        """Apply every queued token event to the streaming message, then repaint it once."""
+        changed = False
+        while True:
+            try:
+                rid, t, ev = self.worker.outbox.get_nowait()
+            except queue.Empty:
+                break
+            if rid != self._request_id or self._stream is None:
+                continue
+            self._apply(self._stream, t, ev)
+            changed = True
+        if changed:
+            self._touch_stream()
+
+    def _touch_stream(self) -> None:
+        if self._stream_conv == self.current_id:
+            rows = self.model.messages()
+            for i in range(len(rows) - 1, -1, -1):
+                if rows[i] is self._stream:
+                    self.model.touch(i)
+                    break
+
+    @staticmethod
+    def _apply(msg: ChatMessage, t: float, ev: tuple) -> None:
+        kind = ev[0]
+        if kind == "start":
+            channel = ev[2]
+            if channel in ANALYSIS_CHANNELS:
+                msg.phase = "thinking"
+                if msg.think_started is None:
+                    msg.think_started = t
+            elif channel == "final":
+                if msg.think_started is not None and msg.thought_seconds is None:
+                    msg.thought_seconds = t - msg.think_started
+                msg.phase = "answering"
+        elif kind == "delta":
+            if ev[1] == "final":
+                msg.text += ev[2]
+            else:
+                msg.analysis += ev[2]
+        elif kind == "end":
+            if ev[1] in ANALYSIS_CHANNELS and msg.think_started is not None:
+                msg.thought_seconds = t - msg.think_started
+        elif kind == "trimmed":
+            msg.notice = (f"The oldest {ev[1]} message{'s' if ev[1] != 1 else ''} no longer fit in the context "
+                          "and were left out of this answer.")
+
+    def _on_finished(self, request_id: int, stats: dict, reason: str) -> None:
+        if request_id != self._request_id:
+            return
+        self.flush()
+        if reason == "max_tokens" and self._stream is not None:
+            self._stream.notice = ("The answer reached the maximum length; raise “Max answer length” in "
+                                   "Settings for longer answers.")
+        self._finish_stream(stats, reason)
+
+    def _on_failed(self, request_id: int, message: str) -> None:
+        if request_id != self._request_id:
+            return
+        self.flush()
+        if self._stream is not None:
+            self._stream.notice = message
+        self._finish_stream({}, "error")
+
+    def _finish_stream(self, stats: dict, reason: str) -> None:
+        msg, conv = self._stream, self._stream_conv
+        self._timer.stop()
+        self._stream = None
+        if msg is not None:
+            msg.state = {"cancelled": "stopped", "error": "error"}.get(reason, "done")
+            msg.phase = ""
+            if msg.think_started is not None and msg.thought_seconds is None:
+                msg.thought_seconds = time.monotonic() - msg.think_started
+            msg.stats = dict(stats)
+            if msg.notice:
+                msg.stats["notice"] = msg.notice
+            if self.store.conversation(conv) is not None:  # not deleted meanwhile
+                saved = self.store.add_message(conv, StoredMessage(
+                    "assistant", msg.text, msg.analysis, msg.effort, msg.state, msg.thought_seconds, msg.stats))
+                msg.id = saved.id
+            if conv == self.current_id:
+                self._stream = msg
+                self._touch_stream()
+                self._stream = None
+        self._set_busy(False)
+        emit(self.conversations_changed)

@@ -1,0 +1,146 @@
+"""The engine thread: a QObject moved to a dedicated QThread that loads the model and generates.
+
+MLX streams belong to the thread that created them, so loading and every generation run here.
+The GUI talks to the worker only through queued signals (plus `cancel()`, which just sets a
+threading.Event and is safe from any thread). Harmony events are turned into plain tuples and
+put on `outbox`; the GUI drains it on a timer so a fast model never floods the event loop:
+  ("start", role, channel) | ("delta", channel, text) | ("end", channel) | ("trimmed", n_dropped)
+Each outbox item is (request_id, monotonic_time, event).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+
+from app.qt_compat import emit
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from app.engine_bridge import LoadRefused, load_engine, memory_in_use
+
+log = logging.getLogger(__name__)
+
+
+def stats_to_dict(stats) -> dict:
+    """GenerationStats (or anything dataclass-like) -> plain dict for signals and the store."""
+    if stats is None:
+        return {}
+    if dataclasses.is_dataclass(stats):
+        return dataclasses.asdict(stats)
+    return dict(getattr(stats, "__dict__", {}))
+
+
+def event_to_tuple(ev):
+    """Harmony/session event -> plain tuple, or None for events the view doesn't need.
+    Matched by class name so the worker can also run scripted sources in tests."""
+    kind = type(ev).__name__
+    if kind == "MessageStart":
+        return ("start", ev.role, ev.channel)
+    if kind == "TextDelta":
+        return ("delta", ev.channel, ev.text)
+    if kind == "MessageEnd":
+        return ("end", ev.channel)
+    if kind == "ContextTrimmed":
+        dropped = ev.dropped_messages
+        return ("trimmed", dropped if isinstance(dropped, int) else len(dropped))
+    return None  # Stop is summarised by Done
+
+
+class EngineWorker(QObject):
+    """Owns the model. Slots run on the engine thread; results go out by signal and `outbox`."""
+
+    loaded = Signal(str)                    # model display name
+    load_failed = Signal(str)               # one sentence for the user
+    finished = Signal(int, object, str)     # request id, stats dict, stop reason (object: see qt_compat)
+    failed = Signal(int, str)               # request id, one sentence
+    memory = Signal("qint64")               # bytes in use
+
+    def __init__(self, loader=load_engine, clock=time.monotonic):
+        super().__init__()
+        self._loader = loader
+        self.clock = clock
+        self.outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._engine = None
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._current = -1
+        self._cancelled: set[int] = set()
+
+    def cancel(self, request_id: int) -> None:
+        """Stop generation `request_id` (callable from the GUI thread; the loop checks per token)."""
+        with self._lock:
+            self._cancelled.add(request_id)
+            if self._current == request_id:
+                self._cancel.set()
+
+    @Slot(str, int)
+    def load(self, folder: str, context_length: int) -> None:
+        self._engine = None
+        try:
+            self._engine = self._loader(folder, context_length)
+        except LoadRefused as e:
+            emit(self.load_failed, str(e))
+            return
+        except Exception as e:  # never let a load bug reach the user as a traceback
+            log.exception("unexpected load failure")
+            emit(self.load_failed, f"The model could not be loaded ({type(e).__name__}: {e}); "
+                                  "choose another model folder or download it again.")
+            return
+        emit(self.loaded, self._engine.model_name)
+        emit(self.memory, memory_in_use())
+
+    @Slot(int, object, object)
+    def generate(self, request_id: int, messages: list, options: dict) -> None:
+        with self._lock:
+            self._current = request_id
+            self._cancel = threading.Event()
+            if request_id in self._cancelled:
+                self._cancel.set()
+            cancel = self._cancel
+        if self._engine is None:
+            emit(self.failed, request_id, "No model is loaded yet; wait for loading to finish or pick a model.")
+            return
+        stats, reason = {}, "stop"
+        try:
+            sampling = self._engine.sampling(options.get("temperature", 1.0), options.get("top_p", 1.0))
+            events = self._engine.session.reply(
+                messages, effort=options.get("effort", "medium"), developer=options.get("developer") or None,
+                sampling=sampling, max_tokens=int(options.get("max_tokens", 2048)), cancel=cancel)
+            for ev in events:
+                if type(ev).__name__ == "Done":
+                    stats, reason = stats_to_dict(ev.stats), str(ev.stop_reason)
+                    continue
+                item = event_to_tuple(ev)
+                if item is not None:
+                    self.outbox.put((request_id, self.clock(), item))
+        except Exception as e:
+            log.exception("generation failed")
+            emit(self.failed, request_id, f"The answer stopped because of an engine error ({type(e).__name__}: {e}); "
+                                         "what was written so far is kept. Try Regenerate.")
+            return
+        finally:
+            with self._lock:
+                self._current = -1
+                self._cancelled.discard(request_id)
+        emit(self.finished, request_id, stats, reason)
+        emit(self.memory, memory_in_use())
+
+
+class EngineThread(QObject):
+    """Starts the worker on its own QThread and stops it cleanly (cancel, quit, wait)."""
+
+    def __init__(self, worker: EngineWorker, parent=None):
+        super().__init__(parent)
+        self.worker = worker
+        self.thread = QThread()
+        self.thread.setObjectName("engine")
+        worker.moveToThread(self.thread)
+        self.thread.start()
+
+    def stop(self, timeout_ms: int = 10000) -> None:
+        with self.worker._lock:
+            self.worker._cancel.set()
+        self.thread.quit()
+        self.thread.wait(timeout_ms)

@@ -1,0 +1,103 @@
+"""A scripted stand-in for engine.session.ChatSession: yields a fixed harmony event stream.
+
+Used only where a deterministic stream is needed (analysis/final split, "Thought for N s",
+stopping mid-answer). It uses the engine's own event classes when they exist.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+try:
+    from engine.harmony import MessageEnd, MessageStart, Stop, TextDelta
+except ImportError:  # harmony not landed yet: same names and fields
+    @dataclass
+    class MessageStart:
+        role: str
+        channel: str
+
+    @dataclass
+    class TextDelta:
+        channel: str
+        text: str
+
+    @dataclass
+    class MessageEnd:
+        channel: str
+
+    @dataclass
+    class Stop:
+        reason: str
+try:
+    from engine.session import ContextTrimmed, Done
+except ImportError:
+    @dataclass
+    class ContextTrimmed:
+        dropped_messages: int
+
+    @dataclass
+    class Done:
+        stats: object
+        stop_reason: str
+
+
+@dataclass
+class FakeStats:
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    ttft_s: float = 0.0
+    prefill_tps: float = 0.0
+    decode_tps: float = 0.0
+    peak_memory_bytes: int = 0
+    stop_reason: str = "stop"
+
+
+class FakeClock:
+    """A monotonic clock the script advances, so thinking time is exact and instant."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def answer_script(analysis="Let me think.", final="Hello **there**.", think_s=3.0, pieces=4):
+    """(seconds_to_advance, event) steps: an analysis message, then a final answer in pieces."""
+    steps = [(0.0, MessageStart("assistant", "analysis"))]
+    steps += [(think_s / max(len(analysis), 1), TextDelta("analysis", ch)) for ch in analysis]
+    steps += [(0.0, MessageEnd("analysis")), (0.0, MessageStart("assistant", "final"))]
+    size = max(1, len(final) // pieces)
+    steps += [(0.01, TextDelta("final", final[i:i + size])) for i in range(0, len(final), size)]
+    steps += [(0.0, MessageEnd("final")), (0.0, Stop("return"))]
+    return steps
+
+
+class ScriptedSession:
+    """reply() yields the script; `delay` really sleeps per step so tests can stop mid-stream."""
+
+    def __init__(self, script=None, clock: FakeClock | None = None, delay: float = 0.0):
+        self.script = script if script is not None else answer_script()
+        self.clock = clock
+        self.delay = delay
+        self.calls: list[dict] = []
+        self.started = threading.Event()
+
+    def reply(self, messages, effort="medium", developer=None, sampling=None, max_tokens=2048, cancel=None, date=None):
+        self.calls.append({"messages": [dict(m) for m in messages], "effort": effort, "developer": developer,
+                           "max_tokens": max_tokens})
+        self.started.set()
+        n = 0
+        for advance, ev in self.script:
+            if cancel is not None and cancel.is_set():
+                yield Stop("cancelled")
+                yield Done(FakeStats(generated_tokens=n, stop_reason="cancelled"), "cancelled")
+                return
+            if self.clock is not None:
+                self.clock.now += advance
+            if self.delay:
+                time.sleep(self.delay)
+            n += isinstance(ev, TextDelta)
+            yield ev
+        yield Done(FakeStats(prompt_tokens=12, generated_tokens=n, ttft_s=0.05, decode_tps=42.0), "stop")
