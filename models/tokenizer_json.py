@@ -17,7 +17,9 @@ import gzip
 import hashlib
 import importlib.util
 import json
+import os
 import sys
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -98,7 +100,9 @@ def write_o200k_base_tiktoken(folder: str | Path) -> Path:
     """Write o200k_base.tiktoken into `folder` (what openai-harmony/tiktoken read offline)."""
     out = Path(folder) / "o200k_base.tiktoken"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(o200k_base_file())
+    tmp = out.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(o200k_base_file())
+    tmp.replace(out)
     return out
 
 
@@ -165,10 +169,24 @@ def write_o200k_harmony_tokenizer(folder: str | Path) -> Path:
     """Write `folder/tokenizer.json` (o200k_harmony, real ids); returns its path."""
     out = Path(folder) / "tokenizer.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
+    tmp = out.with_suffix(f".json.{os.getpid()}.tmp")  # several test processes may write at once
     tmp.write_text(json.dumps(tokenizer_json_dict(), ensure_ascii=False), encoding="utf-8")
     tmp.replace(out)  # never leave a half-written tokenizer.json behind
     return out
+
+
+def shared_o200k_harmony_folder() -> Path:
+    """A folder holding tokenizer.json and o200k_base.tiktoken, written once per machine.
+
+    For tests and benchmarks: writing the file takes seconds, so every test file reuses one copy
+    (in the system temp folder, keyed by the vocabulary hash).
+    """
+    folder = Path(tempfile.gettempdir()) / f"gpt-oss-chat-o200k_harmony-{O200K_SHA256[:12]}"
+    if not (folder / "tokenizer.json").is_file() or not (folder / "o200k_base.tiktoken").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        write_o200k_base_tiktoken(folder)
+        write_o200k_harmony_tokenizer(folder)
+    return folder
 
 
 if __name__ == "__main__":
