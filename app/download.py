@@ -1,0 +1,224 @@
+"""Downloading a known model with huggingface_hub: resumable, checked, cancellable.
+
+huggingface_hub resolves each file (URL, exact size, ETag) on the Hub or the endpoint given.
+Bytes are streamed into `<name>.part` beside the final file, so a cut connection, Cancel or a
+restart of the app resumes with an HTTP Range request where it stopped. Free disk space is
+checked before starting; each finished file is verified against the Hub's checksum (SHA-256
+for LFS files, the git blob SHA-1 for small ones) before it takes its final name.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from models.registry import KnownModel
+
+CHUNK = 1024 * 1024
+DISK_MARGIN = 200 * 10**6       # keep some room so the Mac isn't left with a full disk
+MANIFEST = ".download.json"
+
+
+class DownloadError(Exception):
+    """The download can't go on; str() is one sentence with a way forward."""
+
+
+class DownloadCancelled(Exception):
+    """The user pressed Cancel; the .part files stay for a later resume."""
+
+
+@dataclass
+class RemoteFile:
+    name: str
+    url: str
+    size: int
+    checksum: str | None         # 64 hex: SHA-256 (LFS); 40 hex: git blob SHA-1; None: size only
+
+
+@dataclass
+class Progress:
+    done: int                    # bytes on disk (including earlier sessions)
+    total: int
+    speed: float                 # bytes per second, smoothed
+    eta_s: float | None
+    file: str
+    stage: str = "downloading"   # "downloading" | "verifying"
+
+
+@contextlib.contextmanager
+def network_allowed():
+    """The download is the app's only network use: lift offline mode just for it."""
+    import huggingface_hub.constants as c
+    saved = c.HF_HUB_OFFLINE
+    c.HF_HUB_OFFLINE = False
+    try:
+        yield
+    finally:
+        c.HF_HUB_OFFLINE = saved
+
+
+def _cut(e: Exception) -> DownloadError:
+    return DownloadError(f"The download was interrupted ({type(e).__name__}: {e}); check the connection and "
+                         "press Download again: it resumes where it stopped.")
+
+
+def resolve_files(model: KnownModel, endpoint: str | None = None) -> list[RemoteFile]:
+    """Ask the Hub (or `endpoint`) for each file's URL, exact size and checksum."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+    out = []
+    with network_allowed():
+        for f in model.files:
+            url = hf_hub_url(model.repo_id, f.name, revision=model.revision, endpoint=endpoint)
+            try:
+                meta = get_hf_file_metadata(url, endpoint=endpoint, timeout=20)
+            except EntryNotFoundError:
+                if f.required:
+                    raise DownloadError(f"{model.repo_id} no longer has {f.name}; update the app.") from None
+                continue
+            except HfHubHTTPError as e:
+                status = getattr(getattr(e, "response", None), "status_code", None)
+                if status == 404 and not f.required:
+                    continue
+                raise _cut(e) from e
+            except Exception as e:  # connection refused, DNS, timeouts...
+                raise _cut(e) from e
+            size = meta.size if meta.size is not None else f.approx_bytes
+            etag = (meta.etag or "").strip('"').lower()
+            checksum = etag if re.fullmatch(r"[0-9a-f]{64}|[0-9a-f]{40}", etag) else None
+            out.append(RemoteFile(f.name, meta.location or url, size, checksum))
+    return out
+
+
+def bytes_on_disk(dest: Path, f: RemoteFile) -> int:
+    final, part = dest / f.name, dest / (f.name + ".part")
+    if final.is_file() and final.stat().st_size == f.size:
+        return f.size
+    return part.stat().st_size if part.is_file() else 0
+
+
+def disk_space_problem(dest: Path, files: list[RemoteFile]) -> str | None:
+    """None if the rest of the download fits on the disk holding `dest`; else one sentence."""
+    need = sum(f.size - bytes_on_disk(dest, f) for f in files)
+    probe = dest
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if need + DISK_MARGIN > free:
+        return (f"The download needs {need / 1e9:.1f} GB of free space in {dest} but only {free / 1e9:.1f} GB is "
+                "free; free some space or choose another folder.")
+    return None
+
+
+def file_checksum(path: Path, checksum: str, cancel: threading.Event | None = None) -> str:
+    """SHA-256 of the file, or the git blob SHA-1 when `checksum` is 40 hex digits long."""
+    if len(checksum) == 40:
+        h = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    else:
+        h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(8 * CHUNK):
+            if cancel is not None and cancel.is_set():
+                raise DownloadCancelled()
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class _Meter:
+    """Smoothed speed and time left, reported at most every `every` seconds."""
+
+    def __init__(self, total: int, done: int, report: Callable[[Progress], None], every: float = 0.2):
+        self.total, self.done, self.report, self.every = total, done, report, every
+        self.speed, self._t, self._since, self._last_report = 0.0, time.monotonic(), 0, 0.0
+
+    def add(self, n: int, name: str, force: bool = False) -> None:
+        self.done += n
+        self._since += n
+        now = time.monotonic()
+        if now - self._t >= 0.5:
+            rate = self._since / (now - self._t)
+            self.speed = rate if self.speed == 0 else 0.7 * self.speed + 0.3 * rate
+            self._t, self._since = now, 0
+        if force or now - self._last_report >= self.every:
+            self._last_report = now
+            eta = (self.total - self.done) / self.speed if self.speed > 0 else None
+            self.report(Progress(self.done, self.total, self.speed, eta, name))
+
+
+def _fetch(f: RemoteFile, dest: Path, meter: _Meter, cancel: threading.Event, headers: dict) -> None:
+    """Stream one file into <name>.part, resuming from what is already there."""
+    from huggingface_hub.utils import get_session, hf_raise_for_status
+    part = dest / (f.name + ".part")
+    for attempt in range(4):
+        have = part.stat().st_size if part.exists() else 0
+        if have > f.size:  # the remote file changed under us: start it again
+            part.unlink()
+            have = 0
+        if have == f.size:
+            return
+        h = dict(headers, **({"Range": f"bytes={have}-"} if have else {}))
+        try:
+            with get_session().stream("GET", f.url, headers=h, follow_redirects=True, timeout=30) as r:
+                hf_raise_for_status(r)
+                if have and r.status_code == 200:  # server ignored Range: rewrite from the start
+                    meter.add(-have, f.name)
+                    have = 0
+                with part.open("ab" if have else "wb") as out:
+                    for chunk in r.iter_bytes():  # as it arrives: a cut loses nothing already received
+                        if cancel.is_set():
+                            raise DownloadCancelled()
+                        out.write(chunk)
+                        meter.add(len(chunk), f.name)
+            if part.stat().st_size >= f.size:
+                return
+        except DownloadCancelled:
+            raise
+        except Exception as e:
+            if attempt == 3 or cancel.is_set():
+                raise _cut(e) from e
+            time.sleep(0.2 + attempt * 1.5)
+    raise DownloadError(f"{f.name} kept arriving short; press Download again to resume.")
+
+
+def download_model(model: KnownModel, dest: str | Path, progress: Callable[[Progress], None] = lambda p: None,
+                   cancel: threading.Event | None = None, endpoint: str | None = None) -> Path:
+    """Download every file of `model` into `dest` (resuming .part files); returns `dest` when verified."""
+    from huggingface_hub.utils import build_hf_headers
+    dest = Path(dest).expanduser()
+    cancel = cancel or threading.Event()
+    files = resolve_files(model, endpoint)
+    dest.mkdir(parents=True, exist_ok=True)
+    problem = disk_space_problem(dest, files)
+    if problem:
+        raise DownloadError(problem)
+    (dest / MANIFEST).write_text(json.dumps({"repo_id": model.repo_id, "revision": model.revision,
+                                             "files": {f.name: {"size": f.size, "checksum": f.checksum} for f in files}},
+                                            indent=1))
+    total = sum(f.size for f in files)
+    meter = _Meter(total, sum(bytes_on_disk(dest, f) for f in files), progress)
+    headers = build_hf_headers()
+    with network_allowed():
+        for f in files:
+            final, part = dest / f.name, dest / (f.name + ".part")
+            if final.is_file() and final.stat().st_size == f.size and not part.exists():
+                continue
+            _fetch(f, dest, meter, cancel, headers)
+            if part.stat().st_size != f.size:
+                raise DownloadError(f"{f.name} arrived with the wrong size; press Download again to fetch it anew.")
+            if f.checksum:
+                progress(Progress(meter.done, total, meter.speed, None, f.name, stage="verifying"))
+                if file_checksum(part, f.checksum, cancel) != f.checksum:
+                    part.unlink()
+                    meter.add(-f.size, f.name)
+                    raise DownloadError(f"{f.name} arrived damaged (checksum mismatch); press Download again to "
+                                        "fetch it anew.")
+            part.replace(final)
+    meter.add(0, "", force=True)
+    return dest
