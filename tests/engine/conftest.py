@@ -16,7 +16,7 @@ def tiny_dir(tmp_path_factory):
                                  seed=0, shard_bytes=256 << 10)
 
 
-def reference_logits(folder, ids: np.ndarray) -> np.ndarray:
+def _reference_logits(folder, ids: np.ndarray) -> np.ndarray:
     """Logits [B, T, V] from transformers' GptOssForCausalLM in float32 (eager attention with sinks)."""
     import torch
     from transformers import GptOssForCausalLM, Mxfp4Config
@@ -28,5 +28,15 @@ def reference_logits(folder, ids: np.ndarray) -> np.ndarray:
         return ref(torch.tensor(ids)).logits.float().numpy()
 
 
-def random_ids(vocab: int, length: int, seed: int = 0) -> np.ndarray:
+def _random_ids(vocab: int, length: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, vocab, (1, length))
+
+
+@pytest.fixture(scope="session")
+def reference_logits():
+    return _reference_logits
+
+
+@pytest.fixture(scope="session")
+def random_ids():
+    return _random_ids
