@@ -1,0 +1,208 @@
+"""engine.session.ChatSession: cache reuse across turns gives the same logits as a fresh prefill
+(on a real tiny checkpoint with a 16-token sliding window), context trimming, and the event flow
+(on a scripted model that speaks harmony)."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from engine import load_model
+from engine.generate import SamplingParams
+from engine.harmony import MessageEnd, MessageStart, Stop, TextDelta, render_prompt
+from engine.session import ChatSession, ContextTrimmed, Done
+from engine.tokenizer import load_tokenizer
+from models.tiny import write_tiny_checkpoint
+from models.tokenizer_json import shared_o200k_harmony_folder
+
+GREEDY = SamplingParams(temperature=0.0)
+
+
+@pytest.fixture(scope="module")
+def enc():
+    return load_tokenizer(shared_o200k_harmony_folder())
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    write_tiny_checkpoint(folder, layers=2, experts=4, hidden=64, seed=0, vocab=201088)
+    shutil.copy(shared_o200k_harmony_folder() / "tokenizer.json", folder / "tokenizer.json")
+    m = load_model(folder, dtype="float32")
+    assert m.config.sliding_window < 40  # the histories below are longer than the window
+    return m
+
+
+def U(text):
+    return {"role": "user", "content": text}
+
+
+def A(text, channel="final"):
+    return {"role": "assistant", "content": text, "channel": channel}
+
+
+def last_logits_fresh(model, ids):
+    return np.array(model(mx.array([ids]), cache=model.make_cache())[0, -1])
+
+
+def last_logits_via_session(session, ids):
+    reused = session.prepare(ids)
+    logits = session.model(mx.array([ids[-1:]]), cache=session.cache)[0, -1]
+    session.held.append(ids[-1])
+    return reused, np.array(logits)
+
+
+def drain(events):
+    return list(events)
+
+
+def test_reused_cache_gives_the_logits_of_a_fresh_prefill(model, enc):
+    session = ChatSession(model, enc, context_length=4096)
+    chat = [U("Tell me about the sliding window attention used in this model, in detail please.")]
+    turn1 = drain(session.reply(chat, sampling=GREEDY, max_tokens=6, date="2026-11-22"))
+    assert isinstance(turn1[-1], Done) and turn1[-1].reused_tokens == 0
+
+    chat += [A("Let me think about windows.", "analysis"), A("It sees the last 128 tokens."), U("And the full layers?")]
+    ids = render_prompt(chat, enc, date="2026-11-22")
+    first_prompt_len = turn1[-1].prompt_tokens
+    reused, logits = last_logits_via_session(session, ids)
+    assert reused == first_prompt_len - 1  # everything but the last token of the previous prompt
+    np.testing.assert_allclose(logits, last_logits_fresh(model, ids), rtol=1e-4, atol=1e-4)
+
+    # A third turn rewinds past the tokens just fed and reuses the turn-2 snapshot.
+    chat += [A("They see everything."), U("Thanks!")]
+    ids3 = render_prompt(chat, enc, date="2026-11-22")
+    reused3, logits3 = last_logits_via_session(session, ids3)
+    assert reused3 == len(ids) - 1
+    np.testing.assert_allclose(logits3, last_logits_fresh(model, ids3), rtol=1e-4, atol=1e-4)
+
+
+def test_regenerate_edit_and_switch_conversation(model, enc):
+    session = ChatSession(model, enc, context_length=4096)
+    a = [U("first question about numbers 1 2 3 4 5 6 7 8 9"), A("an answer"), U("second question")]
+    done1 = drain(session.reply(a, sampling=GREEDY, max_tokens=3, date="2026-11-22"))[-1]
+    done2 = drain(session.reply(a, sampling=GREEDY, max_tokens=3, date="2026-11-22"))[-1]  # regenerate
+    assert done2.reused_tokens > 0 and done2.stats.prompt_tokens < done1.stats.prompt_tokens
+    edited = a[:-1] + [U("second question, edited")]
+    ids = render_prompt(edited, enc, date="2026-11-22")
+    reused, logits = last_logits_via_session(session, ids)
+    assert 0 < reused < len(ids) - 1
+    np.testing.assert_allclose(logits, last_logits_fresh(model, ids), rtol=1e-4, atol=1e-4)
+    other = [U("a completely different chat")]
+    ids = render_prompt(other, enc, date="2026-11-22", effort="high")
+    reused, logits = last_logits_via_session(session, ids)
+    np.testing.assert_allclose(logits, last_logits_fresh(model, ids), rtol=1e-4, atol=1e-4)
+
+
+def test_context_overflow_drops_oldest_turns_and_never_crashes(model, enc):
+    session = ChatSession(model, enc, context_length=300)
+    chat = []
+    for i in range(12):
+        chat += [U(f"question number {i} " + "blah " * 10), A(f"answer number {i} " + "yada " * 10)]
+    chat.append(U("the latest question"))
+    events = drain(session.reply(chat, sampling=GREEDY, max_tokens=20, date="2026-11-22", developer="Be nice."))
+    assert isinstance(events[0], ContextTrimmed) and events[0].dropped_messages > 0
+    assert events[0].dropped_messages % 2 == 0  # whole turns go
+    assert isinstance(events[-1], Done) and events[-1].prompt_tokens + 20 <= 300
+    text = enc.decode(session.held)
+    assert "Be nice." in text and "the latest question" in text and "question number 0 " not in text
+    assert text.startswith("<|start|>system<|message|>")
+
+    huge = [U("word " * 2000)]
+    events = drain(session.reply(huge, sampling=GREEDY, max_tokens=20, date="2026-11-22"))
+    assert isinstance(events[0], ContextTrimmed) and events[0].truncated_chars > 0
+    assert isinstance(events[-1], Done) and session.cache.offset <= 300
+
+
+def test_cancel_before_prefill_then_carry_on(model, enc):
+    session = ChatSession(model, enc, context_length=4096)
+    cancel = threading.Event()
+    cancel.set()
+    events = drain(session.reply([U("hello " * 50)], cancel=cancel, date="2026-11-22"))
+    assert events[-1].stop_reason == "cancelled" and events[-2] == Stop("cancelled")
+    assert session.cache.offset == len(session.held)
+    cancel.clear()
+    events = drain(session.reply([U("hello " * 50)], sampling=GREEDY, max_tokens=2, cancel=cancel, date="2026-11-22"))
+    assert isinstance(events[-1], Done) and events[-1].stats.generated_tokens == 2
+    assert session.cache.offset == len(session.held) == events[-1].prompt_tokens + 2
+
+
+# ---------------------------------------------------------------- scripted model: the event flow
+
+
+class CountingCache:
+    def __init__(self):
+        self.offset = 0
+
+    def snapshot(self):
+        return self.offset
+
+    def restore(self, snap):
+        self.offset = snap
+
+    def state(self):
+        return []
+
+
+class ScriptedModel:
+    """Emits a fixed harmony reply, token by token, whatever the prompt."""
+
+    def __init__(self, script: list[int], vocab: int):
+        self.script, self.vocab, self.step = script, vocab, 0
+
+    def make_cache(self):
+        return CountingCache()
+
+    def hidden(self, ids, cache):
+        cache.offset += ids.shape[1]
+        return mx.zeros((1, ids.shape[1], 4))
+
+    def __call__(self, ids, cache=None, last_only=False):
+        cache.offset += ids.shape[1]
+        token = self.script[min(self.step, len(self.script) - 1)]
+        self.step += 1
+        return mx.array(np.eye(1, self.vocab, token, dtype=np.float32)[None] * 50)
+
+
+def test_events_of_a_well_formed_reply(enc):
+    reply = "<|channel|>analysis<|message|>Two plus two.<|end|><|start|>assistant<|channel|>final<|message|>4 🙂<|return|>"
+    model = ScriptedModel(enc.encode(reply, allowed_special="all"), enc.n_vocab)
+    session = ChatSession(model, enc)
+    events = drain(session.reply([U("2+2?")], sampling=GREEDY, date="2026-11-22"))
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[0] == "MessageStart" and kinds[-2:] == ["Stop", "Done"]
+    assert events[0] == MessageStart("assistant", "analysis")
+    analysis = "".join(e.text for e in events if isinstance(e, TextDelta) and e.channel == "analysis")
+    final = "".join(e.text for e in events if isinstance(e, TextDelta) and e.channel == "final")
+    assert (analysis, final) == ("Two plus two.", "4 🙂")
+    assert MessageEnd("final") in events and events[-1].stop_reason == "return"
+    assert events[-1].stats.generated_tokens == len(enc.encode(reply, allowed_special="all"))
+
+    # next turn: the cache is rewound to the snapshot taken before the last prompt token
+    model.step = 0
+    chat = [U("2+2?"), A("Two plus two.", "analysis"), A("4 🙂"), U("and 3+3?")]
+    done = drain(session.reply(chat, sampling=GREEDY, date="2026-11-22"))[-1]
+    assert done.reused_tokens == events[-1].prompt_tokens - 1
+    assert session.cache.offset == len(session.held)
+
+
+def test_max_tokens_mid_message_ends_with_reason(enc):
+    model = ScriptedModel(enc.encode("<|channel|>final<|message|>" + "la " * 50, allowed_special="all"), enc.n_vocab)
+    events = drain(ChatSession(model, enc).reply([U("sing")], sampling=GREEDY, max_tokens=10, date="2026-11-22"))
+    assert events[-3:-1] == [MessageEnd("final"), Stop("max_tokens")]
+    assert events[-1].stop_reason == "max_tokens"
+
+
+def test_cancel_mid_answer(enc):
+    model = ScriptedModel(enc.encode("<|channel|>final<|message|>" + "la " * 50, allowed_special="all"), enc.n_vocab)
+    session, cancel, events = ChatSession(model, enc), threading.Event(), []
+    for ev in session.reply([U("sing")], sampling=GREEDY, max_tokens=100, cancel=cancel, date="2026-11-22"):
+        events.append(ev)
+        if isinstance(ev, TextDelta):
+            cancel.set()
+    assert events[-3:-1] == [MessageEnd("final"), Stop("cancelled")] and events[-1].stop_reason == "cancelled"
+    assert session.cache.offset == len(session.held)
