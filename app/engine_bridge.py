@@ -34,11 +34,14 @@ class LoadedEngine:
 def memory_plan_refusal(folder: str, context_length: int) -> str | None:
     """Ask engine.memory.plan (when it exists) whether the model fits; return its refusal in words."""
     try:
+        from engine.errors import ModelError
         from engine.memory import plan
     except ImportError:
         return None
     try:
         result = plan(folder, context_length)
+    except ModelError as e:   # e.g. a context longer than the model handles: the planner's own sentence
+        return str(e)
     except Exception as e:  # the planner itself failing must not block a model that may well fit
         log.warning("memory planner failed, loading anyway: %s", e)
         return None
@@ -97,11 +100,9 @@ def memory_in_use() -> int:
     """Bytes MLX holds right now (falls back to the process's resident size)."""
     try:
         import mlx.core as mx
-        for fn in (getattr(mx, "get_active_memory", None), getattr(getattr(mx, "metal", None), "get_active_memory", None)):
-            if fn is not None:
-                value = int(fn())
-                if value > 0:
-                    return value
+        value = int(mx.get_active_memory())
+        if value > 0:
+            return value
     except Exception:
         pass
     return process_resident_bytes()

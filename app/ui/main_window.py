@@ -1,0 +1,211 @@
+"""The main window: sidebar | header (title, model, effort) + messages + composer; a setup page
+when there is no model yet; a status bar with the model name and memory in use."""
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QMainWindow, QPushButton, QSplitter,
+                               QStackedWidget, QVBoxLayout, QWidget)
+
+from app.ui.composer import Composer
+from app.ui.effort import EffortSlider
+from app.ui.message_view import MessageView
+from app.ui.settings_dialog import SettingsDialog
+from app.ui.setup_page import SetupPage
+from app.ui.sidebar import Sidebar
+from app.ui.theme import current_colors, style_sheet
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, controller, size_text: str = "13.8 GB", dest_text: str = "", parent=None):
+        super().__init__(parent)
+        self.c = controller
+        self.setWindowTitle("gpt-oss chat")
+        self.resize(1180, 780)
+        self.setMinimumSize(760, 520)
+        self.stack = QStackedWidget()
+        self.setCentralWidget(self.stack)
+        self.setup = SetupPage(size_text, dest_text)
+        self.stack.addWidget(self.setup)
+        self.stack.addWidget(self._chat_page())
+        self._status_bar()
+        self._actions()
+        self._wire()
+        self.apply_theme()
+        self.refresh_conversations()
+        self._update_composer()
+
+    # -- building ------------------------------------------------------------------------
+    def _chat_page(self) -> QWidget:
+        split = QSplitter()
+        split.setHandleWidth(1)
+        self.sidebar = Sidebar()
+        split.addWidget(self.sidebar)
+        pane = QWidget(objectName="ChatPane")
+        v = QVBoxLayout(pane)
+        v.setContentsMargins(0, 0, 0, 0)
+        v.setSpacing(0)
+        header = QWidget(objectName="HeaderBar")
+        h = QHBoxLayout(header)
+        h.setContentsMargins(20, 10, 20, 10)
+        self.title = QLabel("New chat", objectName="Title")
+        self.model_badge = QLabel(objectName="Caption")
+        self.get_model_button = QPushButton("Download gpt-oss-20b…")
+        self.get_model_button.hide()
+        self.effort = EffortSlider()
+        h.addWidget(self.title)
+        h.addSpacing(10)
+        h.addWidget(self.model_badge)
+        h.addWidget(self.get_model_button)
+        h.addStretch(1)
+        h.addWidget(self.effort)
+        v.addWidget(header)
+        self.messages = MessageView(self.c.model)
+        self.messages.set_show_raw(self.c.settings.show_raw_cot)
+        v.addWidget(self.messages, 1)
+        self.composer = Composer()
+        v.addWidget(self.composer)
+        split.addWidget(pane)
+        split.setStretchFactor(1, 1)
+        split.setSizes([260, 920])
+        return split
+
+    def _status_bar(self) -> None:
+        self.status_model = QLabel("No model loaded")
+        self.status_memory = QLabel("")
+        self.statusBar().addWidget(self.status_model)
+        self.statusBar().addPermanentWidget(self.status_memory)
+        self.statusBar().setSizeGripEnabled(False)
+
+    def _actions(self) -> None:
+        menu = self.menuBar().addMenu("&Chat")
+        self.new_action = QAction("New Chat", self, shortcut=QKeySequence.StandardKey.New)
+        self.new_action.triggered.connect(self.new_chat)
+        self.settings_action = QAction("Settings…", self, menuRole=QAction.MenuRole.PreferencesRole)
+        self.settings_action.setShortcuts([QKeySequence("Ctrl+,")])   # Ctrl is ⌘ on macOS
+        self.settings_action.triggered.connect(self.open_settings)
+        self.find_action = QAction("Search Chats", self, shortcut=QKeySequence.StandardKey.Find)
+        self.find_action.triggered.connect(self.focus_search)
+        for a in (self.new_action, self.settings_action, self.find_action):
+            menu.addAction(a)
+            self.addAction(a)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self._escape)
+
+    def _wire(self) -> None:
+        c = self.c
+        self.sidebar.new_requested.connect(self.new_chat)
+        self.sidebar.open_requested.connect(c.open_conversation)
+        self.sidebar.rename_requested.connect(c.rename)
+        self.sidebar.delete_requested.connect(c.delete)
+        self.sidebar.undo_requested.connect(c.undo_delete)
+        self.sidebar.search_changed.connect(lambda _t: self.refresh_conversations())
+        self.composer.send_requested.connect(self._send)
+        self.composer.edit_requested.connect(self._edit)
+        self.composer.stop_requested.connect(c.stop)
+        self.composer.regenerate_requested.connect(c.regenerate)
+        self.composer.begin_edit_requested.connect(lambda: self.composer.begin_edit(c.last_user_text()))
+        self.effort.effort_changed.connect(c.set_effort)
+        c.conversations_changed.connect(self.refresh_conversations)
+        c.current_changed.connect(self._current_changed)
+        c.busy_changed.connect(lambda _b: self._update_composer())
+        c.model.rowsInserted.connect(lambda *_: self._update_composer())
+        c.model.rowsRemoved.connect(lambda *_: self._update_composer())
+        c.model.modelReset.connect(self._update_composer)
+        c.model_loading.connect(lambda f: self.status_model.setText("Loading model…"))
+        c.model_ready.connect(self._model_ready)
+        c.model_failed.connect(self._model_failed)
+        c.memory_changed.connect(lambda b: self.status_memory.setText(f"Memory in use: {b / 1e9:.2f} GB"))
+        c.settings_changed.connect(lambda: self.messages.set_show_raw(c.settings.show_raw_cot))
+
+    # -- behaviour -----------------------------------------------------------------------
+    def show_setup(self, message: str = "") -> None:
+        self.setup.show_message(message)
+        self.stack.setCurrentWidget(self.setup)
+
+    def show_chat(self) -> None:
+        self.stack.setCurrentIndex(1)
+        self.composer.input.setFocus()
+
+    def new_chat(self) -> None:
+        if self.stack.currentWidget() is self.setup:
+            return
+        self.sidebar.search.clear()
+        self.c.new_conversation()
+        self.composer.input.setFocus()
+
+    def focus_search(self) -> None:
+        self.sidebar.search.setFocus()
+        self.sidebar.search.selectAll()
+
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.c.settings, self)
+        if dialog.exec():
+            self.c.save_settings(dialog.result_settings())
+
+    def _escape(self) -> None:
+        if self.c.busy:
+            self.c.stop()
+        elif self.composer.editing:
+            self.composer.end_edit()
+            self.composer.input.clear()
+
+    def _send(self, text: str) -> None:
+        if self.c.send(text):
+            self.composer.accepted()
+
+    def _edit(self, text: str) -> None:
+        if self.c.edit_last(text):
+            self.composer.accepted()
+
+    def refresh_conversations(self) -> None:
+        self.sidebar.set_conversations(self.c.conversations(self.sidebar.search.text()), self.c.current_id)
+
+    def _current_changed(self, conversation_id: int) -> None:
+        conv = self.c.store.conversation(conversation_id) if conversation_id != -1 else None
+        self.title.setText(conv.title if conv else "New chat")
+        self.effort.set_effort(self.c.effort)
+        item = self.sidebar.item_for(conversation_id)
+        if item is not None and not item.isSelected():
+            self.refresh_conversations()
+        self.composer.end_edit()
+        self._update_composer()
+
+    def _update_composer(self) -> None:
+        msgs = self.c.model.messages()
+        self.composer.set_state(self.c.ready, self.c.busy, bool(msgs) and msgs[-1].role == "assistant",
+                                any(m.role == "user" for m in msgs))
+        conv = self.c.store.conversation(self.c.current_id) if self.c.current_id != -1 else None
+        if conv:
+            self.title.setText(conv.title)
+
+    def _model_ready(self, name: str) -> None:
+        self.status_model.setText(name)
+        demo = "demo" in name.lower()
+        self.model_badge.setText(name)
+        self.get_model_button.setVisible(demo)
+        self.messages.set_placeholder(
+            "This is a tiny demo model, not gpt-oss: its answers are not meaningful. Download gpt-oss-20b for real answers."
+            if demo else "Ask anything. Answers are written on this Mac, offline.")
+        self._update_composer()
+
+    def _model_failed(self, message: str) -> None:
+        self.status_model.setText("No model loaded")
+        self.show_setup(message)
+        self._update_composer()
+
+    # -- theme ---------------------------------------------------------------------------
+    def apply_theme(self) -> None:
+        QApplication.instance().setStyleSheet(style_sheet(current_colors()))
+
+    def changeEvent(self, e) -> None:
+        # The system switched between light and dark: recolour our tints too.
+        if e.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange, QEvent.Type.ThemeChange):
+            if getattr(self, "_theming", False) is False:
+                self._theming = True
+                self.apply_theme()
+                self._theming = False
+        super().changeEvent(e)
+
+    def closeEvent(self, e) -> None:
+        self.c.shutdown()
+        super().closeEvent(e)

@@ -1,0 +1,110 @@
+"""A finished answer rendered as Markdown: prose through Qt's Markdown support, fenced code blocks
+as their own widgets (monospace, syntax colours when Pygments is present, a Copy button)."""
+from __future__ import annotations
+
+import html
+import re
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QFontDatabase, QGuiApplication
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+
+from app.ui.theme import current_colors
+
+FENCE = re.compile(r"^(```|~~~)[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:^\1[ \t]*$|\Z)", re.S | re.M)
+
+
+def split_markdown(text: str) -> list[tuple[str, str, str]]:
+    """[(kind, language, body)] with kind "prose" or "code"; an unclosed fence runs to the end."""
+    parts, pos = [], 0
+    for m in FENCE.finditer(text):
+        if m.start() > pos and text[pos:m.start()].strip():
+            parts.append(("prose", "", text[pos:m.start()]))
+        parts.append(("code", m.group(2), m.group(3).rstrip("\n")))
+        pos = m.end()
+    if text[pos:].strip():
+        parts.append(("prose", "", text[pos:]))
+    return parts
+
+
+def highlight_html(code: str, language: str, dark: bool) -> str:
+    """Code as inline-styled HTML; plain escaped text if Pygments or the language is unknown."""
+    try:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import get_lexer_by_name, guess_lexer
+        from pygments.util import ClassNotFound
+        try:
+            lexer = get_lexer_by_name(language) if language else guess_lexer(code)
+        except ClassNotFound:
+            lexer = None
+        if lexer is not None:
+            style = "monokai" if dark else "friendly"
+            body = highlight(code, lexer, HtmlFormatter(nowrap=True, noclasses=True, style=style))
+            return f"<pre style='margin:0'>{body}</pre>"
+    except ImportError:
+        pass
+    return f"<pre style='margin:0'>{html.escape(code)}</pre>"
+
+
+def prose_label(text: str, markdown: bool) -> QLabel:
+    label = QLabel()
+    label.setTextFormat(Qt.TextFormat.MarkdownText if markdown else Qt.TextFormat.PlainText)
+    label.setText(text)
+    label.setWordWrap(True)
+    label.setOpenExternalLinks(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+    return label
+
+
+class CodeBlock(QFrame):
+    """One fenced code block with its language and a Copy button."""
+
+    def __init__(self, code: str, language: str, parent=None):
+        super().__init__(parent)
+        self.setObjectName("CodeBlock")
+        self.code = code
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        header = QWidget(objectName="CodeHeader")
+        h = QHBoxLayout(header)
+        h.setContentsMargins(10, 2, 4, 2)
+        lang = QLabel(language or "code", objectName="Caption")
+        self.copy_button = QToolButton(text="Copy")
+        self.copy_button.setToolTip("Copy this code")
+        self.copy_button.clicked.connect(self.copy)
+        h.addWidget(lang)
+        h.addStretch(1)
+        h.addWidget(self.copy_button)
+        body = QLabel()
+        body.setTextFormat(Qt.TextFormat.RichText)
+        body.setText(highlight_html(code, language, current_colors().dark))
+        body.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        body.setContentsMargins(12, 8, 12, 10)
+        lay.addWidget(header)
+        lay.addWidget(body)
+
+    def copy(self) -> None:
+        QGuiApplication.clipboard().setText(self.code)
+        self.copy_button.setText("Copied")
+        QTimer.singleShot(1500, lambda: self.copy_button.setText("Copy"))
+
+
+class MarkdownView(QWidget):
+    """Renders `text` once as Markdown + code blocks."""
+
+    def __init__(self, text: str, parent=None):
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(8)
+        self.code_blocks: list[CodeBlock] = []
+        for kind, lang, body in split_markdown(text):
+            if kind == "code":
+                block = CodeBlock(body, lang)
+                self.code_blocks.append(block)
+                lay.addWidget(block)
+            else:
+                lay.addWidget(prose_label(body.strip("\n"), markdown=True))

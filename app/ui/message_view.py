@@ -1,0 +1,231 @@
+"""The message list: renders the rows of a ConversationModel as bubbles and follows its signals.
+
+User messages sit right in a tinted bubble; answers sit left, full width. While an answer streams
+its text is shown plain (cheap to update every batch); when it finishes it is rendered once as
+Markdown with code blocks. The chain of thought is summarised as "Thinking… N s" / "Thought for
+N s"; its raw text is only built when the developer setting is on.
+"""
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QToolButton, QVBoxLayout,
+                               QWidget)
+
+from app.conversation import ChatMessage, ConversationModel, MessageRole
+from app.ui.markdown_view import MarkdownView, prose_label
+
+RAW_CAPTION = "Raw chain of thought: unfiltered model output, not checked for accuracy or safety."
+
+
+def thinking_text(msg: ChatMessage, now: float | None = None) -> str:
+    """The line above an answer: live "Thinking… N s", then "Thought for N s" ('' when none)."""
+    if msg.streaming and msg.phase == "thinking" and msg.think_started is not None:
+        now = time.monotonic() if now is None else now
+        return f"Thinking… {max(0, int(now - msg.think_started))} s"
+    if msg.streaming and msg.phase == "waiting":
+        return "Thinking…"
+    if msg.thought_seconds is not None:
+        return f"Thought for {max(1, round(msg.thought_seconds))} s"
+    return ""
+
+
+def stats_text(msg: ChatMessage) -> str:
+    s = msg.stats or {}
+    parts = []
+    if msg.state == "stopped":
+        parts.append("Stopped")
+    if "generated_tokens" in s:
+        parts.append(f"{s['generated_tokens']} tokens")
+    if s.get("decode_tps"):
+        parts.append(f"{s['decode_tps']:.1f} tokens/s")
+    if s.get("ttft_s"):
+        parts.append(f"{s['ttft_s']:.2f} s to first token")
+    return " · ".join(parts)
+
+
+class UserBubble(QWidget):
+    def __init__(self, msg: ChatMessage, parent=None):
+        super().__init__(parent)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(80, 4, 0, 4)
+        row.addStretch(1)
+        bubble = QWidget(objectName="UserBubble")
+        lay = QVBoxLayout(bubble)
+        lay.setContentsMargins(14, 9, 14, 9)
+        self.label = prose_label(msg.text, markdown=False)
+        self.label.setObjectName("UserText")
+        self._fit(msg.text)
+        lay.addWidget(self.label)
+        bubble.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
+        row.addWidget(bubble)
+
+    def _fit(self, text: str) -> None:
+        # A word-wrapped label in a shrinking bubble collapses to its narrowest; ask for the text's width.
+        fm = self.label.fontMetrics()
+        widest = max((fm.horizontalAdvance(line) for line in text.splitlines() or [""]), default=0)
+        self.label.setMinimumWidth(min(widest + 6, 460))
+
+    def update_from(self, msg: ChatMessage, show_raw: bool) -> None:
+        self.label.setText(msg.text)
+        self._fit(msg.text)
+
+
+class AssistantBubble(QWidget):
+    def __init__(self, msg: ChatMessage, show_raw: bool, parent=None):
+        super().__init__(parent)
+        self._rendered_for: str | None = None
+        self._raw_open = True
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 6, 60, 10)
+        lay.setSpacing(6)
+        top = QHBoxLayout()
+        self.thinking = QLabel(objectName="Thinking")
+        self.raw_toggle = QToolButton(objectName="RawToggle")
+        self.raw_toggle.clicked.connect(self._toggle_raw)
+        top.addWidget(self.thinking)
+        top.addWidget(self.raw_toggle)
+        top.addStretch(1)
+        lay.addLayout(top)
+        self.raw_panel = QWidget(objectName="RawThought")
+        raw_lay = QVBoxLayout(self.raw_panel)
+        raw_lay.setContentsMargins(8, 2, 0, 2)
+        raw_lay.addWidget(QLabel(RAW_CAPTION, objectName="Caption"))
+        self.raw_text = prose_label("", markdown=False)
+        self.raw_text.setObjectName("RawText")
+        raw_lay.addWidget(self.raw_text)
+        lay.addWidget(self.raw_panel)
+        self.body_box = QVBoxLayout()
+        self.body_box.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(self.body_box)
+        self.plain = prose_label("", markdown=False)
+        self.plain.setObjectName("AnswerStreaming")
+        self.body_box.addWidget(self.plain)
+        self.rendered: MarkdownView | None = None
+        self.stats = QLabel(objectName="Stats")
+        self.notice = QLabel(objectName="Notice")
+        self.notice.setWordWrap(True)
+        lay.addWidget(self.stats)
+        lay.addWidget(self.notice)
+        self.update_from(msg, show_raw)
+
+    def _toggle_raw(self) -> None:
+        self._raw_open = not self._raw_open
+        self.raw_panel.setVisible(self._raw_open and bool(self.raw_text.text()))
+        self.raw_toggle.setText("Hide reasoning" if self._raw_open else "Show reasoning")
+
+    def update_from(self, msg: ChatMessage, show_raw: bool) -> None:
+        line = thinking_text(msg)
+        self.thinking.setText(line)
+        self.thinking.setVisible(bool(line))
+        has_raw = show_raw and bool(msg.analysis)
+        self.raw_toggle.setVisible(has_raw)
+        self.raw_toggle.setText("Hide reasoning" if self._raw_open else "Show reasoning")
+        if has_raw:
+            self.raw_text.setText(msg.analysis)
+        else:
+            self.raw_text.setText("")    # hidden means not even in the widget tree's text
+        self.raw_panel.setVisible(has_raw and self._raw_open)
+        if msg.streaming or not msg.text:
+            self.plain.setText(msg.text if msg.text or msg.streaming else
+                               ("(stopped before the answer began)" if msg.state == "stopped" else ""))
+            self.plain.setVisible(bool(self.plain.text()))
+        elif self._rendered_for != msg.text:
+            if self.rendered is not None:
+                self.rendered.deleteLater()
+            self.rendered = MarkdownView(msg.text)
+            self.rendered.setObjectName("AnswerBody")
+            self.body_box.addWidget(self.rendered)
+            self.plain.hide()
+            self._rendered_for = msg.text
+        stats = "" if msg.streaming else stats_text(msg)
+        self.stats.setText(stats)
+        self.stats.setVisible(bool(stats))
+        self.notice.setText(msg.notice)
+        self.notice.setVisible(bool(msg.notice))
+
+
+class MessageView(QScrollArea):
+    """Scrollable bubbles bound to a ConversationModel; sticks to the bottom while you are there."""
+
+    def __init__(self, model: ConversationModel, parent=None):
+        super().__init__(parent)
+        self.model = model
+        self.show_raw = False
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        canvas = QWidget(objectName="MessageCanvas")
+        outer = QHBoxLayout(canvas)
+        outer.setContentsMargins(0, 0, 0, 0)
+        column = QWidget()
+        column.setMaximumWidth(820)
+        self.column = QVBoxLayout(column)
+        self.column.setContentsMargins(24, 18, 24, 18)
+        self.column.setSpacing(4)
+        self.placeholder = QLabel("", objectName="Muted", alignment=Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        self.placeholder.setMinimumHeight(360)
+        # column: [placeholder, bubbles..., stretch]: messages start at the top
+        self.column.addWidget(self.placeholder)
+        self.column.addStretch(1)
+        outer.addWidget(column)
+        self.setWidget(canvas)
+        self.bubbles: list[QWidget] = []
+        self._stick = True
+        bar = self.verticalScrollBar()
+        bar.valueChanged.connect(lambda v: setattr(self, "_stick", v >= bar.maximum() - 40))
+        bar.rangeChanged.connect(lambda lo, hi: bar.setValue(hi) if self._stick else None)
+        model.modelReset.connect(self.rebuild)
+        model.rowsInserted.connect(lambda parent, first, last: self._insert(first, last))
+        model.rowsRemoved.connect(lambda parent, first, last: self._remove(first, last))
+        model.dataChanged.connect(lambda a, b, roles=(): self._changed(a.row(), b.row()))
+        self._ticker = QTimer(self)       # keeps "Thinking… N s" counting between token batches
+        self._ticker.setInterval(500)
+        self._ticker.timeout.connect(self._tick)
+        self._ticker.start()
+        self.set_placeholder("Ask anything. Answers are written on this Mac, offline.")
+        self.rebuild()
+
+    def set_placeholder(self, text: str) -> None:
+        self.placeholder.setText(text)
+
+    def set_show_raw(self, show: bool) -> None:
+        self.show_raw = show
+        self._changed(0, self.model.rowCount() - 1)
+
+    def _make(self, msg: ChatMessage) -> QWidget:
+        return UserBubble(msg) if msg.role == "user" else AssistantBubble(msg, self.show_raw)
+
+    def rebuild(self) -> None:
+        for b in self.bubbles:
+            b.deleteLater()
+        self.bubbles = []
+        self._insert(0, self.model.rowCount() - 1)
+        self._stick = True
+
+    def _insert(self, first: int, last: int) -> None:
+        for row in range(first, last + 1):
+            bubble = self._make(self.model.data(self.model.index(row), MessageRole))
+            self.column.insertWidget(1 + row, bubble)
+            self.bubbles.insert(row, bubble)
+        self.placeholder.setVisible(not self.bubbles)
+        self._stick = True
+
+    def _remove(self, first: int, last: int) -> None:
+        for bubble in self.bubbles[first:last + 1]:
+            bubble.deleteLater()
+        del self.bubbles[first:last + 1]
+        self.placeholder.setVisible(not self.bubbles)
+
+    def _changed(self, first: int, last: int) -> None:
+        for row in range(max(first, 0), min(last, len(self.bubbles) - 1) + 1):
+            self.bubbles[row].update_from(self.model.data(self.model.index(row), MessageRole), self.show_raw)
+
+    def _tick(self) -> None:
+        last = self.model.last()
+        if last is not None and last.streaming and last.phase in ("thinking", "waiting") and self.bubbles:
+            self.bubbles[-1].update_from(last, self.show_raw)
+
+    def assistant_bubbles(self) -> list[AssistantBubble]:
+        return [b for b in self.bubbles if isinstance(b, AssistantBubble)]

@@ -1,0 +1,60 @@
+"""Settings: developer instructions, sampling, answer and context length, and the developer toggle
+that shows the raw chain of thought."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLabel,
+                               QPlainTextEdit, QSpinBox, QVBoxLayout)
+
+from app.settings import CONTEXT_LENGTHS, Settings
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: Settings, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(480)
+        self._base = settings
+        lay = QVBoxLayout(self)
+        form = QFormLayout()
+        self.developer = QPlainTextEdit(settings.developer)
+        self.developer.setPlaceholderText("Instructions for every chat, e.g. “Answer in British English.”")
+        self.developer.setFixedHeight(90)
+        form.addRow("Developer instructions", self.developer)
+        self.temperature = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=2.0, singleStep=0.1)
+        self.temperature.setValue(settings.temperature)
+        form.addRow("Temperature", self.temperature)
+        self.top_p = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=1.0, singleStep=0.05)
+        self.top_p.setValue(settings.top_p)
+        form.addRow("Top-p", self.top_p)
+        self.max_tokens = QSpinBox(minimum=16, maximum=131072, singleStep=256)
+        self.max_tokens.setValue(settings.max_tokens)
+        self.max_tokens.setSuffix(" tokens")
+        form.addRow("Max answer length", self.max_tokens)
+        self.context = QComboBox()
+        for n in CONTEXT_LENGTHS:
+            self.context.addItem(f"{n // 1024}K tokens", n)
+        self.context.setCurrentIndex(max(0, self.context.findData(settings.context_length)))
+        form.addRow("Context length", self.context)
+        lay.addLayout(form)
+        lay.addWidget(QLabel("A longer context keeps more of the chat in mind but needs more memory.", objectName="Caption"))
+        self.show_raw = QCheckBox("Show raw chain of thought")
+        self.show_raw.setChecked(settings.show_raw_cot)
+        lay.addSpacing(8)
+        lay.addWidget(QLabel("Developer", objectName="Title"))
+        lay.addWidget(self.show_raw)
+        note = QLabel("The chain of thought is unfiltered model output: it is not checked for accuracy or safety "
+                      "the way final answers are. Shown beside each answer, collapsible.", objectName="Caption")
+        note.setWordWrap(True)
+        lay.addWidget(note)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay.addWidget(buttons)
+
+    def result_settings(self) -> Settings:
+        return replace(self._base, developer=self.developer.toPlainText().strip(),
+                       temperature=self.temperature.value(), top_p=self.top_p.value(),
+                       max_tokens=self.max_tokens.value(), context_length=int(self.context.currentData()),
+                       show_raw_cot=self.show_raw.isChecked()).clamped()

@@ -1,0 +1,130 @@
+"""First run: download gpt-oss-20b (progress, speed, time left, cancel, resume), pick a folder
+that already holds it, or try the tiny demo model."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget)
+
+from app.qt_compat import emit
+
+
+def human_bytes(n: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
+def human_duration(s: float) -> str:
+    s = int(s)
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    if s >= 60:
+        return f"{s // 60} min"
+    return f"{s} s"
+
+
+def progress_text(p) -> str:
+    """'1.2 GB of 13.8 GB · 35.0 MB/s · about 6 min left' (or the verifying stage)."""
+    if p.stage == "verifying":
+        return f"Verifying {p.file}…"
+    parts = [f"{human_bytes(p.done)} of {human_bytes(p.total)}"]
+    if p.speed > 0:
+        parts.append(f"{human_bytes(p.speed)}/s")
+    if p.eta_s is not None:
+        parts.append(f"about {human_duration(p.eta_s)} left")
+    return " · ".join(parts)
+
+
+class SetupPage(QWidget):
+    download_requested = Signal()
+    cancel_requested = Signal()
+    folder_chosen = Signal(str)
+    demo_requested = Signal()
+
+    def __init__(self, size_text: str, dest_text: str, parent=None):
+        super().__init__(parent)
+        self.setObjectName("SetupPage")
+        outer = QVBoxLayout(self)
+        outer.addStretch(1)
+        col = QWidget()
+        col.setMaximumWidth(560)
+        lay = QVBoxLayout(col)
+        lay.setSpacing(12)
+        lay.addWidget(QLabel("Set up gpt-oss", objectName="Headline"))
+        intro = QLabel("gpt-oss-20b is OpenAI's open-weight reasoning model. It runs entirely on this Mac: after a "
+                       f"one-time download of {size_text}, the app never uses the network.")
+        intro.setWordWrap(True)
+        lay.addWidget(intro)
+        card = QWidget(objectName="SetupCard")
+        c = QVBoxLayout(card)
+        c.setContentsMargins(18, 16, 18, 16)
+        row = QHBoxLayout()
+        self.download_button = QPushButton(f"Download gpt-oss-20b ({size_text})", objectName="Primary")
+        self.download_button.clicked.connect(lambda: emit(self.download_requested))
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(lambda: emit(self.cancel_requested))
+        self.cancel_button.hide()
+        row.addWidget(self.download_button)
+        row.addWidget(self.cancel_button)
+        row.addStretch(1)
+        c.addLayout(row)
+        dest = QLabel(f"Saved to {dest_text}. An interrupted download resumes where it stopped.", objectName="Caption")
+        dest.setWordWrap(True)
+        c.addWidget(dest)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.hide()
+        self.progress_label = QLabel(objectName="Muted")
+        self.progress_label.hide()
+        c.addWidget(self.progress)
+        c.addWidget(self.progress_label)
+        lay.addWidget(card)
+        other = QHBoxLayout()
+        self.folder_button = QPushButton("Choose a folder that has it…")
+        self.folder_button.clicked.connect(self._choose)
+        self.demo_button = QPushButton("Try the tiny demo model")
+        self.demo_button.setToolTip("A small model made for trying the app. It is not gpt-oss.")
+        self.demo_button.clicked.connect(lambda: emit(self.demo_requested))
+        other.addWidget(self.folder_button)
+        other.addWidget(self.demo_button)
+        other.addStretch(1)
+        lay.addLayout(other)
+        self.message = QLabel(objectName="Notice")
+        self.message.setWordWrap(True)
+        self.message.hide()
+        lay.addWidget(self.message)
+        h = QHBoxLayout()
+        h.addStretch(1)
+        h.addWidget(col)
+        h.addStretch(1)
+        outer.addLayout(h)
+        outer.addStretch(2)
+
+    def set_demo_available(self, available: bool) -> None:
+        self.demo_button.setVisible(available)
+
+    def show_message(self, text: str) -> None:
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+
+    def set_downloading(self, on: bool, resumable: bool = False) -> None:
+        self.download_button.setEnabled(not on)
+        self.download_button.setText("Downloading…" if on else ("Resume download" if resumable else
+                                                                 self.download_button.text()))
+        self.cancel_button.setVisible(on)
+        self.folder_button.setEnabled(not on)
+        self.progress.setVisible(on or resumable)
+        self.progress_label.setVisible(on or resumable)
+        if on:
+            self.show_message("")
+
+    def show_progress(self, p) -> None:
+        self.progress.setValue(int(1000 * p.done / p.total) if p.total else 0)
+        self.progress_label.setText(progress_text(p))
+
+    def _choose(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose the gpt-oss-20b folder")
+        if folder:
+            emit(self.folder_chosen, folder)
