@@ -21,6 +21,17 @@ from app.worker import EngineThread, EngineWorker
 ANALYSIS_CHANNELS = ("analysis", "commentary")
 
 
+def stop_notice(reason: str) -> str:
+    """One sentence under an answer that ended other than normally ('' when it ended normally)."""
+    if reason == "max_tokens":
+        return "The answer reached the maximum length; raise “Max answer length” in Settings for longer answers."
+    if reason.startswith("malformed"):
+        return "The model's reply ended in an unexpected format; try Regenerate."
+    if reason == "call":
+        return "The model tried to call a tool, which this app does not offer; try Regenerate or rephrase."
+    return ""
+
+
 def to_chat(m: StoredMessage) -> ChatMessage:
     return ChatMessage(role=m.role, text=m.text, analysis=m.analysis, effort=m.effort, state=m.state,
                        thought_seconds=m.thought_seconds, stats=m.stats, id=m.id,
@@ -292,9 +303,10 @@ class ChatController(QObject):
         if request_id != self._request_id:
             return
         self.flush()
-        if reason == "max_tokens" and self._stream is not None:
-            self._stream.notice = ("The answer reached the maximum length; raise “Max answer length” in "
-                                   "Settings for longer answers.")
+        if self._stream is not None:
+            notice = stop_notice(reason)
+            if notice:
+                self._stream.notice = notice
         self._finish_stream(stats, reason)
 
     def _on_failed(self, request_id: int, message: str) -> None:

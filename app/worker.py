@@ -111,6 +111,10 @@ class EngineWorker(QObject):
             for ev in events:
                 if type(ev).__name__ == "Done":
                     stats, reason = stats_to_dict(ev.stats), str(ev.stop_reason)
+                    # The session's own time to first token includes cache rewind and prefill.
+                    for key in ("ttft_s", "reused_tokens", "prompt_tokens"):
+                        if getattr(ev, key, None):
+                            stats[key] = getattr(ev, key)
                     continue
                 item = event_to_tuple(ev)
                 if item is not None:
