@@ -1,0 +1,185 @@
+"""The window, driven like a user would (pytest-qt, offscreen) on a scripted session:
+Enter sends, Stop/Esc keep partial text, raw chain of thought hidden by default and shown by the
+developer toggle, "Thought for N s", edit/regenerate buttons, search, settings, setup screen."""
+from conftest import scripted_loader
+from PySide6.QtCore import Qt
+from scripted import FakeClock, ScriptedSession, answer_script
+
+from app.controller import ChatController
+from app.ui.main_window import MainWindow
+from app.worker import EngineWorker
+
+
+def make_window(qtbot, store, session, clock=None):
+    c = ChatController(store, EngineWorker(loader=scripted_loader(session), clock=clock or FakeClock()), flush_ms=10)
+    w = MainWindow(c)
+    qtbot.addWidget(w)
+    w.show()
+    with qtbot.waitSignal(c.model_ready):
+        c.load_model("/x")
+    w.show_chat()
+    return c, w
+
+
+def type_and_enter(qtbot, w, text):
+    w.composer.input.setPlainText(text)
+    qtbot.keyClick(w.composer.input, Qt.Key.Key_Return)
+
+
+def all_text(widget):
+    from PySide6.QtWidgets import QLabel
+    return "\n".join(lab.text() for lab in widget.findChildren(QLabel) if lab.isVisibleTo(widget))
+
+
+def test_enter_sends_shift_enter_adds_a_line(qtbot, store, clock):
+    c, w = make_window(qtbot, store, ScriptedSession(clock=clock), clock)
+    w.composer.input.setPlainText("line one")
+    w.composer.input.moveCursor(w.composer.input.textCursor().MoveOperation.End)
+    qtbot.keyClick(w.composer.input, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    assert w.composer.input.toPlainText() == "line one\n" and not c.model.messages()
+    type_and_enter(qtbot, w, "Hi")
+    assert w.composer.input.toPlainText() == ""
+    assert w.composer.send_button.text() == "Stop"
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    assert w.composer.send_button.text() == "Send"
+    bubble = w.messages.assistant_bubbles()[-1]
+    assert bubble.rendered is not None          # finished answers are rendered as Markdown
+    (prose,) = bubble.rendered.findChildren(type(bubble.stats))
+    assert prose.textFormat() == Qt.TextFormat.MarkdownText and prose.text() == "Hello **there**."
+    assert "Thought for 3 s" in all_text(bubble)
+    assert bubble.stats.text().endswith("42.0 tokens/s · 0.05 s to first token")
+    c.shutdown()
+
+
+def test_raw_chain_of_thought_hidden_by_default_shown_by_toggle(qtbot, store, clock):
+    secret = "SECRET-REASONING-TEXT"
+    c, w = make_window(qtbot, store, ScriptedSession(answer_script(analysis=secret), clock=clock), clock)
+    type_and_enter(qtbot, w, "think")
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    bubble = w.messages.assistant_bubbles()[-1]
+    assert secret not in all_text(w) and not bubble.raw_panel.isVisibleTo(w)
+    assert "Thought for" in bubble.thinking.text()
+    s = c.settings
+    s.show_raw_cot = True
+    c.save_settings(s)
+    assert bubble.raw_panel.isVisibleTo(w) and secret in bubble.raw_text.text()
+    assert "unfiltered model output" in all_text(bubble)
+    qtbot.mouseClick(bubble.raw_toggle, Qt.MouseButton.LeftButton)   # collapsible
+    assert not bubble.raw_panel.isVisibleTo(w)
+    c.shutdown()
+
+
+def test_raw_chain_of_thought_streams_live_when_enabled(qtbot, store):
+    session = ScriptedSession(answer_script(analysis="abcdefghij" * 30, final="done"), delay=0.01)
+    c, w = make_window(qtbot, store, session)
+    c.settings.show_raw_cot = True
+    w.messages.set_show_raw(True)
+    type_and_enter(qtbot, w, "go")
+    qtbot.waitUntil(lambda: 0 < len(w.messages.assistant_bubbles()[-1].raw_text.text()) < 300, timeout=5000)
+    assert c.busy and w.messages.assistant_bubbles()[-1].thinking.text().startswith("Thinking…")
+    c.stop()
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    c.shutdown()
+
+
+def test_stop_button_and_escape_keep_partial_text(qtbot, store):
+    session = ScriptedSession(answer_script(analysis="x", final="word " * 300, pieces=300), delay=0.005)
+    c, w = make_window(qtbot, store, session)
+    type_and_enter(qtbot, w, "long")
+    qtbot.waitUntil(lambda: len(c.model.last().text) > 10, timeout=5000)
+    qtbot.mouseClick(w.composer.send_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    first = c.model.last()
+    assert first.state == "stopped" and 10 < len(first.text) < 1500
+    assert "Stopped" in w.messages.assistant_bubbles()[-1].stats.text()
+    qtbot.mouseClick(w.composer.regenerate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(c.model.last().text) > 10, timeout=5000)
+    qtbot.keyClick(w, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    assert c.model.last().state == "stopped"
+    assert [m.state for m in store.messages(c.current_id)] == ["done", "stopped"]
+    c.shutdown()
+
+
+def test_edit_last_message_button(qtbot, store, clock, scripted):
+    c, w = make_window(qtbot, store, scripted, clock)
+    type_and_enter(qtbot, w, "Wrnog question")
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    qtbot.mouseClick(w.composer.edit_button, Qt.MouseButton.LeftButton)
+    assert w.composer.input.toPlainText() == "Wrnog question" and w.composer.editing
+    type_and_enter(qtbot, w, "Right question")
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    assert [m.text for m in store.messages(c.current_id)][0] == "Right question"
+    assert len(store.messages(c.current_id)) == 2
+    c.shutdown()
+
+
+def test_sidebar_search_new_and_effort_slider(qtbot, store, clock, scripted):
+    c, w = make_window(qtbot, store, scripted, clock)
+    type_and_enter(qtbot, w, "apples and pears")
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    w.effort.slider.setValue(2)
+    w.new_action.trigger()
+    assert w.effort.effort() == "medium"
+    type_and_enter(qtbot, w, "bananas")
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    assert w.sidebar.list.count() == 2
+    w.find_action.trigger()
+    qtbot.keyClicks(w.sidebar.search, "pear")
+    assert [w.sidebar.list.item(i).text() for i in range(w.sidebar.list.count())] == ["apples and pears"]
+    w.sidebar.list.item(0).setSelected(True)
+    assert c.model.messages()[0].text == "apples and pears" and w.effort.effort() == "high"
+    assert scripted.calls[0]["effort"] == "medium" and scripted.calls[1]["effort"] == "medium"
+    c.shutdown()
+
+
+def test_settings_are_saved_between_runs(qtbot, store, clock, scripted, monkeypatch):
+    from app.settings import Settings
+    from app.ui.settings_dialog import SettingsDialog
+    c, w = make_window(qtbot, store, scripted, clock)
+    d = SettingsDialog(c.settings, w)
+    d.developer.setPlainText("Answer like a pirate.")
+    d.temperature.setValue(0.7)
+    d.max_tokens.setValue(1000)
+    c.save_settings(d.result_settings())
+    loaded = Settings.load(store)
+    assert (loaded.developer, loaded.temperature, loaded.max_tokens) == ("Answer like a pirate.", 0.7, 1000)
+    type_and_enter(qtbot, w, "hi")
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    assert scripted.calls[-1]["developer"] == "Answer like a pirate." and scripted.calls[-1]["max_tokens"] == 1000
+    c.shutdown()
+
+
+def test_setup_screen_when_no_model(qtbot, store, app_home, monkeypatch, tmp_path):
+    import app.launcher as launcher_mod
+    from app.launcher import Launcher
+    monkeypatch.setattr(launcher_mod, "demo_folder", lambda: tmp_path / "no-demo")
+    monkeypatch.setattr("app.model_manager.demo_folder", lambda: tmp_path / "no-demo")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    c = ChatController(store, EngineWorker(loader=scripted_loader(ScriptedSession())))
+    lc = Launcher(c)
+    qtbot.addWidget(lc.window)
+    lc.start()
+    assert lc.window.stack.currentWidget() is lc.window.setup
+    assert not lc.window.setup.demo_button.isVisibleTo(lc.window)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    lc.use_folder(str(bad))
+    assert "no config.json" in lc.window.setup.message.text()
+    lc.downloader.stop()
+    c.shutdown()
+
+
+def test_code_blocks_get_a_copy_button(qtbot):
+    from PySide6.QtGui import QGuiApplication
+
+    from app.ui.markdown_view import MarkdownView, split_markdown
+    text = "Try:\n\n```python\nprint('hi')\n```\n\nDone."
+    assert [k for k, _, _ in split_markdown(text)] == ["prose", "code", "prose"]
+    assert split_markdown("```sh\nls\n")[0] == ("code", "sh", "ls")   # unclosed while streaming
+    view = MarkdownView(text)
+    qtbot.addWidget(view)
+    (block,) = view.code_blocks
+    qtbot.mouseClick(block.copy_button, Qt.MouseButton.LeftButton)
+    assert QGuiApplication.clipboard().text() == "print('hi')"
+    assert block.copy_button.text() == "Copied"
