@@ -86,13 +86,12 @@ def random_tensors(cfg: dict, seed: int = 0, expert_scale: float = 1.0) -> dict[
         t[p + "self_attn.sinks"] = normal(H, std=1.0)
         t[p + "mlp.router.weight"] = normal(E, D, std=D ** -0.5)
         t[p + "mlp.router.bias"] = normal(E, std=0.1)
-        gate_up = normal(E, 2 * I, D, std=expert_scale * D ** -0.5)
-        down = normal(E, D, I, std=expert_scale * I ** -0.5 * 0.5)
-        for name, w, bias_rows in (("gate_up_proj", gate_up, 2 * I), ("down_proj", down, D)):
-            blocks, scales = mxfp4.encode(w)
-            t[p + f"mlp.experts.{name}_blocks"] = blocks
-            t[p + f"mlp.experts.{name}_scales"] = scales
-            t[p + f"mlp.experts.{name}_bias"] = normal(E, bias_rows, std=0.02)
+        for name, rows, cols, std in (("gate_up_proj", 2 * I, D, D ** -0.5), ("down_proj", D, I, I ** -0.5 * 0.5)):
+            # One expert at a time: full-size layers never hold their float32 weights at once.
+            encoded = [mxfp4.encode(normal(rows, cols, std=expert_scale * std)) for _ in range(E)]
+            t[p + f"mlp.experts.{name}_blocks"] = np.stack([b for b, _ in encoded])
+            t[p + f"mlp.experts.{name}_scales"] = np.stack([s for _, s in encoded])
+            t[p + f"mlp.experts.{name}_bias"] = normal(E, rows, std=0.02)
     t["model.embed_tokens.weight"] = normal(V, D, std=1.0)
     t["model.norm.weight"] = 1 + normal(D, std=0.1)
     t["lm_head.weight"] = normal(V, D, std=D ** -0.5)

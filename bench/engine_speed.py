@@ -1,0 +1,107 @@
+"""Prefill and decode tokens/s: our engine vs mlx-lm, loading the same checkpoint folder, in one run.
+
+    python -m bench.engine_speed [--folder /work/bench_data/speed-3l] [--layers 3] [--rounds 3]
+
+The checkpoint has gpt-oss-20b's layer shapes (hidden 2880, 32 experts of 2880, 64/8 heads of 64,
+MXFP4 experts in the official layout) with fewer layers and a smaller vocabulary, so it is 1-2 GB.
+Rounds alternate between the two engines so machine noise hits both alike; the ratio is what counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+
+
+def make_checkpoint(folder: Path, layers: int, vocab: int) -> Path:
+    if (folder / "config.json").exists():
+        return folder
+    from models.tiny import random_tensors, tiny_config, write_checkpoint
+
+    cfg = tiny_config(layers=layers, experts=32, hidden=2880, intermediate=2880, heads=64, kv_heads=8,
+                      head_dim=64, vocab=vocab, sliding_window=128)
+    print(f"writing a {layers}-layer checkpoint with the 20b's layer shapes to {folder} ...", flush=True)
+    write_checkpoint(folder, cfg, random_tensors(cfg, seed=0), shard_bytes=1 << 30)
+    return folder
+
+
+def timed_run(step_fn, prompt: mx.array, decode_tokens: int) -> tuple[float, float]:
+    """step_fn(prompt) yields token ids; returns (prefill tok/s, decode tok/s)."""
+    start = time.perf_counter()
+    first = None
+    n = 0
+    for _ in step_fn(prompt):
+        n += 1
+        if first is None:
+            first = time.perf_counter()
+        if n == decode_tokens + 1:
+            break
+    end = time.perf_counter()
+    return prompt.size / (first - start), (n - 1) / (end - first)
+
+
+def ours(folder):
+    from engine import load_model
+    from engine.generate import Generation, SamplingParams
+
+    model = load_model(folder, dtype="bfloat16")
+
+    def run(prompt):
+        return Generation(model, prompt.tolist(), model.make_cache(), SamplingParams(temperature=0),
+                          max_tokens=10 ** 6, prefill_chunk=512)
+    return model, run
+
+
+def mlx_lm(folder):
+    from mlx_lm.generate import generate_step
+    from mlx_lm.sample_utils import make_sampler
+    from mlx_lm.utils import load_model
+
+    model, _ = load_model(Path(folder))
+    sampler = make_sampler(temp=0.0)
+
+    def run(prompt):
+        return (int(t) for t, _ in generate_step(prompt, model, sampler=sampler, prefill_step_size=512))
+    return model, run
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--folder", type=Path, default=Path("/work/bench_data/speed-3l"))
+    ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--vocab", type=int, default=32768)
+    ap.add_argument("--prompt", type=int, default=512)
+    ap.add_argument("--decode", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args(argv)
+    folder = make_checkpoint(a.folder, a.layers, a.vocab)
+    prompt = mx.array(np.random.default_rng(0).integers(0, a.vocab, a.prompt).astype(np.int32))
+    results = {"ours": [], "mlx-lm": []}
+    for r in range(a.rounds):
+        for name, make in (("ours", ours), ("mlx-lm", mlx_lm)):
+            model, run = make(folder)
+            timed_run(run, prompt[:32], 2)  # warm-up
+            results[name].append(timed_run(run, prompt, a.decode))
+            print(f"round {r} {name:7s} prefill {results[name][-1][0]:8.1f} tok/s  "
+                  f"decode {results[name][-1][1]:6.2f} tok/s", flush=True)
+            del model, run
+            gc.collect()
+            mx.clear_cache()
+    print(f"\nmachine: {platform.machine()} {platform.system()}, MLX {mx.__version__}, "
+          f"device {mx.default_device()}; {a.layers} layers, prompt {a.prompt}, decode {a.decode}")
+    med = {k: (statistics.median(p for p, _ in v), statistics.median(d for _, d in v)) for k, v in results.items()}
+    for k, (p, d) in med.items():
+        print(f"{k:7s} median prefill {p:8.1f} tok/s   decode {d:6.2f} tok/s")
+    print(f"ratio ours/mlx-lm: prefill {med['ours'][0] / med['mlx-lm'][0]:.2f}x, "
+          f"decode {med['ours'][1] / med['mlx-lm'][1]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
