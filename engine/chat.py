@@ -1,0 +1,202 @@
+"""Chat with a gpt-oss model in the terminal.
+
+    python -m engine.chat --model PATH [--effort low|medium|high] [--show-reasoning] [--temperature T]
+
+The final answer streams as it is written. While the model reasons, "Thinking… N s" counts up,
+then "Thought for N s"; the raw chain of thought (dimmed) only with --show-reasoning, since it is
+not safety-trained like the answers. Ctrl-C stops the current answer and keeps the chat; /reset,
+/effort, /quit (or Ctrl-D).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from engine.errors import ModelError
+from engine.harmony import EFFORTS, MessageEnd, MessageStart, Stop, TextDelta
+
+DIM, RESET, CLEAR_LINE = "\033[2m", "\033[0m", "\r\033[K"
+HELP = "Commands: /reset (new chat), /effort low|medium|high, /quit. Ctrl-C stops an answer."
+
+
+class TerminalView:
+    """Turns session events into terminal output; remembers what the assistant said."""
+
+    def __init__(self, out, show_reasoning: bool, clock=time.monotonic):
+        self.out, self.show_reasoning, self.clock = out, show_reasoning, clock
+        self.thinking_since: float | None = None
+        self.last_tick = 0.0
+        self.analysis: list[str] = []
+        self.final: list[str] = []
+        self.done = None
+
+    def write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    def handle(self, ev) -> None:
+        """Show one event (MessageStart, TextDelta, MessageEnd, Stop, ContextTrimmed, Done)."""
+        name = type(ev).__name__
+        if isinstance(ev, MessageStart) and ev.channel == "analysis":
+            self.thinking_since = self.last_tick = self.clock()
+            self.write("Thinking…\n" if self.show_reasoning else "Thinking… 0 s")
+        elif isinstance(ev, TextDelta) and ev.channel == "analysis":
+            self.analysis.append(ev.text)
+            if self.show_reasoning:
+                self.write(f"{DIM}{ev.text}{RESET}")
+            elif self.clock() - self.last_tick >= 0.1:
+                self.last_tick = self.clock()
+                self.write(f"{CLEAR_LINE}Thinking… {self.last_tick - self.thinking_since:.0f} s")
+        elif isinstance(ev, MessageEnd) and ev.channel == "analysis":
+            seconds = self.clock() - (self.thinking_since or self.clock())
+            self.write(("\n" if self.show_reasoning else CLEAR_LINE) + f"Thought for {seconds:.0f} s\n")
+            self.thinking_since = None
+        elif isinstance(ev, TextDelta) and ev.channel == "final":
+            self.final.append(ev.text)
+            self.write(ev.text)
+        elif isinstance(ev, Stop):
+            if self.thinking_since is not None and not self.show_reasoning:
+                self.write(CLEAR_LINE)
+            self.write("\n" + _stop_note(ev.reason))
+        elif name == "ContextTrimmed":
+            self.write(f"(the chat is longer than the model's context: {ev.dropped_messages} oldest messages "
+                       "were left out)\n")
+        elif name == "Done":
+            self.done = ev
+            stats = ev.stats
+            self.write(f"{DIM}[{stats.generated_tokens} tokens, {stats.decode_tps:.1f} tokens/s, "
+                       f"first token after {ev.ttft_s:.2f} s]{RESET}\n")
+
+
+def _stop_note(reason: str) -> str:
+    if reason in ("return", "call"):
+        return ""
+    if reason == "cancelled":
+        return "(stopped)\n"
+    if reason == "max_tokens":
+        return "(cut off: the answer reached the token limit)\n"
+    return f"(the model's reply was not in the chat format and was stopped: {reason.removeprefix('malformed: ')})\n"
+
+
+class Chat:
+    """The read-eval loop around a ChatSession."""
+
+    def __init__(self, session, args, out=sys.stdout):
+        self.session, self.args, self.out = session, args, out
+        self.effort = args.effort
+        self.messages: list[dict] = []
+
+    def command(self, line: str) -> bool:
+        """Run a /command; returns False when the chat should end."""
+        word, _, rest = line.partition(" ")
+        if word in ("/quit", "/exit"):
+            return False
+        if word == "/reset":
+            self.messages.clear()
+            self.session.reset()
+            print("New chat: the history is cleared.", file=self.out)
+        elif word == "/effort":
+            if rest.strip() in EFFORTS:
+                self.effort = rest.strip()
+            elif rest.strip():
+                print(f"Effort must be one of {', '.join(EFFORTS)}.", file=self.out)
+            print(f"Reasoning effort: {self.effort}", file=self.out)
+        else:
+            print(f"Unknown command {word}. {HELP}", file=self.out)
+        return True
+
+    def answer(self, text: str) -> None:
+        from engine.generate import SamplingParams
+
+        self.messages.append({"role": "user", "content": text})
+        view = TerminalView(self.out, self.args.show_reasoning)
+        cancel = threading.Event()
+        previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+        try:
+            sampling = SamplingParams(temperature=self.args.temperature, top_p=self.args.top_p)
+            for ev in self.session.reply(self.messages, effort=self.effort, sampling=sampling,
+                                         max_tokens=self.args.max_tokens, cancel=cancel,
+                                         developer=self.args.developer):
+                view.handle(ev)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        if view.final:
+            if view.analysis:
+                self.messages.append({"role": "assistant", "channel": "analysis", "content": "".join(view.analysis)})
+            self.messages.append({"role": "assistant", "channel": "final", "content": "".join(view.final)})
+        else:
+            self.messages.pop()  # no answer: forget the question so the history stays well-formed
+
+    def run(self, read=input) -> None:
+        print(f"Chatting with {self.args.model} (reasoning effort {self.effort}). {HELP}", file=self.out)
+        while True:
+            try:
+                line = read("\n>>> ").strip()
+            except EOFError:
+                print(file=self.out)
+                return
+            except KeyboardInterrupt:
+                print("\n(type /quit or press Ctrl-D to leave)", file=self.out)
+                continue
+            if not line:
+                continue
+            if line.startswith("/"):
+                if not self.command(line):
+                    return
+                continue
+            try:
+                self.answer(line)
+            except KeyboardInterrupt:  # Ctrl-C in the instant before the answer's handler was set
+                print("\n(stopped)", file=self.out)
+                if self.messages and self.messages[-1]["role"] == "user":
+                    self.messages.pop()
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m engine.chat", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", required=True, help="folder holding config.json, tokenizer.json and the weights")
+    ap.add_argument("--effort", choices=EFFORTS, default="medium", help="reasoning effort")
+    ap.add_argument("--show-reasoning", action="store_true", help="print the raw chain of thought (dimmed)")
+    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--top-p", type=float, default=1.0)
+    ap.add_argument("--max-tokens", type=int, default=4096, help="longest answer, reasoning included")
+    ap.add_argument("--context", type=int, default=8192, help="context length in tokens")
+    ap.add_argument("--developer", default=None, help="developer instructions (a system prompt)")
+    ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not Path(args.model).is_dir():
+        print(f"The model folder {args.model} does not exist; pass --model the folder that holds "
+              "config.json, tokenizer.json and the weights.", file=sys.stderr)
+        return 1
+    try:
+        from engine import load_model
+        from engine.session import ChatSession
+        from engine.tokenizer import load_tokenizer
+
+        print(f"Loading {args.model}…", file=sys.stderr)
+        enc = load_tokenizer(args.model)
+        model = load_model(args.model, dtype=args.dtype)
+    except ModelError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except (OSError, ValueError) as e:
+        print(f"The model in {args.model} could not be loaded ({e}); check the folder or download it again.",
+              file=sys.stderr)
+        return 1
+    Chat(ChatSession(model, enc, context_length=args.context), args).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
