@@ -1,5 +1,5 @@
 """Run a Metal kernel body on the CPU: wrap it exactly as mx.fast.metal_kernel does, compile the
-result with clang++ against metal_shim.h, and run the grid lane by lane (driver.inc).
+result with clang++ against metal_shim.h, and run the grid lane by lane (driver.cpp).
 
 The wrapper mirrors MLX's `write_signature` (mlx/backend/metal/custom_kernel / fast.cpp): header
 text, `template <...>` for the template arguments, `[[kernel]] void name(` then each input as
@@ -169,31 +169,44 @@ def generate_source(name, input_names, output_names, body, header, inputs, outpu
     targs = ""
     if template:
         targs = "<" + ", ".join(METAL_TYPES[v] if isinstance(v, str) else str(int(v)) for _, v in template) + ">"
-    src.append('#include "driver.inc"')
+    src.append("namespace mtl_shim { struct LaneAttrs {\n"
+               "  uint3 thread_position_in_grid, thread_position_in_threadgroup, threadgroup_position_in_grid;\n"
+               "  uint3 threads_per_threadgroup, threads_per_grid, threadgroups_per_grid;\n"
+               "  uint thread_index_in_threadgroup, thread_index_in_simdgroup, simdgroup_index_in_threadgroup;\n"
+               "  uint simdgroups_per_threadgroup;\n}; void invoke_kernel(void**, const LaneAttrs&); }")
     src.append("void mtl_shim::invoke_kernel(void** bufs, const LaneAttrs& a) {\n  (void)a;\n"
                f"  {name}{targs}(" + ", ".join(call) + ");\n}")
     return "\n".join(src) + "\n", bufs
 
 
-def compile_source(text: str) -> ctypes.CDLL:
-    """Compile (or reuse the cached build of) one generated source; returns the loaded library."""
+def _build(key: str, suffix: str, text: str, args: list[str]) -> Path:
+    """Compile `text` once per content hash into CACHE/<key><suffix> (atomic rename)."""
     cc = clang()
     if cc is None:
         raise KernelError("clang is not installed (apt-get install clang)")
-    deps = (HERE / "metal_shim.h").read_text() + (HERE / "driver.inc").read_text()
-    key = hashlib.sha256((deps + text).encode()).hexdigest()[:24]
     CACHE.mkdir(parents=True, exist_ok=True)
-    lib = CACHE / f"{key}.so"
-    if not lib.exists():
+    out = CACHE / f"{key}{suffix}"
+    if not out.exists():
         src = CACHE / f"{key}.cpp"
         src.write_text(text)
-        tmp = CACHE / f"{key}.{os.getpid()}.so"
-        cmd = [cc, "-x", "c++", "-std=c++17", "-O2", "-fPIC", "-shared", "-w", f"-I{HERE}",
-               str(src), "-o", str(tmp)]
+        tmp = CACHE / f"{key}.{os.getpid()}{suffix}"
+        cmd = [cc, "-x", "c++", "-std=c++17", "-O2", "-fPIC", "-fvisibility=hidden", "-w", f"-I{HERE}", str(src), *args, "-o", str(tmp)]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise KernelError("the kernel does not compile:\n" + r.stderr[-4000:])
-        os.replace(tmp, lib)
+        os.replace(tmp, out)
+    return out
+
+
+def compile_source(text: str) -> ctypes.CDLL:
+    """Compile (or reuse the cached build of) one generated source, linked with the grid driver
+    (itself compiled once); returns the loaded library."""
+    shim = (HERE / "metal_shim.h").read_text()
+    driver_text = (HERE / "driver.cpp").read_text()
+    driver_key = hashlib.sha256((shim + driver_text).encode()).hexdigest()[:24]
+    driver = _build("driver-" + driver_key, ".o", driver_text, ["-c"])
+    key = hashlib.sha256((shim + driver_key + text).encode()).hexdigest()[:24]
+    lib = _build(key, ".so", text, ["-x", "none", str(driver), "-shared"])
     return ctypes.CDLL(str(lib))
 
 

@@ -12,10 +12,20 @@ from engine import mxfp4
 SWIGLU_ALPHA = 1.702
 
 
+def decode64(blocks: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """mxfp4.decode in float64: scale 2^127 times FP4 6 overflows float32, but not the kernels,
+    which apply the scale to a block's partial sum."""
+    codes = mxfp4.unpack_codes(blocks)
+    s = np.ldexp(1.0, scales.astype(np.int64) - mxfp4.SCALE_BIAS)
+    v = mxfp4.FP4_VALUES[codes].astype(np.float64) * s[..., None]
+    return v.reshape(v.shape[:-2] + (-1,))
+
+
 def swiglu(gate: np.ndarray, up: np.ndarray, limit: float) -> np.ndarray:
     gate = np.minimum(gate, limit)
     up = np.clip(up, -limit, limit)
-    return gate / (1.0 + np.exp(-SWIGLU_ALPHA * gate)) * (up + 1.0)
+    with np.errstate(over="ignore"):  # exp(+large) = inf gives the right limit, -0
+        return gate / (1.0 + np.exp(-SWIGLU_ALPHA * gate)) * (up + 1.0)
 
 
 def gate_up(x, idx, blocks, scales, bias, limit):
@@ -24,7 +34,7 @@ def gate_up(x, idx, blocks, scales, bias, limit):
     n_tok, k = idx.shape
     out = np.zeros((n_tok, k, blocks.shape[1] // 2))
     for e in np.unique(idx):
-        w = mxfp4.decode(blocks[e], scales[e]).astype(np.float64)  # [2I, D]
+        w = decode64(blocks[e], scales[e])  # [2I, D]
         for n, s in zip(*np.nonzero(idx == e)):
             hh = w @ x[n].astype(np.float64) + bias[e]
             out[n, s] = swiglu(hh[0::2], hh[1::2], limit)
@@ -37,7 +47,7 @@ def down(h, idx, weights, blocks, scales, bias):
     n_tok, k = idx.shape
     y = np.zeros((n_tok, blocks.shape[1]))
     for e in np.unique(idx):
-        w = mxfp4.decode(blocks[e], scales[e]).astype(np.float64)  # [D, I]
+        w = decode64(blocks[e], scales[e])  # [D, I]
         for n, s in zip(*np.nonzero(idx == e)):
             y[n] += weights[n, s] * (w @ h[n, s].astype(np.float64) + bias[e])
     return y

@@ -8,18 +8,12 @@
 // arrived, and arriving from different source lines (divergent control flow) is an error.
 // What it cannot model: Apple's compiler, fast-math rounding, device-memory races, occupancy.
 #pragma once
-// Every standard header comes first: the address-space macros below would break them.
-#include <ucontext.h>
-#include <algorithm>
+// Standard headers come first (the address-space macros below would break them); few of them,
+// because every kernel variant compiles this file.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
-#include <random>
-#include <string>
-#include <type_traits>
-#include <vector>
 
 // ---- address spaces and attributes: no meaning on the CPU --------------------------------------
 #define device

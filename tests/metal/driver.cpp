@@ -1,5 +1,5 @@
-// The grid runner of the CPU harness: included after the kernel by the source harness.py generates.
-// Each threadgroup runs on its own; each of its lanes is a ucontext fiber that runs until it parks
+// The grid runner of the CPU harness, compiled once and linked with each generated kernel file.
+// Each threadgroup runs on its own; each of its lanes is a fiber that runs until it parks
 // at a collective or returns. The scheduler releases a collective only when every lane that must
 // take part is parked at the same one (same source line, same count of collectives so far).
 #include <ucontext.h>
@@ -8,6 +8,8 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include "metal_shim.h"
 
 namespace mtl_shim {
 
@@ -20,8 +22,59 @@ struct LaneAttrs {
 void invoke_kernel(void** bufs, const LaneAttrs& a);  // generated: calls the kernel
 
 enum LaneState { kRunnable, kParked, kDone };
-struct Lane {
+// ---- fiber switching: a few instructions on x86-64 (millions of lanes per test), ucontext elsewhere.
+#if defined(__x86_64__)
+extern "C" void mtl_switch(void** save_sp, void* load_sp);
+asm(R"(
+.text
+.hidden mtl_switch
+.globl mtl_switch
+.type mtl_switch,@function
+mtl_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+)");
+struct Fiber {
+  void* sp = nullptr;
+};
+static void fiber_start(Fiber& f, char* stack, size_t size, void (*entry)(), Fiber*) {
+  uintptr_t top = ((uintptr_t)(stack + size)) & ~(uintptr_t)15;
+  void** sp = (void**)top;
+  *--sp = nullptr;          // fake return address of entry (it never returns)
+  *--sp = (void*)entry;     // where the first switch "returns" to
+  for (int i = 0; i < 6; ++i) *--sp = nullptr;  // rbp rbx r12-r15
+  f.sp = sp;
+}
+static void fiber_switch(Fiber& from, Fiber& to) { mtl_switch(&from.sp, to.sp); }
+#else
+struct Fiber {
   ucontext_t ctx;
+};
+static void fiber_start(Fiber& f, char* stack, size_t size, void (*entry)(), Fiber* link) {
+  getcontext(&f.ctx);
+  f.ctx.uc_stack.ss_sp = stack;
+  f.ctx.uc_stack.ss_size = size;
+  f.ctx.uc_link = &link->ctx;
+  makecontext(&f.ctx, entry, 0);
+}
+static void fiber_switch(Fiber& from, Fiber& to) { swapcontext(&from.ctx, &to.ctx); }
+#endif
+
+struct Lane {
+  Fiber fiber;
   LaneState state;
   LaneAttrs attrs;
   int kind, line, count, size, arg;
@@ -32,7 +85,7 @@ struct Lane {
 
 static std::vector<Lane> g_lanes;
 static std::vector<std::vector<char>> g_stacks;
-static ucontext_t g_scheduler;
+static Fiber g_scheduler;
 static int g_current = -1;
 static void** g_bufs = nullptr;
 static std::vector<std::vector<unsigned char>> g_slots;  // threadgroup storage, by declaration id
@@ -51,15 +104,14 @@ void park(int kind, int line, const void* in, void* out, int size, int arg, Comb
   l.kind = kind; l.line = line; l.in = in; l.out = out; l.size = size; l.arg = arg; l.combine = combine;
   l.count++;
   l.state = kParked;
-  swapcontext(&l.ctx, &g_scheduler);
+  fiber_switch(l.fiber, g_scheduler);
 }
 
 static void lane_entry() {
-  Lane& l = g_lanes[g_current];
-  invoke_kernel(g_bufs, l.attrs);
+  invoke_kernel(g_bufs, g_lanes[g_current].attrs);
   g_lanes[g_current].state = kDone;
-  (void)l;
-}  // returning switches to uc_link (the scheduler)
+  fiber_switch(g_lanes[g_current].fiber, g_scheduler);  // never resumed
+}
 
 static const char* kind_name(int k) {
   switch (k) {
@@ -163,11 +215,7 @@ static void run_group(uint3 group, uint3 tg, uint3 grid, std::mt19937* rng) {
     a.simdgroup_index_in_threadgroup = (uint)(i / 32);
     a.simdgroups_per_threadgroup = (uint)((n + 31) / 32);
     if (g_stacks[i].empty()) g_stacks[i].resize(kStack);
-    getcontext(&l.ctx);
-    l.ctx.uc_stack.ss_sp = g_stacks[i].data();
-    l.ctx.uc_stack.ss_size = kStack;
-    l.ctx.uc_link = &g_scheduler;
-    makecontext(&l.ctx, lane_entry, 0);
+    fiber_start(l.fiber, g_stacks[i].data(), kStack, lane_entry, &g_scheduler);
     l.state = kRunnable;
   }
   if (rng) std::shuffle(order.begin(), order.end(), *rng);
@@ -175,7 +223,7 @@ static void run_group(uint3 group, uint3 tg, uint3 grid, std::mt19937* rng) {
     for (int i : order) {
       if (g_lanes[i].state != kRunnable) continue;
       g_current = i;
-      swapcontext(&g_scheduler, &g_lanes[i].ctx);
+      fiber_switch(g_scheduler, g_lanes[i].fiber);
     }
     bool all_done = true;
     for (auto& l : g_lanes) all_done &= (l.state == kDone);
@@ -193,7 +241,7 @@ static void run_group(uint3 group, uint3 tg, uint3 grid, std::mt19937* rng) {
 
 // Runs the whole grid. Returns 0, or 1 with a message in err. seed != 0 runs the threadgroups and
 // the lanes inside each in a shuffled order.
-extern "C" int mtl_run_grid(void** bufs, const int* grid, const int* tg, unsigned seed, char* err, int errlen) {
+extern "C" __attribute__((visibility("default"))) int mtl_run_grid(void** bufs, const int* grid, const int* tg, unsigned seed, char* err, int errlen) {
   using namespace mtl_shim;
   g_bufs = bufs;
   g_error.clear();
