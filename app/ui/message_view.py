@@ -1,9 +1,10 @@
 """The message list: renders the rows of a ConversationModel as bubbles and follows its signals.
 
 User messages sit right in a tinted bubble; answers sit left, full width. While an answer streams
-its text is shown plain (cheap to update every batch); when it finishes it is rendered once as
-Markdown with code blocks. The chain of thought is summarised as "Thinking… N s" / "Thought for
-N s"; its raw text is only built when the developer setting is on.
+its text goes into one Markdown label (cheap to update every batch); when it finishes it is
+rendered once more with code-block widgets (syntax colours, Copy). The chain of thought is
+summarised as "Thinking… N s" / "Thought for N s"; its raw text is only put in a widget when the
+developer setting is on.
 """
 from __future__ import annotations
 
@@ -99,7 +100,9 @@ class AssistantBubble(QWidget):
         self.body_box = QVBoxLayout()
         self.body_box.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(self.body_box)
-        self.plain = prose_label("", markdown=False)
+        # While streaming, one Markdown label (cheap to re-set per batch); code blocks with highlighting
+        # and Copy buttons are built once the answer is finished.
+        self.plain = prose_label("", markdown=True)
         self.plain.setObjectName("AnswerStreaming")
         self.body_box.addWidget(self.plain)
         self.rendered: MarkdownView | None = None

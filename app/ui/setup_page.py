@@ -48,7 +48,7 @@ class SetupPage(QWidget):
         outer = QVBoxLayout(self)
         outer.addStretch(1)
         col = QWidget()
-        col.setMaximumWidth(560)
+        col.setFixedWidth(580)
         lay = QVBoxLayout(col)
         lay.setSpacing(12)
         lay.addWidget(QLabel("Set up gpt-oss", objectName="Headline"))
