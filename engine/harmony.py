@@ -40,7 +40,7 @@ def kept_messages(messages: list[dict]) -> list[dict]:
     from finished turns is not shown to the model again. openai-harmony 0.0.8 only drops analysis
     before the FIRST final answer (its PR #96 fixes that); for one earlier turn both agree.
     """
-    assistant = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    assistant = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
     if not assistant or _channel(messages[assistant[-1]]) != "final":
         return list(messages)
     last_final = max(i for i in assistant if _channel(messages[i]) == "final")
@@ -48,7 +48,7 @@ def kept_messages(messages: list[dict]) -> list[dict]:
 
 
 def _channel(message: dict) -> str | None:
-    if message["role"] != "assistant":
+    if message.get("role") != "assistant":
         return None
     return message.get("channel") or "final"
 
