@@ -1,0 +1,128 @@
+"""engine.metal_kernels.fused_experts: when the kernels run, the first-use self-test, the switch-off
+and GPT_OSS_KERNELS. Metal is not here, so `experts_metal` is replaced by the same .metal source run
+through the CPU harness: that also checks the kernels against engine.moe.experts_mlx (MLX's own
+mxfp4 gather_qmm), a reference independent of ours.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from metal_harness import Arg, clang, run_launch, to_bf16_bits
+
+mx = pytest.importorskip("mlx.core")
+pytestmark = pytest.mark.skipif(clang() is None, reason="clang is not installed (apt-get install clang)")
+
+import engine.metal_kernels as mk  # noqa: E402
+from engine.metal_kernels import build, launch as L, selftest  # noqa: E402
+
+D, I, K = 96, 64, 4
+
+
+def _np_arg(a, dtype):
+    f = np.array(a.astype(mx.float32))
+    return Arg(to_bf16_bits(f), "bfloat16") if dtype == "bfloat16" else Arg(f, dtype)
+
+
+def harness_experts(gate_up_body=None):
+    """An experts_metal that runs the kernels' source on the CPU (optionally a mutated gate_up)."""
+
+    def run(x, idx, weights, ew, limit):
+        n_tok, hidden = x.shape
+        top_k = idx.shape[1]
+        inter = ew.down_blocks.shape[-1] * 8
+        dt = build.DTYPE_NAMES[x.dtype]
+        ids = Arg(np.array(idx.astype(mx.uint32)), "uint32")
+        (h,) = run_launch(L.gate_up_launch(n_tok, top_k, hidden, inter, dt),
+                          [_np_arg(x, dt), ids, Arg(np.array(ew.gate_up_blocks), "uint32"),
+                           Arg(np.array(ew.gate_up_scales), "uint8"), _np_arg(ew.gate_up_bias, dt),
+                           Arg(np.array(limit, np.float32), "float32")], body=gate_up_body)
+        (y,) = run_launch(L.down_launch(n_tok, top_k, hidden, inter, dt),
+                          [Arg(h, "float32"), ids, _np_arg(weights, dt), Arg(np.array(ew.down_blocks), "uint32"),
+                           Arg(np.array(ew.down_scales), "uint8"), _np_arg(ew.down_bias, dt)])
+        return mx.array(y).astype(x.dtype)
+
+    return run
+
+
+@pytest.fixture
+def on_metal(monkeypatch):
+    """Pretend Metal is here and route the kernels through the CPU harness."""
+    mk.reset_session()
+    monkeypatch.delenv(mk.ENV_VAR, raising=False)
+    monkeypatch.setattr(mk, "metal_available", lambda: True)
+    monkeypatch.setattr(build, "experts_metal", harness_experts())
+    monkeypatch.setattr(mk, "SELF_TEST_TOKENS", (1, 3))
+    monkeypatch.setattr(selftest, "SELF_TEST_TOKENS", (1, 3))
+    yield
+    mk.reset_session()
+
+
+def _inputs(dtype, n_tok=2, seed=0):
+    key = mx.random.key(seed)
+    ew = selftest.random_experts(6, D, I, dtype, key)
+    x = mx.random.normal((n_tok, D), key=mx.random.key(seed + 1)).astype(dtype)
+    idx = mx.array(np.stack([np.random.default_rng(seed + n).permutation(6)[:K] for n in range(n_tok)]),
+                   dtype=mx.uint32)
+    w = mx.softmax(mx.random.normal((n_tok, K), key=mx.random.key(seed + 2)), axis=-1).astype(dtype)
+    return x, idx, w, ew
+
+
+def test_off_without_metal_logs_one_line(monkeypatch, caplog):
+    mk.reset_session()
+    monkeypatch.setattr(mk, "metal_available", lambda: False)
+    x, idx, w, ew = _inputs(mx.float32)
+    with caplog.at_level(logging.INFO, logger="engine.metal_kernels"):
+        assert mk.fused_experts(x, idx, w, ew) is None
+        assert mk.fused_experts(x, idx, w, ew) is None
+    assert len([r for r in caplog.records if "Metal is not available" in r.message]) == 1
+
+
+@pytest.mark.parametrize("dtype,tol", [(mx.float32, 1e-4), (mx.bfloat16, 3e-2)])
+def test_kernels_agree_with_mlx_gather_qmm_and_pass_the_self_test(on_metal, dtype, tol):
+    from engine.moe import experts_mlx
+
+    x, idx, w, ew = _inputs(dtype, n_tok=3)
+    got = mk.fused_experts(x, idx, w, ew)
+    assert got is not None and got.shape == (3, D) and got.dtype == dtype
+    assert mk._off_reason is None and len(mk._tested) == 1
+    want = experts_mlx(x, idx, w, ew).astype(mx.float32)
+    err = mx.max(mx.abs(got.astype(mx.float32) - want)).item()
+    assert err <= tol * mx.max(mx.abs(want)).item()
+
+
+def test_failed_self_test_switches_off_for_the_session(on_metal, monkeypatch, caplog):
+    broken = L.GATE_UP.source().replace("s[r * NB + b]", "s[b]")
+    assert broken != L.GATE_UP.source()
+    monkeypatch.setattr(build, "experts_metal", harness_experts(gate_up_body=broken))
+    x, idx, w, ew = _inputs(mx.float32)
+    with caplog.at_level(logging.WARNING, logger="engine.metal_kernels"):
+        assert mk.fused_experts(x, idx, w, ew) is None
+        assert mk.fused_experts(x, idx, w, ew) is None  # stays off, no second test or log line
+    lines = [r.message for r in caplog.records if "switched off" in r.message]
+    assert len(lines) == 1 and "self-test mismatch" in lines[0]
+
+
+def test_compile_error_switches_off(on_metal, monkeypatch):
+    monkeypatch.setattr(build, "experts_metal", harness_experts(gate_up_body="this is not metal;"))
+    x, idx, w, ew = _inputs(mx.float32)
+    assert mk.fused_experts(x, idx, w, ew) is None
+    assert "failed to run" in mk._off_reason
+
+
+def test_env_var_forces_either_path(on_metal, monkeypatch):
+    broken = L.GATE_UP.source().replace("s[r * NB + b]", "s[b]")
+    monkeypatch.setattr(build, "experts_metal", harness_experts(gate_up_body=broken))
+    x, idx, w, ew = _inputs(mx.float32)
+    monkeypatch.setenv(mk.ENV_VAR, "mlx")
+    assert mk.fused_experts(x, idx, w, ew) is None
+    monkeypatch.setenv(mk.ENV_VAR, "metal")  # no self-test gate: the (broken) kernels run
+    assert mk.fused_experts(x, idx, w, ew) is not None and mk._off_reason is None
+
+
+def test_large_prefill_goes_to_mlx(on_metal):
+    x, idx, w, ew = _inputs(mx.float32, n_tok=mk.DECODE_MAX_TOKENS + 1)
+    assert mk.fused_experts(x, idx, w, ew) is None
