@@ -166,7 +166,8 @@ def kv_cache_bytes(fp: Footprint, context: int, kv_bits: int | None, chunk: int,
     else:  # packed codes + bf16 scale and bias per group of 64
         per_elem = kv_bits / 8 + 2 * itemsize / QUANT_GROUP
     full_tokens = math.ceil(context / KV_STEP) * KV_STEP
-    sliding_tokens = min(context, fp.sliding_window + chunk)
+    # A sliding layer keeps window-1 keys and holds them plus the new chunk while it attends.
+    sliding_tokens = min(context, fp.sliding_window - 1 + chunk)
     elems = per_token_layer * (fp.full_layers * full_tokens + fp.sliding_layers * sliding_tokens)
     return int(elems * per_elem)
 
