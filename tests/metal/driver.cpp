@@ -2,6 +2,9 @@
 // Each threadgroup runs on its own; each of its lanes is a fiber that runs until it parks
 // at a collective or returns. The scheduler releases a collective only when every lane that must
 // take part is parked at the same one (same source line, same count of collectives so far).
+#if defined(__APPLE__) && !defined(_XOPEN_SOURCE)
+#define _XOPEN_SOURCE 600  // macOS only declares the (deprecated) ucontext calls with this
+#endif
 #include <ucontext.h>
 #include <algorithm>
 #include <cstdio>
