@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     controller = ChatController(store)
     launcher = Launcher(controller)
+    app.aboutToQuit.connect(launcher.shutdown)
+    app.aboutToQuit.connect(controller.shutdown)
     launcher.window.show()
     launcher.start()
     code = app.exec()

@@ -96,7 +96,9 @@ class ChatController(QObject):
         emit(self.model_failed, message)
 
     def shutdown(self) -> None:
-        """Stop any answer (keeping it), then end the engine thread."""
+        """Stop any answer (keeping it), then end the engine thread. Safe to call twice."""
+        if not self.engine_thread.thread.isRunning() and not self._busy:
+            return
         if self._busy:
             self.worker.cancel(self._request_id)
         self.engine_thread.stop()

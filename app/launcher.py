@@ -38,7 +38,6 @@ class Launcher(QObject):
         self.downloader.failed.connect(self._download_failed)
         self.downloader.cancelled.connect(self._download_cancelled)
         controller.model_ready.connect(lambda _n: self.window.show_chat())
-        self.window.destroyed.connect(self.downloader.stop)
 
     def start(self) -> None:
         """Load the best model found; with none, show the setup page (saying why if a folder is broken)."""
@@ -55,6 +54,10 @@ class Launcher(QObject):
         self.window.show_setup(problem or "")
         if found is not None:   # the demo is there; a broken chosen folder was reported above
             self.window.setup.set_demo_available(True)
+
+    def shutdown(self) -> None:
+        """On quit: pause a running download (its .part files resume next time) and end its thread."""
+        self.downloader.stop()
 
     def _load(self, folder: str) -> None:
         self.c.load_model(folder)
