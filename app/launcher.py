@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Qt
 
 from app.controller import ChatController
 from app.download_worker import DownloadWorker
@@ -29,7 +29,8 @@ class Launcher(QObject):
         setup = self.window.setup
         setup.set_demo_available(check_folder(demo_folder()) is None)
         setup.download_requested.connect(self.start_download)
-        setup.cancel_requested.connect(self.downloader.cancel)
+        # A direct call, not a queued slot: the download thread is busy and would only see it at the end.
+        setup.cancel_requested.connect(self.downloader.cancel, Qt.ConnectionType.DirectConnection)
         setup.folder_chosen.connect(self.use_folder)
         setup.demo_requested.connect(lambda: self.use_folder(str(demo_folder())))
         self.window.get_model_button.clicked.connect(lambda: self.window.show_setup())
