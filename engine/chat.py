@@ -167,7 +167,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--max-tokens", type=int, default=4096, help="longest answer, reasoning included")
     ap.add_argument("--context", type=int, default=8192, help="context length in tokens")
     ap.add_argument("--developer", default=None, help="developer instructions (a system prompt)")
-    ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    ap.add_argument("--dtype", default=None, choices=["bfloat16", "float16", "float32"],
+                    help="compute dtype (default: bfloat16 on the GPU, float32 on the CPU)")
     return ap.parse_args(argv)
 
 
