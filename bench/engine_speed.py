@@ -47,11 +47,11 @@ def timed_run(step_fn, prompt: mx.array, decode_tokens: int) -> tuple[float, flo
     return prompt.size / (first - start), (n - 1) / (end - first)
 
 
-def ours(folder):
+def ours(folder, dtype):
     from engine import load_model
     from engine.generate import Generation, SamplingParams
 
-    model = load_model(folder, dtype="bfloat16")
+    model = load_model(folder, dtype=dtype)
 
     def run(prompt):
         return Generation(model, prompt.tolist(), model.make_cache(), SamplingParams(temperature=0),
@@ -59,12 +59,14 @@ def ours(folder):
     return model, run
 
 
-def mlx_lm(folder):
+def mlx_lm(folder, dtype):
     from mlx_lm.generate import generate_step
     from mlx_lm.sample_utils import make_sampler
     from mlx_lm.utils import load_model
 
     model, _ = load_model(Path(folder))
+    if dtype == "float32":
+        model.set_dtype(mx.float32)  # the non-quantized weights; experts stay MXFP4
     sampler = make_sampler(temp=0.0)
 
     def run(prompt):
@@ -80,13 +82,15 @@ def main(argv=None):
     ap.add_argument("--prompt", type=int, default=512)
     ap.add_argument("--decode", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"],
+                    help="compute dtype for both engines")
     a = ap.parse_args(argv)
     folder = make_checkpoint(a.folder, a.layers, a.vocab)
     prompt = mx.array(np.random.default_rng(0).integers(0, a.vocab, a.prompt).astype(np.int32))
     results = {"ours": [], "mlx-lm": []}
     for r in range(a.rounds):
         for name, make in (("ours", ours), ("mlx-lm", mlx_lm)):
-            model, run = make(folder)
+            model, run = make(folder, a.dtype)
             timed_run(run, prompt[:32], 2)  # warm-up
             results[name].append(timed_run(run, prompt, a.decode))
             print(f"round {r} {name:7s} prefill {results[name][-1][0]:8.1f} tok/s  "
@@ -95,7 +99,7 @@ def main(argv=None):
             gc.collect()
             mx.clear_cache()
     print(f"\nmachine: {platform.machine()} {platform.system()}, MLX {mx.__version__}, "
-          f"device {mx.default_device()}; {a.layers} layers, prompt {a.prompt}, decode {a.decode}")
+          f"device {mx.default_device()}, {a.dtype}; {a.layers} layers, prompt {a.prompt}, decode {a.decode}")
     med = {k: (statistics.median(p for p, _ in v), statistics.median(d for _, d in v)) for k, v in results.items()}
     for k, (p, d) in med.items():
         print(f"{k:7s} median prefill {p:8.1f} tok/s   decode {d:6.2f} tok/s")
