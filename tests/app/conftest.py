@@ -7,8 +7,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from app.engine_bridge import LoadedEngine  # noqa: E402
-from scripted import FakeClock, ScriptedSession  # noqa: E402
+from scripted import FakeClock, ScriptedSession, scripted_loader  # noqa: E402
 
 
 @pytest.fixture
@@ -25,12 +24,6 @@ def store(tmp_path):
     s = ChatStore(tmp_path / "history.sqlite3")
     yield s
     s.close()
-
-
-def scripted_loader(session):
-    def load(folder, context_length):
-        return LoadedEngine(session=session, model_name="scripted model", make_sampling=lambda t, p: (t, p))
-    return load
 
 
 @pytest.fixture

@@ -101,3 +101,12 @@ class ScriptedSession:
             n += isinstance(ev, TextDelta)
             yield ev
         yield Done(FakeStats(prompt_tokens=12, generated_tokens=n, ttft_s=0.05, decode_tps=42.0), "stop")
+
+
+def scripted_loader(session):
+    """A load_engine stand-in for EngineWorker that returns `session` as the loaded engine."""
+    from app.engine_bridge import LoadedEngine
+
+    def load(folder, context_length):
+        return LoadedEngine(session=session, model_name="scripted model", make_sampling=lambda t, p: (t, p))
+    return load

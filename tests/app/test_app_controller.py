@@ -1,6 +1,5 @@
 """ChatController on a scripted engine: send, streaming, stop, regenerate, edit, effort, history."""
-from conftest import scripted_loader
-from scripted import FakeClock, ScriptedSession, answer_script
+from scripted import FakeClock, ScriptedSession, answer_script, scripted_loader
 
 from app.controller import ChatController
 from app.worker import EngineWorker

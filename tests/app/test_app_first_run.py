@@ -4,9 +4,8 @@ from types import SimpleNamespace
 
 from PySide6.QtCore import Qt
 
-from conftest import scripted_loader
 from fake_hub import FakeHub
-from scripted import ScriptedSession
+from scripted import ScriptedSession, scripted_loader
 from test_app_download import FILES, MODEL
 
 import app.launcher as launcher_mod

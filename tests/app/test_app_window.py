@@ -1,9 +1,8 @@
 """The window, driven like a user would (pytest-qt, offscreen) on a scripted session:
 Enter sends, Stop/Esc keep partial text, raw chain of thought hidden by default and shown by the
 developer toggle, "Thought for N s", edit/regenerate buttons, search, settings, setup screen."""
-from conftest import scripted_loader
 from PySide6.QtCore import Qt
-from scripted import FakeClock, ScriptedSession, answer_script
+from scripted import FakeClock, ScriptedSession, answer_script, scripted_loader
 
 from app.controller import ChatController
 from app.ui.main_window import MainWindow
