@@ -1,0 +1,89 @@
+"""The real PyInstaller build of packaging/gpt_oss_chat.spec (its Linux flavour: a plain onedir),
+then the frozen app started offscreen until its first screen shows.
+
+This is the proof that the hidden imports and data files are right: the frozen app imports MLX,
+reads our .metal sources, finds mlx-lm's gpt_oss module and opens its window with nothing from
+the source tree on its path. Takes two to four minutes on a 2-core machine.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import bundle_entry
+import bundle_plan as bp
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(sys.platform != "linux", reason="the Linux flavour of the spec; macOS builds run in CI"),
+]
+
+
+@pytest.fixture(scope="module")
+def onedir(tmp_path_factory):
+    pytest.importorskip("PyInstaller", reason="pip install pyinstaller (it is in the test extra)")
+    base = tmp_path_factory.mktemp("pyi")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "build_mac_app.py"), "--dist", str(base / "dist"), "--work", str(base / "work")],
+        capture_output=True, text=True, timeout=900, cwd=base)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    folder = base / "dist" / bp.EXECUTABLE
+    assert (folder / bp.EXECUTABLE).is_file()
+    return folder
+
+
+def internal(onedir: Path) -> Path:
+    return onedir / "_internal"
+
+
+def test_data_files_and_libraries_are_where_the_code_looks(onedir):
+    kernels = sorted(p.name for p in (ROOT / "engine" / "metal_kernels").glob("*.metal"))
+    assert sorted(p.name for p in (internal(onedir) / "engine" / "metal_kernels").glob("*.metal")) == kernels
+    assert list((internal(onedir) / "mlx" / "lib").glob("libmlx.so*")), "MLX's library is not in mlx/lib"
+    assert (internal(onedir) / "PySide6" / "Qt" / "plugins" / "platforms" / "libqoffscreen.so").is_file()
+    demo = ROOT / "models" / "demo"
+    if demo.is_dir():
+        assert sorted(p.name for p in (internal(onedir) / "models" / "demo").iterdir()) == sorted(
+            p.name for p in demo.iterdir())
+
+
+def test_heavy_and_unused_modules_are_left_out(onedir):
+    from PyInstaller.archive.readers import pkg_archive_contents
+    modules = set(pkg_archive_contents(str(onedir / bp.EXECUTABLE)))
+    assert "mlx_lm.models.gpt_oss" in modules and "engine.session" in modules and "app.launcher" in modules
+    for name in ("torch", "transformers", "tests", "pytest", "PySide6.QtNetwork", "PySide6.QtQml",
+                 "models.demo_train"):
+        assert name not in modules, name
+    for folder in ("torch", "transformers"):
+        assert not (internal(onedir) / folder).exists(), folder
+    assert not list((internal(onedir) / "PySide6").glob("QtNetwork*"))
+
+
+def test_frozen_app_reaches_its_first_screen_offscreen(onedir, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update({bundle_entry.SMOKE_ENV: "1", "QT_QPA_PLATFORM": "offscreen",
+                "GPT_OSS_CHAT_HOME": str(tmp_path / "home"), "HF_HOME": str(tmp_path / "hf")})
+    # Run from an empty folder: nothing from the source tree may leak onto the frozen app's path.
+    result = subprocess.run([str(onedir / bp.EXECUTABLE)], capture_output=True, text=True, timeout=180,
+                            cwd=tmp_path, env=env)
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith(bundle_entry.SMOKE_PREFIX)]
+    assert lines, f"no smoke report (exit {result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    report = json.loads(lines[-1][len(bundle_entry.SMOKE_PREFIX):])
+    assert report["screen"] in ("setup", "chat")
+    assert report["platform"] == "offscreen"
+    failed = {k: v["detail"] for k, v in report["checks"].items() if not v["ok"]}
+    assert not failed
+    assert report["checks"]["mlx"]["detail"].startswith("ok")
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    if result.returncode != 0 and "QThread: Destroyed while thread 'download' is still running" in result.stderr:
+        # The app (not the bundle) aborts on quit: app/launcher.py stops the download thread only when
+        # the window is destroyed, which closing it does not do. Reported to the lead.
+        pytest.xfail("app aborts on quit: the download QThread is still running")
+    assert result.returncode == 0, result.stderr[-3000:]
