@@ -95,5 +95,5 @@ def main(out: Path = ROOT / "docs" / "screenshots") -> list[Path]:
 
 
 if __name__ == "__main__":
-    for p in main():
+    for p in main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots"):
         print(p)
