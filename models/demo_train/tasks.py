@@ -1,0 +1,269 @@
+"""Seeded synthetic questions whose reasoning does real work, written at three reasoning efforts.
+
+Each generator takes a `random.Random` and an effort ("low" | "medium" | "high") and returns a
+`Task`: the user's question, the analysis-channel reasoning, the final answer text, and the
+canonical answer used for grading. The analysis follows the effort:
+  low    one line (the result, no steps)
+  medium the key steps, condensed on one or two lines
+  high   every step, one per line (column additions with carries, each comparison, ...)
+Numbers are written without separators so every digit is one token (the tokenizer never merges
+digits), which keeps column arithmetic learnable for a tiny model.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+EFFORTS = ("low", "medium", "high")
+PLACES = ("ones", "tens", "hundreds", "thousands", "ten-thousands")
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+# Short common words for letter counting; the model learns their spellings from training.
+WORDS = (
+    "apple banana cherry strawberry mississippi letter bookkeeper balloon coffee committee "
+    "address success pepper puzzle giraffe hippopotamus banana summer winter butterfly "
+    "elephant tomorrow parallel assessment possession occurrence necessary beginning "
+    "grammar rhythm syllable programming engineering accommodate embarrass millennium "
+    "bubble cucumber daffodil excellent football goalkeeper happiness illusion jellyfish "
+    "kangaroo lemonade marshmallow noodle orange pineapple quilt raccoon sunflower teddy "
+    "umbrella volleyball watermelon xylophone yellow zucchini river mountain ocean forest "
+    "chocolate vanilla cinnamon pizza spaghetti tomato potato carrot broccoli avocado "
+    "keyboard computer monitor window kitchen blanket pillow mirror tunnel bridge"
+).split()
+
+# Conversions: (question unit, answer unit, factor); the factor is what the reasoning multiplies by.
+CONVERSIONS = (
+    ("hours", "minutes", 60),
+    ("minutes", "seconds", 60),
+    ("days", "hours", 24),
+    ("weeks", "days", 7),
+    ("feet", "inches", 12),
+    ("kilometers", "meters", 1000),
+    ("meters", "centimeters", 100),
+    ("kilograms", "grams", 1000),
+    ("liters", "milliliters", 1000),
+    ("years", "months", 12),
+)
+
+
+@dataclass(frozen=True)
+class Task:
+    kind: str
+    question: str
+    analysis: str
+    final: str
+    answer: str  # canonical answer the grader looks for in the final text
+
+
+def _digits_right_to_left(n: int) -> list[int]:
+    return [int(c) for c in reversed(str(n))]
+
+
+def addition(rng: random.Random, effort: str) -> Task:
+    """a + b with 2..3-digit operands, worked column by column from the ones place."""
+    a = rng.randint(10, 999)
+    b = rng.randint(10, 999)
+    total = a + b
+    da, db = _digits_right_to_left(a), _digits_right_to_left(b)
+    steps, short, carry = [], [], 0
+    for i in range(max(len(da), len(db))):
+        x = da[i] if i < len(da) else 0
+        y = db[i] if i < len(db) else 0
+        s = x + y + carry
+        expr = f"{x}+{y}" + (f"+{carry}" if carry else "")
+        if s >= 10:
+            steps.append(f"{PLACES[i]}: {expr}={s}, write {s % 10} carry 1.")
+        else:
+            steps.append(f"{PLACES[i]}: {expr}={s}, write {s}.")
+        short.append(f"{expr}={s}")
+        carry = s // 10
+    if carry:
+        steps.append(f"{PLACES[len(steps)]}: carry 1, write 1.")
+    q = rng.choice(("What is {a} + {b}?", "Compute {a} + {b}.", "Add {a} and {b}.", "{a} + {b} = ?"))
+    final = f"{a} + {b} = {total}."
+    if effort == "low":
+        analysis = f"{a} + {b} = {total}."
+    elif effort == "medium":
+        analysis = f"Columns from the right: {', '.join(short)}. So {total}."
+    else:
+        analysis = "\n".join([f"Add {a} and {b} column by column, starting from the ones."]
+                             + steps + [f"Reading from the highest place down: {total}."])
+    return Task("addition", q.format(a=a, b=b), analysis, final, str(total))
+
+
+def multiplication(rng: random.Random, effort: str) -> Task:
+    """A 2..3-digit number times a single digit, with carries."""
+    a = rng.randint(12, 999)
+    d = rng.randint(2, 9)
+    product = a * d
+    steps, short, carry = [], [], 0
+    digits = _digits_right_to_left(a)
+    for i, x in enumerate(digits):
+        p = x * d + carry
+        expr = f"{x}x{d}" + (f"+{carry}" if carry else "")
+        last = i == len(digits) - 1
+        if last:
+            steps.append(f"{PLACES[i]}: {expr}={p}, write {p}.")
+        elif p >= 10:
+            steps.append(f"{PLACES[i]}: {expr}={p}, write {p % 10} carry {p // 10}.")
+        else:
+            steps.append(f"{PLACES[i]}: {expr}={p}, write {p}.")
+        short.append(f"{expr}={p}")
+        carry = p // 10
+    q = rng.choice(("What is {a} times {d}?", "Compute {a} x {d}.", "Multiply {a} by {d}.", "{a} x {d} = ?"))
+    final = f"{a} x {d} = {product}."
+    if effort == "low":
+        analysis = f"{a} x {d} = {product}."
+    elif effort == "medium":
+        analysis = f"Digit by digit from the right: {', '.join(short)}. So {product}."
+    else:
+        analysis = "\n".join([f"Multiply {a} by {d} one digit at a time, starting from the ones."]
+                             + steps + [f"Reading from the highest place down: {product}."])
+    return Task("multiplication", q.format(a=a, d=d), analysis, final, str(product))
+
+
+def letter_count(rng: random.Random, effort: str) -> Task:
+    """How many times a letter occurs in a word (the letter is usually present)."""
+    word = rng.choice(WORDS)
+    letter = rng.choice(word) if rng.random() < 0.85 else rng.choice("abcdefghijklmnopqrstuvwxyz")
+    count = word.count(letter)
+    q = rng.choice((
+        "How many times does the letter {l} appear in {w}?",
+        "How many {l}'s are in the word {w}?",
+        "Count the letter {l} in {w}.",
+    )).format(l=letter, w=word)
+    times = "time" if count == 1 else "times"
+    final = f"The letter {letter} appears {count} {times} in {word}."
+    if effort == "low":
+        analysis = f"{word} has {count} {letter}."
+    elif effort == "medium":
+        analysis = f"Spell it: {'-'.join(word)}. The {letter}'s: {count}."
+    else:
+        lines = [f"Spell {word} and check each letter against {letter}."]
+        seen = 0
+        for ch in word:
+            if ch == letter:
+                seen += 1
+                lines.append(f"{ch}: yes, count {seen}.")
+            else:
+                lines.append(f"{ch}: no.")
+        lines.append(f"Total: {count}.")
+        analysis = "\n".join(lines)
+    return Task("letters", q, analysis, final, str(count))
+
+
+def sorting(rng: random.Random, effort: str) -> Task:
+    """Sort 3..6 distinct numbers below 100, by repeatedly taking the smallest."""
+    n = rng.randint(3, 6)
+    values = rng.sample(range(1, 100), n)
+    ordered = sorted(values)
+    listed = ", ".join(map(str, values))
+    q = rng.choice((
+        "Sort these numbers from smallest to largest: {v}.",
+        "Put in increasing order: {v}.",
+        "Order from least to greatest: {v}.",
+    )).format(v=listed)
+    answer = ", ".join(map(str, ordered))
+    final = f"In order: {answer}."
+    if effort == "low":
+        analysis = f"Sorted: {answer}."
+    elif effort == "medium":
+        analysis = f"Smallest first: {' < '.join(map(str, ordered))}."
+    else:
+        lines = ["Take the smallest remaining number each time."]
+        remaining = list(values)
+        while len(remaining) > 1:
+            low = min(remaining)
+            lines.append(f"Smallest of {', '.join(map(str, remaining))} is {low}.")
+            remaining.remove(low)
+        lines.append(f"Last is {remaining[0]}.")
+        lines.append(f"Sorted: {answer}.")
+        analysis = "\n".join(lines)
+    return Task("sorting", q, analysis, final, answer)
+
+
+def day_of_week(rng: random.Random, effort: str) -> Task:
+    """The weekday n days after (or before) a given weekday."""
+    start = rng.randrange(7)
+    n = rng.randint(1, 60)
+    after = rng.random() < 0.7
+    shift = n % 7
+    end = (start + shift) % 7 if after else (start - shift) % 7
+    word = "after" if after else "before"
+    q = rng.choice((
+        "What day of the week is {n} days {w} {d}?",
+        "If today is {d}, what day is it {n} days {w}?",
+    ))
+    q = q.format(n=n, d=DAYS[start], w=word if "If today" not in q else ("later" if after else "earlier"))
+    q = q.replace("days later", "days from now").replace("days earlier", "days ago")
+    final = f"{DAYS[end]}."
+    if effort == "low":
+        analysis = f"{n} days {word} {DAYS[start]} is {DAYS[end]}."
+    else:
+        move = "forward" if after else "back"
+        walk, day = [], start
+        for i in range(1, shift + 1):
+            day = (day + 1) % 7 if after else (day - 1) % 7
+            walk.append(f"{i}: {DAYS[day]}")
+        split = f"{n} = {n // 7}x7 + {shift}"
+        if effort == "medium":
+            analysis = f"{split}, so {shift} days {move} from {DAYS[start]}: {DAYS[end]}."
+        else:
+            lines = ["A week has 7 days, so only the remainder matters.",
+                     f"{split}.", f"Count {shift} days {move} from {DAYS[start]}."]
+            lines += walk if walk else ["No days to move: same weekday."]
+            lines.append(f"So it is {DAYS[end]}.")
+            analysis = "\n".join(lines)
+    return Task("weekday", q, analysis, final, DAYS[end])
+
+
+def unit_conversion(rng: random.Random, effort: str) -> Task:
+    """Convert a whole amount to a smaller unit: amount x factor, with the product worked out."""
+    src, dst, factor = rng.choice(CONVERSIONS)
+    amount = rng.randint(2, 30)
+    result = amount * factor
+    q = rng.choice((
+        "How many {dst} are in {n} {src}?",
+        "Convert {n} {src} to {dst}.",
+        "{n} {src} is how many {dst}?",
+    )).format(n=amount, src=src, dst=dst)
+    final = f"{amount} {src} is {result} {dst}."
+    rule = f"1 {src[:-1] if src.endswith('s') else src} = {factor} {dst}."
+    if effort == "low":
+        analysis = f"{amount} x {factor} = {result}."
+    elif effort == "medium":
+        analysis = f"{rule} {amount} x {factor} = {result}."
+    else:
+        lines = [rule, f"So multiply {amount} by {factor}."]
+        if factor in (100, 1000):
+            zeros = str(factor).count("0")
+            lines.append(f"Times {factor} appends {zeros} zeros: {amount} becomes {result}.")
+        elif factor >= 10:
+            tens, ones = factor // 10 * 10, factor % 10
+            a, b = amount * tens, amount * ones
+            if ones:
+                lines.append(f"{amount} x {factor} = {amount} x {tens} + {amount} x {ones}.")
+                lines.append(f"{amount} x {tens} = {a}.")
+                lines.append(f"{amount} x {ones} = {b}.")
+                lines.append(f"{a} + {b} = {result}.")
+            else:
+                lines.append(f"{amount} x {factor // 10} = {amount * factor // 10}, then append a zero: {result}.")
+        elif amount >= 10:
+            tens, ones = amount // 10 * 10, amount % 10
+            lines.append(f"{amount} x {factor} = {tens} x {factor} + {ones} x {factor} = {tens * factor} + {ones * factor} = {result}.")
+        else:
+            lines.append(f"{amount} x {factor} = {result}.")
+        lines.append(f"Answer: {result} {dst}.")
+        analysis = "\n".join(lines)
+    return Task("units", q, analysis, final, str(result))
+
+
+GENERATORS = {
+    "addition": addition,
+    "multiplication": multiplication,
+    "letters": letter_count,
+    "sorting": sorting,
+    "weekday": day_of_week,
+    "units": unit_conversion,
+}

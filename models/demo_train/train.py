@@ -1,0 +1,159 @@
+"""Train the demo model on synthetic harmony conversations (CPU, PyTorch; see model.py for why).
+
+    nice -n 10 python -m models.demo_train.train --run /work/demo_run --minutes 45
+
+Writes RUN/tokenizer.json first (learned from the start of the training stream), then
+RUN/model.pt (state dict + config) every few minutes and at the end, and RUN/train.log.
+Reproducible from --seed: the data stream, the tokenizer and the initial weights all come from it
+(timing decides only how many steps fit when --steps is not given).
+The loss covers only what the assistant writes (analysis + final), not the prompt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import random
+import re
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from models.demo_train import bpe
+from models.demo_train.conversations import TRAIN_SEED, heldout_examples, make_example
+from models.demo_train.model import DemoConfig, DemoModel
+
+SPECIAL = re.compile(r"<\|[a-z_0-9]+\|>")
+EFFORT_WEIGHTS = {"low": 0.25, "medium": 0.3, "high": 0.45}  # high effort needs the most practice
+VOCAB_SIZE = 768
+NUM_MERGES = 480
+
+
+def example_stream(seed: int):
+    """Endless training examples; never a held-out question."""
+    rng = random.Random(seed)
+    held = {ex.task.question for ex in heldout_examples()}
+    efforts, weights = zip(*EFFORT_WEIGHTS.items())
+    while True:
+        ex = make_example(rng, effort=rng.choices(efforts, weights)[0])
+        if ex.task.question not in held:
+            yield ex
+
+
+def build_tokenizer(run: Path, seed: int):
+    """Learn the BPE from the first 4000 training conversations (special tokens cut out)."""
+    stream = example_stream(seed)
+    texts = []
+    for _ in range(4000):
+        ex = next(stream)
+        texts += [p for p in SPECIAL.split(ex.prompt + ex.completion) if p]
+    bpe.write_tokenizer(texts, run, VOCAB_SIZE, NUM_MERGES)
+    return bpe.tiktoken_encoding(run / "tokenizer.json")
+
+
+def encode(enc, ex) -> tuple[list[int], int]:
+    """Token ids of prompt + completion, and where the completion starts."""
+    prompt = enc.encode(ex.prompt, allowed_special="all")
+    completion = enc.encode(ex.completion, allowed_special="all")
+    return prompt + completion, len(prompt)
+
+
+def batches(enc, seed: int, batch_size: int, group: int = 8):
+    """Length-bucketed batches: draw batch_size*group examples, sort by length, cut, shuffle."""
+    rng = random.Random(seed + 1)
+    stream = example_stream(seed)
+    while True:
+        items = sorted((encode(enc, next(stream)) for _ in range(batch_size * group)), key=lambda t: len(t[0]))
+        chunks = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
+        rng.shuffle(chunks)
+        for chunk in chunks:
+            length = max(len(ids) for ids, _ in chunk)
+            x = torch.zeros(len(chunk), length - 1, dtype=torch.long)
+            y = torch.full((len(chunk), length - 1), -100, dtype=torch.long)  # -100: no loss
+            for row, (ids, start) in enumerate(chunk):
+                t = torch.tensor(ids)
+                x[row, :len(ids) - 1] = t[:-1]
+                # Predict only completion tokens: targets at positions >= start.
+                y[row, start - 1:len(ids) - 1] = t[start:]
+            yield x, y
+
+
+def save(model: DemoModel, run: Path, step: int, loss: float) -> None:
+    tmp = run / "model.pt.tmp"
+    torch.save({"config": dataclasses.asdict(model.cfg), "state": model.state_dict(),
+                "step": step, "loss": loss, "quantized": model.layers[0].mlp.quantize}, tmp)
+    tmp.replace(run / "model.pt")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, required=True, help="folder for the tokenizer, checkpoints and log")
+    ap.add_argument("--seed", type=int, default=TRAIN_SEED)
+    ap.add_argument("--minutes", type=float, default=45.0, help="time budget used to pick the step count")
+    ap.add_argument("--steps", type=int, default=0, help="fixed step count (overrides --minutes)")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--qat-from", type=float, default=0.7, help="fraction of steps after which experts train MXFP4-rounded")
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--experts", type=int, default=4)
+    args = ap.parse_args(argv)
+
+    args.run.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(2)
+    enc = build_tokenizer(args.run, args.seed)
+    cfg = DemoConfig(vocab_size=VOCAB_SIZE, hidden_size=args.hidden, intermediate_size=args.hidden,
+                     num_hidden_layers=args.layers, num_local_experts=args.experts,
+                     num_attention_heads=args.hidden // 32, num_key_value_heads=max(1, args.hidden // 64))
+    model = DemoModel(cfg)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.98))
+    log = open(args.run / "train.log", "a")
+    data = batches(enc, args.seed, args.batch)
+    total = args.steps or 10**9
+    warmup = 100
+    start = time.time()
+    last_save = start
+    smooth = None
+    step = 0
+    while step < total:
+        if not args.steps and step == 20:
+            # Fix the step count from the measured speed so the schedule ends inside the budget.
+            per_step = (time.time() - start) / 20
+            total = max(40, int(args.minutes * 60 / per_step))
+            print(f"{per_step:.2f} s/step -> {total} steps", file=log, flush=True)
+        if step == int(args.qat_from * total) and not model.layers[0].mlp.quantize:
+            model.set_quantize(True)
+            print(f"step {step}: experts now fake-quantized to MXFP4", file=log, flush=True)
+        progress = min(1.0, step / max(1, total))
+        lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        x, y = next(data)
+        logits = model(x)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        smooth = loss.item() if smooth is None else 0.95 * smooth + 0.05 * loss.item()
+        step += 1
+        if step % 10 == 0:
+            print(f"step {step}/{total} loss {smooth:.4f} lr {lr:.2e} {time.time() - start:.0f}s", file=log, flush=True)
+        if time.time() - last_save > 180:
+            save(model, args.run, step, smooth)
+            last_save = time.time()
+    save(model, args.run, step, smooth)
+    print(f"done: {step} steps, loss {smooth:.4f}, {time.time() - start:.0f}s", file=log, flush=True)
+    (args.run / "train_args.json").write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
