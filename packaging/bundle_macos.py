@@ -90,11 +90,13 @@ def is_macho(path: Path) -> bool:
 
 
 def sign_bundle(app: Path, identity: str | None) -> None:
-    """Sign inside out: every Mach-O file, then each framework, then the app.
+    """Sign inside out: every Mach-O file on its own, then the whole app.
 
-    Ad-hoc ("-") without an identity: enough for the Mac that built it and for Gatekeeper's
-    "Open anyway". With a Developer ID identity: hardened runtime plus entitlements.plist and a
-    secure timestamp, which notarization requires.
+    The per-file pass reaches Python extensions deep in Frameworks/ that `codesign --deep` does
+    not treat as nested code; the final --deep pass seals the Qt frameworks and the app (the way
+    PyInstaller signs bundles itself). Ad-hoc ("-") without an identity: enough for the Mac that
+    built it. With a Developer ID identity: hardened runtime, entitlements.plist and a secure
+    timestamp, which notarization requires.
     """
     ident = identity or "-"
     base = ["codesign", "--force", "--sign", ident]
@@ -105,11 +107,7 @@ def sign_bundle(app: Path, identity: str | None) -> None:
     nested = sorted((p for p in files if p != main_exe), key=lambda p: -len(p.parts))
     for chunk in range(0, len(nested), 64):          # one codesign call per 64 files: far faster
         run(base + [str(p) for p in nested[chunk:chunk + 64]], "signing the bundle's libraries")
-    frameworks = sorted((p for p in app.rglob("*.framework") if p.is_dir() and not p.is_symlink()),
-                        key=lambda p: -len(p.parts))
-    for fw in frameworks:
-        run(base + [str(fw)], f"signing {fw.name}")
-    run(base + ["--entitlements", str(ENTITLEMENTS), str(app)], "signing the app")
+    run(base + ["--deep", "--entitlements", str(ENTITLEMENTS), str(app)], "signing the app")
     run(["codesign", "--verify", "--deep", "--strict", "--verbose=2", str(app)], "verifying the signature")
 
 

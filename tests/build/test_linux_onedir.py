@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,8 @@ def onedir(tmp_path_factory):
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     folder = base / "dist" / bp.EXECUTABLE
     assert (folder / bp.EXECUTABLE).is_file()
-    return folder
+    yield folder
+    shutil.rmtree(base, ignore_errors=True)   # ~600 MB of build output; pytest would keep three runs
 
 
 def internal(onedir: Path) -> Path:
