@@ -44,7 +44,9 @@ def _check_mlx() -> tuple[bool, str]:
 def _check_kernels() -> tuple[bool, str]:
     try:
         from engine.metal_kernels import launch
-        sources = [launch.helpers_source(), launch.GATE_UP.source(), launch.DOWN.source()]
+        # Every kernel the engine declares, read the way the engine reads it.
+        specs = [v for v in vars(launch).values() if isinstance(v, launch.KernelSpec)]
+        sources = [launch.helpers_source()] + [spec.source() for spec in specs]
         return all(s.strip() for s in sources), f"{len(sources)} .metal sources read"
     except Exception as e:
         return False, f"{type(e).__name__}: {e}"
