@@ -95,6 +95,14 @@ def check(out: Path, target: str, bundle_model: Path | None) -> int:
     return 1 if problems else 0
 
 
+def verified(roots: list[Path], plan: bp.Plan) -> bool:
+    """Every planned file made it into the bundle; otherwise say which did not."""
+    missing = bp.missing_from_bundle(roots, plan)
+    for path in missing:
+        print(f"problem: {path} is not in the built bundle (looked in {', '.join(str(r) for r in roots)}).")
+    return not missing
+
+
 def build(args: argparse.Namespace) -> int:
     """Freeze the app; on a Mac also fix up, sign and package it."""
     import bundle_icon
@@ -119,12 +127,16 @@ def build(args: argparse.Namespace) -> int:
             cmd += ["--bundle-model", str(args.bundle_model)]
         mac.run(cmd, "PyInstaller")
         if not on_mac:
+            if not verified([dist / bp.EXECUTABLE / "_internal"], plan):
+                return 1
             print(f"Built {dist / bp.EXECUTABLE} (Linux onedir, for testing the spec); the .app and "
                   ".dmg need a Mac.")
             return 0
         app = dist / f"{bp.APP_NAME}.app"
         for link in mac.place_metallib(app):
             print(f"linked {link.relative_to(dist)}")
+        if not verified([app / "Contents" / "Frameworks", app / "Contents" / "Resources"], plan):
+            return 1
         mac.sign_bundle(app, args.identity)
         if args.no_dmg:
             print(f"Built {app}.")

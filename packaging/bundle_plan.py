@@ -161,8 +161,19 @@ def qt_plugin_items(target: str) -> list[Item]:
     qt = package_dir("PySide6")
     plugins = qt / "Qt" / "plugins" / "platforms" if qt else None
     names = ["libqcocoa.dylib"] if target == "darwin" else ["libqxcb.so", "libqoffscreen.so"]
-    return [Item(plugins / n if plugins else None, "PySide6/Qt/plugins/platforms", "auto",
-                 "Qt's platform plugin: without it no window opens", name=n) for n in names]
+    items = [Item(plugins / n if plugins else None, "PySide6/Qt/plugins/platforms", "auto",
+                  "Qt's platform plugin: without it no window opens", name=n) for n in names]
+    if target == "darwin":
+        styles = qt / "Qt" / "plugins" / "styles" if qt else None
+        items.append(Item(styles / "libqmacstyle.dylib" if styles else None, "PySide6/Qt/plugins/styles",
+                          "auto", "the native macOS widget style (without it Qt falls back to Fusion)",
+                          name="libqmacstyle.dylib"))
+    return items
+
+
+def missing_from_bundle(roots: list[Path], plan: Plan) -> list[str]:
+    """Planned files found under none of `roots` (the bundle's Python roots), as bundle paths."""
+    return [p for p in plan.bundle_paths() if not any((r / p).exists() for r in roots)]
 
 
 def collection_plan(target: str = sys.platform, bundle_model: Path | None = None) -> Plan:

@@ -116,3 +116,13 @@ def test_wheel_tags_read_the_installed_wheel():
 def test_is_macho_tells_code_from_data(fake_app):
     assert mac.is_macho(fake_app / "Contents" / "MacOS" / bp.EXECUTABLE)
     assert not mac.is_macho(fake_app / "Contents" / "Resources" / "engine" / "k.metal")
+
+
+def test_bundle_verification_names_what_is_missing(fake_app):
+    roots = [fake_app / "Contents" / "Frameworks", fake_app / "Contents" / "Resources"]
+    plan = bp.Plan("darwin", items=[
+        bp.Item(None, "mlx/lib", "data", "", name="mlx.metallib"),
+        bp.Item(None, "mlx/lib", "binary", "", name="libmlx.dylib"),
+        bp.Item(None, "PySide6/Qt/plugins/platforms", "auto", "", name="libqcocoa.dylib"),
+    ])
+    assert bp.missing_from_bundle(roots, plan) == ["PySide6/Qt/plugins/platforms/libqcocoa.dylib"]
