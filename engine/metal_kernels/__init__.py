@@ -3,12 +3,14 @@
 `fused_experts(x, idx, weights, ew)` returns the experts' combined output [N, D] from two fused
 kernels, or None whenever they are off, and engine.moe then runs its plain-MLX path:
 - not on Metal (Linux, CPU stream) or GPT_OSS_KERNELS=mlx;
-- more tokens than DECODE_MAX_TOKENS: the kernels are GEMVs that read each selected expert once per
-  token, so large prefills go to MLX's sorted gather_qmm, which reads each expert once per group;
+- in auto mode, more tokens than build.GEMV_MAX_TOKENS (a prefill) while PREFILL_KERNELS is False:
+  our sorted-pair GEMM kernels are verified but not yet measured against MLX's sorted gather_qmm on
+  a Mac (bench/kernels.py does that); until they win there, prefill stays on MLX;
 - sizes the kernels don't take (hidden or intermediate not a multiple of 32);
 - the first-use self-test failed or a kernel did not compile: one log line, then off for the session.
 
-GPT_OSS_KERNELS=auto (default) | metal (use the kernels without the self-test gate) | mlx (never).
+GPT_OSS_KERNELS=auto (default) | metal (every kernel, prefill GEMMs included, without the self-test
+gate) | mlx (never).
 The .metal sources are verified on the CPU by tests/metal (see docs/metal_kernels.md).
 
 # N tokens, K experts per token, E experts, D hidden, I expert intermediate
@@ -24,7 +26,7 @@ log = logging.getLogger(__name__)
 
 ENV_VAR = "GPT_OSS_KERNELS"
 MODES = ("auto", "metal", "mlx")
-DECODE_MAX_TOKENS = 16
+PREFILL_KERNELS = False  # flip once a Mac measurement shows the GEMMs beat sorted gather_qmm
 SELF_TEST_TOKENS = (1, 3, 64)
 
 _lock = threading.Lock()
@@ -83,12 +85,12 @@ def fused_experts(x, idx, weights, ew, limit: float = 7.0):
         _log_once("custom Metal kernels off: Metal is not available here; using MLX's gather_qmm")
         return None
     from . import launch as L
-    from .build import DTYPE_NAMES, experts_metal
+    from .build import DTYPE_NAMES, GEMV_MAX_TOKENS, experts_metal
 
     n_tok, hidden = x.shape
     top_k = idx.shape[1]
     inter = ew.down_blocks.shape[-1] * 8
-    if n_tok > DECODE_MAX_TOKENS or x.dtype not in DTYPE_NAMES:
+    if x.dtype not in DTYPE_NAMES or (m == "auto" and n_tok > GEMV_MAX_TOKENS and not PREFILL_KERNELS):
         return None
     why = L.check_shapes(n_tok, top_k, hidden, inter)
     if why is not None:

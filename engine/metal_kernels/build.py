@@ -14,6 +14,8 @@ from . import launch as L
 DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
 DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 
+GEMV_MAX_TOKENS = 16  # above this the GEMVs would re-read each expert once per token
+
 _built: dict[str, object] = {}
 
 
@@ -47,9 +49,15 @@ def run(launch: L.Launch, inputs: list[mx.array]) -> list[mx.array]:
 
 
 def experts_metal(x: mx.array, idx: mx.array, weights: mx.array, ew, limit: float) -> mx.array:
-    """x [N, D], idx [N, K], weights [N, K] -> [N, D] with the two fused kernels.
+    """x [N, D], idx [N, K], weights [N, K] -> [N, D]: the GEMV kernels up to GEMV_MAX_TOKENS
+    tokens, the sorted GEMM kernels above."""
+    if x.shape[0] > GEMV_MAX_TOKENS:
+        return experts_metal_gemm(x, idx, weights, ew, limit)
+    return experts_metal_gemv(x, idx, weights, ew, limit)
 
-    Intermediate h [N, K, I] stays float32 (N * K * I * 4 bytes: 46 KB per decoded token)."""
+
+def experts_metal_gemv(x: mx.array, idx: mx.array, weights: mx.array, ew, limit: float) -> mx.array:
+    """Decode: two fused GEMV kernels. Intermediate h [N, K, I] stays float32 (46 KB a token)."""
     n_tok, hidden = x.shape
     top_k = idx.shape[1]
     inter = ew.down_blocks.shape[-1] * 8
@@ -61,3 +69,21 @@ def experts_metal(x: mx.array, idx: mx.array, weights: mx.array, ew, limit: floa
     (y,) = run(L.down_launch(n_tok, top_k, hidden, inter, dtype),
                [h, idx, weights.astype(x.dtype), ew.down_blocks, ew.down_scales, ew.down_bias.astype(x.dtype)])
     return y
+
+
+def experts_metal_gemm(x: mx.array, idx: mx.array, weights: mx.array, ew, limit: float) -> mx.array:
+    """Prefill: (token, slot) pairs sorted by expert, two fused GEMM kernels, then the sum over K."""
+    n_tok, hidden = x.shape
+    top_k = idx.shape[1]
+    inter = ew.down_blocks.shape[-1] * 8
+    dtype = DTYPE_NAMES[x.dtype]
+    flat = idx.flatten().astype(mx.uint32)
+    order = mx.argsort(flat).astype(mx.uint32)  # pair indices grouped by expert, on the GPU
+    experts = flat[order]
+    (h,) = run(L.gate_up_gemm_launch(n_tok, top_k, hidden, inter, dtype),
+               [x, order, experts, ew.gate_up_blocks, ew.gate_up_scales, ew.gate_up_bias.astype(x.dtype),
+                mx.array(limit, dtype=mx.float32)])
+    (y,) = run(L.down_gemm_launch(n_tok, top_k, hidden, inter, dtype),
+               [h, order, experts, weights.astype(x.dtype), ew.down_blocks, ew.down_scales,
+                ew.down_bias.astype(x.dtype)])
+    return y.reshape(n_tok, top_k, hidden).sum(axis=1).astype(x.dtype)

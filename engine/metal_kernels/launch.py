@@ -19,6 +19,8 @@ SIMD_WIDTH = 32
 GATE_UP_SIMDGROUPS = 2  # SIMD-groups per threadgroup
 GATE_UP_ROWS = 4  # outputs (pairs of gate/up rows) per SIMD-group
 DOWN_ROWS = 4  # outputs per threadgroup (one SIMD-group per slot)
+GEMM_TILE = 32  # prefill GEMMs: 32 sorted pairs x 32 weight rows per threadgroup
+GEMM_THREADS = 128  # 4 SIMD-groups, 2 x 2 sub-tiles of 16 x 16
 
 # Metal type names MLX writes into the generated signature, by dtype name.
 METAL_TYPES = {
@@ -57,6 +59,19 @@ DOWN = KernelSpec(
     input_names=("h", "idx", "weights", "blocks", "scales", "bias"),
     output_names=("out",),
 )
+GATE_UP_GEMM = KernelSpec(
+    name="mxfp4_gate_up_swiglu_gemm",
+    file="mxfp4_gate_up_swiglu_gemm.metal",
+    input_names=("x", "order", "experts", "blocks", "scales", "bias", "swiglu_limit"),
+    output_names=("h",),
+)
+DOWN_GEMM = KernelSpec(
+    name="mxfp4_down_gemm",
+    file="mxfp4_down_gemm.metal",
+    input_names=("h", "order", "experts", "weights", "blocks", "scales", "bias"),
+    output_names=("y",),
+)
+KERNELS = (GATE_UP, DOWN, GATE_UP_GEMM, DOWN_GEMM)
 
 
 def helpers_source() -> str:
@@ -116,4 +131,34 @@ def down_launch(n_tokens: int, top_k: int, hidden: int, inter: int, dtype: str) 
         output_dtypes=(dtype,),
         grid=(hidden // DOWN_ROWS * threads, n_tokens, 1),
         threadgroup=(threads, 1, 1),
+    )
+
+
+def gate_up_gemm_launch(n_tokens: int, top_k: int, hidden: int, inter: int, dtype: str) -> Launch:
+    """Launch of mxfp4_gate_up_swiglu_gemm over M = N * K sorted pairs: h [M, I] float32."""
+    assert hidden % 32 == 0 and (2 * inter) % GEMM_TILE == 0
+    pairs = n_tokens * top_k
+    return Launch(
+        spec=GATE_UP_GEMM,
+        kernel_name=f"{GATE_UP_GEMM.name}_{SHORT_TYPES[dtype]}",
+        template=(("T", dtype), ("HIDDEN", hidden), ("INTER", inter), ("TOPK", top_k)),
+        output_shapes=((pairs, inter),),
+        output_dtypes=("float32",),
+        grid=(2 * inter // GEMM_TILE * GEMM_THREADS, -(-pairs // GEMM_TILE), 1),
+        threadgroup=(GEMM_THREADS, 1, 1),
+    )
+
+
+def down_gemm_launch(n_tokens: int, top_k: int, hidden: int, inter: int, dtype: str) -> Launch:
+    """Launch of mxfp4_down_gemm: y [N * K, D] float32 in pair order (the caller sums over K)."""
+    assert hidden % GEMM_TILE == 0 and inter % 32 == 0
+    pairs = n_tokens * top_k
+    return Launch(
+        spec=DOWN_GEMM,
+        kernel_name=f"{DOWN_GEMM.name}_{SHORT_TYPES[dtype]}",
+        template=(("T", dtype), ("HIDDEN", hidden), ("INTER", inter), ("TOPK", top_k)),
+        output_shapes=((pairs, hidden),),
+        output_dtypes=("float32",),
+        grid=(hidden // GEMM_TILE * GEMM_THREADS, -(-pairs // GEMM_TILE), 1),
+        threadgroup=(GEMM_THREADS, 1, 1),
     )

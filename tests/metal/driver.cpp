@@ -121,6 +121,7 @@ static const char* kind_name(int k) {
     case kSimdReduce: return "a SIMD-group reduction";
     case kSimdShuffle: return "a SIMD-group shuffle";
     case kSimdBarrier: return "simdgroup_barrier";
+    case kSimdMatrix: return "a simdgroup_matrix operation";
     default: return "threadgroup_barrier";
   }
 }
@@ -221,22 +222,37 @@ static void run_group(uint3 group, uint3 tg, uint3 grid, std::mt19937* rng) {
     fiber_start(l.fiber, g_stacks[i].data(), kStack, lane_entry, &g_scheduler);
     l.state = kRunnable;
   }
-  if (rng) std::shuffle(order.begin(), order.end(), *rng);
+  // SIMD-groups run one at a time, each as far as it can get (up to a threadgroup barrier or its
+  // end) before the next starts: the most hostile order for a missing barrier, since a group that
+  // reads what another writes runs before the writer. Shuffled passes permute groups and lanes.
+  const int groups = (n + 31) / 32;
+  std::vector<int> sg_order(groups);
+  for (int s = 0; s < groups; ++s) sg_order[s] = s;
+  if (rng) {
+    std::shuffle(sg_order.begin(), sg_order.end(), *rng);
+    for (int s = 0; s < groups; ++s) std::shuffle(order.begin() + s * 32, order.begin() + std::min(n, s * 32 + 32), *rng);
+  }
   for (;;) {
-    for (int i : order) {
-      if (g_lanes[i].state != kRunnable) continue;
-      g_current = i;
-      fiber_switch(g_scheduler, g_lanes[i].fiber);
+    for (int s : sg_order) {
+      const int begin = s * 32, end = std::min(n, begin + 32);
+      for (;;) {
+        for (int k = begin; k < end; ++k) {
+          const int i = order[k];
+          if (g_lanes[i].state != kRunnable) continue;
+          g_current = i;
+          fiber_switch(g_scheduler, g_lanes[i].fiber);
+        }
+        if (release_simd(begin, end, where) == 0) break;  // parked at a threadgroup barrier, or done
+      }
+      if (!g_error.empty()) return;
     }
     bool all_done = true;
     for (auto& l : g_lanes) all_done &= (l.state == kDone);
     if (all_done) return;
-    int released = 0;
-    for (int s = 0; s < n && g_error.empty(); s += 32) released += release_simd(s, std::min(n, s + 32), where);
-    if (!g_error.empty()) return;
-    if (released == 0) released = release_group_barrier(where);
-    if (!g_error.empty()) return;
-    if (released == 0) { fail(std::string(where) + ": no lane can make progress"); return; }
+    if (release_group_barrier(where) == 0) {
+      if (g_error.empty()) fail(std::string(where) + ": no lane can make progress");
+      return;
+    }
   }
 }
 

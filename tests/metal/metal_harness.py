@@ -11,7 +11,8 @@ Memory is made hostile so bugs show: inputs sit between guard bands of NaN bytes
 edge yields NaN), outputs and threadgroup memory start as NaN bytes (an unwritten element or a read
 before a barrier yields NaN), and writes into an output's guard bands are reported.
 
-Compiled objects are cached by a hash of the complete generated source.
+Compiled objects are cached by a hash of the complete generated source (and the host, since they
+are built with -march=native: fma() must be the hardware instruction, not libm's slow emulation).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -190,7 +192,7 @@ def _build(key: str, suffix: str, text: str, args: list[str]) -> Path:
         src = CACHE / f"{key}.cpp"
         src.write_text(text)
         tmp = CACHE / f"{key}.{os.getpid()}{suffix}"
-        cmd = [cc, "-x", "c++", "-std=c++17", "-O2", "-fPIC", "-fvisibility=hidden", "-w", f"-I{HERE}", str(src), *args, "-o", str(tmp)]
+        cmd = [cc, "-x", "c++", "-std=c++17", "-O2", "-march=native", "-fPIC", "-fvisibility=hidden", "-w", f"-I{HERE}", str(src), *args, "-o", str(tmp)]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise KernelError("the kernel does not compile:\n" + r.stderr[-4000:])
@@ -203,7 +205,7 @@ def compile_source(text: str) -> ctypes.CDLL:
     (itself compiled once); returns the loaded library."""
     shim = (HERE / "metal_shim.h").read_text()
     driver_text = (HERE / "driver.cpp").read_text()
-    driver_key = hashlib.sha256((shim + driver_text).encode()).hexdigest()[:24]
+    driver_key = hashlib.sha256((platform.node() + platform.machine() + shim + driver_text).encode()).hexdigest()[:24]
     driver = _build("driver-" + driver_key, ".o", driver_text, ["-c"])
     key = hashlib.sha256((shim + driver_key + text).encode()).hexdigest()[:24]
     lib = _build(key, ".so", text, ["-x", "none", str(driver), "-shared"])

@@ -26,6 +26,7 @@
 typedef unsigned int uint;
 typedef unsigned short ushort;
 typedef unsigned char uchar;
+typedef unsigned long ulong;
 
 #define MTL_VEC(T, N, NAME) typedef T NAME __attribute__((ext_vector_type(N)));
 #define MTL_VECS(T, P) MTL_VEC(T, 2, P##2) MTL_VEC(T, 3, P##3) MTL_VEC(T, 4, P##4)
@@ -36,6 +37,7 @@ MTL_VECS(short, short)
 MTL_VECS(ushort, ushort)
 MTL_VECS(char, char)
 MTL_VECS(uchar, uchar)
+MTL_VECS(ulong, ulong)
 
 namespace mtl_shim {
 template <class To, class From>
@@ -130,7 +132,7 @@ using namespace metal;
 
 // ---- collectives: implemented by the harness's fiber scheduler ---------------------------------
 namespace mtl_shim {
-enum Collective : int { kSimdReduce = 1, kSimdShuffle = 2, kSimdBarrier = 3, kGroupBarrier = 4 };
+enum Collective : int { kSimdReduce = 1, kSimdShuffle = 2, kSimdBarrier = 3, kGroupBarrier = 4, kSimdMatrix = 5 };
 typedef void (*CombineFn)(const unsigned char* in, unsigned char* out, const int* arg, int lanes);
 // Parks the calling lane at a collective; returns once every lane has arrived and `combine` has
 // filled this lane's result (out points at `size` bytes). Defined in the generated driver.
@@ -186,3 +188,65 @@ template <class T> T simd_shuffle_xor_at(T x, int m, int line) { return simd_shu
 #define simd_shuffle_xor(x, m) mtl_shim::simd_shuffle_xor_at((x), (int)(m), __LINE__)
 #define simdgroup_barrier(f) mtl_shim::park(mtl_shim::kSimdBarrier, __LINE__, nullptr, nullptr, 0, 0, nullptr)
 #define threadgroup_barrier(f) mtl_shim::park(mtl_shim::kGroupBarrier, __LINE__, nullptr, nullptr, 0, 0, nullptr)
+
+// ---- simdgroup_matrix: every lane keeps the whole matrix (a GPU spreads it over the lanes), and
+// each operation is a SIMD-group collective, so reaching one from divergent code is caught.
+template <class T, int Cols, int Rows>
+struct simdgroup_matrix {
+  T v[Rows][Cols];
+  simdgroup_matrix() = default;
+  explicit simdgroup_matrix(T diagonal) {  // Metal: a diagonal matrix
+    for (int i = 0; i < Rows; ++i)
+      for (int j = 0; j < Cols; ++j) v[i][j] = i == j ? diagonal : T(0);
+  }
+};
+typedef simdgroup_matrix<float, 8, 8> simdgroup_float8x8;
+typedef simdgroup_matrix<half, 8, 8> simdgroup_half8x8;
+
+template <class T, int C, int R>
+inline simdgroup_matrix<T, C, R> make_filled_simdgroup_matrix(T value) {
+  simdgroup_matrix<T, C, R> m;
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < C; ++j) m.v[i][j] = value;
+  return m;
+}
+
+namespace mtl_shim {
+template <class T, int C, int R, class S>
+inline void sg_load_at(int line, simdgroup_matrix<T, C, R>& d, const S* src, ulong elements_per_row = C,
+                       ulong2 origin = ulong2(0), bool transpose = false) {
+  park(kSimdMatrix, line, nullptr, nullptr, 0, 0, nullptr);
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < C; ++j)
+      d.v[i][j] = transpose ? T(src[(origin.y + j) * elements_per_row + origin.x + i])
+                            : T(src[(origin.y + i) * elements_per_row + origin.x + j]);
+}
+template <class T, int C, int R, class S>
+inline void sg_store_at(int line, const simdgroup_matrix<T, C, R>& m, S* dst, ulong elements_per_row = C,
+                        ulong2 origin = ulong2(0), bool transpose = false) {
+  park(kSimdMatrix, line, nullptr, nullptr, 0, 0, nullptr);
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < C; ++j) {
+      S& out = transpose ? dst[(origin.y + j) * elements_per_row + origin.x + i]
+                         : dst[(origin.y + i) * elements_per_row + origin.x + j];
+      out = S(m.v[i][j]);
+    }
+}
+template <class T, int N, int M, int K>
+inline void sg_mma_at(int line, simdgroup_matrix<T, N, M>& d, const simdgroup_matrix<T, K, M>& a,
+                      const simdgroup_matrix<T, N, K>& b, const simdgroup_matrix<T, N, M>& c) {
+  park(kSimdMatrix, line, nullptr, nullptr, 0, 0, nullptr);
+  simdgroup_matrix<T, N, M> r;
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      float acc = float(c.v[i][j]);
+      for (int k = 0; k < K; ++k) acc = std::fma(float(a.v[i][k]), float(b.v[k][j]), acc);
+      r.v[i][j] = T(acc);
+    }
+  d = r;
+}
+}  // namespace mtl_shim
+
+#define simdgroup_load(...) mtl_shim::sg_load_at(__LINE__, __VA_ARGS__)
+#define simdgroup_store(...) mtl_shim::sg_store_at(__LINE__, __VA_ARGS__)
+#define simdgroup_multiply_accumulate(...) mtl_shim::sg_mma_at(__LINE__, __VA_ARGS__)

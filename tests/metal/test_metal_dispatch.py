@@ -31,6 +31,8 @@ def harness_experts(gate_up_body=None):
     """An experts_metal that runs the kernels' source on the CPU (optionally a mutated gate_up)."""
 
     def run(x, idx, weights, ew, limit):
+        if x.shape[0] > build.GEMV_MAX_TOKENS:
+            return harness_gemm(x, idx, weights, ew, limit)
         n_tok, hidden = x.shape
         top_k = idx.shape[1]
         inter = ew.down_blocks.shape[-1] * 8
@@ -46,6 +48,25 @@ def harness_experts(gate_up_body=None):
         return mx.array(y).astype(x.dtype)
 
     return run
+
+
+def harness_gemm(x, idx, weights, ew, limit):
+    """build.experts_metal_gemm with the two GEMM kernels run by the CPU harness."""
+    n_tok, hidden = x.shape
+    top_k = idx.shape[1]
+    inter = ew.down_blocks.shape[-1] * 8
+    dt = build.DTYPE_NAMES[x.dtype]
+    flat = np.array(idx.astype(mx.uint32)).reshape(-1)
+    order = np.argsort(flat, kind="stable").astype(np.uint32)
+    srt = [Arg(order, "uint32"), Arg(flat[order], "uint32")]
+    (h,) = run_launch(L.gate_up_gemm_launch(n_tok, top_k, hidden, inter, dt),
+                      [_np_arg(x, dt), *srt, Arg(np.array(ew.gate_up_blocks), "uint32"),
+                       Arg(np.array(ew.gate_up_scales), "uint8"), _np_arg(ew.gate_up_bias, dt),
+                       Arg(np.array(limit, np.float32), "float32")])
+    (y,) = run_launch(L.down_gemm_launch(n_tok, top_k, hidden, inter, dt),
+                      [Arg(h, "float32"), *srt, _np_arg(weights, dt), Arg(np.array(ew.down_blocks), "uint32"),
+                       Arg(np.array(ew.down_scales), "uint8"), _np_arg(ew.down_bias, dt)])
+    return mx.array(y.reshape(n_tok, top_k, hidden).sum(axis=1)).astype(x.dtype)
 
 
 @pytest.fixture
@@ -123,6 +144,12 @@ def test_env_var_forces_either_path(on_metal, monkeypatch):
     assert mk.fused_experts(x, idx, w, ew) is not None and mk._off_reason is None
 
 
-def test_large_prefill_goes_to_mlx(on_metal):
-    x, idx, w, ew = _inputs(mx.float32, n_tok=mk.DECODE_MAX_TOKENS + 1)
-    assert mk.fused_experts(x, idx, w, ew) is None
+def test_prefill_goes_to_mlx_in_auto_mode_and_to_the_gemms_when_forced(on_metal, monkeypatch):
+    from engine.moe import experts_mlx
+
+    x, idx, w, ew = _inputs(mx.float32, n_tok=build.GEMV_MAX_TOKENS + 1)
+    assert not mk.PREFILL_KERNELS and mk.fused_experts(x, idx, w, ew) is None
+    monkeypatch.setenv(mk.ENV_VAR, "metal")
+    got = mk.fused_experts(x, idx, w, ew)
+    want = experts_mlx(x, idx, w, ew).astype(mx.float32)
+    assert got is not None and mx.max(mx.abs(got - want)).item() <= 1e-4 * mx.max(mx.abs(want)).item()

@@ -22,8 +22,10 @@ pytestmark = pytest.mark.skipif(clang() is None, reason="clang is not installed 
 LIMIT = 7.0
 
 
-def make_case(seed, n_tok, top_k, n_exp, hidden, inter, extreme_scales=False):
-    """Random inputs; expert ids always include the first (0) and the last (E - 1)."""
+def make_case(seed, n_tok, top_k, n_exp, hidden, inter, extreme_scales=False, top_scale=254):
+    """Random inputs; expert ids always include the first (0) and the last (E - 1).
+    top_scale: the largest scale byte used with extreme_scales (the GEMMs dequantise weights to
+    float32 before multiplying, so 6 * 2^(s-127) must stay finite: s <= 252 there)."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n_tok, hidden)).astype(np.float32)
     idx = np.stack([rng.choice(n_exp, top_k, replace=False) for _ in range(n_tok)]).astype(np.uint32)
@@ -52,7 +54,7 @@ def make_case(seed, n_tok, top_k, n_exp, hidden, inter, extreme_scales=False):
         assert hidden >= 96
         x[:, 32:64] *= 2.0 ** -120
         x[:, 64:96] *= 2.0 ** 120
-        c["gu_scales"][:, :, 1] = rng.choice(np.array([127, 254], np.uint8), c["gu_scales"].shape[:2])
+        c["gu_scales"][:, :, 1] = rng.choice(np.array([127, top_scale], np.uint8), c["gu_scales"].shape[:2])
         c["gu_scales"][:, :, 2] = rng.choice(np.array([0, 1], np.uint8), c["gu_scales"].shape[:2])
     return c
 
@@ -196,3 +198,65 @@ def test_planted_bug_is_caught(bug):
         _check_all(c, header=texts["header"], gate_up_body=texts["gate_up"], down_body=texts["down"])
     if bug == "divergent simd_sum":
         assert "divergent" in str(caught.value) and "line" in str(caught.value)
+
+
+# ---- prefill GEMMs over (token, slot) pairs sorted by expert ------------------------------------
+
+def run_gemms(c, dtype="float32", gate_up_body=None, down_body=None, seed=0):
+    """Both GEMM kernels as build.experts_metal_gemm chains them; returns (y [N, D], reference)."""
+    n_tok, top_k = c["idx"].shape
+    _, rows, nb, _ = c["gu_blocks"].shape
+    hidden, inter = nb * 32, rows // 2
+    flat = c["idx"].reshape(-1).astype(np.uint32)
+    order = np.argsort(flat, kind="stable").astype(np.uint32)
+    experts = flat[order]
+    x_arg, x = _cast(c["x"], dtype)
+    gb_arg, gbias = _cast(c["gu_bias"], dtype)
+    w_arg, w = _cast(c["weights"], dtype)
+    db_arg, dbias = _cast(c["dn_bias"], dtype)
+    (h,) = run_launch(L.gate_up_gemm_launch(n_tok, top_k, hidden, inter, dtype),
+                      [x_arg, Arg(order, "uint32"), Arg(experts, "uint32"),
+                       Arg(mxfp4.blocks_as_uint32(c["gu_blocks"]), "uint32"), Arg(c["gu_scales"], "uint8"),
+                       gb_arg, Arg(np.array(LIMIT, np.float32), "float32")], body=gate_up_body, shuffle_seed=seed)
+    h_ref = ref.gate_up(x, c["idx"], c["gu_blocks"], c["gu_scales"], gbias, LIMIT)
+    assert_close(h, h_ref.reshape(-1, inter)[order], 1e-5)
+    (y,) = run_launch(L.down_gemm_launch(n_tok, top_k, hidden, inter, dtype),
+                      [Arg(h, "float32"), Arg(order, "uint32"), Arg(experts, "uint32"), w_arg,
+                       Arg(mxfp4.blocks_as_uint32(c["dn_blocks"]), "uint32"), Arg(c["dn_scales"], "uint8"),
+                       db_arg], body=down_body, shuffle_seed=seed)
+    y_ref = ref.down(h_ref, c["idx"], w, c["dn_blocks"], c["dn_scales"], dbias)
+    return y.reshape(n_tok, top_k, hidden).sum(axis=1), y_ref
+
+
+@pytest.mark.parametrize("n_tok,top_k,n_exp", [(33, 4, 8), (7, 3, 5), (1, 1, 3)])
+def test_prefill_gemms(n_tok, top_k, n_exp):
+    # 33 tokens x 4 = 132 pairs: 5 row tiles, most holding several experts, the last one partial.
+    c = make_case(20 + n_tok, n_tok, top_k, n_exp, 160, 96, extreme_scales=True, top_scale=252)
+    y, y_ref = run_gemms(c)
+    assert_close(y, y_ref, 1e-5)
+
+
+def test_prefill_gemms_at_gpt_oss_hidden_size_bf16():
+    c = make_case(30, 9, 4, 8, 2880, 64)
+    y, y_ref = run_gemms(c, "bfloat16", seed=5)
+    assert_close(y, y_ref, 1e-5)
+
+
+GEMM_MUTATIONS = {
+    "dropped barrier before the MMA": ("gate_up", 3, "    threadgroup_barrier(mem_flags::mem_threadgroup);\n    for (int kk", "    for (int kk"),
+    "expert pass skipped": ("down", 1, "  if (e == e_last) break;", "  break;"),
+    "swapped sub-tile": ("down", 1, "&Cs[sm * 16 + 8 * i][sn * 16 + 8 * j]", "&Cs[sm * 16 + 8 * j][sn * 16 + 8 * i]"),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(GEMM_MUTATIONS))
+def test_planted_gemm_bug_is_caught(bug):
+    where, _, old, new = (GEMM_MUTATIONS[bug][0],) + GEMM_MUTATIONS[bug][1:]
+    c = make_case(40, 9, 4, 8, 160, 96)
+    y, y_ref = run_gemms(c)
+    assert_close(y, y_ref, 1e-5)
+    texts = {"gate_up": L.GATE_UP_GEMM.source(), "down": L.DOWN_GEMM.source()}
+    texts[where] = _mutate(texts[where], old, new)
+    with pytest.raises((AssertionError, KernelError)):
+        y, y_ref = run_gemms(c, gate_up_body=texts["gate_up"], down_body=texts["down"])
+        assert_close(y, y_ref, 1e-5)
