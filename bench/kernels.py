@@ -10,6 +10,8 @@ can't run, but they can be recorded: the fused count is taken inside an mx.expor
 On a Mac (Metal): microseconds per kernel at gpt-oss-20b's sizes (D = I = 2880, K = 4, E = 32,
 bfloat16), ours vs experts_mlx, the expert bytes each decoded token moves and the share of the
 chip's memory bandwidth that reaches; and the experts-only decode ceiling in tokens/s (24 layers).
+Then a 512-token prefill: our sorted-pair GEMMs vs MLX's sorted gather_qmm (the measurement that
+decides engine.metal_kernels.PREFILL_KERNELS).
 
 # N tokens, K experts per token, E experts, D hidden, I expert intermediate
 """
@@ -41,6 +43,7 @@ from engine.metal_kernels import build, selftest  # noqa: E402
 LAYERS = 24
 D = I = 2880
 K, E = 4, 32
+PREFILL_TOKENS = 512
 MXFP4_BYTES_PER_WEIGHT = 17 / 32  # 4 bits + one scale byte per 32 weights
 # Unified-memory bandwidth by chip, GB/s (Apple's published figures; binned Max/M3 Pro parts differ).
 BANDWIDTH_GBPS = {
@@ -222,10 +225,24 @@ def metal_timings(repeats: int, bandwidth: float | None) -> dict:
                           ew.down_scales, ew.down_bias])
         return y
 
-    t = {"fused (both kernels)": time_per_layer(layer(build.experts_metal), repeats),
+    t = {"fused (both kernels)": time_per_layer(layer(build.experts_metal_gemv), repeats),
          "gate_up kernel": time_per_layer(gate_up_only, repeats),
          "down kernel": time_per_layer(down_only, repeats),
          "plain MLX (experts_mlx)": time_per_layer(layer(experts_mlx), repeats)}
+    # Prefill: the sorted-pair GEMMs vs MLX's sorted gather_qmm (decides engine.metal_kernels.PREFILL_KERNELS).
+    xp = mx.random.normal((PREFILL_TOKENS, D)).astype(dt)
+    wp = mx.softmax(mx.random.normal((PREFILL_TOKENS, K)), axis=-1).astype(dt)
+    idp = [mx.argsort(mx.random.uniform(shape=(PREFILL_TOKENS, E), key=mx.random.key(i)), axis=-1)[:, :K]
+           .astype(mx.uint32) for i in range(LAYERS)]
+    mx.eval(xp, wp, idp)
+
+    def prefill(path):
+        def fn(i, x=xp):
+            return x + path(x, idp[i], wp, ew, 7.0) * 1e-3
+        return fn
+
+    prefill_t = {"prefill GEMM kernels": time_per_layer(prefill(build.experts_metal_gemm), max(3, repeats // 10)),
+                 "prefill plain MLX (sorted gather_qmm)": time_per_layer(prefill(experts_mlx), max(3, repeats // 10))}
     bytes_per_layer = K * (2 * I * D + D * I) * MXFP4_BYTES_PER_WEIGHT
     chip = chip_name()
     bw = bandwidth or BANDWIDTH_GBPS.get(chip)
@@ -238,6 +255,8 @@ def metal_timings(repeats: int, bandwidth: float | None) -> dict:
             if bw:
                 row["share_of_bandwidth"] = gbps / bw
         out["kernels"][name] = row
+    out["prefill"] = {name: {"us_per_layer": sec * 1e6, "tokens_per_s_experts_only": PREFILL_TOKENS / (sec * LAYERS)}
+                      for name, sec in prefill_t.items()}
     return out
 
 
@@ -268,6 +287,9 @@ def main(argv=None) -> None:
                 if "share_of_bandwidth" in r:
                     extra += f"  ({100 * r['share_of_bandwidth']:.0f}% of {m['bandwidth_GBps']} GB/s)"
             print(f"  {name:26s} {r['us_per_layer']:8.1f} us/layer{extra}")
+        print(f"prefill of {PREFILL_TOKENS} tokens (experts only):")
+        for name, r in m["prefill"].items():
+            print(f"  {name:38s} {r['us_per_layer']:9.1f} us/layer  {r['tokens_per_s_experts_only']:8.1f} tok/s")
     else:
         print("\nNo Metal here: kernel timings need an Apple-silicon Mac (see .github/workflows/metal.yml).")
     if a.json:

@@ -5,6 +5,10 @@
 // scale byte per block. A block read as 4 little-endian uint32 words: nibble p of word w (bits
 // 4p..4p+3) is element 8*w + p, because the low nibble of each byte is the even element.
 
+// MLX's own header already includes these; repeated so the file stands on its own.
+#include <metal_stdlib>
+using namespace metal;
+
 // E8M0 byte s -> 2^(s - 127). The shift puts s straight into the float's exponent field; byte 0
 // would become +0.0 that way, while the format means 2^-127 (a float subnormal), so it is special-
 // cased. (Byte 255, the spec's NaN, becomes +inf; checkpoints never contain it.)
