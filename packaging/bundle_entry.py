@@ -2,7 +2,7 @@
 
 Smoke-test mode (GPT_OSS_CHAT_SMOKE_TEST=1), used by tests/build and the macOS CI job: before the
 app starts it checks what freezing tends to break (MLX and its metallib, our .metal sources,
-mlx-lm's dynamically loaded model file, tiktoken); then it lets the app start normally and, once
+mlx-lm's dynamically loaded model file, tiktoken, Pygments' lexers and styles); then it lets the app start normally and, once
 the first screen (setup page or chat) is visible, prints one line
 
     GPT_OSS_CHAT_SMOKE {"screen": "setup", "checks": {...}, "ok": true}
@@ -75,6 +75,16 @@ def _check_tiktoken() -> tuple[bool, str]:
         return False, f"{type(e).__name__}: {e}"
 
 
+def _check_highlighting() -> tuple[bool, str]:
+    """Code blocks: Pygments finds lexers and styles by name at runtime, which freezing can miss."""
+    try:
+        from app.ui.markdown_view import highlight_html
+        coloured = [highlight_html("def f(x):\n    return x + 1", "python", dark) for dark in (False, True)]
+        return all("<span" in h for h in coloured), "python, light and dark"
+    except Exception as e:
+        return False, _describe(e)
+
+
 def run_checks() -> dict:
     """Every bundle check, as {name: {"ok": bool, "detail": str}}."""
     checks = {
@@ -82,6 +92,7 @@ def run_checks() -> dict:
         "metal_kernels": _check_kernels(),
         "mlx_lm_gpt_oss": _check_frozen_module("mlx_lm.models.gpt_oss"),
         "tiktoken": _check_tiktoken(),
+        "highlighting": _check_highlighting(),
     }
     return {k: {"ok": bool(ok), "detail": detail} for k, (ok, detail) in checks.items()}
 

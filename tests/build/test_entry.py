@@ -19,6 +19,13 @@ def test_frozen_module_check_finds_real_modules_and_not_missing_ones():
     assert not ok and detail == "not in the bundle"
 
 
+def test_highlighting_check_fails_when_pygments_cannot_colour(monkeypatch):
+    import app.ui.markdown_view as mv
+    monkeypatch.setattr(mv, "highlight_html", lambda code, language, dark: "<pre>plain</pre>")
+    ok, _ = bundle_entry._check_highlighting()
+    assert not ok
+
+
 def test_describe_keeps_the_hidden_cause():
     try:
         try:
@@ -41,4 +48,5 @@ def test_smoke_mode_reports_the_setup_screen_and_exits(tmp_path):
     # No model anywhere (empty home and HF cache) and no demo model: the setup page comes first.
     expected = "chat" if (ROOT / "models" / "demo" / "config.json").is_file() else "setup"
     assert report["screen"] == expected
-    assert report["ok"] is True and set(report["checks"]) == {"mlx", "metal_kernels", "mlx_lm_gpt_oss", "tiktoken"}
+    assert report["ok"] is True and set(report["checks"]) == {"mlx", "metal_kernels", "mlx_lm_gpt_oss", "tiktoken",
+                                                              "highlighting"}
