@@ -93,16 +93,16 @@ class MoE:
         experts = self.experts
         if hasattr(experts, "resolve"):
             experts, idx = experts.resolve(idx)
-        y = _fused(x, idx, weights, experts)
+        y = _fused(x, idx, weights, experts, self.limit)
         if y is None:
             y = experts_mlx(x, idx, weights, experts, self.limit)
         return y.reshape(shape)
 
 
-def _fused(x, idx, weights, ew):
+def _fused(x, idx, weights, ew, limit):
     # The custom kernels are optional: any import problem means "use the MLX path".
     try:
         from engine.metal_kernels import fused_experts
     except ImportError:
         return None
-    return fused_experts(x, idx, weights, ew)
+    return fused_experts(x, idx, weights, ew, limit)
