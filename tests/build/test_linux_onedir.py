@@ -84,8 +84,4 @@ def test_frozen_app_reaches_its_first_screen_offscreen(onedir, tmp_path):
     assert not failed
     assert report["checks"]["mlx"]["detail"].startswith("ok")
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    if result.returncode != 0 and "QThread: Destroyed while thread 'download' is still running" in result.stderr:
-        # The app (not the bundle) aborts on quit: app/launcher.py stops the download thread only when
-        # the window is destroyed, which closing it does not do. Reported to the lead.
-        pytest.xfail("app aborts on quit: the download QThread is still running")
     assert result.returncode == 0, result.stderr[-3000:]
