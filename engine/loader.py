@@ -77,7 +77,7 @@ def load_model(folder: str | Path, dtype: str | None = None, policy=None) -> Gpt
     for i in range(cfg.num_hidden_layers):
         p = f"model.layers.{i}."
         attn = Attention(cfg, *(linear(p + f"self_attn.{n}_proj") for n in "qkvo"),
-                         sinks=ckpt.array(p + "self_attn.sinks").astype(mx.float32),
+                         sinks=w(p + "self_attn.sinks"),
                          sliding=cfg.is_sliding(i), freqs=periods, attn_factor=attn_factor)
         if slots is not None:
             from engine.residency import load_layer_experts  # only when the plan asks for it
