@@ -9,11 +9,9 @@ training into a day. The engine (MLX) is what runs and evaluates the exported mo
 
 Same forward pass as the reference (GPT_OSS_FACTS.md): RMSNorm, GQA attention with a learned
 sink logit per head, sliding-window layers, YaRN RoPE (truncate=false), a top-K router with a
-softmax over the chosen K, clamped SwiGLU experts with interleaved gate/up rows. Differences
-are only in how it is computed: every expert runs densely and the router weights are zero
-outside the top K (cheap at this size, and gradients flow plainly), and the expert weights can
-be fake-quantized to MXFP4 with a straight-through gradient so the exported model (experts
-packed MXFP4, as the engine runs them) keeps its accuracy.
+softmax over the chosen K, clamped SwiGLU experts with interleaved gate/up rows. The expert
+weights can be fake-quantized to MXFP4 with a straight-through gradient, so the exported model
+(experts packed MXFP4, as the engine runs them) keeps its accuracy.
 """
 
 from __future__ import annotations
@@ -143,20 +141,27 @@ class Experts(nn.Module):
 
     def forward(self, x):
         cfg = self.cfg
-        logits = self.router(x)  # [B, L, E]
-        top, idx = logits.topk(cfg.num_experts_per_tok, dim=-1)
-        # Softmax over the top K only; every other expert gets weight 0.
-        weights = torch.zeros_like(logits).scatter(-1, idx, torch.softmax(top, dim=-1))
+        shape = x.shape
+        x = x.reshape(-1, shape[-1])  # [N, D]
+        top, idx = self.router(x).topk(cfg.num_experts_per_tok, dim=-1)  # [N, K]
+        weights = torch.softmax(top, dim=-1)  # softmax over the chosen K only
         wgu, wd = self.gate_up_proj, self.down_proj
         if self.quantize:
             wgu, wd = fake_mxfp4(wgu), fake_mxfp4(wd)
-        hgu = torch.einsum("bld,efd->blef", x, wgu) + self.gate_up_bias  # [B, L, E, 2I]
-        gate, up = hgu[..., 0::2], hgu[..., 1::2]
-        gate = gate.clamp(max=cfg.swiglu_limit)
-        up = up.clamp(-cfg.swiglu_limit, cfg.swiglu_limit)
-        act = gate * torch.sigmoid(1.702 * gate) * (up + 1)
-        y = torch.einsum("blei,edi->bled", act, wd) + self.down_bias  # [B, L, E, D]
-        return torch.einsum("ble,bled->bld", weights, y)
+        out = torch.zeros_like(x)
+        for e in range(cfg.num_local_experts):
+            # Only the tokens routed to expert e: half the work of running every expert densely.
+            tok, slot = (idx == e).nonzero(as_tuple=True)
+            if tok.numel() == 0:
+                continue
+            h = x[tok] @ wgu[e].T + self.gate_up_bias[e]  # [n, 2I]
+            gate, up = h[:, 0::2], h[:, 1::2]
+            gate = gate.clamp(max=cfg.swiglu_limit)
+            up = up.clamp(-cfg.swiglu_limit, cfg.swiglu_limit)
+            act = gate * torch.sigmoid(1.702 * gate) * (up + 1)
+            y = act @ wd[e].T + self.down_bias[e]  # [n, D]
+            out = out.index_add(0, tok, y * weights[tok, slot, None])
+        return out.reshape(shape)
 
 
 class Block(nn.Module):
@@ -189,8 +194,12 @@ class DemoModel(nn.Module):
         for layer in self.layers:
             layer.mlp.quantize = on
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """ids [B, L] -> logits [B, L, V] (positions start at 0)."""
+    def forward(self, ids: torch.Tensor, select: torch.Tensor | None = None) -> torch.Tensor:
+        """ids [B, L] -> logits [B, L, V] (positions start at 0).
+
+        select [B, L] bool: return logits [S, V] of the selected positions only (training needs
+        only the completion's, and the vocabulary projection is a large share of the work).
+        """
         cfg = self.cfg
         l = ids.shape[1]
         inv_freq, conc = yarn_inv_freq(cfg)
@@ -204,4 +213,6 @@ class DemoModel(nn.Module):
         x = self.embed_tokens(ids)
         for layer in self.layers:
             x = layer(x, cos, sin, full_mask, sliding_mask)
+        if select is not None:
+            x = x[select]
         return self.lm_head(self.norm(x))

@@ -137,8 +137,8 @@ def main(argv=None) -> None:
         for group in opt.param_groups:
             group["lr"] = lr
         x, y = next(data)
-        logits = model(x)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+        select = y != -100
+        loss = F.cross_entropy(model(x, select), y[select])
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
