@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.paths import models_dir
-from models.registry import DEMO, GPT_OSS_20B, demo_folder, label_for_folder
+from models.registry import DEMO, GPT_OSS_20B, bundled_folders, demo_folder, label_for_folder
 
 PARTIAL_SUFFIXES = (".part", ".incomplete")
 
@@ -56,7 +56,7 @@ def default_download_folder() -> Path:
 def candidate_folders(chosen: str | Path | None = None) -> list[Path]:
     """Where to look for a model, in order of preference."""
     out = [Path(chosen)] if chosen else []
-    out += [default_download_folder(), *hf_cache_folders(), demo_folder()]
+    out += [default_download_folder(), *hf_cache_folders(), *bundled_folders(), demo_folder()]
     seen, unique = set(), []
     for p in out:
         key = str(p.expanduser())

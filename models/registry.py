@@ -66,6 +66,12 @@ def demo_folder() -> Path:
     return Path(__file__).resolve().parent / "demo"
 
 
+def bundled_folders() -> list[Path]:
+    """Model folders shipped inside the app (build_mac_app.py --bundle-model), for offline installs."""
+    root = Path(__file__).resolve().parent / "bundled"
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
 def label_for_folder(folder: str | Path) -> str | None:
     """The user-facing name of the model in `folder`, from its config.json (None if unreadable)."""
     folder = Path(folder)
