@@ -1,0 +1,313 @@
+"""The demo model: its generator, tokenizer, training math and the shipped folder.
+
+References used: openai-harmony's renderer (prompt text), Hugging Face `tokenizers` (our
+tokenizer.json), engine/mxfp4.encode (the trainer's fake quantization), the engine's forward pass
+(the trainer's float model), and plain Python arithmetic (the generator's answers).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.demo_train import bpe
+from models.demo_train.conversations import examples, heldout_examples, make_example
+from models.demo_train.evaluate import grade
+from models.demo_train.tasks import DAYS, EFFORTS, GENERATORS
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "models" / "demo"
+SPECIAL = re.compile(r"<\|[a-z_0-9]+\|>")
+
+
+@pytest.fixture(scope="module")
+def demo_tokenizer_path(tmp_path_factory) -> Path:
+    """A tokenizer learned from a small corpus (the shipped one when present)."""
+    if (DEMO / "tokenizer.json").is_file():
+        return DEMO / "tokenizer.json"
+    out = tmp_path_factory.mktemp("tok")
+    texts = [p for ex in examples(1, 300) for p in SPECIAL.split(ex.prompt + ex.completion) if p]
+    bpe.write_tokenizer(texts, out, 768, 200)
+    return out / "tokenizer.json"
+
+
+# ------------------------------------------------------------------ generator
+
+
+def _expected_answer(kind: str, question: str) -> str:
+    """The answer recomputed from the question text alone."""
+    nums = [int(n) for n in re.findall(r"\d+", question)]
+    if kind == "addition":
+        return str(nums[0] + nums[1])
+    if kind == "multiplication":
+        return str(nums[0] * nums[1])
+    if kind == "sorting":
+        return ", ".join(map(str, sorted(nums)))
+    if kind == "letters":
+        m = re.search(r"letter (\w) appear in (\w+)|many (\w)'s are in the word (\w+)|letter (\w) in (\w+)", question)
+        letter, word = [g for g in m.groups() if g]
+        return str(word.count(letter))
+    if kind == "weekday":
+        start = next(i for i, d in enumerate(DAYS) if d in question)
+        forward = "after" in question or "from now" in question
+        return DAYS[(start + (nums[0] if forward else -nums[0])) % 7]
+    if kind == "units":
+        factors = {"hours": 60, "minutes": 60, "days": 24, "weeks": 7, "feet": 12, "kilometers": 1000,
+                   "meters": 100, "kilograms": 1000, "liters": 1000, "years": 12}
+        src = re.search(r"\d+ (\w+)", question).group(1)
+        return str(nums[0] * factors[src])
+    raise AssertionError(kind)
+
+
+def test_generated_answers_are_right():
+    for ex in examples(7, 600):
+        assert ex.task.answer == _expected_answer(ex.task.kind, ex.task.question), ex.task
+        assert grade(ex.task.kind, ex.task.answer, ex.task.final), ex.task
+
+
+def test_generator_is_reproducible_from_the_seed():
+    a = [(e.prompt, e.completion) for e in examples(3, 50)]
+    assert a == [(e.prompt, e.completion) for e in examples(3, 50)]
+    assert a != [(e.prompt, e.completion) for e in examples(4, 50)]
+
+
+def test_high_effort_shows_every_column_of_an_addition():
+    rng = random.Random(0)
+    for _ in range(50):
+        t = GENERATORS["addition"](rng, "high")
+        a, b = map(int, re.findall(r"\d+", t.question)[:2])
+        carry = 0
+        for place in range(len(str(max(a, b)))):
+            x, y = a // 10 ** place % 10, b // 10 ** place % 10
+            s = x + y + carry
+            assert f"={s}, write {s % 10}" in t.analysis
+            carry = s // 10
+
+
+def test_analysis_length_follows_the_effort():
+    rng = random.Random(5)
+    for kind, make in GENERATORS.items():
+        lengths = {e: [] for e in EFFORTS}
+        for _ in range(40):
+            for e in EFFORTS:
+                t = make(rng, e)
+                lengths[e].append(len(t.analysis))
+                if e == "low":
+                    assert "\n" not in t.analysis, (kind, t.analysis)
+        mean = {e: np.mean(v) for e, v in lengths.items()}
+        assert mean["low"] < mean["medium"] < mean["high"], (kind, mean)
+
+
+def test_heldout_questions_are_balanced_and_never_trained_on():
+    from models.demo_train.train import example_stream
+
+    held = heldout_examples(300)
+    kinds = [e.task.kind for e in held]
+    assert {kinds.count(k) for k in GENERATORS} == {50}
+    questions = {e.task.question for e in held}
+    stream = example_stream(1)
+    assert not any(next(stream).task.question in questions for _ in range(3000))
+
+
+def test_grader_rejects_wrong_answers():
+    assert grade("addition", "579", "123 + 456 = 579.")
+    assert not grade("addition", "579", "123 + 456 = 578.")
+    assert grade("sorting", "3, 7, 19", "In order: 3, 7, 19.")
+    assert not grade("sorting", "3, 7, 19", "In order: 7, 3, 19.")
+    assert grade("weekday", "Friday", "Friday.")
+    assert not grade("weekday", "Friday", "Thursday.")
+
+
+# ------------------------------------------------------------------ harmony rendering
+
+
+def test_prompt_text_matches_openai_harmony(tmp_path, monkeypatch):
+    pytest.importorskip("openai_harmony")
+    from models.tokenizer_json import write_o200k_base_tiktoken
+
+    write_o200k_base_tiktoken(tmp_path)
+    monkeypatch.setenv("TIKTOKEN_ENCODINGS_BASE", str(tmp_path))
+    import openai_harmony as oh
+
+    enc = oh.load_harmony_encoding(oh.HarmonyEncodingName.HARMONY_GPT_OSS)
+    efforts = {"low": oh.ReasoningEffort.LOW, "medium": oh.ReasoningEffort.MEDIUM, "high": oh.ReasoningEffort.HIGH}
+    rng = random.Random(11)
+    for _ in range(12):
+        ex = make_example(rng, history_prob=0.5)
+        system = oh.SystemContent.new().with_reasoning_effort(efforts[ex.effort])
+        system = system.with_conversation_start_date(ex.date) if ex.date else system
+        msgs = [oh.Message.from_role_and_content(oh.Role.SYSTEM, system)]
+        for q, a in ex.turns:
+            msgs.append(oh.Message.from_role_and_content(oh.Role.USER, q))
+            msgs.append(oh.Message.from_role_and_content(oh.Role.ASSISTANT, a).with_channel("final"))
+        msgs.append(oh.Message.from_role_and_content(oh.Role.USER, ex.task.question))
+        ids = enc.render_conversation_for_completion(oh.Conversation.from_messages(msgs), oh.Role.ASSISTANT)
+        assert enc.decode_utf8(ids) == ex.prompt
+
+        # The completion we train on is what harmony's own parser reads as analysis, then final.
+        parser = oh.StreamableParser(enc, role=oh.Role.ASSISTANT)
+        for t in enc.encode(ex.completion, allowed_special="all"):
+            parser.process(t)
+        got = [(m.channel, m.content[0].text) for m in parser.messages]
+        assert got == [("analysis", ex.task.analysis), ("final", ex.task.final)]
+
+
+def test_engine_renders_the_prompts_we_train_on(demo_tokenizer_path):
+    from engine.harmony import MessageStart, StreamParser, Stop, TextDelta, render_prompt
+    from engine.tokenizer import load_tokenizer
+
+    enc = load_tokenizer(demo_tokenizer_path.parent)
+    rng = random.Random(12)
+    for _ in range(20):
+        ex = make_example(rng, history_prob=0.5)
+        date = ex.date or "2026-01-01"
+        want = ex.prompt if ex.date else ex.prompt.replace("Knowledge cutoff: 2024-06\n", f"Knowledge cutoff: 2024-06\nCurrent date: {date}\n")
+        ids = render_prompt(ex.messages(), enc, effort=ex.effort, date=date)
+        assert enc.decode(ids) == want
+        assert ids == enc.encode(want, allowed_special="all")
+
+        parser, events = StreamParser(enc), []
+        for t in enc.encode(ex.completion, allowed_special="all"):
+            events += parser.feed(t)
+        channels = [e.channel for e in events if isinstance(e, MessageStart)]
+        text = {c: "".join(e.text for e in events if isinstance(e, TextDelta) and e.channel == c) for c in channels}
+        assert channels == ["analysis", "final"]
+        assert text == {"analysis": ex.task.analysis, "final": ex.task.final}
+        assert events[-1] == Stop("return")
+
+
+# ------------------------------------------------------------------ tokenizer
+
+
+def test_tokenizer_agrees_with_hugging_face_and_the_engine(demo_tokenizer_path):
+    tokenizers = pytest.importorskip("tokenizers")
+    from engine.tokenizer import load_tokenizer
+
+    hf = tokenizers.Tokenizer.from_file(str(demo_tokenizer_path))
+    ours = bpe.tiktoken_encoding(demo_tokenizer_path)
+    engine_enc = load_tokenizer(demo_tokenizer_path.parent)
+    for ex in examples(21, 60):
+        text = ex.prompt + ex.completion
+        ids = ours.encode(text, allowed_special="all")
+        assert ids == hf.encode(text, add_special_tokens=False).ids
+        assert ids == engine_enc.encode(text, allowed_special="all")
+        assert engine_enc.decode(ids) == text
+    odd = "naïve café 🙂 <|start|> tab\there"
+    assert engine_enc.decode(engine_enc.encode_ordinary(odd)) == odd  # any text round-trips
+
+
+def test_digits_are_single_tokens_and_specials_come_from_the_file(demo_tokenizer_path):
+    data = json.loads(demo_tokenizer_path.read_text())
+    enc = bpe.tiktoken_encoding(demo_tokenizer_path)
+    digits = enc.encode_ordinary("12345 + 67890 = 80235")
+    assert all(len(enc.decode_single_token_bytes(t).strip()) <= 1 for t in digits)
+    ids = bpe.special_ids(data)
+    for name in bpe.SPECIAL_OFFSETS:
+        assert enc.encode_single_token(name) == ids[name]
+    assert ids["<|return|>"] - ids["<|startoftext|>"] == 200002 - 199998  # harmony's spacing
+
+
+# ------------------------------------------------------------------ training math vs the engine
+
+
+def test_fake_mxfp4_is_exactly_the_exported_encoding():
+    torch = pytest.importorskip("torch")
+    from engine import mxfp4
+    from models.demo_train.model import mxfp4_round
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(6, 96, generator=g) * torch.logspace(-3, 1, 96)
+    w[0, :32] = 0.0  # an all-zero block
+    w[1, 5] = 1e-9
+    blocks, scales = mxfp4.encode(w.numpy())
+    assert np.array_equal(mxfp4_round(w).numpy(), mxfp4.decode(blocks, scales))
+
+
+def test_training_model_matches_the_engine_after_export(tmp_path):
+    """A random float model, exported (experts MXFP4), gives the same logits in the engine."""
+    torch = pytest.importorskip("torch")
+    mx = pytest.importorskip("mlx.core")
+    from engine import load_model
+    from models.demo_train.export import export
+    from models.demo_train.model import DemoConfig, DemoModel
+    from models.demo_train.train import save
+
+    torch.manual_seed(0)
+    cfg = DemoConfig(vocab_size=300, hidden_size=64, intermediate_size=64, num_hidden_layers=2,
+                     num_local_experts=4, num_experts_per_tok=2, num_attention_heads=4,
+                     num_key_value_heads=2, head_dim=16, sliding_window=8)
+    model = DemoModel(cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "sinks" in name or "bias" in name:
+                p.normal_(0, 0.5)  # nonzero sinks and biases, so they are checked too
+            # The checkpoint stores everything but the experts in bf16: compare on those values.
+            p.copy_(p.to(torch.bfloat16).float())
+    model.set_quantize(True)
+    run = tmp_path / "run"
+    run.mkdir()
+    save(model, run, 0, 0.0)
+    tok = bpe.build_tokenizer_json([], 300)
+    (run / "tokenizer.json").write_text(json.dumps(tok))
+    export(run, tmp_path / "model")
+
+    ids = torch.randint(0, 256, (1, 30), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = model(ids)[0].numpy()
+    engine_model = load_model(tmp_path / "model", dtype="float32")
+    got = np.array(engine_model(mx.array(ids.numpy()))[0])
+    np.testing.assert_allclose(got, want, atol=2e-3, rtol=2e-3)
+
+
+def test_training_targets_are_only_what_the_assistant_writes(demo_tokenizer_path):
+    from models.demo_train.train import batches
+
+    enc = bpe.tiktoken_encoding(demo_tokenizer_path)
+    channel = enc.encode_single_token("<|channel|>")
+    ret = enc.encode_single_token("<|return|>")
+    x, y = next(batches(enc, seed=3, batch_size=4, group=1))
+    for row in range(4):
+        targets = y[row][y[row] != -100].tolist()
+        assert targets[0] == channel and targets[-1] == ret
+        first = int((y[row] != -100).nonzero()[0])
+        assert enc.decode(x[row, :first + 1].tolist()).endswith("<|start|>assistant")
+
+
+# ------------------------------------------------------------------ the shipped folder
+
+shipped = pytest.mark.skipif(not (DEMO / "config.json").is_file(), reason="models/demo not exported yet")
+
+
+@shipped
+def test_demo_folder_is_small_and_consistent():
+    total = sum(p.stat().st_size for p in DEMO.rglob("*") if p.is_file())
+    assert total < 10 * 1024 * 1024
+    cfg = json.loads((DEMO / "config.json").read_text())
+    ids = bpe.special_ids(json.loads((DEMO / "tokenizer.json").read_text()))
+    assert cfg["eos_token_id"] == ids["<|return|>"]
+    assert cfg["pad_token_id"] == ids["<|endoftext|>"]
+    assert cfg["vocab_size"] == max(ids.values()) + 1
+    assert (DEMO / "README.md").is_file()
+
+
+@shipped
+def test_demo_model_answers_heldout_questions_through_the_engine():
+    """Greedy, high effort, one held-out question of each kind: well-formed and mostly right."""
+    pytest.importorskip("mlx.core")
+    from engine import load_model
+    from engine.tokenizer import load_tokenizer
+    from models.demo_train.evaluate import run_one
+
+    model, enc = load_model(DEMO), load_tokenizer(DEMO)
+    held = heldout_examples(12)
+    right = 0
+    for ex in held:
+        reply = run_one(model, enc, ex.messages(), "high")
+        assert reply.well_formed, (ex.task.question, reply)
+        right += grade(ex.task.kind, ex.task.answer, reply.texts["final"])
+    assert right >= 9, f"{right}/12 right"
