@@ -4,8 +4,9 @@
 
 Writes RUN/tokenizer.json first (learned from the start of the training stream), then
 RUN/model.pt (state dict + config) every few minutes and at the end, and RUN/train.log.
-Reproducible from --seed: the data stream, the tokenizer and the initial weights all come from it
-(timing decides only how many steps fit when --steps is not given).
+Reproducible from --seed: the data stream, the tokenizer and the initial weights all come from it.
+With --minutes the learning-rate schedule follows the clock (how many steps fit depends on the
+machine's load); pass --steps N for a bit-for-bit repeatable run.
 The loss covers only what the assistant writes (analysis + final), not the prompt.
 """
 
@@ -93,11 +94,11 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, required=True, help="folder for the tokenizer, checkpoints and log")
     ap.add_argument("--seed", type=int, default=TRAIN_SEED)
-    ap.add_argument("--minutes", type=float, default=45.0, help="time budget used to pick the step count")
-    ap.add_argument("--steps", type=int, default=0, help="fixed step count (overrides --minutes)")
+    ap.add_argument("--minutes", type=float, default=45.0, help="time budget; the schedule follows the clock")
+    ap.add_argument("--steps", type=int, default=0, help="fixed step count instead (overrides --minutes)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--qat-from", type=float, default=0.7, help="fraction of steps after which experts train MXFP4-rounded")
+    ap.add_argument("--qat-from", type=float, default=0.7, help="fraction of training after which experts train MXFP4-rounded")
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--experts", type=int, default=4)
@@ -117,23 +118,24 @@ def main(argv=None) -> None:
                             lr=args.lr, betas=(0.9, 0.98))
     log = open(args.run / "train.log", "a")
     data = batches(enc, args.seed, args.batch)
-    total = args.steps or 10**9
     warmup = 100
     start = time.time()
     last_save = start
     smooth = None
     step = 0
-    while step < total:
-        if not args.steps and step == 20:
-            # Fix the step count from the measured speed so the schedule ends inside the budget.
-            per_step = (time.time() - start) / 20
-            total = max(40, int(args.minutes * 60 / per_step))
-            print(f"{per_step:.2f} s/step -> {total} steps", file=log, flush=True)
-        if step == int(args.qat_from * total) and not model.layers[0].mlp.quantize:
+
+    def progress() -> float:
+        # With --steps the schedule follows steps (exactly reproducible); otherwise the clock,
+        # since this machine is shared and a step's time varies by 3x.
+        if args.steps:
+            return step / args.steps
+        return (time.time() - start) / (args.minutes * 60)
+
+    while progress() < 1.0:
+        if progress() >= args.qat_from and not model.layers[0].mlp.quantize:
             model.set_quantize(True)
             print(f"step {step}: experts now fake-quantized to MXFP4", file=log, flush=True)
-        progress = min(1.0, step / max(1, total))
-        lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+        lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress())))
         for group in opt.param_groups:
             group["lr"] = lr
         x, y = next(data)
@@ -146,7 +148,7 @@ def main(argv=None) -> None:
         smooth = loss.item() if smooth is None else 0.95 * smooth + 0.05 * loss.item()
         step += 1
         if step % 10 == 0:
-            print(f"step {step}/{total} loss {smooth:.4f} lr {lr:.2e} {time.time() - start:.0f}s", file=log, flush=True)
+            print(f"step {step} ({100 * progress():.0f}%) loss {smooth:.4f} lr {lr:.2e} {time.time() - start:.0f}s", file=log, flush=True)
         if time.time() - last_save > 180:
             save(model, args.run, step, smooth)
             last_save = time.time()
