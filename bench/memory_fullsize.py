@@ -10,6 +10,12 @@ Each configuration runs in its own process (peak RSS is per process):
 
 Reported per run: load seconds, MLX peak (mx.get_peak_memory over load + generation), the
 process's peak RSS, prefill and decode tokens/s, and for ours the planner's predicted peak.
+
+--stub-experts (the default where Metal is absent): MLX's CPU backend multiplies MXFP4 at about
+0.1 G weights/s (50 s per decoded token of the 20b, over an hour for a 128-token prompt), so for
+memory runs on a CPU mx.gather_qmm is replaced, in both engines alike, by a stand-in that returns
+an output of the same shape and dtype without the arithmetic. Every weight, cache and temporary
+the real path holds is still allocated; only the speed figures are then meaningless.
 """
 
 from __future__ import annotations
@@ -30,6 +36,18 @@ def _prompt(vocab: int, n: int, seed: int = 0) -> list[int]:
     return np.random.default_rng(seed).integers(0, min(vocab, 199998), size=n).tolist()
 
 
+def _rss_anon() -> int:
+    """Anonymous resident bytes now (the part of RSS that is not pages of mapped files)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def _rss_peak() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
 
@@ -39,12 +57,16 @@ def run_ours(folder: str, mode: str, budget: float | None, n_prompt: int, n_deco
 
     from engine.generate import Generation, SamplingParams
     from engine.loader import load_model
-    from engine.memory import Policy, apply_wired_limit, plan
+    from dataclasses import replace
+
+    from engine.memory import Policy, apply_wired_limit, breakdown, plan, read_footprint
     from engine.residency import total_stats
 
     p = plan(folder, context_length=4096, budget_bytes=budget, prefill_chunk=chunk)
     policy = p.policy if mode == "ours-plan" else Policy(context_length=4096)
-    predicted = p.peak_bytes if mode == "ours-plan" else None
+    # The prediction for this run: the same policy at the context the run really fills.
+    run_policy = replace(policy, context_length=n_prompt + n_decode)
+    predicted = sum(breakdown(read_footprint(folder), run_policy, min(chunk, n_prompt)).values())
     if mode == "ours-plan" and not p.fits:
         return {"run": mode, "refused": p.reason}
     apply_wired_limit()
@@ -62,9 +84,10 @@ def run_ours(folder: str, mode: str, budget: float | None, n_prompt: int, n_deco
     run_peak = mx.get_peak_memory()
     s, r = gen.stats, total_stats(model)
     return {"run": mode, "policy": policy.describe(), "predicted_peak": predicted,
+            "plan_4k_peak": p.peak_bytes if mode == "ours-plan" else None,
             "load_s": load_s, "mlx_active_after_load": weights, "mlx_peak_load": load_peak,
             "mlx_peak_generate": run_peak, "mlx_peak": max(load_peak, run_peak),
-            "rss_peak": _rss_peak(), "prefill_tps": s.prefill_tps, "decode_tps": s.decode_tps,
+            "rss_peak": _rss_peak(), "rss_anon_end": _rss_anon(), "prefill_tps": s.prefill_tps, "decode_tps": s.decode_tps,
             "ttft_s": s.ttft_s, "tokens": len(tokens), "expert_hits": r.hits, "expert_misses": r.misses,
             "expert_bytes_fetched": r.bytes_fetched, "kv_bytes": cache.nbytes()}
 
@@ -92,11 +115,28 @@ def run_mlx_lm(folder: str, n_prompt: int, n_decode: int) -> dict:
     decode_tps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
     return {"run": "mlx-lm", "load_s": load_s, "mlx_peak_load": load_peak,
             "mlx_peak_generate": mx.get_peak_memory(), "mlx_peak": max(load_peak, mx.get_peak_memory()),
-            "rss_peak": _rss_peak(), "ttft_s": ttft, "prefill_tps": n_prompt / ttft,
+            "rss_peak": _rss_peak(), "rss_anon_end": _rss_anon(), "ttft_s": ttft, "prefill_tps": n_prompt / ttft,
             "decode_tps": decode_tps, "tokens": len(times)}
 
 
+def stub_gather_qmm() -> None:
+    """Replace mx.gather_qmm by a shape-exact stand-in (see the module docstring)."""
+    import mlx.core as mx
+
+    def gather_qmm(x, w, scales, biases=None, lhs_indices=None, rhs_indices=None, transpose=True,
+                   group_size=None, bits=None, mode=None, sorted_indices=False, **_):
+        n_out = w.shape[-2] if transpose else w.shape[-1] * 32 // (bits or 4)
+        lhs = x[..., :1]  # [..., M, 1]
+        if rhs_indices is not None:
+            lhs = lhs + rhs_indices[..., None, None].astype(x.dtype) * 0  # broadcast batch dims
+        return lhs * mx.ones((n_out,), dtype=x.dtype)
+
+    mx.gather_qmm = gather_qmm
+
+
 def _child(args) -> None:
+    if args.stub_experts:
+        stub_gather_qmm()
     budget = args.budget_gb * GB if args.budget_gb else None
     if args.child == "mlx-lm":
         out = run_mlx_lm(args.folder, args.prompt, args.decode)
@@ -109,9 +149,10 @@ def _fmt(r: dict) -> str:
     if "refused" in r:
         return f"{r['run']:<14} refused: {r['refused']}"
     pred = r.get("predicted_peak")
-    err = f" (plan {pred / GB:.2f} GB, {100 * (r['mlx_peak'] - pred) / pred:+.1f}%)" if pred else ""
+    err = (f" [generate {r['mlx_peak_generate'] / GB:.2f} GB vs predicted {pred / GB:.2f} GB: "
+           f"{100 * (r['mlx_peak_generate'] - pred) / pred:+.1f}%]") if pred else ""
     line = (f"{r['run']:<14} load {r['load_s']:6.1f} s  MLX peak {r['mlx_peak'] / GB:6.2f} GB{err}  "
-            f"RSS peak {r['rss_peak'] / GB:6.2f} GB  prefill {r['prefill_tps']:6.1f} tok/s  "
+            f"RSS peak {r['rss_peak'] / GB:6.2f} GB (anon at end {r['rss_anon_end'] / GB:5.2f})  prefill {r['prefill_tps']:6.1f} tok/s  "
             f"decode {r['decode_tps']:5.2f} tok/s")
     if r.get("policy"):
         line += f"\n{'':<15}{r['policy']}"
@@ -130,8 +171,14 @@ def main(argv=None) -> int:
     ap.add_argument("--prompt", type=int, default=128)
     ap.add_argument("--decode", type=int, default=16)
     ap.add_argument("--chunk", type=int, default=512)
+    ap.add_argument("--stub-experts", type=int, default=None,
+                    help="1: stand-in for the MXFP4 expert matmul (default where Metal is absent)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.stub_experts is None:
+        import mlx.core as mx
+
+        args.stub_experts = 0 if mx.metal.is_available() else 1
     if args.child:
         _child(args)
         return 0
@@ -139,7 +186,8 @@ def main(argv=None) -> int:
     for run in args.runs.split(","):
         cmd = [sys.executable, "-m", "bench.memory_fullsize", args.folder, "--child", run,
                "--budget-gb", str(args.budget_gb), "--prompt", str(args.prompt),
-               "--decode", str(args.decode), "--chunk", str(args.chunk)]
+               "--decode", str(args.decode), "--chunk", str(args.chunk),
+               "--stub-experts", str(args.stub_experts)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if not lines:
@@ -148,6 +196,8 @@ def main(argv=None) -> int:
         r = json.loads(lines[-1][len("RESULT "):])
         results.append(r)
         print(_fmt(r), flush=True)
+    if args.stub_experts:
+        print("(expert matmuls stubbed: memory figures are real, tokens/s are not)")
     print("JSON " + json.dumps(results))
     return 0
 
