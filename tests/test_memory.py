@@ -130,7 +130,7 @@ def test_resident_weights_match_mlx_active_memory(small, policy):
     predicted = sum(v for k, v in parts.items() if k not in ("kv_cache", "workspace"))
     mx.clear_cache()
     before = mx.get_active_memory()
-    model = load_model(small, policy=policy)
+    model = load_model(small, dtype="bfloat16", policy=policy)
     measured = mx.get_active_memory() - before
     # Small arrays the planner ignores (RoPE periods, sinks in float32) stay under 2%.
     assert measured == pytest.approx(predicted, rel=0.02)
@@ -140,7 +140,7 @@ def test_resident_weights_match_mlx_active_memory(small, policy):
 def test_kv_cache_prediction_matches_the_cache(small):
     from engine.loader import load_model
 
-    model = load_model(small)
+    model = load_model(small, dtype="bfloat16")
     cache = model.make_cache()
     tokens = 300
     model(mx.array([list(range(tokens))]), cache, last_only=True)
