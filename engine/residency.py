@@ -142,7 +142,8 @@ def load_layer_experts(checkpoint, layer_index: int, config, slots: int, dtype=m
 
 def model_stores(model) -> list[ExpertStore]:
     """The ExpertStores of a loaded model (empty when every expert is resident)."""
-    return [b.moe.experts for b in model.blocks if isinstance(b.moe.experts, ExpertStore)]
+    layers = [getattr(b.moe.experts, "inner", b.moe.experts) for b in model.blocks]  # see through wrappers
+    return [e for e in layers if isinstance(e, ExpertStore)]
 
 
 def total_stats(model) -> ResidencyStats:

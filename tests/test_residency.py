@@ -115,3 +115,36 @@ def test_bad_slot_count_is_refused(tiny):
     with pytest.raises(ValueError):
         ExpertStore(layer_source(ckpt, 0), 0)
     assert load_layer_experts(ckpt, 0, cfg, 99).slots == E  # more slots than experts: all of them
+
+
+def test_trace_kinds_and_hit_rate_simulation_agree_with_the_store(tiny):
+    from bench.residency_traces import make_trace, simulate_hit_rate
+
+    _, _, ckpt = tiny
+    rates = {}
+    for kind in ("uniform", "zipf", "repetitive"):
+        trace = make_trace(kind, 200, E, K, seed=1)
+        assert trace.shape == (200, K) and all(len(set(r)) == K for r in trace.tolist())
+        store = ExpertStore(layer_source(ckpt, 0), 4)
+        for row in trace:
+            store.resolve(mx.array(row[None].astype(np.uint32)))
+        rates[kind] = simulate_hit_rate(trace, 4, E)
+        assert store.stats.hit_rate == pytest.approx(rates[kind])
+    assert rates["uniform"] < rates["zipf"] < rates["repetitive"]
+
+
+def test_recorder_sees_every_decode_step(tiny):
+    from bench.residency_record import attach, decode_trace
+    from engine.generate import Generation, SamplingParams
+    from engine.loader import load_model
+
+    folder, cfg, _ = tiny
+    model = load_model(folder, dtype="float32", policy=Policy(expert_slots=4))
+    recorders = attach(model)
+    gen = Generation(model, [1, 2, 3, 4, 5, 6], model.make_cache(), SamplingParams(temperature=0), max_tokens=5)
+    out = list(gen)
+    for rec in recorders:
+        trace = decode_trace(rec)
+        assert trace.shape[1] == K and trace.max() < E
+        assert len(trace) >= len(out) - 1  # one single-token call per decode step
+    assert total_stats(model).hits + total_stats(model).misses > 0
