@@ -18,6 +18,7 @@ import json
 import math
 import random
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -102,16 +103,26 @@ def main(argv=None) -> None:
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--experts", type=int, default=4)
+    ap.add_argument("--resume", type=Path, help="start from this model.pt (same sizes) with a fresh schedule")
     args = ap.parse_args(argv)
 
     args.run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
     torch.set_num_threads(2)
-    enc = build_tokenizer(args.run, args.seed)
+    if args.resume:
+        # Keep the tokenizer the weights were trained with; --seed then only picks new data.
+        if args.resume.parent.resolve() != args.run.resolve():
+            shutil.copyfile(args.resume.parent / "tokenizer.json", args.run / "tokenizer.json")
+        enc = bpe.tiktoken_encoding(args.run / "tokenizer.json")
+    else:
+        enc = build_tokenizer(args.run, args.seed)
     cfg = DemoConfig(vocab_size=VOCAB_SIZE, hidden_size=args.hidden, intermediate_size=args.hidden,
                      num_hidden_layers=args.layers, num_local_experts=args.experts,
                      num_attention_heads=args.hidden // 32, num_key_value_heads=max(1, args.hidden // 64))
     model = DemoModel(cfg)
+    if args.resume:
+        saved = torch.load(args.resume, map_location="cpu", weights_only=False)
+        model.load_state_dict(saved["state"])
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
