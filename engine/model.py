@@ -84,9 +84,11 @@ class Attention:
         return x * self.attn_factor if self.attn_factor != 1.0 else x
 
     def _mask(self, T: int, offset: int, start: int, S: int):
-        """Boolean [T, S] mask (True = visible), or None when every key is visible."""
+        """Boolean [T, S] mask (True = visible), "causal", or None when every key is visible."""
         if T == 1 and (self.window is None or S <= self.window):
             return None
+        if self.window is None:
+            return "causal"  # MLX aligns it to the last key: query i sees keys up to offset + i
         q_pos = mx.arange(offset, offset + T)[:, None]
         k_pos = mx.arange(start, start + S)[None, :]
         visible = k_pos <= q_pos
