@@ -23,7 +23,7 @@ GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|
 O200K_SIZE = 199998  # o200k_base's ordinary tokens; with it the encoding is named o200k_harmony
 
 
-def _byte_decoder() -> dict[str, int]:
+def byte_decoder() -> dict[str, int]:
     """GPT-2's printable character -> byte map (inverse of the one byte-level vocabularies use)."""
     printable = (
         list(range(ord("!"), ord("~") + 1))
@@ -74,7 +74,7 @@ def load_tokenizer(folder: str | Path) -> tiktoken.Encoding:
 
     specials = {t["content"]: int(t["id"]) for t in data.get("added_tokens", []) if "content" in t}
     special_ids = set(specials.values())
-    to_byte = _byte_decoder()
+    to_byte = byte_decoder()
     ranks: dict[bytes, int] = {}
     try:
         for text, rank in model["vocab"].items():
