@@ -34,6 +34,8 @@ QUANT_GROUP = 64  # MLX affine quantization group for non-expert weights
 MIN_RESIDENT_FRACTION = 0.25  # fewer slots than this and nearly every expert pick is a copy
 KV_STEP = 256  # the KV cache grows in steps of this many tokens
 DEFAULT_PREFILL_CHUNK = 512
+MIN_PREFILL_CHUNK = 16
+ATTENTION_SHARE = 16  # a prefill chunk's attention scores may take 1/16 of the budget
 
 
 @dataclass(frozen=True)
@@ -263,6 +265,15 @@ def candidate_policies(fp: Footprint, context_length: int) -> list[Policy]:
     return ladder
 
 
+def prefill_chunk_for(fp: Footprint, context_length: int, budget: int,
+                      requested: int = DEFAULT_PREFILL_CHUNK) -> int:
+    """Halve the prefill chunk until its attention scores (T x C, all heads) fit their share."""
+    chunk = max(1, min(requested, context_length))
+    while chunk > MIN_PREFILL_CHUNK and 2 * fp.heads * chunk * context_length * 4 > budget / ATTENTION_SHARE:
+        chunk //= 2
+    return chunk
+
+
 def _context_cap(fp: Footprint, policy: Policy, budget: int, chunk: int, dtype: str) -> int:
     """Longest context (multiple of KV_STEP, at most the model's) this policy fits in budget."""
     lo, hi = 0, fp.max_context // KV_STEP
@@ -290,7 +301,7 @@ def plan(model_folder: str | Path, context_length: int = 4096, budget_bytes: int
     if context_length > fp.max_context:
         raise ModelError(f"{fp.model_name} handles at most {fp.max_context} tokens of context; "
                          f"choose a context length of {fp.max_context} or less.")
-    chunk = min(prefill_chunk, context_length)
+    chunk = prefill_chunk_for(fp, context_length, budget, prefill_chunk)
     candidates = candidate_policies(fp, context_length)
     for policy in candidates:
         parts = breakdown(fp, policy, chunk, dtype)

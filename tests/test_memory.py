@@ -95,7 +95,7 @@ def test_bad_context_lengths_are_refused(full20b):
         plan(full20b, 200_000, budget_bytes=MAC16_BUDGET)
     with pytest.raises(ModelError, match="at least one token"):
         plan(full20b, 0, budget_bytes=MAC16_BUDGET)
-    tight = plan(full20b, 131072, budget_bytes=MAC16_BUDGET)
+    tight = plan(full20b, 131072, budget_bytes=6 * GB)  # the KV cache alone is 3.2 GB at 128k
     assert not tight.fits and f"at most {tight.context_cap} tokens" in tight.reason
 
 
@@ -149,3 +149,28 @@ def test_kv_cache_prediction_matches_the_cache(small):
     assert cache.nbytes() == kv_cache_bytes(fp, tokens, None, chunk=0)
     assert kv_cache_bytes(fp, 4096, 8, 512) < kv_cache_bytes(fp, 4096, None, 512)
     assert math.ceil(tokens / KV_STEP) * KV_STEP >= tokens
+
+
+def test_prefill_chunk_shrinks_with_the_context(full20b):
+    short = plan(full20b, 2048, budget_bytes=MAC16_BUDGET)
+    long = plan(full20b, 32768, budget_bytes=MAC16_BUDGET)
+    assert short.prefill_chunk == 512 and 16 <= long.prefill_chunk < short.prefill_chunk
+    assert long.breakdown["workspace"] < MAC16_BUDGET / 4
+
+
+def test_prefill_workspace_prediction_covers_the_measured_peak(small):
+    """Prefill of a 1023-token prompt in 512-token chunks: KV + workspace predicted vs measured."""
+    from engine.generate import Generation, SamplingParams
+    from engine.loader import load_model
+
+    policy = Policy(context_length=1024)
+    model = load_model(small, dtype="bfloat16", policy=policy)
+    mx.clear_cache()
+    base = mx.get_active_memory()
+    mx.reset_peak_memory()
+    list(Generation(model, list(range(1023)), model.make_cache(), SamplingParams(temperature=0),
+                    max_tokens=1, prefill_chunk=512))
+    measured = mx.get_peak_memory() - base
+    parts = breakdown(read_footprint(small), policy, 512)
+    predicted = parts["kv_cache"] + parts["workspace"]
+    assert 0.5 * predicted <= measured <= predicted  # conservative, but not wildly so
