@@ -6,7 +6,7 @@
     python build_mac_app.py --bundle-model ~/models/gpt-oss-20b   # an offline installer with the weights inside
     python build_mac_app.py --check build/check   # anywhere: Info.plist, bundle layout, collection report
 
-On Linux the same spec builds a plain onedir (dist/gpt-oss-chat/), which tests/build starts
+On Linux the same spec builds a plain onedir (dist/gpt-oss-chat/), which tests/mac_app starts
 offscreen; the .app, signing and the .dmg need a Mac. Steps and options: docs/building.md.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Entry point of the frozen app: starts `app.__main__.main()`, exactly as `python -m app` does.
 
-Smoke-test mode (GPT_OSS_CHAT_SMOKE_TEST=1), used by tests/build and the macOS CI job: before the
+Smoke-test mode (GPT_OSS_CHAT_SMOKE_TEST=1), used by tests/mac_app and the macOS CI job: before the
 app starts it checks what freezing tends to break (MLX and its metallib, our .metal sources,
 mlx-lm's dynamically loaded model file, tiktoken, Pygments' lexers and styles); then it lets the app start normally and, once
 the first screen (setup page or chat) is visible, prints one line
