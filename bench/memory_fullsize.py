@@ -13,8 +13,9 @@ process's peak RSS, prefill and decode tokens/s, and for ours the planner's pred
 
 --stub-experts (the default where Metal is absent): MLX's CPU backend multiplies MXFP4 at about
 0.1 G weights/s (50 s per decoded token of the 20b, over an hour for a 128-token prompt), so for
-memory runs on a CPU mx.gather_qmm is replaced, in both engines alike, by a stand-in that returns
-an output of the same shape and dtype without the arithmetic. Every weight, cache and temporary
+memory runs on a CPU mx.gather_qmm and mx.quantized_matmul (the 8-bit affine path is as slow) are
+replaced, in both engines alike, by stand-ins that return an output of the same shape and dtype
+without the arithmetic. Every weight, cache and temporary
 the real path holds is still allocated; only the speed figures are then meaningless.
 """
 
@@ -119,9 +120,13 @@ def run_mlx_lm(folder: str, n_prompt: int, n_decode: int) -> dict:
             "decode_tps": decode_tps, "tokens": len(times)}
 
 
-def stub_gather_qmm() -> None:
-    """Replace mx.gather_qmm by a shape-exact stand-in (see the module docstring)."""
+def stub_quantized_matmuls() -> None:
+    """Replace mx.gather_qmm and mx.quantized_matmul by shape-exact stand-ins (module docstring)."""
     import mlx.core as mx
+
+    def quantized_matmul(x, w, scales, biases=None, transpose=True, group_size=64, bits=4, mode="affine", **_):
+        n_out = w.shape[-2] if transpose else w.shape[-1] * 32 // bits
+        return x[..., :1] * mx.ones((n_out,), dtype=x.dtype)
 
     def gather_qmm(x, w, scales, biases=None, lhs_indices=None, rhs_indices=None, transpose=True,
                    group_size=None, bits=None, mode=None, sorted_indices=False, **_):
@@ -132,11 +137,12 @@ def stub_gather_qmm() -> None:
         return lhs * mx.ones((n_out,), dtype=x.dtype)
 
     mx.gather_qmm = gather_qmm
+    mx.quantized_matmul = quantized_matmul
 
 
 def _child(args) -> None:
     if args.stub_experts:
-        stub_gather_qmm()
+        stub_quantized_matmuls()
     budget = args.budget_gb * GB if args.budget_gb else None
     if args.child == "mlx-lm":
         out = run_mlx_lm(args.folder, args.prompt, args.decode)
