@@ -10,10 +10,10 @@ A recorded trace from bench/residency_record.py (a real model on a Mac) can be r
 
   python -m bench.residency_traces /work/bench_data/gpt-oss-20b-random --layers 2 --tokens 64
 
-The timing covers what residency changes per token: reading the router's choice, copying the
-missing experts in from the memory-mapped checkpoint, and the MXFP4 expert matmuls. It is measured
-on `--layers` layers and scaled to the model's layer count (reported as tokens/s of the expert
-path: attention and lm_head come on top and do not depend on residency).
+Per token it times what residency adds (reading the router's choice and copying the missing
+experts in from the memory-mapped checkpoint) and, with --compute (default on Metal), the MXFP4
+expert matmuls too, giving tokens/s of the expert path (attention and lm_head come on top and do
+not depend on residency). Measured on `--layers` layers, scaled to the model's layer count.
 """
 
 from __future__ import annotations
@@ -62,8 +62,9 @@ def simulate_hit_rate(trace: np.ndarray, slots: int, experts: int) -> float:
     return hits / total if total else 1.0
 
 
-def time_layer(store_or_weights, trace: np.ndarray, hidden: int) -> tuple[float, int]:
-    """Seconds per token for one layer's expert path, and bytes fetched over the trace."""
+def time_layer(store, trace: np.ndarray, hidden: int, compute: bool = True) -> tuple[float, float, int]:
+    """Per token for one layer: (seconds in resolve, i.e. reading the choice and copying experts
+    in; seconds in the expert matmuls, 0 unless compute), and bytes fetched over the trace."""
     import mlx.core as mx
 
     from engine.moe import experts_mlx
@@ -71,20 +72,19 @@ def time_layer(store_or_weights, trace: np.ndarray, hidden: int) -> tuple[float,
     rng = np.random.default_rng(1)
     x = mx.array(rng.standard_normal((1, hidden)).astype(np.float32) * 0.1).astype(mx.bfloat16)
     w = mx.full((1, trace.shape[1]), 1.0 / trace.shape[1], dtype=mx.bfloat16)
-    fetched0 = getattr(getattr(store_or_weights, "stats", None), "bytes_fetched", 0)
-    for warm in range(2):  # first calls compile/allocate
-        idx = mx.array(trace[warm:warm + 1].astype(np.uint32))
-        ew, idx = store_or_weights.resolve(idx) if hasattr(store_or_weights, "resolve") else (store_or_weights, idx)
-        mx.eval(experts_mlx(x, idx, w, ew))
-    fetched0 = getattr(getattr(store_or_weights, "stats", None), "bytes_fetched", fetched0)
-    t0 = time.perf_counter()
-    for row in trace[2:]:
+    t_resolve = t_compute = 0.0
+    for row in trace:
         idx = mx.array(row[None].astype(np.uint32))
-        ew, idx = store_or_weights.resolve(idx) if hasattr(store_or_weights, "resolve") else (store_or_weights, idx)
-        mx.eval(experts_mlx(x, idx, w, ew))
-    dt = (time.perf_counter() - t0) / max(1, len(trace) - 2)
-    fetched = getattr(getattr(store_or_weights, "stats", None), "bytes_fetched", 0) - fetched0
-    return dt, fetched
+        mx.eval(idx)
+        t0 = time.perf_counter()
+        ew, slot_idx = store.resolve(idx)
+        t1 = time.perf_counter()
+        if compute:
+            mx.eval(experts_mlx(x, slot_idx, w, ew))
+        t_resolve += t1 - t0
+        t_compute += time.perf_counter() - t1
+    n = max(1, len(trace))
+    return t_resolve / n, t_compute / n, store.stats.bytes_fetched
 
 
 def main(argv=None) -> int:
@@ -93,6 +93,8 @@ def main(argv=None) -> int:
     ap.add_argument("--layers", type=int, default=2, help="layers to measure (scaled to all)")
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--trace", default=None, help="a recorded .npz trace to replay instead")
+    ap.add_argument("--compute", type=int, default=None,
+                    help="1: also time the MXFP4 matmuls (default on Metal; on CPU they take ~2 s per layer)")
     args = ap.parse_args(argv)
 
     import mlx.core as mx
@@ -101,32 +103,35 @@ def main(argv=None) -> int:
     from engine.config import load_config
     from engine.residency import ExpertStore, layer_source
 
+    compute = bool(args.compute) if args.compute is not None else mx.metal.is_available()
     cfg = load_config(args.folder)
     ckpt = Checkpoint(args.folder, cfg)
     E, K, L = cfg.num_local_experts, cfg.num_experts_per_tok, cfg.num_hidden_layers
     recorded = np.load(args.trace) if args.trace else None
     kinds = ["recorded"] if recorded is not None else ["uniform", "zipf", "repetitive"]
     print(f"{'trace':<11} {'resident':>8} {'slots':>5} {'hit rate':>8} {'MB fetched/token':>16} "
-          f"{'expert-path tok/s':>17}  (measured on {args.layers} layers, scaled to {L})")
+          f"{'residency ms/token':>18} {'expert-path tok/s':>17}  (measured on {args.layers} layers, scaled to {L})")
     for kind in kinds:
         for frac in FRACTIONS:
             slots = max(K, round(E * frac))
-            secs, fetched, hits = 0.0, 0, []
+            t_res, t_cmp, fetched, hits = 0.0, 0.0, 0, []
             for layer in range(args.layers):
                 if recorded is not None:
                     trace = recorded[f"layer{layer}"]
                 else:
                     trace = make_trace(kind, args.tokens, E, K, seed=layer)
                 store = ExpertStore(layer_source(ckpt, layer), slots)
-                dt, f = time_layer(store, trace, cfg.hidden_size)
-                secs += dt
-                fetched += f / max(1, len(trace) - 2)
+                r, c, f = time_layer(store, trace, cfg.hidden_size, compute)
+                t_res += r
+                t_cmp += c
+                fetched += f / max(1, len(trace))
                 hits.append(store.stats.hit_rate)
                 del store
                 mx.clear_cache()
-            per_token_s = secs / args.layers * L
+            res_ms = t_res / args.layers * L * 1e3
             mb = fetched / args.layers * L / 1e6
-            print(f"{kind:<11} {frac:>8.0%} {slots:>5} {np.mean(hits):>8.2f} {mb:>16.0f} {1 / per_token_s:>17.2f}",
+            tps = f"{1 / ((t_res + t_cmp) / args.layers * L):>17.2f}" if compute else f"{'(not timed)':>17}"
+            print(f"{kind:<11} {frac:>8.0%} {slots:>5} {np.mean(hits):>8.2f} {mb:>16.0f} {res_ms:>18.1f} {tps}",
                   flush=True)
     return 0
 
