@@ -73,7 +73,9 @@ class ExpertStore:
 
     def _fetch(self, name: str, experts) -> mx.array:
         """Copy experts' rows of one part from the source into a new MLX array."""
-        rows = np.ascontiguousarray(self.source[name][np.asarray(experts)])
+        src = self.source[name]
+        # One expert: a view of the mapped file, so the only copy is into MLX.
+        rows = src[experts[0]] if len(experts) == 1 else np.ascontiguousarray(src[np.asarray(experts)])
         a = mx.array(rows)
         if name.endswith("_bias"):
             a = (a.view(mx.bfloat16) if rows.dtype == np.uint16 else a).astype(self.dtype)
