@@ -75,7 +75,7 @@ class ExpertStore:
         """Copy experts' rows of one part from the source into a new MLX array."""
         src = self.source[name]
         # One expert: a view of the mapped file, so the only copy is into MLX.
-        rows = src[experts[0]] if len(experts) == 1 else np.ascontiguousarray(src[np.asarray(experts)])
+        rows = src[experts[0]:experts[0] + 1] if len(experts) == 1 else np.ascontiguousarray(src[np.asarray(experts)])
         a = mx.array(rows)
         if name.endswith("_bias"):
             a = (a.view(mx.bfloat16) if rows.dtype == np.uint16 else a).astype(self.dtype)
