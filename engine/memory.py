@@ -12,7 +12,7 @@ The ladder (docs/memory.md says why):
   2. the same in 8-bit, then 4-bit (MLX affine, group 64)
   3. 8-bit (then 4-bit) non-expert weights with only some experts resident per layer (LRU slots
      filled from the memory-mapped checkpoint), as many slots as fit, never fewer than a quarter
-  4. the same with an 8-bit KV cache
+  4. the same with an 8-bit KV cache (once engine/cache.py implements it: KV_BITS_SUPPORTED)
 The embedding table always stays in the memory-mapped checkpoint (rows gathered on the CPU).
 Experts are never requantized: they stay in the checkpoint's MXFP4.
 
@@ -35,6 +35,9 @@ MIN_RESIDENT_FRACTION = 0.25  # fewer slots than this and nearly every expert pi
 KV_STEP = 256  # the KV cache grows in steps of this many tokens
 DEFAULT_PREFILL_CHUNK = 512
 MIN_PREFILL_CHUNK = 16
+# KV cache widths the engine implements (engine/cache.py keeps the model dtype today); add 8 when
+# it quantizes the cache, and the planner's last rung (8-bit KV) becomes available.
+KV_BITS_SUPPORTED: tuple[int | None, ...] = (None,)
 ATTENTION_SHARE = 16  # a prefill chunk's attention scores may take 1/16 of the budget
 
 
@@ -258,7 +261,7 @@ def candidate_policies(fp: Footprint, context_length: int) -> list[Policy]:
     base = Policy(embed_on_cpu=True, context_length=context_length)
     ladder = [replace(base, non_expert_bits=b) for b in (None, 8, 4)]
     min_slots = max(fp.experts_per_token, math.ceil(fp.num_experts * MIN_RESIDENT_FRACTION))
-    for kv in (None, 8):
+    for kv in KV_BITS_SUPPORTED:
         for bits in (8, 4):
             for slots in range(fp.num_experts - 1, min_slots - 1, -1):
                 ladder.append(replace(base, non_expert_bits=bits, expert_slots=slots, kv_bits=kv))
