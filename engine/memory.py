@@ -182,7 +182,7 @@ def workspace_bytes(fp: Footprint, policy: Policy, chunk: int, itemsize: int = 2
 
     Attention scores and their softmax (float32, all heads, T x C), the MoE's per-token expert
     activations, the residual stream, the last position's logits (float32), and with expert
-    slots the experts a chunk needs beyond the slots (gathered for that layer only).
+    slots, when a chunk needs more experts than there are slots, a temporary buffer holding them.
     """
     T, C = chunk, policy.context_length
     attn = 2 * fp.heads * T * C * 4
@@ -192,7 +192,8 @@ def workspace_bytes(fp: Footprint, policy: Policy, chunk: int, itemsize: int = 2
     extra_experts = 0
     if policy.expert_slots is not None:
         needed = min(fp.num_experts, T * fp.experts_per_token)
-        extra_experts = max(0, needed - policy.expert_slots) * fp.expert_bytes
+        # engine/residency.py gathers all of that call's experts into a temporary buffer.
+        extra_experts = needed * fp.expert_bytes if needed > policy.expert_slots else 0
     return attn + moe + stream + logits + extra_experts
 
 
