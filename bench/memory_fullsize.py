@@ -140,9 +140,25 @@ def stub_quantized_matmuls() -> None:
     mx.quantized_matmul = quantized_matmul
 
 
+def uniform_routing() -> None:
+    """Route every token to K experts drawn uniformly (the worst case for expert residency)."""
+    import mlx.core as mx
+
+    import engine.moe as moe
+
+    def route(x, router_w, router_b, k):
+        logits = mx.random.uniform(shape=(x.shape[0], router_w.shape[0]))
+        idx = mx.argpartition(-logits, kth=k - 1, axis=-1)[..., :k]
+        return idx.astype(mx.uint32), mx.full(idx.shape, 1.0 / k, dtype=x.dtype)
+
+    moe.route = route
+
+
 def _child(args) -> None:
     if args.stub_experts:
         stub_quantized_matmuls()
+    if args.uniform_routing:
+        uniform_routing()
     budget = args.budget_gb * GB if args.budget_gb else None
     if args.child == "mlx-lm":
         out = run_mlx_lm(args.folder, args.prompt, args.decode)
@@ -179,6 +195,8 @@ def main(argv=None) -> int:
     ap.add_argument("--chunk", type=int, default=512)
     ap.add_argument("--stub-experts", type=int, default=None,
                     help="1: stand-in for the MXFP4 expert matmul (default where Metal is absent)")
+    ap.add_argument("--uniform-routing", type=int, default=0,
+                    help="1: route uniformly at random (worst case for residency: every chunk overflows)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.stub_experts is None:
@@ -193,7 +211,7 @@ def main(argv=None) -> int:
         cmd = [sys.executable, "-m", "bench.memory_fullsize", args.folder, "--child", run,
                "--budget-gb", str(args.budget_gb), "--prompt", str(args.prompt),
                "--decode", str(args.decode), "--chunk", str(args.chunk),
-               "--stub-experts", str(args.stub_experts)]
+               "--stub-experts", str(args.stub_experts), "--uniform-routing", str(args.uniform_routing)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if not lines:
