@@ -31,25 +31,24 @@ class LoadedEngine:
         return (self.make_sampling or sampling_params)(temperature, top_p)
 
 
-def memory_plan_refusal(folder: str, context_length: int) -> str | None:
-    """Ask engine.memory.plan (when it exists) whether the model fits; return its refusal in words."""
-    try:
-        from engine.errors import ModelError
-        from engine.memory import plan
-    except ImportError:
-        return None
+def memory_plan(folder: str, context_length: int):
+    """engine.memory.plan's verdict: (the plan, or None if the planner could not run; the refusal
+    in words, or None when the model fits)."""
+    from engine.errors import ModelError
+    from engine.memory import plan
+
     try:
         result = plan(folder, context_length)
     except ModelError as e:   # e.g. a context longer than the model handles: the planner's own sentence
-        return str(e)
+        return None, str(e)
     except Exception as e:  # the planner itself failing must not block a model that may well fit
         log.warning("memory planner failed, loading anyway: %s", e)
-        return None
-    if getattr(result, "fits", True):
-        return None
-    reason = str(getattr(result, "reason", "") or "the model does not fit in this Mac's memory").rstrip(".")
-    return (f"Not enough memory to load this model: {reason}. Close other apps, or choose a shorter "
-            "context length in Settings, then try again.")
+        return None, None
+    if result.fits:
+        return result, None
+    reason = str(result.reason or "the model does not fit in this Mac's memory").rstrip(".")
+    return result, (f"Not enough memory to load this model: {reason}. Close other apps, or choose a "
+                    "shorter context length in Settings, then try again.")
 
 
 def model_display_name(folder: str | Path) -> str:
@@ -68,7 +67,7 @@ def model_display_name(folder: str | Path) -> str:
 def load_engine(folder: str, context_length: int) -> LoadedEngine:
     """Load model, tokenizer and chat session from `folder` (no network: offline mode is on)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    refusal = memory_plan_refusal(folder, context_length)
+    plan, refusal = memory_plan(folder, context_length)
     if refusal:
         raise LoadRefused(refusal)
     try:
@@ -82,9 +81,14 @@ def load_engine(folder: str, context_length: int) -> LoadedEngine:
     except ImportError as e:
         raise LoadRefused(f"This copy of the app is missing part of its engine ({e.name}); reinstall the app.") from e
     try:
-        model = load_model(folder)
+        if plan is not None:
+            from engine.memory import apply_wired_limit
+
+            apply_wired_limit()
+        model = load_model(folder, policy=plan.policy if plan else None)
         enc = load_tokenizer(folder)
-        session = ChatSession(model, enc, context_length=context_length)
+        session = ChatSession(model, enc, context_length=context_length,
+                              **({"prefill_chunk": plan.prefill_chunk} if plan else {}))
     except ModelError as e:
         raise LoadRefused(str(e)) from e
     except MemoryError as e:

@@ -174,14 +174,18 @@ class Checkpoint:
                          offset=info.data_offset, shape=info.shape)
 
     def array(self, name: str) -> mx.array:
-        """The tensor as a lazy MLX array (read from disk when first evaluated)."""
+        """The tensor as a lazy MLX array (read from disk when first evaluated).
+
+        The checkpoint lets go of it once handed out, so a tensor the loader converts (or drops)
+        is freed at once instead of living until loading ends.
+        """
         shard = self.tensors[name].shard
-        if shard not in self._loaded:
+        if name not in self._loaded.get(shard, {}):
             try:
-                self._loaded[shard] = mx.load(str(shard))
+                self._loaded[shard] = mx.load(str(shard))  # lazy: only headers are read here
             except (RuntimeError, ValueError) as exc:
                 raise ModelError(f"{shard.name} could not be read ({exc}); download it again.") from None
-        return self._loaded[shard][name]
+        return self._loaded[shard].pop(name)
 
     def weights_bytes(self) -> int:
         return sum(info.nbytes for info in self.tensors.values())

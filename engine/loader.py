@@ -71,6 +71,18 @@ def load_model(folder: str | Path, dtype: str | None = None, policy=None) -> Gpt
         bias = w(name + ".bias") if name + ".bias" in ckpt.tensors else None
         return Linear(w(name + ".weight"), bias, bits if quantize else None)
 
+    # The big single tensors first: quantizing lm_head needs a transient bf16 copy, which must
+    # not stack on top of every layer already loaded.
+    head_name = "model.embed_tokens" if cfg.tie_word_embeddings else "lm_head"
+    lm_head = linear(head_name)
+    norm = w("model.norm.weight")
+    mx.eval(lm_head.parameters(), norm)
+    if getattr(policy, "embed_on_cpu", False):
+        embed = Embedding(ckpt.memmap("model.embed_tokens.weight"), dt)
+    else:
+        embed = Embedding(w("model.embed_tokens.weight"), dt)
+        mx.eval(embed.table)
+
     inv_freq, attn_factor = yarn_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
     periods = mx.array(1.0 / inv_freq)  # mx.fast.rope takes periods, not inverse frequencies
     blocks = []
@@ -81,7 +93,7 @@ def load_model(folder: str | Path, dtype: str | None = None, policy=None) -> Gpt
                          sliding=cfg.is_sliding(i), freqs=periods, attn_factor=attn_factor)
         if slots is not None:
             from engine.residency import load_layer_experts  # only when the plan asks for it
-            experts = load_layer_experts(ckpt, i, cfg, slots)
+            experts = load_layer_experts(ckpt, i, cfg, slots, dtype=dt)
         else:
             experts = _expert_weights(ckpt, p, dt)
         moe = MoE(w(p + "mlp.router.weight"), w(p + "mlp.router.bias"), experts,
@@ -90,15 +102,6 @@ def load_model(folder: str | Path, dtype: str | None = None, policy=None) -> Gpt
                       moe, cfg.rms_norm_eps)
         mx.eval(_block_arrays(block))  # read this layer now: bounds the loading peak
         blocks.append(block)
-    if getattr(policy, "embed_on_cpu", False):
-        embed = Embedding(ckpt.memmap("model.embed_tokens.weight"), dt)
-    else:
-        embed = Embedding(w("model.embed_tokens.weight"), dt)
-        mx.eval(embed.table)
-    head_name = "model.embed_tokens" if cfg.tie_word_embeddings else "lm_head"
-    lm_head = linear(head_name)
-    norm = w("model.norm.weight")
-    mx.eval(lm_head.parameters(), norm)
     return GptOss(cfg, embed, blocks, norm, lm_head, dt)
 
 

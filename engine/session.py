@@ -63,9 +63,10 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 class ChatSession:
     """Holds the KV cache between turns; one per model (not thread-safe: use from one thread)."""
 
-    def __init__(self, model, enc, context_length: int = 8192):
+    def __init__(self, model, enc, context_length: int = 8192, prefill_chunk: int = PREFILL_CHUNK):
         self.model, self.enc = model, enc
         self.context_length = context_length
+        self.prefill_chunk = prefill_chunk  # the memory plan shrinks it for long contexts
         self.cache = None
         self.held: list[int] = []  # the ids the cache holds, in order
         self.snapshots: list[_Snapshot] = []
@@ -132,10 +133,10 @@ class ChatSession:
         stops = sorted({m for m in marks if start < m < target} | {target})
         pos = start
         for stop in stops:
-            for i in range(pos, stop, PREFILL_CHUNK):
+            for i in range(pos, stop, self.prefill_chunk):
                 if cancel is not None and cancel.is_set():
                     return start
-                chunk = ids[i:min(i + PREFILL_CHUNK, stop)]
+                chunk = ids[i:min(i + self.prefill_chunk, stop)]
                 self.model.hidden(mx.array([chunk]), self.cache)
                 mx.eval(self.cache.state())
                 self.held += chunk
@@ -172,7 +173,7 @@ class ChatSession:
 
         room = max(1, self.context_length - len(ids))
         gen = Generation(self.model, ids[-1:], self.cache, sampling=sampling, max_tokens=min(max_tokens, room),
-                         stop_ids=self.stop_ids, cancel=cancel, prefill_chunk=PREFILL_CHUNK)
+                         stop_ids=self.stop_ids, cancel=cancel, prefill_chunk=self.prefill_chunk)
         self.held.append(ids[-1])
         stop: Stop | None = None
         ttft = 0.0

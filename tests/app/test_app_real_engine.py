@@ -107,3 +107,16 @@ def test_a_broken_folder_is_refused_in_one_sentence(qtbot, tmp_path, tiny_folder
         c.load_model(str(broken))
     assert "Traceback" not in sig.args[0] and sig.args[0].count("\n") == 0
     c.shutdown()
+
+
+def test_the_app_loads_with_the_memory_plans_policy(tiny_folder):
+    import numpy as np
+
+    from engine.memory import plan
+
+    expected = plan(str(tiny_folder), 4096)
+    loaded = load_engine(str(tiny_folder), 4096)
+    # The plan keeps the embedding table in the memory-mapped checkpoint: the app must follow it.
+    assert expected.policy.embed_on_cpu
+    assert isinstance(loaded.model.embed.table, np.memmap)
+    assert loaded.session.prefill_chunk == expected.prefill_chunk
