@@ -159,7 +159,9 @@ class Chat:
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m engine.chat", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", required=True, help="folder holding config.json, tokenizer.json and the weights")
+    ap.add_argument("--model", default=None,
+                    help="folder holding config.json, tokenizer.json and the weights "
+                         "(default: the tiny demo model that ships with the app)")
     ap.add_argument("--effort", choices=EFFORTS, default="medium", help="reasoning effort")
     ap.add_argument("--show-reasoning", action="store_true", help="print the raw chain of thought (dimmed)")
     ap.add_argument("--temperature", type=float, default=1.0)
@@ -174,6 +176,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.model is None:
+        from models.registry import demo_folder
+
+        args.model = str(demo_folder())
+        print("No --model given: using the tiny demo model (not gpt-oss; it only knows a few kinds of "
+              "puzzles). Pass --model with a gpt-oss-20b folder for the real thing.", file=sys.stderr)
     if not Path(args.model).is_dir():
         print(f"The model folder {args.model} does not exist; pass --model the folder that holds "
               "config.json, tokenizer.json and the weights.", file=sys.stderr)
@@ -183,9 +191,13 @@ def main(argv=None) -> int:
         from engine.session import ChatSession
         from engine.tokenizer import load_tokenizer
 
+        from engine.memory import apply_wired_limit, check_fits
+
+        plan = check_fits(args.model, args.context)  # refuses before loading what can't fit
         print(f"Loading {args.model}…", file=sys.stderr)
         enc = load_tokenizer(args.model)
-        model = load_model(args.model, dtype=args.dtype)
+        apply_wired_limit()
+        model = load_model(args.model, dtype=args.dtype, policy=plan.policy)
     except ModelError as e:
         print(str(e), file=sys.stderr)
         return 1
@@ -195,7 +207,7 @@ def main(argv=None) -> int:
         print(f"The model in {args.model} could not be loaded ({e}); check the folder or download it again.",
               file=sys.stderr)
         return 1
-    Chat(ChatSession(model, enc, context_length=args.context), args).run()
+    Chat(ChatSession(model, enc, context_length=args.context, prefill_chunk=plan.prefill_chunk), args).run()
     return 0
 
 

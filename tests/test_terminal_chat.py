@@ -134,3 +134,12 @@ def test_view_shows_raw_reasoning_dimmed_when_asked():
     text = out.getvalue()
     assert "\033[2mThe user \033[0m" in text and "Thought for 3 s" in text and "It is 4." in text
     assert "".join(view.analysis) == "The user asks 2+2." and "".join(view.final) == "It is 4."
+
+
+def test_a_context_the_memory_plan_refuses_is_one_sentence_before_loading(tiny_model):
+    chat = spawn("--model", str(tiny_model), "--context", str(10 ** 9))
+    chat.expect(pexpect.EOF)
+    chat.close()
+    lines = [l for l in chat.before.splitlines() if l.strip()]
+    assert chat.exitstatus == 1 and "Traceback" not in chat.before
+    assert len(lines) == 1 and not lines[0].startswith("Loading")
