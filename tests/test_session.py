@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
 
 import mlx.core as mx
@@ -16,7 +15,6 @@ from engine.generate import SamplingParams
 from engine.harmony import MessageEnd, MessageStart, Stop, TextDelta, render_prompt
 from engine.session import ChatSession, ContextTrimmed, Done
 from engine.tokenizer import load_tokenizer
-from models.tiny import write_tiny_checkpoint
 from models.tokenizer_json import shared_o200k_harmony_folder
 
 GREEDY = SamplingParams(temperature=0.0)
@@ -28,11 +26,8 @@ def enc():
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny")
-    write_tiny_checkpoint(folder, layers=2, experts=4, hidden=64, seed=0, vocab=201088)
-    shutil.copy(shared_o200k_harmony_folder() / "tokenizer.json", folder / "tokenizer.json")
-    m = load_model(folder, dtype="float32")
+def model(tiny_chat_folder):
+    m = load_model(tiny_chat_folder, dtype="float32")
     assert m.config.sliding_window < 40  # the histories below are longer than the window
     return m
 

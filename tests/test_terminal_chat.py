@@ -16,7 +16,6 @@ from engine.chat import TerminalView
 from engine.generate import GenerationStats
 from engine.harmony import MessageEnd, MessageStart, Stop, TextDelta
 from engine.session import Done
-from models.tiny import write_tiny_checkpoint
 from models.tokenizer_json import shared_o200k_harmony_folder
 
 pexpect = pytest.importorskip("pexpect")
@@ -24,11 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny")
-    write_tiny_checkpoint(folder, layers=2, experts=4, hidden=64, seed=0, vocab=201088)
-    shutil.copy(shared_o200k_harmony_folder() / "tokenizer.json", folder / "tokenizer.json")
-    return folder
+def tiny_model(tiny_chat_folder):
+    return tiny_chat_folder
 
 
 def spawn(*args):

@@ -13,16 +13,11 @@ from app.engine_bridge import load_engine  # noqa: E402
 from app.model_manager import check_folder  # noqa: E402
 from app.store import ChatStore  # noqa: E402
 from app.worker import EngineWorker  # noqa: E402
-from models.tiny import write_tiny_checkpoint  # noqa: E402
-from models.tokenizer_json import shared_o200k_harmony_folder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny")
-    write_tiny_checkpoint(folder, layers=2, experts=4, hidden=64, seed=0, vocab=201088)
-    shutil.copy(shared_o200k_harmony_folder() / "tokenizer.json", folder / "tokenizer.json")
-    return folder
+def tiny_folder(tiny_chat_folder):
+    return tiny_chat_folder
 
 
 class PromptSpy:
