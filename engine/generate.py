@@ -103,14 +103,16 @@ class Generation:
         return self.sampler(logits[:, -1, :])
 
     def _prefill(self) -> mx.array | None:
-        """All but the last chunk only fill the cache; the last one also gives the first token."""
-        chunks = [self.prompt[i:i + self.prefill_chunk] for i in range(0, len(self.prompt), self.prefill_chunk)]
-        for chunk in chunks[:-1]:
+        """Fill the cache with all but the last prompt token, chunk by chunk, then feed the last one
+        alone to get the first token. Evaluating only the cache lets MLX skip what no cache needs
+        (the last layer's MoE and the vocab projection for every prompt token but one)."""
+        body = self.prompt[:-1]
+        for i in range(0, len(body), self.prefill_chunk):
             if self._cancelled():
                 return None
-            self.model.hidden(mx.array([chunk]), self.cache)
+            self.model.hidden(mx.array([body[i:i + self.prefill_chunk]]), self.cache)
             mx.eval(self.cache.state())
-        return self._step(chunks[-1])
+        return self._step(self.prompt[-1:])
 
     def __iter__(self) -> Iterator[int]:
         stats = self.stats
