@@ -34,17 +34,27 @@ class ExpertWeights:
 def route(x: mx.array, router_w: mx.array, router_b: mx.array, k: int) -> tuple[mx.array, mx.array]:
     """x [N, D] -> (expert ids [N, K] uint32, weights [N, K]): top-k logits, softmax over those k."""
     logits = x @ router_w.T + router_b
-    idx = mx.argpartition(-logits, kth=k - 1, axis=-1)[..., :k]
+    E = logits.shape[-1]
+    idx = mx.argpartition(logits, kth=E - k, axis=-1)[..., E - k:]  # the k largest, in any order
     top = mx.take_along_axis(logits, idx, axis=-1)
     weights = mx.softmax(top.astype(mx.float32), axis=-1).astype(x.dtype)
     return idx.astype(mx.uint32), weights
 
 
-def clamped_swiglu(h: mx.array, limit: float) -> mx.array:
-    """h [..., 2I] with interleaved gate/up -> [..., I], as the reference computes it."""
+def _clamped_swiglu(h: mx.array, limit: mx.array) -> mx.array:
     gate = mx.minimum(h[..., 0::2], limit)
     up = mx.clip(h[..., 1::2], -limit, limit)
     return gate * mx.sigmoid(SWIGLU_ALPHA * gate) * (up + 1)
+
+
+# One fused kernel instead of eight element-wise ops per layer. Not shapeless (the strided
+# slices need shapes), so it is traced once per token count: decode always hits the same trace.
+_clamped_swiglu_fused = mx.compile(_clamped_swiglu)
+
+
+def clamped_swiglu(h: mx.array, limit: float) -> mx.array:
+    """h [..., 2I] with interleaved gate/up -> [..., I], as the reference computes it."""
+    return _clamped_swiglu_fused(h, mx.array(limit, dtype=h.dtype))
 
 
 def _mxfp4_gather(x, blocks, scales, idx, sorted_indices):
