@@ -1,0 +1,62 @@
+"""End to end on the shipped demo model: the app (offscreen) finds it when no gpt-oss model is
+installed, asks it a question through the real engine, keeps the reasoning hidden, shows the
+correct final answer, and shows the analysis text once the developer toggle is on."""
+import re
+
+import pytest
+from PySide6.QtCore import Qt
+
+pytest.importorskip("mlx.core")
+
+from app.controller import ChatController  # noqa: E402
+from app.launcher import Launcher  # noqa: E402
+from app.worker import EngineWorker  # noqa: E402
+from models.registry import DEMO, demo_folder  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not (demo_folder() / "config.json").is_file(), reason="models/demo not exported")
+
+A, B = 486, 357  # a sum with a carry in every column; the answer is checked against Python's
+
+
+def visible_text(widget):
+    from PySide6.QtWidgets import QLabel
+    return "\n".join(lab.text() for lab in widget.findChildren(QLabel) if lab.isVisibleTo(widget))
+
+
+def test_demo_model_answers_in_the_app_reasoning_hidden_until_toggled(qtbot, store, app_home, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))  # no gpt-oss anywhere
+    c = ChatController(store, EngineWorker(), flush_ms=10)
+    s = c.settings
+    s.temperature = 0.0  # greedy, so the test is deterministic
+    c.save_settings(s)
+    lc = Launcher(c)
+    w = lc.window
+    qtbot.addWidget(w)
+    w.show()
+    with qtbot.waitSignal(c.model_ready, timeout=60000):
+        lc.start()
+    assert c.settings.model_folder in ("", None) or "demo" in c.settings.model_folder
+    assert DEMO.label in visible_text(w) or DEMO.label == c.model_name or "demo" in (c.model_name or "").lower()
+    c.set_effort("high")
+    w.composer.input.setPlainText(f"What is {A} + {B}?")
+    qtbot.keyClick(w.composer.input, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not c.busy, timeout=120000)
+
+    answer = c.model.last()
+    assert answer.role == "assistant" and answer.analysis, "the demo model reasons first"
+    assert str(A + B) in re.findall(r"\d+", answer.text), answer.text
+    bubble = w.messages.assistant_bubbles()[-1]
+    shown = visible_text(w)
+    assert str(A + B) in shown
+    # The reasoning's own lines (e.g. "ones: 6+7=13, write 3 carry 1.") are nowhere on screen.
+    assert "carry" not in shown and answer.analysis not in shown
+    assert not bubble.raw_panel.isVisibleTo(w)
+    assert "Thought for" in bubble.thinking.text()
+
+    s = c.settings
+    s.show_raw_cot = True
+    c.save_settings(s)
+    assert bubble.raw_panel.isVisibleTo(w)
+    assert bubble.raw_text.text() == answer.analysis and "carry" in visible_text(w)
+    lc.shutdown()
+    c.shutdown()
