@@ -73,7 +73,11 @@ def experts_mlx(x: mx.array, idx: mx.array, weights: mx.array, ew: ExpertWeights
         inverse = mx.argsort(order)
         xs = x[order // K][:, None, :]  # [N*K, 1, D]
         ids = flat[order]
-        h = _mxfp4_gather(xs, ew.gate_up_blocks, ew.gate_up_scales, ids, True)
+        # Two gathers over the two row halves (views, each keeps its gate/up pairs): MLX's CPU
+        # kernel ran ~8% faster so than over all 2I rows at once (bench/engine_speed.py).
+        half = ew.gate_up_blocks.shape[1] // 2
+        h = mx.concatenate([_mxfp4_gather(xs, ew.gate_up_blocks[:, rows], ew.gate_up_scales[:, rows], ids, True)
+                            for rows in (slice(0, half), slice(half, None))], axis=-1)
         h = h + ew.gate_up_bias[ids][:, None, :]
         y = _mxfp4_gather(clamped_swiglu(h, limit), ew.down_blocks, ew.down_scales, ids, True)
         y = (y + ew.down_bias[ids][:, None, :])[inverse].reshape(N, K, -1)
