@@ -18,16 +18,8 @@ from pathlib import Path
 
 import regex
 
-# o200k_base's pre-tokenizer pattern (from tiktoken), so the split is the same as the real model's.
-O200K_PATTERN = "|".join([
-    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-    r"""\p{N}{1,3}""",
-    r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
-    r"""\s*[\r\n]+""",
-    r"""\s+(?!\S)""",
-    r"""\s+""",
-])
+# o200k_base's pre-tokenizer pattern, so the split is the same as the real model's.
+from models.tokenizer_json import O200K_PATTERN  # noqa: E402
 
 # Harmony special tokens and their offset from <|startoftext|> (o200k_harmony: 199998 + offset).
 SPECIAL_OFFSETS = {
