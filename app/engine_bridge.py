@@ -26,8 +26,11 @@ class LoadedEngine:
     model: object = None
     tokenizer: object = None
     make_sampling: object = None   # (temperature, top_p) -> sampling params; None -> engine.generate.SamplingParams
+    greedy: bool = False           # the model folder asks for greedy decoding (the tiny demo model does)
 
     def sampling(self, temperature: float, top_p: float):
+        if self.greedy:
+            temperature = 0.0
         return (self.make_sampling or sampling_params)(temperature, top_p)
 
 
@@ -76,6 +79,7 @@ def load_engine(folder: str, context_length: int) -> LoadedEngine:
         ModelError = ValueError
     try:
         from engine import load_model
+        from engine.generation_config import prefers_greedy
         from engine.session import ChatSession
         from engine.tokenizer import load_tokenizer
     except ImportError as e:
@@ -97,7 +101,7 @@ def load_engine(folder: str, context_length: int) -> LoadedEngine:
         log.exception("model load failed")
         raise LoadRefused(f"The model in {folder} could not be loaded ({e}); download it again or choose "
                           "another folder.") from e
-    return LoadedEngine(session, model_display_name(folder), model, enc)
+    return LoadedEngine(session, model_display_name(folder), model, enc, greedy=prefers_greedy(folder))
 
 
 def memory_in_use() -> int:

@@ -164,7 +164,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                          "(default: the tiny demo model that ships with the app)")
     ap.add_argument("--effort", choices=EFFORTS, default="medium", help="reasoning effort")
     ap.add_argument("--show-reasoning", action="store_true", help="print the raw chain of thought (dimmed)")
-    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--temperature", type=float, default=None,
+                    help="default: 1, or 0 (greedy) when the model folder asks for it, as the demo model does")
     ap.add_argument("--top-p", type=float, default=1.0)
     ap.add_argument("--max-tokens", type=int, default=4096, help="longest answer, reasoning included")
     ap.add_argument("--context", type=int, default=8192, help="context length in tokens")
@@ -207,6 +208,10 @@ def main(argv=None) -> int:
         print(f"The model in {args.model} could not be loaded ({e}); check the folder or download it again.",
               file=sys.stderr)
         return 1
+    if args.temperature is None:
+        from engine.generation_config import prefers_greedy
+
+        args.temperature = 0.0 if prefers_greedy(args.model) else 1.0
     Chat(ChatSession(model, enc, context_length=args.context, prefill_chunk=plan.prefill_chunk), args).run()
     return 0
 

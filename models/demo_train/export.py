@@ -73,7 +73,9 @@ def export(run: Path, out: Path, shard_mb: float = 4.0) -> Path:
     write_checkpoint(out, cfg, checkpoint_tensors(saved["state"]), int(shard_mb * (1 << 20)))
     gen = {"bos_token_id": specials["<|startoftext|>"],
            "eos_token_id": [specials["<|return|>"], specials["<|call|>"]],
-           "pad_token_id": specials["<|endoftext|>"], "do_sample": True, "temperature": 1.0, "top_p": 1.0}
+           # Greedy: a model this small is much less accurate when sampled (the app and the
+           # terminal chat follow this; see engine/generation_config.py).
+           "pad_token_id": specials["<|endoftext|>"], "do_sample": False}
     (out / "generation_config.json").write_text(json.dumps(gen, indent=2))
     shutil.copyfile(run / "tokenizer.json", out / "tokenizer.json")
     return out
