@@ -18,7 +18,7 @@ import pytest
 from models.demo_train import bpe
 from models.demo_train.conversations import examples, heldout_examples, make_example
 from models.demo_train.evaluate import grade
-from models.demo_train.tasks import DAYS, EFFORTS, GENERATORS
+from models.demo_train.tasks import DAYS, EFFORTS, GENERATORS, PLACES
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "models" / "demo"
@@ -87,6 +87,57 @@ def test_high_effort_shows_every_column_of_an_addition():
             s = x + y + carry
             assert f"={s}, write {s % 10}" in t.analysis
             carry = s // 10
+
+
+def test_high_effort_restates_each_operand_digit_by_place():
+    rng = random.Random(1)
+    for kind in ("addition", "multiplication"):
+        for _ in range(40):
+            t = GENERATORS[kind](rng, "high")
+            for n in map(int, re.findall(r"\d+", t.question)[:2 if kind == "addition" else 1]):
+                line = next(line for line in t.analysis.splitlines() if line.startswith(f"{n}:"))
+                named = dict(re.findall(r"([a-z-]+) (\d)", line))
+                assert int("".join(named[p] for p in reversed(PLACES[:len(named)]))) == n, line
+
+
+def test_high_effort_sorting_keeps_a_true_running_minimum():
+    rng = random.Random(2)
+    for _ in range(60):
+        t = GENERATORS["sorting"](rng, "high")
+        remaining = [int(v) for v in re.findall(r"\d+", t.question)]
+        for line in t.analysis.splitlines():
+            if not line.startswith("From "):
+                continue
+            listed = [int(v) for v in re.findall(r"\d+", line.split(":")[0])]
+            assert listed == remaining, line
+            running = listed[0]
+            for a, b, kept in re.findall(r"(\d+) vs (\d+) keep (\d+)", line):
+                assert int(a) == running and int(kept) == min(int(a), int(b)), line
+                running = int(kept)
+            smallest = int(line.rsplit("Smallest: ", 1)[1].rstrip("."))
+            assert smallest == running == min(remaining), line
+            remaining.remove(smallest)
+        assert f"Last is {remaining[0]}." in t.analysis
+
+
+def test_high_effort_letters_use_the_questions_own_letter_token(demo_tokenizer_path):
+    """Each spelled letter is written as the same token as the letter in the question, so a
+    match is a repeated token."""
+    enc = bpe.tiktoken_encoding(demo_tokenizer_path)
+    rng = random.Random(4)
+    for _ in range(40):
+        t = GENERATORS["letters"](rng, "high")
+        letter = re.search(r"letter (\w)|many (\w)'s", t.question)
+        letter = next(g for g in letter.groups() if g)
+        (wanted,) = enc.encode_ordinary(f" {letter}")
+        assert wanted in enc.encode_ordinary(t.question)
+        word = re.search(r"Spell (\w+)", t.analysis).group(1)
+        lines = [line for line in t.analysis.splitlines() if line.startswith("Letter ")]
+        assert "".join(line[7] for line in lines) == word
+        after_word = len(enc.encode_ordinary("Letter"))
+        for line in lines:
+            token = enc.encode_ordinary(line)[after_word]
+            assert (token == wanted) == line.startswith(f"Letter {letter}:"), line
 
 
 def test_analysis_length_follows_the_effort():
@@ -313,19 +364,20 @@ def test_demo_model_replies_are_well_formed_through_the_engine():
 
 
 @shipped
-@pytest.mark.xfail(reason="the shipped demo model is below the issue's 80% bar (models/demo/README.md)", strict=False)
 def test_demo_model_answers_heldout_questions_through_the_engine():
-    """Greedy, high effort, one held-out question of each kind: well-formed and mostly right."""
+    """Greedy, high effort, 5 held-out questions of each kind: well-formed, and at least half right.
+
+    A regression guard at the level the model card reports (60% over 300 questions), not the
+    issue's 80% bar, which this model does not reach."""
     pytest.importorskip("mlx.core")
     from engine import load_model
     from engine.tokenizer import load_tokenizer
     from models.demo_train.evaluate import run_one
 
     model, enc = load_model(DEMO), load_tokenizer(DEMO)
-    held = heldout_examples(12)
     right = 0
-    for ex in held:
+    for ex in heldout_examples(30):
         reply = run_one(model, enc, ex.messages(), "high")
         assert reply.well_formed, (ex.task.question, reply)
         right += grade(ex.task.kind, ex.task.answer, reply.texts["final"])
-    assert right >= 9, f"{right}/12 right"
+    assert right >= 15, f"{right}/30 right"

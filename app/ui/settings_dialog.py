@@ -24,6 +24,8 @@ class SettingsDialog(QDialog):
         form.addRow("Developer instructions", self.developer)
         self.temperature = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=2.0, singleStep=0.1)
         self.temperature.setValue(settings.temperature)
+        self.temperature.setToolTip("gpt-oss is meant to be sampled at temperature 1. The tiny demo model "
+                                    "always answers greedily (temperature 0): its folder asks for that.")
         form.addRow("Temperature", self.temperature)
         self.top_p = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=1.0, singleStep=0.05)
         self.top_p.setValue(settings.top_p)

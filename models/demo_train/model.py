@@ -1,8 +1,8 @@
 """A float, trainable gpt-oss of any size (PyTorch): the same math as the engine, written for gradients.
 
-Why PyTorch and not MLX: MLX's CPU backend on this Linux machine multiplies matrices about 25x
-slower than NumPy/PyTorch (measured: 1024^3 matmul 1.8 s vs 0.07 s), which would turn an hour of
-training into a day. The engine (MLX) is what runs and evaluates the exported model.
+Why PyTorch and not MLX: MLX's CPU backend on this Linux machine multiplies matrices about 58x
+slower than NumPy/PyTorch (measured with MLX 0.32.4: 1024^3 float32 matmul 0.72 s vs 0.0125 s),
+which would turn an hour of training into days. The engine (MLX) is what runs and evaluates the exported model.
 
 # B batch, L tokens, D hidden, H query heads, G kv heads, Hd head dim, E experts, K experts per token,
 # I expert intermediate size, V vocab.
@@ -143,24 +143,23 @@ class Experts(nn.Module):
         cfg = self.cfg
         shape = x.shape
         x = x.reshape(-1, shape[-1])  # [N, D]
-        top, idx = self.router(x).topk(cfg.num_experts_per_tok, dim=-1)  # [N, K]
-        weights = torch.softmax(top, dim=-1)  # softmax over the chosen K only
+        logits = self.router(x)  # [N, E]
+        top, idx = logits.topk(cfg.num_experts_per_tok, dim=-1)  # [N, K]
+        # Softmax over the chosen K only, spread back to [N, E] with zeros for the others.
+        weights = torch.zeros_like(logits).scatter(1, idx, torch.softmax(top, dim=-1))
         wgu, wd = self.gate_up_proj, self.down_proj
         if self.quantize:
             wgu, wd = fake_mxfp4(wgu), fake_mxfp4(wd)
-        out = torch.zeros_like(x)
-        for e in range(cfg.num_local_experts):
-            # Only the tokens routed to expert e: half the work of running every expert densely.
-            tok, slot = (idx == e).nonzero(as_tuple=True)
-            if tok.numel() == 0:
-                continue
-            h = x[tok] @ wgu[e].T + self.gate_up_bias[e]  # [n, 2I]
-            gate, up = h[:, 0::2], h[:, 1::2]
-            gate = gate.clamp(max=cfg.swiglu_limit)
-            up = up.clamp(-cfg.swiglu_limit, cfg.swiglu_limit)
-            act = gate * torch.sigmoid(1.702 * gate) * (up + 1)
-            y = act @ wd[e].T + self.down_bias[e]  # [n, D]
-            out = out.index_add(0, tok, y * weights[tok, slot, None])
+        # Every expert on every token, then weighted: E/K times the arithmetic of running only the
+        # chosen ones, but at these sizes a few large ops beat a loop of gathers (1.6x faster per
+        # step); unchosen experts get weight 0, so the result and gradients are the same.
+        h = torch.einsum("nd,eid->nei", x, wgu) + self.gate_up_bias  # [N, E, 2I]
+        gate, up = h[..., 0::2], h[..., 1::2]
+        gate = gate.clamp(max=cfg.swiglu_limit)
+        up = up.clamp(-cfg.swiglu_limit, cfg.swiglu_limit)
+        act = gate * torch.sigmoid(1.702 * gate) * (up + 1)  # [N, E, I]
+        y = torch.einsum("nei,edi->ned", act, wd) + self.down_bias  # [N, E, D]
+        out = torch.einsum("ned,ne->nd", y, weights)
         return out.reshape(shape)
 
 

@@ -60,6 +60,14 @@ def _digits_right_to_left(n: int) -> list[int]:
     return [int(c) for c in reversed(str(n))]
 
 
+def _places(n: int) -> str:
+    """"524: hundreds 5, tens 2, ones 4." Each digit follows its place name, so a later step can
+    find "the tens digit" by looking for the word instead of counting positions from the right."""
+    digits = str(n)
+    named = [f"{PLACES[len(digits) - 1 - i]} {d}" for i, d in enumerate(digits)]
+    return f"{n}: {', '.join(named)}."
+
+
 def addition(rng: random.Random, effort: str) -> Task:
     """a + b with 2..3-digit operands, worked column by column from the ones place."""
     a = rng.randint(10, 999)
@@ -87,7 +95,7 @@ def addition(rng: random.Random, effort: str) -> Task:
     elif effort == "medium":
         analysis = f"Columns from the right: {', '.join(short)}. So {total}."
     else:
-        analysis = "\n".join([f"Add {a} and {b} column by column, starting from the ones."]
+        analysis = "\n".join([f"Add {a} and {b} column by column, starting from the ones.", _places(a), _places(b)]
                              + steps + [f"Reading from the highest place down: {total}."])
     return Task("addition", q.format(a=a, b=b), analysis, final, str(total))
 
@@ -118,7 +126,7 @@ def multiplication(rng: random.Random, effort: str) -> Task:
     elif effort == "medium":
         analysis = f"Digit by digit from the right: {', '.join(short)}. So {product}."
     else:
-        analysis = "\n".join([f"Multiply {a} by {d} one digit at a time, starting from the ones."]
+        analysis = "\n".join([f"Multiply {a} by {d} one digit at a time, starting from the ones.", _places(a)]
                              + steps + [f"Reading from the highest place down: {product}."])
     return Task("multiplication", q.format(a=a, d=d), analysis, final, str(product))
 
@@ -142,20 +150,22 @@ def letter_count(rng: random.Random, effort: str) -> Task:
     else:
         lines = [f"Spell {word} and check each letter against {letter}."]
         seen = 0
+        # "Letter r:" writes each letter as the same token as the question's " r", so checking it
+        # is spotting a repeated token, which even a tiny model does well.
         for ch in word:
             if ch == letter:
                 seen += 1
-                lines.append(f"{ch}: yes, count {seen}.")
+                lines.append(f"Letter {ch}: yes, count {seen}.")
             else:
-                lines.append(f"{ch}: no.")
+                lines.append(f"Letter {ch}: no.")
         lines.append(f"Total: {count}.")
         analysis = "\n".join(lines)
     return Task("letters", q, analysis, final, str(count))
 
 
 def sorting(rng: random.Random, effort: str) -> Task:
-    """Sort 3..6 distinct numbers below 100, by repeatedly taking the smallest."""
-    n = rng.randint(3, 6)
+    """Sort 3..5 distinct numbers below 100 by repeatedly taking the smallest."""
+    n = rng.randint(3, 5)
     values = rng.sample(range(1, 100), n)
     ordered = sorted(values)
     listed = ", ".join(map(str, values))
@@ -171,11 +181,16 @@ def sorting(rng: random.Random, effort: str) -> Task:
     elif effort == "medium":
         analysis = f"Smallest first: {' < '.join(map(str, ordered))}."
     else:
+        # Each line finds the smallest remaining number by walking the list with a running
+        # minimum: every comparison is between two numbers written side by side.
         lines = ["Take the smallest remaining number each time."]
         remaining = list(values)
         while len(remaining) > 1:
-            low = min(remaining)
-            lines.append(f"Smallest of {', '.join(map(str, remaining))} is {low}.")
+            low, walk = remaining[0], []
+            for v in remaining[1:]:
+                walk.append(f"{low} vs {v} keep {min(low, v)}")
+                low = min(low, v)
+            lines.append(f"From {', '.join(map(str, remaining))}: {', '.join(walk)}. Smallest: {low}.")
             remaining.remove(low)
         lines.append(f"Last is {remaining[0]}.")
         lines.append(f"Sorted: {answer}.")
