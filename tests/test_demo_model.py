@@ -39,6 +39,13 @@ def demo_tokenizer_path(tmp_path_factory) -> Path:
 # ------------------------------------------------------------------ generator
 
 
+def _letter_and_word(question: str) -> tuple[str, str]:
+    """The asked letter and the word, from any of the letter-counting question templates."""
+    m = re.search(r"letter (\w) appear in (\w+)|many (\w)'s are in the word (\w+)|letter (\w) in (\w+)", question)
+    letter, word = [g for g in m.groups() if g]
+    return letter, word
+
+
 def _expected_answer(kind: str, question: str) -> str:
     """The answer recomputed from the question text alone."""
     nums = [int(n) for n in re.findall(r"\d+", question)]
@@ -49,8 +56,7 @@ def _expected_answer(kind: str, question: str) -> str:
     if kind == "sorting":
         return ", ".join(map(str, sorted(nums)))
     if kind == "letters":
-        m = re.search(r"letter (\w) appear in (\w+)|many (\w)'s are in the word (\w+)|letter (\w) in (\w+)", question)
-        letter, word = [g for g in m.groups() if g]
+        letter, word = _letter_and_word(question)
         return str(word.count(letter))
     if kind == "weekday":
         start = next(i for i, d in enumerate(DAYS) if d in question)
@@ -127,11 +133,9 @@ def test_high_effort_letters_use_the_questions_own_letter_token(demo_tokenizer_p
     rng = random.Random(4)
     for _ in range(40):
         t = GENERATORS["letters"](rng, "high")
-        letter = re.search(r"letter (\w)|many (\w)'s", t.question)
-        letter = next(g for g in letter.groups() if g)
+        letter, word = _letter_and_word(t.question)
         (wanted,) = enc.encode_ordinary(f" {letter}")
         assert wanted in enc.encode_ordinary(t.question)
-        word = re.search(r"Spell (\w+)", t.analysis).group(1)
         lines = [line for line in t.analysis.splitlines() if line.startswith("Letter ")]
         assert "".join(line[7] for line in lines) == word
         after_word = len(enc.encode_ordinary("Letter"))

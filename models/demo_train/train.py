@@ -62,9 +62,9 @@ def parse_weights(text: str) -> dict[str, float]:
     return weights
 
 
-def build_tokenizer(run: Path, seed: int):
+def build_tokenizer(run: Path, seed: int, kind_weights: dict[str, float] | None = None):
     """Learn the BPE from the first 4000 training conversations (special tokens cut out)."""
-    stream = example_stream(seed)
+    stream = example_stream(seed, kind_weights)
     texts = []
     for _ in range(4000):
         ex = next(stream)
@@ -133,7 +133,7 @@ def main(argv=None) -> None:
             shutil.copyfile(args.resume.parent / "tokenizer.json", args.run / "tokenizer.json")
         enc = bpe.tiktoken_encoding(args.run / "tokenizer.json")
     else:
-        enc = build_tokenizer(args.run, args.seed)
+        enc = build_tokenizer(args.run, args.seed, args.kind_weights)
     cfg = DemoConfig(vocab_size=VOCAB_SIZE, hidden_size=args.hidden, intermediate_size=args.hidden,
                      num_hidden_layers=args.layers, num_local_experts=args.experts,
                      num_attention_heads=args.hidden // 32, num_key_value_heads=max(1, args.hidden // 64))
