@@ -126,9 +126,9 @@ def test_high_effort_sorting_keeps_a_true_running_minimum():
         assert f"Last is {remaining[0]}." in t.analysis
 
 
-def test_high_effort_letters_use_the_questions_own_letter_token(demo_tokenizer_path):
-    """Each spelled letter is written as the same token as the letter in the question, so a
-    match is a repeated token."""
+def test_high_effort_letters_compare_the_questions_own_letter_tokens_side_by_side(demo_tokenizer_path):
+    """Each line writes the spelled letter and the asked one as the same token as the letter in
+    the question, next to each other, and says yes exactly when they are the same letter."""
     enc = bpe.tiktoken_encoding(demo_tokenizer_path)
     rng = random.Random(4)
     for _ in range(40):
@@ -140,8 +140,24 @@ def test_high_effort_letters_use_the_questions_own_letter_token(demo_tokenizer_p
         assert "".join(line[7] for line in lines) == word
         after_word = len(enc.encode_ordinary("Letter"))
         for line in lines:
-            token = enc.encode_ordinary(line)[after_word]
-            assert (token == wanted) == line.startswith(f"Letter {letter}:"), line
+            spelled, vs, asked = enc.encode_ordinary(line)[after_word:after_word + 3]
+            assert asked == wanted and enc.decode([vs]) == " vs", line
+            assert (spelled == wanted) == (": yes" in line), line
+        assert t.analysis.endswith(f"Total: {word.count(letter)}.")
+
+
+def test_high_effort_multiplication_adds_each_carry_in_its_own_step():
+    rng = random.Random(6)
+    for _ in range(50):
+        t = GENERATORS["multiplication"](rng, "high")
+        a, d = map(int, re.findall(r"\d+", t.question)[:2])
+        carry = 0
+        for place, x in enumerate(int(c) for c in reversed(str(a))):
+            line = next(line for line in t.analysis.splitlines() if line.startswith(f"{PLACES[place]}:"))
+            assert f"{x}x{d}={x * d}" in line, line
+            p = x * d + carry
+            assert (f", {x * d}+{carry}={p}," in line) == (carry > 0), line
+            carry = p // 10
 
 
 def test_analysis_length_follows_the_effort():
@@ -325,12 +341,34 @@ def test_training_targets_are_only_what_the_assistant_writes(demo_tokenizer_path
     enc = bpe.tiktoken_encoding(demo_tokenizer_path)
     channel = enc.encode_single_token("<|channel|>")
     ret = enc.encode_single_token("<|return|>")
-    x, y = next(batches(enc, seed=3, batch_size=4, group=1))
+    prefix, x, y = next(batches(enc, seed=3, batch_size=4, group=1))
+    assert enc.decode(prefix[0].tolist()).startswith("<|start|>system<|message|>")
     for row in range(4):
         targets = y[row][y[row] != -100].tolist()
         assert targets[0] == channel and targets[-1] == ret
         first = int((y[row] != -100).nonzero()[0])
-        assert enc.decode(x[row, :first + 1].tolist()).endswith("<|start|>assistant")
+        seen = enc.decode(prefix[0].tolist() + x[row, :first + 1].tolist())
+        assert seen.startswith("<|start|>system<|message|>") and seen.endswith("<|start|>assistant")
+        assert seen.count("<|start|>system") == 1
+
+
+def test_a_shared_prefix_gives_the_same_logits_as_whole_rows():
+    """Training computes the system message once per batch; that must not change the math."""
+    torch = pytest.importorskip("torch")
+    from models.demo_train.model import DemoConfig, DemoModel
+
+    torch.manual_seed(0)
+    cfg = DemoConfig(vocab_size=50, hidden_size=64, intermediate_size=64, num_hidden_layers=2,
+                     num_attention_heads=2, num_key_value_heads=1, sliding_window=6)
+    model = DemoModel(cfg)
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.self_attn.sinks.normal_(0, 1)
+    prefix = torch.randint(0, 50, (1, 9))
+    rest = torch.randint(0, 50, (3, 7))
+    whole = model(torch.cat([prefix.expand(3, -1), rest], dim=1))[:, 9:]
+    shared = model(rest, prefix=prefix)
+    torch.testing.assert_close(shared, whole, atol=1e-5, rtol=1e-5)
 
 
 # ------------------------------------------------------------------ the shipped folder

@@ -106,7 +106,11 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(h * hd, d)
         self.sinks = nn.Parameter(torch.zeros(h))
 
-    def forward(self, x, cos, sin, mask):
+    def forward(self, x, cos, sin, mask, past=None):
+        """x [B, L, D]; past: (k, v) [1, G, P, Hd] of a shared prefix every row continues.
+
+        Returns the output [B, L, D] and this call's (k, v), for rows that continue x.
+        """
         cfg = self.cfg
         b, l, _ = x.shape
         h, g, hd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
@@ -114,16 +118,20 @@ class Attention(nn.Module):
         k = self.k_proj(x).view(b, l, g, hd).transpose(1, 2)
         v = self.v_proj(x).view(b, l, g, hd).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        own = (k, v)
+        if past is not None:
+            k = torch.cat([past[0].expand(b, -1, -1, -1), k], dim=2)
+            v = torch.cat([past[1].expand(b, -1, -1, -1), v], dim=2)
         k, v = k.repeat_interleave(h // g, dim=1), v.repeat_interleave(h // g, dim=1)
         # The sink is one more logit per head in the softmax denominator that carries no value:
         # an extra all-zero key (score 0) whose mask entry is the sink logit, with a zero value.
         zeros = k.new_zeros(b, h, 1, hd)
         k, v = torch.cat([k, zeros], dim=2), torch.cat([v, zeros], dim=2)
         sink = self.sinks.view(1, h, 1, 1).expand(1, h, l, 1)
-        bias = torch.cat([mask.expand(1, h, l, l), sink], dim=-1)  # [1, H, L, L+1]
+        bias = torch.cat([mask.expand(1, h, l, mask.shape[-1]), sink], dim=-1)  # [1, H, L, P+L+1]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # scale 1/sqrt(Hd)
         out = out.transpose(1, 2).reshape(b, l, h * hd)
-        return self.o_proj(out)
+        return self.o_proj(out), own
 
 
 class Experts(nn.Module):
@@ -151,15 +159,18 @@ class Experts(nn.Module):
         if self.quantize:
             wgu, wd = fake_mxfp4(wgu), fake_mxfp4(wd)
         # Every expert on every token, then weighted: E/K times the arithmetic of running only the
-        # chosen ones, but at these sizes a few large ops beat a loop of gathers (1.6x faster per
-        # step); unchosen experts get weight 0, so the result and gradients are the same.
-        h = torch.einsum("nd,eid->nei", x, wgu) + self.gate_up_bias  # [N, E, 2I]
+        # chosen ones, but at these sizes two large matmuls beat a loop of gathers (1.6x faster
+        # per step); unchosen experts get weight 0, so the result and gradients are the same.
+        e, i, d = wgu.shape[0], cfg.intermediate_size, shape[-1]
+        h = (x @ wgu.reshape(e * 2 * i, d).t()).view(-1, e, 2 * i) + self.gate_up_bias  # [N, E, 2I]
         gate, up = h[..., 0::2], h[..., 1::2]
         gate = gate.clamp(max=cfg.swiglu_limit)
         up = up.clamp(-cfg.swiglu_limit, cfg.swiglu_limit)
         act = gate * torch.sigmoid(1.702 * gate) * (up + 1)  # [N, E, I]
-        y = torch.einsum("nei,edi->ned", act, wd) + self.down_bias  # [N, E, D]
-        out = torch.einsum("ned,ne->nd", y, weights)
+        # Weighting each expert's activations before the down projection turns the per-expert
+        # matmuls and the weighted sum into one [N, E*I] x [E*I, D] matmul.
+        weighted = (act * weights[..., None]).reshape(-1, e * i)
+        out = weighted @ wd.transpose(1, 2).reshape(e * i, d) + weights @ self.down_bias
         return out.reshape(shape)
 
 
@@ -172,9 +183,10 @@ class Block(nn.Module):
         self.post_attention_layernorm = nn.RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps)
         self.mlp = Experts(cfg)
 
-    def forward(self, x, cos, sin, full_mask, sliding_mask):
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, sliding_mask if self.sliding else full_mask)
-        return x + self.mlp(self.post_attention_layernorm(x))
+    def forward(self, x, cos, sin, full_mask, sliding_mask, past=None):
+        attn, kv = self.self_attn(self.input_layernorm(x), cos, sin, sliding_mask if self.sliding else full_mask, past)
+        x = x + attn
+        return x + self.mlp(self.post_attention_layernorm(x)), kv
 
 
 class DemoModel(nn.Module):
@@ -193,25 +205,34 @@ class DemoModel(nn.Module):
         for layer in self.layers:
             layer.mlp.quantize = on
 
-    def forward(self, ids: torch.Tensor, select: torch.Tensor | None = None) -> torch.Tensor:
-        """ids [B, L] -> logits [B, L, V] (positions start at 0).
+    def forward(self, ids: torch.Tensor, select: torch.Tensor | None = None,
+                prefix: torch.Tensor | None = None) -> torch.Tensor:
+        """ids [B, L] -> logits [B, L, V].
 
         select [B, L] bool: return logits [S, V] of the selected positions only (training needs
         only the completion's, and the vocabulary projection is a large share of the work).
+        prefix [1, P]: tokens every row starts with; the rows are then prefix + ids, and only the
+        logits of ids are returned. Training batches share their system message this way: it is
+        a third of the tokens, computed once per batch instead of once per row.
         """
         cfg = self.cfg
-        l = ids.shape[1]
+        p = 0 if prefix is None else prefix.shape[1]
+        total = p + ids.shape[1]
         inv_freq, conc = yarn_inv_freq(cfg)
-        angles = torch.arange(l, dtype=torch.float32)[:, None] * inv_freq[None, :]
+        angles = torch.arange(total, dtype=torch.float32)[:, None] * inv_freq[None, :]
         cos, sin = torch.cos(angles) * conc, torch.sin(angles) * conc
-        i = torch.arange(l)[:, None]
-        j = torch.arange(l)[None, :]
+        i = torch.arange(total)[:, None]
+        j = torch.arange(total)[None, :]
         neg = torch.tensor(float("-inf"))
         full_mask = torch.where(j <= i, 0.0, neg)
         sliding_mask = torch.where((j <= i) & (i - j < cfg.sliding_window), 0.0, neg)
         x = self.embed_tokens(ids)
+        shared = None if prefix is None else self.embed_tokens(prefix)
         for layer in self.layers:
-            x = layer(x, cos, sin, full_mask, sliding_mask)
+            past = None
+            if shared is not None:
+                shared, past = layer(shared, cos[:p], sin[:p], full_mask[:p, :p], sliding_mask[:p, :p])
+            x, _ = layer(x, cos[p:], sin[p:], full_mask[p:], sliding_mask[p:], past)
         if select is not None:
             x = x[select]
         return self.lm_head(self.norm(x))

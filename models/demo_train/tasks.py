@@ -109,15 +109,17 @@ def multiplication(rng: random.Random, effort: str) -> Task:
     digits = _digits_right_to_left(a)
     for i, x in enumerate(digits):
         p = x * d + carry
-        expr = f"{x}x{d}" + (f"+{carry}" if carry else "")
+        # The carry is added in a step of its own: one times-table fact, then one small sum. A
+        # tiny model got "8x5+1" wrong far more often than either "8x5" or "40+1".
+        expr = f"{x}x{d}={x * d}" + (f", {x * d}+{carry}={p}" if carry else "")
         last = i == len(digits) - 1
         if last:
-            steps.append(f"{PLACES[i]}: {expr}={p}, write {p}.")
+            steps.append(f"{PLACES[i]}: {expr}, write {p}.")
         elif p >= 10:
-            steps.append(f"{PLACES[i]}: {expr}={p}, write {p % 10} carry {p // 10}.")
+            steps.append(f"{PLACES[i]}: {expr}, write {p % 10} carry {p // 10}.")
         else:
-            steps.append(f"{PLACES[i]}: {expr}={p}, write {p}.")
-        short.append(f"{expr}={p}")
+            steps.append(f"{PLACES[i]}: {expr}, write {p}.")
+        short.append(f"{x}x{d}" + (f"+{carry}" if carry else "") + f"={p}")
         carry = p // 10
     q = rng.choice(("What is {a} times {d}?", "Compute {a} x {d}.", "Multiply {a} by {d}.", "{a} x {d} = ?"))
     final = f"{a} x {d} = {product}."
@@ -150,14 +152,15 @@ def letter_count(rng: random.Random, effort: str) -> Task:
     else:
         lines = [f"Spell {word} and check each letter against {letter}."]
         seen = 0
-        # "Letter r:" writes each letter as the same token as the question's " r", so checking it
-        # is spotting a repeated token, which even a tiny model does well.
+        # "Letter s vs r:" writes both letters as the same token as the question's " r", side by
+        # side, so the yes/no is a comparison of the two tokens just before it. (With only the
+        # spelled letter on the line, the model had to look back to the question and often missed.)
         for ch in word:
             if ch == letter:
                 seen += 1
-                lines.append(f"Letter {ch}: yes, count {seen}.")
+                lines.append(f"Letter {ch} vs {letter}: yes, count {seen}.")
             else:
-                lines.append(f"Letter {ch}: no.")
+                lines.append(f"Letter {ch} vs {letter}: no.")
         lines.append(f"Total: {count}.")
         analysis = "\n".join(lines)
     return Task("letters", q, analysis, final, str(count))

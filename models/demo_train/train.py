@@ -26,29 +26,41 @@ import torch
 import torch.nn.functional as F
 
 from models.demo_train import bpe
-from models.demo_train.conversations import TRAIN_SEED, heldout_examples, make_example
+from models.demo_train.conversations import TRAIN_SEED, heldout_examples, make_example, random_date, render_prompt_text
 from models.demo_train.model import DemoConfig, DemoModel
 
 SPECIAL = re.compile(r"<\|[a-z_0-9]+\|>")
 # High effort is where the quality bar is measured and its traces are the longest to learn.
 EFFORT_WEIGHTS = {"low": 0.15, "medium": 0.15, "high": 0.7}
 # Harder kinds come up more often; weekdays were learned early in the first runs.
-KIND_WEIGHTS = {"addition": 1.3, "multiplication": 1.2, "letters": 1.0, "sorting": 1.3, "units": 0.8, "weekday": 0.4}
+KIND_WEIGHTS = {"addition": 1.3, "multiplication": 1.2, "letters": 1.0, "sorting": 1.5, "units": 0.8, "weekday": 0.4}
 VOCAB_SIZE = 768
 NUM_MERGES = 480
 
 
-def example_stream(seed: int, kind_weights: dict[str, float] | None = None):
-    """Endless training examples; never a held-out question."""
+def example_groups(seed: int, size: int, kind_weights: dict[str, float] | None = None):
+    """Endless lists of `size` training examples that share one effort and one date, so a batch
+    cut from a list shares its whole system message (see DemoModel.forward's prefix). Never a
+    held-out question."""
     rng = random.Random(seed)
     held = {ex.task.question for ex in heldout_examples()}
     efforts, effort_weights = zip(*EFFORT_WEIGHTS.items())
     kinds, kind_weights = zip(*(kind_weights or KIND_WEIGHTS).items())
     while True:
-        ex = make_example(rng, kind=rng.choices(kinds, kind_weights)[0],
-                          effort=rng.choices(efforts, effort_weights)[0])
-        if ex.task.question not in held:
-            yield ex
+        effort = rng.choices(efforts, effort_weights)[0]
+        date = random_date(rng) if rng.random() < 0.9 else None
+        group = []
+        while len(group) < size:
+            ex = make_example(rng, kind=rng.choices(kinds, kind_weights)[0], effort=effort)
+            if ex.task.question not in held:
+                group.append(dataclasses.replace(ex, date=date))
+        yield group
+
+
+def example_stream(seed: int, kind_weights: dict[str, float] | None = None, size: int = 64):
+    """The same examples one at a time."""
+    for group in example_groups(seed, size, kind_weights):
+        yield from group
 
 
 def parse_weights(text: str) -> dict[str, float]:
@@ -73,31 +85,37 @@ def build_tokenizer(run: Path, seed: int, kind_weights: dict[str, float] | None 
     return bpe.tiktoken_encoding(run / "tokenizer.json")
 
 
-def encode(enc, ex) -> tuple[list[int], int]:
-    """Token ids of prompt + completion, and where the completion starts."""
+def encode(enc, ex) -> tuple[list[int], list[int], int]:
+    """Token ids of the system message, of the rest (prompt + completion), and where the
+    completion starts in the rest."""
+    system = enc.encode(render_prompt_text([], "", ex.effort, ex.date).split("<|start|>user")[0], allowed_special="all")
     prompt = enc.encode(ex.prompt, allowed_special="all")
     completion = enc.encode(ex.completion, allowed_special="all")
-    return prompt + completion, len(prompt)
+    # Specials split the text before BPE, so the prompt's ids begin with the system message's.
+    assert prompt[:len(system)] == system
+    return system, prompt[len(system):] + completion, len(prompt) - len(system)
 
 
 def batches(enc, seed: int, batch_size: int, group: int = 8, kind_weights: dict[str, float] | None = None):
-    """Length-bucketed batches: draw batch_size*group examples, sort by length, cut, shuffle."""
+    """(prefix, x, y) batches: prefix [1, P] is the system message every row shares, x [B, L] the
+    rest of each conversation (right-padded), y [B, L] the next-token targets, -100 where no loss.
+    Length-bucketed: draw batch_size*group examples, sort by length, cut, shuffle."""
     rng = random.Random(seed + 1)
-    stream = example_stream(seed, kind_weights)
-    while True:
-        items = sorted((encode(enc, next(stream)) for _ in range(batch_size * group)), key=lambda t: len(t[0]))
+    for examples in example_groups(seed, batch_size * group, kind_weights):
+        items = sorted((encode(enc, ex) for ex in examples), key=lambda t: len(t[1]))
+        prefix = torch.tensor([items[0][0]])
         chunks = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
         rng.shuffle(chunks)
         for chunk in chunks:
-            length = max(len(ids) for ids, _ in chunk)
+            length = max(len(ids) for _, ids, _ in chunk)
             x = torch.zeros(len(chunk), length - 1, dtype=torch.long)
             y = torch.full((len(chunk), length - 1), -100, dtype=torch.long)  # -100: no loss
-            for row, (ids, start) in enumerate(chunk):
+            for row, (_, ids, start) in enumerate(chunk):
                 t = torch.tensor(ids)
                 x[row, :len(ids) - 1] = t[:-1]
                 # Predict only completion tokens: targets at positions >= start.
                 y[row, start - 1:len(ids) - 1] = t[start:]
-            yield x, y
+            yield prefix, x, y
 
 
 def save(model: DemoModel, run: Path, step: int, loss: float) -> None:
@@ -119,6 +137,9 @@ def main(argv=None) -> None:
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--experts", type=int, default=4)
+    ap.add_argument("--window", type=int, default=256,
+                    help="sliding-window size of the even layers (gpt-oss-20b: 128); 256 lets them "
+                         "see the question from most of a high-effort trace")
     ap.add_argument("--kind-weights", type=parse_weights, default=dict(KIND_WEIGHTS),
                     help="how often each kind comes up, e.g. letters=1.4,sorting=1.5 (others keep their default)")
     ap.add_argument("--resume", type=Path, help="start from this model.pt (same sizes) with a fresh schedule")
@@ -135,7 +156,7 @@ def main(argv=None) -> None:
     else:
         enc = build_tokenizer(args.run, args.seed, args.kind_weights)
     cfg = DemoConfig(vocab_size=VOCAB_SIZE, hidden_size=args.hidden, intermediate_size=args.hidden,
-                     num_hidden_layers=args.layers, num_local_experts=args.experts,
+                     num_hidden_layers=args.layers, num_local_experts=args.experts, sliding_window=args.window,
                      num_attention_heads=args.hidden // 32, num_key_value_heads=max(1, args.hidden // 64))
     model = DemoModel(cfg)
     if args.resume:
@@ -167,9 +188,9 @@ def main(argv=None) -> None:
         lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress())))
         for group in opt.param_groups:
             group["lr"] = lr
-        x, y = next(data)
+        prefix, x, y = next(data)
         select = y != -100
-        loss = F.cross_entropy(model(x, select), y[select])
+        loss = F.cross_entropy(model(x, select, prefix), y[select])
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
