@@ -36,6 +36,7 @@ EFFORT_WEIGHTS = {"low": 0.15, "medium": 0.15, "high": 0.7}
 KIND_WEIGHTS = {"addition": 1.3, "multiplication": 1.2, "letters": 1.0, "sorting": 1.5, "units": 0.8, "weekday": 0.4}
 VOCAB_SIZE = 768
 NUM_MERGES = 480
+TOKENS_PER_ROW = 100  # about the mean number of trained (completion) tokens in a conversation
 
 
 def example_groups(seed: int, size: int, kind_weights: dict[str, float] | None = None):
@@ -171,7 +172,7 @@ def main(argv=None) -> None:
     warmup = 100
     start = time.time()
     last_save = start
-    smooth = None
+    smooth, sums = None, (0.0, 0)
     step = 0
 
     def progress() -> float:
@@ -190,12 +191,17 @@ def main(argv=None) -> None:
             group["lr"] = lr
         prefix, x, y = next(data)
         select = y != -100
-        loss = F.cross_entropy(model(x, select, prefix), y[select])
+        total = F.cross_entropy(model(x, select, prefix), y[select], reduction="sum")
+        # Every trained token weighs the same in every step: a batch shares one effort, and a
+        # per-batch mean would give a low-effort batch's few tokens as much pull as a high-effort
+        # batch's many (so the short, unworked answers would count several times more).
         opt.zero_grad()
-        loss.backward()
+        (total / (args.batch * TOKENS_PER_ROW)).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        smooth = loss.item() if smooth is None else 0.95 * smooth + 0.05 * loss.item()
+        # Logged loss: a running per-token mean (sum and count decayed alike).
+        sums = (0.95 * sums[0] + total.item(), 0.95 * sums[1] + int(select.sum()))
+        smooth = sums[0] / sums[1]
         step += 1
         if step % 10 == 0:
             print(f"step {step} ({100 * progress():.0f}%) loss {smooth:.4f} lr {lr:.2e} {time.time() - start:.0f}s", file=log, flush=True)
