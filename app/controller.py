@@ -140,7 +140,9 @@ class ChatController(QObject):
         emit(self.current_changed, conv.id)
 
     def rename(self, conversation_id: int, title: str) -> None:
-        self.store.rename(conversation_id, title)
+        # A blank name keeps the old one (the list is refreshed from the store either way).
+        if title.strip():
+            self.store.rename(conversation_id, " ".join(title.split()))
         emit(self.conversations_changed)
 
     def delete(self, conversation_id: int) -> None:

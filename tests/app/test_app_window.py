@@ -132,6 +132,36 @@ def test_sidebar_search_new_and_effort_slider(qtbot, store, clock, scripted):
     c.shutdown()
 
 
+def _rename_in_place(qtbot, w, row, text):
+    """Double-click a chat's title, type over it and press Enter, as a user renames."""
+    from PySide6.QtWidgets import QLineEdit
+    item = w.sidebar.list.item(row)
+    w.sidebar.list.editItem(item)
+    editor = w.sidebar.list.viewport().findChild(QLineEdit)
+    assert editor is not None and editor.text() == item.text()
+    editor.selectAll()
+    qtbot.keyClicks(editor, text)
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+    # The delegate commits on Return through a queued call: let the event loop run it.
+    qtbot.waitUntil(lambda: w.sidebar.list.viewport().findChild(QLineEdit) is None
+                    or not w.sidebar.list.viewport().findChild(QLineEdit).isVisible(), timeout=2000)
+
+
+def test_rename_a_chat_in_the_sidebar(qtbot, store, clock, scripted):
+    c, w = make_window(qtbot, store, scripted, clock)
+    type_and_enter(qtbot, w, "apples and pears")
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    conv_id = w.sidebar.list.item(0).data(Qt.ItemDataRole.UserRole)
+    _rename_in_place(qtbot, w, 0, "  Fruit   plans ")
+    assert store.conversation(conv_id).title == "Fruit plans"
+    assert w.sidebar.list.item(0).text() == "Fruit plans"
+    # A blank name is not a name: the old one stays, in the list and in the store.
+    _rename_in_place(qtbot, w, 0, "   ")
+    qtbot.waitUntil(lambda: w.sidebar.list.item(0).text() == "Fruit plans", timeout=2000)
+    assert store.conversation(conv_id).title == "Fruit plans"
+    c.shutdown()
+
+
 def test_settings_are_saved_between_runs(qtbot, store, clock, scripted, monkeypatch):
     from app.settings import Settings
     from app.ui.settings_dialog import SettingsDialog
