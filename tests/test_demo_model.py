@@ -407,10 +407,8 @@ def test_demo_model_replies_are_well_formed_through_the_engine():
 
 @shipped
 def test_demo_model_answers_heldout_questions_through_the_engine():
-    """Greedy, high effort, 5 held-out questions of each kind: well-formed, and at least half right.
-
-    A regression guard at the level the model card reports (60% over 300 questions), not the
-    issue's 80% bar, which this model does not reach."""
+    """Greedy, high effort, 5 held-out questions of each kind: well-formed, and at least 80% right
+    (the issue's bar; the shipped model gets 26 of these 30, and 85% of all 300)."""
     pytest.importorskip("mlx.core")
     from engine import load_model
     from engine.tokenizer import load_tokenizer
@@ -422,4 +420,4 @@ def test_demo_model_answers_heldout_questions_through_the_engine():
         reply = run_one(model, enc, ex.messages(), "high")
         assert reply.well_formed, (ex.task.question, reply)
         right += grade(ex.task.kind, ex.task.answer, reply.texts["final"])
-    assert right >= 15, f"{right}/30 right"
+    assert right >= 24, f"{right}/30 right"
