@@ -86,15 +86,18 @@ def build_tokenizer(run: Path, seed: int, kind_weights: dict[str, float] | None 
     return bpe.tiktoken_encoding(run / "tokenizer.json")
 
 
-def encode(enc, ex) -> tuple[list[int], list[int], int]:
-    """Token ids of the system message, of the rest (prompt + completion), and where the
-    completion starts in the rest."""
-    system = enc.encode(render_prompt_text([], "", ex.effort, ex.date).split("<|start|>user")[0], allowed_special="all")
+def system_ids(enc, ex) -> list[int]:
+    """Token ids of the conversation's system message (the same for a whole group)."""
+    return enc.encode(render_prompt_text([], "", ex.effort, ex.date).split("<|start|>user")[0], allowed_special="all")
+
+
+def encode(enc, ex, system: list[int]) -> tuple[list[int], int]:
+    """Token ids after the system message (prompt + completion), and where the completion starts."""
     prompt = enc.encode(ex.prompt, allowed_special="all")
     completion = enc.encode(ex.completion, allowed_special="all")
     # Specials split the text before BPE, so the prompt's ids begin with the system message's.
     assert prompt[:len(system)] == system
-    return system, prompt[len(system):] + completion, len(prompt) - len(system)
+    return prompt[len(system):] + completion, len(prompt) - len(system)
 
 
 def batches(enc, seed: int, batch_size: int, group: int = 8, kind_weights: dict[str, float] | None = None):
@@ -103,15 +106,16 @@ def batches(enc, seed: int, batch_size: int, group: int = 8, kind_weights: dict[
     Length-bucketed: draw batch_size*group examples, sort by length, cut, shuffle."""
     rng = random.Random(seed + 1)
     for examples in example_groups(seed, batch_size * group, kind_weights):
-        items = sorted((encode(enc, ex) for ex in examples), key=lambda t: len(t[1]))
-        prefix = torch.tensor([items[0][0]])
+        system = system_ids(enc, examples[0])
+        items = sorted((encode(enc, ex, system) for ex in examples), key=lambda t: len(t[0]))
+        prefix = torch.tensor([system])
         chunks = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
         rng.shuffle(chunks)
         for chunk in chunks:
-            length = max(len(ids) for _, ids, _ in chunk)
+            length = max(len(ids) for ids, _ in chunk)
             x = torch.zeros(len(chunk), length - 1, dtype=torch.long)
             y = torch.full((len(chunk), length - 1), -100, dtype=torch.long)  # -100: no loss
-            for row, (_, ids, start) in enumerate(chunk):
+            for row, (ids, start) in enumerate(chunk):
                 t = torch.tensor(ids)
                 x[row, :len(ids) - 1] = t[:-1]
                 # Predict only completion tokens: targets at positions >= start.

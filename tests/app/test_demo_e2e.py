@@ -15,8 +15,8 @@ from models.registry import DEMO, demo_folder  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not (demo_folder() / "config.json").is_file(), reason="models/demo not exported")
 
-# A sum with a carry in every column, checked against Python's. The demo model gets about 4 in 5
-# additions right at high effort (models/demo/README.md); this is one of them, so a wrong answer
+# A sum with a carry in every column, checked against Python's. The demo model gets every held-out
+# addition right at high effort (models/demo/README.md) and this one too, so a wrong answer
 # here means the app's path to the model broke, not that the model had a bad day (decoding is greedy).
 A, B = 779, 569
 
