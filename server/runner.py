@@ -43,11 +43,18 @@ class Job:
 
 
 class EngineRunner:
-    """Owns the engine thread. `opener()` returns an opened chat (session, enc, greedy, name)."""
+    """Serves jobs on the one thread that owns the model.
 
-    def __init__(self, opener, max_waiting: int = 16):
+    Standalone (python -m server): `opener()` runs on a thread of the runner's own, which then
+    serves jobs in arrival order. Hosted (the desktop app): `post(fn)` runs fn on the host's engine
+    thread, queued with the host's own work (the chat window's replies), and the host calls
+    `attach(chat)` once it has loaded a model.
+    """
+
+    def __init__(self, opener=None, max_waiting: int = 16, post=None):
         self._opener = opener
         self._jobs: queue.Queue = queue.Queue()
+        self._post = post or self._jobs.put
         self._waiting = 0
         self._lock = threading.Lock()
         self.max_waiting = max_waiting
@@ -57,15 +64,22 @@ class EngineRunner:
         self.served = 0
         self.active = False
         self.last_done = None  # the last request's Done event (its stop reason and token counts)
-        self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="engine", daemon=True) if post is None else None
 
     def start(self) -> "EngineRunner":
-        self._thread.start()
+        if self._thread is not None:
+            self._thread.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._jobs.put(None)
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join(timeout)
+
+    def attach(self, chat, error: str | None = None) -> None:
+        """Hosted mode: the host loaded `chat` (or failed with `error`, one sentence)."""
+        self.chat, self.load_error = chat, error
+        self.loaded.set()
 
     @property
     def waiting(self) -> int:
@@ -82,10 +96,10 @@ class EngineRunner:
             self._waiting += 1
         job.loop = asyncio.get_running_loop()
         job.events = asyncio.Queue()
-        self._jobs.put(job)
+        self._post(lambda: self.execute(job))
         return job
 
-    # ------------------------------------------------------------------ the engine thread
+    # ------------------------------------------------------------------ on the engine thread
 
     def _run(self) -> None:
         try:
@@ -96,28 +110,33 @@ class EngineRunner:
         finally:
             self.loaded.set()
         while True:
-            job = self._jobs.get()
-            if job is None:
+            work = self._jobs.get()
+            if work is None:
                 return
-            with self._lock:
-                self._waiting -= 1
-            self.active = True
-            try:
-                if not job.cancel.is_set():
-                    self._serve(job)
-            except APIError as e:
-                job.put(e)
-            except Exception as e:  # never kill the engine thread: the next request must still work
-                log.exception("generation failed")
-                job.put(APIError(500, f"The engine failed while answering ({type(e).__name__}); retry."))
-            finally:
-                self.served += 1
-                self.active = False
-                job.put(END)
+            work()
+
+    def execute(self, job: Job) -> None:
+        """Serve one job to its end; every job's stream ends with END, whatever happens."""
+        with self._lock:
+            self._waiting -= 1
+        self.active = True
+        try:
+            if not job.cancel.is_set():
+                self._serve(job)
+        except APIError as e:
+            job.put(e)
+        except Exception as e:  # never kill the engine thread: the next request must still work
+            log.exception("generation failed")
+            job.put(APIError(500, f"The engine failed while answering ({type(e).__name__}); retry."))
+        finally:
+            self.served += 1
+            self.active = False
+            job.put(END)
 
     def _serve(self, job: Job) -> None:
         if self.chat is None:
-            raise APIError(503, f"The model could not be loaded: {self.load_error}")
+            raise APIError(503, f"The model could not be loaded: {self.load_error}" if self.load_error else
+                           "The model is still loading; retry in a moment.")
         session = self.chat.session
         render = {"effort": job.effort, "developer": job.developer, **_render_extra(job.extra)}
         prompt_len = self.chat.prompt_length(job.messages, **render)
