@@ -41,8 +41,10 @@ def style_sheet(c: Colors) -> str:
     #Sidebar QListWidget::item {{ padding: 7px 10px; border-radius: 7px; margin: 1px 6px; }}
     #Sidebar QListWidget::item:selected {{ background: {c.accent}; color: white; }}
     #Sidebar QListWidget::item:hover:!selected {{ background: {c.border}; }}
-    QLineEdit, QPlainTextEdit, QTextEdit, QSpinBox, QDoubleSpinBox, QComboBox {{
+    QLineEdit, QPlainTextEdit, QTextEdit, QComboBox {{
         background: {c.window}; border: 1px solid {c.border}; border-radius: 7px; padding: 5px 8px; }}
+    QSpinBox, QDoubleSpinBox {{ min-height: 24px; }}
+    #Sidebar QLineEdit#RenameEditor {{ padding: 1px 4px; border-radius: 5px; border: 1px solid {c.accent}; }}
     QLineEdit:focus, QPlainTextEdit:focus {{ border: 1px solid {c.accent}; }}
     #ComposerBox {{ border: 1px solid {c.border}; border-radius: 14px; background: {c.window}; }}
     #ComposerBox QPlainTextEdit {{ border: none; background: transparent; padding: 6px 4px; }}
@@ -59,7 +61,10 @@ def style_sheet(c: Colors) -> str:
     #Muted, #Stats, #Caption {{ color: {c.muted}; }}
     #Stats {{ font-size: 11px; }}
     #Notice {{ color: {c.danger}; }}
-    #Thinking {{ color: {c.muted}; font-style: italic; }}
+    QToolButton#Thinking {{ color: {c.muted}; font-style: italic; padding: 2px 0; }}
+    QToolButton#Thinking:hover {{ background: transparent; color: {c.text}; }}
+    QPushButton#Chip {{ border-radius: 14px; padding: 6px 14px; background: {c.sidebar}; }}
+    QPushButton#Chip:hover {{ border-color: {c.accent}; }}
     #UserBubble {{ background: {c.user_bubble}; border-radius: 16px; }}
     #CodeBlock {{ background: {c.code_bg}; border: 1px solid {c.border}; border-radius: 8px; }}
     #CodeHeader {{ border-bottom: 1px solid {c.border}; }}
