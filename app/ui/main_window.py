@@ -135,6 +135,7 @@ class MainWindow(QMainWindow):
     def _wire(self) -> None:
         c = self.c
         self.sidebar.new_requested.connect(self.new_chat)
+        self.setup.back_requested.connect(self.show_chat)
         self.sidebar.open_requested.connect(c.open_conversation)
         self.sidebar.rename_requested.connect(c.rename)
         self.sidebar.delete_requested.connect(c.delete)
@@ -162,6 +163,7 @@ class MainWindow(QMainWindow):
     # -- behaviour -----------------------------------------------------------------------
     def show_setup(self, message: str = "") -> None:
         self.setup.show_message(message)
+        self.setup.back_button.setVisible(self.c.ready)
         self.stack.setCurrentWidget(self.setup)
 
     def show_chat(self) -> None:

@@ -43,7 +43,7 @@ def open_window(qtbot, store, session, name="scripted model", clock=None, folder
 def send(qtbot, w, c, text):
     w.composer.input.setPlainText(text)
     qtbot.keyClick(w.composer.input, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    qtbot.waitUntil(lambda: not c.busy, timeout=20000)
 
 
 # ------------------------------------------------------------------ item 2: the demo model's first minute
@@ -104,8 +104,8 @@ def test_offline_download_says_no_network_and_keeps_download(qtbot, store, app_h
     setup = lc.window.setup
     first_text = setup.download_button.text()
     assert first_text.startswith("Download gpt-oss-20b")
-    with qtbot.waitSignal(lc.downloader.failed, timeout=30000):
-        qtbot.mouseClick(setup.download_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(setup.download_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: setup.message.text() != "", timeout=30000)
     msg = setup.message.text()
     assert msg.startswith("Can't reach Hugging Face: no network?")
     assert "Error" not in msg and "Errno" not in msg and "(" not in msg
@@ -386,7 +386,7 @@ def test_stop_shows_only_in_the_chat_that_is_answering(qtbot, store):
     assert w.composer.send_button.text() == "Send" and not w.composer.send_button.isEnabled()
     assert "answering" in w.composer.send_button.toolTip()
     c.stop()
-    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    qtbot.waitUntil(lambda: not c.busy, timeout=20000)
     assert w.composer.send_button.isEnabled()
     c.shutdown()
 
