@@ -257,9 +257,11 @@ class MainWindow(QMainWindow):
         return super().eventFilter(obj, e)
 
     def _fit_header(self) -> None:
-        """A narrow window drops the header's captions and shortens its button instead of cutting them."""
+        """A narrow window drops the header's captions (the status bar names the model too) and shortens
+        its button, so the title keeps room."""
         compact = self.header.width() < COMPACT_BELOW
         self.effort.caption.setVisible(not compact)
+        self.model_badge.setVisible(not compact)
         self.get_model_button.setText("Get gpt-oss-20b…" if compact else "Download gpt-oss-20b…")
 
     # -- theme ---------------------------------------------------------------------------

@@ -203,7 +203,7 @@ class MessageView(QScrollArea):
         self.column.setSpacing(4)
         self.empty_state = QWidget()
         empty = QVBoxLayout(self.empty_state)
-        empty.setContentsMargins(0, 40, 0, 0)
+        empty.setContentsMargins(0, 12, 0, 0)
         empty.setSpacing(8)
         self.placeholder = QLabel("", objectName="Muted", alignment=Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setWordWrap(True)

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QListWidget, QLis
 from app.qt_compat import emit
 
 IdRole = Qt.ItemDataRole.UserRole
-WIDTH = 250    # fixed: a long chat title is elided, it never pushes the chat aside
+WIDTH = 230    # fixed: a long chat title is elided, it never pushes the chat aside
 
 
 class _RenameDelegate(QStyledItemDelegate):

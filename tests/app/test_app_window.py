@@ -138,7 +138,8 @@ def _rename_in_place(qtbot, w, row, text):
     from PySide6.QtWidgets import QLineEdit
     item = w.sidebar.list.item(row)
     w.sidebar.list.editItem(item)
-    editor = w.sidebar.list.viewport().findChild(QLineEdit)
+    # The editor of an earlier rename may still await deletion: take the one on screen.
+    editor = next((e for e in w.sidebar.list.viewport().findChildren(QLineEdit) if e.isVisible()), None)
     assert editor is not None and editor.text() == item.text()
     editor.selectAll()
     qtbot.keyClicks(editor, text)
