@@ -7,7 +7,7 @@ import re
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFontDatabase, QGuiApplication
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QToolButton, QVBoxLayout, QWidget
 
 from app.ui.theme import current_colors
 
@@ -83,8 +83,17 @@ class CodeBlock(QFrame):
         body.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         body.setContentsMargins(12, 8, 12, 10)
+        # Long lines scroll sideways inside the block instead of widening the whole chat column.
+        scroll = QScrollArea(objectName="CodeScroll")
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidgetResizable(True)
+        scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        scroll.setWidget(body)
+        scroll.setFixedHeight(body.sizeHint().height() + scroll.horizontalScrollBar().sizeHint().height())
+        self.body = body
         lay.addWidget(header)
-        lay.addWidget(body)
+        lay.addWidget(scroll)
 
     def copy(self) -> None:
         QGuiApplication.clipboard().setText(self.code)

@@ -113,7 +113,9 @@ class AssistantBubble(QWidget):
         self.raw_panel = QWidget(objectName="RawThought")
         raw_lay = QVBoxLayout(self.raw_panel)
         raw_lay.setContentsMargins(8, 2, 0, 2)
-        raw_lay.addWidget(QLabel(RAW_CAPTION, objectName="Caption"))
+        caption = QLabel(RAW_CAPTION, objectName="Caption")
+        caption.setWordWrap(True)     # one long line would widen the whole column in a narrow window
+        raw_lay.addWidget(caption)
         self.raw_text = prose_label("", markdown=False)
         self.raw_text.setObjectName("RawText")
         raw_lay.addWidget(self.raw_text)

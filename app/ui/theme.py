@@ -68,6 +68,7 @@ def style_sheet(c: Colors) -> str:
     #UserBubble {{ background: {c.user_bubble}; border-radius: 16px; }}
     #CodeBlock {{ background: {c.code_bg}; border: 1px solid {c.border}; border-radius: 8px; }}
     #CodeHeader {{ border-bottom: 1px solid {c.border}; }}
+    #CodeScroll, #CodeScroll > QWidget > QWidget {{ background: transparent; }}
     #RawThought {{ border-left: 3px solid {c.border}; padding-left: 8px; }}
     #RawThought QLabel#RawText {{ color: {c.muted}; font-family: Menlo, "DejaVu Sans Mono", monospace; font-size: 12px; }}
     #UndoBar {{ background: {c.text}; border-radius: 8px; }}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QAbstractButton, QLabel, QLineEdit
+from PySide6.QtWidgets import QAbstractButton, QLabel, QLineEdit, QScrollArea
 from scripted import FakeClock, ScriptedSession, answer_script
 
 from app.controller import ChatController
@@ -181,6 +181,16 @@ def test_composer_grows_with_new_and_wrapped_lines_then_scrolls(qtbot, store, cl
 # ------------------------------------------------------------------ item 5: nothing clipped at any size
 
 
+def scrolls_inside(widget, bubble) -> bool:
+    """`widget` sits in a scroll area of its own within `bubble` (a code block's long lines)."""
+    p = widget.parentWidget()
+    while p is not None and p is not bubble:
+        if isinstance(p, QScrollArea):
+            return True
+        p = p.parentWidget()
+    return False
+
+
 def clipped_widgets(w):
     """Labels and buttons whose text is wider than the room they have, and bubbles past the edge."""
     bad = []
@@ -197,8 +207,8 @@ def clipped_widgets(w):
             bad.append(f"button {b.text()!r}: {b.minimumSizeHint().width()} > {b.width()}")
     view = w.messages.viewport()
     for bubble in w.messages.bubbles:
-        for child in [bubble] + bubble.findChildren(QLabel):
-            if not child.isVisibleTo(w):
+        for child in [bubble] + bubble.findChildren(QLabel) + bubble.findChildren(QAbstractButton):
+            if not child.isVisibleTo(w) or scrolls_inside(child, bubble):
                 continue
             right = child.mapTo(view, QPoint(child.width(), 0)).x()
             if right > view.width() + 1:
@@ -210,13 +220,21 @@ def clipped_widgets(w):
 @pytest.mark.parametrize("size", [(760, 520), (960, 640), (1180, 780)])
 def test_nothing_is_clipped_at_the_minimum_and_default_sizes(qtbot, store, clock, size):
     long_line = "Please explain, step by step, how a transformer's attention works on long inputs " * 2
-    session = ScriptedSession(answer_script(final="Here is an answer long enough to wrap in a narrow window. " * 6),
+    session = ScriptedSession(answer_script(analysis="The user wants a long answer; reason about it at length. " * 4,
+                                            final="Here is an answer long enough to wrap in a narrow window. " * 6
+                                            + "\n\n```python\nprint('a code block with a Copy button and one long line: " + "x" * 150 + "')\n```\n"),
                               clock=clock)
     c, w = open_window(qtbot, store, session, name=DEMO.label, clock=clock, size=size)
     assert (w.width(), w.height()) == size
     assert w.get_model_button.isVisibleTo(w)
     send(qtbot, w, c, "Hello! Who are you and what can you do for me today, in a long title?")
     send(qtbot, w, c, long_line)
+    qtbot.wait(50)
+    bad = clipped_widgets(w)
+    assert bad == [], "\n".join(bad)
+    s = c.settings
+    s.show_raw_cot = True            # the raw reasoning and its caption wrap too
+    c.save_settings(s)
     qtbot.wait(50)
     bad = clipped_widgets(w)
     assert bad == [], "\n".join(bad)
