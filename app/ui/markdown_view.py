@@ -83,6 +83,7 @@ class CodeBlock(QFrame):
         body.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         body.setContentsMargins(12, 8, 12, 10)
+        body.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         # Long lines scroll sideways inside the block instead of widening the whole chat column.
         scroll = QScrollArea(objectName="CodeScroll")
         scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -90,10 +91,20 @@ class CodeBlock(QFrame):
         scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         scroll.setWidget(body)
-        scroll.setFixedHeight(body.sizeHint().height() + scroll.horizontalScrollBar().sizeHint().height())
-        self.body = body
+        self.body, self.scroll = body, scroll
+        self._fit_height()
         lay.addWidget(header)
         lay.addWidget(scroll)
+
+    def _fit_height(self) -> None:
+        # Room for the sideways scroll bar only when the code is wider than the block.
+        bar = self.scroll.horizontalScrollBar().sizeHint().height()
+        wide = self.body.sizeHint().width() > self.scroll.viewport().width()
+        self.scroll.setFixedHeight(self.body.sizeHint().height() + (bar if wide else 0))
+
+    def resizeEvent(self, e) -> None:
+        super().resizeEvent(e)
+        self._fit_height()
 
     def copy(self) -> None:
         QGuiApplication.clipboard().setText(self.code)
