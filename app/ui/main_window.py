@@ -193,7 +193,7 @@ class MainWindow(QMainWindow):
             self.c.save_settings(dialog.result_settings())
 
     def _escape(self) -> None:
-        if self.c.busy:
+        if self.c.answering_here:     # Esc stops the answer on screen, never one in another chat
             self.c.stop()
         elif self.composer.editing:
             self.composer.end_edit()

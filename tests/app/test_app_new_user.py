@@ -403,6 +403,8 @@ def test_stop_shows_only_in_the_chat_that_is_answering(qtbot, store):
     c.open_conversation(first)
     assert w.composer.send_button.text() == "Send" and not w.composer.send_button.isEnabled()
     assert "answering" in w.composer.send_button.toolTip()
+    w._escape()                       # Esc here does not stop the other chat's answer
+    assert c.busy
     c.stop()
     qtbot.waitUntil(lambda: not c.busy, timeout=20000)
     assert w.composer.send_button.isEnabled()
