@@ -7,7 +7,7 @@ import sys
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
-                               QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+                               QSizePolicy, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
 from app.demo_examples import ACCURACY as DEMO_ACCURACY
 from app.demo_examples import EXAMPLES as DEMO_EXAMPLES
@@ -77,9 +77,11 @@ class MainWindow(QMainWindow):
         self.get_model_button.setToolTip("Set up the real gpt-oss-20b: download it or choose a folder that has it")
         self.get_model_button.hide()
         self.effort = EffortSlider()
-        h.addWidget(self.title, 3)
+        # The model's name keeps its width while there is room; the title takes the rest.
+        self.model_badge.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        h.addWidget(self.title, 1)
         h.addSpacing(10)
-        h.addWidget(self.model_badge, 2)
+        h.addWidget(self.model_badge)
         h.addWidget(self.get_model_button)
         h.addSpacing(10)
         h.addWidget(self.effort)

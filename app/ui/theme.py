@@ -48,6 +48,10 @@ def style_sheet(c: Colors) -> str:
     QLineEdit:focus, QPlainTextEdit:focus {{ border: 1px solid {c.accent}; }}
     #ComposerBox {{ border: 1px solid {c.border}; border-radius: 14px; background: {c.window}; }}
     #ComposerBox QPlainTextEdit {{ border: none; background: transparent; padding: 6px 4px; }}
+    #ComposerBox QScrollBar:vertical {{ width: 8px; background: transparent; margin: 2px 0; }}
+    #ComposerBox QScrollBar::handle:vertical {{ background: {c.muted}; border-radius: 4px; min-height: 24px; }}
+    #ComposerBox QScrollBar::add-line:vertical, #ComposerBox QScrollBar::sub-line:vertical {{ height: 0; }}
+    #ComposerBox QScrollBar::add-page:vertical, #ComposerBox QScrollBar::sub-page:vertical {{ background: none; }}
     QPushButton {{ border: 1px solid {c.border}; border-radius: 7px; padding: 5px 12px; background: {c.window}; }}
     QPushButton:hover {{ background: {c.sidebar}; }}
     QPushButton:disabled {{ color: {c.muted}; }}
