@@ -2,8 +2,6 @@
 when there is no model yet; a status bar with the model name and memory in use."""
 from __future__ import annotations
 
-import sys
-
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
@@ -15,13 +13,12 @@ from app.demo_examples import EXAMPLES as DEMO_EXAMPLES
 from app.ui.composer import Composer
 from app.ui.effort import EffortSlider
 from app.ui.elided_label import ElidedLabel
-from app.ui.message_view import MessageView
+from app.ui.message_view import THIS_MACHINE, MessageView
 from app.ui.settings_dialog import SettingsDialog
 from app.ui.setup_page import SetupPage
 from app.ui.sidebar import Sidebar
 from app.ui.theme import current_colors, style_sheet
 
-THIS_MACHINE = "this Mac" if sys.platform == "darwin" else "this computer"
 COMPACT_BELOW = 720     # chat pane width (px) under which the header drops its captions
 DEMO_PLACEHOLDER = ("This is a tiny demo model, not gpt-oss: it only solves six kinds of small puzzles "
                     f"(sums, products, counting letters, sorting, weekdays, unit conversions), {DEMO_ACCURACY}. "

@@ -8,6 +8,7 @@ developer setting is on, and then that line is the button that shows or hides it
 """
 from __future__ import annotations
 
+import sys
 import time
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
@@ -21,6 +22,7 @@ from app.ui.markdown_view import MarkdownView, prose_label
 RAW_CAPTION = "Raw chain of thought: unfiltered model output, not checked for accuracy or safety."
 HIDDEN_TIP = ("The model's reasoning is hidden: it is unfiltered model output. A developer can show it with "
               "“Show raw chain of thought” in Settings.")
+THIS_MACHINE = "this Mac" if sys.platform == "darwin" else "this computer"
 USER_INDENT = 80        # a user bubble leaves this much room on its left
 
 
@@ -237,7 +239,7 @@ class MessageView(QScrollArea):
         self._ticker.setInterval(500)
         self._ticker.timeout.connect(self._tick)
         self._ticker.start()
-        self.set_placeholder("Ask anything. Answers are written on this Mac, offline.")
+        self.set_placeholder(f"Ask anything. Answers are written on {THIS_MACHINE}, offline.")
         self.rebuild()
 
     def set_placeholder(self, text: str) -> None:

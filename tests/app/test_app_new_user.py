@@ -141,8 +141,7 @@ def test_setup_page_shows_disk_space_needed_and_free(qtbot, store, app_home, tmp
 
 
 def test_setup_page_says_this_computer_off_macos_and_the_readme_size(qtbot):
-    from app.ui.setup_page import SetupPage
-    from app.ui.setup_page import human_bytes
+    from app.ui.setup_page import SetupPage, human_bytes
     from models.registry import GPT_OSS_20B
     size = human_bytes(GPT_OSS_20B.approx_bytes)
     page = SetupPage(size, "/tmp/x")
@@ -296,7 +295,6 @@ def spin_arrow_pixels(spin):
 
 def test_number_boxes_show_arrows_and_greedy_models_grey_out_sampling(qtbot, store):
     from app.settings import Settings
-    from app.ui.main_window import MainWindow  # noqa: F401  (the app's style sheet)
     from app.ui.settings_dialog import SettingsDialog
     from app.ui.theme import current_colors, style_sheet
     from PySide6.QtWidgets import QApplication
