@@ -14,9 +14,11 @@ from app.qt_compat import emit
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.conversation import ChatMessage, ConversationModel
+from app.demo_examples import EFFORT as DEMO_EFFORT
 from app.settings import Settings
 from app.store import ChatStore, StoredMessage
 from app.worker import EngineThread, EngineWorker
+from models.registry import DEMO
 
 ANALYSIS_CHANNELS = ("analysis", "commentary")
 
@@ -71,6 +73,9 @@ class ChatController(QObject):
         self.ready = False
         self.model_name = ""
         self.model_error = ""
+        self.is_demo = False                        # the tiny demo model is loaded
+        self.greedy = False                         # the loaded folder asks for greedy decoding
+        self._folder = ""
         self.current_id = -1
         self.effort = "medium"
         self._request_id = 0
@@ -84,11 +89,22 @@ class ChatController(QObject):
         """Start loading on the engine thread; model_ready or model_failed follows."""
         self.ready = False
         self.model_error = ""
+        self._folder = folder
         emit(self.model_loading, folder)
         emit(self._request_load, folder, int(self.settings.context_length))
 
     def _on_loaded(self, name: str) -> None:
         self.ready, self.model_name = True, name
+        self.is_demo = name == DEMO.label
+        try:
+            from engine.generation_config import prefers_greedy   # pure JSON reading, no MLX
+            self.greedy = prefers_greedy(self._folder)
+        except ImportError:
+            self.greedy = False
+        if not self.model.messages():   # an empty chat takes the effort that suits this model
+            self.effort = self.new_chat_effort()
+            if self.current_id != -1:
+                self.store.set_effort(self.current_id, self.effort)
         emit(self.model_ready, name)
 
     def _on_load_failed(self, message: str) -> None:
@@ -110,6 +126,16 @@ class ChatController(QObject):
     def busy(self) -> bool:
         return self._busy
 
+    @property
+    def answering_here(self) -> bool:
+        """An answer is being written in the open chat (not in another one)."""
+        return self._busy and self._stream_conv == self.current_id
+
+    def new_chat_effort(self) -> str:
+        """The effort last chosen; before any choice, high for the demo model (it is only right
+        there, see models/demo/README.md) and medium for gpt-oss."""
+        return self.settings.effort or (DEMO_EFFORT if self.is_demo else "medium")
+
     def _set_busy(self, busy: bool) -> None:
         if busy != self._busy:
             self._busy = busy
@@ -120,7 +146,7 @@ class ChatController(QObject):
         return self.store.conversations(search)
 
     def new_conversation(self) -> int:
-        conv = self.store.create_conversation("New chat", self.effort if self.current_id == -1 else "medium")
+        conv = self.store.create_conversation("New chat", self.effort if self.current_id == -1 else self.new_chat_effort())
         emit(self.conversations_changed)
         self.open_conversation(conv.id)
         return conv.id
@@ -169,6 +195,8 @@ class ChatController(QObject):
         self.effort = effort
         if self.current_id != -1:
             self.store.set_effort(self.current_id, effort)
+        self.settings.effort = effort     # new chats start from the last choice
+        self.settings.save(self.store)
 
     def save_settings(self, settings: Settings) -> None:
         old_context = self.settings.context_length

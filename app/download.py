@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import re
 import shutil
 import threading
@@ -24,6 +25,8 @@ from models.registry import KnownModel
 CHUNK = 1024 * 1024
 DISK_MARGIN = 200 * 10**6       # keep some room so the Mac isn't left with a full disk
 MANIFEST = ".download.json"
+NO_NETWORK = "Can't reach Hugging Face: no network? Check the connection, then press Download again."
+log = logging.getLogger(__name__)
 
 
 class DownloadError(Exception):
@@ -64,9 +67,25 @@ def network_allowed():
         c.HF_HUB_OFFLINE = saved
 
 
+def _unreachable(e: BaseException | None) -> bool:
+    """The server could not be reached at all (no network, DNS, refused, connect timeout)."""
+    names = {"ConnectError", "ConnectTimeout", "ConnectionError", "gaierror", "ConnectionRefusedError",
+             "NameResolutionError", "OfflineModeIsEnabled", "NewConnectionError"}
+    seen = 0
+    while e is not None and seen < 8:
+        if type(e).__name__ in names:
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
+
+
 def _cut(e: Exception) -> DownloadError:
-    return DownloadError(f"The download was interrupted ({type(e).__name__}: {e}); check the connection and "
-                         "press Download again: it resumes where it stopped.")
+    # The user gets a sentence, the log gets the exception.
+    log.warning("download stopped: %s: %s", type(e).__name__, e)
+    if _unreachable(e):
+        return DownloadError(NO_NETWORK)
+    return DownloadError("The download was interrupted; check the connection and press Download again: it "
+                         "resumes where it stopped.")
 
 
 def resolve_files(model: KnownModel, endpoint: str | None = None) -> list[RemoteFile]:
@@ -222,3 +241,20 @@ def download_model(model: KnownModel, dest: str | Path, progress: Callable[[Prog
             part.replace(final)
     meter.add(0, "", force=True)
     return dest
+
+
+def bytes_downloaded(dest: str | Path) -> int:
+    """Bytes of the model already in `dest` (finished files and .part files): 0 means a Download
+    button, anything else a Resume."""
+    dest = Path(dest).expanduser()
+    if not dest.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in dest.iterdir() if p.is_file() and p.name != MANIFEST)
+
+
+def free_bytes(dest: str | Path) -> int:
+    """Free space on the disk that holds (or will hold) `dest`."""
+    probe = Path(dest).expanduser()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free

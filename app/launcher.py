@@ -10,6 +10,7 @@ import os
 from PySide6.QtCore import QObject, Qt
 
 from app.controller import ChatController
+from app.download import bytes_downloaded, free_bytes
 from app.download_worker import DownloadWorker
 from app.model_manager import check_folder, default_download_folder, enable_offline_mode, find_model
 from app.ui.main_window import MainWindow
@@ -33,7 +34,7 @@ class Launcher(QObject):
         setup.cancel_requested.connect(self.downloader.cancel, Qt.ConnectionType.DirectConnection)
         setup.folder_chosen.connect(self.use_folder)
         setup.demo_requested.connect(lambda: self.use_folder(str(demo_folder())))
-        self.window.get_model_button.clicked.connect(lambda: self.window.show_setup())
+        self.window.get_model_button.clicked.connect(self.show_setup_page)
         self.downloader.progress.connect(setup.show_progress)
         self.downloader.done.connect(self._downloaded)
         self.downloader.failed.connect(self._download_failed)
@@ -50,15 +51,30 @@ class Launcher(QObject):
             self.window.show_chat()
             return
         problem = check_folder(chosen or self.download_dest) if (chosen or self.download_dest.exists()) else None
-        resumable = self.download_dest.exists() and any(p.suffix == ".part" for p in self.download_dest.iterdir())
-        self.window.setup.set_downloading(False, resumable=resumable)
+        self.window.setup.set_downloading(False, resumable=bytes_downloaded(self.download_dest) > 0)
+        self._show_disk_space()
         self.window.show_setup(problem or "")
         if found is not None:   # the demo is there; a broken chosen folder was reported above
             self.window.setup.set_demo_available(True)
 
+    def show_setup_page(self) -> None:
+        """From the chat (the demo model's "Download gpt-oss-20b…"): the setup page, up to date."""
+        if not self.downloader.running:
+            self.window.setup.set_downloading(False, resumable=bytes_downloaded(self.download_dest) > 0)
+        self._show_disk_space()
+        self.window.show_setup()
+
     def shutdown(self) -> None:
         """On quit: pause a running download (its .part files resume next time) and end its thread."""
         self.downloader.stop()
+
+    def _show_disk_space(self) -> None:
+        need = max(0, GPT_OSS_20B.approx_bytes - bytes_downloaded(self.download_dest))
+        try:
+            free = free_bytes(self.download_dest)
+        except OSError:   # an unreadable disk: the download itself will say what is wrong
+            return
+        self.window.setup.set_disk_space(need, free)
 
     def _load(self, folder: str) -> None:
         self.c.load_model(folder)
@@ -83,9 +99,11 @@ class Launcher(QObject):
         self.use_folder(folder)
 
     def _download_failed(self, message: str) -> None:
-        self.window.setup.set_downloading(False, resumable=True)
+        # Nothing arrived (e.g. offline): the button still says Download and no empty bar is left.
+        self.window.setup.set_downloading(False, resumable=bytes_downloaded(self.download_dest) > 0)
         self.window.setup.show_message(message)
+        self._show_disk_space()
 
     def _download_cancelled(self) -> None:
-        self.window.setup.set_downloading(False, resumable=True)
+        self.window.setup.set_downloading(False, resumable=bytes_downloaded(self.download_dest) > 0)
         self.window.setup.show_message("Download paused. Press Resume download to continue where it stopped.")

@@ -15,6 +15,7 @@ class Settings:
     context_length: int = 8192
     show_raw_cot: bool = False     # developer setting: show the unfiltered chain of thought
     model_folder: str = ""         # the folder the user picked or downloaded to
+    effort: str = ""               # the reasoning effort last chosen, for new chats ("": never chosen)
 
     @classmethod
     def load(cls, store) -> "Settings":

@@ -2,21 +2,26 @@
 answer is written; Regenerate and Edit act on the last turn."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QRect, Qt, Signal
 from PySide6.QtGui import QFontMetrics, QKeyEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QToolButton, QVBoxLayout, QWidget
 
 from app.qt_compat import emit
 
 
+MAX_LINES = 8
+
+
 class PromptEdit(QPlainTextEdit):
-    """Multi-line input that submits on Enter and grows with its text up to eight lines."""
+    """Multi-line input that submits on Enter and grows with its text, new and wrapped lines alike,
+    up to MAX_LINES; past that it scrolls."""
     submitted = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setPlaceholderText("Message gpt-oss")
         self.setTabChangesFocus(True)
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.textChanged.connect(self._fit)
         self._fit()
 
@@ -26,11 +31,42 @@ class PromptEdit(QPlainTextEdit):
             return
         super().keyPressEvent(e)
 
+    def showEvent(self, e) -> None:
+        super().showEvent(e)
+        self._fit()     # the style sheet's padding is known only now
+
+    def resizeEvent(self, e) -> None:
+        super().resizeEvent(e)
+        if e.size().width() != e.oldSize().width():   # a new width wraps the text differently
+            self._fit()
+
+    def visual_lines(self) -> int:
+        """Lines the text takes at the current width: each paragraph's wrapped lines added up."""
+        fm = QFontMetrics(self.font())
+        width = max(self.viewport().width() - 2 * int(self.document().documentMargin()), 20)
+        total = 0
+        block = self.document().firstBlock()
+        while block.isValid():
+            text = block.text()
+            if text:
+                rect = fm.boundingRect(QRect(0, 0, width, 10**6), int(Qt.TextFlag.TextWordWrap | Qt.TextFlag.TextWrapAnywhere), text)
+                total += max(1, round(rect.height() / fm.lineSpacing()))
+            else:
+                total += 1
+            block = block.next()
+        return max(total, 1)
+
     def _fit(self) -> None:
-        line = QFontMetrics(self.font()).lineSpacing()
-        lines = min(max(self.document().blockCount(), 1), 8)
-        self.setFixedHeight(lines * line + 18)
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded if lines >= 8
+        fm = QFontMetrics(self.font())
+        lines = min(self.visual_lines(), MAX_LINES)
+        # The frame, the style sheet's padding and the document margin all take room: ask for the
+        # widget height that leaves exactly `lines` lines of text visible.
+        chrome = self.height() - self.viewport().height()
+        if not 0 <= chrome <= 60:     # not laid out yet
+            chrome = 2 * self.frameWidth() + 12
+        self.setFixedHeight(lines * fm.lineSpacing() + chrome + 2 * int(self.document().documentMargin()) + 2)
+        overflow = self.visual_lines() > MAX_LINES
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded if overflow
                                         else Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
 
@@ -79,15 +115,18 @@ class Composer(QWidget):
         outer.addWidget(self.hint)
         self.set_state(ready=False, busy=False, has_answer=False, has_user=False)
 
-    def set_state(self, ready: bool, busy: bool, has_answer: bool, has_user: bool) -> None:
-        self._ready, self._busy = ready, busy
+    def set_state(self, ready: bool, busy: bool, has_answer: bool, has_user: bool, elsewhere: bool = False) -> None:
+        """`busy`: this chat's answer is being written (Send becomes Stop); `elsewhere`: another chat's is."""
+        self._ready, self._busy = ready and not elsewhere, busy
         self.send_button.setText("Stop" if busy else ("Resend" if self.editing else "Send"))
         self.send_button.setObjectName("Danger" if busy else "Primary")
         self.send_button.style().unpolish(self.send_button)
         self.send_button.style().polish(self.send_button)
-        self.send_button.setEnabled(busy or ready)
-        self.regenerate_button.setEnabled(ready and not busy and has_answer)
-        self.edit_button.setEnabled(ready and not busy and has_user)
+        self.send_button.setEnabled(busy or self._ready)
+        self.send_button.setToolTip("Another chat is answering; wait for it or stop it there." if elsewhere else "")
+        idle = self._ready and not busy
+        self.regenerate_button.setEnabled(idle and has_answer)
+        self.edit_button.setEnabled(idle and has_user)
 
     def _send_or_stop(self) -> None:
         if self._busy:

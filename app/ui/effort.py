@@ -1,4 +1,4 @@
-"""Reasoning effort as a three-stop slider: Low / Medium / High (default Medium)."""
+"""Reasoning effort as a three-stop slider: Low / Medium / High. Clicking a label picks that stop."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
@@ -7,6 +7,20 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QSlider, QWidget
 from app.qt_compat import emit
 
 EFFORTS = ("low", "medium", "high")
+
+
+class _StopLabel(QLabel):
+    """A label under the slider that moves the slider to its stop when clicked."""
+
+    def __init__(self, text: str, on_click, parent=None):
+        super().__init__(text, parent, objectName="Stats")
+        self._on_click = on_click
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+
+    def mousePressEvent(self, e) -> None:
+        if e.button() == Qt.MouseButton.LeftButton:
+            self._on_click()
+        super().mousePressEvent(e)
 
 
 class EffortSlider(QWidget):
@@ -19,20 +33,27 @@ class EffortSlider(QWidget):
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setHorizontalSpacing(6)
         grid.setVerticalSpacing(0)
-        grid.addWidget(QLabel("Reasoning", objectName="Caption"), 0, 0, 2, 1)
+        self.caption = QLabel("Reasoning", objectName="Caption")
+        grid.addWidget(self.caption, 0, 0, 2, 1)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 2)
         self.slider.setPageStep(1)
         self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
         self.slider.setTickInterval(1)
-        self.slider.setFixedWidth(150)
         self.slider.setValue(1)
         self.slider.valueChanged.connect(self._moved)
         grid.addWidget(self.slider, 0, 1, 1, 3)
+        self.labels = []
         for i, name in enumerate(("Low", "Medium", "High")):
-            label = QLabel(name, objectName="Stats")
+            label = _StopLabel(name, lambda i=i: self.slider.setValue(i))
             align = (Qt.AlignmentFlag.AlignLeft, Qt.AlignmentFlag.AlignHCenter, Qt.AlignmentFlag.AlignRight)[i]
             grid.addWidget(label, 1, 1 + i, align)
+            self.labels.append(label)
+        for col in (1, 2, 3):
+            grid.setColumnStretch(col, 1)
+        # Wide enough that the three labels never touch (they read as one word when they do).
+        widest = max(lab.sizeHint().width() for lab in self.labels)
+        self.slider.setFixedWidth(3 * widest + 2 * 12)
 
     def effort(self) -> str:
         return EFFORTS[self.slider.value()]

@@ -4,16 +4,34 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QMainWindow, QPushButton, QSplitter,
-                               QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
+                               QSizePolicy, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+
+from app.demo_examples import ACCURACY as DEMO_ACCURACY
+from app.demo_examples import EXAMPLES as DEMO_EXAMPLES
 
 from app.ui.composer import Composer
 from app.ui.effort import EffortSlider
-from app.ui.message_view import MessageView
+from app.ui.elided_label import ElidedLabel
+from app.ui.message_view import THIS_MACHINE, MessageView
 from app.ui.settings_dialog import SettingsDialog
 from app.ui.setup_page import SetupPage
 from app.ui.sidebar import Sidebar
 from app.ui.theme import current_colors, style_sheet
+
+COMPACT_BELOW = 720     # chat pane width (px) under which the header drops its captions
+DEMO_PLACEHOLDER = ("This is a tiny demo model, not gpt-oss: it only solves six kinds of small puzzles "
+                    f"(sums, products, counting letters, sorting, weekdays, unit conversions), {DEMO_ACCURACY}. "
+                    "Download gpt-oss-20b for real answers.")
+
+
+def memory_text(n_bytes: int) -> str:
+    """'Memory in use: 11.46 GB' / '... 3.4 MB'; '' when nothing is known."""
+    if n_bytes <= 0:
+        return ""
+    if n_bytes >= 1e9:
+        return f"Memory in use: {n_bytes / 1e9:.2f} GB"
+    return f"Memory in use: {n_bytes / 1e6:.1f} MB"
 
 
 class MainWindow(QMainWindow):
@@ -39,6 +57,7 @@ class MainWindow(QMainWindow):
     def _chat_page(self) -> QWidget:
         split = QSplitter()
         split.setHandleWidth(1)
+        split.setChildrenCollapsible(False)
         self.sidebar = Sidebar()
         split.addWidget(self.sidebar)
         pane = QWidget(objectName="ChatPane")
@@ -48,17 +67,23 @@ class MainWindow(QMainWindow):
         header = QWidget(objectName="HeaderBar")
         h = QHBoxLayout(header)
         h.setContentsMargins(20, 10, 20, 10)
-        self.title = QLabel("New chat", objectName="Title")
-        self.model_badge = QLabel(objectName="Caption")
+        # Title and model name give way (elided, whole text in the tooltip) before anything is cut.
+        self.title = ElidedLabel("New chat", objectName="Title")
+        self.model_badge = ElidedLabel(objectName="Caption")
         self.get_model_button = QPushButton("Download gpt-oss-20b…")
+        self.get_model_button.setToolTip("Set up the real gpt-oss-20b: download it or choose a folder that has it")
         self.get_model_button.hide()
         self.effort = EffortSlider()
-        h.addWidget(self.title)
+        # The model's name keeps its width while there is room; the title takes the rest.
+        self.model_badge.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        h.addWidget(self.title, 1)
         h.addSpacing(10)
         h.addWidget(self.model_badge)
         h.addWidget(self.get_model_button)
-        h.addStretch(1)
+        h.addSpacing(10)
         h.addWidget(self.effort)
+        self.header = header
+        header.installEventFilter(self)
         v.addWidget(header)
         self.messages = MessageView(self.c.model)
         self.messages.set_show_raw(self.c.settings.show_raw_cot)
@@ -66,8 +91,10 @@ class MainWindow(QMainWindow):
         self.composer = Composer()
         v.addWidget(self.composer)
         split.addWidget(pane)
+        split.setStretchFactor(0, 0)     # the window's width goes to the chat, not the sidebar
         split.setStretchFactor(1, 1)
         split.setSizes([260, 920])
+        self.split = split
         return split
 
     def _status_bar(self) -> None:
@@ -78,6 +105,16 @@ class MainWindow(QMainWindow):
         self.statusBar().setSizeGripEnabled(False)
 
     def _actions(self) -> None:
+        app_menu = self.menuBar().addMenu("&File")
+        # Ctrl is ⌘ on macOS; spelled out because some Linux desktops bind no standard Quit key.
+        self.quit_action = QAction("Quit", self, shortcut=QKeySequence("Ctrl+Q"), menuRole=QAction.MenuRole.QuitRole)
+        self.quit_action.triggered.connect(self.close)     # closing the last window ends the app
+        app_menu.addAction(self.quit_action)
+        self.addAction(self.quit_action)
+        help_menu_actions = []
+        self.about_action = QAction("About gpt-oss chat", self, menuRole=QAction.MenuRole.AboutRole)
+        self.about_action.triggered.connect(self.show_about)
+        help_menu_actions.append(self.about_action)
         menu = self.menuBar().addMenu("&Chat")
         self.new_action = QAction("New Chat", self, shortcut=QKeySequence.StandardKey.New)
         self.new_action.triggered.connect(self.new_chat)
@@ -89,17 +126,22 @@ class MainWindow(QMainWindow):
         for a in (self.new_action, self.settings_action, self.find_action):
             menu.addAction(a)
             self.addAction(a)
+        help_menu = self.menuBar().addMenu("&Help")
+        for a in help_menu_actions:
+            help_menu.addAction(a)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self._escape)
 
     def _wire(self) -> None:
         c = self.c
         self.sidebar.new_requested.connect(self.new_chat)
+        self.setup.back_requested.connect(self.show_chat)
         self.sidebar.open_requested.connect(c.open_conversation)
         self.sidebar.rename_requested.connect(c.rename)
         self.sidebar.delete_requested.connect(c.delete)
         self.sidebar.undo_requested.connect(c.undo_delete)
         self.sidebar.search_changed.connect(lambda _t: self.refresh_conversations())
         self.composer.send_requested.connect(self._send)
+        self.messages.example_chosen.connect(self._send_example)
         self.composer.edit_requested.connect(self._edit)
         self.composer.stop_requested.connect(c.stop)
         self.composer.regenerate_requested.connect(c.regenerate)
@@ -114,12 +156,13 @@ class MainWindow(QMainWindow):
         c.model_loading.connect(lambda f: self.status_model.setText("Loading model…"))
         c.model_ready.connect(self._model_ready)
         c.model_failed.connect(self._model_failed)
-        c.memory_changed.connect(lambda b: self.status_memory.setText(f"Memory in use: {b / 1e9:.2f} GB"))
+        c.memory_changed.connect(lambda b: self.status_memory.setText(memory_text(int(b))))
         c.settings_changed.connect(lambda: self.messages.set_show_raw(c.settings.show_raw_cot))
 
     # -- behaviour -----------------------------------------------------------------------
     def show_setup(self, message: str = "") -> None:
         self.setup.show_message(message)
+        self.setup.back_button.setVisible(self.c.ready)
         self.stack.setCurrentWidget(self.setup)
 
     def show_chat(self) -> None:
@@ -137,13 +180,19 @@ class MainWindow(QMainWindow):
         self.sidebar.search.setFocus()
         self.sidebar.search.selectAll()
 
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About gpt-oss chat",
+                          "<b>gpt-oss chat</b><p>Chat with OpenAI's open-weight gpt-oss models, fully offline on "
+                          f"{THIS_MACHINE}. The model runs in this app's own MLX engine; chats stay in a local "
+                          "database.</p>")
+
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.c.settings, self)
+        dialog = SettingsDialog(self.c.settings, self, greedy=self.c.greedy)
         if dialog.exec():
             self.c.save_settings(dialog.result_settings())
 
     def _escape(self) -> None:
-        if self.c.busy:
+        if self.c.answering_here:     # Esc stops the answer on screen, never one in another chat
             self.c.stop()
         elif self.composer.editing:
             self.composer.end_edit()
@@ -153,16 +202,24 @@ class MainWindow(QMainWindow):
         if self.c.send(text):
             self.composer.accepted()
 
+    def _send_example(self, text: str) -> None:
+        # An example goes out as it is; whatever the user had typed stays in the box.
+        self.c.send(text)
+
     def _edit(self, text: str) -> None:
         if self.c.edit_last(text):
             self.composer.accepted()
 
     def refresh_conversations(self) -> None:
         self.sidebar.set_conversations(self.c.conversations(self.sidebar.search.text()), self.c.current_id)
+        self._show_title()
+
+    def _show_title(self) -> None:
+        conv = self.c.store.conversation(self.c.current_id) if self.c.current_id != -1 else None
+        self.title.set_full_text(conv.title if conv else "New chat")
 
     def _current_changed(self, conversation_id: int) -> None:
-        conv = self.c.store.conversation(conversation_id) if conversation_id != -1 else None
-        self.title.setText(conv.title if conv else "New chat")
+        self._show_title()
         self.effort.set_effort(self.c.effort)
         item = self.sidebar.item_for(conversation_id)
         if item is not None and not item.isSelected():
@@ -172,26 +229,39 @@ class MainWindow(QMainWindow):
 
     def _update_composer(self) -> None:
         msgs = self.c.model.messages()
-        self.composer.set_state(self.c.ready, self.c.busy, bool(msgs) and msgs[-1].role == "assistant",
-                                any(m.role == "user" for m in msgs))
-        conv = self.c.store.conversation(self.c.current_id) if self.c.current_id != -1 else None
-        if conv:
-            self.title.setText(conv.title)
+        # Stop belongs to the chat that is answering; other chats wait (one answer at a time).
+        self.composer.set_state(self.c.ready, self.c.answering_here, bool(msgs) and msgs[-1].role == "assistant",
+                                any(m.role == "user" for m in msgs), elsewhere=self.c.busy and not self.c.answering_here)
+        self._show_title()
 
     def _model_ready(self, name: str) -> None:
         self.status_model.setText(name)
-        demo = "demo" in name.lower()
-        self.model_badge.setText(name)
+        demo = self.c.is_demo
+        self.model_badge.set_full_text(name)
         self.get_model_button.setVisible(demo)
-        self.messages.set_placeholder(
-            "This is a tiny demo model, not gpt-oss: its answers are not meaningful. Download gpt-oss-20b for real answers."
-            if demo else "Ask anything. Answers are written on this Mac, offline.")
+        self.messages.set_placeholder(DEMO_PLACEHOLDER if demo else
+                                      f"Ask anything. Answers are written on {THIS_MACHINE}, offline.")
+        self.messages.set_examples([e.question for e in DEMO_EXAMPLES] if demo else [])
+        self.effort.set_effort(self.c.effort)
         self._update_composer()
 
     def _model_failed(self, message: str) -> None:
         self.status_model.setText("No model loaded")
         self.show_setup(message)
         self._update_composer()
+
+    def eventFilter(self, obj, e) -> bool:
+        if obj is self.header and e.type() == QEvent.Type.Resize:
+            self._fit_header()
+        return super().eventFilter(obj, e)
+
+    def _fit_header(self) -> None:
+        """A narrow window drops the header's captions (the status bar names the model too) and shortens
+        its button, so the title keeps room."""
+        compact = self.header.width() < COMPACT_BELOW
+        self.effort.caption.setVisible(not compact)
+        self.model_badge.setVisible(not compact)
+        self.get_model_button.setText("Get gpt-oss-20b…" if compact else "Download gpt-oss-20b…")
 
     # -- theme ---------------------------------------------------------------------------
     def apply_theme(self) -> None:

@@ -7,7 +7,7 @@ import re
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFontDatabase, QGuiApplication
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QToolButton, QVBoxLayout, QWidget
 
 from app.ui.theme import current_colors
 
@@ -83,8 +83,28 @@ class CodeBlock(QFrame):
         body.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         body.setContentsMargins(12, 8, 12, 10)
+        body.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        # Long lines scroll sideways inside the block instead of widening the whole chat column.
+        scroll = QScrollArea(objectName="CodeScroll")
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidgetResizable(True)
+        scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        scroll.setWidget(body)
+        self.body, self.scroll = body, scroll
+        self._fit_height()
         lay.addWidget(header)
-        lay.addWidget(body)
+        lay.addWidget(scroll)
+
+    def _fit_height(self) -> None:
+        # Room for the sideways scroll bar only when the code is wider than the block.
+        bar = self.scroll.horizontalScrollBar().sizeHint().height()
+        wide = self.body.sizeHint().width() > self.scroll.viewport().width()
+        self.scroll.setFixedHeight(self.body.sizeHint().height() + (bar if wide else 0))
+
+    def resizeEvent(self, e) -> None:
+        super().resizeEvent(e)
+        self._fit_height()
 
     def copy(self) -> None:
         QGuiApplication.clipboard().setText(self.code)

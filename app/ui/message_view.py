@@ -4,20 +4,26 @@ User messages sit right in a tinted bubble; answers sit left, full width. While 
 its text goes into one Markdown label (cheap to update every batch); when it finishes it is
 rendered once more with code-block widgets (syntax colours, Copy). The chain of thought is
 summarised as "Thinking… N s" / "Thought for N s"; its raw text is only put in a widget when the
-developer setting is on.
+developer setting is on, and then that line is the button that shows or hides it.
 """
 from __future__ import annotations
 
+import sys
 import time
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from app.conversation import ChatMessage, ConversationModel, MessageRole
+from app.qt_compat import emit
 from app.ui.markdown_view import MarkdownView, prose_label
 
 RAW_CAPTION = "Raw chain of thought: unfiltered model output, not checked for accuracy or safety."
+HIDDEN_TIP = ("The model's reasoning is hidden: it is unfiltered model output. A developer can show it with "
+              "“Show raw chain of thought” in Settings.")
+THIS_MACHINE = "this Mac" if sys.platform == "darwin" else "this computer"
+USER_INDENT = 80        # a user bubble leaves this much room on its left
 
 
 def thinking_text(msg: ChatMessage, now: float | None = None) -> str:
@@ -28,7 +34,8 @@ def thinking_text(msg: ChatMessage, now: float | None = None) -> str:
     if msg.streaming and msg.phase == "waiting":
         return "Thinking…"
     if msg.thought_seconds is not None:
-        return f"Thought for {max(1, round(msg.thought_seconds))} s"
+        s = msg.thought_seconds
+        return f"Thought for {max(s, 0.1):.1f} s" if s < 0.95 else f"Thought for {round(s)} s"
     return ""
 
 
@@ -37,6 +44,8 @@ def stats_text(msg: ChatMessage) -> str:
     parts = []
     if msg.state == "stopped":
         parts.append("Stopped")
+    if msg.effort:
+        parts.append(f"{msg.effort.capitalize()} effort")
     if "generated_tokens" in s:
         parts.append(f"{s['generated_tokens']} tokens")
     if s.get("decode_tps"):
@@ -50,26 +59,38 @@ class UserBubble(QWidget):
     def __init__(self, msg: ChatMessage, parent=None):
         super().__init__(parent)
         row = QHBoxLayout(self)
-        row.setContentsMargins(80, 4, 0, 4)
+        row.setContentsMargins(USER_INDENT, 4, 0, 4)
         row.addStretch(1)
         bubble = QWidget(objectName="UserBubble")
         lay = QVBoxLayout(bubble)
         lay.setContentsMargins(14, 9, 14, 9)
         self.label = prose_label(msg.text, markdown=False)
         self.label.setObjectName("UserText")
+        self._text = msg.text
+        self._row_width = 460 + USER_INDENT + 30
         self._fit(msg.text)
         lay.addWidget(self.label)
         bubble.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
         row.addWidget(bubble)
 
     def _fit(self, text: str) -> None:
-        # A word-wrapped label in a shrinking bubble collapses to its narrowest; ask for the text's width.
+        # A word-wrapped label in a shrinking bubble collapses to its narrowest; ask for the text's width,
+        # but never more than the row has (a narrow window wraps the text instead of cutting it).
         fm = self.label.fontMetrics()
         widest = max((fm.horizontalAdvance(line) for line in text.splitlines() or [""]), default=0)
-        self.label.setMinimumWidth(min(widest + 6, 460))
+        room = self._row_width - USER_INDENT - 2 * 14 - 2
+        self.label.setMinimumWidth(max(40, min(widest + 6, 460, room)))
+
+    def set_row_width(self, width: int) -> None:
+        """The width the message column gives this row (told by the view: the row can't know it
+        itself, since its own width follows the label's minimum)."""
+        if width != self._row_width:
+            self._row_width = width
+            self._fit(self._text)
 
     def update_from(self, msg: ChatMessage, show_raw: bool) -> None:
         self.label.setText(msg.text)
+        self._text = msg.text
         self._fit(msg.text)
 
 
@@ -78,21 +99,25 @@ class AssistantBubble(QWidget):
         super().__init__(parent)
         self._rendered_for: str | None = None
         self._raw_open = True
+        self._has_raw = False
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 6, 60, 10)
         lay.setSpacing(6)
         top = QHBoxLayout()
-        self.thinking = QLabel(objectName="Thinking")
-        self.raw_toggle = QToolButton(objectName="RawToggle")
-        self.raw_toggle.clicked.connect(self._toggle_raw)
+        # "Thought for N s" is itself the button that shows the reasoning (when Settings allow it).
+        self.thinking = QToolButton(objectName="Thinking")
+        self.thinking.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.thinking.clicked.connect(self._toggle_raw)
+        self.raw_toggle = self.thinking
         top.addWidget(self.thinking)
-        top.addWidget(self.raw_toggle)
         top.addStretch(1)
         lay.addLayout(top)
         self.raw_panel = QWidget(objectName="RawThought")
         raw_lay = QVBoxLayout(self.raw_panel)
         raw_lay.setContentsMargins(8, 2, 0, 2)
-        raw_lay.addWidget(QLabel(RAW_CAPTION, objectName="Caption"))
+        caption = QLabel(RAW_CAPTION, objectName="Caption")
+        caption.setWordWrap(True)     # one long line would widen the whole column in a narrow window
+        raw_lay.addWidget(caption)
         self.raw_text = prose_label("", markdown=False)
         self.raw_text.setObjectName("RawText")
         raw_lay.addWidget(self.raw_text)
@@ -114,17 +139,29 @@ class AssistantBubble(QWidget):
         self.update_from(msg, show_raw)
 
     def _toggle_raw(self) -> None:
+        if not self._has_raw:
+            return   # hidden by the developer setting: the tooltip says so
         self._raw_open = not self._raw_open
         self.raw_panel.setVisible(self._raw_open and bool(self.raw_text.text()))
-        self.raw_toggle.setText("Hide reasoning" if self._raw_open else "Show reasoning")
+        self._label_toggle()
+
+    def _label_toggle(self) -> None:
+        if self._has_raw:
+            self.thinking.setToolTip("Hide the reasoning" if self._raw_open else "Show the reasoning")
+            self.thinking.setCursor(Qt.CursorShape.PointingHandCursor)
+        else:
+            self.thinking.setToolTip(HIDDEN_TIP)
+            self.thinking.unsetCursor()
 
     def update_from(self, msg: ChatMessage, show_raw: bool) -> None:
         line = thinking_text(msg)
+        has_raw = show_raw and bool(msg.analysis)
+        self._has_raw = has_raw
+        if line and has_raw and not msg.streaming:
+            line += "  ▾" if self._raw_open else "  ▸"
         self.thinking.setText(line)
         self.thinking.setVisible(bool(line))
-        has_raw = show_raw and bool(msg.analysis)
-        self.raw_toggle.setVisible(has_raw)
-        self.raw_toggle.setText("Hide reasoning" if self._raw_open else "Show reasoning")
+        self._label_toggle()
         if has_raw:
             self.raw_text.setText(msg.analysis)
         else:
@@ -150,7 +187,9 @@ class AssistantBubble(QWidget):
 
 
 class MessageView(QScrollArea):
-    """Scrollable bubbles bound to a ConversationModel; sticks to the bottom while you are there."""
+    """Scrollable bubbles bound to a ConversationModel; sticks to the bottom while you are there.
+    An empty chat shows a placeholder and, when set, example questions as buttons."""
+    example_chosen = Signal(str)
 
     def __init__(self, model: ConversationModel, parent=None):
         super().__init__(parent)
@@ -166,11 +205,24 @@ class MessageView(QScrollArea):
         self.column = QVBoxLayout(column)
         self.column.setContentsMargins(24, 18, 24, 18)
         self.column.setSpacing(4)
+        self.empty_state = QWidget()
+        empty = QVBoxLayout(self.empty_state)
+        empty.setContentsMargins(0, 12, 0, 0)
+        empty.setSpacing(8)
         self.placeholder = QLabel("", objectName="Muted", alignment=Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setWordWrap(True)
-        self.placeholder.setMinimumHeight(360)
-        # column: [placeholder, bubbles..., stretch]: messages start at the top
-        self.column.addWidget(self.placeholder)
+        empty.addStretch(1)
+        empty.addWidget(self.placeholder)
+        self.examples_caption = QLabel("Try one:", objectName="Caption", alignment=Qt.AlignmentFlag.AlignCenter)
+        empty.addSpacing(6)
+        empty.addWidget(self.examples_caption)
+        self.chips_box = QVBoxLayout()
+        self.chips_box.setSpacing(6)
+        empty.addLayout(self.chips_box)
+        empty.addStretch(2)
+        self._chips: list[QPushButton] = []
+        # column: [empty state, bubbles..., stretch]: messages start at the top
+        self.column.addWidget(self.empty_state)
         self.column.addStretch(1)
         outer.addWidget(column)
         self.setWidget(canvas)
@@ -187,11 +239,43 @@ class MessageView(QScrollArea):
         self._ticker.setInterval(500)
         self._ticker.timeout.connect(self._tick)
         self._ticker.start()
-        self.set_placeholder("Ask anything. Answers are written on this Mac, offline.")
+        self.set_placeholder(f"Ask anything. Answers are written on {THIS_MACHINE}, offline.")
         self.rebuild()
 
     def set_placeholder(self, text: str) -> None:
         self.placeholder.setText(text)
+
+    def _row_width(self) -> int:
+        margins = self.column.contentsMargins()
+        return min(self.viewport().width(), self.column.parentWidget().maximumWidth()) - margins.left() - margins.right()
+
+    def viewportEvent(self, e) -> bool:
+        if e.type() == QEvent.Type.Resize:   # the window, or a scroll bar coming or going
+            self._fit_rows()
+        return super().viewportEvent(e)
+
+    def _fit_rows(self) -> None:
+        width = self._row_width()
+        for b in self.bubbles:
+            if isinstance(b, UserBubble):
+                b.set_row_width(width)
+
+    def set_examples(self, questions: list[str]) -> None:
+        """Show `questions` as buttons in an empty chat; clicking one emits example_chosen."""
+        for chip in self._chips:
+            chip.deleteLater()
+        self._chips = []
+        for q in questions:
+            chip = QPushButton(q, objectName="Chip")
+            chip.setCursor(Qt.CursorShape.PointingHandCursor)
+            chip.setToolTip("Ask this")
+            chip.clicked.connect(lambda _=False, q=q: emit(self.example_chosen, q))
+            self.chips_box.addWidget(chip, 0, Qt.AlignmentFlag.AlignHCenter)
+            self._chips.append(chip)
+        self.examples_caption.setVisible(bool(questions))
+
+    def example_chips(self) -> list[QPushButton]:
+        return list(self._chips)
 
     def set_show_raw(self, show: bool) -> None:
         self.show_raw = show
@@ -210,16 +294,18 @@ class MessageView(QScrollArea):
     def _insert(self, first: int, last: int) -> None:
         for row in range(first, last + 1):
             bubble = self._make(self.model.data(self.model.index(row), MessageRole))
+            if isinstance(bubble, UserBubble):
+                bubble.set_row_width(self._row_width())
             self.column.insertWidget(1 + row, bubble)
             self.bubbles.insert(row, bubble)
-        self.placeholder.setVisible(not self.bubbles)
+        self.empty_state.setVisible(not self.bubbles)
         self._stick = True
 
     def _remove(self, first: int, last: int) -> None:
         for bubble in self.bubbles[first:last + 1]:
             bubble.deleteLater()
         del self.bubbles[first:last + 1]
-        self.placeholder.setVisible(not self.bubbles)
+        self.empty_state.setVisible(not self.bubbles)
 
     def _changed(self, first: int, last: int) -> None:
         for row in range(max(first, 0), min(last, len(self.bubbles) - 1) + 1):

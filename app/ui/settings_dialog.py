@@ -11,7 +11,8 @@ from app.settings import CONTEXT_LENGTHS, Settings
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, settings: Settings, parent=None):
+    def __init__(self, settings: Settings, parent=None, greedy: bool = False):
+        """`greedy`: the loaded model decodes greedily, so temperature and top-p don't apply to it."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setMinimumWidth(480)
@@ -24,12 +25,21 @@ class SettingsDialog(QDialog):
         form.addRow("Developer instructions", self.developer)
         self.temperature = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=2.0, singleStep=0.1)
         self.temperature.setValue(settings.temperature)
-        self.temperature.setToolTip("gpt-oss is meant to be sampled at temperature 1. The tiny demo model "
-                                    "always answers greedily (temperature 0): its folder asks for that.")
+        self.temperature.setToolTip("gpt-oss is meant to be sampled at temperature 1.")
         form.addRow("Temperature", self.temperature)
         self.top_p = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=1.0, singleStep=0.05)
         self.top_p.setValue(settings.top_p)
         form.addRow("Top-p", self.top_p)
+        # Greyed, not changed: the values still apply to the next model that samples.
+        self.greedy_note = QLabel("The loaded model answers greedily (its folder asks for it), so temperature "
+                                  "and top-p don't apply to it.", objectName="Caption")
+        self.greedy_note.setWordWrap(True)
+        self.greedy_note.setVisible(greedy)
+        form.addRow("", self.greedy_note)
+        for box in (self.temperature, self.top_p):
+            box.setEnabled(not greedy)
+            if greedy:
+                box.setToolTip(self.greedy_note.text())
         self.max_tokens = QSpinBox(minimum=16, maximum=131072, singleStep=256)
         self.max_tokens.setValue(settings.max_tokens)
         self.max_tokens.setSuffix(" tokens")

@@ -2,6 +2,8 @@
 that already holds it, or try the tiny demo model."""
 from __future__ import annotations
 
+import sys
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
@@ -41,6 +43,7 @@ class SetupPage(QWidget):
     cancel_requested = Signal()
     folder_chosen = Signal(str)
     demo_requested = Signal()
+    back_requested = Signal()
 
     def __init__(self, size_text: str, dest_text: str, parent=None):
         super().__init__(parent)
@@ -51,16 +54,26 @@ class SetupPage(QWidget):
         col.setFixedWidth(580)
         lay = QVBoxLayout(col)
         lay.setSpacing(12)
-        lay.addWidget(QLabel("Set up gpt-oss", objectName="Headline"))
-        intro = QLabel("gpt-oss-20b is OpenAI's open-weight reasoning model. It runs entirely on this Mac: after a "
-                       f"one-time download of {size_text}, the app never uses the network.")
-        intro.setWordWrap(True)
-        lay.addWidget(intro)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Set up gpt-oss", objectName="Headline"))
+        top.addStretch(1)
+        # Shown when a model (the demo) is already loaded: the chat is one click away.
+        self.back_button = QPushButton("Back to chat")
+        self.back_button.clicked.connect(lambda: emit(self.back_requested))
+        self.back_button.hide()
+        top.addWidget(self.back_button, 0, Qt.AlignmentFlag.AlignVCenter)
+        lay.addLayout(top)
+        machine = "this Mac" if sys.platform == "darwin" else "this computer"
+        self.intro = QLabel(f"gpt-oss-20b is OpenAI's open-weight reasoning model. It runs entirely on {machine}: "
+                            f"after a one-time download of {size_text}, the app never uses the network.")
+        self.intro.setWordWrap(True)
+        lay.addWidget(self.intro)
         card = QWidget(objectName="SetupCard")
         c = QVBoxLayout(card)
         c.setContentsMargins(18, 16, 18, 16)
         row = QHBoxLayout()
-        self.download_button = QPushButton(f"Download gpt-oss-20b ({size_text})", objectName="Primary")
+        self._download_text = f"Download gpt-oss-20b ({size_text})"
+        self.download_button = QPushButton(self._download_text, objectName="Primary")
         self.download_button.clicked.connect(lambda: emit(self.download_requested))
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(lambda: emit(self.cancel_requested))
@@ -72,6 +85,10 @@ class SetupPage(QWidget):
         dest = QLabel(f"Saved to {dest_text}. An interrupted download resumes where it stopped.", objectName="Caption")
         dest.setWordWrap(True)
         c.addWidget(dest)
+        self.disk_label = QLabel(objectName="Caption")
+        self.disk_label.setWordWrap(True)
+        self.disk_label.hide()
+        c.addWidget(self.disk_label)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
@@ -109,10 +126,20 @@ class SetupPage(QWidget):
         self.message.setText(text)
         self.message.setVisible(bool(text))
 
+    def set_disk_space(self, need: int, free: int) -> None:
+        """'Needs 13.8 GB of disk space · 52.3 GB free there', in the warning colour when it won't fit."""
+        self.disk_label.setText(f"Needs {human_bytes(need)} of disk space · {human_bytes(free)} free there"
+                                + ("" if free >= need else ": free some space first."))
+        self.disk_label.setObjectName("Caption" if free >= need else "Notice")
+        self.disk_label.style().unpolish(self.disk_label)
+        self.disk_label.style().polish(self.disk_label)
+        self.disk_label.show()
+
     def set_downloading(self, on: bool, resumable: bool = False) -> None:
+        """`resumable`: part of the model is already on disk (else the button keeps saying Download)."""
         self.download_button.setEnabled(not on)
         self.download_button.setText("Downloading…" if on else ("Resume download" if resumable else
-                                                                 self.download_button.text()))
+                                                                 self._download_text))
         self.cancel_button.setVisible(on)
         self.folder_button.setEnabled(not on)
         self.progress.setVisible(on or resumable)

@@ -2,12 +2,32 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu, QPushButton,
-                               QVBoxLayout, QWidget)
+                               QStyledItemDelegate, QVBoxLayout, QWidget)
 
 from app.qt_compat import emit
 
 IdRole = Qt.ItemDataRole.UserRole
+WIDTH = 230    # fixed: a long chat title is elided, it never pushes the chat aside
+
+
+class _RenameDelegate(QStyledItemDelegate):
+    """The inline rename editor takes the whole row (the style sheet's item padding would leave it a
+    sliver a few pixels tall), with a small padding of its own."""
+
+    def createEditor(self, parent, option, index):
+        editor = super().createEditor(parent, option, index)
+        editor.setObjectName("RenameEditor")
+        return editor
+
+    def updateEditorGeometry(self, editor, option, index) -> None:
+        rect = option.rect.adjusted(4, 0, -4, 0)
+        need = editor.fontMetrics().height() + 10
+        if rect.height() < need:
+            rect.setTop(rect.center().y() - need // 2)
+            rect.setHeight(need)
+        editor.setGeometry(rect)
 
 
 class Sidebar(QWidget):
@@ -21,13 +41,13 @@ class Sidebar(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setObjectName("Sidebar")
-        self.setMinimumWidth(220)
-        self.setMaximumWidth(340)
+        self.setFixedWidth(WIDTH)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(10, 12, 10, 10)
         lay.setSpacing(8)
         self.new_button = QPushButton("+  New chat")
-        self.new_button.setToolTip("New chat (⌘N)")
+        shortcut = QKeySequence(QKeySequence.StandardKey.New).toString(QKeySequence.SequenceFormat.NativeText)
+        self.new_button.setToolTip(f"New chat ({shortcut})")   # ⌘N on macOS, Ctrl+N elsewhere
         self.new_button.clicked.connect(lambda: emit(self.new_requested))
         self.search = QLineEdit(placeholderText="Search chats")
         self.search.setClearButtonEnabled(True)
@@ -36,11 +56,13 @@ class Sidebar(QWidget):
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.list.setUniformItemSizes(True)
+        self.list.setItemDelegate(_RenameDelegate(self.list))
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._menu)
         self.list.itemSelectionChanged.connect(self._selected)
         self.list.itemChanged.connect(self._renamed)
         self.empty = QLabel("No chats yet.", objectName="Muted", alignment=Qt.AlignmentFlag.AlignCenter)
+        self.empty.setWordWrap(True)
         self.undo_bar = QWidget(objectName="UndoBar")
         ub = QHBoxLayout(self.undo_bar)
         ub.setContentsMargins(10, 4, 4, 4)
@@ -54,8 +76,8 @@ class Sidebar(QWidget):
         self._undo_timer.timeout.connect(self.undo_bar.hide)
         lay.addWidget(self.new_button)
         lay.addWidget(self.search)
-        lay.addWidget(self.list, 1)
         lay.addWidget(self.empty)
+        lay.addWidget(self.list, 1)
         lay.addWidget(self.undo_bar)
         self._filling = False
 
@@ -66,13 +88,14 @@ class Sidebar(QWidget):
         for conv in conversations:
             item = QListWidgetItem(conv.title)
             item.setData(IdRole, conv.id)
+            item.setToolTip(conv.title)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
             self.list.addItem(item)
             if conv.id == current_id:
                 item.setSelected(True)
                 self.list.setCurrentItem(item)
-        searching = bool(self.search.text().strip())
-        self.empty.setText("No chats match." if searching else "No chats yet.")
+        query = self.search.text().strip()
+        self.empty.setText(f"No chats match “{query}”." if query else "No chats yet.")
         self.empty.setVisible(self.list.count() == 0)
         self._filling = False
 

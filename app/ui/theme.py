@@ -41,11 +41,17 @@ def style_sheet(c: Colors) -> str:
     #Sidebar QListWidget::item {{ padding: 7px 10px; border-radius: 7px; margin: 1px 6px; }}
     #Sidebar QListWidget::item:selected {{ background: {c.accent}; color: white; }}
     #Sidebar QListWidget::item:hover:!selected {{ background: {c.border}; }}
-    QLineEdit, QPlainTextEdit, QTextEdit, QSpinBox, QDoubleSpinBox, QComboBox {{
+    QLineEdit, QPlainTextEdit, QTextEdit, QComboBox {{
         background: {c.window}; border: 1px solid {c.border}; border-radius: 7px; padding: 5px 8px; }}
+    QSpinBox, QDoubleSpinBox {{ min-height: 24px; }}
+    #Sidebar QLineEdit#RenameEditor {{ padding: 1px 4px; border-radius: 5px; border: 1px solid {c.accent}; }}
     QLineEdit:focus, QPlainTextEdit:focus {{ border: 1px solid {c.accent}; }}
     #ComposerBox {{ border: 1px solid {c.border}; border-radius: 14px; background: {c.window}; }}
     #ComposerBox QPlainTextEdit {{ border: none; background: transparent; padding: 6px 4px; }}
+    #ComposerBox QScrollBar:vertical {{ width: 8px; background: transparent; margin: 2px 0; }}
+    #ComposerBox QScrollBar::handle:vertical {{ background: {c.muted}; border-radius: 4px; min-height: 24px; }}
+    #ComposerBox QScrollBar::add-line:vertical, #ComposerBox QScrollBar::sub-line:vertical {{ height: 0; }}
+    #ComposerBox QScrollBar::add-page:vertical, #ComposerBox QScrollBar::sub-page:vertical {{ background: none; }}
     QPushButton {{ border: 1px solid {c.border}; border-radius: 7px; padding: 5px 12px; background: {c.window}; }}
     QPushButton:hover {{ background: {c.sidebar}; }}
     QPushButton:disabled {{ color: {c.muted}; }}
@@ -59,10 +65,14 @@ def style_sheet(c: Colors) -> str:
     #Muted, #Stats, #Caption {{ color: {c.muted}; }}
     #Stats {{ font-size: 11px; }}
     #Notice {{ color: {c.danger}; }}
-    #Thinking {{ color: {c.muted}; font-style: italic; }}
+    QToolButton#Thinking {{ color: {c.muted}; font-style: italic; padding: 2px 0; }}
+    QToolButton#Thinking:hover {{ background: transparent; color: {c.text}; }}
+    QPushButton#Chip {{ border-radius: 14px; padding: 6px 14px; background: {c.sidebar}; }}
+    QPushButton#Chip:hover {{ border-color: {c.accent}; }}
     #UserBubble {{ background: {c.user_bubble}; border-radius: 16px; }}
     #CodeBlock {{ background: {c.code_bg}; border: 1px solid {c.border}; border-radius: 8px; }}
     #CodeHeader {{ border-bottom: 1px solid {c.border}; }}
+    #CodeScroll, #CodeScroll > QWidget > QWidget {{ background: transparent; }}
     #RawThought {{ border-left: 3px solid {c.border}; padding-left: 8px; }}
     #RawThought QLabel#RawText {{ color: {c.muted}; font-family: Menlo, "DejaVu Sans Mono", monospace; font-size: 12px; }}
     #UndoBar {{ background: {c.text}; border-radius: 8px; }}

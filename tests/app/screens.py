@@ -1,10 +1,12 @@
-"""Save PNGs of the app's main states to docs/screenshots/ (run under Xvfb, or offscreen).
+"""Save PNGs of the app's main states to docs/screenshots/, at the window's default size and at
+its minimum size ("min-" files). Run under a real X server (Xvfb), or offscreen.
 
     xvfb-run -a -s "-screen 0 1400x900x24" python tests/app/screens.py        # real X server
     QT_QPA_PLATFORM=offscreen python tests/app/screens.py                      # no X at all
 
-The answers are a scripted harmony stream (the tiny test checkpoints speak gibberish), and the
-status bar says so; the widgets, layout and states are the app's own.
+States 1-5 answer from a scripted harmony stream (the status bar says so); states 6-7 are the
+shipped tiny demo model answering through the real engine. The widgets, layout and states are the
+app's own.
 """
 from __future__ import annotations
 
@@ -37,60 +39,107 @@ def spin(ms: int) -> None:
     loop.exec()
 
 
-def main(out: Path = ROOT / "docs" / "screenshots") -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    app = QApplication.instance() or QApplication(sys.argv)
-    app.setStyle("Fusion")
+DEFAULT, MINIMUM = (1180, 780), (760, 520)   # the window's default and minimum sizes
+
+
+def take(w, path: Path, saved: list) -> None:
+    spin(250)
+    w.grab().save(str(path))
+    saved.append(path)
+
+
+def scripted_states(out: Path, size: tuple[int, int], prefix: str = "") -> list[Path]:
+    """Empty chat, streaming, finished (reasoning hidden, then shown), setup page: scripted answers."""
     from app.controller import ChatController
     from app.download import Progress
     from app.engine_bridge import LoadedEngine
+    from app.model_manager import check_folder
     from app.store import ChatStore
     from app.ui.main_window import MainWindow
     from app.worker import EngineWorker
+    from models.registry import demo_folder
 
     session = ScriptedSession(answer_script(analysis=ANALYSIS, final=FINAL, think_s=0, pieces=60), delay=0.012)
     loader = lambda folder, ctx: LoadedEngine(session, "Scripted answers (screenshot script)",  # noqa: E731
                                               make_sampling=lambda t, p: None)
-    store = ChatStore(Path(os.environ["GPT_OSS_CHAT_HOME"]) / "history.sqlite3")
+    store = ChatStore(Path(tempfile.mkdtemp(dir=os.environ["GPT_OSS_CHAT_HOME"])) / "history.sqlite3")
     c = ChatController(store, EngineWorker(loader=loader))
     w = MainWindow(c, size_text="13.8 GB", dest_text="~/Library/Application Support/gpt-oss chat/models/gpt-oss-20b")
-    w.resize(1200, 780)
-    from app.model_manager import check_folder
-    from models.registry import demo_folder
+    w.resize(*size)
     w.setup.set_demo_available(check_folder(demo_folder()) is None)
     w.show()
     c.load_model("/screens")
     spin(400)
     w.show_chat()
-    saved = []
-
-    def shot(name: str) -> None:
-        spin(250)
-        path = out / f"{name}.png"
-        w.grab().save(str(path))
-        saved.append(path)
-
-    shot("1-empty")
+    saved: list[Path] = []
+    take(w, out / f"{prefix}1-empty.png", saved)
     for title in ("Trip ideas for Lisbon", "Explain YaRN scaling"):
-        conv = store.create_conversation(title, "medium")
+        store.create_conversation(title, "medium")
     c.conversations_changed.emit()
     w.composer.input.setPlainText("How do I reverse a linked list in Python?")
     w.composer.submit()
     while len(c.model.last().text) < 160:
         spin(50)
-    shot("2-streaming")
+    take(w, out / f"{prefix}2-streaming.png", saved)
     while c.busy:
         spin(100)
-    shot("3-finished-reasoning-hidden")
+    take(w, out / f"{prefix}3-finished-reasoning-hidden.png", saved)
     s = c.settings
     s.show_raw_cot = True
     c.save_settings(s)
-    shot("4-raw-reasoning-shown")
+    take(w, out / f"{prefix}4-raw-reasoning-shown.png", saved)
     w.setup.set_downloading(True)
+    w.setup.set_disk_space(13_788_000_000 - 5_120_000_000, 182_400_000_000)
     w.setup.show_progress(Progress(5_120_000_000, 13_788_000_000, 38_400_000, 226.0, "model-00001-of-00002.safetensors"))
     w.show_setup()
-    shot("5-setup-download")
+    take(w, out / f"{prefix}5-setup-download.png", saved)
     c.shutdown()
+    w.close()
+    return saved
+
+
+def demo_states(out: Path, size: tuple[int, int], prefix: str = "") -> list[Path]:
+    """The real tiny demo model through the real engine: its empty chat with example questions,
+    then the answer to the first example at the effort the app starts it with."""
+    from app.controller import ChatController
+    from app.store import ChatStore
+    from app.ui.main_window import MainWindow
+    from app.worker import EngineWorker
+    from models.registry import demo_folder
+
+    store = ChatStore(Path(tempfile.mkdtemp(dir=os.environ["GPT_OSS_CHAT_HOME"])) / "history.sqlite3")
+    c = ChatController(store, EngineWorker())
+    w = MainWindow(c)
+    w.resize(*size)
+    w.show()
+    c.load_model(str(demo_folder()))
+    while not c.ready and not c.model_error:
+        spin(100)
+    w.show_chat()
+    saved: list[Path] = []
+    take(w, out / f"{prefix}6-demo-examples.png", saved)
+    w.messages.example_chips()[0].click()
+    spin(100)
+    while c.busy:
+        spin(100)
+    take(w, out / f"{prefix}7-demo-answer.png", saved)
+    c.shutdown()
+    w.close()
+    return saved
+
+
+def main(out: Path = ROOT / "docs" / "screenshots") -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    app = QApplication.instance() or QApplication(sys.argv)
+    app.setStyle("Fusion")
+    saved = scripted_states(out, DEFAULT)
+    saved += scripted_states(out, MINIMUM, prefix="min-")
+    try:
+        import mlx.core  # noqa: F401
+    except ImportError:   # no engine here: the scripted states are all we can show
+        return saved
+    saved += demo_states(out, DEFAULT)
+    saved += demo_states(out, MINIMUM, prefix="min-")
     return saved
 
 

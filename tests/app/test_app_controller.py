@@ -89,13 +89,14 @@ def test_effort_is_remembered_per_conversation_and_sent(qtbot, controller, scrip
     wait_idle(qtbot, controller)
     assert scripted.calls[-1]["effort"] == "high"
     second = controller.new_conversation()
-    assert controller.effort == "medium"
+    assert controller.effort == "high"          # a new chat starts from the last choice
+    controller.set_effort("low")
     controller.send("quick one")
     wait_idle(qtbot, controller)
-    assert scripted.calls[-1]["effort"] == "medium"
+    assert scripted.calls[-1]["effort"] == "low"
     controller.open_conversation(first)
     assert controller.effort == "high"
-    assert store.conversation(second).effort == "medium"
+    assert store.conversation(second).effort == "low"
 
 
 def test_delete_and_undo(qtbot, controller):

@@ -45,8 +45,8 @@ def test_enter_sends_shift_enter_adds_a_line(qtbot, store, clock):
     assert bubble.rendered is not None          # finished answers are rendered as Markdown
     (prose,) = bubble.rendered.findChildren(type(bubble.stats))
     assert prose.textFormat() == Qt.TextFormat.MarkdownText and prose.text() == "Hello **there**."
-    assert "Thought for 3 s" in all_text(bubble)
-    assert bubble.stats.text().endswith("42.0 tokens/s · 0.05 s to first token")
+    assert bubble.thinking.text() == "Thought for 3 s" and bubble.thinking.isVisibleTo(w)
+    assert bubble.stats.text() == "Medium effort · 17 tokens · 42.0 tokens/s · 0.05 s to first token"
     c.shutdown()
 
 
@@ -119,7 +119,8 @@ def test_sidebar_search_new_and_effort_slider(qtbot, store, clock, scripted):
     qtbot.waitUntil(lambda: not c.busy, timeout=5000)
     w.effort.slider.setValue(2)
     w.new_action.trigger()
-    assert w.effort.effort() == "medium"
+    assert w.effort.effort() == "high"          # new chats remember the last effort
+    w.effort.slider.setValue(1)
     type_and_enter(qtbot, w, "bananas")
     qtbot.waitUntil(lambda: not c.busy, timeout=5000)
     assert w.sidebar.list.count() == 2
@@ -137,7 +138,8 @@ def _rename_in_place(qtbot, w, row, text):
     from PySide6.QtWidgets import QLineEdit
     item = w.sidebar.list.item(row)
     w.sidebar.list.editItem(item)
-    editor = w.sidebar.list.viewport().findChild(QLineEdit)
+    # The editor of an earlier rename may still await deletion: take the one on screen.
+    editor = next((e for e in w.sidebar.list.viewport().findChildren(QLineEdit) if e.isVisible()), None)
     assert editor is not None and editor.text() == item.text()
     editor.selectAll()
     qtbot.keyClicks(editor, text)

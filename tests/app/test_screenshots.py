@@ -10,20 +10,29 @@ import pytest
 from PySide6.QtGui import QImage
 
 SCRIPT = Path(__file__).with_name("screens.py")
-STATES = ["1-empty", "2-streaming", "3-finished-reasoning-hidden", "4-raw-reasoning-shown", "5-setup-download"]
+SCRIPTED = ["1-empty", "2-streaming", "3-finished-reasoning-hidden", "4-raw-reasoning-shown", "5-setup-download"]
+DEMO = ["6-demo-examples", "7-demo-answer"]      # the real demo model, when MLX is installed
+try:
+    import mlx.core  # noqa: F401
+    HAVE_MLX = True
+except ImportError:
+    HAVE_MLX = False
+BASE = SCRIPTED + (DEMO if HAVE_MLX else [])
+STATES = BASE + ["min-" + s for s in BASE]       # the default size and the window's minimum size
 
 
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs Xvfb (apt-get install xvfb libxcb-cursor0)")
 def test_main_states_render_under_xvfb(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}  # a real X server, not offscreen
     run = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1400x900x24", sys.executable, str(SCRIPT),
-                          str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
+                          str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     images = {}
     for state in STATES:
         image = QImage(str(tmp_path / f"{state}.png"))
         assert not image.isNull(), f"{state}.png was not written"
-        assert image.width() >= 800 and image.height() >= 500
+        want = (760, 520) if state.startswith("min-") else (1180, 780)
+        assert (image.width(), image.height()) == want, state
         small = image.scaled(80, 50)
         colors = {small.pixel(x, y) for x in range(80) for y in range(50)}
         assert len(colors) > 20, f"{state}.png looks blank"
@@ -31,3 +40,5 @@ def test_main_states_render_under_xvfb(tmp_path):
     # Showing the raw chain of thought changes what a person sees; the setup page is another screen.
     assert images["3-finished-reasoning-hidden"] != images["4-raw-reasoning-shown"]
     assert images["1-empty"] != images["5-setup-download"]
+    if HAVE_MLX:   # the demo model answered: its chat differs from the empty one with the examples
+        assert images["6-demo-examples"] != images["7-demo-answer"]
