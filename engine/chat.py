@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from engine.errors import ModelError
-from engine.harmony import EFFORTS, MessageEnd, MessageStart, Stop, TextDelta
+from engine.events import ContextTrimmed, Done, MessageEnd, MessageStart, Stop, TextDelta
+from engine.harmony import EFFORTS
 
 DIM, RESET, CLEAR_LINE = "\033[2m", "\033[0m", "\r\033[K"
 HELP = "Commands: /reset (new chat), /effort low|medium|high, /quit. Ctrl-C stops an answer."
@@ -41,7 +42,6 @@ class TerminalView:
 
     def handle(self, ev) -> None:
         """Show one event (MessageStart, TextDelta, MessageEnd, Stop, ContextTrimmed, Done)."""
-        name = type(ev).__name__
         if isinstance(ev, MessageStart) and ev.channel == "analysis":
             self.thinking_since = self.last_tick = self.clock()
             self.write("Thinking…\n" if self.show_reasoning else "Thinking… 0 s")
@@ -63,10 +63,10 @@ class TerminalView:
             if self.thinking_since is not None and not self.show_reasoning:
                 self.write(CLEAR_LINE)
             self.write("\n" + _stop_note(ev.reason))
-        elif name == "ContextTrimmed":
+        elif isinstance(ev, ContextTrimmed):
             self.write(f"(the chat is longer than the model's context: {ev.dropped_messages} oldest messages "
                        "were left out)\n")
-        elif name == "Done":
+        elif isinstance(ev, Done):
             self.done = ev
             stats = ev.stats
             self.write(f"{DIM}[{stats.generated_tokens} tokens, {stats.decode_tps:.1f} tokens/s, "

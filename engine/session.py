@@ -21,28 +21,12 @@ from dataclasses import dataclass, field
 import mlx.core as mx
 
 from engine.generate import Generation, GenerationStats, SamplingParams
-from engine.harmony import Event, Stop, StreamParser, kept_messages, render_prompt
+from engine.events import ContextTrimmed, Done, Event, Stop
+from engine.harmony import StreamParser, kept_messages, render_prompt
 from engine.tokenizer import special_id
 
 MAX_SNAPSHOTS = 8  # each holds the sliding layers' windows (a few MB for gpt-oss-20b)
 PREFILL_CHUNK = 512
-
-
-@dataclass(frozen=True)
-class ContextTrimmed:
-    """The oldest turns had to go so the prompt fits the context (system/developer kept)."""
-
-    dropped_messages: int
-    truncated_chars: int = 0  # > 0 when even the last message alone was too long: its start was cut
-
-
-@dataclass(frozen=True)
-class Done:
-    stats: GenerationStats
-    stop_reason: str  # the parser's Stop reason
-    reused_tokens: int = 0  # prompt tokens served from the cache
-    prompt_tokens: int = 0  # the whole rendered prompt
-    ttft_s: float = 0.0  # reply() start -> first token, cache rewind and prefill included
 
 
 @dataclass
