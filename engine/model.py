@@ -124,11 +124,12 @@ class Embedding:
 
     def __init__(self, table, dtype):
         self.table, self.dtype = table, dtype
+        self.on_host = not isinstance(table, mx.array)  # then callers pass NumPy ids (no device sync)
 
-    def __call__(self, ids: mx.array) -> mx.array:
-        if isinstance(self.table, mx.array):
+    def __call__(self, ids) -> mx.array:
+        if not self.on_host:
             return self.table[ids].astype(self.dtype)
-        rows = np.asarray(self.table[np.array(ids)])  # bf16 bits come as uint16
+        rows = np.asarray(self.table[np.asarray(ids)])  # bf16 bits come as uint16
         if rows.dtype == np.uint16:
             return mx.array(rows).view(mx.bfloat16).astype(self.dtype)
         return mx.array(rows).astype(self.dtype)
