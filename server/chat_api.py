@@ -1,0 +1,69 @@
+"""POST /v1/chat/completions: OpenAI's Chat Completions over the engine, streaming or not."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+
+from server.convert import chat_messages, effort_of, stop_strings
+from server.reply import Piece, ReplyReader
+from server.requests import check_model, function_tools, response_schema, sampling_job
+
+
+def parse(body: dict, model_id: str):
+    """Request body -> (job, stream, include_usage, stop strings)."""
+    check_model(body, model_id)
+    messages, developer = chat_messages(body.get("messages"))
+    job = sampling_job(body, messages, developer, effort_of(body.get("reasoning_effort"), "reasoning_effort"),
+                       ("max_tokens", "max_completion_tokens"))
+    tools = function_tools(body.get("tools"), body.get("tool_choice"))
+    schema = response_schema(body.get("response_format"))
+    job.extra = {"tools": tools or None, "response_format": schema}
+    options = body.get("stream_options") or {}
+    return job, bool(body.get("stream")), bool(options.get("include_usage")), stop_strings(body.get("stop"))
+
+
+class ChatCompletion:
+    """Builds the response objects of one completion (ids and timestamps fixed at the start)."""
+
+    def __init__(self, model_id: str, reader: ReplyReader, count_tokens):
+        self.id = "chatcmpl-" + secrets.token_hex(12)
+        self.created = int(time.time())
+        self.model, self.reader, self.count_tokens = model_id, reader, count_tokens
+
+    def whole(self) -> dict:
+        r = self.reader
+        message = {"role": "assistant", "content": r.content if (r.content or not r.calls) else None,
+                   "refusal": None}
+        if r.reasoning:
+            message["reasoning"] = message["reasoning_content"] = r.reasoning
+        if r.calls:
+            message["tool_calls"] = [{"id": c.id, "type": "function",
+                                      "function": {"name": c.name, "arguments": c.arguments}} for c in r.calls]
+        return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
+                "system_fingerprint": None,
+                "choices": [{"index": 0, "message": message, "finish_reason": r.finish_reason, "logprobs": None}],
+                "usage": r.usage(self.count_tokens)}
+
+    def chunk(self, delta: dict, finish_reason: str | None = None) -> str:
+        return json.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                           "model": self.model, "system_fingerprint": None,
+                           "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason,
+                                        "logprobs": None}]})
+
+    def delta(self, piece: Piece) -> dict:
+        if piece.kind == "reasoning":
+            return {"reasoning": piece.text, "reasoning_content": piece.text}
+        if piece.kind == "content":
+            return {"content": piece.text}
+        call = self.reader.calls[piece.call]
+        if piece.kind == "call":
+            return {"tool_calls": [{"index": piece.call, "id": call.id, "type": "function",
+                                    "function": {"name": call.name, "arguments": ""}}]}
+        return {"tool_calls": [{"index": piece.call, "function": {"arguments": piece.text}}]}
+
+    def usage_chunk(self) -> str:
+        return json.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                           "model": self.model, "system_fingerprint": None, "choices": [],
+                           "usage": self.reader.usage(self.count_tokens)})

@@ -1,0 +1,51 @@
+"""Opening the model for the server, and the few facts about it the API needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class OpenedChat:
+    """A loaded chat session plus what the API layer asks of it."""
+
+    session: object  # engine.session.ChatSession
+    enc: object      # the tokenizer (tiktoken.Encoding)
+    greedy: bool     # the folder's generation_config asks for greedy decoding (the demo model does)
+    name: str
+
+    def prompt_length(self, messages: list[dict], **render) -> int:
+        """Tokens of the rendered prompt, exactly as the session will render it."""
+        from engine.harmony import render_prompt
+
+        return len(render_prompt(messages, self.enc, **render))
+
+    def sampling(self, temperature: float, top_p: float, seed: int | None):
+        from engine.generate import SamplingParams
+
+        return SamplingParams(temperature=temperature, top_p=top_p, seed=seed)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.enc.encode_ordinary(text)) if text else 0
+
+
+def open_model(folder: str | Path, context_length: int) -> OpenedChat:
+    """Plan, load, tokenizer, generation defaults; ModelError (one sentence) when it can't be done."""
+    from engine import load_model
+    from engine.generation_config import prefers_greedy
+    from engine.memory import apply_wired_limit, check_fits
+    from engine.session import ChatSession
+    from engine.tokenizer import load_tokenizer
+
+    plan = check_fits(folder, context_length)
+    enc = load_tokenizer(folder)
+    apply_wired_limit()
+    model = load_model(folder, policy=plan.policy)
+    session = ChatSession(model, enc, context_length=context_length, prefill_chunk=plan.prefill_chunk)
+    return OpenedChat(session, enc, prefers_greedy(folder), model_id_for(folder))
+
+
+def model_id_for(folder: str | Path) -> str:
+    """The id clients pass as `model`: the folder's name (e.g. "gpt-oss-20b")."""
+    return Path(folder).resolve().name

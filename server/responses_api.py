@@ -1,0 +1,221 @@
+"""POST /v1/responses: OpenAI's Responses API over the engine, with reasoning as its own items.
+
+`previous_response_id` continues a conversation the server still holds (for its lifetime): the
+earlier input and output are put back in front of the new input, so the session's prefix cache
+serves the follow-up without prefilling it again.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from server.convert import effort_of, text_of, tool_call, tool_result
+from server.errors import APIError, bad_request
+from server.reply import Piece, ReplyReader
+from server.requests import check_model, function_tools, response_schema, sampling_job
+
+MAX_STORED = 1000  # responses kept for previous_response_id (oldest forgotten first)
+
+
+class ResponseStore:
+    """Conversations behind the responses this server made: id -> (harmony messages, call names)."""
+
+    def __init__(self):
+        self._items: dict[str, tuple[list[dict], dict]] = {}
+
+    def get(self, response_id: str) -> tuple[list[dict], dict]:
+        if response_id not in self._items:
+            raise APIError(404, f"No response {response_id!r} is held by this server (responses last while "
+                                "it runs); send the whole conversation instead.", "previous_response_id")
+        messages, names = self._items[response_id]
+        return list(messages), dict(names)
+
+    def put(self, response_id: str, messages: list[dict], names: dict) -> None:
+        self._items[response_id] = (messages, names)
+        while len(self._items) > MAX_STORED:
+            self._items.pop(next(iter(self._items)))
+
+
+def input_messages(value, names: dict) -> list[dict]:
+    """Responses `input` (a string or a list of items) -> harmony messages; names maps call ids."""
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    if not isinstance(value, list):
+        raise bad_request("`input` must be a string or a list of input items.", "input")
+    out: list[dict] = []
+    for i, item in enumerate(value):
+        param = f"input[{i}]"
+        if not isinstance(item, dict):
+            raise bad_request("Each input item must be an object.", param)
+        kind = item.get("type", "message")
+        if kind == "message":
+            role, text = item.get("role"), text_of(item.get("content"), f"{param}.content")
+            if role in ("system", "developer"):
+                out.append({"role": "developer", "content": text})
+            elif role in ("user", "assistant"):
+                out.append({"role": role, "content": text} if role == "user" else
+                           {"role": "assistant", "channel": "final", "content": text})
+            else:
+                raise bad_request(f"Unknown role {role!r}.", f"{param}.role")
+        elif kind == "reasoning":
+            parts = item.get("content") or []
+            text = "".join(p.get("text", "") for p in parts if isinstance(p, dict))
+            if text:
+                out.append({"role": "assistant", "channel": "analysis", "content": text})
+        elif kind == "function_call":
+            names[item.get("call_id")] = item.get("name")
+            out.append(tool_call(str(item.get("name")), item.get("arguments") or "{}"))
+        elif kind == "function_call_output":
+            name = names.get(item.get("call_id"))
+            if not name:
+                raise bad_request("A function_call_output's call_id must match an earlier function_call.",
+                                  f"{param}.call_id")
+            output = item.get("output")
+            out.append(tool_result(name, output if isinstance(output, str) else text_of(output, param)))
+        else:
+            raise bad_request(f"Input items of type {kind!r} are not supported.", param)
+    return out
+
+
+def parse(body: dict, model_id: str, store: ResponseStore):
+    """Request body -> (job, stream, the conversation so far, call names)."""
+    check_model(body, model_id)
+    previous = body.get("previous_response_id")
+    history, names = store.get(previous) if previous else ([], {})
+    messages = history + input_messages(body.get("input"), names)
+    developer_parts = [m["content"] for m in messages if m["role"] == "developer"]
+    messages = [m for m in messages if m["role"] != "developer"]
+    instructions = body.get("instructions")
+    if instructions is not None and not isinstance(instructions, str):
+        raise bad_request("`instructions` must be a string.", "instructions")
+    developer = "\n\n".join([p for p in [instructions, *developer_parts] if p]) or None
+    if not any(m["role"] == "user" for m in messages):
+        raise bad_request("The input holds no user message to answer.", "input")
+    reasoning = body.get("reasoning") or {}
+    job = sampling_job(body, messages, developer, effort_of(reasoning.get("effort"), "reasoning.effort"),
+                       ("max_output_tokens",))
+    tools = function_tools(body.get("tools"), body.get("tool_choice"), flat=True)
+    fmt = (body.get("text") or {}).get("format")
+    job.extra = {"tools": tools or None, "response_format": response_schema(fmt, "text.format")}
+    return job, bool(body.get("stream")), messages, names
+
+
+class ResponseBuilder:
+    """Turns reply pieces into output items and, for streaming, Responses events."""
+
+    def __init__(self, model_id: str, body: dict, reader: ReplyReader, count_tokens):
+        self.id = "resp_" + secrets.token_hex(12)
+        self.created = int(time.time())
+        self.model, self.body, self.reader, self.count_tokens = model_id, body, reader, count_tokens
+        self.output: list[dict] = []
+        self.open_kind: str | None = None
+        self.seq = 0
+
+    # -- the response object
+
+    def response(self, status: str) -> dict:
+        r, b = self.reader, self.body
+        incomplete = r.done is not None and r.finish_reason == "length"
+        if status == "completed" and incomplete:
+            status = "incomplete"
+        usage = None
+        if r.done is not None:
+            u = r.usage(self.count_tokens)
+            usage = {"input_tokens": u["prompt_tokens"], "output_tokens": u["completion_tokens"],
+                     "total_tokens": u["total_tokens"],
+                     "input_tokens_details": {"cached_tokens": u["prompt_tokens_details"]["cached_tokens"],
+                                              "cache_write_tokens": 0},
+                     "output_tokens_details": {"reasoning_tokens":
+                                               u["completion_tokens_details"]["reasoning_tokens"]}}
+        return {"id": self.id, "object": "response", "created_at": self.created, "status": status,
+                "model": self.model, "output": self.output, "usage": usage, "error": None,
+                "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+                "instructions": b.get("instructions"), "previous_response_id": b.get("previous_response_id"),
+                "reasoning": {"effort": (b.get("reasoning") or {}).get("effort", "medium"), "summary": None},
+                "tools": b.get("tools") or [], "tool_choice": b.get("tool_choice", "auto"),
+                "parallel_tool_calls": False, "temperature": b.get("temperature"), "top_p": b.get("top_p"),
+                "max_output_tokens": b.get("max_output_tokens"), "text": b.get("text") or {"format": {"type": "text"}},
+                "metadata": b.get("metadata") or {}, "store": True}
+
+    def conversation(self, messages: list[dict]) -> list[dict]:
+        """The conversation to keep for previous_response_id: the input plus this output."""
+        out = list(messages)
+        for item in self.output:
+            if item["type"] == "reasoning":
+                out.append({"role": "assistant", "channel": "analysis", "content": item["content"][0]["text"]})
+            elif item["type"] == "message":
+                out.append({"role": "assistant", "channel": "final", "content": item["content"][0]["text"]})
+            else:
+                out.append(tool_call(item["name"], item["arguments"]))
+        return out
+
+    # -- items and events
+
+    def event(self, kind: str, **fields) -> dict:
+        self.seq += 1
+        return {"type": kind, "sequence_number": self.seq - 1, **fields}
+
+    def feed(self, piece: Piece) -> list[dict]:
+        kind = {"content": "message", "reasoning": "reasoning"}.get(piece.kind, "function_call")
+        events = []
+        if piece.kind == "call" or kind != self.open_kind:
+            events += self.close()
+            events += self._open(kind, piece)
+        item, index = self.output[-1], len(self.output) - 1
+        if piece.kind in ("content", "reasoning") and piece.text:
+            item["content"][0]["text"] += piece.text
+            name = "response.output_text.delta" if kind == "message" else "response.reasoning_text.delta"
+            extra = {"logprobs": []} if kind == "message" else {}
+            events.append(self.event(name, item_id=item["id"], output_index=index, content_index=0,
+                                     delta=piece.text, **extra))
+        elif piece.kind == "arguments":
+            item["arguments"] += piece.text
+            events.append(self.event("response.function_call_arguments.delta", item_id=item["id"],
+                                     output_index=index, delta=piece.text))
+        return events
+
+    def _open(self, kind: str, piece: Piece) -> list[dict]:
+        self.open_kind = kind
+        if kind == "message":
+            item = {"type": "message", "id": "msg_" + secrets.token_hex(12), "status": "in_progress",
+                    "role": "assistant", "content": [{"type": "output_text", "text": "", "annotations": []}]}
+        elif kind == "reasoning":
+            item = {"type": "reasoning", "id": "rs_" + secrets.token_hex(12), "summary": [],
+                    "content": [{"type": "reasoning_text", "text": ""}]}
+        else:
+            call = self.reader.calls[piece.call]
+            item = {"type": "function_call", "id": "fc_" + secrets.token_hex(12), "call_id": call.id,
+                    "name": call.name, "arguments": "", "status": "in_progress"}
+        self.output.append(item)
+        index = len(self.output) - 1
+        shown = {**item, "content": [{**item["content"][0]}]} if "content" in item else dict(item)
+        events = [self.event("response.output_item.added", output_index=index, item=shown)]
+        if "content" in item:
+            events.append(self.event("response.content_part.added", item_id=item["id"], output_index=index,
+                                     content_index=0, part=dict(item["content"][0])))
+        return events
+
+    def close(self) -> list[dict]:
+        """Finish the open item (its done events); nothing when none is open."""
+        if self.open_kind is None:
+            return []
+        kind, self.open_kind = self.open_kind, None
+        item, index = self.output[-1], len(self.output) - 1
+        events = []
+        if kind == "message":
+            item["status"] = "completed"
+            events.append(self.event("response.output_text.done", item_id=item["id"], output_index=index,
+                                     content_index=0, text=item["content"][0]["text"], logprobs=[]))
+        elif kind == "reasoning":
+            events.append(self.event("response.reasoning_text.done", item_id=item["id"], output_index=index,
+                                     content_index=0, text=item["content"][0]["text"]))
+        else:
+            item["status"] = "completed"
+            events.append(self.event("response.function_call_arguments.done", item_id=item["id"],
+                                     output_index=index, name=item["name"], arguments=item["arguments"]))
+        if "content" in item:
+            events.append(self.event("response.content_part.done", item_id=item["id"], output_index=index,
+                                     content_index=0, part=dict(item["content"][0])))
+        events.append(self.event("response.output_item.done", output_index=index, item=item))
+        return events

@@ -1,0 +1,163 @@
+"""The server's one engine thread: it opens the model and serves requests one at a time, in order.
+
+MLX streams belong to the thread that made them, so the model is loaded and every reply generated
+on this thread; the web side (asyncio) only submits jobs and reads their events. A job's events
+cross over with `loop.call_soon_threadsafe`. Cancelling a job (client gone) stops it at the next
+token, or skips it if it is still waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+
+from engine.session import Done
+from server.errors import APIError
+
+log = logging.getLogger(__name__)
+END = object()  # the last item of every job's event stream
+
+
+@dataclass
+class Job:
+    """One request for the engine: the conversation and how to answer it."""
+
+    messages: list[dict]
+    effort: str = "medium"
+    developer: str | None = None
+    temperature: float | None = None  # None: the model folder's default (greedy for the demo model)
+    top_p: float = 1.0
+    seed: int | None = None
+    max_tokens: int | None = None
+    extra: dict = field(default_factory=dict)  # tools / response_format, passed to session.reply
+    cancel: threading.Event = field(default_factory=threading.Event)
+    events: asyncio.Queue | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def put(self, item) -> None:
+        """Called on the engine thread: hand one item to the waiting request."""
+        self.loop.call_soon_threadsafe(self.events.put_nowait, item)
+
+
+class EngineRunner:
+    """Serves jobs on the one thread that owns the model.
+
+    Standalone (python -m server): `opener()` runs on a thread of the runner's own, which then
+    serves jobs in arrival order. Hosted (the desktop app): `post(fn)` runs fn on the host's engine
+    thread, queued with the host's own work (the chat window's replies), and the host calls
+    `attach(chat)` once it has loaded a model.
+    """
+
+    def __init__(self, opener=None, max_waiting: int = 16, post=None):
+        self._opener = opener
+        self._jobs: queue.Queue = queue.Queue()
+        self._post = post or self._jobs.put
+        self._waiting = 0
+        self._lock = threading.Lock()
+        self.max_waiting = max_waiting
+        self.chat = None
+        self.load_error: str | None = None
+        self.loaded = threading.Event()
+        self.served = 0
+        self.active = False
+        self.last_done = None  # the last request's Done event (its stop reason and token counts)
+        self._thread = threading.Thread(target=self._run, name="engine", daemon=True) if post is None else None
+
+    def start(self) -> "EngineRunner":
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join(timeout)
+
+    def attach(self, chat, error: str | None = None) -> None:
+        """Hosted mode: the host loaded `chat` (or failed with `error`, one sentence)."""
+        self.chat, self.load_error = chat, error
+        self.loaded.set()
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    def submit(self, job: Job) -> Job:
+        """Queue a job (on the event loop). Raises APIError 503/429 when it can't be served."""
+        if self.load_error:
+            raise APIError(503, f"The model could not be loaded: {self.load_error}")
+        with self._lock:
+            if self._waiting >= self.max_waiting:
+                raise APIError(429, f"The server is busy ({self._waiting} requests are waiting for the "
+                                    "model); retry in a moment.")
+            self._waiting += 1
+        job.loop = asyncio.get_running_loop()
+        job.events = asyncio.Queue()
+        self._post(lambda: self.execute(job))
+        return job
+
+    # ------------------------------------------------------------------ on the engine thread
+
+    def _run(self) -> None:
+        try:
+            self.chat = self._opener()
+        except Exception as e:  # the opener's errors are already one sentence (ModelError)
+            self.load_error = str(e).rstrip(".") + "."
+            log.error("model load failed: %s", e)
+        finally:
+            self.loaded.set()
+        while True:
+            work = self._jobs.get()
+            if work is None:
+                return
+            work()
+
+    def execute(self, job: Job) -> None:
+        """Serve one job to its end; every job's stream ends with END, whatever happens."""
+        with self._lock:
+            self._waiting -= 1
+        self.active = True
+        try:
+            if not job.cancel.is_set():
+                self._serve(job)
+        except APIError as e:
+            job.put(e)
+        except Exception as e:  # never kill the engine thread: the next request must still work
+            log.exception("generation failed")
+            job.put(APIError(500, f"The engine failed while answering ({type(e).__name__}); retry."))
+        finally:
+            self.served += 1
+            self.active = False
+            job.put(END)
+
+    def _serve(self, job: Job) -> None:
+        if self.chat is None:
+            raise APIError(503, f"The model could not be loaded: {self.load_error}" if self.load_error else
+                           "The model is still loading; retry in a moment.")
+        session = self.chat.session
+        render = {"effort": job.effort, "developer": job.developer, **_render_extra(job.extra)}
+        prompt_len = self.chat.prompt_length(job.messages, **render)
+        context = session.context_length
+        if prompt_len >= context:
+            raise APIError(413, f"The messages are {prompt_len} tokens, more than this model's context of "
+                                f"{context} tokens; shorten them.", code="context_length_exceeded")
+        # Clamp to the room left so the session never has to drop part of the conversation.
+        room = context - prompt_len
+        max_tokens = min(job.max_tokens or room, room)
+        temperature = job.temperature
+        if temperature is None:
+            temperature = 0.0 if self.chat.greedy else 1.0
+        sampling = self.chat.sampling(temperature=temperature, top_p=job.top_p, seed=job.seed)
+        for ev in session.reply(job.messages, sampling=sampling, max_tokens=max_tokens, cancel=job.cancel,
+                                **render):
+            if isinstance(ev, Done):
+                self.last_done = ev
+            job.put(ev)
+
+
+def _render_extra(extra: dict) -> dict:
+    """The job's tool / response-format options that change the prompt (and so its length)."""
+    return {k: v for k, v in extra.items() if v is not None}
