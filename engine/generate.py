@@ -91,14 +91,15 @@ def model_ids(model, ids) -> mx.array | np.ndarray:
 
 
 def prefill(model, ids: list[int], cache, chunk: int = 512, cancel: threading.Event | None = None,
-            splits: Iterable[int] = ()) -> Iterator[int]:
+            splits: Iterable[int] = (), clear_cache: bool = True) -> Iterator[int]:
     """Feed `ids` into the cache chunk by chunk, computing no logits. Yields how many ids are in after
     each chunk (a chunk also ends at each position in `splits`, where the caller may snapshot the
     cache). Stops early, between chunks, when `cancel` is set.
 
     Evaluating only the cache lets MLX skip what no cache needs (the last layer's MoE and the vocab
     projection). Clearing MLX's buffer cache after each chunk returns the chunk's activations (the
-    attention scores grow with the context) instead of keeping them on top of the next chunk's.
+    attention scores grow with the context, so the next chunk can't reuse them) instead of keeping
+    them on top of the next chunk's: bench/prefill_memory.py measures the peak with and without.
     """
     ends = sorted({e for e in splits if 0 < e < len(ids)} | {len(ids)}) if ids else []
     done = 0
@@ -109,7 +110,8 @@ def prefill(model, ids: list[int], cache, chunk: int = 512, cancel: threading.Ev
             piece = ids[done:min(done + chunk, end)]
             model.hidden(model_ids(model, piece), cache)
             mx.eval(cache.state())
-            mx.clear_cache()
+            if clear_cache:
+                mx.clear_cache()
             done += len(piece)
             yield done
 
