@@ -17,7 +17,8 @@ from app.conversation import ChatMessage, ConversationModel
 from app.demo_examples import EFFORT as DEMO_EFFORT
 from app.settings import Settings
 from app.store import ChatStore, StoredMessage
-from app.worker import EngineThread, EngineWorker
+from app.worker import EngineThread, EngineWorker, done_stats
+from engine.events import ContextTrimmed, Done, MessageEnd, MessageStart, PrefillProgress, TextDelta
 from models.registry import DEMO
 
 ANALYSIS_CHANNELS = ("analysis", "commentary")
@@ -307,33 +308,36 @@ class ChatController(QObject):
                     break
 
     @staticmethod
-    def _apply(msg: ChatMessage, t: float, ev: tuple) -> None:
-        kind = ev[0]
-        if kind == "start":
-            channel = ev[2]
-            if channel in ANALYSIS_CHANNELS:
+    def _apply(msg: ChatMessage, t: float, ev) -> None:
+        """Apply one engine.events event (see app/worker.py) to the streaming message."""
+        if isinstance(ev, MessageStart):
+            if ev.channel in ANALYSIS_CHANNELS:
                 msg.phase = "thinking"
                 if msg.think_started is None:
                     msg.think_started = t
-            elif channel == "final":
+            elif ev.channel == "final":
                 if msg.think_started is not None and msg.thought_seconds is None:
                     msg.thought_seconds = t - msg.think_started
                 msg.phase = "answering"
-        elif kind == "delta":
-            if ev[1] == "final":
-                msg.text += ev[2]
+        elif isinstance(ev, TextDelta):
+            if ev.channel == "final":
+                msg.text += ev.text
             else:
-                msg.analysis += ev[2]
-        elif kind == "end":
-            if ev[1] in ANALYSIS_CHANNELS and msg.think_started is not None:
+                msg.analysis += ev.text
+        elif isinstance(ev, MessageEnd):
+            if ev.channel in ANALYSIS_CHANNELS and msg.think_started is not None:
                 msg.thought_seconds = t - msg.think_started
-        elif kind == "trimmed":
-            msg.notice = (f"The oldest {ev[1]} message{'s' if ev[1] != 1 else ''} no longer fit in the context "
+        elif isinstance(ev, PrefillProgress):
+            msg.reading = ev.fraction if ev.fraction < 1.0 else None
+        elif isinstance(ev, ContextTrimmed):
+            n = ev.dropped_messages
+            msg.notice = (f"The oldest {n} message{'s' if n != 1 else ''} no longer fit in the context "
                           "and were left out of this answer.")
 
-    def _on_finished(self, request_id: int, stats: dict, reason: str) -> None:
+    def _on_finished(self, request_id: int, done: Done) -> None:
         if request_id != self._request_id:
             return
+        stats, reason = done_stats(done), str(done.stop_reason)
         self.flush()
         if self._stream is not None:
             notice = stop_notice(reason)

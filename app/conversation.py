@@ -26,6 +26,7 @@ class ChatMessage:
     phase: str = ""                # while streaming: "waiting" | "thinking" | "answering"
     think_started: float | None = None   # monotonic time the analysis channel opened
     thought_seconds: float | None = None
+    reading: float | None = None   # while a long prompt is read: the share read so far (0..1)
     stats: dict = field(default_factory=dict)
     notice: str = ""               # one sentence shown under the bubble (context trimmed, error, ...)
     id: int | None = None          # row id in the store once saved

@@ -1,8 +1,8 @@
 """The one place in app/ that imports the engine (and so MLX). Runs on the worker thread only.
 
-`load_engine(folder, context_length)` returns a session with the `reply()` generator of
-engine.session.ChatSession plus a few facts for the status bar. Every failure becomes
-ModelError-style text: one sentence for the user, never a traceback.
+`load_engine(folder, context_length)` opens the model through the engine's front door
+(engine.open_chat) and returns its session plus a few facts for the status bar. Every failure
+becomes one sentence for the user, never a traceback.
 """
 from __future__ import annotations
 
@@ -34,26 +34,6 @@ class LoadedEngine:
         return (self.make_sampling or sampling_params)(temperature, top_p)
 
 
-def memory_plan(folder: str, context_length: int):
-    """engine.memory.plan's verdict: (the plan, or None if the planner could not run; the refusal
-    in words, or None when the model fits)."""
-    from engine.errors import ModelError
-    from engine.memory import plan
-
-    try:
-        result = plan(folder, context_length)
-    except ModelError as e:   # e.g. a context longer than the model handles: the planner's own sentence
-        return None, str(e)
-    except Exception as e:  # the planner itself failing must not block a model that may well fit
-        log.warning("memory planner failed, loading anyway: %s", e)
-        return None, None
-    if result.fits:
-        return result, None
-    reason = str(result.reason or "the model does not fit in this Mac's memory").rstrip(".")
-    return result, (f"Not enough memory to load this model: {reason}. Close other apps, or choose a "
-                    "shorter context length in Settings, then try again.")
-
-
 def model_display_name(folder: str | Path) -> str:
     """A short name for the status bar: the registry's label if known, else the folder name."""
     folder = Path(folder)
@@ -68,31 +48,19 @@ def model_display_name(folder: str | Path) -> str:
 
 
 def load_engine(folder: str, context_length: int) -> LoadedEngine:
-    """Load model, tokenizer and chat session from `folder` (no network: offline mode is on)."""
+    """Open `folder` for chat through engine.open_chat (no network: offline mode is on)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    plan, refusal = memory_plan(folder, context_length)
-    if refusal:
-        raise LoadRefused(refusal)
     try:
         from engine.errors import ModelError
-    except ImportError:  # pragma: no cover - engine always ships errors.py
-        ModelError = ValueError
-    try:
-        from engine import load_model
-        from engine.generation_config import prefers_greedy
-        from engine.session import ChatSession
-        from engine.tokenizer import load_tokenizer
+        from engine.front_door import NotEnoughMemory, open_chat
     except ImportError as e:
         raise LoadRefused(f"This copy of the app is missing part of its engine ({e.name}); reinstall the app.") from e
     try:
-        if plan is not None:
-            from engine.memory import apply_wired_limit
-
-            apply_wired_limit()
-        model = load_model(folder, policy=plan.policy if plan else None)
-        enc = load_tokenizer(folder)
-        session = ChatSession(model, enc, context_length=context_length,
-                              **({"prefill_chunk": plan.prefill_chunk} if plan else {}))
+        session = open_chat(folder, context_length=context_length)
+    except NotEnoughMemory as e:
+        reason = str(e).rstrip(".")
+        raise LoadRefused(f"Not enough memory to load this model: {reason}. Close other apps, or choose a "
+                          "shorter context length in Settings, then try again.") from e
     except ModelError as e:
         raise LoadRefused(str(e)) from e
     except MemoryError as e:
@@ -101,7 +69,8 @@ def load_engine(folder: str, context_length: int) -> LoadedEngine:
         log.exception("model load failed")
         raise LoadRefused(f"The model in {folder} could not be loaded ({e}); download it again or choose "
                           "another folder.") from e
-    return LoadedEngine(session, model_display_name(folder), model, enc, greedy=prefers_greedy(folder))
+    return LoadedEngine(session, model_display_name(folder), session.model, session.enc,
+                        make_sampling=lambda t, p: session.sampling(t, p), greedy=session.greedy)
 
 
 def memory_in_use() -> int:

@@ -2,9 +2,9 @@
 
 MLX streams belong to the thread that created them, so loading and every generation run here.
 The GUI talks to the worker only through queued signals (plus `cancel()`, which just sets a
-threading.Event and is safe from any thread). Harmony events are turned into plain tuples and
-put on `outbox`; the GUI drains it on a timer so a fast model never floods the event loop:
-  ("start", role, channel) | ("delta", channel, text) | ("end", channel) | ("trimmed", n_dropped)
+threading.Event and is safe from any thread). The session's events (engine.events dataclasses,
+which import no MLX) go out as they are: token events on `outbox`, which the GUI drains on a
+timer so a fast model never floods the event loop; the closing Done by the `finished` signal.
 Each outbox item is (request_id, monotonic_time, event).
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from app.qt_compat import emit
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app.engine_bridge import LoadRefused, load_engine, memory_in_use
+from engine.events import Done, Stop
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +33,14 @@ def stats_to_dict(stats) -> dict:
     return dict(getattr(stats, "__dict__", {}))
 
 
-def event_to_tuple(ev):
-    """Harmony/session event -> plain tuple, or None for events the view doesn't need.
-    Matched by class name so the worker can also run scripted sources in tests."""
-    kind = type(ev).__name__
-    if kind == "MessageStart":
-        return ("start", ev.role, ev.channel)
-    if kind == "TextDelta":
-        return ("delta", ev.channel, ev.text)
-    if kind == "MessageEnd":
-        return ("end", ev.channel)
-    if kind == "ContextTrimmed":
-        dropped = ev.dropped_messages
-        return ("trimmed", dropped if isinstance(dropped, int) else len(dropped))
-    return None  # Stop is summarised by Done
+def done_stats(done: Done) -> dict:
+    """The figures a finished answer keeps: the generation's stats plus the session's own time to
+    first token (cache rewind and prefill included) and prompt/reuse counts."""
+    stats = stats_to_dict(done.stats)
+    for key in ("ttft_s", "reused_tokens", "prompt_tokens"):
+        if getattr(done, key, None):
+            stats[key] = getattr(done, key)
+    return stats
 
 
 class EngineWorker(QObject):
@@ -53,7 +48,7 @@ class EngineWorker(QObject):
 
     loaded = Signal(str)                    # model display name
     load_failed = Signal(str)               # one sentence for the user
-    finished = Signal(int, object, str)     # request id, stats dict, stop reason (object: see qt_compat)
+    finished = Signal(int, object)          # request id, engine.events.Done (object: see qt_compat)
     failed = Signal(int, str)               # request id, one sentence
     memory = Signal("qint64")               # bytes in use
 
@@ -102,23 +97,17 @@ class EngineWorker(QObject):
         if self._engine is None:
             emit(self.failed, request_id, "No model is loaded yet; wait for loading to finish or pick a model.")
             return
-        stats, reason = {}, "stop"
+        done = None
         try:
             sampling = self._engine.sampling(options.get("temperature", 1.0), options.get("top_p", 1.0))
             events = self._engine.session.reply(
                 messages, effort=options.get("effort", "medium"), developer=options.get("developer") or None,
                 sampling=sampling, max_tokens=int(options.get("max_tokens", 2048)), cancel=cancel)
             for ev in events:
-                if type(ev).__name__ == "Done":
-                    stats, reason = stats_to_dict(ev.stats), str(ev.stop_reason)
-                    # The session's own time to first token includes cache rewind and prefill.
-                    for key in ("ttft_s", "reused_tokens", "prompt_tokens"):
-                        if getattr(ev, key, None):
-                            stats[key] = getattr(ev, key)
-                    continue
-                item = event_to_tuple(ev)
-                if item is not None:
-                    self.outbox.put((request_id, self.clock(), item))
+                if isinstance(ev, Done):
+                    done = ev
+                elif not isinstance(ev, Stop):  # Stop is summarised by Done
+                    self.outbox.put((request_id, self.clock(), ev))
         except Exception as e:
             log.exception("generation failed")
             emit(self.failed, request_id, f"The answer stopped because of an engine error ({type(e).__name__}: {e}); "
@@ -128,7 +117,7 @@ class EngineWorker(QObject):
             with self._lock:
                 self._current = -1
                 self._cancelled.discard(request_id)
-        emit(self.finished, request_id, stats, reason)
+        emit(self.finished, request_id, done if done is not None else Done(None, "stop"))
         emit(self.memory, memory_in_use())
 
 

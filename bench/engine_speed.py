@@ -1,10 +1,14 @@
-"""Prefill and decode tokens/s: our engine vs mlx-lm, loading the same checkpoint folder, in one run.
+"""Prefill and decode tokens/s in one run: mlx-lm, ours with no memory policy, and ours with the
+policy the planner picks for gpt-oss-20b on a 16 GB Mac (what the app ships), on the same folder.
 
     python -m bench.engine_speed [--folder /work/bench_data/speed-3l] [--layers 3] [--rounds 3]
 
 The checkpoint has gpt-oss-20b's layer shapes (hidden 2880, 32 experts of 2880, 64/8 heads of 64,
 MXFP4 experts in the official layout) with fewer layers and a smaller vocabulary, so it is 1-2 GB.
-Rounds alternate between the two engines so machine noise hits both alike; the ratio is what counts.
+The 16 GB policy is planned on a header-only full-size 20b folder (bench/fullsize_checkpoint.py)
+with a 10.7 GB budget and applied as is (8-bit attention/lm_head, embedding on the host, the same
+expert slots per layer, the plan's prefill chunk). Rounds alternate between the engines so machine
+noise hits all alike; the ratios are what count.
 """
 
 from __future__ import annotations
@@ -47,15 +51,29 @@ def timed_run(step_fn, prompt: mx.array, decode_tokens: int) -> tuple[float, flo
     return prompt.size / (first - start), (n - 1) / (end - first)
 
 
-def ours(folder, dtype):
+MAC16_BUDGET = int(10.7e9)  # a 16 GB Mac's default GPU working set, rounded down
+
+
+def shipped_plan(context: int):
+    """The planner's choice for the real gpt-oss-20b on a 16 GB Mac (from headers only)."""
+    import tempfile
+
+    from bench.fullsize_checkpoint import write_checkpoint
+    from engine.memory import plan
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return plan(write_checkpoint(Path(tmp) / "gpt-oss-20b", "sparse", "20b"), context, MAC16_BUDGET)
+
+
+def ours(folder, dtype, policy=None, chunk=512):
     from engine import load_model
     from engine.generate import Generation, SamplingParams
 
-    model = load_model(folder, dtype=dtype)
+    model = load_model(folder, dtype=dtype, policy=policy)
 
     def run(prompt):
         return Generation(model, prompt.tolist(), model.make_cache(), SamplingParams(temperature=0),
-                          max_tokens=10 ** 6, prefill_chunk=512)
+                          max_tokens=10 ** 6, prefill_chunk=chunk)
     return model, run
 
 
@@ -82,18 +100,27 @@ def main(argv=None):
     ap.add_argument("--prompt", type=int, default=512)
     ap.add_argument("--decode", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--context", type=int, default=4096, help="context the 16 GB plan is made for")
     ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"],
-                    help="compute dtype for both engines")
+                    help="compute dtype for every engine")
     a = ap.parse_args(argv)
     folder = make_checkpoint(a.folder, a.layers, a.vocab)
+    shipped = shipped_plan(a.context)
+    print(f"16 GB plan for gpt-oss-20b: {shipped.policy.describe()}; prefill chunk {shipped.prefill_chunk}",
+          flush=True)
+    engines = {
+        "mlx-lm": lambda: mlx_lm(folder, a.dtype),
+        "ours, no policy": lambda: ours(folder, a.dtype),
+        "ours, 16 GB policy": lambda: ours(folder, a.dtype, shipped.policy, shipped.prefill_chunk),
+    }
     prompt = mx.array(np.random.default_rng(0).integers(0, a.vocab, a.prompt).astype(np.int32))
-    results = {"ours": [], "mlx-lm": []}
+    results = {name: [] for name in engines}
     for r in range(a.rounds):
-        for name, make in (("ours", ours), ("mlx-lm", mlx_lm)):
-            model, run = make(folder, a.dtype)
+        for name, make in engines.items():
+            model, run = make()
             timed_run(run, prompt[:32], 2)  # warm-up
             results[name].append(timed_run(run, prompt, a.decode))
-            print(f"round {r} {name:7s} prefill {results[name][-1][0]:8.1f} tok/s  "
+            print(f"round {r} {name:19s} prefill {results[name][-1][0]:8.1f} tok/s  "
                   f"decode {results[name][-1][1]:6.2f} tok/s", flush=True)
             del model, run
             gc.collect()
@@ -101,10 +128,10 @@ def main(argv=None):
     print(f"\nmachine: {platform.machine()} {platform.system()}, MLX {mx.__version__}, "
           f"device {mx.default_device()}, {a.dtype}; {a.layers} layers, prompt {a.prompt}, decode {a.decode}")
     med = {k: (statistics.median(p for p, _ in v), statistics.median(d for _, d in v)) for k, v in results.items()}
+    base = med["mlx-lm"]
     for k, (p, d) in med.items():
-        print(f"{k:7s} median prefill {p:8.1f} tok/s   decode {d:6.2f} tok/s")
-    print(f"ratio ours/mlx-lm: prefill {med['ours'][0] / med['mlx-lm'][0]:.2f}x, "
-          f"decode {med['ours'][1] / med['mlx-lm'][1]:.2f}x")
+        print(f"{k:19s} median prefill {p:8.1f} tok/s ({p / base[0]:.2f}x mlx-lm)   "
+              f"decode {d:6.2f} tok/s ({d / base[1]:.2f}x mlx-lm)")
 
 
 if __name__ == "__main__":

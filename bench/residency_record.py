@@ -39,7 +39,7 @@ def attach(model) -> list[RecordingExperts]:
     recorders = []
     for block in model.blocks:
         rec = RecordingExperts(block.moe.experts)
-        block.moe.experts = rec
+        block.moe.experts, block.moe.resolve = rec, rec.resolve  # the MoE binds resolve when built
         recorders.append(rec)
     return recorders
 

@@ -1,7 +1,8 @@
 """The gpt-oss engine: token ids in, token ids out. Knows nothing of Qt.
 
-`from engine import load_model` is the entry point. It is imported lazily so that light modules
-(engine.harmony, engine.tokenizer, engine.errors) can be used without loading MLX.
+`engine.open_chat(folder, context_length=...)` is the front door (plan, load, tokenizer, session);
+`engine.load_model` loads just the model. Both are imported lazily so that light modules
+(engine.events, engine.harmony, engine.tokenizer, engine.errors) can be used without loading MLX.
 """
 
 
@@ -10,7 +11,11 @@ def __getattr__(name):
         from engine.loader import load_model
 
         return load_model
+    if name == "open_chat":
+        from engine.front_door import open_chat
+
+        return open_chat
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 
-__all__ = ["load_model"]
+__all__ = ["load_model", "open_chat"]

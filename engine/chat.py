@@ -18,17 +18,23 @@ import time
 from pathlib import Path
 
 from engine.errors import ModelError
-from engine.harmony import EFFORTS, MessageEnd, MessageStart, Stop, TextDelta
+from engine.events import ContextTrimmed, Done, MessageEnd, MessageStart, Stop, TextDelta
+from engine.harmony import EFFORTS
 
 DIM, RESET, CLEAR_LINE = "\033[2m", "\033[0m", "\r\033[K"
 HELP = "Commands: /reset (new chat), /effort low|medium|high, /quit. Ctrl-C stops an answer."
 
 
 class TerminalView:
-    """Turns session events into terminal output; remembers what the assistant said."""
+    """Turns session events into terminal output; remembers what the assistant said.
 
-    def __init__(self, out, show_reasoning: bool, clock=time.monotonic):
+    Colour and the ticking "Thinking… N s" line (escape codes) only go to a terminal: piped into a
+    file or another program the output is plain text.
+    """
+
+    def __init__(self, out, show_reasoning: bool, clock=time.monotonic, tty: bool | None = None):
         self.out, self.show_reasoning, self.clock = out, show_reasoning, clock
+        self.tty = tty if tty is not None else bool(getattr(out, "isatty", lambda: False)())
         self.thinking_since: float | None = None
         self.last_tick = 0.0
         self.analysis: list[str] = []
@@ -39,38 +45,44 @@ class TerminalView:
         self.out.write(text)
         self.out.flush()
 
+    def dim(self, text: str) -> str:
+        return f"{DIM}{text}{RESET}" if self.tty else text
+
     def handle(self, ev) -> None:
-        """Show one event (MessageStart, TextDelta, MessageEnd, Stop, ContextTrimmed, Done)."""
-        name = type(ev).__name__
+        """Show one event (engine.events: ContextTrimmed, MessageStart, TextDelta, MessageEnd, Stop, Done)."""
         if isinstance(ev, MessageStart) and ev.channel == "analysis":
             self.thinking_since = self.last_tick = self.clock()
-            self.write("Thinking…\n" if self.show_reasoning else "Thinking… 0 s")
+            if self.show_reasoning:
+                self.write("Thinking…\n")
+            elif self.tty:
+                self.write("Thinking… 0 s")
         elif isinstance(ev, TextDelta) and ev.channel == "analysis":
             self.analysis.append(ev.text)
             if self.show_reasoning:
-                self.write(f"{DIM}{ev.text}{RESET}")
-            elif self.clock() - self.last_tick >= 0.1:
+                self.write(self.dim(ev.text))
+            elif self.tty and self.clock() - self.last_tick >= 0.1:
                 self.last_tick = self.clock()
                 self.write(f"{CLEAR_LINE}Thinking… {self.last_tick - self.thinking_since:.0f} s")
         elif isinstance(ev, MessageEnd) and ev.channel == "analysis":
             seconds = self.clock() - (self.thinking_since or self.clock())
-            self.write(("\n" if self.show_reasoning else CLEAR_LINE) + f"Thought for {seconds:.0f} s\n")
+            lead = "\n" if self.show_reasoning else CLEAR_LINE if self.tty else ""
+            self.write(lead + f"Thought for {seconds:.0f} s\n")
             self.thinking_since = None
         elif isinstance(ev, TextDelta) and ev.channel == "final":
             self.final.append(ev.text)
             self.write(ev.text)
         elif isinstance(ev, Stop):
-            if self.thinking_since is not None and not self.show_reasoning:
+            if self.thinking_since is not None and not self.show_reasoning and self.tty:
                 self.write(CLEAR_LINE)
             self.write("\n" + _stop_note(ev.reason))
-        elif name == "ContextTrimmed":
+        elif isinstance(ev, ContextTrimmed):
             self.write(f"(the chat is longer than the model's context: {ev.dropped_messages} oldest messages "
                        "were left out)\n")
-        elif name == "Done":
+        elif isinstance(ev, Done):
             self.done = ev
             stats = ev.stats
-            self.write(f"{DIM}[{stats.generated_tokens} tokens, {stats.decode_tps:.1f} tokens/s, "
-                       f"first token after {ev.ttft_s:.2f} s]{RESET}\n")
+            self.write(self.dim(f"[{stats.generated_tokens} tokens, {stats.decode_tps:.1f} tokens/s, "
+                                f"first token after {ev.ttft_s:.2f} s]") + "\n")
 
 
 def _stop_note(reason: str) -> str:
@@ -188,17 +200,10 @@ def main(argv=None) -> int:
               "config.json, tokenizer.json and the weights.", file=sys.stderr)
         return 1
     try:
-        from engine import load_model
-        from engine.session import ChatSession
-        from engine.tokenizer import load_tokenizer
+        from engine.front_door import open_chat
 
-        from engine.memory import apply_wired_limit, check_fits
-
-        plan = check_fits(args.model, args.context)  # refuses before loading what can't fit
-        print(f"Loading {args.model}…", file=sys.stderr)
-        enc = load_tokenizer(args.model)
-        apply_wired_limit()
-        model = load_model(args.model, dtype=args.dtype, policy=plan.policy)
+        session = open_chat(args.model, context_length=args.context, dtype=args.dtype,  # refuses before loading
+                            on_loading=lambda: print(f"Loading {args.model}…", file=sys.stderr))
     except ModelError as e:
         print(str(e), file=sys.stderr)
         return 1
@@ -209,10 +214,8 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 1
     if args.temperature is None:
-        from engine.generation_config import prefers_greedy
-
-        args.temperature = 0.0 if prefers_greedy(args.model) else 1.0
-    Chat(ChatSession(model, enc, context_length=args.context, prefill_chunk=plan.prefill_chunk), args).run()
+        args.temperature = session.sampling().temperature  # 0 when the folder asks for greedy decoding
+    Chat(session, args).run()
     return 0
 
 

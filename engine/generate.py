@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import mlx.core as mx
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,63 @@ class Sampler:
         return mx.random.categorical(logits, key=key)
 
 
+def host_embedding(model) -> bool:
+    """Does the model gather embedding rows on the host (engine.memory's embed_on_cpu)?"""
+    return getattr(getattr(model, "embed", None), "on_host", False)
+
+
+def model_ids(model, ids) -> mx.array | np.ndarray:
+    """Token ids [T] (list, or a lazy mx.array) -> the [1, T] input the model takes. A model whose
+    embedding table stays on the host gets NumPy ids: its row gather then needs no device sync."""
+    if host_embedding(model):
+        return np.asarray(ids if not isinstance(ids, mx.array) else ids.tolist(), dtype=np.int64).reshape(1, -1)
+    return (ids if isinstance(ids, mx.array) else mx.array(ids)).reshape(1, -1)
+
+
+def prefill(model, ids: list[int], cache, chunk: int = 512, cancel: threading.Event | None = None,
+            splits: Iterable[int] = (), clear_cache: bool = True) -> Iterator[int]:
+    """Feed `ids` into the cache chunk by chunk, computing no logits. Yields how many ids are in after
+    each chunk (a chunk also ends at each position in `splits`, where the caller may snapshot the
+    cache). Stops early, between chunks, when `cancel` is set.
+
+    Evaluating only the cache lets MLX skip what no cache needs (the last layer's MoE and the vocab
+    projection). Clearing MLX's buffer cache after each chunk returns the chunk's activations (the
+    attention scores grow with the context, so the next chunk can't reuse them) instead of keeping
+    them on top of the next chunk's: bench/prefill_memory.py measures the peak with and without.
+    """
+    ends = sorted({e for e in splits if 0 < e < len(ids)} | {len(ids)}) if ids else []
+    done = 0
+    for end in ends:
+        while done < end:
+            if cancel is not None and cancel.is_set():
+                return
+            piece = ids[done:min(done + chunk, end)]
+            model.hidden(model_ids(model, piece), cache)
+            mx.eval(cache.state())
+            if clear_cache:
+                mx.clear_cache()
+            done += len(piece)
+            yield done
+
+
+def decode_one_token(model, ids, cache, sampler: "Sampler") -> mx.array:
+    """Feed ids (usually the last sampled token), sample the next token lazily: [1] ids."""
+    logits = model(model_ids(model, ids), cache=cache, last_only=True)
+    return sampler(logits[:, -1, :])
+
+
 class Generation:
-    """Iterate to get generated token ids; `stats` is filled in as it goes."""
+    """Iterate to get generated token ids; `stats` is filled in as it goes.
+
+    One pipeline for a fresh prompt and for a prompt continued after what the cache holds:
+    `prefill_steps()` (optional, to watch progress) feeds all but the last prompt token, then
+    iterating feeds the last one and decodes. Stats count the whole `prompt_ids` and the time from
+    the first prefill chunk, so prefill tokens/s is true.
+    """
 
     def __init__(self, model, prompt_ids: Iterable[int], cache, sampling: SamplingParams = SamplingParams(),
                  max_tokens: int = 1024, stop_ids: Iterable[int] = (), cancel: threading.Event | None = None,
-                 prefill_chunk: int = 512):
+                 prefill_chunk: int = 512, splits: Iterable[int] = (), on_split=None):
         self.model, self.cache = model, cache
         self.prompt = list(prompt_ids)
         if not self.prompt:
@@ -91,50 +143,57 @@ class Generation:
         self.stop_ids = frozenset(stop_ids)
         self.cancel = cancel
         self.prefill_chunk = prefill_chunk
+        self.splits = tuple(splits)  # positions in the prompt where on_split(position) is called
+        self.on_split = on_split
         self.stats = GenerationStats(prompt_tokens=len(self.prompt))
+        self._started: float | None = None
+        self._prefilled = False
 
     def _cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
 
-    def _step(self, ids: list[int] | mx.array) -> mx.array:
-        """Feed tokens, sample the next one (lazily)."""
-        ids = ids if isinstance(ids, mx.array) else mx.array(ids)
-        logits = self.model(ids.reshape(1, -1), cache=self.cache, last_only=True)
-        return self.sampler(logits[:, -1, :])
-
-    def _prefill(self) -> mx.array | None:
-        """Fill the cache with all but the last prompt token, chunk by chunk, then feed the last one
-        alone to get the first token. Evaluating only the cache lets MLX skip what no cache needs
-        (the last layer's MoE and the vocab projection for every prompt token but one)."""
+    def prefill_steps(self) -> Iterator[int]:
+        """Feed all but the last prompt token; yields how many are in after each chunk."""
+        if self._started is None:
+            mx.reset_peak_memory()
+            self._started = time.perf_counter()
         body = self.prompt[:-1]
-        for i in range(0, len(body), self.prefill_chunk):
-            if self._cancelled():
-                return None
-            self.model.hidden(mx.array([body[i:i + self.prefill_chunk]]), self.cache)
-            mx.eval(self.cache.state())
-        return self._step(self.prompt[-1:])
+        for done in prefill(self.model, body, self.cache, self.prefill_chunk, self.cancel,
+                            self.splits + (len(body),)):
+            if self.on_split is not None and (done in self.splits or done == len(body)):
+                self.on_split(done)
+            yield done
+        self._prefilled = True
 
     def __iter__(self) -> Iterator[int]:
         stats = self.stats
-        mx.reset_peak_memory()
-        start = time.perf_counter()
-        token = self._prefill() if self.max_tokens > 0 else None
-        if token is None:
+        if not self._prefilled:
+            for _ in self.prefill_steps():
+                pass
+        if not self._prefilled or self._cancelled() or self.max_tokens <= 0:
             stats.stop_reason = "cancelled" if self._cancelled() else "max_tokens"
             return
+        start = self._started
+        # An embedding table on the host gathers rows with NumPy: it must read the token before the
+        # next step can be built, so its one sync per token comes first and the device waits for
+        # the graph; otherwise the next step is queued before the token is read.
+        host = host_embedding(self.model)
+        token = decode_one_token(self.model, self.prompt[-1:], self.cache, self.sampler)
         mx.async_eval(token)
         first_at = None
         next_token = None
         try:
             while True:
+                tid = token.item() if host else None
+                feed = [tid] if host else token
                 if stats.generated_tokens + 1 < self.max_tokens:
-                    # Queue the next step before waiting for this token: the device never idles.
-                    next_token = self._step(token)
+                    next_token = decode_one_token(self.model, feed, self.cache, self.sampler)
                     mx.async_eval(next_token)
                 else:
                     next_token = None
-                    mx.eval(self._step(token))  # keep the cache holding every yielded token
-                tid = token.item()
+                    mx.eval(decode_one_token(self.model, feed, self.cache, self.sampler))  # the cache holds every yielded token
+                if tid is None:
+                    tid = token.item()
                 now = time.perf_counter()
                 if first_at is None:
                     first_at = now

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import codecs
 import datetime as _dt
-from dataclasses import dataclass
 
 import tiktoken
 
+from engine.events import Event, MessageEnd, MessageStart, Stop, TextDelta  # noqa: F401 (re-exported)
 from engine.tokenizer import encode_text, special_id
 
 DEFAULT_IDENTITY = "You are ChatGPT, a large language model trained by OpenAI."
@@ -108,30 +108,7 @@ def render_prompt(
 # ---------------------------------------------------------------- streaming parser events
 
 
-@dataclass(frozen=True)
-class MessageStart:
-    role: str
-    channel: str
-    recipient: str | None = None  # "functions.x" for a tool call (" to=functions.x" in the header)
-
-
-@dataclass(frozen=True)
-class TextDelta:
-    channel: str
-    text: str
-
-
-@dataclass(frozen=True)
-class MessageEnd:
-    channel: str
-
-
-@dataclass(frozen=True)
-class Stop:
-    reason: str  # "return" | "call" | "max_tokens" | "cancelled" | "malformed: <what>"
-
-
-Event = MessageStart | TextDelta | MessageEnd | Stop
+# The parser's events live in engine.events (no MLX, no tiktoken), re-exported here.
 
 
 class StreamParser:

@@ -15,7 +15,7 @@ from engine.checkpoint import Checkpoint
 from engine.config import load_config
 from engine.errors import ModelError
 from engine.model import Attention, Block, Embedding, GptOss, Linear, yarn_inv_freq
-from engine.moe import MoE, ExpertWeights
+from engine.moe import MoE, ExpertWeights, experts_mlx
 
 DTYPES = {"bfloat16": mx.bfloat16, "float16": mx.float16, "float32": mx.float32}
 
@@ -36,6 +36,18 @@ def _expert_weights(ckpt: Checkpoint, prefix: str, dtype) -> ExpertWeights:
         down_scales=ckpt.array(p + "down_proj_scales"),
         down_bias=ckpt.array(p + "down_proj_bias").astype(dtype),
     )
+
+
+def experts_backend(dtype, cfg):
+    """The experts function every MoE layer will call, chosen once here: the custom Metal kernels
+    when they are on and pass their self-test, else MLX's gather_qmm (engine.moe.experts_mlx)."""
+    try:
+        from engine.metal_kernels import choose_experts
+    except ImportError:  # the kernels are optional: a broken install means the MLX path
+        return experts_mlx
+    fused = choose_experts(dtype, cfg.hidden_size, cfg.intermediate_size, cfg.num_experts_per_tok,
+                           cfg.swiglu_limit, reference=experts_mlx)
+    return fused or experts_mlx
 
 
 def default_dtype() -> str:
@@ -83,6 +95,7 @@ def load_model(folder: str | Path, dtype: str | None = None, policy=None) -> Gpt
         embed = Embedding(w("model.embed_tokens.weight"), dt)
         mx.eval(embed.table)
 
+    compute = experts_backend(dt, cfg)
     inv_freq, attn_factor = yarn_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
     periods = mx.array(1.0 / inv_freq)  # mx.fast.rope takes periods, not inverse frequencies
     blocks = []
@@ -97,7 +110,7 @@ def load_model(folder: str | Path, dtype: str | None = None, policy=None) -> Gpt
         else:
             experts = _expert_weights(ckpt, p, dt)
         moe = MoE(w(p + "mlp.router.weight"), w(p + "mlp.router.bias"), experts,
-                  cfg.num_experts_per_tok, cfg.swiglu_limit)
+                  cfg.num_experts_per_tok, cfg.swiglu_limit, compute=compute)
         block = Block(w(p + "input_layernorm.weight"), attn, w(p + "post_attention_layernorm.weight"),
                       moe, cfg.rms_norm_eps)
         mx.eval(_block_arrays(block))  # read this layer now: bounds the loading peak

@@ -22,6 +22,7 @@ Experts are never requantized: they stay in the checkpoint's MXFP4.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass, field, replace
@@ -253,6 +254,27 @@ def apply_wired_limit() -> int | None:
         return None
     rec = mx.device_info().get("max_recommended_working_set_size")
     return None if rec is None else mx.set_wired_limit(int(rec))
+
+
+@contextlib.contextmanager
+def wired_limit(limit: int | None = None):
+    """Hold the wired limit (default: the recommended working set) while the block runs, then put
+    back the old one: wired memory is taken from the rest of the Mac. Nothing to do off Metal."""
+    import mlx.core as mx
+
+    if not mx.metal.is_available():
+        yield None
+        return
+    limit = limit or mx.device_info().get("max_recommended_working_set_size")
+    if limit is None:
+        yield None
+        return
+    old = mx.set_wired_limit(int(limit))
+    try:
+        yield int(limit)
+    finally:
+        mx.synchronize()  # work still queued may use the wired pages
+        mx.set_wired_limit(old)
 
 
 # ----------------------------------------------------------------------------- the planner

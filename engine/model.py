@@ -15,6 +15,8 @@ import numpy as np
 from engine.cache import FullCache, ModelCache, SlidingCache
 from engine.config import GptOssConfig, YarnScaling
 
+BUILD = object()  # mask argument: "build it here" (a layer called on its own)
+
 
 def yarn_inv_freq(head_dim: int, base: float, yarn: YarnScaling | None) -> tuple[np.ndarray, float]:
     """Inverse RoPE frequencies [hd/2] and the attention factor that scales cos and sin.
@@ -96,15 +98,23 @@ class Attention:
             visible = visible & (q_pos - k_pos < self.window)
         return visible
 
-    def __call__(self, x: mx.array, cache) -> mx.array:
+    def mask_for(self, T: int, cache):
+        """The mask for T new tokens after what `cache` holds (the same for every layer of a kind,
+        so the model builds it once per forward pass). A sliding cache keeps window - 1 keys."""
+        offset = cache.offset
+        S = (min(offset, self.window - 1) if self.window is not None else offset) + T
+        return self._mask(T, offset, offset + T - S, S)
+
+    def __call__(self, x: mx.array, cache, mask=BUILD) -> mx.array:
         B, T, _ = x.shape
         q = self.q_proj(x).reshape(B, T, self.H, self.hd).transpose(0, 2, 1, 3)
         k = self.k_proj(x).reshape(B, T, self.KV, self.hd).transpose(0, 2, 1, 3)
         v = self.v_proj(x).reshape(B, T, self.KV, self.hd).transpose(0, 2, 1, 3)
         offset = cache.offset
+        if mask is BUILD:
+            mask = self.mask_for(T, cache)
         q, k = self._rope(q, offset), self._rope(k, offset)
         k, v, start = cache.update(k, v)
-        mask = self._mask(T, offset, start, k.shape[2])
         out = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask=mask, sinks=self.sinks)
         return self.o_proj(out.transpose(0, 2, 1, 3).reshape(B, T, -1))
 
@@ -113,8 +123,8 @@ class Block:
     def __init__(self, attn_norm, attn: Attention, mlp_norm, moe, eps: float):
         self.attn_norm, self.attn, self.mlp_norm, self.moe, self.eps = attn_norm, attn, mlp_norm, moe, eps
 
-    def __call__(self, x: mx.array, cache) -> mx.array:
-        x = x + self.attn(mx.fast.rms_norm(x, self.attn_norm, self.eps), cache)
+    def __call__(self, x: mx.array, cache, mask=BUILD) -> mx.array:
+        x = x + self.attn(mx.fast.rms_norm(x, self.attn_norm, self.eps), cache, mask)
         return x + self.moe(mx.fast.rms_norm(x, self.mlp_norm, self.eps))
 
 
@@ -124,11 +134,12 @@ class Embedding:
 
     def __init__(self, table, dtype):
         self.table, self.dtype = table, dtype
+        self.on_host = not isinstance(table, mx.array)  # then callers pass NumPy ids (no device sync)
 
-    def __call__(self, ids: mx.array) -> mx.array:
-        if isinstance(self.table, mx.array):
+    def __call__(self, ids) -> mx.array:
+        if not self.on_host:
             return self.table[ids].astype(self.dtype)
-        rows = np.asarray(self.table[np.array(ids)])  # bf16 bits come as uint16
+        rows = np.asarray(self.table[np.asarray(ids)])  # bf16 bits come as uint16
         if rows.dtype == np.uint16:
             return mx.array(rows).view(mx.bfloat16).astype(self.dtype)
         return mx.array(rows).astype(self.dtype)
@@ -153,8 +164,12 @@ class GptOss:
         if cache is None:
             cache = self.make_cache()
         x = self.embed(ids)
+        masks = {}  # one per layer kind (sliding window or full), built once per pass
         for block, layer_cache in zip(self.blocks, cache.layers):
-            x = block(x, layer_cache)
+            kind = block.attn.window
+            if kind not in masks:
+                masks[kind] = block.attn.mask_for(x.shape[1], layer_cache)
+            x = block(x, layer_cache, masks[kind])
         return mx.fast.rms_norm(x, self.norm, self.config.rms_norm_eps)
 
     def __call__(self, ids: mx.array, cache: ModelCache | None = None, last_only: bool = False) -> mx.array:

@@ -1,8 +1,10 @@
 """Mixture of experts: the top-k router and the MXFP4 experts.
 
 The experts' weights stay exactly as the checkpoint packs them (MXFP4 blocks as uint32, E8M0 scales
-as uint8); MLX's `gather_qmm(mode="mxfp4")` reads them directly. The custom Metal kernels of
-engine/metal_kernels plug in through `fused_experts`, which returns None whenever they are off.
+as uint8); MLX's `gather_qmm(mode="mxfp4")` reads them directly. Which function computes the
+experts (the custom Metal kernels of engine/metal_kernels, or `experts_mlx`) and whether they are
+resident or paged in (engine/residency) is decided by the loader when the model is built: a call
+reads no setting and imports nothing.
 
 # N tokens, K experts per token, E experts, D hidden, I expert intermediate
 """
@@ -92,31 +94,22 @@ def experts_mlx(x: mx.array, idx: mx.array, weights: mx.array, ew: ExpertWeights
 
 class MoE:
     """Router + experts of one layer. `experts` is ExpertWeights, or an expert store that keeps
-    only some experts resident and exposes resolve(idx) -> (ExpertWeights of its slots, slot ids)."""
+    only some experts resident and exposes resolve(idx) -> (ExpertWeights of its slots, slot ids).
+    `compute` is the experts backend chosen at load (experts_mlx, or the Metal kernels)."""
 
-    def __init__(self, router_w, router_b, experts, top_k: int, limit: float):
+    def __init__(self, router_w, router_b, experts, top_k: int, limit: float, compute=None):
         self.router_w, self.router_b = router_w, router_b
         self.experts = experts
         self.top_k = top_k
         self.limit = limit
+        self.compute = compute or experts_mlx
+        self.resolve = getattr(experts, "resolve", None)  # residency: a host sync per call
 
     def __call__(self, x: mx.array) -> mx.array:
         shape = x.shape
         x = x.reshape(-1, shape[-1])
         idx, weights = route(x, self.router_w, self.router_b, self.top_k)
         experts = self.experts
-        if hasattr(experts, "resolve"):
-            experts, idx = experts.resolve(idx)
-        y = _fused(x, idx, weights, experts, self.limit)
-        if y is None:
-            y = experts_mlx(x, idx, weights, experts, self.limit)
-        return y.reshape(shape)
-
-
-def _fused(x, idx, weights, ew, limit):
-    # The custom kernels are optional: any import problem means "use the MLX path".
-    try:
-        from engine.metal_kernels import fused_experts
-    except ImportError:
-        return None
-    return fused_experts(x, idx, weights, ew, limit)
+        if self.resolve is not None:
+            experts, idx = self.resolve(idx)
+        return self.compute(x, idx, weights, experts, self.limit).reshape(shape)

@@ -110,8 +110,8 @@ class ExpertStore:
                 for name in _PARTS:  # in place: MLX donates the buffer when nothing else holds it
                     self.buffers[name][slot] = self._fetch(name, [new])[0]
                 self._lru[new] = slot
+            # No eval here: the copies are evaluated with the layer that uses them, a sync less.
             self.stats.bytes_fetched += len(missing) * self.expert_bytes
-            mx.eval(list(self.buffers.values()))
         for e in wanted:  # most recently used last
             self._lru.move_to_end(e)
             lut[e] = self._lru[e]

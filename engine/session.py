@@ -2,7 +2,7 @@
 
     session = ChatSession(model, enc, context_length=8192)
     for ev in session.reply(messages, effort="medium"):
-        ...  # ContextTrimmed? , MessageStart/TextDelta/MessageEnd..., Stop, Done (always last)
+        ...  # engine.events: ContextTrimmed?, PrefillProgress*, MessageStart/TextDelta/MessageEnd..., Stop, Done
 
 `reply` gets the whole conversation each time. The cache is reused for the longest prefix of the
 new prompt that it still holds: harmony drops a finished turn's analysis, so the history diverges
@@ -14,35 +14,19 @@ edit-and-resend and switching conversations fall out of the same rule.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
 
-import mlx.core as mx
-
+from engine.events import ContextTrimmed, Done, Event, PrefillProgress, Stop
 from engine.generate import Generation, GenerationStats, SamplingParams
-from engine.harmony import Event, Stop, StreamParser, kept_messages, render_prompt
+from engine.harmony import StreamParser, kept_messages, render_prompt
 from engine.tokenizer import special_id
 
 MAX_SNAPSHOTS = 8  # each holds the sliding layers' windows (a few MB for gpt-oss-20b)
 PREFILL_CHUNK = 512
-
-
-@dataclass(frozen=True)
-class ContextTrimmed:
-    """The oldest turns had to go so the prompt fits the context (system/developer kept)."""
-
-    dropped_messages: int
-    truncated_chars: int = 0  # > 0 when even the last message alone was too long: its start was cut
-
-
-@dataclass(frozen=True)
-class Done:
-    stats: GenerationStats
-    stop_reason: str  # the parser's Stop reason
-    reused_tokens: int = 0  # prompt tokens served from the cache
-    prompt_tokens: int = 0  # the whole rendered prompt
-    ttft_s: float = 0.0  # reply() start -> first token, cache rewind and prefill included
+PROGRESS_AFTER_S = 1.0  # a prompt read faster than this shows no progress
 
 
 @dataclass
@@ -63,10 +47,15 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 class ChatSession:
     """Holds the KV cache between turns; one per model (not thread-safe: use from one thread)."""
 
-    def __init__(self, model, enc, context_length: int = 8192, prefill_chunk: int = PREFILL_CHUNK):
+    def __init__(self, model, enc, context_length: int = 8192, prefill_chunk: int = PREFILL_CHUNK,
+                 defaults: SamplingParams = SamplingParams(), greedy: bool = False, wired_limit=None):
         self.model, self.enc = model, enc
         self.context_length = context_length
         self.prefill_chunk = prefill_chunk  # the memory plan shrinks it for long contexts
+        self.defaults, self.greedy = defaults, greedy  # the model folder's generation defaults
+        # Held while answering (engine.memory.wired_limit when opened by engine.open_chat).
+        self.wired_limit = wired_limit or contextlib.nullcontext
+        self.plan = None  # engine.memory.Plan when opened by engine.open_chat
         self.cache = None
         self.held: list[int] = []  # the ids the cache holds, in order
         self.snapshots: list[_Snapshot] = []
@@ -110,6 +99,33 @@ class ChatSession:
 
     # ------------------------------------------------------------------ cache reuse
 
+    def _rewind(self, ids: list[int]) -> int:
+        """Rewind the cache to the newest snapshot that is a prefix of ids[:-1]; returns its position."""
+        target = len(ids) - 1
+        reusable = min(common_prefix(self.held, ids), target)
+        snap = next((s for s in reversed(self.snapshots) if s.position <= reusable), None)
+        if self.cache is None or snap is None:
+            self.cache, self.held, self.snapshots = self.model.make_cache(), [], []
+            return 0
+        self.cache.restore(snap.state)
+        self.held = self.held[:snap.position]
+        # A full-attention cache is overwritten in place after the rewind: later snapshots die.
+        self.snapshots = [s for s in self.snapshots if s.position <= snap.position]
+        return snap.position
+
+    def _snapshot_at(self, ids: list[int], position: int) -> None:
+        """Called by the prefill when the cache holds ids[:position]: remember it, keep a snapshot."""
+        self.held = list(ids[:position])
+        if not self.snapshots or self.snapshots[-1].position < position:
+            self.snapshots.append(_Snapshot(position, self.cache.snapshot()))
+        self.snapshots = self.snapshots[-MAX_SNAPSHOTS:]
+
+    def _generation(self, ids: list[int], start: int, marks, **kw) -> Generation:
+        """The one prefill/decode pipeline for ids[start:], snapshotting at `marks` and at ids[:-1]."""
+        splits = tuple(m - start for m in marks if start < m < len(ids) - 1)
+        return Generation(self.model, ids[start:], self.cache, prefill_chunk=self.prefill_chunk, splits=splits,
+                          on_split=lambda n: self._snapshot_at(ids, start + n), **kw)
+
     def prepare(self, ids: list[int], cancel: threading.Event | None = None,
                 marks: tuple[int, ...] = ()) -> int:
         """Make the cache hold exactly ids[:-1], reusing what it can. Returns the reused count.
@@ -118,43 +134,30 @@ class ChatSession:
         A snapshot is kept at ids[:-1] and at each position in `marks` (e.g. where the last user
         message starts, so that editing it reuses everything before).
         """
-        target = len(ids) - 1
-        reusable = min(common_prefix(self.held, ids), target)
-        snap = next((s for s in reversed(self.snapshots) if s.position <= reusable), None)
-        if self.cache is None or snap is None:
-            self.cache, self.held, self.snapshots = self.model.make_cache(), [], []
-            start = 0
-        else:
-            self.cache.restore(snap.state)
-            start = snap.position
-            self.held = self.held[:start]
-            # A full-attention cache is overwritten in place after the rewind: later snapshots die.
-            self.snapshots = [s for s in self.snapshots if s.position <= start]
-        stops = sorted({m for m in marks if start < m < target} | {target})
-        pos = start
-        for stop in stops:
-            for i in range(pos, stop, self.prefill_chunk):
-                if cancel is not None and cancel.is_set():
-                    return start
-                chunk = ids[i:min(i + self.prefill_chunk, stop)]
-                self.model.hidden(mx.array([chunk]), self.cache)
-                mx.eval(self.cache.state())
-                self.held += chunk
-            pos = stop
-            if not self.snapshots or self.snapshots[-1].position < stop:
-                self.snapshots.append(_Snapshot(stop, self.cache.snapshot()))
-        self.snapshots = self.snapshots[-MAX_SNAPSHOTS:]
+        start = self._rewind(ids)
+        for _ in self._generation(ids, start, marks, cancel=cancel).prefill_steps():
+            pass
+        self.held = list(ids[:self.cache.offset])
         return start
 
     # ------------------------------------------------------------------ one turn
 
+    def sampling(self, temperature: float | None = None, top_p: float | None = None) -> SamplingParams:
+        """The user's sampling settings over the model folder's defaults; greedy if the folder asks."""
+        d = self.defaults
+        if self.greedy:
+            return SamplingParams(temperature=0.0, top_p=d.top_p, min_p=d.min_p, seed=d.seed)
+        return SamplingParams(temperature=d.temperature if temperature is None else temperature,
+                              top_p=d.top_p if top_p is None else top_p, min_p=d.min_p, seed=d.seed)
+
     def reply(self, messages: list[dict], effort: str = "medium", developer: str | None = None,
-              sampling: SamplingParams = SamplingParams(), max_tokens: int = 2048,
+              sampling: SamplingParams | None = None, max_tokens: int = 2048,
               cancel: threading.Event | None = None, date: str | None = None, identity: str | None = None):
         """Generate the assistant's answer to `messages` (ending with the user's message).
 
-        Yields ContextTrimmed (if needed), then harmony parser events, then Done. Model output
-        never raises: a malformed reply ends with Stop("malformed: ...").
+        Yields ContextTrimmed (if needed), PrefillProgress (only once reading the prompt has taken
+        more than PROGRESS_AFTER_S), then harmony parser events, then Done. Model output never
+        raises: a malformed reply ends with Stop("malformed: ..."). sampling=None: self.sampling().
         """
         started = time.perf_counter()
         render = {"effort": effort, "date": date, "developer": developer}
@@ -163,18 +166,27 @@ class ChatSession:
         ids, trimmed = self.fit_prompt(messages, max_tokens, **render)
         if trimmed:
             yield trimmed
-        reused = self.prepare(ids, cancel, marks=(self._last_message_start(ids),))
+        with self.wired_limit():
+            yield from self._answer(ids, started, sampling or self.sampling(), max_tokens, cancel)
+
+    def _answer(self, ids, started, sampling, max_tokens, cancel):
+        reused = self._rewind(ids)
+        room = max(1, self.context_length - len(ids))
+        gen = self._generation(ids, reused, (self._last_message_start(ids),), sampling=sampling,
+                               max_tokens=min(max_tokens, room), stop_ids=self.stop_ids, cancel=cancel)
         parser = StreamParser(self.enc)
-        if len(self.held) != len(ids) - 1:  # cancelled while prefilling
+        body = len(ids) - 1 - reused
+        for done in gen.prefill_steps():
+            if time.perf_counter() - started > PROGRESS_AFTER_S:
+                yield PrefillProgress(done, body)
+        if self.cache.offset != len(ids) - 1:  # cancelled while prefilling: keep what is in
+            self.held = list(ids[:self.cache.offset])
             stats = GenerationStats(prompt_tokens=len(ids) - reused, stop_reason="cancelled")
             yield from parser.finish("cancelled")
             yield Done(stats, "cancelled", reused, len(ids), 0.0)
             return
 
-        room = max(1, self.context_length - len(ids))
-        gen = Generation(self.model, ids[-1:], self.cache, sampling=sampling, max_tokens=min(max_tokens, room),
-                         stop_ids=self.stop_ids, cancel=cancel, prefill_chunk=self.prefill_chunk)
-        self.held.append(ids[-1])
+        self.held = list(ids)
         stop: Stop | None = None
         ttft = 0.0
         tokens = iter(gen)
@@ -198,9 +210,7 @@ class ChatSession:
             events = parser.finish(reason)
             yield from events
             stop = events[-1] if events else Stop(reason)
-        stats = gen.stats
-        stats.prompt_tokens = len(ids) - reused
-        yield Done(stats, stop.reason, reused, len(ids), ttft)
+        yield Done(gen.stats, stop.reason, reused, len(ids), ttft)
 
 
 def _last_start(ids: list[int], start_id: int) -> int:
@@ -219,4 +229,4 @@ def _next_turn_start(messages: list[dict]) -> int:
     return i
 
 
-__all__ = ["ChatSession", "ContextTrimmed", "Done", "Event", "common_prefix"]
+__all__ = ["ChatSession", "ContextTrimmed", "Done", "Event", "PrefillProgress", "common_prefix"]

@@ -31,19 +31,12 @@ class OpenedChat:
 
 
 def open_model(folder: str | Path, context_length: int) -> OpenedChat:
-    """Plan, load, tokenizer, generation defaults; ModelError (one sentence) when it can't be done."""
-    from engine import load_model
-    from engine.generation_config import prefers_greedy
-    from engine.memory import apply_wired_limit, check_fits
-    from engine.session import ChatSession
-    from engine.tokenizer import load_tokenizer
+    """engine.open_chat (plan, load, tokenizer, generation defaults); ModelError (one sentence)
+    when it can't be done."""
+    from engine import open_chat
 
-    plan = check_fits(folder, context_length)
-    enc = load_tokenizer(folder)
-    apply_wired_limit()
-    model = load_model(folder, policy=plan.policy)
-    session = ChatSession(model, enc, context_length=context_length, prefill_chunk=plan.prefill_chunk)
-    return OpenedChat(session, enc, prefers_greedy(folder), model_id_for(folder))
+    session = open_chat(folder, context_length=context_length)
+    return OpenedChat(session, session.enc, session.greedy, model_id_for(folder))
 
 
 def model_id_for(folder: str | Path) -> str:

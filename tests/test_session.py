@@ -201,3 +201,42 @@ def test_cancel_mid_answer(enc):
             cancel.set()
     assert events[-3:-1] == [MessageEnd("final"), Stop("cancelled")] and events[-1].stop_reason == "cancelled"
     assert session.cache.offset == len(session.held)
+
+
+# ---------------------------------------------------------------- one pipeline: true stats, progress
+
+
+def test_stats_count_the_whole_prompt_and_its_real_prefill_speed(model, enc):
+    session = ChatSession(model, enc, context_length=4096, prefill_chunk=64)
+    done = drain(session.reply([U("word " * 300)], sampling=GREEDY, max_tokens=3, date="2026-11-22"))[-1]
+    s = done.stats
+    assert s.prompt_tokens == done.prompt_tokens - done.reused_tokens > 300
+    # Prefill speed is the whole new prompt over the time to the first token (it was 1 / ttft).
+    assert s.prefill_tps == pytest.approx(s.prompt_tokens / s.ttft_s, rel=1e-6)
+    assert 0 < s.ttft_s <= done.ttft_s and s.generated_tokens == 3
+
+
+def test_a_long_prompt_reports_reading_progress_and_the_wired_limit_is_held(model, enc, monkeypatch):
+    import engine.session as session_module
+
+    monkeypatch.setattr(session_module, "PROGRESS_AFTER_S", 0.0)
+    inside = []
+
+    class Wired:
+        def __enter__(self):
+            inside.append("in")
+
+        def __exit__(self, *exc):
+            inside.append("out")
+
+    session = ChatSession(model, enc, context_length=4096, prefill_chunk=64, wired_limit=Wired)
+    events = []
+    for ev in session.reply([U("word " * 300)], sampling=GREEDY, max_tokens=2, date="2026-11-22"):
+        events.append((ev, list(inside)))
+    progress = [ev for ev, _ in events if isinstance(ev, session_module.PrefillProgress)]
+    total = events[-1][0].prompt_tokens - 1
+    steps = [0] + [p.done for p in progress]  # one per chunk (a chunk also ends where a snapshot is kept)
+    assert steps[-1] == total and len(steps) >= 1 + total // 64
+    assert all(0 < b - a <= 64 for a, b in zip(steps, steps[1:]))
+    assert all(p.total == total for p in progress) and progress[-1].fraction == 1.0
+    assert all(seen == ["in"] for _, seen in events) and inside == ["in", "out"]

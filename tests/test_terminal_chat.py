@@ -115,7 +115,7 @@ def scripted(view, clock):
 
 def test_view_hides_reasoning_and_says_how_long_it_thought():
     out, clock = io.StringIO(), FakeClock()
-    view = TerminalView(out, show_reasoning=False, clock=clock)
+    view = TerminalView(out, show_reasoning=False, clock=clock, tty=True)
     scripted(view, clock)
     text = out.getvalue()
     assert "Thinking… 0 s" in text and "Thinking… 2 s" in text and "Thought for 3 s\n" in text
@@ -125,11 +125,32 @@ def test_view_hides_reasoning_and_says_how_long_it_thought():
 
 def test_view_shows_raw_reasoning_dimmed_when_asked():
     out, clock = io.StringIO(), FakeClock()
-    view = TerminalView(out, show_reasoning=True, clock=clock)
+    view = TerminalView(out, show_reasoning=True, clock=clock, tty=True)
     scripted(view, clock)
     text = out.getvalue()
     assert "\033[2mThe user \033[0m" in text and "Thought for 3 s" in text and "It is 4." in text
     assert "".join(view.analysis) == "The user asks 2+2." and "".join(view.final) == "It is 4."
+
+
+def test_piped_output_is_plain_text_without_escape_codes(tiny_model):
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TERM="xterm")
+    run = subprocess.run([sys.executable, "-m", "engine.chat", "--model", str(tiny_model), "--temperature", "0",
+                          "--max-tokens", "12", "--show-reasoning"], input="Hello!\n/quit\n", capture_output=True,
+                         text=True, cwd=str(ROOT), env=env, timeout=120)
+    assert run.returncode == 0 and "Traceback" not in run.stderr
+    assert "[12 tokens, " in run.stdout and "\033" not in run.stdout
+
+
+def test_view_writes_no_escape_codes_into_a_pipe():
+    out, clock = io.StringIO(), FakeClock()
+    for show in (False, True):
+        view = TerminalView(out, show_reasoning=show, clock=clock)  # StringIO is not a terminal
+        scripted(view, clock)
+    text = out.getvalue()
+    assert "\033" not in text and "\r" not in text
+    assert "Thought for 3 s\n" in text and "The user asks 2+2." in text and "31.5 tokens/s" in text
 
 
 def test_a_context_the_memory_plan_refuses_is_one_sentence_before_loading(tiny_model):

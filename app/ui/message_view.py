@@ -32,6 +32,8 @@ def thinking_text(msg: ChatMessage, now: float | None = None) -> str:
         now = time.monotonic() if now is None else now
         return f"Thinking… {max(0, int(now - msg.think_started))} s"
     if msg.streaming and msg.phase == "waiting":
+        if msg.reading is not None:  # only sent for prompts that take more than a second to read
+            return f"Reading your message… {int(msg.reading * 100)}%"
         return "Thinking…"
     if msg.thought_seconds is not None:
         s = msg.thought_seconds

@@ -1,16 +1,19 @@
 """Custom Metal kernels for gpt-oss's MXFP4 experts, always optional.
 
-`fused_experts(x, idx, weights, ew)` returns the experts' combined output [N, D] from two fused
-kernels, or None whenever they are off, and engine.moe then runs its plain-MLX path:
+`choose_experts(dtype, hidden, inter, top_k, limit, reference)` is called once, when the model is
+built. It returns the experts function to use for every call (the kernels for decode, `reference`
+for the rest) or None, and the model then runs the plain-MLX `reference` everywhere:
 - not on Metal (Linux, CPU stream) or GPT_OSS_KERNELS=mlx;
-- in auto mode, more tokens than build.GEMV_MAX_TOKENS (a prefill) while PREFILL_KERNELS is False:
-  our sorted-pair GEMM kernels are verified but not yet measured against MLX's sorted gather_qmm on
-  a Mac (bench/kernels.py does that); until they win there, prefill stays on MLX;
-- sizes the kernels don't take (hidden or intermediate not a multiple of 32);
-- the first-use self-test failed or a kernel did not compile: one log line, then off for the session.
+- sizes the kernels don't take (hidden or intermediate not a multiple of 32) or a dtype they lack;
+- the self-test against `reference` failed or a kernel did not compile: one log line, then off
+  for the session.
+In auto mode more tokens than build.GEMV_MAX_TOKENS (a prefill) go to `reference` while
+PREFILL_KERNELS is False: our sorted-pair GEMM kernels are verified but not yet measured against
+MLX's sorted gather_qmm on a Mac (bench/kernels.py does that); until they win there, prefill stays
+on MLX.
 
 GPT_OSS_KERNELS=auto (default) | metal (every kernel, prefill GEMMs included, without the self-test
-gate) | mlx (never).
+gate) | mlx (never). Read when the model is built, never per call.
 The .metal sources are verified on the CPU by tests/metal (see docs/metal_kernels.md).
 
 # N tokens, K experts per token, E experts, D hidden, I expert intermediate
@@ -75,9 +78,10 @@ def metal_available() -> bool:
         return False
 
 
-def fused_experts(x, idx, weights, ew, limit: float = 7.0):
-    """x [N, D], idx [N, K] expert ids, weights [N, K] router weights -> [N, D], or None when the
-    custom kernels are off (the caller then runs engine.moe.experts_mlx)."""
+def choose_experts(dtype, hidden: int, inter: int, top_k: int, limit: float, reference):
+    """Decide once, at load: an experts function f(x [N, D], idx [N, K], weights [N, K], ew, limit)
+    -> [N, D] that uses the kernels, or None when they are off (use `reference`, engine.moe's
+    plain-MLX experts, which the first-use self-test also compares the kernels against)."""
     m = mode()
     if m == "mlx" or _off_reason is not None:
         return None
@@ -87,24 +91,26 @@ def fused_experts(x, idx, weights, ew, limit: float = 7.0):
     from . import launch as L
     from .build import DTYPE_NAMES, GEMV_MAX_TOKENS, experts_metal
 
-    n_tok, hidden = x.shape
-    top_k = idx.shape[1]
-    inter = ew.down_blocks.shape[-1] * 8
-    if x.dtype not in DTYPE_NAMES or (m == "auto" and n_tok > GEMV_MAX_TOKENS and not PREFILL_KERNELS):
-        return None
-    why = L.check_shapes(n_tok, top_k, hidden, inter)
-    if why is not None:
-        _log_once(f"custom Metal kernels not used: {why}")
+    why = L.check_shapes(1, top_k, hidden, inter)
+    if dtype not in DTYPE_NAMES or why is not None:
+        _log_once(f"custom Metal kernels not used: {why or f'no kernels for {dtype}'}")
         return None
     if m == "auto":
-        key = (DTYPE_NAMES[x.dtype], hidden, inter, top_k)
+        key = (DTYPE_NAMES[dtype], hidden, inter, top_k)
         with _lock:
             if key not in _tested:
                 from .selftest import self_test
 
-                problem = self_test(hidden, inter, top_k, x.dtype, limit)
+                problem = self_test(hidden, inter, top_k, dtype, limit, reference)
                 if problem is not None:
                     _switch_off(problem)
                     return None
                 _tested.add(key)
-    return experts_metal(x, idx, weights, ew, limit)
+    prefill_kernels = PREFILL_KERNELS or m == "metal"
+
+    def experts_kernels(x, idx, weights, ew, limit):
+        if x.shape[0] > GEMV_MAX_TOKENS and not prefill_kernels:
+            return reference(x, idx, weights, ew, limit)
+        return experts_metal(x, idx, weights, ew, limit)
+
+    return experts_kernels

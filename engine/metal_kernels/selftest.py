@@ -1,9 +1,12 @@
-"""First-use self-test of the Metal kernels against engine.moe.experts_mlx on random data.
+"""First-use self-test of the Metal kernels against a reference experts function (engine.moe's
+plain-MLX path, passed in by the caller: this package never imports the model code) on random data.
 
 # N tokens, K experts per token, E experts, D hidden, I expert intermediate
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import mlx.core as mx
 
@@ -17,9 +20,8 @@ SELF_TEST_EXPERTS = 4
 
 
 def random_experts(n_exp: int, hidden: int, inter: int, dtype, key):
-    """Random ExpertWeights in the checkpoint's layout (scales near 2^-6 keep outputs O(1))."""
-    from engine.moe import ExpertWeights
-
+    """Random expert weights in the checkpoint's layout, with engine.moe.ExpertWeights' six fields
+    (scales near 2^-6 keep outputs O(1))."""
     k = mx.random.split(key, 6)
 
     def blocks(rows, cols, kk):
@@ -30,18 +32,16 @@ def random_experts(n_exp: int, hidden: int, inter: int, dtype, key):
     def scales(rows, cols, kk):
         return mx.random.randint(118, 124, (n_exp, rows, cols // 32), key=kk).astype(mx.uint8)
 
-    return ExpertWeights(
+    return SimpleNamespace(
         gate_up_blocks=blocks(2 * inter, hidden, k[0]), gate_up_scales=scales(2 * inter, hidden, k[1]),
         gate_up_bias=mx.random.normal((n_exp, 2 * inter), key=k[2]).astype(dtype),
         down_blocks=blocks(hidden, inter, k[3]), down_scales=scales(hidden, inter, k[4]),
         down_bias=mx.random.normal((n_exp, hidden), key=k[5]).astype(dtype))
 
 
-def self_test(hidden: int, inter: int, top_k: int, dtype, limit: float) -> str | None:
-    """Run the kernels and the MLX path on 1, 3 and 64 random tokens. Returns None when they agree,
-    else one sentence saying what went wrong (a compile error included)."""
-    from engine.moe import experts_mlx
-
+def self_test(hidden: int, inter: int, top_k: int, dtype, limit: float, reference) -> str | None:
+    """Run the kernels and `reference` (engine.moe.experts_mlx) on 1, 3 and 64 random tokens.
+    Returns None when they agree, else one sentence saying what went wrong (a compile error included)."""
     from .build import experts_metal
 
     try:
@@ -56,7 +56,7 @@ def self_test(hidden: int, inter: int, top_k: int, dtype, limit: float) -> str |
             idx = idx.astype(mx.uint32)
             weights = mx.softmax(mx.random.normal((n_tok, top_k), key=kw), axis=-1).astype(dtype)
             got = experts_metal(x, idx, weights, ew, limit).astype(mx.float32)
-            want = experts_mlx(x, idx, weights, ew, limit).astype(mx.float32)
+            want = reference(x, idx, weights, ew, limit).astype(mx.float32)
             err = mx.max(mx.abs(got - want)).item()
             scale = mx.max(mx.abs(want)).item()
             tol = TOLERANCE.get(dtype, 3e-2) * max(scale, 1e-6)

@@ -2,9 +2,9 @@
 
     python -m models.demo_train.evaluate models/demo --count 300 --efforts low,high
 
-Each question is rendered with engine.harmony.render_prompt, generated greedily with
-engine.generate.Generation from a fresh cache, and the streamed ids are parsed by
-engine.harmony.StreamParser. A response is well-formed when it is exactly an analysis message then
+The folder is opened through the engine's front door (engine.open_chat), and each question is
+answered greedily by its session from a fresh cache (harmony rendering and stream parsing are the
+session's, as in the app). A response is well-formed when it is exactly an analysis message then
 a final message, ending with <|return|>. The final answer is graded against the generator's answer.
 """
 
@@ -21,6 +21,7 @@ from models.demo_train.conversations import heldout_examples
 from models.demo_train.tasks import DAYS
 
 EVAL_DATE = "2026-11-22"  # fixed so the evaluation is reproducible
+EVAL_CONTEXT = 2048  # prompts are a few hundred tokens, answers at most 400
 INT = re.compile(r"\d+")
 
 
@@ -47,52 +48,38 @@ class Reply:
         return self.channels == ["analysis", "final"] and self.stop == "return"
 
 
-def run_one(model, enc, messages: list[dict], effort: str, max_tokens: int = 400) -> Reply:
-    """Greedy reply to `messages` at `effort`, parsed into channels."""
-    from engine.generate import Generation, SamplingParams
-    from engine.harmony import MessageStart, StreamParser, Stop, TextDelta
-    from engine.tokenizer import special_id
+def run_one(session, messages: list[dict], effort: str, max_tokens: int = 400) -> Reply:
+    """Greedy reply to `messages` at `effort` from a fresh cache (session: engine.open_chat's)."""
+    from engine.events import MessageStart, Stop, TextDelta
+    from engine.generate import SamplingParams
 
-    ids = render_prompt_ids(messages, enc, effort)
-    stop_ids = frozenset({special_id(enc, "<|return|>"), special_id(enc, "<|call|>")})
-    gen = Generation(model, ids, model.make_cache(), sampling=SamplingParams(temperature=0.0),
-                     max_tokens=max_tokens, stop_ids=stop_ids)
-    parser, reply = StreamParser(enc), Reply()
-    events = []
-    for token in gen:
-        reply.tokens += 1
-        events += parser.feed(token)
-    events += parser.finish(gen.stats.stop_reason if gen.stats.stop_reason != "stop" else "malformed: stopped")
-    for ev in events:
+    session.reset()  # every question from scratch, so a row doesn't depend on the one before
+    reply = Reply()
+    for ev in session.reply(messages, effort=effort, date=EVAL_DATE, max_tokens=max_tokens,
+                            sampling=SamplingParams(temperature=0.0)):
         if isinstance(ev, MessageStart):
             reply.channels.append(ev.channel)
         elif isinstance(ev, TextDelta):
             reply.texts[ev.channel] = reply.texts.get(ev.channel, "") + ev.text
         elif isinstance(ev, Stop) and not reply.stop:
             reply.stop = ev.reason
+        elif hasattr(ev, "stats"):  # Done
+            reply.tokens = ev.stats.generated_tokens
     return reply
-
-
-def render_prompt_ids(messages: list[dict], enc, effort: str) -> list[int]:
-    from engine.harmony import render_prompt
-
-    return render_prompt(messages, enc, effort=effort, date=EVAL_DATE)
 
 
 def evaluate(folder: Path, count: int = 300, efforts=("low", "high"), shard: int = 0, shards: int = 1,
              log=None) -> list[dict]:
     """One row per (question, effort): kind, effort, well_formed, correct, tokens, texts."""
-    from engine import load_model
-    from engine.tokenizer import load_tokenizer
+    from engine import open_chat
 
-    model = load_model(folder)
-    enc = load_tokenizer(folder)
+    session = open_chat(folder, context_length=EVAL_CONTEXT)
     rows = []
     for i, ex in enumerate(heldout_examples(count)):
         if i % shards != shard:
             continue
         for effort in efforts:
-            reply = run_one(model, enc, ex.messages(), effort)
+            reply = run_one(session, ex.messages(), effort)
             final = reply.texts.get("final", "")
             rows.append({"i": i, "kind": ex.task.kind, "effort": effort, "question": ex.task.question,
                          "answer": ex.task.answer, "well_formed": reply.well_formed,

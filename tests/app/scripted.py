@@ -1,7 +1,7 @@
 """A scripted stand-in for engine.session.ChatSession: yields a fixed harmony event stream.
 
 Used only where a deterministic stream is needed (analysis/final split, "Thought for N s",
-stopping mid-answer). It uses the engine's own event classes when they exist.
+stopping mid-answer). It yields the engine's own event classes (engine.events, no MLX).
 """
 from __future__ import annotations
 
@@ -9,37 +9,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-try:
-    from engine.harmony import MessageEnd, MessageStart, Stop, TextDelta
-except ImportError:  # harmony not landed yet: same names and fields
-    @dataclass
-    class MessageStart:
-        role: str
-        channel: str
-
-    @dataclass
-    class TextDelta:
-        channel: str
-        text: str
-
-    @dataclass
-    class MessageEnd:
-        channel: str
-
-    @dataclass
-    class Stop:
-        reason: str
-try:
-    from engine.session import ContextTrimmed, Done
-except ImportError:
-    @dataclass
-    class ContextTrimmed:
-        dropped_messages: int
-
-    @dataclass
-    class Done:
-        stats: object
-        stop_reason: str
+from engine.events import ContextTrimmed, Done, MessageEnd, MessageStart, Stop, TextDelta  # noqa: F401
 
 
 @dataclass

@@ -162,3 +162,23 @@ def test_load_refusal_is_one_sentence(qtbot, store):
     assert sig.args[0].startswith("Not enough memory") and not c.ready
     assert not c.send("hello")
     c.shutdown()
+
+
+def test_engine_events_reach_the_view_as_objects_trimmed_and_reading_progress(qtbot, store):
+    from app.ui.message_view import thinking_text
+    from engine.events import ContextTrimmed, PrefillProgress
+
+    clock = FakeClock()
+    script = [(0.0, ContextTrimmed(3)), (0.0, PrefillProgress(200, 500))] + answer_script()
+    session = ScriptedSession(script, clock=clock, delay=0.05)
+    c = ChatController(store, EngineWorker(loader=scripted_loader(session), clock=clock), flush_ms=10)
+    with qtbot.waitSignal(c.model_ready):
+        c.load_model("/x")
+    c.send("a long question")
+    qtbot.waitUntil(lambda: thinking_text(c.model.last()) == "Reading your message… 40%", timeout=5000)
+    wait_idle(qtbot, c)
+    last = c.model.last()
+    assert last.text == "Hello **there**." and last.state == "done"
+    assert "oldest 3 messages" in last.notice
+    assert last.stats["prompt_tokens"] == 12 and last.stats["ttft_s"] == 0.05  # from Done, via the signal
+    c.shutdown()

@@ -47,7 +47,7 @@ def test_setup_page_download_pause_resume_then_chat(qtbot, store, app_home, tmp_
 def test_memory_refusal_is_shown_in_words(monkeypatch, tmp_path):
     import engine.memory
     from app.engine_bridge import LoadRefused, load_engine
-    monkeypatch.setattr(engine.memory, "plan", lambda folder, ctx: SimpleNamespace(
+    monkeypatch.setattr(engine.memory, "plan", lambda folder, ctx, *budget: SimpleNamespace(
         fits=False, reason="gpt-oss-20b needs at least 12.1 GB but only 10.5 GB is available", peak_bytes=12 * 10**9))
     try:
         load_engine(str(tmp_path), 8192)

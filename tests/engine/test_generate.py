@@ -107,3 +107,17 @@ def test_sampling_follows_the_distribution():
 def test_empty_prompt_is_refused(model):
     with pytest.raises(ValueError, match="at least one token"):
         Generation(model, [], model.make_cache())
+
+
+def test_masks_are_built_once_per_forward_pass_per_layer_kind(model, monkeypatch):
+    from engine.model import Attention
+
+    built = []
+    original = Attention._mask
+    monkeypatch.setattr(Attention, "_mask", lambda self, *a: built.append(self.window) or original(self, *a))
+    cache = model.make_cache()
+    model(mx.array([list(range(40))]), cache=cache)  # 4 layers: 2 sliding, 2 full
+    assert sorted(built, key=str) == sorted([model.config.sliding_window, None], key=str)
+    built.clear()
+    model(mx.array([[7]]), cache=cache)
+    assert len(built) == 2

@@ -1,5 +1,5 @@
-"""engine.metal_kernels.fused_experts: when the kernels run, the first-use self-test, the switch-off
-and GPT_OSS_KERNELS. Metal is not here, so `experts_metal` is replaced by the same .metal source run
+"""engine.metal_kernels.choose_experts, called once when a model is built: when the kernels run, the
+first-use self-test, the switch-off and GPT_OSS_KERNELS (read at load, never per call). Metal is not here, so `experts_metal` is replaced by the same .metal source run
 through the CPU harness: that also checks the kernels against engine.moe.experts_mlx (MLX's own
 mxfp4 gather_qmm), a reference independent of ours.
 """
@@ -92,13 +92,18 @@ def _inputs(dtype, n_tok=2, seed=0):
     return x, idx, w, ew
 
 
+def choose(dtype):
+    from engine.moe import experts_mlx
+
+    return mk.choose_experts(dtype, D, I, K, 7.0, reference=experts_mlx)
+
+
 def test_off_without_metal_logs_one_line(monkeypatch, caplog):
     mk.reset_session()
     monkeypatch.setattr(mk, "metal_available", lambda: False)
-    x, idx, w, ew = _inputs(mx.float32)
     with caplog.at_level(logging.INFO, logger="engine.metal_kernels"):
-        assert mk.fused_experts(x, idx, w, ew) is None
-        assert mk.fused_experts(x, idx, w, ew) is None
+        assert choose(mx.float32) is None
+        assert choose(mx.float32) is None
     assert len([r for r in caplog.records if "Metal is not available" in r.message]) == 1
 
 
@@ -107,9 +112,10 @@ def test_kernels_agree_with_mlx_gather_qmm_and_pass_the_self_test(on_metal, dtyp
     from engine.moe import experts_mlx
 
     x, idx, w, ew = _inputs(dtype, n_tok=3)
-    got = mk.fused_experts(x, idx, w, ew)
-    assert got is not None and got.shape == (3, D) and got.dtype == dtype
-    assert mk._off_reason is None and len(mk._tested) == 1
+    experts = choose(dtype)
+    assert experts is not None and mk._off_reason is None and len(mk._tested) == 1
+    got = experts(x, idx, w, ew, 7.0)
+    assert got.shape == (3, D) and got.dtype == dtype
     want = experts_mlx(x, idx, w, ew).astype(mx.float32)
     err = mx.max(mx.abs(got.astype(mx.float32) - want)).item()
     assert err <= tol * mx.max(mx.abs(want)).item()
@@ -119,37 +125,67 @@ def test_failed_self_test_switches_off_for_the_session(on_metal, monkeypatch, ca
     broken = L.GATE_UP.source().replace("s[r * NB + b]", "s[b]")
     assert broken != L.GATE_UP.source()
     monkeypatch.setattr(build, "experts_metal", harness_experts(gate_up_body=broken))
-    x, idx, w, ew = _inputs(mx.float32)
     with caplog.at_level(logging.WARNING, logger="engine.metal_kernels"):
-        assert mk.fused_experts(x, idx, w, ew) is None
-        assert mk.fused_experts(x, idx, w, ew) is None  # stays off, no second test or log line
+        assert choose(mx.float32) is None
+        assert choose(mx.float32) is None  # stays off, no second test or log line
     lines = [r.message for r in caplog.records if "switched off" in r.message]
     assert len(lines) == 1 and "self-test mismatch" in lines[0]
 
 
 def test_compile_error_switches_off(on_metal, monkeypatch):
     monkeypatch.setattr(build, "experts_metal", harness_experts(gate_up_body="this is not metal;"))
-    x, idx, w, ew = _inputs(mx.float32)
-    assert mk.fused_experts(x, idx, w, ew) is None
+    assert choose(mx.float32) is None
     assert "failed to run" in mk._off_reason
 
 
-def test_env_var_forces_either_path(on_metal, monkeypatch):
+def test_env_var_forces_either_path_and_is_read_at_load_only(on_metal, monkeypatch):
     broken = L.GATE_UP.source().replace("s[r * NB + b]", "s[b]")
     monkeypatch.setattr(build, "experts_metal", harness_experts(gate_up_body=broken))
     x, idx, w, ew = _inputs(mx.float32)
     monkeypatch.setenv(mk.ENV_VAR, "mlx")
-    assert mk.fused_experts(x, idx, w, ew) is None
+    assert choose(mx.float32) is None
     monkeypatch.setenv(mk.ENV_VAR, "metal")  # no self-test gate: the (broken) kernels run
-    assert mk.fused_experts(x, idx, w, ew) is not None and mk._off_reason is None
+    experts = choose(mx.float32)
+    assert experts is not None and mk._off_reason is None
+    monkeypatch.setenv(mk.ENV_VAR, "mlx")  # too late: the choice was made when the model was built
+    monkeypatch.setattr(mk, "mode", lambda: pytest.fail("the hot path read the setting"))
+    monkeypatch.setattr(mk, "metal_available", lambda: pytest.fail("the hot path probed Metal"))
+    assert experts(x, idx, w, ew, 7.0).shape == (2, D)
 
 
 def test_prefill_goes_to_mlx_in_auto_mode_and_to_the_gemms_when_forced(on_metal, monkeypatch):
     from engine.moe import experts_mlx
 
     x, idx, w, ew = _inputs(mx.float32, n_tok=build.GEMV_MAX_TOKENS + 1)
-    assert not mk.PREFILL_KERNELS and mk.fused_experts(x, idx, w, ew) is None
+    calls = []
+
+    def reference(*a):
+        calls.append(a[0].shape[0])
+        return experts_mlx(*a)
+
+    assert not mk.PREFILL_KERNELS
+    auto = mk.choose_experts(mx.float32, D, I, K, 7.0, reference=reference)
+    calls.clear()  # the self-test's own calls
+    auto(x, idx, w, ew, 7.0)
+    assert calls == [build.GEMV_MAX_TOKENS + 1]
     monkeypatch.setenv(mk.ENV_VAR, "metal")
-    got = mk.fused_experts(x, idx, w, ew)
+    got = mk.choose_experts(mx.float32, D, I, K, 7.0, reference=reference)(x, idx, w, ew, 7.0)
     want = experts_mlx(x, idx, w, ew).astype(mx.float32)
-    assert got is not None and mx.max(mx.abs(got - want)).item() <= 1e-4 * mx.max(mx.abs(want)).item()
+    assert calls == [build.GEMV_MAX_TOKENS + 1]  # the GEMM kernels ran, not the reference
+    assert mx.max(mx.abs(got - want)).item() <= 1e-4 * mx.max(mx.abs(want)).item()
+
+
+def test_the_loader_binds_the_chosen_backend_to_every_layer(on_metal, tmp_path, monkeypatch):
+    from engine import load_model
+    from engine.moe import experts_mlx
+    from models.tiny import write_tiny_checkpoint
+
+    folder = write_tiny_checkpoint(tmp_path / "m", layers=2, experts=8, hidden=D, intermediate=I, seed=0)
+    with_kernels = load_model(folder, dtype="float32")
+    assert all(b.moe.compute.__name__ == "experts_kernels" for b in with_kernels.blocks)
+    monkeypatch.setenv(mk.ENV_VAR, "mlx")
+    plain = load_model(folder, dtype="float32")
+    assert all(b.moe.compute is experts_mlx for b in plain.blocks)
+    ids = mx.array([[1, 2, 3]])  # 3 tokens: the GEMV kernels
+    got, want = with_kernels(ids)[0, -1], plain(ids)[0, -1]
+    assert mx.max(mx.abs(got - want)).item() <= 1e-3 * mx.max(mx.abs(want)).item()

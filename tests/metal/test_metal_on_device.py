@@ -69,12 +69,17 @@ def test_float32_kernels_match_the_numpy_reference(experts):
 
 @pytest.mark.parametrize("dtype", [mx.float32, mx.bfloat16])
 def test_self_test_passes_on_this_gpu(dtype):
-    assert selftest.self_test(D, I, K, dtype, 7.0) is None
+    from engine.moe import experts_mlx
+
+    assert selftest.self_test(D, I, K, dtype, 7.0, experts_mlx) is None
 
 
 def test_auto_mode_uses_the_kernels_for_decode(experts, monkeypatch):
     monkeypatch.delenv(mk.ENV_VAR, raising=False)
     mk.reset_session()
+    from engine.moe import experts_mlx
+
     x, idx, w = _inputs(1, mx.bfloat16, 3)
-    assert mk.fused_experts(x, idx, w, experts[mx.bfloat16]) is not None
-    assert mk._off_reason is None
+    fused = mk.choose_experts(mx.bfloat16, D, I, K, 7.0, reference=experts_mlx)
+    assert fused is not None and mk._off_reason is None
+    assert fused(x, idx, w, experts[mx.bfloat16], 7.0).shape == (1, D)

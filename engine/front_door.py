@@ -1,0 +1,76 @@
+"""The one way to open a model for chat: the app, the terminal chat, the evaluator and the local
+server all come through here.
+
+    session = open_chat("~/models/gpt-oss-20b", context_length=8192)
+    for ev in session.reply([{"role": "user", "content": "Hi"}], effort="low"):
+        ...
+
+plan the memory -> refuse in one sentence (NotEnoughMemory, a ModelError) -> load with the plan's
+policy under the wired limit -> tokenizer -> a ChatSession with the plan's prefill chunk and the
+folder's generation defaults (greedy when generation_config.json says do_sample: false).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from engine.errors import ModelError
+
+log = logging.getLogger(__name__)
+PLANNED = "planned"  # policy= default: whatever engine.memory.plan picks for this machine
+
+
+class NotEnoughMemory(ModelError):
+    """The memory planner refused: str() is its one sentence; `plan` the verdict it was based on."""
+
+    def __init__(self, message: str, plan=None):
+        super().__init__(message)
+        self.plan = plan
+
+
+def open_chat(folder: str | Path, context_length: int = 8192, budget: int | None = None,
+              dtype: str | None = None, policy=PLANNED, on_loading=None):
+    """Open `folder` (official gpt-oss layout) for chat and return its engine.session.ChatSession.
+
+    budget: bytes the model may use (default: this machine's GPU budget, engine.memory).
+    policy: PLANNED (default), None for everything resident as stored, or an engine.memory.Policy.
+    on_loading: called with no arguments once the plan accepts, just before the weights are read.
+    Raises ModelError (NotEnoughMemory when it can't fit) with one sentence and a way forward.
+    """
+    from engine.memory import plan as plan_memory
+    from engine.memory import wired_limit
+
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ModelError(f"The model folder {folder} does not exist; choose the folder that holds config.json.")
+    plan = None
+    if policy == PLANNED:
+        try:
+            plan = plan_memory(folder, context_length, budget)
+        except ModelError:
+            raise
+        except Exception as e:  # a planner bug must not block a model that may well fit
+            log.warning("memory planner failed, loading with everything resident: %s", e)
+        if plan is not None and not plan.fits:
+            raise NotEnoughMemory(plan.reason, plan)
+        policy = plan.policy if plan is not None else None
+    from engine.generate import SamplingParams
+    from engine.generation_config import prefers_greedy
+    from engine.loader import load_model
+    from engine.session import ChatSession
+    from engine.tokenizer import load_tokenizer
+
+    if on_loading is not None:
+        on_loading()
+    enc = load_tokenizer(folder)  # first: a broken tokenizer is found before the long load
+    with wired_limit():
+        model = load_model(folder, dtype=dtype, policy=policy)
+    session = ChatSession(model, enc, context_length=context_length,
+                          **({"prefill_chunk": plan.prefill_chunk} if plan is not None else {}),
+                          defaults=SamplingParams(), greedy=prefers_greedy(folder), wired_limit=wired_limit)
+    session.plan = plan
+    return session
+
+
+__all__ = ["NotEnoughMemory", "PLANNED", "open_chat"]
