@@ -31,8 +31,9 @@ class OpenedChat:
 
 
 def open_model(folder: str | Path, context_length: int) -> OpenedChat:
-    """engine.open_chat (plan, load, tokenizer, generation defaults); ModelError (one sentence)
-    when it can't be done."""
+    """The engine's front door (plan, load, tokenizer, generation defaults) for the server.
+
+    Raises ModelError (one sentence) when the folder can't be opened or doesn't fit."""
     from engine import open_chat
 
     session = open_chat(folder, context_length=context_length)
