@@ -1,0 +1,193 @@
+"""PythonTool: gpt-oss's built-in `python` tool for one chat, a stateful sandboxed Jupyter kernel.
+
+    tool = PythonTool(chat_folder)
+    out = tool.run("x = 6 * 7\nprint(x)")   # -> ToolOutput(text="42\n", images=[], error=None)
+    tool.interrupt()                         # from another thread: the app's Stop
+    tool.close()
+
+The kernel starts on the first run and lives until close(); variables persist between calls.
+Every limit hit becomes a sentence in the text the model reads, and in ToolOutput.error for the
+user; a kernel that had to be killed is restarted on the spot and the text says so.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+
+from engine.python_tool.kernel import KernelStartError, SandboxedKernel
+from engine.python_tool.limits import GiB, Limits
+from engine.python_tool.output import RunCollector, ToolOutput
+from engine.python_tool.sandbox import sandbox_problem
+
+DISPLAYED = "displayed"  # subfolder of the chat folder for images the code displayed
+_SCAN_LIMIT = 5000       # files looked at when finding the PNGs a run saved
+
+
+class PythonTool:
+    """One chat's Python. Call run() from one thread; interrupt() and close() from any."""
+
+    def __init__(self, workdir: str | Path, limits: Limits | None = None, python: str = sys.executable):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.limits = limits or Limits()
+        self.python = python
+        self._kernel: SandboxedKernel | None = None
+        self._interrupt = threading.Event()
+        self._lock = threading.Lock()  # one run at a time
+        self._runs = 0
+        self._closed = False
+
+    # ------------------------------------------------------------ public
+
+    def run(self, code: str, timeout: float | None = None) -> ToolOutput:
+        """Run code in this chat's kernel; never raises for anything the code does."""
+        with self._lock:
+            if self._closed:
+                return _failure("The Python tool is closed for this chat.")
+            problem = sandbox_problem()
+            if problem:
+                return _failure(problem)
+            self._interrupt.clear()
+            restarted_note = ""
+            if self._kernel is not None and not self._kernel.alive():
+                restarted_note = self._restart_note(self._kernel.killed_because or "it stopped between calls")
+                self._kernel.stop()
+                self._kernel = None
+            if self._kernel is None:
+                try:
+                    self._kernel = SandboxedKernel(self.workdir, self.limits, self.python)
+                    self._kernel.start()
+                except (KernelStartError, OSError) as e:
+                    self._kernel = None
+                    return _failure(str(e))
+            self._runs += 1
+            out = self._execute(code, self.limits.timeout if timeout is None else timeout)
+            if restarted_note:
+                out.text = restarted_note + "\n" + out.text
+                out.restarted = True
+            return out
+
+    def interrupt(self) -> None:
+        """Stop the running code (KeyboardInterrupt; a restart if it won't stop). Thread-safe."""
+        self._interrupt.set()
+
+    def restart(self) -> None:
+        """Forget every variable: a fresh kernel on the next run. Files in the folder stay."""
+        self._interrupt.set()
+        with self._lock:
+            if self._kernel is not None:
+                self._kernel.stop()
+                self._kernel = None
+
+    def close(self) -> None:
+        """Stop the kernel and every process it started. Safe to call twice, from any thread."""
+        self._closed = True
+        self.restart()
+
+    @property
+    def running(self) -> bool:
+        return self._lock.locked()
+
+    def __enter__(self) -> "PythonTool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ one run
+
+    def _execute(self, code: str, timeout: float) -> ToolOutput:
+        kernel = self._kernel
+        before = _png_snapshot(self.workdir)
+        collector = RunCollector(self.limits.output_chars, self.workdir / DISPLAYED, str(self._runs))
+        msg_id = kernel.client.execute(code, store_history=True, allow_stdin=False, stop_on_error=True)
+        deadline = time.monotonic() + timeout
+        interrupted_at = None
+        why_interrupted = None
+        restart_reason = None
+        while True:
+            if interrupted_at is None and (self._interrupt.is_set() or time.monotonic() > deadline):
+                why_interrupted = "stopped" if self._interrupt.is_set() else "timeout"
+                kernel.interrupt()
+                interrupted_at = time.monotonic()
+            if interrupted_at is not None and time.monotonic() > interrupted_at + self.limits.interrupt_grace:
+                restart_reason = ("it did not stop when interrupted" if why_interrupted == "stopped" else
+                                  f"the code ran past the {timeout:g} s limit and did not stop when interrupted")
+                break
+            if not kernel.alive():
+                restart_reason = kernel.killed_because or "the kernel died (out of memory, or the code ended it)"
+                break
+            try:
+                msg = kernel.client.get_iopub_msg(timeout=0.1)
+            except queue.Empty:
+                continue
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if msg["header"]["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
+                break
+            collector.message(msg)
+        _drain_shell(kernel)
+
+        if restart_reason:
+            self._kernel.stop()
+            self._kernel = None
+        text, error = collector.value(), None
+        if why_interrupted == "timeout":
+            error = f"The code ran longer than the {timeout:g} s limit and was interrupted."
+        elif why_interrupted == "stopped":
+            error = "The code was stopped."
+        elif collector.exception:
+            error = f"The code raised {collector.exception}"
+            if collector.exception.startswith("MemoryError"):
+                error += f" (the Python tool may use {self.limits.memory / GiB:g} GiB of memory)"
+        if error and why_interrupted:
+            text += f"\n[{error}]"
+        elif error and "MemoryError" in error:
+            text += f"\n[The Python tool may use at most {self.limits.memory / GiB:g} GiB of memory.]"
+        if restart_reason:
+            note = self._restart_note(restart_reason)
+            text += "\n" + note
+            error = note.strip("[]")
+        saved = [p for p in _png_snapshot(self.workdir, before) if p not in collector.displayed]
+        return ToolOutput(text=text if text.strip() else "(no output)", images=collector.displayed + saved,
+                          error=error, restarted=restart_reason is not None)
+
+    @staticmethod
+    def _restart_note(reason: str) -> str:
+        return (f"[The Python kernel was restarted because {reason}: variables and imports from earlier "
+                "calls are gone; files in the working folder are kept.]")
+
+
+def _failure(sentence: str) -> ToolOutput:
+    return ToolOutput(text=f"[{sentence}]", error=sentence)
+
+
+def _drain_shell(kernel: SandboxedKernel) -> None:
+    """Read the execute_reply so replies don't pile up in the client's queue."""
+    if kernel.client is None:
+        return
+    try:
+        while True:
+            kernel.client.get_shell_msg(timeout=0.05)
+    except queue.Empty:
+        pass
+
+
+def _png_snapshot(folder: Path, before: dict | None = None):
+    """{png path: (mtime, size)}; with `before`, the PNGs new or changed since then, sorted."""
+    now = {}
+    for i, path in enumerate(folder.rglob("*.png")):
+        if i >= _SCAN_LIMIT:
+            break
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        now[path] = (st.st_mtime_ns, st.st_size)
+    if before is None:
+        return now
+    return sorted(p for p, sig in now.items() if before.get(p) != sig)
