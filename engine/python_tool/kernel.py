@@ -33,17 +33,24 @@ class KernelStartError(RuntimeError):
 class SandboxedKernel:
     """A kernel process inside the sandbox and a client connected to it over unix sockets."""
 
+    # Run the code as nobody, which takes starting as root. None: exactly when we are root (root
+    # ignores RLIMIT_NPROC). Tests set False to run the user-namespace sandbox that users get.
+    drop_root: bool | None = None
+
     def __init__(self, workdir: Path, limits: Limits, python: str = sys.executable):
         self.workdir = workdir
         self.limits = limits
         self.python = Path(python)
-        self.as_root = sys.platform.startswith("linux") and os.geteuid() == 0
+        drop = os.geteuid() == 0 if self.drop_root is None else self.drop_root
+        self.as_nobody = sys.platform.startswith("linux") and drop
         self.proc: subprocess.Popen | None = None
         self.client: BlockingKernelClient | None = None
         self.run_dir: Path | None = None
         self.log = collections.deque(maxlen=40)  # the kernel's last stderr lines, for start errors
         self.killed_because: str | None = None   # set by the watchdog before it kills
+        self.first_pids: list[int] = []
         self._stop_watch = threading.Event()
+        self.busy = threading.Event()  # set by the tool while code runs: the watchdog looks closer
 
     # ------------------------------------------------------------ lifecycle
 
@@ -56,13 +63,13 @@ class SandboxedKernel:
         if sys.platform == "darwin":
             (self.run_dir / "home").mkdir()
             (self.run_dir / "tmp").mkdir()
-        if self.as_root:
+        if self.as_nobody:
             # The code runs as nobody (root would escape RLIMIT_NPROC): give it its folders.
             for path in [self.run_dir, *self.run_dir.rglob("*"), self.workdir, *self.workdir.rglob("*")]:
                 os.lchown(path, NOBODY, NOBODY)
         spec = SandboxSpec(workdir=self.workdir.resolve(), run_dir=self.run_dir, python=self.python,
                            limits=self.limits, read_only=python_paths(self.python),
-                           home=Path.home(), as_root=self.as_root)
+                           home=Path.home(), as_nobody=self.as_nobody)
         self.killed_because = None
         self.proc = subprocess.Popen(sandbox_command(spec), env=sandbox_env(spec), cwd=str(spec.workdir),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -81,6 +88,8 @@ class SandboxedKernel:
                     why = self._last_log_line()
                     self.stop()
                     raise KernelStartError(f"The Python tool could not start its sandboxed kernel ({why}).")
+        # The sandbox's init and the kernel: stop() waits for them, however the sandbox ended.
+        self.first_pids = _descendants(self.proc.pid)
         self._stop_watch = threading.Event()
         threading.Thread(target=self._watch, args=(self.proc, self._stop_watch), daemon=True).start()
 
@@ -91,7 +100,7 @@ class SandboxedKernel:
             self.client.stop_channels()
             self.client = None
         if self.proc is not None:
-            _kill_tree(self.proc)
+            _kill_tree(self.proc, self.first_pids)
             self.proc = None
         if self.run_dir is not None:
             shutil.rmtree(self.run_dir, ignore_errors=True)
@@ -109,17 +118,11 @@ class SandboxedKernel:
     # ------------------------------------------------------------ the watchdog
 
     def _watch(self, proc: subprocess.Popen, stop: threading.Event) -> None:
-        try:
-            root = psutil.Process(proc.pid)
-        except psutil.Error:
-            return
-        while not stop.wait(0.1):
-            try:
-                tree = root.children(recursive=True)
-                rss = sum(_rss(p) for p in tree)
-            except psutil.Error:
-                continue
-            # bwrap's own two processes are not the code's.
+        # Every 0.1 s while code runs, every second while the kernel waits (a background bomb).
+        while not stop.wait(0.1 if self.busy.is_set() else 1.0):
+            tree = _descendants(proc.pid)
+            rss = sum(_rss(pid) for pid in tree)
+            # bwrap's init inside the namespace is not the code's.
             count = len(tree) - (1 if sys.platform.startswith("linux") else 0)
             if count > self.limits.processes:
                 self.killed_because = (f"the code started more than {self.limits.processes} processes "
@@ -139,23 +142,52 @@ class SandboxedKernel:
         return lines[-1] if lines else "no reply from the kernel"
 
 
-def _rss(p: psutil.Process) -> int:
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below pid. On Linux from /proc/P/task/T/children, which costs a few reads for
+    a small tree, where psutil's scan of all processes costs tens of ms on a busy machine."""
+    if not os.path.exists(f"/proc/{pid}/task"):
+        try:
+            return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+        except psutil.Error:
+            return []
+    found, stack = [], [pid]
+    while stack:
+        parent = stack.pop()
+        try:
+            for tid in os.listdir(f"/proc/{parent}/task"):
+                with open(f"/proc/{parent}/task/{tid}/children") as f:
+                    kids = [int(k) for k in f.read().split()]
+                found += kids
+                stack += kids
+        except OSError:
+            continue  # it ended while we looked
+    return found
+
+
+def _rss(pid: int) -> int:
     try:
-        return p.memory_info().rss
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except OSError:
+        pass
+    try:
+        return psutil.Process(pid).memory_info().rss
     except psutil.Error:
         return 0
 
 
-def _kill_tree(proc: subprocess.Popen) -> None:
-    """SIGKILL the sandbox. On Linux killing bubblewrap is enough (--die-with-parent, then the pid
-    namespace dies with its init); the explicit kills cover macOS, where there is no namespace."""
-    try:
-        children = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.Error:
-        children = []
-    for p in [proc, *children]:
+def _kill_tree(proc: subprocess.Popen, wait_for: list[int] = ()) -> None:
+    """SIGKILL the sandbox and wait (up to 5 s) until none of its processes runs any more, nor
+    those of wait_for (seen earlier: never signalled, their pids may have been reused). On Linux
+    killing bubblewrap is enough (--die-with-parent, then the pid namespace dies with its init,
+    which exits only after every process in it); the explicit kills cover macOS."""
+    pids = [proc.pid, *_descendants(proc.pid)]
+    for pid in pids:
         try:
-            os.kill(p.pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
     try:
@@ -163,6 +195,16 @@ def _kill_tree(proc: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_running(pid) for pid in [*pids[1:], *wait_for]):
+        time.sleep(0.02)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

@@ -61,10 +61,10 @@ class CappedText:
 class RunCollector:
     """Collects the iopub messages of one execute request, in order."""
 
-    def __init__(self, limit: int, image_dir: Path, image_prefix: str):
+    def __init__(self, limit: int, workdir: Path, image_folder: str):
         self.text = CappedText(limit)
-        self.image_dir = image_dir
-        self.image_prefix = image_prefix
+        self.workdir = workdir
+        self.image_dir = workdir / image_folder
         self.displayed: list[Path] = []
         self.exception: str | None = None  # "ValueError: bad value"
 
@@ -84,12 +84,20 @@ class RunCollector:
         if png:
             # The model can't see pictures: it gets the file's name, the user sees the image.
             self.image_dir.mkdir(parents=True, exist_ok=True)
-            path = self.image_dir / f"{self.image_prefix}-{len(self.displayed) + 1}.png"
+            path = _free_name(self.image_dir)
             path.write_bytes(base64.b64decode(png))
             self.displayed.append(path)
-            self.text.add(f"[image displayed, saved as {path.name}]\n")
+            self.text.add(f"[image displayed, saved as {path.relative_to(self.workdir)}]\n")
         elif "text/plain" in data:
             self.text.add(_ANSI.sub("", data["text/plain"]) + "\n")
 
     def value(self) -> str:
         return self.text.value()
+
+
+def _free_name(folder: Path) -> Path:
+    """image-N.png with the first unused N: names stay unique across restarts of the app."""
+    n = len(list(folder.glob("image-*.png"))) + 1
+    while (folder / f"image-{n}.png").exists():
+        n += 1
+    return folder / f"image-{n}.png"

@@ -45,7 +45,7 @@ class SandboxSpec:
     limits: Limits
     read_only: tuple[Path, ...]  # what Python needs besides the system
     home: Path          # the user's home, hidden (macOS; on Linux nothing unbound is visible)
-    as_root: bool = False
+    as_nobody: bool = False
 
 
 def python_paths(python: str | os.PathLike = sys.executable) -> tuple[Path, ...]:
@@ -99,7 +99,7 @@ def entry_args(spec: SandboxSpec) -> list[str]:
     lim = spec.limits
     args = [str(spec.python), str(ENTRY), str(spec.run_dir / "kernel.json"),
             str(lim.memory), str(lim.processes), str(lim.file_size)]
-    if spec.as_root:
+    if spec.as_nobody:
         args += [str(NOBODY), str(NOBODY)]
     return args
 
@@ -111,7 +111,7 @@ def bwrap_command(spec: SandboxSpec, bwrap: str = "bwrap") -> list[str]:
     cmd = [bwrap, "--die-with-parent", "--new-session",  # new session: no TIOCSTI into our terminal
            "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
            "--hostname", "sandbox"]
-    if spec.as_root:
+    if spec.as_nobody:
         # No user namespace: the entry needs setuid to become nobody, then holds no capability.
         cmd += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:

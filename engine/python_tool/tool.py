@@ -38,7 +38,6 @@ class PythonTool:
         self._kernel: SandboxedKernel | None = None
         self._interrupt = threading.Event()
         self._lock = threading.Lock()  # one run at a time
-        self._runs = 0
         self._closed = False
 
     # ------------------------------------------------------------ public
@@ -64,8 +63,12 @@ class PythonTool:
                 except (KernelStartError, OSError) as e:
                     self._kernel = None
                     return _failure(str(e))
-            self._runs += 1
-            out = self._execute(code, self.limits.timeout if timeout is None else timeout)
+            self._kernel.busy.set()
+            try:
+                out = self._execute(code, self.limits.timeout if timeout is None else timeout)
+            finally:
+                if self._kernel is not None:
+                    self._kernel.busy.clear()
             if restarted_note:
                 out.text = restarted_note + "\n" + out.text
                 out.restarted = True
@@ -103,7 +106,7 @@ class PythonTool:
     def _execute(self, code: str, timeout: float) -> ToolOutput:
         kernel = self._kernel
         before = _png_snapshot(self.workdir)
-        collector = RunCollector(self.limits.output_chars, self.workdir / DISPLAYED, str(self._runs))
+        collector = RunCollector(self.limits.output_chars, self.workdir, DISPLAYED)
         msg_id = kernel.client.execute(code, store_history=True, allow_stdin=False, stop_on_error=True)
         deadline = time.monotonic() + timeout
         interrupted_at = None
