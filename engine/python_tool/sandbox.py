@@ -156,7 +156,7 @@ def macos_profile(spec: SandboxSpec) -> str:
     folder and Python's own files), of other users' homes, external volumes or other apps' temp
     files. Child processes inherit it. Later rules win, so carve-outs follow the denials."""
     work, run = _sb(spec.workdir), _sb(spec.run_dir)
-    readable = " ".join(_sb(p) for p in spec.read_only)
+    readable = " ".join(f"(subpath {_sb(p)})" for p in spec.read_only)
     return "\n".join([
         "(version 1)",
         "(deny default)",
