@@ -3,8 +3,9 @@ Linux, sandbox-exec on macOS), with a timeout, memory, process, file and output 
 No Qt, no MLX. See docs/python_tool.md."""
 
 from engine.python_tool.limits import Limits
-from engine.python_tool.output import ToolOutput
+from engine.python_tool.output import ToolOutput, read_image
+from engine.python_tool.pool import PythonToolPool
 from engine.python_tool.sandbox import sandbox_problem
-from engine.python_tool.tool import PythonTool
+from engine.python_tool.tool import PythonTool, tool_description
 
-__all__ = ["Limits", "PythonTool", "ToolOutput", "sandbox_problem"]
+__all__ = ["Limits", "PythonTool", "PythonToolPool", "ToolOutput", "read_image", "sandbox_problem", "tool_description"]

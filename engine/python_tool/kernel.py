@@ -64,9 +64,12 @@ class SandboxedKernel:
             (self.run_dir / "home").mkdir()
             (self.run_dir / "tmp").mkdir()
         if self.as_nobody:
-            # The code runs as nobody (root would escape RLIMIT_NPROC): give it its folders.
-            for path in [self.run_dir, *self.run_dir.rglob("*"), self.workdir, *self.workdir.rglob("*")]:
-                os.lchown(path, NOBODY, NOBODY)
+            # The code runs as nobody (root would escape RLIMIT_NPROC): give it its folders. Never
+            # through a symlink the code left there (lchown, no descent into linked folders).
+            for top in (self.run_dir, self.workdir):
+                for folder, dirs, files in os.walk(top, followlinks=False):
+                    for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
+                        os.lchown(name, NOBODY, NOBODY)
         spec = SandboxSpec(workdir=self.workdir.resolve(), run_dir=self.run_dir, python=self.python,
                            limits=self.limits, read_only=python_paths(self.python),
                            home=Path.home(), as_nobody=self.as_nobody)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +17,8 @@ class ToolOutput:
     """What one call of the Python tool gave back.
 
     text:      the tool message for the model (output, errors, and notes about limits hit)
-    images:    PNG files the code saved in its folder or displayed (saved there too), for the UI
+    images:    PNG files the code saved in its folder or displayed (saved there too), for the UI,
+               which reads them with read_image() (the code could swap them for symlinks later)
     error:     one sentence for the user when something went wrong (an exception, a limit, a
                restart); None when the code ran cleanly
     restarted: the kernel was restarted, so variables from earlier calls are gone
@@ -83,9 +86,10 @@ class RunCollector:
         png = data.get("image/png")
         if png:
             # The model can't see pictures: it gets the file's name, the user sees the image.
-            self.image_dir.mkdir(parents=True, exist_ok=True)
-            path = _free_name(self.image_dir)
-            path.write_bytes(base64.b64decode(png))
+            path = _save_image(self.image_dir, base64.b64decode(png))
+            if path is None:
+                self.text.add("[image displayed; it could not be saved in the working folder]\n")
+                return
             self.displayed.append(path)
             self.text.add(f"[image displayed, saved as {path.relative_to(self.workdir)}]\n")
         elif "text/plain" in data:
@@ -95,9 +99,54 @@ class RunCollector:
         return self.text.value()
 
 
-def _free_name(folder: Path) -> Path:
-    """image-N.png with the first unused N: names stay unique across restarts of the app."""
-    n = len(list(folder.glob("image-*.png"))) + 1
-    while (folder / f"image-{n}.png").exists():
-        n += 1
-    return folder / f"image-{n}.png"
+def _save_image(folder: Path, data: bytes) -> Path | None:
+    """Write data as image-N.png (first free N) in folder, which lies in the code's own folder:
+    the code may have put symlinks there, so nothing is followed (O_NOFOLLOW on the folder,
+    O_EXCL on the file, which refuses even a dangling symlink). None if it can't be done."""
+    try:
+        folder.mkdir(exist_ok=True)
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        existing = set(os.listdir(dir_fd))
+        n = 1
+        while True:
+            name = f"image-{n}.png"
+            n += 1
+            if name in existing:
+                continue
+            try:
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
+            except FileExistsError:
+                continue
+            except OSError:
+                return None
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            return folder / name
+    finally:
+        os.close(dir_fd)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_IMAGE_BYTES = 32 << 20
+
+
+def read_image(path: str | os.PathLike, folder: str | os.PathLike) -> bytes | None:
+    """The bytes of a PNG the tool reported, read safely: the code may have swapped the file or a
+    folder on its way for a symlink to the user's files since. None unless it is a regular file
+    inside folder, not a symlink, a PNG, and at most 32 MB. The app shows images only through this."""
+    real_folder = os.path.realpath(folder)
+    if os.path.commonpath([os.path.realpath(path), real_folder]) != real_folder:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not (stat.S_ISREG(st.st_mode) and st.st_size <= MAX_IMAGE_BYTES):
+            return None
+        data = f.read(MAX_IMAGE_BYTES + 1)
+    return data if data.startswith(PNG_SIGNATURE) and len(data) <= MAX_IMAGE_BYTES else None

@@ -12,7 +12,9 @@ user; a kernel that had to be killed is restarted on the spot and the text says 
 
 from __future__ import annotations
 
+import os
 import queue
+import stat
 import sys
 import threading
 import time
@@ -24,7 +26,7 @@ from engine.python_tool.output import RunCollector, ToolOutput
 from engine.python_tool.sandbox import sandbox_problem
 
 DISPLAYED = "displayed"  # subfolder of the chat folder for images the code displayed
-_SCAN_LIMIT = 5000       # files looked at when finding the PNGs a run saved
+_SCAN_LIMIT = 5000       # PNGs looked at when finding those a run saved
 
 
 class PythonTool:
@@ -165,6 +167,19 @@ class PythonTool:
                 "calls are gone; files in the working folder are kept.]")
 
 
+def tool_description(limits: Limits | None = None) -> str:
+    """The python tool's description for the system message, in the words gpt-oss was trained on
+    (openai-harmony's), with this tool's real limits: the folder, the timeout, no internet."""
+    limits = limits or Limits()
+    return ("Use this tool to execute Python code in your chain of thought. The code will not be shown to "
+            "the user. This tool should be used for internal reasoning, but not for code that is intended "
+            "to be visible to the user (e.g. when creating plots, tables, or files).\n\n"
+            "When you send a message containing Python code to python, it will be executed in a stateful "
+            "Jupyter notebook environment. python will respond with the output of the execution or time "
+            f"out after {limits.timeout:.1f} seconds. The current working directory can be used to save "
+            "and persist user files. Internet access for this session is disabled.")
+
+
 def _failure(sentence: str) -> ToolOutput:
     return ToolOutput(text=f"[{sentence}]", error=sentence)
 
@@ -181,16 +196,21 @@ def _drain_shell(kernel: SandboxedKernel) -> None:
 
 
 def _png_snapshot(folder: Path, before: dict | None = None):
-    """{png path: (mtime, size)}; with `before`, the PNGs new or changed since then, sorted."""
+    """{png path: (mtime, size)} of the regular files (never symlinks, which the code could point
+    at the user's files) under folder, not descending into linked folders; with `before`, the
+    PNGs new or changed since then, sorted."""
     now = {}
-    for i, path in enumerate(folder.rglob("*.png")):
-        if i >= _SCAN_LIMIT:
-            break
-        try:
-            st = path.stat()
-        except OSError:
-            continue
-        now[path] = (st.st_mtime_ns, st.st_size)
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for name in files:
+            if not name.lower().endswith(".png") or len(now) >= _SCAN_LIMIT:
+                continue
+            path = Path(root) / name
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                now[path] = (st.st_mtime_ns, st.st_size)
     if before is None:
         return now
     return sorted(p for p, sig in now.items() if before.get(p) != sig)

@@ -10,11 +10,15 @@ from engine.python_tool.kernel import SandboxedKernel
 
 
 @pytest.fixture
-def make_tool(tmp_path):
-    """make_tool(**limits) -> a PythonTool on a fresh chat folder; closed after the test."""
+def needs_sandbox():
     problem = sandbox_problem()
     if problem:
         pytest.skip(f"the sandbox can't run here: {problem}")
+
+
+@pytest.fixture
+def make_tool(tmp_path, needs_sandbox):
+    """make_tool(**limits) -> a PythonTool on a fresh chat folder; closed after the test."""
     tools = []
 
     def make(folder=None, **limits):

@@ -12,6 +12,7 @@ import time
 import psutil
 import pytest
 
+from engine.python_tool import read_image
 from engine.python_tool.sandbox import ENTRY
 
 LINUX = sys.platform.startswith("linux")
@@ -243,3 +244,51 @@ def test_memory_spread_over_processes_is_caught_by_the_watchdog(make_tool):
     assert time.monotonic() - started < 30
     assert out.restarted and "more than 0.25 GiB of memory" in out.error
     assert tool.run("print('back')").text == "back\n"
+
+
+# The folder is shared with the host, which reads and writes in it: the code's symlinks there
+# must not turn the host (maybe root) into its arm outside the sandbox.
+
+def test_a_symlinked_display_folder_cannot_make_the_host_write_outside(make_tool, tmp_path):
+    target = tmp_path / "host-only"
+    target.mkdir()
+    tool = make_tool(folder=tmp_path / "chat")
+    tool.run(f"import os\nos.symlink({str(target)!r}, 'displayed')")
+    shown = tool.run(f"from IPython.display import Image\nImage(data={PNG_1x1!r})")
+    assert list(target.iterdir()) == []
+    assert shown.images == [] and "could not be saved" in shown.text
+    # A dangling symlink where the next image would go: the host doesn't follow it either.
+    tool.run("os.remove('displayed')\nos.mkdir('displayed')\n"
+             f"os.symlink({str(target / 'planted.png')!r}, 'displayed/image-1.png')")
+    shown = tool.run(f"Image(data={PNG_1x1!r})")
+    assert list(target.iterdir()) == []
+    assert [p.name for p in shown.images] == ["image-2.png"]
+
+
+def test_symlinks_to_host_files_are_not_reported_as_images(make_tool, tmp_path):
+    secret = tmp_path / "photo.png"
+    secret.write_bytes(PNG_1x1)
+    tool = make_tool(folder=tmp_path / "chat")
+    out = tool.run(f"import os\nos.symlink({str(secret)!r}, 'mine.png')\nos.symlink('/', 'everything')\n"
+                   f"open('real.png', 'wb').write({PNG_1x1!r})")
+    assert out.images == [tmp_path / "chat" / "real.png"]
+    assert read_image(out.images[0], tmp_path / "chat") == PNG_1x1
+    # Swapped for a symlink after the run, or a path out of the folder: read_image gives nothing.
+    assert read_image(tmp_path / "chat" / "mine.png", tmp_path / "chat") is None
+    assert read_image(secret, tmp_path / "chat") is None
+    tool.run(f"os.remove('real.png')\nos.symlink({str(secret)!r}, 'real.png')")
+    assert read_image(out.images[0], tmp_path / "chat") is None
+    tool.run("open('fake.png', 'w').write('not a png')")
+    assert read_image(tmp_path / "chat" / "fake.png", tmp_path / "chat") is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the folder is handed to nobody only when we are root")
+def test_handing_the_folder_to_nobody_does_not_follow_symlinks(make_tool, tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "file").write_text("root's")
+    tool = make_tool(folder=tmp_path / "chat")
+    tool.run(f"import os\nos.symlink({str(victim)!r}, 'dir-link')\nos.symlink({str(victim / 'file')!r}, 'link')")
+    tool.restart()
+    assert tool.run("print(1)").text == "1\n"  # a new kernel: the folder was handed over again
+    assert victim.stat().st_uid == 0 and (victim / "file").stat().st_uid == 0
