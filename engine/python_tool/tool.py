@@ -135,7 +135,8 @@ class PythonTool:
             if msg["header"]["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
                 break
             collector.message(msg)
-        _drain_shell(kernel)
+        if restart_reason is None:
+            _drain_shell(kernel, msg_id)
 
         if restart_reason:
             self._kernel.stop()
@@ -184,15 +185,16 @@ def _failure(sentence: str) -> ToolOutput:
     return ToolOutput(text=f"[{sentence}]", error=sentence)
 
 
-def _drain_shell(kernel: SandboxedKernel) -> None:
-    """Read the execute_reply so replies don't pile up in the client's queue."""
-    if kernel.client is None:
-        return
-    try:
-        while True:
-            kernel.client.get_shell_msg(timeout=0.05)
-    except queue.Empty:
-        pass
+def _drain_shell(kernel: SandboxedKernel, msg_id: str) -> None:
+    """Read this run's execute_reply (it follows the idle status) so replies don't pile up."""
+    deadline = time.monotonic() + 2.0
+    while kernel.client is not None and time.monotonic() < deadline:
+        try:
+            reply = kernel.client.get_shell_msg(timeout=0.2)
+        except queue.Empty:
+            continue
+        if reply.get("parent_header", {}).get("msg_id") == msg_id:
+            return
 
 
 def _png_snapshot(folder: Path, before: dict | None = None):
