@@ -110,34 +110,7 @@ class PythonTool:
         before = _png_snapshot(self.workdir)
         collector = RunCollector(self.limits.output_chars, self.workdir, DISPLAYED)
         msg_id = kernel.client.execute(code, store_history=True, allow_stdin=False, stop_on_error=True)
-        deadline = time.monotonic() + timeout
-        interrupted_at = None
-        why_interrupted = None
-        restart_reason = None
-        while True:
-            if interrupted_at is None and (self._interrupt.is_set() or time.monotonic() > deadline):
-                why_interrupted = "stopped" if self._interrupt.is_set() else "timeout"
-                kernel.interrupt()
-                interrupted_at = time.monotonic()
-            if interrupted_at is not None and time.monotonic() > interrupted_at + self.limits.interrupt_grace:
-                restart_reason = ("it did not stop when interrupted" if why_interrupted == "stopped" else
-                                  f"the code ran past the {timeout:g} s limit and did not stop when interrupted")
-                break
-            if not kernel.alive():
-                restart_reason = kernel.killed_because or "the kernel died (out of memory, or the code ended it)"
-                break
-            try:
-                msg = kernel.client.get_iopub_msg(timeout=0.1)
-            except queue.Empty:
-                continue
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            if msg["header"]["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
-                break
-            collector.message(msg)
-        if restart_reason is None:
-            _drain_shell(kernel, msg_id)
-
+        why_interrupted, restart_reason = self._wait(kernel, msg_id, collector, timeout)
         if restart_reason:
             self._kernel.stop()
             self._kernel = None
@@ -162,6 +135,39 @@ class PythonTool:
         return ToolOutput(text=text if text.strip() else "(no output)", images=collector.displayed + saved,
                           error=error, restarted=restart_reason is not None)
 
+    def _wait(self, kernel: SandboxedKernel, msg_id: str, collector: RunCollector, timeout: float):
+        """Collect the run's output until it ends, interrupting it at the deadline or on Stop.
+        -> (why it was interrupted or None, why the kernel must be restarted or None)."""
+        deadline = time.monotonic() + timeout
+        interrupted_at = why_interrupted = replied_at = None
+        while True:
+            now = time.monotonic()
+            if interrupted_at is None and (self._interrupt.is_set() or now > deadline):
+                why_interrupted = "stopped" if self._interrupt.is_set() else "timeout"
+                kernel.interrupt()
+                interrupted_at = now
+            if interrupted_at is not None and now > interrupted_at + self.limits.interrupt_grace:
+                return why_interrupted, ("it did not stop when interrupted" if why_interrupted == "stopped" else
+                                         f"the code ran past the {timeout:g} s limit and did not stop when interrupted")
+            if not kernel.alive():
+                return why_interrupted, kernel.killed_because or "the kernel died (the code ended it, or memory ran out)"
+            try:
+                msg = kernel.client.get_iopub_msg(timeout=0.1)
+            except queue.Empty:
+                # The end is the idle status on iopub; if a flood of output made ZMQ drop it, the
+                # execute_reply on the shell channel still says the run is over.
+                replied_at = replied_at or (_replied(kernel, msg_id) and now)
+                if replied_at and now > replied_at + 0.5:
+                    return why_interrupted, None
+                continue
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if msg["header"]["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
+                if not replied_at:
+                    _drain_shell(kernel, msg_id)
+                return why_interrupted, None
+            collector.message(msg)
+
     @staticmethod
     def _restart_note(reason: str) -> str:
         return (f"[The Python kernel was restarted because {reason}: variables and imports from earlier "
@@ -183,6 +189,17 @@ def tool_description(limits: Limits | None = None) -> str:
 
 def _failure(sentence: str) -> ToolOutput:
     return ToolOutput(text=f"[{sentence}]", error=sentence)
+
+
+def _replied(kernel: SandboxedKernel, msg_id: str) -> bool:
+    """Whether the execute_reply to msg_id is waiting on the shell channel (read without waiting)."""
+    try:
+        while True:
+            reply = kernel.client.get_shell_msg(timeout=0)
+            if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                return True
+    except queue.Empty:
+        return False
 
 
 def _drain_shell(kernel: SandboxedKernel, msg_id: str) -> None:

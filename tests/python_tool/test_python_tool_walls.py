@@ -292,3 +292,27 @@ def test_handing_the_folder_to_nobody_does_not_follow_symlinks(make_tool, tmp_pa
     tool.restart()
     assert tool.run("print(1)").text == "1\n"  # a new kernel: the folder was handed over again
     assert victim.stat().st_uid == 0 and (victim / "file").stat().st_uid == 0
+
+
+def test_code_that_ends_its_kernel_gets_a_fresh_one(make_tool):
+    tool = make_tool()
+    tool.run("x = 1")
+    out = tool.run("import os\nos._exit(3)")
+    assert out.restarted and "the kernel died" in out.error
+    assert "NameError" in tool.run("x").error
+    assert tool.run("print('alive')").text == "alive\n"
+
+
+def test_a_python_without_ipykernel_is_one_clear_sentence(needs_sandbox, tmp_path):
+    import subprocess
+
+    from engine.python_tool import PythonTool
+
+    bare = "/usr/bin/python3"
+    if not os.path.exists(bare) or subprocess.run([bare, "-c", "import ipykernel"], capture_output=True).returncode == 0:
+        pytest.skip("needs a Python without ipykernel at /usr/bin/python3")
+    with PythonTool(tmp_path / "chat", python=bare) as tool:
+        out = tool.run("print(1)")
+    assert out.error == ("The Python tool could not start its sandboxed kernel "
+                         "(ModuleNotFoundError: No module named 'ipykernel').")
+    assert out.text == f"[{out.error}]" and "Traceback" not in out.text
