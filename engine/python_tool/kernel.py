@@ -1,6 +1,7 @@
 """One sandboxed Jupyter kernel: start it, talk to it, watch it, kill it.
 
-A watchdog thread counts the sandbox's processes and their resident memory every 0.1 s. On Linux
+A watchdog thread counts the sandbox's processes and their resident memory (every 0.1 s while code
+runs, every second while the kernel waits). On Linux
 the rlimits are the hard walls (RLIMIT_NPROC stops a fork bomb, RLIMIT_AS a huge allocation);
 the watchdog is what ends a bomb's leftovers and enforces memory where the OS won't (macOS).
 """
@@ -131,7 +132,8 @@ class SandboxedKernel:
                 self.killed_because = (f"the code started more than {self.limits.processes} processes "
                                        "(a fork bomb?)")
             elif rss > self.limits.memory * 1.5:
-                self.killed_because = f"the code used more than {self.limits.memory / 2**30:g} GiB of memory"
+                self.killed_because = (f"the code's processes together used more than "
+                                       f"{self.limits.memory * 1.5 / 2**30:g} GiB of memory")
             if self.killed_because:
                 _kill_tree(proc)
                 return

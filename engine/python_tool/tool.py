@@ -12,6 +12,7 @@ user; a kernel that had to be killed is restarted on the spot and the text says 
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import stat
@@ -24,6 +25,8 @@ from engine.python_tool.kernel import KernelStartError, SandboxedKernel
 from engine.python_tool.limits import GiB, Limits
 from engine.python_tool.output import RunCollector, ToolOutput
 from engine.python_tool.sandbox import sandbox_problem
+
+log = logging.getLogger(__name__)
 
 DISPLAYED = "displayed"  # subfolder of the chat folder for images the code displayed
 _SCAN_LIMIT = 5000       # PNGs looked at when finding those a run saved
@@ -59,15 +62,24 @@ class PythonTool:
                 self._kernel.stop()
                 self._kernel = None
             if self._kernel is None:
+                kernel = SandboxedKernel(self.workdir, self.limits, self.python)
                 try:
-                    self._kernel = SandboxedKernel(self.workdir, self.limits, self.python)
-                    self._kernel.start()
-                except (KernelStartError, OSError) as e:
-                    self._kernel = None
+                    kernel.start()
+                except Exception as e:  # noqa: BLE001 - whatever it is, the app lives on
+                    kernel.stop()
+                    if not isinstance(e, KernelStartError):
+                        log.exception("python tool: kernel start failed")
+                        e = f"The Python tool could not start its sandboxed kernel ({e})."
                     return _failure(str(e))
+                self._kernel = kernel
             self._kernel.busy.set()
             try:
                 out = self._execute(code, self.limits.timeout if timeout is None else timeout)
+            except Exception as e:  # noqa: BLE001 - a broken connection must not take the app down
+                log.exception("python tool: run failed")
+                self._kernel.stop()
+                self._kernel = None
+                return _failure(f"The Python tool lost its kernel ({e}); the next call starts a new one.")
             finally:
                 if self._kernel is not None:
                     self._kernel.busy.clear()

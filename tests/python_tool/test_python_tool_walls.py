@@ -242,7 +242,7 @@ def test_memory_spread_over_processes_is_caught_by_the_watchdog(make_tool):
     started = time.monotonic()
     out = tool.run(hog)
     assert time.monotonic() - started < 30
-    assert out.restarted and "more than 0.25 GiB of memory" in out.error
+    assert out.restarted and "together used more than 0.375 GiB of memory" in out.error
     assert tool.run("print('back')").text == "back\n"
 
 
