@@ -26,6 +26,7 @@ from engine.python_tool.limits import Limits
 
 ENTRY = Path(__file__).with_name("kernel_entry.py")
 NOBODY = 65534
+DATA_DRIVE = "/mnt/data"  # the chat folder's second name inside the Linux sandbox
 
 # Linux system folders the interpreter and its C libraries read; missing ones are skipped.
 _SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"]
@@ -139,7 +140,10 @@ def bwrap_command(spec: SandboxSpec, bwrap: str = "bwrap") -> list[str]:
                 cmd += ["--perms", "0755", "--dir", str(parent)]
     for kind, path in binds:
         cmd += [kind, str(path), str(path)]
-    return cmd + ["--chdir", str(spec.workdir), "--"] + entry_args(spec)
+    # gpt-oss was told "The drive at '/mnt/data' can be used to save and persist user files":
+    # here it can, it is the chat folder again (and the working directory).
+    cmd += ["--perms", "0755", "--dir", "/mnt", "--bind", str(spec.workdir), DATA_DRIVE]
+    return cmd + ["--chdir", DATA_DRIVE, "--"] + entry_args(spec)
 
 
 # ---------------------------------------------------------------- macOS: sandbox-exec

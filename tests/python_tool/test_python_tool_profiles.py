@@ -127,10 +127,11 @@ def test_bwrap_command_unshares_the_network_and_binds_no_home(tmp_path):
     assert "--unshare-user" in cmd and "--disable-userns" in cmd  # a normal user's sandbox
     sources = [cmd[i + 1] for i, a in enumerate(cmd) if a in ("--bind", "--ro-bind")]
     assert "/" not in sources and str(Path.home()) not in sources and "/etc" not in sources
-    writable = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--bind"]
-    assert writable == [str(spec.run_dir), str(spec.workdir)]
+    writable = [(cmd[i + 1], cmd[i + 2]) for i, a in enumerate(cmd) if a == "--bind"]
+    assert writable == [(str(spec.run_dir),) * 2, (str(spec.workdir),) * 2, (str(spec.workdir), "/mnt/data")]
     # The chat folder is mounted last, so no read-only bind can cover it.
-    assert max(i for i, a in enumerate(cmd) if a in ("--bind", "--ro-bind")) == cmd.index(str(spec.workdir)) - 1
+    last_ro = max(i for i, a in enumerate(cmd) if a == "--ro-bind")
+    assert last_ro < cmd.index("--bind")
 
 
 def test_bwrap_command_as_root_runs_the_code_as_nobody(tmp_path):

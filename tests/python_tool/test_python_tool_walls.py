@@ -81,6 +81,10 @@ def test_writes_outside_the_folder_fail(make_tool, tmp_path, sandbox_mode):
     # The chat folder is writable and what is written there is on the host.
     assert tool.run("open('note.txt', 'w').write('kept')").error is None
     assert (tmp_path / "chat" / "note.txt").read_text() == "kept"
+    if LINUX:  # there it is also the '/mnt/data' the model was trained to save to, and the cwd
+        assert tool.run("import os\nprint(os.getcwd())").text == "/mnt/data\n"
+        assert tool.run("open('/mnt/data/plot.txt', 'w').write('drive')").error is None
+        assert (tmp_path / "chat" / "plot.txt").read_text() == "drive"
 
 
 def test_home_and_its_ssh_keys_are_invisible(make_tool, tmp_path, monkeypatch, sandbox_mode):
