@@ -42,11 +42,15 @@ def main(argv: list) -> None:
 
     from ipykernel.kernelapp import IPKernelApp
 
-    IPKernelApp.launch_instance(argv=[
+    options = [
         "-f", connection_file,
         "--HistoryManager.enabled=False",  # no sqlite history file, nothing written outside /tmp
         "--IPKernelApp.log_level=ERROR",
-    ])
+    ]
+    if sys.platform == "darwin":
+        # No --die-with-parent there: the kernel exits by itself when the app is gone.
+        options.append(f"--IPKernelApp.parent_handle={os.getppid()}")
+    IPKernelApp.launch_instance(argv=options)
 
 
 if __name__ == "__main__":

@@ -47,31 +47,25 @@ class PythonTool:
 
     # ------------------------------------------------------------ public
 
+    def start(self) -> str | None:
+        """Start the kernel now (it takes a few seconds), e.g. while the user reads the code in the
+        consent dialog. -> None when it runs, else the sentence saying why it can't."""
+        with self._lock:
+            out = self._ensure_kernel()
+            return out.error if out else None
+
     def run(self, code: str, timeout: float | None = None) -> ToolOutput:
         """Run code in this chat's kernel; never raises for anything the code does."""
         with self._lock:
-            if self._closed:
-                return _failure("The Python tool is closed for this chat.")
-            problem = sandbox_problem()
-            if problem:
-                return _failure(problem)
             self._interrupt.clear()
             restarted_note = ""
             if self._kernel is not None and not self._kernel.alive():
                 restarted_note = self._restart_note(self._kernel.killed_because or "it stopped between calls")
                 self._kernel.stop()
                 self._kernel = None
-            if self._kernel is None:
-                kernel = SandboxedKernel(self.workdir, self.limits, self.python)
-                try:
-                    kernel.start()
-                except Exception as e:  # noqa: BLE001 - whatever it is, the app lives on
-                    kernel.stop()
-                    if not isinstance(e, KernelStartError):
-                        log.exception("python tool: kernel start failed")
-                        e = f"The Python tool could not start its sandboxed kernel ({e})."
-                    return _failure(str(e))
-                self._kernel = kernel
+            failed = self._ensure_kernel()
+            if failed:
+                return failed
             self._kernel.busy.set()
             try:
                 out = self._execute(code, self.limits.timeout if timeout is None else timeout)
@@ -87,6 +81,27 @@ class PythonTool:
                 out.text = restarted_note + "\n" + out.text
                 out.restarted = True
             return out
+
+    def _ensure_kernel(self) -> ToolOutput | None:
+        """A running kernel (started if needed) -> None, or the failure to report. Holds _lock."""
+        if self._closed:
+            return _failure("The Python tool is closed for this chat.")
+        if self._kernel is not None:
+            return None
+        problem = sandbox_problem()
+        if problem:
+            return _failure(problem)
+        kernel = SandboxedKernel(self.workdir, self.limits, self.python)
+        try:
+            kernel.start()
+        except Exception as e:  # noqa: BLE001 - whatever it is, the app lives on
+            kernel.stop()
+            if not isinstance(e, KernelStartError):
+                log.exception("python tool: kernel start failed")
+                e = f"The Python tool could not start its sandboxed kernel ({e})."
+            return _failure(str(e))
+        self._kernel = kernel
+        return None
 
     def interrupt(self) -> None:
         """Stop the running code (KeyboardInterrupt; a restart if it won't stop). Thread-safe."""

@@ -45,3 +45,15 @@ def test_the_description_tells_the_model_the_real_limits():
     text = tool_description(Limits(timeout=30))
     assert "stateful Jupyter notebook environment" in text and "time out after 30.0 seconds" in text
     assert "Internet access for this session is disabled." in text and "/mnt/data" not in text
+
+
+def test_start_ahead_makes_the_first_run_quick(needs_sandbox, tmp_path):
+    from engine.python_tool import PythonTool
+
+    with PythonTool(tmp_path / "chat") as tool:
+        assert tool.start() is None
+        started = time.monotonic()
+        assert tool.run("print('warm')").text == "warm\n"
+        assert time.monotonic() - started < 1.5  # a cold start takes 2.5-4 s here
+        tool.close()
+        assert tool.start() == "The Python tool is closed for this chat."

@@ -320,3 +320,18 @@ def test_a_python_without_ipykernel_is_one_clear_sentence(needs_sandbox, tmp_pat
     assert out.error == ("The Python tool could not start its sandboxed kernel "
                          "(ModuleNotFoundError: No module named 'ipykernel').")
     assert out.text == f"[{out.error}]" and "Traceback" not in out.text
+
+
+def test_processes_left_running_in_the_background_are_watched_too(make_tool):
+    tool = make_tool(processes=16)
+    spawner = ("import subprocess, sys\n"
+               "code = 'import os, time\\nfor i in range(40):\\n    if os.fork() == 0:\\n        time.sleep(60)\\n"
+               "        os._exit(0)\\n    time.sleep(0.05)\\ntime.sleep(60)'\n"
+               "subprocess.Popen([sys.executable, '-c', code])\n"
+               "x = 1")
+    assert tool.run(spawner).error is None  # the run ends; its child forks on, in the background
+    time.sleep(4)
+    out = tool.run("print('next')")
+    assert out.restarted and out.text.startswith("[The Python kernel was restarted because the code started "
+                                                 "more than 16 processes")
+    assert out.text.endswith("next\n")
