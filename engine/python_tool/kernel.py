@@ -19,10 +19,6 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
-from jupyter_client import BlockingKernelClient
-from jupyter_client.connect import write_connection_file
-
 from engine.python_tool.limits import Limits
 from engine.python_tool.sandbox import NOBODY, SandboxSpec, python_paths, sandbox_command, sandbox_env
 
@@ -45,7 +41,7 @@ class SandboxedKernel:
         drop = os.geteuid() == 0 if self.drop_root is None else self.drop_root
         self.as_nobody = sys.platform.startswith("linux") and drop
         self.proc: subprocess.Popen | None = None
-        self.client: BlockingKernelClient | None = None
+        self.client = None  # jupyter_client.BlockingKernelClient once started
         self.run_dir: Path | None = None
         self.log = collections.deque(maxlen=40)  # the kernel's last stderr lines, for start errors
         self.killed_because: str | None = None   # set by the watchdog before it kills
@@ -57,6 +53,10 @@ class SandboxedKernel:
 
     def start(self) -> None:
         """Start the sandbox and wait until the kernel answers. Raises KernelStartError."""
+        # Imported here: the app imports this package at start-up, and jupyter_client is slow to load.
+        from jupyter_client import BlockingKernelClient
+        from jupyter_client.connect import write_connection_file
+
         # A short path: unix socket names are limited to ~104 bytes (macOS's $TMPDIR is long).
         self.run_dir = Path(tempfile.mkdtemp(prefix="pytool-", dir="/tmp")).resolve()
         connection = self.run_dir / "kernel.json"
@@ -154,6 +154,8 @@ def _descendants(pid: int) -> list[int]:
     """Every process below pid. On Linux from /proc/P/task/T/children, which costs a few reads for
     a small tree, where psutil's scan of all processes costs tens of ms on a busy machine."""
     if not os.path.exists(f"/proc/{pid}/task"):
+        import psutil
+
         try:
             return [p.pid for p in psutil.Process(pid).children(recursive=True)]
         except psutil.Error:
@@ -178,6 +180,8 @@ def _rss(pid: int) -> int:
             return int(f.read().split()[1]) * _PAGE
     except OSError:
         pass
+    import psutil
+
     try:
         return psutil.Process(pid).memory_info().rss
     except psutil.Error:
@@ -209,6 +213,8 @@ def _kill_tree(proc: subprocess.Popen, wait_for: list[int] = ()) -> None:
 
 
 def _running(pid: int) -> bool:
+    import psutil
+
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:

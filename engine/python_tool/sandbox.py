@@ -209,8 +209,9 @@ def sandbox_problem() -> str | None:
     try:
         import ipykernel  # noqa: F401
         import jupyter_client  # noqa: F401
+        import psutil  # noqa: F401
     except ImportError:
-        return "The Python tool needs ipykernel and jupyter-client: pip install ipykernel jupyter-client."
+        return "The Python tool needs ipykernel, jupyter-client and psutil: pip install ipykernel jupyter-client psutil."
     if sys.platform == "darwin":
         probe = ["/usr/bin/sandbox-exec", "-p", "(version 1)(allow default)(deny network*)", "/usr/bin/true"]
         if not os.path.exists(probe[0]):
