@@ -14,11 +14,13 @@ from engine.python_tool.tool import PythonTool
 class PythonToolPool:
     """Chat id -> PythonTool with its folder under root. Thread-safe."""
 
-    def __init__(self, root: str | Path, limits: Limits | None = None, enabled: bool = True):
+    def __init__(self, root: str | Path, limits: Limits | None = None, enabled: bool = True,
+                 max_kernels: int = 3):
         self.root = Path(root)
         self.limits = limits or Limits()
+        self.max_kernels = max_kernels  # kernels kept up at once; the least recently used go first
         self._enabled = enabled
-        self._tools: dict[str, PythonTool] = {}
+        self._tools: dict[str, PythonTool] = {}  # in order of use, the most recent last
         self._lock = threading.Lock()
 
     @property
@@ -44,10 +46,15 @@ class PythonToolPool:
         if not self._enabled:
             return None
         with self._lock:
-            tool = self._tools.get(chat_id)
-            if tool is None:
-                tool = self._tools[chat_id] = PythonTool(self.folder(chat_id), self.limits)
-            return tool
+            tool = self._tools.pop(chat_id, None) or PythonTool(self.folder(chat_id), self.limits)
+            self._tools[chat_id] = tool
+            idle = [t for t in self._tools.values() if t is not tool and t.has_kernel and not t.running]
+            up = sum(t.has_kernel for t in self._tools.values()) + (not tool.has_kernel)
+        # Each kernel holds memory the model needs: end the least recently used idle ones.
+        for old in idle[:max(0, up - self.max_kernels)]:
+            old.restart(reason=f"more than {self.max_kernels} chats had their Python running at once "
+                               "and this one had waited longest")
+        return tool
 
     def interrupt(self, chat_id: str) -> None:
         """The app's Stop: ends this chat's running code, if any."""

@@ -44,6 +44,7 @@ class PythonTool:
         self._interrupt = threading.Event()
         self._lock = threading.Lock()  # one run at a time
         self._closed = False
+        self._ended_because: str | None = None  # why the kernel was ended from outside, for the next run
 
     # ------------------------------------------------------------ public
 
@@ -58,7 +59,8 @@ class PythonTool:
         """Run code in this chat's kernel; never raises for anything the code does."""
         with self._lock:
             self._interrupt.clear()
-            restarted_note = ""
+            restarted_note = self._restart_note(self._ended_because) if self._ended_because else ""
+            self._ended_because = None
             if self._kernel is not None and not self._kernel.alive():
                 restarted_note = self._restart_note(self._kernel.killed_because or "it stopped between calls")
                 self._kernel.stop()
@@ -107,13 +109,21 @@ class PythonTool:
         """Stop the running code (KeyboardInterrupt; a restart if it won't stop). Thread-safe."""
         self._interrupt.set()
 
-    def restart(self) -> None:
-        """Forget every variable: a fresh kernel on the next run. Files in the folder stay."""
+    def restart(self, reason: str | None = None) -> None:
+        """Forget every variable: a fresh kernel on the next run. Files in the folder stay. With a
+        reason, the next run's text tells the model why its variables are gone."""
         self._interrupt.set()
         with self._lock:
             if self._kernel is not None:
                 self._kernel.stop()
                 self._kernel = None
+                self._ended_because = reason
+
+    @property
+    def has_kernel(self) -> bool:
+        """Whether a kernel is up (it holds memory: ~60-100 MB, more with what the code made)."""
+        kernel = self._kernel
+        return kernel is not None and kernel.alive()
 
     def close(self) -> None:
         """Stop the kernel and every process it started. Safe to call twice, from any thread."""

@@ -57,3 +57,21 @@ def test_start_ahead_makes_the_first_run_quick(needs_sandbox, tmp_path):
         assert time.monotonic() - started < 1.5  # a cold start takes 2.5-4 s here
         tool.close()
         assert tool.start() == "The Python tool is closed for this chat."
+
+
+def test_the_least_recently_used_kernels_end_and_their_chats_are_told(needs_sandbox, tmp_path):
+    pool = PythonToolPool(tmp_path / "chats", Limits(timeout=30), max_kernels=2)
+    try:
+        for chat in ("a", "b"):
+            assert pool.tool(chat).run(f"x = {chat!r}").error is None
+        pool.tool("a").run("print(x)")                 # a is now more recent than b
+        assert pool.tool("c").run("x = 'c'").error is None
+        assert [pool._tools[c].has_kernel for c in "abc"] == [True, False, True]
+        b = pool.tool("b").run("print('b again')")    # b comes back: a fresh kernel, and it says so
+        assert b.restarted and "more than 2 chats had their Python running at once" in b.text
+        assert b.text.endswith("b again\n")
+        assert [pool._tools[c].has_kernel for c in "abc"] == [False, True, True]  # a went this time
+        assert pool.tool("c").run("print(x)").text == "c\n"   # c, used recently, kept its state
+        assert not pool.tool("c").run("1").restarted
+    finally:
+        pool.close_all()
