@@ -57,6 +57,11 @@ class SandboxedKernel:
         from jupyter_client import BlockingKernelClient
         from jupyter_client.connect import write_connection_file
 
+        read_only = python_paths(self.python)
+        problem = unsuitable_folder(self.workdir, read_only)
+        if problem:
+            raise KernelStartError(problem)
+
         # A short path: unix socket names are limited to ~104 bytes (macOS's $TMPDIR is long).
         self.run_dir = Path(tempfile.mkdtemp(prefix="pytool-", dir="/tmp")).resolve()
         connection = self.run_dir / "kernel.json"
@@ -72,7 +77,7 @@ class SandboxedKernel:
                     for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
                         os.lchown(name, NOBODY, NOBODY)
         spec = SandboxSpec(workdir=self.workdir.resolve(), run_dir=self.run_dir, python=self.python,
-                           limits=self.limits, read_only=python_paths(self.python),
+                           limits=self.limits, read_only=read_only,
                            home=Path.home(), as_nobody=self.as_nobody)
         self.killed_because = None
         self.proc = subprocess.Popen(sandbox_command(spec), env=sandbox_env(spec), cwd=str(spec.workdir),
@@ -172,6 +177,19 @@ def _descendants(pid: int) -> list[int]:
         except OSError:
             continue  # it ended while we looked
     return found
+
+
+def unsuitable_folder(workdir: Path, read_only: tuple[Path, ...]) -> str | None:
+    """Why workdir can't be a chat's folder, or None. It becomes writable by the code (and, as
+    root, is handed to nobody): it must not be /, the home, hold Python or the app, or lie in them."""
+    folder = workdir.resolve()
+    home = Path.home().resolve()
+    inside = [p for p in read_only if p == folder or folder in p.parents or p in folder.parents]
+    if folder == Path("/") or folder == home or folder in home.parents or inside:
+        what = inside[0] if inside else (home if folder != Path("/") else folder)
+        return (f"The folder {folder} can't be the Python tool's working folder: the code could change "
+                f"{what} there. Give each chat a folder of its own.")
+    return None
 
 
 def _rss(pid: int) -> int:

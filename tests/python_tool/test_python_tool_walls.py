@@ -335,3 +335,17 @@ def test_processes_left_running_in_the_background_are_watched_too(make_tool):
     assert out.restarted and out.text.startswith("[The Python kernel was restarted because the code started "
                                                  "more than 16 processes")
     assert out.text.endswith("next\n")
+
+
+def test_a_folder_holding_python_or_the_home_is_refused(needs_sandbox, tmp_path, monkeypatch):
+    from engine.python_tool import PythonTool
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for folder, what in ((home, home), (ENTRY.parent.parent, ENTRY.parent.parent)):
+        with PythonTool(folder) as tool:
+            out = tool.run("print(1)")
+        assert out.error.startswith(f"The folder {folder.resolve()} can't be the Python tool's working folder")
+        assert out.error.endswith("Give each chat a folder of its own.") and not out.restarted
+    assert home.stat().st_uid == os.getuid()  # nothing was handed over
