@@ -203,9 +203,18 @@ def sandbox_command(spec: SandboxSpec) -> list[str]:
     return bwrap_command(spec, shutil.which("bwrap") or "bwrap")
 
 
+FROZEN = ("This build of the app has no Python interpreter for the Python tool, so the tool is off "
+          "(see docs/python_tool.md).")
+
+
 @lru_cache(maxsize=1)
-def sandbox_problem() -> str | None:
-    """None when the sandbox can run here, else one sentence saying why not and what to do."""
+def sandbox_problem(python: str = sys.executable) -> str | None:
+    """None when the sandbox can run here with that interpreter, else one sentence saying why not
+    and what to do."""
+    if getattr(sys, "frozen", False) and python == sys.executable:
+        # A PyInstaller app's executable is the app itself: starting it as the kernel would open
+        # a second window. Such a build must ship a Python and pass it to PythonTool(python=...).
+        return FROZEN
     try:
         import ipykernel  # noqa: F401
         import jupyter_client  # noqa: F401

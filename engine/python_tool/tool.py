@@ -90,7 +90,7 @@ class PythonTool:
             return _failure("The Python tool is closed for this chat.")
         if self._kernel is not None:
             return None
-        problem = sandbox_problem()
+        problem = sandbox_problem(self.python)
         if problem:
             return _failure(problem)
         kernel = SandboxedKernel(self.workdir, self.limits, self.python)

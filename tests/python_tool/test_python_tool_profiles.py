@@ -165,3 +165,8 @@ def test_capped_text_keeps_head_and_tail_and_counts_everything():
     small.add("a" * 60)
     small.add("b" * 40)
     assert small.value() == "a" * 60 + "b" * 40  # exactly at the cap: nothing cut, no note
+
+
+def test_a_frozen_app_does_not_start_itself_as_the_kernel(monkeypatch):
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert sandbox.sandbox_problem.__wrapped__() == sandbox.FROZEN
