@@ -8,7 +8,6 @@ the watchdog is what ends a bomb's leftovers and enforces memory where the OS wo
 
 from __future__ import annotations
 
-import collections
 import os
 import shutil
 import signal
@@ -43,7 +42,7 @@ class SandboxedKernel:
         self.proc: subprocess.Popen | None = None
         self.client = None  # jupyter_client.BlockingKernelClient once started
         self.run_dir: Path | None = None
-        self.log = collections.deque(maxlen=40)  # the kernel's last stderr lines, for start errors
+        self.log = b""  # the last 8 kB the kernel wrote to stderr, for start errors
         self.killed_because: str | None = None   # set by the watchdog before it kills
         self.first_pids: list[int] = []
         self._stop_watch = threading.Event()
@@ -144,12 +143,13 @@ class SandboxedKernel:
                 return
 
     def _read_log(self, proc: subprocess.Popen) -> None:
-        for line in iter(proc.stdout.readline, b""):
-            self.log.append(line.decode("utf-8", "replace").rstrip())
+        # In chunks, not lines: the code can write one endless line to the raw file descriptor.
+        for chunk in iter(lambda: proc.stdout.read1(4096), b""):
+            self.log = (self.log + chunk)[-8192:]
 
     def _last_log_line(self) -> str:
-        lines = [line for line in self.log if line.strip()]
-        return lines[-1] if lines else "no reply from the kernel"
+        lines = [line for line in self.log.decode("utf-8", "replace").splitlines() if line.strip()]
+        return lines[-1].strip() if lines else "no reply from the kernel"
 
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
