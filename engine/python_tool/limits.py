@@ -22,9 +22,3 @@ class Limits:
     tmp_size: int = 256 * MiB      # the sandbox's private /tmp and /dev/shm (memory-backed)
     output_chars: int = 10_000     # text sent back to the model; the rest is cut with a note
     startup_timeout: float = 60.0  # the kernel's first reply (2 shared cores can be slow)
-
-    def describe(self) -> str:
-        """One line for docs, logs and the tool's description to the model."""
-        return (f"{self.timeout:g} s per call, {self.memory / GiB:g} GiB of memory, "
-                f"{self.processes} processes, files up to {self.file_size / GiB:g} GiB, "
-                f"{self.output_chars:,} characters of output, no network")
