@@ -1,0 +1,239 @@
+"""One sandboxed Jupyter kernel: start it, talk to it, watch it, kill it.
+
+A watchdog thread counts the sandbox's processes and their resident memory (every 0.1 s while code
+runs, every second while the kernel waits). On Linux
+the rlimits are the hard walls (RLIMIT_NPROC stops a fork bomb, RLIMIT_AS a huge allocation);
+the watchdog is what ends a bomb's leftovers and enforces memory where the OS won't (macOS).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from engine.python_tool.limits import Limits
+from engine.python_tool.sandbox import NOBODY, SandboxSpec, python_paths, sandbox_command, sandbox_env
+
+
+class KernelStartError(RuntimeError):
+    """The sandboxed kernel did not come up; str() is the sentence for the user."""
+
+
+class SandboxedKernel:
+    """A kernel process inside the sandbox and a client connected to it over unix sockets."""
+
+    # Run the code as nobody, which takes starting as root. None: exactly when we are root (root
+    # ignores RLIMIT_NPROC). Tests set False to run the user-namespace sandbox that users get.
+    drop_root: bool | None = None
+
+    def __init__(self, workdir: Path, limits: Limits, python: str = sys.executable):
+        self.workdir = workdir
+        self.limits = limits
+        self.python = Path(python)
+        drop = os.geteuid() == 0 if self.drop_root is None else self.drop_root
+        self.as_nobody = sys.platform.startswith("linux") and drop
+        self.proc: subprocess.Popen | None = None
+        self.client = None  # jupyter_client.BlockingKernelClient once started
+        self.run_dir: Path | None = None
+        self.log = b""  # the last 8 kB the kernel wrote to stderr, for start errors
+        self.killed_because: str | None = None   # set by the watchdog before it kills
+        self.first_pids: list[int] = []
+        self._stop_watch = threading.Event()
+        self.busy = threading.Event()  # set by the tool while code runs: the watchdog looks closer
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the sandbox and wait until the kernel answers. Raises KernelStartError."""
+        # Imported here: the app imports this package at start-up, and jupyter_client is slow to load.
+        from jupyter_client import BlockingKernelClient
+        from jupyter_client.connect import write_connection_file
+
+        read_only = python_paths(self.python)
+        problem = unsuitable_folder(self.workdir, read_only)
+        if problem:
+            raise KernelStartError(problem)
+
+        # A short path: unix socket names are limited to ~104 bytes (macOS's $TMPDIR is long).
+        self.run_dir = Path(tempfile.mkdtemp(prefix="pytool-", dir="/tmp")).resolve()
+        connection = self.run_dir / "kernel.json"
+        write_connection_file(str(connection), transport="ipc", ip=str(self.run_dir / "ipc"))
+        if sys.platform == "darwin":
+            (self.run_dir / "home").mkdir()
+            (self.run_dir / "tmp").mkdir()
+        if self.as_nobody:
+            # The code runs as nobody (root would escape RLIMIT_NPROC): give it its folders. Never
+            # through a symlink the code left there (lchown, no descent into linked folders).
+            for top in (self.run_dir, self.workdir):
+                for folder, dirs, files in os.walk(top, followlinks=False):
+                    for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
+                        os.lchown(name, NOBODY, NOBODY)
+        spec = SandboxSpec(workdir=self.workdir.resolve(), run_dir=self.run_dir, python=self.python,
+                           limits=self.limits, read_only=read_only,
+                           home=Path.home(), as_nobody=self.as_nobody)
+        self.killed_because = None
+        self.proc = subprocess.Popen(sandbox_command(spec), env=sandbox_env(spec), cwd=str(spec.workdir),
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        threading.Thread(target=self._read_log, args=(self.proc,), daemon=True).start()
+        self.client = BlockingKernelClient(connection_file=str(connection))
+        self.client.load_connection_file()
+        self.client.start_channels()
+        deadline = time.monotonic() + self.limits.startup_timeout
+        while True:
+            try:
+                self.client.wait_for_ready(timeout=1.0)
+                break
+            except RuntimeError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    why = self._last_log_line()
+                    self.stop()
+                    raise KernelStartError(f"The Python tool could not start its sandboxed kernel ({why}).")
+        # The sandbox's init and the kernel: stop() waits for them, however the sandbox ended.
+        self.first_pids = _descendants(self.proc.pid)
+        self._stop_watch = threading.Event()
+        threading.Thread(target=self._watch, args=(self.proc, self._stop_watch), daemon=True).start()
+
+    def stop(self) -> None:
+        """Kill the whole sandbox (every process in it) and forget the connection."""
+        self._stop_watch.set()
+        if self.client is not None:
+            self.client.stop_channels()
+            self.client = None
+        if self.proc is not None:
+            _kill_tree(self.proc, self.first_pids)
+            self.proc = None
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            self.run_dir = None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def interrupt(self) -> None:
+        """Ask the kernel to raise KeyboardInterrupt in the running code (Jupyter's message mode:
+        it works through the sandbox, where our signals would reach only bubblewrap)."""
+        if self.client is not None:
+            self.client.control_channel.send(self.client.session.msg("interrupt_request", {}))
+
+    # ------------------------------------------------------------ the watchdog
+
+    def _watch(self, proc: subprocess.Popen, stop: threading.Event) -> None:
+        # Every 0.1 s while code runs, every second while the kernel waits (a background bomb).
+        while not stop.wait(0.1 if self.busy.is_set() else 1.0):
+            tree = _descendants(proc.pid)
+            rss = sum(_rss(pid) for pid in tree)
+            # bwrap's init inside the namespace is not the code's.
+            count = len(tree) - (1 if sys.platform.startswith("linux") else 0)
+            if count > self.limits.processes:
+                self.killed_because = (f"the code started more than {self.limits.processes} processes "
+                                       "(a fork bomb?)")
+            elif rss > self.limits.memory * 1.5:
+                self.killed_because = (f"the code's processes together used more than "
+                                       f"{self.limits.memory * 1.5 / 2**30:g} GiB of memory")
+            if self.killed_because:
+                _kill_tree(proc)
+                return
+
+    def _read_log(self, proc: subprocess.Popen) -> None:
+        # In chunks, not lines: the code can write one endless line to the raw file descriptor.
+        for chunk in iter(lambda: proc.stdout.read1(4096), b""):
+            self.log = (self.log + chunk)[-8192:]
+
+    def _last_log_line(self) -> str:
+        lines = [line for line in self.log.decode("utf-8", "replace").splitlines() if line.strip()]
+        return lines[-1].strip() if lines else "no reply from the kernel"
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below pid. On Linux from /proc/P/task/T/children, which costs a few reads for
+    a small tree, where psutil's scan of all processes costs tens of ms on a busy machine."""
+    if not os.path.exists(f"/proc/{pid}/task"):
+        import psutil
+
+        try:
+            return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+        except psutil.Error:
+            return []
+    found, stack = [], [pid]
+    while stack:
+        parent = stack.pop()
+        try:
+            for tid in os.listdir(f"/proc/{parent}/task"):
+                with open(f"/proc/{parent}/task/{tid}/children") as f:
+                    kids = [int(k) for k in f.read().split()]
+                found += kids
+                stack += kids
+        except OSError:
+            continue  # it ended while we looked
+    return found
+
+
+def unsuitable_folder(workdir: Path, read_only: tuple[Path, ...]) -> str | None:
+    """Why workdir can't be a chat's folder, or None. It becomes writable by the code (and, as
+    root, is handed to nobody): it must not be /, the home, hold Python or the app, or lie in them."""
+    folder = workdir.resolve()
+    home = Path.home().resolve()
+    inside = [p for p in read_only if p == folder or folder in p.parents or p in folder.parents]
+    if folder == Path("/") or folder == home or folder in home.parents or inside:
+        what = inside[0] if inside else (home if folder != Path("/") else folder)
+        return (f"The folder {folder} can't be the Python tool's working folder: the code could change "
+                f"{what} there. Give each chat a folder of its own.")
+    return None
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except OSError:
+        pass
+    import psutil
+
+    try:
+        return psutil.Process(pid).memory_info().rss
+    except psutil.Error:
+        return 0
+
+
+def _kill_tree(proc: subprocess.Popen, wait_for: list[int] = ()) -> None:
+    """SIGKILL the sandbox and wait (up to 5 s) until none of its processes runs any more, nor
+    those of wait_for (seen earlier: never signalled, their pids may have been reused). On Linux
+    killing bubblewrap is enough (--die-with-parent, then the pid namespace dies with its init,
+    which exits only after every process in it); the explicit kills cover macOS."""
+    pids = [proc.pid, *_descendants(proc.pid)]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_running(pid) for pid in [*pids[1:], *wait_for]):
+        time.sleep(0.02)
+
+
+def _running(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

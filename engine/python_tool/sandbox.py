@@ -1,0 +1,246 @@
+"""The walls around the kernel: which command starts it, per platform.
+
+Linux: bubblewrap. The sandbox's filesystem starts EMPTY and only what Python needs is bound into
+it read-only (system folders, the interpreter, its packages), plus the chat's folder read-write and
+the run folder that holds the kernel's sockets. So the user's home, ~/.ssh, other chats and the
+model files simply do not exist inside. New network, pid, ipc and uts namespaces: no network at
+all, only a loopback that reaches nothing of the host. /tmp and /dev/shm are small private tmpfs.
+macOS: sandbox-exec with a generated deny-by-default profile (see macos_profile()).
+
+The kernel talks to the app over ZMQ *ipc* (unix sockets in the run folder), not TCP: a kernel
+in its own network namespace can't reach the host's loopback, while a unix socket is a file and
+crosses namespaces through the bind mount. The macOS profile allows exactly those sockets.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from engine.python_tool.limits import Limits
+
+ENTRY = Path(__file__).with_name("kernel_entry.py")
+NOBODY = 65534
+DATA_DRIVE = "/mnt/data"  # the chat folder's second name inside the Linux sandbox
+
+# Linux system folders the interpreter and its C libraries read; missing ones are skipped.
+_SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"]
+# Single files from /etc: name lookups, the dynamic linker, time zone. Never the whole /etc
+# (shadow, ssh host keys, credentials of services).
+_ETC = ["passwd", "group", "nsswitch.conf", "hosts", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
+        "localtime", "timezone", "mime.types", "alternatives", "fonts"]
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """Everything the command depends on, so that building it is a pure function (and testable)."""
+
+    workdir: Path       # the chat's folder: the only place the code can write that outlives it
+    run_dir: Path       # connection file and sockets (and, on macOS, HOME and TMPDIR)
+    python: Path        # the interpreter that has ipykernel
+    limits: Limits
+    read_only: tuple[Path, ...]  # what Python needs besides the system
+    home: Path          # the user's home, hidden (macOS; on Linux nothing unbound is visible)
+    as_nobody: bool = False
+
+
+def python_paths(python: str | os.PathLike = sys.executable) -> tuple[Path, ...]:
+    """Folders the kernel's Python must read: its prefixes and every sys.path folder outside them
+    (PYTHONPATH, .pth entries), never the home folder itself, an ancestor of it, or /."""
+    home = Path.home().resolve()
+    exe = Path(os.path.realpath(python))
+    candidates = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), exe.parent.parent,
+                  ENTRY.parent]
+    candidates += [Path(p) for p in sys.path if p and os.path.isdir(p)]
+    chosen: list[Path] = []
+    for path in candidates:
+        path = path.resolve()
+        if path == Path("/") or path == home or path in home.parents:
+            continue
+        if any(path == c or c in path.parents for c in chosen):
+            continue
+        chosen = [c for c in chosen if path not in c.parents] + [path]
+    return tuple(chosen)
+
+
+def sandbox_env(spec: SandboxSpec) -> dict[str, str]:
+    """A clean environment: nothing of the app's (tokens, paths) leaks into the kernel."""
+    if sys.platform == "darwin":
+        home, tmp = spec.run_dir / "home", spec.run_dir / "tmp"
+    else:
+        home, tmp = Path("/tmp/home"), Path("/tmp")
+    extra = [str(p) for p in spec.read_only if p != ENTRY.parent and not _is_prefix(p, spec.python)]
+    env = {
+        "PATH": os.pathsep.join([str(Path(spec.python).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": str(home), "TMPDIR": str(tmp), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+        "IPYTHONDIR": str(home / ".ipython"), "MPLCONFIGDIR": str(home / ".matplotlib"),
+        "XDG_CACHE_HOME": str(home / ".cache"), "JUPYTER_RUNTIME_DIR": str(home / ".jupyter"),
+        "PYTHONDONTWRITEBYTECODE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        # Fewer malloc arenas and BLAS threads: each reserves address space counted by RLIMIT_AS.
+        "MALLOC_ARENA_MAX": "2", "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2",
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    }
+    if extra:
+        env["PYTHONPATH"] = os.pathsep.join(extra)
+    return env
+
+
+def _is_prefix(path: Path, python: Path) -> bool:
+    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    prefixes.add(Path(os.path.realpath(python)).parent.parent)
+    return any(path == p or p in path.parents for p in prefixes)
+
+
+def entry_args(spec: SandboxSpec) -> list[str]:
+    lim = spec.limits
+    args = [str(spec.python), str(ENTRY), str(spec.run_dir / "kernel.json"),
+            str(lim.memory), str(lim.processes), str(lim.file_size)]
+    if spec.as_nobody:
+        args += [str(NOBODY), str(NOBODY)]
+    return args
+
+
+# ---------------------------------------------------------------- Linux: bubblewrap
+
+def bwrap_command(spec: SandboxSpec, bwrap: str = "bwrap") -> list[str]:
+    """The bwrap argv that starts the kernel. Later mounts win, so the chat folder comes last."""
+    cmd = [bwrap, "--die-with-parent", "--new-session",  # new session: no TIOCSTI into our terminal
+           "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+           "--hostname", "sandbox"]
+    if spec.as_nobody:
+        # No user namespace: the entry needs setuid to become nobody, then holds no capability.
+        cmd += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        cmd += ["--unshare-user", "--disable-userns"]
+    for d in _SYSTEM_DIRS:
+        if os.path.islink(d):
+            cmd += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            cmd += ["--ro-bind", d, d]
+    for name in _ETC:
+        if os.path.exists(f"/etc/{name}"):
+            cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    cmd += ["--proc", "/proc", "--dev", "/dev"]
+    size = str(spec.limits.tmp_size)
+    cmd += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp",
+            "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm"]
+    binds = [("--ro-bind", path) for path in spec.read_only]
+    binds += [("--bind", spec.run_dir), ("--bind", spec.workdir)]
+    # bwrap makes missing parents of a mount point 0700 and root's: nobody couldn't pass them.
+    made: set[Path] = set()
+    for _, path in binds:
+        for parent in reversed(path.parents):
+            if parent != Path("/") and parent not in made and str(parent) not in ("/tmp", "/dev"):
+                made.add(parent)
+                cmd += ["--perms", "0755", "--dir", str(parent)]
+    for kind, path in binds:
+        cmd += [kind, str(path), str(path)]
+    # gpt-oss was told "The drive at '/mnt/data' can be used to save and persist user files":
+    # here it can, it is the chat folder again (and the working directory).
+    cmd += ["--perms", "0755", "--dir", "/mnt", "--bind", str(spec.workdir), DATA_DRIVE]
+    return cmd + ["--chdir", DATA_DRIVE, "--"] + entry_args(spec)
+
+
+# ---------------------------------------------------------------- macOS: sandbox-exec
+
+def _sb(path: Path | str) -> str:
+    """A path as an SBPL string literal (profiles match real paths: /tmp is /private/tmp)."""
+    real = os.path.realpath(path)
+    return '"' + real.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def macos_profile(spec: SandboxSpec) -> str:
+    """A deny-by-default Seatbelt profile: no network (only the kernel's own unix sockets), writes
+    only in the chat folder and the run folder, no reading of the home folder (beyond the chat
+    folder and Python's own files), of other users' homes, external volumes or other apps' temp
+    files. Child processes inherit it. Later rules win, so carve-outs follow the denials."""
+    work, run = _sb(spec.workdir), _sb(spec.run_dir)
+    readable = " ".join(f"(subpath {_sb(p)})" for p in spec.read_only)
+    return "\n".join([
+        "(version 1)",
+        "(deny default)",
+        "(allow process-fork process-exec)",
+        "(allow signal process-info* (target same-sandbox))",
+        "(allow sysctl-read user-preference-read mach-host*)",
+        "(allow ipc-posix-sem ipc-posix-shm)",  # multiprocessing's locks and shared memory
+        '(allow mach-lookup (global-name "com.apple.system.opendirectoryd.libinfo")'  # getpwuid
+        ' (global-name "com.apple.system.notification_center"))',                  # time zones
+        '(allow iokit-open (iokit-registry-entry-class "RootDomainUserClient"))',
+        ";; network: none, except the unix sockets of this kernel's own connection",
+        "(deny network*)",
+        "(allow system-socket (socket-domain AF_UNIX))",
+        f"(allow network-bind network-inbound (local unix-socket (subpath {run})))",
+        f"(allow network-outbound (remote unix-socket (subpath {run})))",
+        ";; reading: the system yes; the home folder, other homes, volumes, temp files of others no",
+        "(allow file-read*)",
+        f'(deny file-read* (subpath {_sb(spec.home)}) (subpath "/Users") (subpath "/Volumes")'
+        ' (subpath "/private/var/folders") (subpath "/private/tmp"))',
+        # Names along the way stay visible (realpath, stat), never contents or listings.
+        '(allow file-read-metadata)',
+        f"(allow file-read* (subpath {work}) (subpath {run}) {readable})",
+        ";; writing: the chat folder and the run folder only",
+        f"(allow file-write* (subpath {work}) (subpath {run}))",
+        '(allow file-write-data file-ioctl (literal "/dev/null") (literal "/dev/zero") (literal "/dev/tty"))',
+        "",
+    ])
+
+
+def sandbox_exec_command(spec: SandboxSpec) -> list[str]:
+    return ["/usr/bin/sandbox-exec", "-p", macos_profile(spec)] + entry_args(spec)
+
+
+# ---------------------------------------------------------------- both
+
+def sandbox_command(spec: SandboxSpec) -> list[str]:
+    """The argv that starts the sandboxed kernel on this platform."""
+    if sys.platform == "darwin":
+        return sandbox_exec_command(spec)
+    return bwrap_command(spec, shutil.which("bwrap") or "bwrap")
+
+
+FROZEN = ("This build of the app has no Python interpreter for the Python tool, so the tool is off "
+          "(see docs/python_tool.md).")
+
+
+@lru_cache(maxsize=1)
+def sandbox_problem(python: str = sys.executable) -> str | None:
+    """None when the sandbox can run here with that interpreter, else one sentence saying why not
+    and what to do."""
+    if getattr(sys, "frozen", False) and python == sys.executable:
+        # A PyInstaller app's executable is the app itself: starting it as the kernel would open
+        # a second window. Such a build must ship a Python and pass it to PythonTool(python=...).
+        return FROZEN
+    try:
+        import ipykernel  # noqa: F401
+        import jupyter_client  # noqa: F401
+        import psutil  # noqa: F401
+    except ImportError:
+        return "The Python tool needs ipykernel, jupyter-client and psutil: pip install ipykernel jupyter-client psutil."
+    if sys.platform == "darwin":
+        probe = ["/usr/bin/sandbox-exec", "-p", "(version 1)(allow default)(deny network*)", "/usr/bin/true"]
+        if not os.path.exists(probe[0]):
+            return "macOS's sandbox-exec is missing, so the Python tool can't run code safely here."
+    elif sys.platform.startswith("linux"):
+        bwrap = shutil.which("bwrap")
+        if not bwrap:
+            return "The Python tool needs bubblewrap: install it (sudo apt install bubblewrap) and restart."
+        probe = [bwrap, "--unshare-net", "--unshare-pid", "--ro-bind", "/", "/", "--dev", "/dev",
+                 "--proc", "/proc"]
+        probe += [] if os.geteuid() == 0 else ["--unshare-user"]
+        probe += ["true"]
+    else:
+        return "The Python tool runs code only on macOS and Linux, where it can be sandboxed."
+    try:
+        done = subprocess.run(probe, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"The sandbox for the Python tool could not start ({e}); the tool is off."
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["no reason given"])[-1]
+        return (f"The sandbox for the Python tool could not start ({why}); user namespaces may be "
+                "disabled on this system (sysctl kernel.unprivileged_userns_clone=1).")
+    return None

@@ -1,0 +1,172 @@
+"""The sandbox commands as text: the bubblewrap argv (whose walls test_python_tool_walls.py proves
+by running it) and the macOS Seatbelt profile, which can only run on a Mac: here we check that the
+profile generated for a chat folder denies what it must and allows only what it must."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.python_tool import sandbox
+from engine.python_tool.limits import Limits
+from engine.python_tool.output import CappedText
+from engine.python_tool.sandbox import SandboxSpec, bwrap_command, macos_profile, python_paths
+
+
+def _spec(tmp_path, nobody=False, workdir=None):
+    home = tmp_path / "Users" / "ada"
+    return SandboxSpec(workdir=workdir or home / "Library" / "gpt-oss chat" / "chats" / "7",
+                       run_dir=tmp_path / "run", python=Path(sys.executable), limits=Limits(),
+                       read_only=python_paths(), home=home, as_nobody=nobody)
+
+
+# ---------------------------------------------------------------- macOS profile
+
+def _rules(profile: str) -> list[str]:
+    """Top-level forms of an SBPL profile, comments dropped."""
+    text = "\n".join(line for line in profile.splitlines() if not line.lstrip().startswith(";"))
+    forms, depth, start, in_string = [], 0, None, False
+    for i, ch in enumerate(text):
+        if ch == '"' and text[i - 1] != "\\":
+            in_string = not in_string
+        if in_string:
+            continue
+        if ch == "(":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            assert depth >= 0, "unbalanced parentheses"
+            if depth == 0:
+                forms.append(text[start:i + 1])
+    assert depth == 0 and not in_string, "unbalanced profile"
+    return forms
+
+
+def _real(path) -> str:
+    return str(Path(path).resolve())
+
+
+def test_profile_denies_by_default_and_has_no_network_but_its_own_sockets(tmp_path):
+    spec = _spec(tmp_path)
+    rules = _rules(macos_profile(spec))
+    assert rules[:2] == ["(version 1)", "(deny default)"]
+    assert "(deny network*)" in rules
+    network_allows = [r for r in rules if r.startswith("(allow") and "network" in r]
+    assert network_allows, "the kernel's unix sockets must be allowed"
+    for rule in network_allows:
+        # Only unix sockets, only under the run folder: no ip, no tcp, no other socket path.
+        assert "unix-socket" in rule and f'(subpath "{_real(spec.run_dir)}")' in rule
+        assert " ip " not in rule and "tcp" not in rule and "remote ip" not in rule
+    assert rules.index("(deny network*)") < rules.index(network_allows[0])  # later rules win
+
+
+def test_profile_writes_only_in_the_chat_folder_and_run_folder(tmp_path):
+    spec = _spec(tmp_path)
+    rules = _rules(macos_profile(spec))
+    writes = [r for r in rules if r.startswith("(allow") and "file-write" in r]
+    subpaths = set()
+    for rule in writes:
+        subpaths |= set(re.findall(r'\(subpath "([^"]*)"\)', rule))
+        literals = re.findall(r'\(literal "([^"]*)"\)', rule)
+        assert all(lit.startswith("/dev/") for lit in literals)
+        assert "regex" not in rule and "(allow file-write*)" != rule
+    assert subpaths == {_real(spec.workdir), _real(spec.run_dir)}
+
+
+def test_profile_hides_the_home_but_the_chat_folder_and_python(tmp_path):
+    spec = _spec(tmp_path)
+    rules = _rules(macos_profile(spec))
+    deny_read = next(r for r in rules if r.startswith("(deny file-read*"))
+    for hidden in (_real(spec.home), "/Users", "/Volumes", "/private/var/folders"):
+        assert f'(subpath "{hidden}")' in deny_read
+    # The home's contents stay hidden: after the denial, reading comes back only for these.
+    after = rules[rules.index(deny_read) + 1:]
+    reads = [r for r in after if r.startswith("(allow file-read")]
+    assert "(allow file-read-metadata)" in reads  # names along paths, for realpath(); not contents
+    data_reads = [r for r in reads if r != "(allow file-read-metadata)"]
+    allowed = set().union(*(re.findall(r'\(subpath "([^"]*)"\)', r) for r in data_reads))
+    assert allowed == {_real(spec.workdir), _real(spec.run_dir), *(_real(p) for p in spec.read_only)}
+    home = _real(spec.home)
+    ssh = Path(home) / ".ssh"
+    assert not any(str(ssh) == a or str(ssh).startswith(a + "/") for a in allowed)
+
+
+def test_profile_quotes_strange_folder_names(tmp_path):
+    spec = _spec(tmp_path, workdir=tmp_path / 'chat "7") (allow default' / "x\\y")
+    profile = macos_profile(spec)
+    rules = _rules(profile)  # still balanced: the name could not close a rule
+    assert "(allow default)" not in rules
+    assert '\\"7\\") (allow default' in profile
+
+
+@pytest.mark.skipif(not Path("/usr/bin/sandbox-exec").exists(), reason="sandbox-exec exists only on macOS")
+def test_profile_runs_on_this_mac(tmp_path):
+    spec = _spec(tmp_path, workdir=tmp_path / "chat")
+    spec.workdir.mkdir(parents=True)
+    spec.run_dir.mkdir()
+    code = "open('ok.txt', 'w').write('1'); print(open('ok.txt').read())"
+    done = subprocess.run(["/usr/bin/sandbox-exec", "-p", macos_profile(spec), sys.executable, "-c", code],
+                          cwd=spec.workdir, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "1", done.stderr
+
+
+# ---------------------------------------------------------------- bubblewrap argv
+
+def test_bwrap_command_unshares_the_network_and_binds_no_home(tmp_path):
+    spec = _spec(tmp_path, workdir=tmp_path / "chat")
+    cmd = bwrap_command(spec)
+    for flag in ("--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session"):
+        assert flag in cmd
+    assert "--unshare-user" in cmd and "--disable-userns" in cmd  # a normal user's sandbox
+    sources = [cmd[i + 1] for i, a in enumerate(cmd) if a in ("--bind", "--ro-bind")]
+    assert "/" not in sources and str(Path.home()) not in sources and "/etc" not in sources
+    writable = [(cmd[i + 1], cmd[i + 2]) for i, a in enumerate(cmd) if a == "--bind"]
+    assert writable == [(str(spec.run_dir),) * 2, (str(spec.workdir),) * 2, (str(spec.workdir), "/mnt/data")]
+    # The chat folder is mounted last, so no read-only bind can cover it.
+    last_ro = max(i for i, a in enumerate(cmd) if a == "--ro-bind")
+    assert last_ro < cmd.index("--bind")
+
+
+def test_bwrap_command_as_root_runs_the_code_as_nobody(tmp_path):
+    cmd = bwrap_command(_spec(tmp_path, nobody=True, workdir=tmp_path / "chat"))
+    assert "--unshare-user" not in cmd
+    assert cmd[cmd.index("--cap-drop") + 1] == "ALL"
+    assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "--cap-add"] == ["CAP_SETUID", "CAP_SETGID"]
+    assert cmd[-2:] == ["65534", "65534"]
+
+
+def test_sandbox_problem_says_what_to_install_without_bubblewrap(monkeypatch):
+    if not sys.platform.startswith("linux"):
+        pytest.skip("bubblewrap is the Linux sandbox")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    problem = sandbox.sandbox_problem.__wrapped__()
+    assert problem == "The Python tool needs bubblewrap: install it (sudo apt install bubblewrap) and restart."
+
+
+# ---------------------------------------------------------------- output cap
+
+def test_capped_text_keeps_head_and_tail_and_counts_everything():
+    capped = CappedText(100)
+    pieces = [f"line {i}\n" for i in range(1000)]
+    for piece in pieces:
+        capped.add(piece)
+    whole = "".join(pieces)
+    text = capped.value()
+    assert text.startswith(whole[:80]) and text.endswith(whole[-20:])
+    assert f"{len(whole):,} characters in all, showing the first 80 and the last 20" in text
+    small = CappedText(100)
+    small.add("a" * 60)
+    small.add("b" * 40)
+    assert small.value() == "a" * 60 + "b" * 40  # exactly at the cap: nothing cut, no note
+
+
+def test_a_frozen_app_does_not_start_itself_as_the_kernel(monkeypatch):
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert sandbox.sandbox_problem.__wrapped__() == sandbox.FROZEN
