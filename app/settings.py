@@ -1,7 +1,7 @@
 """User settings, saved in the history database so they survive restarts."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 CONTEXT_LENGTHS = (4096, 8192, 16384, 32768, 65536, 131072)
 
@@ -16,6 +16,8 @@ class Settings:
     show_raw_cot: bool = False     # developer setting: show the unfiltered chain of thought
     model_folder: str = ""         # the folder the user picked or downloaded to
     effort: str = ""               # the reasoning effort last chosen, for new chats ("": never chosen)
+    python_tool: bool = True       # offer the sandboxed Python tool (each chat asks before its first run)
+    functions: list = field(default_factory=list)  # developer's functions: [{name, description, parameters}]
 
     @classmethod
     def load(cls, store) -> "Settings":

@@ -51,9 +51,12 @@ class EngineWorker(QObject):
     finished = Signal(int, object)          # request id, engine.events.Done (object: see qt_compat)
     failed = Signal(int, str)               # request id, one sentence
     memory = Signal("qint64")               # bytes in use
+    tool_finished = Signal(int, object)     # request id, dict: text, images, error, restarted, folder
 
-    def __init__(self, loader=load_engine, clock=time.monotonic):
+    def __init__(self, loader=load_engine, clock=time.monotonic, pool=None):
         super().__init__()
+        self._pool = pool                   # engine.python_tool.PythonToolPool, made on first use
+        self._python_enabled = True
         self._loader = loader
         self.clock = clock
         self.outbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -102,7 +105,8 @@ class EngineWorker(QObject):
             sampling = self._engine.sampling(options.get("temperature", 1.0), options.get("top_p", 1.0))
             events = self._engine.session.reply(
                 messages, effort=options.get("effort", "medium"), developer=options.get("developer") or None,
-                sampling=sampling, max_tokens=int(options.get("max_tokens", 2048)), cancel=cancel)
+                sampling=sampling, max_tokens=int(options.get("max_tokens", 2048)), cancel=cancel,
+                **self._tool_options(options))
             for ev in events:
                 if isinstance(ev, Done):
                     done = ev
@@ -119,6 +123,60 @@ class EngineWorker(QObject):
                 self._cancelled.discard(request_id)
         emit(self.finished, request_id, done if done is not None else Done(None, "stop"))
         emit(self.memory, memory_in_use())
+
+
+    # -- tools -------------------------------------------------------------------------
+    def python_pool(self):
+        """The chats' Python kernels (engine/python_tool), folders under the app-data folder."""
+        if self._pool is None:
+            from app.paths import app_data_dir
+            from engine.python_tool import PythonToolPool
+            self._pool = PythonToolPool(app_data_dir() / "python", enabled=self._python_enabled)
+        return self._pool
+
+    def set_python_enabled(self, on: bool) -> None:
+        """The settings switch; switching off ends every kernel (their folders stay)."""
+        self._python_enabled = on
+        if self._pool is not None:
+            self._pool.enabled = on
+
+    def _tool_options(self, options: dict) -> dict:
+        # Only named when used, so a session without tools keeps working.
+        extra = {}
+        if options.get("python") and self._python_enabled and self.python_pool().offered():
+            extra["python"] = True
+        if options.get("tools"):
+            extra["tools"] = list(options["tools"])
+        return extra
+
+    @Slot(int, str, str)
+    def run_python(self, request_id: int, chat: str, code: str) -> None:
+        """Run a python call in chat `chat`'s sandboxed kernel; the result goes out by tool_finished."""
+        pool = self.python_pool()
+        tool = pool.tool(chat)
+        folder = str(pool.folder(chat))
+        if tool is None:
+            out = {"text": "The python tool is switched off.", "images": [], "error": "The Python tool is switched off "
+                   "in Settings.", "restarted": False, "folder": folder}
+        else:
+            try:
+                result = tool.run(code)
+                out = {"text": result.text, "images": [str(p) for p in result.images], "error": result.error,
+                       "restarted": result.restarted, "folder": folder}
+            except Exception as e:  # the tool promises sentences, but never let a bug end the turn badly
+                log.exception("python tool failed")
+                out = {"text": f"[The code could not be run: {type(e).__name__}]", "images": [], "restarted": False,
+                       "error": f"The code could not be run ({type(e).__name__}: {e}).", "folder": folder}
+        emit(self.tool_finished, request_id, out)
+
+    def interrupt_tool(self, chat: str) -> None:
+        """Stop the code running in `chat` (callable from the GUI thread)."""
+        if self._pool is not None:
+            self._pool.interrupt(chat)
+
+    def close_tools(self) -> None:
+        if self._pool is not None:
+            self._pool.close_all()
 
 
 class EngineThread(QObject):

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QScrollArea, QS
 from app.conversation import ChatMessage, ConversationModel, MessageRole
 from app.qt_compat import emit
 from app.ui.markdown_view import MarkdownView, prose_label
+from app.ui.tool_block import StepsView
 
 RAW_CAPTION = "Raw chain of thought: unfiltered model output, not checked for accuracy or safety."
 HIDDEN_TIP = ("The model's reasoning is hidden: it is unfiltered model output. A developer can show it with "
@@ -124,6 +125,8 @@ class AssistantBubble(QWidget):
         self.raw_text.setObjectName("RawText")
         raw_lay.addWidget(self.raw_text)
         lay.addWidget(self.raw_panel)
+        self.steps = StepsView()          # preambles and tool calls, in the order the model made them
+        lay.addWidget(self.steps)
         self.body_box = QVBoxLayout()
         self.body_box.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(self.body_box)
@@ -169,6 +172,7 @@ class AssistantBubble(QWidget):
         else:
             self.raw_text.setText("")    # hidden means not even in the widget tree's text
         self.raw_panel.setVisible(has_raw and self._raw_open)
+        self.steps.update_steps(msg.steps)
         if msg.streaming or not msg.text:
             self.plain.setText(msg.text if msg.text or msg.streaming else
                                ("(stopped before the answer began)" if msg.state == "stopped" else ""))
@@ -192,6 +196,7 @@ class MessageView(QScrollArea):
     """Scrollable bubbles bound to a ConversationModel; sticks to the bottom while you are there.
     An empty chat shows a placeholder and, when set, example questions as buttons."""
     example_chosen = Signal(str)
+    tool_decision = Signal(str, str)     # the user's answer to a waiting tool call (see ToolBlock)
 
     def __init__(self, model: ConversationModel, parent=None):
         super().__init__(parent)
@@ -284,7 +289,11 @@ class MessageView(QScrollArea):
         self._changed(0, self.model.rowCount() - 1)
 
     def _make(self, msg: ChatMessage) -> QWidget:
-        return UserBubble(msg) if msg.role == "user" else AssistantBubble(msg, self.show_raw)
+        if msg.role == "user":
+            return UserBubble(msg)
+        bubble = AssistantBubble(msg, self.show_raw)
+        bubble.steps.decision.connect(self.tool_decision)
+        return bubble
 
     def rebuild(self) -> None:
         for b in self.bubbles:

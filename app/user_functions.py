@@ -1,0 +1,54 @@
+"""The developer's own functions (Settings > Developer): name, description, JSON Schema.
+
+They are offered to the model with every request; when the model calls one, the app shows the
+call and the user types its result. Checked when saved, with one sentence per problem, so a bad
+schema never reaches the engine.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import jsonschema
+
+NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def check_function(name: str, description: str, schema_text: str, taken: set[str] = frozenset()) -> tuple[dict | None, str]:
+    """({"name", "description", "parameters"}, "") when valid, else (None, one sentence)."""
+    name = name.strip()
+    if not NAME.match(name):
+        return None, "The name may use only letters, digits, _ and - (at most 64), like get_weather."
+    if name in taken:
+        return None, f"There is already a function named {name}; choose another name."
+    parameters = None
+    if schema_text.strip():
+        try:
+            parameters = json.loads(schema_text)
+        except json.JSONDecodeError as e:
+            return None, f"The JSON Schema is not valid JSON ({e.msg}, line {e.lineno} column {e.colno})."
+        if not isinstance(parameters, dict):
+            return None, 'The JSON Schema must be an object, like {"type": "object", "properties": {...}}.'
+        try:
+            jsonschema.validators.validator_for(parameters).check_schema(parameters)
+        except jsonschema.SchemaError as e:
+            where = "/".join(str(p) for p in e.absolute_path)
+            return None, f"The JSON Schema is not valid{' at ' + where if where else ''}: {e.message}."
+        if parameters.get("type", "object") != "object":
+            return None, 'A function takes an object of arguments: the schema\'s "type" must be "object".'
+    return {"name": name, "description": description.strip(), "parameters": parameters}, ""
+
+
+def openai_tools(functions: list[dict]) -> list[dict]:
+    """Saved functions in the OpenAI `tools` shape the engine takes (invalid entries skipped)."""
+    out = []
+    for f in functions or []:
+        checked, problem = check_function(str(f.get("name", "")), str(f.get("description", "")),
+                                          json.dumps(f["parameters"]) if f.get("parameters") is not None else "")
+        if checked is None:
+            continue
+        fn = {"name": checked["name"], "description": checked["description"]}
+        if checked["parameters"] is not None:
+            fn["parameters"] = checked["parameters"]
+        out.append({"type": "function", "function": fn})
+    return out
