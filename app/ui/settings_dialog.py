@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QPlainTextEdit, QSpinBox, QVBoxLayout)
 
 from app.settings import CONTEXT_LENGTHS, Settings
+from app.ui.functions_editor import FunctionsEditor
 
 
 class SettingsDialog(QDialog):
@@ -51,6 +52,14 @@ class SettingsDialog(QDialog):
         form.addRow("Context length", self.context)
         lay.addLayout(form)
         lay.addWidget(QLabel("A longer context keeps more of the chat in mind but needs more memory.", objectName="Caption"))
+        lay.addSpacing(8)
+        self.python_tool = QCheckBox("Let the model run Python code")
+        self.python_tool.setChecked(settings.python_tool)
+        lay.addWidget(self.python_tool)
+        python_note = QLabel("Code runs in a sandbox on this computer, without network, in a folder of its own for "
+                             "each chat. Each chat asks you before it runs code.", objectName="Caption")
+        python_note.setWordWrap(True)
+        lay.addWidget(python_note)
         self.show_raw = QCheckBox("Show raw chain of thought")
         self.show_raw.setChecked(settings.show_raw_cot)
         lay.addSpacing(8)
@@ -60,6 +69,13 @@ class SettingsDialog(QDialog):
                       "the way final answers are. Shown beside each answer, collapsible.", objectName="Caption")
         note.setWordWrap(True)
         lay.addWidget(note)
+        lay.addSpacing(4)
+        lay.addWidget(QLabel("Functions the model may call", objectName="Caption"))
+        self.functions = FunctionsEditor(settings.functions)
+        lay.addWidget(self.functions)
+        functions_note = QLabel("When the model calls one, you type its result in the chat.", objectName="Caption")
+        functions_note.setWordWrap(True)
+        lay.addWidget(functions_note)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -69,4 +85,5 @@ class SettingsDialog(QDialog):
         return replace(self._base, developer=self.developer.toPlainText().strip(),
                        temperature=self.temperature.value(), top_p=self.top_p.value(),
                        max_tokens=self.max_tokens.value(), context_length=int(self.context.currentData()),
-                       show_raw_cot=self.show_raw.isChecked()).clamped()
+                       show_raw_cot=self.show_raw.isChecked(), python_tool=self.python_tool.isChecked(),
+                       functions=self.functions.functions()).clamped()

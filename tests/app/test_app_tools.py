@@ -332,3 +332,42 @@ def test_steps_json_round_trip_keeps_what_the_model_wrote():
     tool_steps.apply_event(steps, TextDelta("analysis", "pri"))
     tool_steps.close_open_steps(steps)
     assert [s["type"] for s in steps] == ["analysis", "preamble", "call"]
+
+
+def test_function_schemas_are_checked_with_one_sentence():
+    from app.user_functions import check_function
+    ok, problem = check_function("get_weather", "Weather", '{"type": "object", "properties": {"city": {"type": "string"}}}')
+    assert problem == "" and ok["parameters"]["properties"]["city"] == {"type": "string"}
+    assert check_function("get weather", "", "")[1].startswith("The name may use only")
+    assert "not valid JSON" in check_function("f", "", '{"type": "object",')[1]
+    problem = check_function("f", "", '{"type": "object", "properties": {"a": {"type": "strng"}}}')[1]
+    assert problem.startswith("The JSON Schema is not valid at properties/a/type:") and problem.count(".") <= 2
+    assert "must be \"object\"" in check_function("f", "", '{"type": "string"}')[1]
+    assert "already a function" in check_function("f", "", "", taken={"f"})[1]
+    assert check_function("no_args", "", "") == ({"name": "no_args", "description": "", "parameters": None}, "")
+
+
+def test_settings_dialog_python_switch_and_functions_are_saved(qtbot, store):
+    from app.settings import Settings
+    from app.ui.settings_dialog import SettingsDialog
+    settings = Settings.load(store)
+    assert settings.python_tool is True and settings.functions == []   # on by default, consent per chat
+    d = SettingsDialog(settings)
+    qtbot.addWidget(d)
+    d.python_tool.setChecked(False)
+    fd = d.functions.dialog()
+    qtbot.addWidget(fd)
+    fd.name.setText("lookup")
+    fd.schema.setPlainText('{"type": "object", "properties": {"q": {"type": "nope"}}}')
+    fd.accept()
+    assert not fd.error.isHidden()
+    assert "properties/q/type" in fd.error.text() and fd.function is None and fd.name.text() == "lookup"
+    fd.schema.setPlainText('{"type": "object", "properties": {"q": {"type": "string"}}}')
+    fd.accept()
+    assert fd.function is not None
+    d.functions.add_checked(fd.function)
+    saved = d.result_settings()
+    saved.save(store)
+    again = Settings.load(store)
+    assert again.python_tool is False
+    assert again.functions == [{"name": "lookup", "description": "", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}]
