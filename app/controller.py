@@ -18,7 +18,7 @@ from app.conversation import ChatMessage, ConversationModel
 from app.demo_examples import EFFORT as DEMO_EFFORT
 from app.settings import Settings
 from app.store import ChatStore, StoredMessage
-from app.user_functions import openai_tools
+from app.user_functions import openai_tools, response_format
 from app.worker import EngineThread, EngineWorker, done_stats
 from engine.events import ContextTrimmed, Done, MessageEnd, MessageStart, PrefillProgress, TextDelta
 from models.registry import DEMO
@@ -297,7 +297,7 @@ class ChatController(QObject):
         s = self.settings
         options = {"effort": self.effort, "developer": s.developer, "temperature": s.temperature,
                    "top_p": s.top_p, "max_tokens": s.max_tokens, "python": s.python_tool,
-                   "tools": openai_tools(s.functions)}
+                   "tools": openai_tools(s.functions), "response_format": response_format(s.answer_schema)}
         self._turn_history, self._turn_options, self._turn_stats, self._stopping = history, options, {}, False
         self._stream = ChatMessage(role="assistant", effort=self.effort, state="streaming", phase="waiting")
         self._stream_started = time.monotonic()
@@ -395,6 +395,8 @@ class ChatController(QObject):
             if msg.think_started is not None and msg.thought_seconds is None:
                 msg.thought_seconds = time.monotonic() - msg.think_started
             msg.stats = dict(stats)
+            if self._turn_options.get("response_format"):
+                msg.stats["json_answer"] = True    # shown as a JSON block
             if msg.notice:
                 msg.stats["notice"] = msg.notice
             if self.store.conversation(conv) is not None:  # not deleted meanwhile

@@ -18,6 +18,7 @@ class Settings:
     effort: str = ""               # the reasoning effort last chosen, for new chats ("": never chosen)
     python_tool: bool = True       # offer the sandboxed Python tool (each chat asks before its first run)
     functions: list = field(default_factory=list)  # developer's functions: [{name, description, parameters}]
+    answer_schema: str = ""        # developer: JSON Schema every final answer must follow ("": free text)
 
     @classmethod
     def load(cls, store) -> "Settings":

@@ -52,3 +52,27 @@ def openai_tools(functions: list[dict]) -> list[dict]:
             fn["parameters"] = checked["parameters"]
         out.append({"type": "function", "function": fn})
     return out
+
+
+def check_answer_schema(schema_text: str) -> tuple[dict | None, str]:
+    """The JSON Schema every final answer must follow ("" = free answers): (schema, "") or (None, one sentence)."""
+    if not schema_text.strip():
+        return None, ""
+    try:
+        schema = json.loads(schema_text)
+    except json.JSONDecodeError as e:
+        return None, f"The answer format is not valid JSON ({e.msg}, line {e.lineno} column {e.colno})."
+    if not isinstance(schema, dict):
+        return None, 'The answer format must be a JSON Schema object, like {"type": "object", ...}.'
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as e:
+        where = "/".join(str(p) for p in e.absolute_path)
+        return None, f"The answer format is not a valid JSON Schema{' at ' + where if where else ''}: {e.message}."
+    return schema, ""
+
+
+def response_format(schema_text: str) -> dict | None:
+    """OpenAI's response_format for the saved answer schema (None when answers are free)."""
+    schema, _ = check_answer_schema(schema_text)
+    return None if schema is None else {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}

@@ -147,6 +147,8 @@ class EngineWorker(QObject):
             extra["python"] = True
         if options.get("tools"):
             extra["tools"] = list(options["tools"])
+        if options.get("response_format"):
+            extra["response_format"] = options["response_format"]
         return extra
 
     @Slot(int, str, str)

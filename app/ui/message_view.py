@@ -8,6 +8,7 @@ developer setting is on, and then that line is the button that shows or hides it
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -40,6 +41,15 @@ def thinking_text(msg: ChatMessage, now: float | None = None) -> str:
         s = msg.thought_seconds
         return f"Thought for {max(s, 0.1):.1f} s" if s < 0.95 else f"Thought for {round(s)} s"
     return ""
+
+
+def json_block(text: str) -> str:
+    """A structured (JSON Schema) answer as a highlighted JSON code block, pretty-printed."""
+    try:
+        text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except (json.JSONDecodeError, TypeError):
+        pass
+    return f"```json\n{text}\n```"
 
 
 def stats_text(msg: ChatMessage) -> str:
@@ -180,7 +190,7 @@ class AssistantBubble(QWidget):
         elif self._rendered_for != msg.text:
             if self.rendered is not None:
                 self.rendered.deleteLater()
-            self.rendered = MarkdownView(msg.text)
+            self.rendered = MarkdownView(json_block(msg.text) if msg.stats.get("json_answer") else msg.text)
             self.rendered.setObjectName("AnswerBody")
             self.body_box.addWidget(self.rendered)
             self.plain.hide()

@@ -8,7 +8,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QPlainTextEdit, QSpinBox, QVBoxLayout)
 
 from app.settings import CONTEXT_LENGTHS, Settings
-from app.ui.functions_editor import FunctionsEditor
+from app.ui.functions_editor import SCHEMA_EXAMPLE, FunctionsEditor
+from app.user_functions import check_answer_schema
 
 
 class SettingsDialog(QDialog):
@@ -76,14 +77,33 @@ class SettingsDialog(QDialog):
         functions_note = QLabel("When the model calls one, you type its result in the chat.", objectName="Caption")
         functions_note.setWordWrap(True)
         lay.addWidget(functions_note)
+        lay.addWidget(QLabel("Answer format: a JSON Schema every answer must follow (empty: free text)",
+                             objectName="Caption"))
+        self.answer_schema = QPlainTextEdit(settings.answer_schema)
+        self.answer_schema.setPlaceholderText(SCHEMA_EXAMPLE.replace("city", "answer"))
+        self.answer_schema.setFixedHeight(70)
+        lay.addWidget(self.answer_schema)
+        self.answer_schema_error = QLabel("", objectName="Notice")
+        self.answer_schema_error.setWordWrap(True)
+        self.answer_schema_error.hide()
+        lay.addWidget(self.answer_schema_error)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         lay.addWidget(buttons)
+
+    def accept(self) -> None:
+        _schema, problem = check_answer_schema(self.answer_schema.toPlainText())
+        if problem:   # the dialog stays open with everything typed
+            self.answer_schema_error.setText(problem)
+            self.answer_schema_error.show()
+            return
+        super().accept()
 
     def result_settings(self) -> Settings:
         return replace(self._base, developer=self.developer.toPlainText().strip(),
                        temperature=self.temperature.value(), top_p=self.top_p.value(),
                        max_tokens=self.max_tokens.value(), context_length=int(self.context.currentData()),
                        show_raw_cot=self.show_raw.isChecked(), python_tool=self.python_tool.isChecked(),
-                       functions=self.functions.functions()).clamped()
+                       functions=self.functions.functions(),
+                       answer_schema=self.answer_schema.toPlainText().strip()).clamped()

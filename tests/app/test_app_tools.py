@@ -371,3 +371,34 @@ def test_settings_dialog_python_switch_and_functions_are_saved(qtbot, store):
     again = Settings.load(store)
     assert again.python_tool is False
     assert again.functions == [{"name": "lookup", "description": "", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}]
+
+
+def test_a_structured_answer_is_requested_with_the_schema_and_shown_as_json(qtbot, store, pool):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "temp_c": {"type": "number"}},
+              "required": ["city", "temp_c"]}
+    session = ScriptedSession(queue=[answer_script(final='{"city": "Paris", "temp_c": 21}')])
+    c = make_controller(qtbot, store, session, pool)
+    s = c.settings
+    s.answer_schema = json.dumps(schema)
+    c.save_settings(s)
+    w = window(qtbot, c)
+    c.send("Weather in Paris as JSON")
+    wait_idle(qtbot, c)
+    assert session.calls[0]["response_format"] == {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+    view = w.messages.assistant_bubbles()[-1].rendered
+    assert [b.code for b in view.code_blocks] == ['{\n  "city": "Paris",\n  "temp_c": 21\n}']
+    c.shutdown()
+
+
+def test_settings_dialog_keeps_a_bad_answer_format_open_with_one_sentence(qtbot, store):
+    from app.settings import Settings
+    from app.ui.settings_dialog import SettingsDialog
+    d = SettingsDialog(Settings.load(store))
+    qtbot.addWidget(d)
+    d.show()
+    d.answer_schema.setPlainText('{"type": "objekt"}')
+    d.accept()
+    assert d.isVisible() and d.answer_schema_error.text().startswith("The answer format is not a valid JSON Schema")
+    d.answer_schema.setPlainText('{"type": "object"}')
+    d.accept()
+    assert not d.isVisible() and d.result_settings().answer_schema == '{"type": "object"}'
