@@ -59,6 +59,8 @@ def stats_text(msg: ChatMessage) -> str:
         parts.append("Stopped")
     if msg.effort:
         parts.append(f"{msg.effort.capitalize()} effort")
+    if s.get("json_answer"):
+        parts.append("Answer in your JSON format")
     if "generated_tokens" in s:
         parts.append(f"{s['generated_tokens']} tokens")
     if s.get("decode_tps"):
