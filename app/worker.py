@@ -10,6 +10,7 @@ Each outbox item is (request_id, monotonic_time, event).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import queue
 import threading
@@ -41,6 +42,15 @@ def done_stats(done: Done) -> dict:
         if getattr(done, key, None):
             stats[key] = getattr(done, key)
     return stats
+
+
+def _accepts(function, name: str) -> bool:
+    """Whether `function` takes the keyword `name` (an engine without tools simply isn't offered them)."""
+    try:
+        params = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 class EngineWorker(QObject):
@@ -149,7 +159,7 @@ class EngineWorker(QObject):
             extra["tools"] = list(options["tools"])
         if options.get("response_format"):
             extra["response_format"] = options["response_format"]
-        return extra
+        return {k: v for k, v in extra.items() if _accepts(self._engine.session.reply, k)}
 
     @Slot(int, str, str)
     def run_python(self, request_id: int, chat: str, code: str) -> None:
