@@ -55,6 +55,7 @@ class ChatController(QObject):
     _request_load = Signal(str, int)
     _request_generate = Signal(int, object, object)  # object: PySide6 6.12 mis-counts None inside dict/list signals
     _request_tool = Signal(int, str, str)               # request id, chat, python code
+    _request_warm = Signal(str)                         # chat: start its kernel while the user decides
 
     def __init__(self, store: ChatStore, worker: EngineWorker | None = None, flush_ms: int = 30, parent=None):
         super().__init__(parent)
@@ -72,6 +73,7 @@ class ChatController(QObject):
         self.worker.failed.connect(self._on_failed)
         self.worker.memory.connect(self.memory_changed)
         self._request_tool.connect(self.worker.run_python)
+        self._request_warm.connect(self.worker.warm_python)
         self.worker.tool_finished.connect(self._on_tool_finished)
         self.worker.set_python_enabled(self.settings.python_tool)
         self._timer = QTimer(self)
@@ -485,6 +487,8 @@ class ChatController(QObject):
         self._stream.phase = "tool"
         self._timer.stop()
         self._touch_stream()
+        if step["recipient"] == tool_steps.PYTHON:
+            emit(self._request_warm, str(self._stream_conv))
 
     def _run_python(self, step: dict) -> None:
         step["status"] = "running"

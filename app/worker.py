@@ -181,6 +181,13 @@ class EngineWorker(QObject):
                        "error": f"The code could not be run ({type(e).__name__}: {e}).", "folder": folder}
         emit(self.tool_finished, request_id, out)
 
+    @Slot(str)
+    def warm_python(self, chat: str) -> None:
+        """Start chat `chat`'s kernel (a few seconds) while the user reads the code; runs nothing."""
+        tool = self.python_pool().tool(chat)
+        if tool is not None:
+            tool.start()
+
     def interrupt_tool(self, chat: str) -> None:
         """Stop the code running in `chat` (callable from the GUI thread)."""
         if self._pool is not None:
