@@ -38,6 +38,7 @@ class MainWindow(QMainWindow):
     def __init__(self, controller, size_text: str = "13.8 GB", dest_text: str = "", parent=None):
         super().__init__(parent)
         self.c = controller
+        self.api_server = None    # app.api_server.LocalApiServer, set by the launcher
         self.setWindowTitle("gpt-oss chat")
         self.resize(1180, 780)
         self.setMinimumSize(760, 520)
@@ -187,7 +188,7 @@ class MainWindow(QMainWindow):
                           "database.</p>")
 
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.c.settings, self, greedy=self.c.greedy)
+        dialog = SettingsDialog(self.c.settings, self, greedy=self.c.greedy, api=self.api_server)
         if dialog.exec():
             self.c.save_settings(dialog.result_settings())
 
@@ -277,5 +278,7 @@ class MainWindow(QMainWindow):
         super().changeEvent(e)
 
     def closeEvent(self, e) -> None:
+        if self.api_server is not None:   # first: its request on the engine thread stops at the next token
+            self.api_server.stop()
         self.c.shutdown()
         super().closeEvent(e)
