@@ -134,6 +134,11 @@ class LocalApiServer(QObject):
     def served(self) -> int:
         return self._runner.served if self._runner is not None else 0
 
+    @property
+    def waiting(self) -> int:
+        """API requests queued for the engine (behind the window's answer or each other)."""
+        return self._runner.waiting if self._runner is not None else 0
+
     # -- switching -----------------------------------------------------------------------
     def set_enabled(self, on: bool) -> bool:
         """The switch: remember the choice (it is restored at launch), then start or stop. False when
