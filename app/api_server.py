@@ -97,6 +97,7 @@ class LocalApiServer(QObject):
     changed = Signal()              # switched on or off, or the note changed
     served_changed = Signal(int)    # requests served since it was switched on
     _to_engine = Signal(object)     # a function for the engine thread (worker.run)
+    _failed = Signal(object, str)   # the uvicorn.Server that stopped by itself, one sentence
 
     def __init__(self, controller, host: str = HOST, parent=None):
         super().__init__(parent)
@@ -117,6 +118,7 @@ class LocalApiServer(QObject):
         worker.loaded.connect(lambda _name: self._attach_current(), Qt.ConnectionType.DirectConnection)
         worker.load_failed.connect(self._attach_failed_load, Qt.ConnectionType.DirectConnection)
         controller.model_loading.connect(self._on_loading)
+        self._failed.connect(self._on_failed)
         controller.model_ready.connect(lambda _name: self._set_loading(False))
         controller.model_failed.connect(lambda _msg: self._set_loading(False))
 
@@ -177,7 +179,8 @@ class LocalApiServer(QObject):
         config = uvicorn.Config(self._asgi, lifespan="off", log_level="warning", access_log=False,
                                 timeout_graceful_shutdown=3)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=_serve, args=(self._server, sock), name="local-api", daemon=True)
+        self._thread = threading.Thread(target=self._serve, args=(self._server, sock), name="local-api",
+                                        daemon=True)
         self._thread.start()
         emit(self._to_engine, lambda: self._attach_current(runner))
         emit(self.changed)
@@ -246,11 +249,19 @@ class LocalApiServer(QObject):
 
         emit(self._to_engine, job)
 
+    # -- the server's own thread ---------------------------------------------------------
+    def _serve(self, server, sock: socket.socket) -> None:
+        try:
+            server.run(sockets=[sock])
+        except BaseException as e:  # SystemExit too: uvicorn exits that way when startup fails
+            log.exception("local API server stopped")
+            emit(self._failed, server, f"The local API server stopped because of an error ({type(e).__name__}); "
+                                       "switch it on again.")
+        finally:
+            sock.close()
 
-def _serve(server, sock: socket.socket) -> None:
-    try:
-        server.run(sockets=[sock])
-    except Exception:  # the thread ends; the switch shows off once the app notices
-        log.exception("local API server stopped")
-    finally:
-        sock.close()
+    def _on_failed(self, server, message: str) -> None:
+        if self._server is server:
+            self._runner.close()
+            self._server, self.note = None, message
+            emit(self.changed)

@@ -29,7 +29,7 @@ class Launcher(QObject):
                                  dest_text=str(self.download_dest))
         self.downloader = DownloadWorker(GPT_OSS_20B)
         self.api_server = LocalApiServer(controller, parent=self)
-        self.window.api_server = self.api_server
+        self.window.set_api_server(self.api_server)
         setup = self.window.setup
         setup.set_demo_available(check_folder(demo_folder()) is None)
         setup.download_requested.connect(self.start_download)

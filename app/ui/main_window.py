@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QMainWindow, Q
 from app.demo_examples import ACCURACY as DEMO_ACCURACY
 from app.demo_examples import EXAMPLES as DEMO_EXAMPLES
 
+from app.ui.api_server_section import served_text
 from app.ui.composer import Composer
 from app.ui.effort import EffortSlider
 from app.ui.elided_label import ElidedLabel
@@ -186,6 +187,22 @@ class MainWindow(QMainWindow):
                           "<b>gpt-oss chat</b><p>Chat with OpenAI's open-weight gpt-oss models, fully offline on "
                           f"{THIS_MACHINE}. The model runs in this app's own MLX engine; chats stay in a local "
                           "database.</p>")
+
+    def set_api_server(self, api) -> None:
+        """The launcher's LocalApiServer: Settings shows its switch; the status bar says when it is on."""
+        self.api_server = api
+        self.status_api = QLabel("", objectName="Caption")
+        self.statusBar().addPermanentWidget(self.status_api)
+        api.changed.connect(self._show_api_server)
+        api.served_changed.connect(lambda _n: self._show_api_server())
+        self._show_api_server()
+
+    def _show_api_server(self) -> None:
+        api = self.api_server
+        self.status_api.setText(f"API on {api.url.removeprefix('http://').removesuffix('/v1')} · "
+                                f"{served_text(api.served)}" if api.running else "")
+        self.status_api.setToolTip(f"Local API server: {api.url}" if api.running else "")
+        self.status_api.setVisible(api.running)
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.c.settings, self, greedy=self.c.greedy, api=self.api_server)

@@ -228,6 +228,8 @@ def test_the_switch_is_remembered_and_on_at_launch_on_the_next_free_port(qtbot, 
         assert dialog.api_section.note.isVisible() and str(port) in dialog.api_section.note.text()
         health = InThread(lambda: httpx.get(api.url.removesuffix("/v1") + "/health", timeout=30).json()).wait(qtbot)
         assert health["status"] == "ok" and health["model"] == "demo"
+        assert lc.window.status_api.isVisibleTo(lc.window)
+        assert lc.window.status_api.text() == f"API on 127.0.0.1:{api.port} · 0 requests served"
 
         # Another model in the window: the API serves that one (attached again), under its own id.
         with qtbot.waitSignal(c.model_ready, timeout=60000):
