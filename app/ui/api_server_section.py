@@ -27,7 +27,7 @@ class ApiServerSection(QWidget):
         self.switch.setChecked(api.running)
         self.switch.toggled.connect(self._toggled)
         lay.addWidget(self.switch)
-        about = QLabel("Editors, scripts and agents can use the loaded model through the OpenAI API. They share it "
+        self.about = about = QLabel("Editors, scripts and agents can use the loaded model through the OpenAI API. They share it "
                        "with this window: their requests and your chats take turns.", objectName="Caption")
         about.setWordWrap(True)
         lay.addWidget(about)
@@ -67,6 +67,23 @@ class ApiServerSection(QWidget):
         self.served.setText(served_text(self.api.served))
         self.note.setText(self.api.note)
         self.note.setVisible(bool(self.api.note))
+        # A port taken is information; a server that could not start is a problem.
+        self.note.setObjectName("Notice" if self.api.note and not on else "Caption")
+        self.note.style().unpolish(self.note)
+        self.note.style().polish(self.note)
+        QTimer.singleShot(0, self._fit_window)
+
+    def showEvent(self, e) -> None:
+        super().showEvent(e)
+        QTimer.singleShot(0, self._fit_window)
+
+    def _fit_window(self) -> None:
+        """Grow the dialog to its wrapped labels' height: Qt sizes a top-level window from its width-free
+        size hint, which clips word-wrapped text (and the URL row once the switch shows it)."""
+        w = self.window()
+        need = w.heightForWidth(w.width()) if w.layout() is not None and w.layout().hasHeightForWidth() else -1
+        if need > w.height():
+            w.resize(w.width(), need)
 
     def copy_url(self) -> None:
         QGuiApplication.clipboard().setText(self.url.text())

@@ -111,6 +111,10 @@ def test_the_switch_serves_the_model_through_the_openai_client_and_frees_the_por
     assert url == f"http://127.0.0.1:{port}/v1" and section.url_row.isVisible()
     assert "127.0.0.1" in section.reach.text() and section.reach.isVisible()
     assert section.served.text() == "0 requests served" and not section.note.isVisible()
+    # Nothing clipped once the URL row appears: every wrapped line and the row fit in the dialog.
+    qtbot.waitUntil(lambda: dialog.height() >= dialog.heightForWidth(dialog.width()), timeout=2000)
+    assert all(lab.height() >= lab.heightForWidth(lab.width()) for lab in (section.about, section.reach))
+    assert section.copy_button.height() >= section.copy_button.sizeHint().height()
     section.copy_button.click()
     from PySide6.QtGui import QGuiApplication
     assert QGuiApplication.clipboard().text() == url
