@@ -145,12 +145,10 @@ class LocalApiServer(QObject):
     def set_enabled(self, on: bool) -> bool:
         """The switch: remember the choice (it is restored at launch), then start or stop. False when
         it could not start (`note` says why)."""
-        self.c.settings.api_server = bool(on)
+        started = self.start() if on else (self.stop() or True)
+        self.c.settings.api_server = bool(on) and started   # the switch shows off when it could not start
         self.c.settings.save(self.c.store)
-        if on:
-            return self.start()
-        self.stop()
-        return True
+        return started
 
     def start(self) -> bool:
         """Listen on the preferred port (Settings.api_port) or the next free one; False when none is free."""
@@ -192,9 +190,12 @@ class LocalApiServer(QObject):
         """Stop listening at once (the port is free within a moment); the request answering stops at
         its next token and waiting ones get a 503. `wait`: seconds to wait for the thread to end."""
         if self._server is not None:
-            self._runner.close()
+            runner = self._runner
+            runner.close()
             self._server.should_exit = True
             self._server = None
+            # Let go of the model after the job running now, so a later load doesn't keep two alive.
+            emit(self._to_engine, lambda: runner.attach(None))
             emit(self.changed)
         if wait and self._thread is not None:
             self._thread.join(wait)
@@ -212,7 +213,7 @@ class LocalApiServer(QObject):
         """GUI thread, just before the load request is queued: detach first, in the same queue."""
         self._folder, self._loading = folder, True
         runner = self._runner
-        if self.running:
+        if runner is not None:
             emit(self._to_engine, lambda: runner.attach(None))
 
     def _attach_current(self, runner=None) -> None:

@@ -4,9 +4,11 @@ thread (taking turns, never generating at once, each answering as it would alone
 requests served, the port freed when switched off, the switch remembered and on again at launch."""
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 import time
+import weakref
 
 import httpx
 import openai
@@ -79,27 +81,48 @@ def ask_api(url: str, question: str = API_Q):
     return message.content, message.model_extra["reasoning"]
 
 
+class ReleaseCheckingLoader:
+    """app.engine_bridge.load_engine, noting at each load whether the previous model is still alive
+    (the server must not keep it while the next one loads: two gpt-oss models don't fit)."""
+
+    def __init__(self):
+        self.previous = None
+        self.alive_at_load: list[bool] = []
+
+    def __call__(self, folder, context_length):
+        from app.engine_bridge import load_engine
+
+        if self.previous is not None:
+            gc.collect()
+            self.alive_at_load.append(self.previous() is not None)
+        loaded = load_engine(folder, context_length)
+        self.previous = weakref.ref(loaded.session)
+        return loaded
+
+
 @pytest.fixture
 def demo_app(qtbot, store):
     """A controller on the real engine with the demo model loaded, and the app's API server (off)."""
     from app.api_server import LocalApiServer
 
-    c = ChatController(store, EngineWorker(), flush_ms=10)
+    loader = ReleaseCheckingLoader()
+    c = ChatController(store, EngineWorker(loader=loader), flush_ms=10)
     c.settings.context_length = 2048
     c.settings.api_port = free_port()
     with qtbot.waitSignal(c.model_ready, timeout=60000):
         c.load_model(str(demo_folder()))
     c.set_effort("high")
     api = LocalApiServer(c)
-    yield c, api
+    yield c, api, loader
     api.stop(wait=5)
     c.shutdown()
 
 
-def test_the_switch_serves_the_model_through_the_openai_client_and_frees_the_port(qtbot, demo_app, store):
+def test_the_switch_serves_the_model_through_the_openai_client_and_frees_the_port(qtbot, demo_app, store,
+                                                                                 tiny_chat_folder):
     from app.ui.settings_dialog import SettingsDialog
 
-    c, api = demo_app
+    c, api, loader = demo_app
     port = c.settings.api_port
     dialog = SettingsDialog(c.settings, greedy=c.greedy, api=api)
     qtbot.addWidget(dialog)
@@ -130,6 +153,10 @@ def test_the_switch_serves_the_model_through_the_openai_client_and_frees_the_por
     qtbot.waitUntil(lambda: port_is_free(port), timeout=5000)
     with pytest.raises(openai.APIConnectionError):
         client(url).models.list()
+    # Switched off, the server lets go of the model: loading another one doesn't keep two alive.
+    with qtbot.waitSignal(c.model_ready, timeout=60000):
+        c.load_model(str(tiny_chat_folder))
+    assert loader.alive_at_load == [False]
 
 
 class ReplySpy:
@@ -163,7 +190,7 @@ def window_answer(c):
 
 
 def test_window_and_api_take_turns_on_one_engine_thread_and_answer_as_each_alone(qtbot, demo_app):
-    c, api = demo_app
+    c, api, _ = demo_app
     spy = ReplySpy(c.worker.engine.session)
     assert api.start()
     url = api.url
@@ -216,7 +243,8 @@ def test_the_switch_is_remembered_and_on_at_launch_on_the_next_free_port(qtbot, 
     saved = Settings(context_length=2048, api_server=True, api_port=port)
     saved.save(store)
 
-    c = ChatController(store, EngineWorker(), flush_ms=10)
+    loader = ReleaseCheckingLoader()
+    c = ChatController(store, EngineWorker(loader=loader), flush_ms=10)
     lc = Launcher(c)
     qtbot.addWidget(lc.window)
     try:
@@ -239,6 +267,7 @@ def test_the_switch_is_remembered_and_on_at_launch_on_the_next_free_port(qtbot, 
         with qtbot.waitSignal(c.model_ready, timeout=60000):
             c.load_model(str(tiny_chat_folder))
         tiny = tiny_chat_folder.name
+        assert loader.alive_at_load == [False], "the server kept the old model while the new one loaded"
         assert [m.id for m in InThread(lambda: client(api.url).models.list().data).wait(qtbot)] == [tiny]
         got = InThread(lambda: client(api.url).chat.completions.create(
             model=tiny, messages=[{"role": "user", "content": "Hi"}], max_tokens=4)).wait(qtbot)
