@@ -5,10 +5,14 @@ requests served, the port freed when switched off, the switch remembered and on 
 from __future__ import annotations
 
 import gc
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import weakref
+from pathlib import Path
 
 import httpx
 import openai
@@ -280,3 +284,13 @@ def test_the_switch_is_remembered_and_on_at_launch_on_the_next_free_port(qtbot, 
         c.shutdown()
         taken.close()
     assert port_is_free(api.port)
+
+
+def test_the_app_starts_without_loading_the_server_or_mlx_until_switched_on():
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys, app.launcher, app.ui.settings_dialog, app.api_server; "
+            "print(sorted(m for m in ('mlx.core', 'uvicorn', 'fastapi', 'server.app') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(root), "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
