@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 HOST = "127.0.0.1"       # this computer only: the API has no key in the app
 PORTS_TRIED = 20         # the preferred port and the next ones, when it is taken
 MAX_WAITING = 16         # requests waiting for the engine before new ones get 429
-NO_MODEL = "no model is loaded in the app yet; choose or download one there"
+NO_MODEL = "the app has no model yet; choose or download one in the app."
 SWITCHED_OFF = "The local API server was switched off in the app; switch it on again in Settings to continue."
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, Qt, QTimer
 
 from app.api_server import LocalApiServer
 from app.controller import ChatController
@@ -46,8 +46,8 @@ class Launcher(QObject):
 
     def start(self) -> None:
         """Load the best model found; with none, show the setup page (saying why if a folder is broken)."""
-        if self.c.settings.api_server:   # switched on last time: on again (it answers once a model is loaded)
-            self.api_server.start()
+        if self.c.settings.api_server:   # switched on last time: on again, once the model's load is queued
+            QTimer.singleShot(0, self.api_server.start)
         chosen = self.c.settings.model_folder
         found = find_model(chosen)
         if found is not None and not (found.is_demo and chosen and chosen != str(found.folder)):

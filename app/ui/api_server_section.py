@@ -27,10 +27,10 @@ class ApiServerSection(QWidget):
         self.switch.setChecked(api.running)
         self.switch.toggled.connect(self._toggled)
         lay.addWidget(self.switch)
-        self.about = about = QLabel("Editors, scripts and agents can use the loaded model through the OpenAI API. They share it "
-                       "with this window: their requests and your chats take turns.", objectName="Caption")
-        about.setWordWrap(True)
-        lay.addWidget(about)
+        self.about = QLabel("Editors, scripts and agents can use the loaded model through the OpenAI API. They "
+                            "share it with this window: their requests and your chats take turns.", objectName="Caption")
+        self.about.setWordWrap(True)
+        lay.addWidget(self.about)
         row = QHBoxLayout()
         self.url = QLineEdit(readOnly=True)
         self.url.setToolTip("The base URL for OpenAI clients (base_url); any API key is accepted.")

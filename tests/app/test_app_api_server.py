@@ -294,3 +294,22 @@ def test_the_app_starts_without_loading_the_server_or_mlx_until_switched_on():
                          env={**os.environ, "PYTHONPATH": str(root), "QT_QPA_PLATFORM": "offscreen"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_with_no_model_in_the_app_the_api_says_so_in_one_sentence(qtbot, store):
+    from app.api_server import LocalApiServer
+
+    c = ChatController(store, EngineWorker(), flush_ms=10)
+    c.settings.api_port = free_port()
+    api = LocalApiServer(c)
+    try:
+        assert api.start()
+        with pytest.raises(openai.InternalServerError) as raised:
+            InThread(lambda: client(api.url).chat.completions.create(
+                model="none", messages=[{"role": "user", "content": "Hi"}])).wait(qtbot)
+        assert raised.value.status_code == 503
+        message = raised.value.body["message"]
+        assert "choose or download one in the app" in message and "\n" not in message
+    finally:
+        api.stop(wait=5)
+        c.shutdown()
