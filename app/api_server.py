@@ -96,6 +96,7 @@ class LocalApiServer(QObject):
 
     changed = Signal()              # switched on or off, or the note changed
     served_changed = Signal(int)    # requests served since it was switched on
+    answering_changed = Signal(bool)  # an API request is on the engine now (the window's send waits)
     _to_engine = Signal(object)     # a function for the engine thread (worker.run)
     _failed = Signal(object, str)   # the uvicorn.Server that stopped by itself, one sentence
 
@@ -245,8 +246,12 @@ class LocalApiServer(QObject):
         runner = self._runner
 
         def job():
-            fn()
-            emit(self.served_changed, runner.served)
+            emit(self.answering_changed, True)
+            try:
+                fn()
+            finally:
+                emit(self.answering_changed, False)
+                emit(self.served_changed, runner.served)
 
         emit(self._to_engine, job)
 

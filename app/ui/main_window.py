@@ -195,12 +195,15 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.status_api)
         api.changed.connect(self._show_api_server)
         api.served_changed.connect(lambda _n: self._show_api_server())
+        api.answering_changed.connect(self._show_api_server)
         self._show_api_server()
 
-    def _show_api_server(self) -> None:
+    def _show_api_server(self, answering: bool = False) -> None:
+        """'API on 127.0.0.1:8000 · 3 requests served', saying so while it answers (a chat sent then waits)."""
         api = self.api_server
-        self.status_api.setText(f"API on {api.url.removeprefix('http://').removesuffix('/v1')} · "
-                                f"{served_text(api.served)}" if api.running else "")
+        doing = "answering a request" if answering else served_text(api.served)
+        self.status_api.setText(f"API on {api.url.removeprefix('http://').removesuffix('/v1')} · {doing}"
+                                if api.running else "")
         self.status_api.setToolTip(f"Local API server: {api.url}" if api.running else "")
         self.status_api.setVisible(api.running)
 

@@ -273,9 +273,14 @@ def test_the_switch_is_remembered_and_on_at_launch_on_the_next_free_port(qtbot, 
         tiny = tiny_chat_folder.name
         assert loader.alive_at_load == [False], "the server kept the old model while the new one loaded"
         assert [m.id for m in InThread(lambda: client(api.url).models.list().data).wait(qtbot)] == [tiny]
+        shown = []   # the status bar while the request runs (the window's slot is connected first)
+        api.answering_changed.connect(lambda _on: shown.append(lc.window.status_api.text()))
         got = InThread(lambda: client(api.url).chat.completions.create(
             model=tiny, messages=[{"role": "user", "content": "Hi"}], max_tokens=4)).wait(qtbot)
         assert got.usage.completion_tokens >= 1
+        where = f"API on 127.0.0.1:{api.port}"
+        qtbot.waitUntil(lambda: lc.window.status_api.text() == f"{where} · 1 request served", timeout=5000)
+        assert shown[0] == f"{where} · answering a request"
         with pytest.raises(openai.NotFoundError):
             InThread(lambda: client(api.url).chat.completions.create(
                 model="demo", messages=[{"role": "user", "content": "Hi"}])).wait(qtbot)
