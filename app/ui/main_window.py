@@ -192,7 +192,7 @@ class MainWindow(QMainWindow):
         """The launcher's LocalApiServer: Settings shows its switch; the status bar says when it is on."""
         self.api_server = api
         self.status_api = QLabel("", objectName="Caption")
-        self.statusBar().addPermanentWidget(self.status_api)
+        self.statusBar().insertPermanentWidget(0, self.status_api)   # left of the memory figure
         api.changed.connect(self._show_api_server)
         api.served_changed.connect(lambda _n: self._show_api_server())
         api.answering_changed.connect(self._show_api_server)
