@@ -128,6 +128,11 @@ class ChatController(QObject):
         return self._busy
 
     @property
+    def folder(self) -> str:
+        """The model folder loaded, or being loaded, last ('' before any)."""
+        return self._folder
+
+    @property
     def answering_here(self) -> bool:
         """An answer is being written in the open chat (not in another one)."""
         return self._busy and self._stream_conv == self.current_id

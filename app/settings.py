@@ -16,6 +16,8 @@ class Settings:
     show_raw_cot: bool = False     # developer setting: show the unfiltered chain of thought
     model_folder: str = ""         # the folder the user picked or downloaded to
     effort: str = ""               # the reasoning effort last chosen, for new chats ("": never chosen)
+    api_server: bool = False       # the local OpenAI-compatible API is on (started again at launch)
+    api_port: int = 8000           # the port it tries first (the next free one when taken)
 
     @classmethod
     def load(cls, store) -> "Settings":
@@ -34,4 +36,5 @@ class Settings:
         self.top_p = min(max(float(self.top_p), 0.05), 1.0)
         self.max_tokens = min(max(int(self.max_tokens), 16), 131072)
         self.context_length = min(max(int(self.context_length), 1024), 131072)
+        self.api_port = min(max(int(self.api_port), 1024), 65535)
         return self
