@@ -21,19 +21,12 @@ from dataclasses import dataclass, field
 import mlx.core as mx
 
 from engine.generate import Generation, GenerationStats, SamplingParams
-from engine.harmony import Event, Stop, StreamParser, kept_messages, render_prompt
+from engine.harmony import Event, Stop, StreamParser
+from engine.prompt_fit import ContextTrimmed, PromptTooLong, fit_prompt
 from engine.tokenizer import special_id
 
 MAX_SNAPSHOTS = 8  # each holds the sliding layers' windows (a few MB for gpt-oss-20b)
 PREFILL_CHUNK = 512
-
-
-@dataclass(frozen=True)
-class ContextTrimmed:
-    """The oldest turns had to go so the prompt fits the context (system/developer kept)."""
-
-    dropped_messages: int
-    truncated_chars: int = 0  # > 0 when even the last message alone was too long: its start was cut
 
 
 @dataclass(frozen=True)
@@ -82,31 +75,9 @@ class ChatSession:
 
     # ------------------------------------------------------------------ prompt fitting
 
-    def fit_prompt(self, messages: list[dict], max_tokens: int, **render) -> tuple[list[int], ContextTrimmed | None]:
-        """Render, dropping the oldest turns until the prompt leaves room to answer."""
-        budget = self.context_length - min(max_tokens, self.context_length // 2)
-        messages = kept_messages(messages)
-        ids = render_prompt(messages, self.enc, **render)
-        dropped = 0
-        # Once trimming, go well below the budget so the next turns keep a stable prefix
-        # (and reuse the cache) instead of dropping one turn, and re-prefilling, every time.
-        target = budget if len(ids) <= budget else budget * 3 // 4
-        while len(ids) > target and len(messages) > 1:
-            cut = _next_turn_start(messages)
-            dropped += cut
-            messages = messages[cut:]
-            ids = render_prompt(messages, self.enc, **render)
-        truncated = 0
-        if len(ids) > budget and messages:
-            last = dict(messages[-1])
-            excess_tokens = len(ids) - budget
-            text_ids = self.enc.encode_ordinary(last.get("content") or "")
-            kept_text = self.enc.decode(text_ids[excess_tokens + 8:])  # margin: re-encoding may differ
-            truncated = len(last.get("content") or "") - len(kept_text)
-            last["content"] = kept_text
-            ids = render_prompt([last], self.enc, **render)
-        event = ContextTrimmed(dropped, truncated) if dropped or truncated else None
-        return ids, event
+    def fit_prompt(self, messages: list[dict], max_tokens: int, **render):
+        """(ids, None | ContextTrimmed | PromptTooLong): see engine.prompt_fit.fit_prompt."""
+        return fit_prompt(messages, self.enc, self.context_length, max_tokens, **render)
 
     # ------------------------------------------------------------------ cache reuse
 
@@ -163,6 +134,9 @@ class ChatSession:
         ids, trimmed = self.fit_prompt(messages, max_tokens, **render)
         if trimmed:
             yield trimmed
+        if isinstance(trimmed, PromptTooLong):  # refused before any prefill: the caller says why
+            yield Done(GenerationStats(stop_reason="too_long"), "too_long", 0, trimmed.prompt_tokens)
+            return
         reused = self.prepare(ids, cancel, marks=(self._last_message_start(ids),))
         parser = StreamParser(self.enc)
         if len(self.held) != len(ids) - 1:  # cancelled while prefilling
@@ -211,12 +185,4 @@ def _last_start(ids: list[int], start_id: int) -> int:
     return 0
 
 
-def _next_turn_start(messages: list[dict]) -> int:
-    """How many leading messages make up the oldest turn (its user message and the replies)."""
-    i = 1
-    while i < len(messages) - 1 and messages[i]["role"] != "user":
-        i += 1
-    return i
-
-
-__all__ = ["ChatSession", "ContextTrimmed", "Done", "Event", "common_prefix"]
+__all__ = ["ChatSession", "ContextTrimmed", "Done", "Event", "PromptTooLong", "common_prefix"]

@@ -1,0 +1,121 @@
+"""Fitting a conversation into the model's context, in one pass over the history.
+
+Every part of the prompt counts: the system message, the developer instructions, each message and
+the closing `<|start|>assistant`, plus the room kept for the answer. When the conversation is too
+long the oldest whole turns are dropped (a turn = a user message and the replies after it). The
+last turn (from the last user message on) is never cut: when it cannot fit even alone, nothing is
+rendered and a `PromptTooLong` says how long each part is, so the caller can tell the user before
+anything is generated.
+
+Linear: each message is tokenized once and the cut is found from running sums, then the chosen
+slice is rendered once (the old loop re-rendered the whole history per dropped turn: quadratic).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.harmony import kept_messages, render_message, render_prompt
+
+
+@dataclass(frozen=True)
+class ContextTrimmed:
+    """The oldest turns had to go so the prompt fits the context (system/developer kept)."""
+
+    dropped_messages: int
+    truncated_chars: int = 0  # always 0 now: a user's message is never cut (kept for old callers)
+
+
+@dataclass(frozen=True)
+class PromptTooLong:
+    """Even the system message, the developer instructions and the last turn alone don't fit.
+
+    Nothing was generated. The counts are tokens unless named otherwise; `culprit` says which part
+    to shorten: "message" (the last turn) or "instructions" (the developer instructions).
+    """
+
+    culprit: str
+    prompt_tokens: int        # the smallest prompt possible: system + developer + last turn
+    message_tokens: int       # the last turn as rendered
+    message_chars: int        # characters of the last turn's text
+    instructions_tokens: int  # the developer message as rendered (0 without one)
+    system_tokens: int        # the system message and the closing `<|start|>assistant`
+    budget: int               # what the prompt may use: context minus the room kept for the answer
+    context_length: int
+    answer_tokens: int        # the room kept for the answer
+
+    @property
+    def room_for_message(self) -> int:
+        """Tokens the last turn may use once the fixed parts are in."""
+        return max(0, self.budget - self.system_tokens - self.instructions_tokens)
+
+    def describe(self) -> str:
+        """One plain sentence (the terminal chat's; the app words its own with its Settings names)."""
+        if self.culprit == "instructions":
+            return (f"The developer instructions are {self.instructions_tokens:,} tokens, more than the "
+                    f"{self.budget:,} tokens a prompt may use in a {self.context_length:,}-token context "
+                    f"({self.answer_tokens:,} are kept for the answer); shorten them.")
+        return (f"The message is {self.message_tokens:,} tokens ({self.message_chars:,} characters) but at most "
+                f"{self.room_for_message:,} fit in the {self.context_length:,}-token context "
+                f"({self.answer_tokens:,} are kept for the answer); shorten it or use a longer context.")
+
+
+def prompt_budget(context_length: int, max_tokens: int) -> tuple[int, int]:
+    """(tokens the prompt may use, tokens kept for the answer): at most half goes to the answer."""
+    answer = min(max_tokens, context_length // 2)
+    return context_length - answer, answer
+
+
+def fit_prompt(messages: list[dict], enc, context_length: int, max_tokens: int,
+               **render) -> tuple[list[int], ContextTrimmed | PromptTooLong | None]:
+    """Render `messages` to fit `context_length` minus the answer's room.
+
+    Returns (ids, None) when everything fits, (ids, ContextTrimmed) when old turns were dropped,
+    ([], PromptTooLong) when even the last turn can't fit. `render` goes to render_prompt.
+    """
+    budget, answer = prompt_budget(context_length, max_tokens)
+    messages = kept_messages(messages)
+    fixed = len(render_prompt([], enc, **render))  # system + developer + `<|start|>assistant`
+    costs = [_message_tokens(enc, m) for m in messages]
+    total = fixed + sum(costs)
+    if total <= budget:
+        ids = render_prompt(messages, enc, **render)
+        if len(ids) <= budget:
+            return ids, None
+
+    # cut points: where a turn begins. The last one (the last user message) is never passed.
+    starts = [0] + [i for i, m in enumerate(messages) if i > 0 and m.get("role") == "user"]
+    # Once trimming, go well below the budget so the next turns keep a stable prefix (and reuse
+    # the cache) instead of dropping one turn, and re-prefilling, every time.
+    target = budget * 3 // 4
+    suffix = _suffix_sums(costs)
+    fits_target = [s for s in starts if fixed + suffix[s] <= target]
+    fits_budget = [s for s in starts if fixed + suffix[s] <= budget]
+    first = (fits_target or fits_budget or starts[-1:])[0]
+    for cut in (s for s in starts if s >= first):  # normally one render: the sums equal its length
+        ids = render_prompt(messages[cut:], enc, **render)
+        if len(ids) <= budget:
+            return ids, (ContextTrimmed(cut) if cut else None)
+    return [], _too_long(enc, messages[starts[-1]:], len(ids), fixed, budget, context_length, answer, render)
+
+
+def _too_long(enc, last_turn, prompt_tokens, fixed, budget, context_length, answer, render) -> PromptTooLong:
+    bare = len(render_prompt([], enc, **dict(render, developer=None)))
+    instructions = fixed - bare
+    message_tokens = prompt_tokens - fixed
+    culprit = "instructions" if fixed > budget or instructions > message_tokens else "message"
+    return PromptTooLong(culprit, prompt_tokens, message_tokens, sum(len(m.get("content") or "") for m in last_turn),
+                         instructions, bare, budget, context_length, answer)
+
+
+def _message_tokens(enc, m: dict) -> int:
+    channel = (m.get("channel") or "final") if m.get("role") == "assistant" else None
+    return len(render_message(enc, m.get("role", ""), m.get("content") or "", channel))
+
+
+def _suffix_sums(costs: list[int]) -> list[int]:
+    """suffix[i] = sum(costs[i:]), so the prompt from message i on costs fixed + suffix[i]."""
+    out = [0] * (len(costs) + 1)
+    for i in range(len(costs) - 1, -1, -1):
+        out[i] = out[i + 1] + costs[i]
+    return out
