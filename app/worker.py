@@ -5,6 +5,7 @@ The GUI talks to the worker only through queued signals (plus `cancel()`, which 
 threading.Event and is safe from any thread). Harmony events are turned into plain tuples and
 put on `outbox`; the GUI drains it on a timer so a fast model never floods the event loop:
   ("start", role, channel) | ("delta", channel, text) | ("end", channel) | ("trimmed", n_dropped)
+  | ("too_long", sizes dict of engine.prompt_fit.PromptTooLong)
 Each outbox item is (request_id, monotonic_time, event).
 """
 from __future__ import annotations
@@ -45,6 +46,8 @@ def event_to_tuple(ev):
     if kind == "ContextTrimmed":
         dropped = ev.dropped_messages
         return ("trimmed", dropped if isinstance(dropped, int) else len(dropped))
+    if kind == "PromptTooLong":  # nothing will be generated: the sizes, for the app's sentence
+        return ("too_long", dataclasses.asdict(ev))
     return None  # Stop is summarised by Done
 
 

@@ -64,12 +64,15 @@ def test_schema_is_versioned_and_newer_files_are_refused(tmp_path):
         ChatStore(path)
 
 
-def test_garbage_file_gives_one_sentence(tmp_path):
+def test_garbage_file_is_kept_aside_and_a_fresh_history_starts(tmp_path):
     path = tmp_path / "h.sqlite3"
-    path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError) as err:
-        ChatStore(path)
-    assert "move that file away" in str(err.value)
+    garbage = b"this is not a database" * 100
+    path.write_bytes(garbage)
+    s = ChatStore(path)
+    (kept,) = tmp_path.glob("h.damaged-*.sqlite3")
+    assert kept.read_bytes() == garbage  # kept exactly as found, never deleted
+    assert kept.name in s.notice and "nothing in it could be read" in s.notice
+    assert s.conversations() == [] and s.create_conversation("new").id
 
 
 def test_a_killed_process_loses_nothing_it_committed(tmp_path):
