@@ -29,6 +29,7 @@ class HistoryLock:
         if self.held:
             return True
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # the first run: no app-data folder yet
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError:
             # An unwritable folder: nothing can be saved there anyway, so no one can lose data.

@@ -36,6 +36,7 @@ class SingleInstance(QObject):
         self.lock = HistoryLock(history_path)
         self.primary = self.lock.held
         self.server: QLocalServer | None = None
+        self._sockets: list[QLocalSocket] = []
         if self.primary:
             self._listen()
 
@@ -49,13 +50,23 @@ class SingleInstance(QObject):
     def _on_connection(self) -> None:
         while self.server.hasPendingConnections():
             sock = self.server.nextPendingConnection()
-            sock.readyRead.connect(lambda s=sock: self._on_message(s))
-            sock.disconnected.connect(sock.deleteLater)
-            if sock.bytesAvailable():
-                self._on_message(sock)
+            self._sockets.append(sock)
+            sock.readyRead.connect(self._on_ready_read)
+            sock.disconnected.connect(self._on_disconnected)
+            self._read(sock)
 
-    def _on_message(self, sock: QLocalSocket) -> None:
-        if bytes(sock.readAll().data()).startswith(_SHOW.strip()):
+    def _on_ready_read(self) -> None:
+        self._read(self.sender())
+
+    def _on_disconnected(self) -> None:
+        sock = self.sender()
+        self._read(sock)  # the message may arrive together with the goodbye
+        if sock in self._sockets:
+            self._sockets.remove(sock)
+            sock.deleteLater()
+
+    def _read(self, sock) -> None:
+        if sock is not None and sock.bytesAvailable() and bytes(sock.readAll().data()).startswith(_SHOW.strip()):
             emit(self.activated)
 
     def ask_primary_to_show(self, timeout_ms: int = 2000) -> bool:
@@ -70,6 +81,9 @@ class SingleInstance(QObject):
         return ok
 
     def close(self) -> None:
+        for sock in self._sockets:
+            sock.abort()
+        self._sockets.clear()
         if self.server is not None:
             self.server.close()
         self.lock.release()
