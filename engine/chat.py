@@ -63,6 +63,8 @@ class TerminalView:
             if self.thinking_since is not None and not self.show_reasoning:
                 self.write(CLEAR_LINE)
             self.write("\n" + _stop_note(ev.reason))
+        elif name == "PromptTooLong":  # nothing is generated: say what doesn't fit, and the limit
+            self.write(f"({ev.describe()})\n")
         elif name == "ContextTrimmed":
             self.write(f"(the chat is longer than the model's context: {ev.dropped_messages} oldest messages "
                        "were left out)\n")

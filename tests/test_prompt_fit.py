@@ -137,3 +137,14 @@ def test_work_grows_linearly_with_the_history(enc):
         assert isinstance(event, ContextTrimmed) and event.dropped_messages > turns  # most of it goes
         # once per message to size it, once more for the slice that is kept, plus the system text
         assert counting.chars < history_chars + 4000, (turns, counting.chars, history_chars)
+
+
+def test_the_terminal_chat_says_what_does_not_fit(enc):
+    import io
+
+    from engine.chat import TerminalView
+    question = "word " * 9000
+    _ids, event = fit_prompt([U(question)], enc, 8192, 4096, date=DATE)
+    out = io.StringIO()
+    TerminalView(out, show_reasoning=False).handle(event)
+    assert f"({len(question):,} characters)" in out.getvalue() and "8,192-token context" in out.getvalue()
