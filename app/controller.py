@@ -129,7 +129,11 @@ class ChatController(QObject):
 
     # -- conversations ---------------------------------------------------------------------
     def conversations(self, search: str = ""):
-        return self.store.conversations(search)
+        try:
+            return self.store.conversations(search)
+        except StoreError as e:
+            emit(self.history_error, str(e))
+            return []
 
     def new_conversation(self) -> int:
         conv = self.store.create_conversation("New chat", self.effort if self.current_id == -1 else "medium")

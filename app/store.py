@@ -172,6 +172,7 @@ class ChatStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA secure_delete=ON")  # deleted chats leave no text behind in free pages
         if verify:
             self._verify()
         self._migrate()

@@ -3,8 +3,9 @@
 SQLite reads a table through its b-tree; a damaged page makes every read that touches it fail
 ("database disk image is malformed") while the rest of the tree is fine. So rows are read in
 rowid order and, where a read fails, the damaged rowid range is stepped over (exponential probe,
-then a binary search for the first readable rowid after it). Text that was damaged into invalid
-UTF-8 is kept with replacement characters rather than dropped.
+then a binary search for the first readable rowid after it). A table SQLite can't reach at all
+(its root page or the schema destroyed) is read from its leaf pages (app.store_pages). Text
+that was damaged into invalid UTF-8 is kept with replacement characters rather than dropped.
 """
 from __future__ import annotations
 
@@ -37,6 +38,12 @@ def salvage(path: Path) -> dict[str, list[tuple]]:
             out[table] = [row[1:] for row in _rows(db, table, cols)]
     finally:
         db.close()
+    unreachable = [table for table, rows in out.items() if not rows]
+    if unreachable:  # its root page (or the schema) is gone: read its leaf pages directly
+        from app.store_pages import rows_by_table
+        found = rows_by_table(path)
+        for table in unreachable:
+            out[table] = found[table]
     return out
 
 
