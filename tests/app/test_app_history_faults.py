@@ -364,3 +364,21 @@ def test_the_window_shows_the_repair_notice_at_start(qtbot, tmp_path):
     finally:
         c.shutdown()
         store.close()
+
+
+def test_launching_the_app_again_hands_over_to_the_running_one(qtbot, tmp_path):
+    """`python -m app` while an instance holds the history: it brings that one forward and exits 0."""
+    from app.single_instance import SingleInstance
+    home = tmp_path / "home"
+    first = SingleInstance(home / "history.sqlite3")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), QT_QPA_PLATFORM="offscreen", GPT_OSS_CHAT_HOME=str(home))
+    try:
+        with qtbot.waitSignal(first.activated, timeout=20000):
+            proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.wait(20) == 0
+        assert not (home / "history.sqlite3").exists()  # the second launch never opened the history
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        first.close()
