@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import shutil
 import sqlite3
 import time
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.history_lock import HistoryLock
-from app.store_recovery import salvage
+from app.store_recovery import DAMAGED_TEXT_NOTICE, insert_salvaged, move_aside, salvage  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +149,7 @@ class ChatStore:
         self.lock = lock or HistoryLock(self.path)
         self.exclusive = self.lock.held
         if self.path.exists() and self.path.stat().st_size == 0 and not Path(f"{self.path}-wal").exists():
-            kept = self._move_aside()
+            kept = move_aside(self.path)
             self.notice = f"The chat history file was empty (0 bytes, kept as {kept.name}); a fresh history was started."
         try:
             self._open(verify)
@@ -198,26 +197,11 @@ class ChatStore:
                 pass
         self._db = None
 
-    def _move_aside(self) -> Path:
-        """Rename the history (and its WAL) to a dated name beside it; nothing is ever deleted."""
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        kept = self.path.with_name(f"{self.path.stem}.damaged-{stamp}{self.path.suffix}")
-        n = 1
-        while kept.exists():
-            n += 1
-            kept = self.path.with_name(f"{self.path.stem}.damaged-{stamp}-{n}{self.path.suffix}")
-        for extra in ("-wal", "-shm"):
-            side = Path(f"{self.path}{extra}")
-            if side.exists():
-                os.replace(side, f"{kept}{extra}")
-        os.replace(self.path, kept)
-        return kept
-
     def _recover(self, error: sqlite3.Error) -> None:
         """Keep the damaged file, copy what SQLite can still read into a fresh history."""
         log.warning("history damaged (%s): recovering", error)
         try:
-            kept = self._move_aside()
+            kept = move_aside(self.path)
         except OSError as e:
             self._in_memory(None, f"The chat history at {self.path} is damaged and can't be moved aside "
                                   f"({e.strerror or e}); chats from this session won't be saved.")
@@ -234,7 +218,8 @@ class ChatStore:
             for leftover in (work, Path(f"{work}-wal"), Path(f"{work}-shm")):
                 leftover.unlink(missing_ok=True)
         self._open(verify=False)
-        chats, messages = self._insert_salvaged(rows)
+        with self._tx():
+            chats, messages = insert_salvaged(self._db, rows)
         if messages or chats:
             self.notice = (f"The chat history was damaged: {chats} chat{'s' if chats != 1 else ''} with {messages} "
                            f"message{'s' if messages != 1 else ''} were recovered, and the damaged file was kept as "
@@ -242,36 +227,6 @@ class ChatStore:
         else:
             self.notice = (f"The chat history was damaged and nothing in it could be read; it was kept as {kept.name} "
                            "and a fresh history was started.")
-
-    def _insert_salvaged(self, rows: dict) -> tuple[int, int]:
-        db = self._db
-        with self._tx():
-            for row in rows.get("conversations", []):
-                try:
-                    db.execute("INSERT INTO conversations (id, title, effort, created, updated, deleted)"
-                               " VALUES (?, ?, ?, ?, ?, ?)", row)
-                except sqlite3.Error:
-                    pass  # a row damaged into nonsense (wrong types) is left behind
-            n = 0
-            for row in rows.get("messages", []):
-                conv = row[1]
-                try:
-                    # A message whose chat row was lost gets a chat of its own rather than vanishing.
-                    db.execute("INSERT OR IGNORE INTO conversations (id, title, created, updated)"
-                               " VALUES (?, 'Recovered chat', ?, ?)", (conv, row[-1], row[-1]))
-                    db.execute("INSERT INTO messages (id, conversation_id, position, role, final_text, analysis_text,"
-                               " effort, state, thought_seconds, stats, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                               _flag_damaged_text(row))
-                    n += 1
-                except sqlite3.Error:
-                    pass
-            for row in rows.get("settings", []):
-                try:
-                    db.execute("INSERT INTO settings (key, value) VALUES (?, ?)", row)
-                except sqlite3.Error:
-                    pass
-        chats = db.execute("SELECT COUNT(*) FROM conversations WHERE deleted = 0").fetchone()[0]
-        return chats, n
 
     def _open_read_only_copy(self, error: sqlite3.Error) -> None:
         """The file (or its folder) can't be written: work on a copy in memory, keep the file as is."""
@@ -458,16 +413,3 @@ def _json_dict(text) -> dict:
     except (TypeError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
-
-
-DAMAGED_TEXT_NOTICE = "Part of this message was damaged in the history file; the unreadable characters show as �."
-
-
-def _flag_damaged_text(row: tuple) -> tuple:
-    """A salvaged message row whose text holds bytes that were not UTF-8 (or NULs) says so in its
-    notice (SQLite keeps no checksums, so this is the only trace a damaged text page leaves)."""
-    text, analysis, stats = row[4], row[5], row[9]
-    if not any(mark in f"{text}{analysis}" for mark in ("\ufffd", "\x00")):  # NUL: a page lost to zeros
-        return row
-    stats = dict(_json_dict(stats), notice=DAMAGED_TEXT_NOTICE)
-    return (*row[:9], json.dumps(stats), *row[10:])

@@ -9,8 +9,11 @@ that was damaged into invalid UTF-8 is kept with replacement characters rather t
 """
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +24,70 @@ COLUMNS = {
     "settings": "key, value",
 }
 _MAX_JUMP = 1 << 48  # rowids beyond this are not ours
+DAMAGED_TEXT_NOTICE = "Part of this message was damaged in the history file; the unreadable characters show as \ufffd."
+
+
+def move_aside(path: Path) -> Path:
+    """Rename the history (and its WAL) to a dated name beside it; nothing is ever deleted."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    kept = path.with_name(f"{path.stem}.damaged-{stamp}{path.suffix}")
+    n = 1
+    while kept.exists():
+        n += 1
+        kept = path.with_name(f"{path.stem}.damaged-{stamp}-{n}{path.suffix}")
+    for extra in ("-wal", "-shm"):
+        side = Path(f"{path}{extra}")
+        if side.exists():
+            os.replace(side, f"{kept}{extra}")
+    os.replace(path, kept)
+    return kept
+
+
+def insert_salvaged(db: sqlite3.Connection, rows: dict) -> tuple[int, int]:
+    """Write salvaged rows into a fresh history (inside the caller's transaction); a row damaged
+    into nonsense (wrong types, broken constraints) is left behind. Returns (chats, messages)."""
+    for row in rows.get("conversations", []):
+        try:
+            db.execute("INSERT INTO conversations (id, title, effort, created, updated, deleted)"
+                       " VALUES (?, ?, ?, ?, ?, ?)", row)
+        except sqlite3.Error:
+            pass
+    n = 0
+    for row in rows.get("messages", []):
+        # A message whose chat row was lost gets a chat of its own rather than vanishing.
+        try:
+            placeholder = db.execute("INSERT OR IGNORE INTO conversations (id, title, created, updated)"
+                                     " VALUES (?, 'Recovered chat', ?, ?)", (row[1], row[-1], row[-1])).rowcount
+        except sqlite3.Error:
+            continue
+        try:
+            db.execute("INSERT INTO messages (id, conversation_id, position, role, final_text, analysis_text,"
+                       " effort, state, thought_seconds, stats, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       _flag_damaged_text(row))
+            n += 1
+        except sqlite3.Error:
+            if placeholder:
+                db.execute("DELETE FROM conversations WHERE id = ?", (row[1],))
+    for row in rows.get("settings", []):
+        try:
+            db.execute("INSERT INTO settings (key, value) VALUES (?, ?)", row)
+        except sqlite3.Error:
+            pass
+    return db.execute("SELECT COUNT(*) FROM conversations WHERE deleted = 0").fetchone()[0], n
+
+
+def _flag_damaged_text(row: tuple) -> tuple:
+    """A salvaged message row whose text holds bytes that were not UTF-8 (or NULs) says so in its
+    notice (SQLite keeps no checksums, so this is the only trace a damaged text page leaves)."""
+    text, analysis, stats = row[4], row[5], row[9]
+    if not any(mark in f"{text}{analysis}" for mark in ("\ufffd", "\x00")):  # NUL: a page lost to zeros
+        return row
+    try:
+        stats = json.loads(stats or "{}")
+    except (TypeError, ValueError):
+        stats = {}
+    stats = dict(stats if isinstance(stats, dict) else {}, notice=DAMAGED_TEXT_NOTICE)
+    return (*row[:9], json.dumps(stats), *row[10:])
 
 
 def salvage(path: Path) -> dict[str, list[tuple]]:
