@@ -148,14 +148,22 @@ class ChatStore:
             return
         self.lock = lock or HistoryLock(self.path)
         self.exclusive = self.lock.held
-        if self.path.exists() and self.path.stat().st_size == 0 and not Path(f"{self.path}-wal").exists():
-            kept = move_aside(self.path)
-            self.notice = f"The chat history file was empty (0 bytes, kept as {kept.name}); a fresh history was started."
+        if (self.exclusive and self.path.exists() and self.path.stat().st_size == 0
+                and not Path(f"{self.path}-wal").exists()):
+            try:
+                kept = move_aside(self.path)
+                self.notice = (f"The chat history file was empty (0 bytes, kept as {kept.name}); a fresh history "
+                               "was started.")
+            except OSError:
+                pass  # an unwritable folder: opening says so below
         try:
             self._open(verify)
         except sqlite3.Error as e:
             self._close_quietly()
-            if _is_damage(e):
+            if _is_damage(e) and not self.exclusive:  # another window has it open: never move it under it
+                self._in_memory(None, "The chat history is damaged and another window of the app has it open; quit "
+                                      "that window and start the app again to repair it.")
+            elif _is_damage(e):
                 self._recover(e)
             elif _is_unwritable(e):
                 self._open_read_only_copy(e)

@@ -275,3 +275,17 @@ def test_only_the_lock_holder_purges_and_marks(tmp_path):
     assert [c.title for c in first.conversations()] == ["deleted in the first window"]
     first.close()
     assert HistoryLock(path).held  # released on close (and by the OS on any exit)
+
+
+def test_a_damaged_history_another_window_holds_is_left_in_place(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    garbage = b"not a database " * 300
+    path.write_bytes(garbage)
+    holder = HistoryLock(path)
+    try:
+        store = ChatStore(path)
+        assert not store.persistent and "another window" in store.notice
+        assert path.read_bytes() == garbage and not list(tmp_path.glob("h.damaged-*"))
+        store.close()
+    finally:
+        holder.release()
