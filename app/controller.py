@@ -394,7 +394,7 @@ class ChatController(QObject):
             msg.phase = ""
             if msg.think_started is not None and msg.thought_seconds is None:
                 msg.thought_seconds = time.monotonic() - msg.think_started
-            msg.stats = dict(stats)
+            msg.stats = dict(stats) if reason != "too_long" else {}  # nothing ran: no token counts to show
             # The engine's own stats may say "cancelled" for a reply that ended normally (the
             # session closes the token stream after <|return|>): the Done reason is the truth.
             msg.stats["stop_reason"] = reason

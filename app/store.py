@@ -152,7 +152,7 @@ class ChatStore:
                 and not Path(f"{self.path}-wal").exists()):
             try:
                 kept = move_aside(self.path)
-                self.notice = (f"The chat history file was empty (0 bytes, kept as {kept.name}); a fresh history "
+                self.notice = (f"The chat history file was empty (0 bytes, kept as {kept}); a fresh history "
                                "was started.")
             except OSError:
                 pass  # an unwritable folder: opening says so below
@@ -231,9 +231,9 @@ class ChatStore:
         if messages or chats:
             self.notice = (f"The chat history was damaged: {chats} chat{'s' if chats != 1 else ''} with {messages} "
                            f"message{'s' if messages != 1 else ''} were recovered, and the damaged file was kept as "
-                           f"{kept.name}.")
+                           f"{kept}.")
         else:
-            self.notice = (f"The chat history was damaged and nothing in it could be read; it was kept as {kept.name} "
+            self.notice = (f"The chat history was damaged and nothing in it could be read; it was kept as {kept} "
                            "and a fresh history was started.")
 
     def _open_read_only_copy(self, error: sqlite3.Error) -> None:
