@@ -2,16 +2,20 @@
 
 Two instances writing one history misfile chats (regenerate in one deletes the other's newer
 messages; a start purges chats the other still offers to Undo). The first instance holds the
-history's lock (app.history_lock) and listens on a local socket named after the history's path;
+history's lock (app.history_lock) and listens on a Unix socket named after the history's path;
 a later launch fails to take the lock, says "show" on that socket and exits.
+
+Plain `socket` plus a QSocketNotifier rather than QtNetwork: the app bundle leaves QtNetwork out.
 """
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
+import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtNetwork import QLocalServer, QLocalSocket
+from PySide6.QtCore import QObject, QSocketNotifier, Qt, Signal
 
 from app.history_lock import HistoryLock
 from app.qt_compat import emit
@@ -19,10 +23,10 @@ from app.qt_compat import emit
 _SHOW = b"show\n"
 
 
-def server_name(history_path: str | Path) -> str:
-    """A socket name unique to this history (short: Unix socket paths are limited to ~100 bytes)."""
+def socket_path(history_path: str | Path) -> Path:
+    """A socket path unique to this history and short enough for AF_UNIX (~100 bytes)."""
     digest = hashlib.sha256(str(Path(history_path).resolve()).encode()).hexdigest()[:16]
-    return f"gpt-oss-chat-{digest}"
+    return Path(tempfile.gettempdir()) / f"gpt-oss-chat-{digest}.sock"
 
 
 class SingleInstance(QObject):
@@ -32,60 +36,61 @@ class SingleInstance(QObject):
 
     def __init__(self, history_path: str | Path, parent=None):
         super().__init__(parent)
-        self.name = server_name(history_path)
+        self.path = socket_path(history_path)
         self.lock = HistoryLock(history_path)
         self.primary = self.lock.held
-        self.server: QLocalServer | None = None
-        self._sockets: list[QLocalSocket] = []
+        self._server: socket.socket | None = None
+        self._notifier: QSocketNotifier | None = None
         if self.primary:
             self._listen()
 
     def _listen(self) -> None:
-        QLocalServer.removeServer(self.name)  # a socket left by a crashed run (we hold the lock: it's stale)
-        self.server = QLocalServer(self)
-        self.server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
-        if self.server.listen(self.name):
-            self.server.newConnection.connect(self._on_connection)
+        try:
+            self.path.unlink(missing_ok=True)  # left by a crashed run: we hold the lock, so it is stale
+            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            server.bind(str(self.path))
+            os.chmod(self.path, 0o600)
+            server.listen(4)
+            server.setblocking(False)
+        except OSError:
+            return  # no socket: a second launch then says the app is already running and exits
+        self._server = server
+        self._notifier = QSocketNotifier(server.fileno(), QSocketNotifier.Type.Read, self)
+        self._notifier.activated.connect(self._on_connection)
 
-    def _on_connection(self) -> None:
-        while self.server.hasPendingConnections():
-            sock = self.server.nextPendingConnection()
-            self._sockets.append(sock)
-            sock.readyRead.connect(self._on_ready_read)
-            sock.disconnected.connect(self._on_disconnected)
-            self._read(sock)
+    def _on_connection(self, *_args) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except (BlockingIOError, OSError):
+                return
+            with conn:
+                conn.settimeout(0.5)  # the client writes at once: never hang the window on a stray peer
+                try:
+                    message = conn.recv(16)
+                except OSError:
+                    message = b""
+            if message.startswith(_SHOW.strip()):
+                emit(self.activated)
 
-    def _on_ready_read(self) -> None:
-        self._read(self.sender())
-
-    def _on_disconnected(self) -> None:
-        sock = self.sender()
-        self._read(sock)  # the message may arrive together with the goodbye
-        if sock in self._sockets:
-            self._sockets.remove(sock)
-            sock.deleteLater()
-
-    def _read(self, sock) -> None:
-        if sock is not None and sock.bytesAvailable() and bytes(sock.readAll().data()).startswith(_SHOW.strip()):
-            emit(self.activated)
-
-    def ask_primary_to_show(self, timeout_ms: int = 2000) -> bool:
+    def ask_primary_to_show(self, timeout_s: float = 2.0) -> bool:
         """From a second instance: ask the first to come to the front. False if it didn't answer."""
-        sock = QLocalSocket()
-        sock.connectToServer(self.name)
-        if not sock.waitForConnected(timeout_ms):
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout_s)
+                sock.connect(str(self.path))
+                sock.sendall(_SHOW)
+            return True
+        except OSError:
             return False
-        sock.write(_SHOW)
-        ok = sock.waitForBytesWritten(timeout_ms)
-        sock.disconnectFromServer()
-        return ok
 
     def close(self) -> None:
-        for sock in self._sockets:
-            sock.abort()
-        self._sockets.clear()
-        if self.server is not None:
-            self.server.close()
+        if self._notifier is not None:
+            self._notifier.setEnabled(False)
+        if self._server is not None:
+            self._server.close()
+            self.path.unlink(missing_ok=True)
+            self._server = None
         self.lock.release()
 
 

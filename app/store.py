@@ -144,8 +144,9 @@ class ChatStore:
         except OSError as e:
             self._in_memory(None, f"The app-data folder {self.path.parent} can't be created ({e.strerror or e}); "
                                   "chats from this session won't be saved until it can.")
-            self.lock, self.exclusive = None, True
+            self.lock, self.exclusive, self._own_lock = None, True, False
             return
+        self._own_lock = lock is None  # a lock handed in (the single-instance guard's) stays its owner's
         self.lock = lock or HistoryLock(self.path)
         self.exclusive = self.lock.held
         if (self.exclusive and self.path.exists() and self.path.stat().st_size == 0
@@ -288,7 +289,7 @@ class ChatStore:
 
     def close(self) -> None:
         self._close_quietly()
-        if self.lock is not None:
+        if self.lock is not None and self._own_lock:
             self.lock.release()
 
     # -- conversations -------------------------------------------------------------------

@@ -342,8 +342,10 @@ def test_a_second_launch_brings_the_first_to_the_front(qtbot, tmp_path):
         store = ChatStore(path, lock=first.lock)
         assert store.exclusive   # the first instance keeps the right to purge
         store.close()
+        assert first.lock.held and not SingleInstance(path).primary  # until the instance itself ends
     finally:
         first.close()
+    assert "PySide6.QtNetwork" not in sys.modules  # the app bundle leaves QtNetwork out
     again = SingleInstance(path)  # the lock goes with the instance
     assert again.primary
     again.close()
