@@ -197,7 +197,7 @@ class ChatController(QObject):
     def save_settings(self, settings: Settings) -> None:
         old_context = self.settings.context_length
         self.settings = settings.clamped()
-        self.settings.save(self.store)
+        self._try(self.settings.save, self.store)  # kept for this session even if it can't be saved
         emit(self.settings_changed)
         if self.ready and old_context != self.settings.context_length and self.settings.model_folder:
             self.load_model(self.settings.model_folder)

@@ -384,3 +384,12 @@ def test_launching_the_app_again_hands_over_to_the_running_one(qtbot, tmp_path):
         if proc.poll() is None:
             proc.kill()
         first.close()
+
+
+def test_settings_that_cant_be_saved_still_apply_and_say_so(qtbot, controller, store):
+    from app.settings import Settings
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count={pages}")
+    with qtbot.waitSignal(controller.history_error, timeout=2000) as sig:
+        controller.save_settings(Settings(developer="Be brief. " * 2000))
+    assert "disk is full" in sig.args[0] and controller.settings.developer.startswith("Be brief.")
