@@ -363,6 +363,10 @@ def test_the_window_shows_the_repair_notice_at_start(qtbot, tmp_path):
     try:
         connect_history_notices(c, window)
         assert window.history_box.isVisible() and "damaged" in window.history_box.text()
+        window.history_box.accept()
+        c.open_conversation(12345)  # gone: no error, just an empty view
+        c.history_error.emit("This chat can't be opened: it is damaged.")   # what a damaged chat reports
+        assert window.history_box.isVisible() and window.history_box.text().startswith("This chat can't be opened")
     finally:
         c.shutdown()
         store.close()
