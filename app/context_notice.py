@@ -23,6 +23,11 @@ def too_long_notice(info: dict) -> str:
         return (f"Nothing was sent: the developer instructions in Settings are {info.get('instructions_tokens', 0):,} "
                 f"tokens, more than this chat's {context:,}-token context can take with {answer:,} tokens kept for "
                 "the answer; shorten them or choose a longer context in Settings.")
+    if info.get("culprit") == "both":
+        return (f"Nothing was sent: your message ({info.get('message_tokens', 0):,} tokens) and the developer "
+                f"instructions in Settings ({info.get('instructions_tokens', 0):,} tokens) don't fit together in this "
+                f"chat's {context:,}-token context with {answer:,} tokens kept for the answer; shorten one of them, "
+                "or choose a longer context in Settings.")
     room = max(0, int(info.get("budget", 0)) - int(info.get("system_tokens", 0)) - int(info.get("instructions_tokens", 0)))
     chars, tokens = int(info.get("message_chars", 0)), int(info.get("message_tokens", 0))
     fits_chars = chars * room // tokens if tokens else 0

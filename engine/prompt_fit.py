@@ -31,7 +31,8 @@ class PromptTooLong:
     """Even the system message, the developer instructions and the last turn alone don't fit.
 
     Nothing was generated. The counts are tokens unless named otherwise; `culprit` says which part
-    to shorten: "message" (the last turn) or "instructions" (the developer instructions).
+    to shorten: "message" (the last turn), "instructions" (the developer instructions alone are
+    too long) or "both" (each would fit, not together).
     """
 
     culprit: str
@@ -55,6 +56,10 @@ class PromptTooLong:
             return (f"The developer instructions are {self.instructions_tokens:,} tokens, more than the "
                     f"{self.budget:,} tokens a prompt may use in a {self.context_length:,}-token context "
                     f"({self.answer_tokens:,} are kept for the answer); shorten them.")
+        if self.culprit == "both":
+            return (f"The message ({self.message_tokens:,} tokens) and the developer instructions "
+                    f"({self.instructions_tokens:,} tokens) don't fit together in the {self.budget:,} tokens a prompt "
+                    f"may use in a {self.context_length:,}-token context; shorten one of them.")
         return (f"The message is {self.message_tokens:,} tokens ({self.message_chars:,} characters) but at most "
                 f"{self.room_for_message:,} fit in the {self.context_length:,}-token context "
                 f"({self.answer_tokens:,} are kept for the answer); shorten it or use a longer context.")
@@ -103,7 +108,12 @@ def _too_long(enc, last_turn, prompt_tokens, fixed, budget, context_length, answ
     bare = len(render_prompt([], enc, **dict(render, developer=None)))
     instructions = fixed - bare
     message_tokens = prompt_tokens - fixed
-    culprit = "instructions" if fixed > budget or instructions > message_tokens else "message"
+    if fixed > budget:
+        culprit = "instructions"
+    elif instructions and bare + message_tokens <= budget:
+        culprit = "both"  # each fits alone, not together
+    else:
+        culprit = "message"
     return PromptTooLong(culprit, prompt_tokens, message_tokens, sum(len(m.get("content") or "") for m in last_turn),
                          instructions, bare, budget, context_length, answer)
 

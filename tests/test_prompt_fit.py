@@ -148,3 +148,13 @@ def test_the_terminal_chat_says_what_does_not_fit(enc):
     out = io.StringIO()
     TerminalView(out, show_reasoning=False).handle(event)
     assert f"({len(question):,} characters)" in out.getvalue() and "8,192-token context" in out.getvalue()
+
+
+def test_a_message_and_instructions_that_only_fit_apart_are_both_named(enc):
+    instructions = "Prefer short sentences. " * 600    # ~2,400 tokens
+    question = "Explain this: " + "lorem ipsum dolor " * 750   # ~2,300 tokens
+    ids, event = fit_prompt([U(question)], enc, 8192, 4096, date=DATE, developer=instructions)
+    assert ids == [] and isinstance(event, PromptTooLong) and event.culprit == "both"
+    assert fit_prompt([U(question)], enc, 8192, 4096, date=DATE)[1] is None  # the message alone fits
+    assert fit_prompt([U("hi")], enc, 8192, 4096, date=DATE, developer=instructions)[1] is None
+    assert "don't fit together" in event.describe()

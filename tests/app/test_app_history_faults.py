@@ -397,3 +397,14 @@ def test_settings_that_cant_be_saved_still_apply_and_say_so(qtbot, controller, s
     with qtbot.waitSignal(controller.history_error, timeout=2000) as sig:
         controller.save_settings(Settings(developer="Be brief. " * 2000))
     assert "disk is full" in sig.args[0] and controller.settings.developer.startswith("Be brief.")
+
+
+def test_the_too_long_sentences_name_the_part_to_shorten():
+    from app.context_notice import too_long_notice, trimmed_notice
+    base = {"context_length": 8192, "answer_tokens": 4096, "budget": 4096, "system_tokens": 60,
+            "instructions_tokens": 2500, "message_tokens": 2400, "message_chars": 10000}
+    assert "don't fit together" in too_long_notice(dict(base, culprit="both"))
+    assert "developer instructions in Settings are 2,500 tokens" in too_long_notice(dict(base, culprit="instructions"))
+    msg = too_long_notice(dict(base, culprit="message", message_tokens=9000, message_chars=20000))
+    assert "20,000 characters (9,000 tokens)" in msg and "at most about 1,536 tokens" in msg
+    assert trimmed_notice(0) == "" and "oldest message no longer" in trimmed_notice(1)
