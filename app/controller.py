@@ -34,6 +34,12 @@ def stop_notice(reason: str) -> str:
     return ""
 
 
+def clause(e: Exception) -> str:
+    """A one-sentence error as a clause inside another sentence."""
+    text = str(e).strip().rstrip(".")
+    return text[:1].lower() + text[1:]
+
+
 def to_chat(m: StoredMessage) -> ChatMessage:
     return ChatMessage(role=m.role, text=m.text, analysis=m.analysis, effort=m.effort, state=m.state,
                        thought_seconds=m.thought_seconds, stats=m.stats, id=m.id,
@@ -149,7 +155,7 @@ class ChatController(QObject):
             # Never leave another chat's messages in view: they would be sent to the model and
             # new messages would be filed under the chat that can't be read.
             conv = None
-            emit(self.history_error, f"This chat can't be opened: {e}")
+            emit(self.history_error, f"This chat can't be opened: {clause(e)}.")
         if conv is None:
             self.current_id = -1
             self.model.set_messages([])
@@ -220,7 +226,8 @@ class ChatController(QObject):
                 emit(self.conversations_changed)
             saved = self.store.add_message(self.current_id, StoredMessage("user", text))
         except StoreError as e:  # the text stays in the message box: nothing the user wrote is lost
-            emit(self.history_error, f"Your message wasn't sent because it couldn't be saved: {e}")
+            emit(self.history_error, f"Your message wasn't sent because it couldn't be saved: {clause(e)}; "
+                                     "it is still in the message box.")
             return False
         self.model.append(to_chat(saved))
         self._start_reply()
@@ -418,6 +425,7 @@ class ChatController(QObject):
             elif self.store.conversation(conv) is not None:  # not deleted meanwhile
                 msg.id = self.store.add_message(conv, row).id
         except StoreError as e:
-            msg.notice = " ".join(filter(None, [msg.notice, f"This answer wasn't saved: {e} Copy it if you need it."]))
+            msg.notice = " ".join(filter(None, [msg.notice, f"This answer wasn't saved ({clause(e)}); copy it if you "
+                                                            "need it."]))
             if conv != self.current_id:  # not in view: say it where the user is
-                emit(self.history_error, f"An answer in another chat couldn't be saved: {e}")
+                emit(self.history_error, f"An answer in another chat couldn't be saved: {clause(e)}.")

@@ -133,6 +133,7 @@ class ChatStore:
     notice: '' or one sentence about the history's state at start (recovered, read-only, ...).
     persistent: False when this session's changes can't reach the disk (an in-memory copy).
     exclusive: this instance holds the history's lock (others may only read and add).
+    verify=False skips the start-up check (tests use it for damage that appears while running).
     """
 
     def __init__(self, path: str | Path, lock: HistoryLock | None = None, verify: bool = True):

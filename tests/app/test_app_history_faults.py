@@ -209,7 +209,7 @@ def test_an_answer_that_cant_be_saved_stays_on_screen_and_the_app_stays_usable(q
         qtbot.waitUntil(lambda: not c.busy, timeout=10000)
         shown = c.model.last()
         assert shown.text == long_answer and shown.state == "done"
-        assert "This answer wasn't saved: The disk is full" in shown.notice
+        assert "This answer wasn't saved (the disk is full" in shown.notice
         store._db.execute("PRAGMA max_page_count=1073741823")  # space freed: carry on
         session.script = answer_script(final="Short.")
         assert c.send("and now?")
