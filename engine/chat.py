@@ -70,6 +70,8 @@ class TerminalView:
                        "were left out)\n")
         elif name == "Done":
             self.done = ev
+            if ev.stop_reason == "too_long":  # nothing ran: the sentence above says why
+                return
             stats = ev.stats
             self.write(f"{DIM}[{stats.generated_tokens} tokens, {stats.decode_tps:.1f} tokens/s, "
                        f"first token after {ev.ttft_s:.2f} s]{RESET}\n")

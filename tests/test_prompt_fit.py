@@ -145,9 +145,14 @@ def test_the_terminal_chat_says_what_does_not_fit(enc):
     from engine.chat import TerminalView
     question = "word " * 9000
     _ids, event = fit_prompt([U(question)], enc, 8192, 4096, date=DATE)
+    from engine.generate import GenerationStats
+    from engine.session import Done
     out = io.StringIO()
-    TerminalView(out, show_reasoning=False).handle(event)
+    view = TerminalView(out, show_reasoning=False)
+    view.handle(event)
+    view.handle(Done(GenerationStats(stop_reason="too_long"), "too_long", 0, event.prompt_tokens))
     assert f"({len(question):,} characters)" in out.getvalue() and "8,192-token context" in out.getvalue()
+    assert "tokens/s" not in out.getvalue()
 
 
 def test_a_message_and_instructions_that_only_fit_apart_are_both_named(enc):
