@@ -88,6 +88,10 @@ class StoreError(Exception):
     """The history file can't be used; str() is one sentence for the user."""
 
 
+class NewerHistory(StoreError):
+    """The file's schema is newer than this app knows."""
+
+
 def _code(e: sqlite3.Error) -> int:
     return getattr(e, "sqlite_errorcode", 0) & 0xFF
 
@@ -160,6 +164,9 @@ class ChatStore:
                 pass  # an unwritable folder: opening says so below
         try:
             self._open(verify)
+        except NewerHistory as e:  # never touch a newer app's file; still start, on an empty history
+            self._close_quietly()
+            self._in_memory(None, f"{e} Chats from this session won't be saved.")
         except sqlite3.Error as e:
             self._close_quietly()
             if _is_damage(e) and not self.exclusive:  # another window has it open: never move it under it
@@ -266,8 +273,8 @@ class ChatStore:
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise StoreError(f"The chat history at {self.path} was written by a newer version of the app (schema "
-                             f"{version}); update the app, or move that file away to start a fresh history.")
+            raise NewerHistory(f"The chat history at {self.path} was written by a newer version of the app (schema "
+                               f"{version}), so it is left untouched; update the app to see it.")
         if version < 1:
             # One script so the tables and the version number land together or not at all.
             self._db.executescript(f"BEGIN; {_SCHEMA_V1} PRAGMA user_version=1; COMMIT;")
