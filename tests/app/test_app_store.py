@@ -3,7 +3,6 @@ import sqlite3
 import subprocess
 import sys
 
-
 from app.store import SCHEMA_VERSION, ChatStore, StoredMessage
 
 
