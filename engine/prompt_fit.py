@@ -7,8 +7,9 @@ last turn (from the last user message on) is never cut: when it cannot fit even 
 rendered and a `PromptTooLong` says how long each part is, so the caller can tell the user before
 anything is generated.
 
-Linear: each message is tokenized once and the cut is found from running sums, then the chosen
-slice is rendered once (the old loop re-rendered the whole history per dropped turn: quadratic).
+Linear: each message is tokenized once (and its size remembered for the next reply), the cut is
+found from running sums, then the chosen slice is rendered once (the old loop re-rendered the
+whole history per dropped turn: quadratic).
 """
 
 from __future__ import annotations
@@ -118,9 +119,28 @@ def _too_long(enc, last_turn, prompt_tokens, fixed, budget, context_length, answ
                          instructions, bare, budget, context_length, answer)
 
 
+_sizes: dict[tuple, int] = {}  # (tokenizer, role, channel, hash, length of text) -> rendered length
+_MAX_SIZES = 1 << 16
+
+
 def _message_tokens(enc, m: dict) -> int:
-    channel = (m.get("channel") or "final") if m.get("role") == "assistant" else None
-    return len(render_message(enc, m.get("role", ""), m.get("content") or "", channel))
+    """Rendered length of one message. The history is sent whole before every reply: remembering
+    sizes means only new messages are tokenized. Keyed by the text's hash, not the text (no copies
+    kept); a collision could only misjudge the cut, and the final render is checked exactly."""
+    role, content = m.get("role", ""), m.get("content") or ""
+    channel = (m.get("channel") or "final") if role == "assistant" else None
+    key = (id(enc), role, channel, hash(content), len(content))
+    size = _sizes.get(key)
+    if size is None:
+        if len(_sizes) >= _MAX_SIZES:
+            _sizes.clear()
+        size = _sizes[key] = len(render_message(enc, role, content, channel))
+    return size
+
+
+def forget_message_sizes() -> None:
+    """Drop the remembered message sizes (benchmarks time the first reply with this)."""
+    _sizes.clear()
 
 
 def _suffix_sums(costs: list[int]) -> list[int]:

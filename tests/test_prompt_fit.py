@@ -163,3 +163,15 @@ def test_a_message_and_instructions_that_only_fit_apart_are_both_named(enc):
     assert fit_prompt([U(question)], enc, 8192, 4096, date=DATE)[1] is None  # the message alone fits
     assert fit_prompt([U("hi")], enc, 8192, 4096, date=DATE, developer=instructions)[1] is None
     assert "don't fit together" in event.describe()
+
+
+def test_the_next_reply_tokenizes_only_the_new_messages_and_the_kept_slice(enc):
+    messages = chat(400)
+    counting = CountingEncoding(enc)
+    first_ids, _ = fit_prompt(messages, counting, 2048, 512, date=DATE)
+    first = counting.chars
+    messages += [A("one more answer"), U("one more question")]
+    ids, event = fit_prompt(messages, counting, 2048, 512, date=DATE)
+    kept_chars = sum(len(m["content"]) for m in kept_messages(messages)[event.dropped_messages:])
+    assert counting.chars - first < kept_chars + 4000 < first // 10
+    assert ids == render_prompt(kept_messages(messages)[event.dropped_messages:], enc, date=DATE)
