@@ -7,6 +7,7 @@ updated in small batches. A finished or stopped answer is written to the store a
 """
 from __future__ import annotations
 
+import dataclasses
 import queue
 import time
 
@@ -14,16 +15,18 @@ from app.qt_compat import emit
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app import tool_steps
+from app.context_notice import too_long_notice, trimmed_notice
 from app.conversation import ChatMessage, ConversationModel
 from app.demo_examples import EFFORT as DEMO_EFFORT
 from app.settings import Settings
-from app.store import ChatStore, StoredMessage
+from app.store import ChatStore, StoredMessage, StoreError
 from app.user_functions import openai_tools, response_format
 from app.worker import EngineThread, EngineWorker, done_stats
-from engine.events import ContextTrimmed, Done, MessageEnd, MessageStart, PrefillProgress, TextDelta
+from engine.events import ContextTrimmed, Done, MessageEnd, MessageStart, PrefillProgress, PromptTooLong, TextDelta
 from models.registry import DEMO
 
 ANALYSIS_CHANNELS = ("analysis", "commentary")
+SAVE_EVERY_S = 1.0   # the answer being written is saved this often, so a crash keeps most of it
 
 
 def stop_notice(reason: str) -> str:
@@ -35,6 +38,12 @@ def stop_notice(reason: str) -> str:
     if reason == "call":
         return "The model tried to call a tool, which this app does not offer; try Regenerate or rephrase."
     return ""
+
+
+def clause(e: Exception) -> str:
+    """A one-sentence error as a clause inside another sentence."""
+    text = str(e).strip().rstrip(".")
+    return text[:1].lower() + text[1:]
 
 
 def to_chat(m: StoredMessage) -> ChatMessage:
@@ -52,6 +61,7 @@ class ChatController(QObject):
     current_changed = Signal(int)        # conversation id (-1: none)
     memory_changed = Signal("qint64")
     settings_changed = Signal()
+    history_error = Signal(str)          # one sentence: the history couldn't be read or written
     _request_load = Signal(str, int)
     _request_generate = Signal(int, object, object)  # object: PySide6 6.12 mis-counts None inside dict/list signals
     _request_tool = Signal(int, str, str)               # request id, chat, python code
@@ -60,8 +70,16 @@ class ChatController(QObject):
     def __init__(self, store: ChatStore, worker: EngineWorker | None = None, flush_ms: int = 30, parent=None):
         super().__init__(parent)
         self.store = store
-        self.store.purge_deleted()
-        self.settings = Settings.load(store)
+        self.history_notice = store.notice   # shown once at start ('' when the history opened cleanly)
+        try:
+            self.store.purge_deleted()
+            self.store.mark_interrupted()
+        except StoreError as e:
+            self.history_notice = self.history_notice or str(e)
+        try:
+            self.settings = Settings.load(store)
+        except StoreError:
+            self.settings = Settings()
         self.model = ConversationModel(self)
         self.worker = worker or EngineWorker()
         self.engine_thread = EngineThread(self.worker)
@@ -91,6 +109,7 @@ class ChatController(QObject):
         self._busy = False
         self._stream: ChatMessage | None = None     # the answer being written
         self._stream_conv = -1                      # ...and the conversation it belongs to
+        self._stream_saved_at = 0.0
         self._last_deleted: int | None = None
         self._turn_history: list[dict] = []          # the request that began the answer being written
         self._turn_options: dict = {}
@@ -142,6 +161,11 @@ class ChatController(QObject):
         return self._busy
 
     @property
+    def folder(self) -> str:
+        """The model folder loaded, or being loaded, last ('' before any)."""
+        return self._folder
+
+    @property
     def answering_here(self) -> bool:
         """An answer is being written in the open chat (not in another one)."""
         return self._busy and self._stream_conv == self.current_id
@@ -158,7 +182,11 @@ class ChatController(QObject):
 
     # -- conversations ---------------------------------------------------------------------
     def conversations(self, search: str = ""):
-        return self.store.conversations(search)
+        try:
+            return self.store.conversations(search)
+        except StoreError as e:
+            emit(self.history_error, str(e))
+            return []
 
     def new_conversation(self) -> int:
         conv = self.store.create_conversation("New chat", self.effort if self.current_id == -1 else self.new_chat_effort())
@@ -167,24 +195,32 @@ class ChatController(QObject):
         return conv.id
 
     def open_conversation(self, conversation_id: int) -> None:
-        conv = self.store.conversation(conversation_id)
+        try:
+            conv = self.store.conversation(conversation_id)
+            stored = self.store.messages(conv.id) if conv is not None else []
+        except StoreError as e:
+            # Never leave another chat's messages in view: they would be sent to the model and
+            # new messages would be filed under the chat that can't be read.
+            conv = None
+            emit(self.history_error, f"This chat can't be opened: {clause(e)}.")
         if conv is None:
             self.current_id = -1
             self.model.set_messages([])
             emit(self.current_changed, -1)
             return
         self.current_id, self.effort = conv.id, conv.effort
-        rows = [to_chat(m) for m in self.store.messages(conv.id)]
+        streaming = self._stream if self._busy and self._stream_conv == conv.id else None
+        rows = [to_chat(m) for m in stored if streaming is None or m.id != streaming.id]
         self._attach_steps(conv.id, rows)
-        if self._busy and self._stream_conv == conv.id and self._stream is not None:
-            rows.append(self._stream)  # the answer still being written in this chat
+        if streaming is not None:
+            rows.append(streaming)  # the answer still being written in this chat
         self.model.set_messages(rows)
         emit(self.current_changed, conv.id)
 
     def rename(self, conversation_id: int, title: str) -> None:
         # A blank name keeps the old one (the list is refreshed from the store either way).
         if title.strip():
-            self.store.rename(conversation_id, " ".join(title.split()))
+            self._try(self.store.rename, conversation_id, " ".join(title.split()))
         emit(self.conversations_changed)
 
     def delete(self, conversation_id: int) -> None:
@@ -210,14 +246,14 @@ class ChatController(QObject):
         """Remembered per conversation; used for the next turn's harmony system message."""
         self.effort = effort
         if self.current_id != -1:
-            self.store.set_effort(self.current_id, effort)
+            self._try(self.store.set_effort, self.current_id, effort)
         self.settings.effort = effort     # new chats start from the last choice
-        self.settings.save(self.store)
+        self._try(self.settings.save, self.store)
 
     def save_settings(self, settings: Settings) -> None:
         old_context = self.settings.context_length
         self.settings = settings.clamped()
-        self.settings.save(self.store)
+        self._try(self.settings.save, self.store)  # kept for this session even if it can't be saved
         self.worker.set_python_enabled(self.settings.python_tool)
         emit(self.settings_changed)
         if self.ready and old_context != self.settings.context_length and self.settings.model_folder:
@@ -232,13 +268,18 @@ class ChatController(QObject):
         text = text.strip()
         if not text or not self.can_send():
             return False
-        if self.current_id == -1:
-            self.new_conversation()
-        conv = self.store.conversation(self.current_id)
-        if conv and conv.title == "New chat":
-            self.store.rename(conv.id, " ".join(text.split())[:48])
-            emit(self.conversations_changed)
-        saved = self.store.add_message(self.current_id, StoredMessage("user", text))
+        try:
+            if self.current_id == -1:
+                self.new_conversation()
+            conv = self.store.conversation(self.current_id)
+            if conv and conv.title == "New chat":
+                self.store.rename(conv.id, " ".join(text.split())[:48])
+                emit(self.conversations_changed)
+            saved = self.store.add_message(self.current_id, StoredMessage("user", text))
+        except StoreError as e:  # the text stays in the message box: nothing the user wrote is lost
+            emit(self.history_error, f"Your message wasn't sent because it couldn't be saved: {clause(e)}; "
+                                     "it is still in the message box.")
+            return False
         self.model.append(to_chat(saved))
         self._start_reply()
         return True
@@ -249,7 +290,8 @@ class ChatController(QObject):
         if not self.can_send() or last is None or last.role != "assistant":
             return False
         row = self.model.rowCount() - 1
-        self._delete_rows_from(row)
+        if not self._delete_rows_from(row):
+            return False
         self._start_reply()
         return True
 
@@ -265,14 +307,29 @@ class ChatController(QObject):
         users = [i for i, m in enumerate(rows) if m.role == "user"]
         if not self.can_send() or not users or not text.strip():
             return False
-        self._delete_rows_from(users[-1])
+        if not self._delete_rows_from(users[-1]):
+            return False
         return self.send(text)
 
-    def _delete_rows_from(self, row: int) -> None:
+    def _delete_rows_from(self, row: int) -> bool:
         first = self.model.message(row)
-        position = self._position_of(row, first)
-        self.store.delete_messages_from(self.current_id, position)
+        try:
+            position = self._position_of(row, first)
+            self.store.delete_messages_from(self.current_id, position)
+        except StoreError as e:
+            emit(self.history_error, str(e))
+            return False
         self.model.remove_from(row)
+        return True
+
+    def _try(self, write, *args) -> bool:
+        """Run a small history write; on failure say so once and carry on."""
+        try:
+            write(*args)
+            return True
+        except StoreError as e:
+            emit(self.history_error, str(e))
+            return False
 
     def _position_of(self, row: int, msg: ChatMessage) -> int:
         for m in self.store.messages(self.current_id):
@@ -306,6 +363,7 @@ class ChatController(QObject):
         self._stream = ChatMessage(role="assistant", effort=self.effort, state="streaming", phase="waiting")
         self._stream_started = time.monotonic()
         self._stream_conv = self.current_id
+        self._save_stream_row()
         self.model.append(self._stream)
         self._request_id += 1
         self._set_busy(True)
@@ -326,6 +384,24 @@ class ChatController(QObject):
             changed = True
         if changed:
             self._touch_stream()
+            if time.monotonic() - self._stream_saved_at >= SAVE_EVERY_S:
+                self._save_stream_row()
+
+    def _save_stream_row(self) -> None:
+        """Write the answer being written as a 'streaming' row, so kill -9 keeps it (marked at restart)."""
+        msg = self._stream
+        if msg is None:
+            return
+        self._stream_saved_at = time.monotonic()
+        row = StoredMessage("assistant", msg.text, msg.analysis, msg.effort, "streaming", msg.thought_seconds, {},
+                            id=msg.id)
+        try:
+            if msg.id is None:
+                msg.id = self.store.add_message(self._stream_conv, row).id
+            else:
+                self.store.update_message(row)
+        except StoreError:
+            pass  # the final save says it to the user, once
 
     def _touch_stream(self) -> None:
         if self._stream_conv == self.current_id:
@@ -362,9 +438,9 @@ class ChatController(QObject):
         elif isinstance(ev, PrefillProgress):
             msg.reading = ev.fraction if ev.fraction < 1.0 else None
         elif isinstance(ev, ContextTrimmed):
-            n = ev.dropped_messages
-            msg.notice = (f"The oldest {n} message{'s' if n != 1 else ''} no longer fit in the context "
-                          "and were left out of this answer.")
+            msg.notice = trimmed_notice(ev.dropped_messages)
+        elif isinstance(ev, PromptTooLong):
+            msg.notice = too_long_notice(dataclasses.asdict(ev))
 
     def _on_finished(self, request_id: int, done: Done) -> None:
         if request_id != self._request_id:
@@ -394,27 +470,42 @@ class ChatController(QObject):
         self._stopping = False
         if msg is not None:
             tool_steps.close_open_steps(msg.steps)
-            msg.state = {"cancelled": "stopped", "error": "error"}.get(reason, "done")
+            msg.state = {"cancelled": "stopped", "error": "error", "too_long": "error"}.get(reason, "done")
             msg.phase = ""
             if msg.think_started is not None and msg.thought_seconds is None:
                 msg.thought_seconds = time.monotonic() - msg.think_started
-            msg.stats = dict(stats)
+            msg.stats = dict(stats) if reason != "too_long" else {}  # nothing ran: no token counts to show
+            # The engine's own stats may say "cancelled" for a reply that ended normally (the
+            # session closes the token stream after <|return|>): the Done reason is the truth.
+            msg.stats["stop_reason"] = reason
             if self._turn_options.get("response_format"):
                 msg.stats["json_answer"] = True    # shown as a JSON block
             if msg.notice:
                 msg.stats["notice"] = msg.notice
-            if self.store.conversation(conv) is not None:  # not deleted meanwhile
-                saved = self.store.add_message(conv, StoredMessage(
-                    "assistant", msg.text, msg.analysis, msg.effort, msg.state, msg.thought_seconds, msg.stats))
-                msg.id = saved.id
-                if msg.steps:
-                    self.store.set_tool_steps(msg.id, msg.steps)
+            self._save_finished(conv, msg)
+            if msg.steps and msg.id is not None:
+                self._try(self.store.set_tool_steps, msg.id, msg.steps)
             if conv == self.current_id:
                 self._stream = msg
                 self._touch_stream()
                 self._stream = None
         self._set_busy(False)
         emit(self.conversations_changed)
+
+    def _save_finished(self, conv: int, msg: ChatMessage) -> None:
+        """Save the finished answer; if that fails it stays on screen and says it wasn't saved."""
+        row = StoredMessage("assistant", msg.text, msg.analysis, msg.effort, msg.state, msg.thought_seconds,
+                            msg.stats, id=msg.id)
+        try:
+            if msg.id is not None:
+                self.store.update_message(row)
+            elif self.store.conversation(conv) is not None:  # not deleted meanwhile
+                msg.id = self.store.add_message(conv, row).id
+        except StoreError as e:
+            msg.notice = " ".join(filter(None, [msg.notice, f"This answer wasn't saved ({clause(e)}); copy it if you "
+                                                            "need it."]))
+            if conv != self.current_id:  # not in view: say it where the user is
+                emit(self.history_error, f"An answer in another chat couldn't be saved: {clause(e)}.")
 
     # -- tools -----------------------------------------------------------------------------
     def _take_call(self, stats: dict) -> bool:
@@ -526,7 +617,11 @@ class ChatController(QObject):
         emit(self._request_generate, self._request_id, messages, self._turn_options)
 
     def _attach_steps(self, conversation_id: int, rows: list[ChatMessage]) -> None:
-        saved = self.store.tool_steps(conversation_id)
+        try:
+            saved = self.store.tool_steps(conversation_id)
+        except StoreError as e:   # the chat still opens, without its tool blocks
+            emit(self.history_error, str(e))
+            return
         for m in rows:
             if m.id in saved:
                 m.steps = saved[m.id]

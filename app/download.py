@@ -9,6 +9,7 @@ for LFS files, the git blob SHA-1 for small ones) before it takes its final name
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -86,6 +87,19 @@ def _cut(e: Exception) -> DownloadError:
         return DownloadError(NO_NETWORK)
     return DownloadError("The download was interrupted; check the connection and press Download again: it "
                          "resumes where it stopped.")
+
+
+def _write_error(e: OSError, dest: Path, name: str) -> DownloadError:
+    """A local write failure, told apart from a network cut (the connection is not to blame)."""
+    if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return DownloadError(f"The download stopped because the disk holding {dest} is full; free some space, then "
+                             "press Download again: it resumes where it stopped.")
+    if e.errno == errno.EFBIG:
+        return DownloadError(f"The download stopped because {name} is larger than the disk holding {dest} allows "
+                             "for one file (drives formatted as FAT hold at most 4 GB per file); choose a folder on "
+                             "another disk.")
+    return DownloadError(f"The download can't be written to {dest} ({e.strerror or e}); choose another folder or "
+                         "check the disk, then press Download again.")
 
 
 def resolve_files(model: KnownModel, endpoint: str | None = None) -> list[RemoteFile]:
@@ -189,15 +203,26 @@ def _fetch(f: RemoteFile, dest: Path, meter: _Meter, cancel: threading.Event, he
                 if have and r.status_code == 200:  # server ignored Range: rewrite from the start
                     meter.add(-have, f.name)
                     have = 0
-                with part.open("ab" if have else "wb") as out:
+                try:
+                    out = part.open("ab" if have else "wb")
+                except OSError as e:
+                    raise _write_error(e, dest, f.name) from e
+                try:
                     for chunk in r.iter_bytes():  # as it arrives: a cut loses nothing already received
                         if cancel.is_set():
                             raise DownloadCancelled()
-                        out.write(chunk)
+                        try:
+                            out.write(chunk)
+                            out.flush()  # a full disk shows up here, not at close
+                        except OSError as e:
+                            raise _write_error(e, dest, f.name) from e
                         meter.add(len(chunk), f.name)
+                finally:
+                    with contextlib.suppress(OSError):  # everything was flushed: a failing close is moot
+                        out.close()
             if part.stat().st_size >= f.size:
                 return
-        except DownloadCancelled:
+        except (DownloadCancelled, DownloadError):
             raise
         except Exception as e:
             if attempt == 3 or cancel.is_set():

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, Qt, QTimer
 
+from app.api_server import LocalApiServer
 from app.controller import ChatController
 from app.download import bytes_downloaded, free_bytes
 from app.download_worker import DownloadWorker
@@ -27,6 +28,8 @@ class Launcher(QObject):
         self.window = MainWindow(controller, size_text=human_bytes(GPT_OSS_20B.approx_bytes),
                                  dest_text=str(self.download_dest))
         self.downloader = DownloadWorker(GPT_OSS_20B)
+        self.api_server = LocalApiServer(controller, parent=self)
+        self.window.set_api_server(self.api_server)
         setup = self.window.setup
         setup.set_demo_available(check_folder(demo_folder()) is None)
         setup.download_requested.connect(self.start_download)
@@ -43,6 +46,8 @@ class Launcher(QObject):
 
     def start(self) -> None:
         """Load the best model found; with none, show the setup page (saying why if a folder is broken)."""
+        if self.c.settings.api_server:   # switched on last time: on again, once the model's load is queued
+            QTimer.singleShot(0, self.api_server.start)
         chosen = self.c.settings.model_folder
         found = find_model(chosen)
         if found is not None and not (found.is_demo and chosen and chosen != str(found.folder)):
@@ -65,8 +70,10 @@ class Launcher(QObject):
         self.window.show_setup()
 
     def shutdown(self) -> None:
-        """On quit: pause a running download (its .part files resume next time) and end its thread."""
+        """On quit: pause a running download (its .part files resume next time) and end its thread; stop
+        the local API server."""
         self.downloader.stop()
+        self.api_server.stop(wait=3)
 
     def _show_disk_space(self) -> None:
         need = max(0, GPT_OSS_20B.approx_bytes - bytes_downloaded(self.download_dest))

@@ -1,7 +1,10 @@
 """User settings, saved in the history database so they survive restarts."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import logging
+from dataclasses import MISSING, asdict, dataclass, field, fields
+
+log = logging.getLogger(__name__)
 
 CONTEXT_LENGTHS = (4096, 8192, 16384, 32768, 65536, 131072)
 
@@ -19,14 +22,25 @@ class Settings:
     python_tool: bool = True       # offer the sandboxed Python tool (each chat asks before its first run)
     functions: list = field(default_factory=list)  # developer's functions: [{name, description, parameters}]
     answer_schema: str = ""        # developer: JSON Schema every final answer must follow ("": free text)
+    api_server: bool = False       # the local OpenAI-compatible API is on (started again at launch)
+    api_port: int = 8000           # the port it tries first (the next free one when taken)
 
     @classmethod
     def load(cls, store) -> "Settings":
-        saved = store.get_setting("settings", {}) or {}
-        known = {f.name: f.type for f in fields(cls)}
-        values = {k: v for k, v in saved.items() if k in known}
-        s = cls(**values)
-        return s.clamped()
+        """The saved settings; a value of the wrong type (or a damaged row) falls back to its default."""
+        saved = store.get_setting("settings", {})
+        if not isinstance(saved, dict):
+            log.warning("saved settings are not an object; using the defaults")
+            saved = {}
+        values = {}
+        for f in fields(cls):
+            if f.name in saved:
+                value = _coerce(saved[f.name], f.default)
+                if value is MISSING:
+                    log.warning("setting %s=%r has the wrong type; using the default", f.name, saved[f.name])
+                else:
+                    values[f.name] = value
+        return cls(**values).clamped()
 
     def save(self, store) -> None:
         store.set_setting("settings", asdict(self.clamped()))
@@ -37,4 +51,21 @@ class Settings:
         self.top_p = min(max(float(self.top_p), 0.05), 1.0)
         self.max_tokens = min(max(int(self.max_tokens), 16), 131072)
         self.context_length = min(max(int(self.context_length), 1024), 131072)
+        self.api_port = min(max(int(self.api_port), 1024), 65535)
+        self.functions = [f for f in self.functions if isinstance(f, dict)] if isinstance(self.functions, list) else []
         return self
+
+
+def _coerce(value, default):
+    """`value` as the type of `default`, or MISSING when it can't honestly be one."""
+    if isinstance(default, bool):
+        return value if isinstance(value, bool) else MISSING
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:  # NaN
+            return MISSING
+        if isinstance(default, int) and value != int(value):
+            return MISSING
+        return type(default)(value) if abs(value) != float("inf") else MISSING
+    if isinstance(default, str):
+        return value if isinstance(value, str) else MISSING
+    return value

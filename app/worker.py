@@ -134,6 +134,18 @@ class EngineWorker(QObject):
         emit(self.finished, request_id, done if done is not None else Done(None, "stop"))
         emit(self.memory, memory_in_use())
 
+    @property
+    def engine(self):
+        """The loaded engine (app.engine_bridge.LoadedEngine) or None; use it on the engine thread only."""
+        return self._engine
+
+    @Slot(object)
+    def run(self, fn) -> None:
+        """Run fn() here, in turn with the window's generate requests (the local API's jobs come this way)."""
+        try:
+            fn()
+        except Exception:  # a job's bug must not end the engine thread
+            log.exception("engine job failed")
 
     # -- tools -------------------------------------------------------------------------
     def python_pool(self):

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from engine.errors import ModelError
-from engine.events import ContextTrimmed, Done, MessageEnd, MessageStart, Stop, TextDelta
+from engine.events import ContextTrimmed, Done, MessageEnd, MessageStart, PromptTooLong, Stop, TextDelta
 from engine.harmony import EFFORTS
 
 DIM, RESET, CLEAR_LINE = "\033[2m", "\033[0m", "\r\033[K"
@@ -75,11 +75,15 @@ class TerminalView:
             if self.thinking_since is not None and not self.show_reasoning and self.tty:
                 self.write(CLEAR_LINE)
             self.write("\n" + _stop_note(ev.reason))
+        elif isinstance(ev, PromptTooLong):  # nothing is generated: say what doesn't fit, and the limit
+            self.write(f"({ev.describe()})\n")
         elif isinstance(ev, ContextTrimmed):
             self.write(f"(the chat is longer than the model's context: {ev.dropped_messages} oldest messages "
                        "were left out)\n")
         elif isinstance(ev, Done):
             self.done = ev
+            if ev.stop_reason == "too_long":  # nothing ran: the sentence above says why
+                return
             stats = ev.stats
             self.write(self.dim(f"[{stats.generated_tokens} tokens, {stats.decode_tps:.1f} tokens/s, "
                                 f"first token after {ev.ttft_s:.2f} s]") + "\n")

@@ -41,7 +41,46 @@ class ContextTrimmed:
     """The oldest turns had to go so the prompt fits the context (system/developer kept)."""
 
     dropped_messages: int
-    truncated_chars: int = 0  # > 0 when even the last message alone was too long: its start was cut
+    truncated_chars: int = 0  # always 0 now: a user's message is never cut (kept for old callers)
+
+
+@dataclass(frozen=True)
+class PromptTooLong:
+    """Even the system message, the developer instructions and the last turn alone don't fit.
+
+    Nothing was generated. The counts are tokens unless named otherwise; `culprit` says which part
+    to shorten: "message" (the last turn), "instructions" (the developer instructions alone are
+    too long) or "both" (each would fit, not together).
+    """
+
+    culprit: str
+    prompt_tokens: int        # the smallest prompt possible: system + developer + last turn
+    message_tokens: int       # the last turn as rendered
+    message_chars: int        # characters of the last turn's text
+    instructions_tokens: int  # the developer message as rendered (0 without one)
+    system_tokens: int        # the system message and the closing `<|start|>assistant`
+    budget: int               # what the prompt may use: context minus the room kept for the answer
+    context_length: int
+    answer_tokens: int        # the room kept for the answer
+
+    @property
+    def room_for_message(self) -> int:
+        """Tokens the last turn may use once the fixed parts are in."""
+        return max(0, self.budget - self.system_tokens - self.instructions_tokens)
+
+    def describe(self) -> str:
+        """One plain sentence (the terminal chat's; the app words its own with its Settings names)."""
+        if self.culprit == "instructions":
+            return (f"The developer instructions are {self.instructions_tokens:,} tokens, more than the "
+                    f"{self.budget:,} tokens a prompt may use in a {self.context_length:,}-token context "
+                    f"({self.answer_tokens:,} are kept for the answer); shorten them.")
+        if self.culprit == "both":
+            return (f"The message ({self.message_tokens:,} tokens) and the developer instructions "
+                    f"({self.instructions_tokens:,} tokens) don't fit together in the {self.budget:,} tokens a prompt "
+                    f"may use in a {self.context_length:,}-token context; shorten one of them.")
+        return (f"The message is {self.message_tokens:,} tokens ({self.message_chars:,} characters) but at most "
+                f"{self.room_for_message:,} fit in the {self.context_length:,}-token context "
+                f"({self.answer_tokens:,} are kept for the answer); shorten it or use a longer context.")
 
 
 @dataclass(frozen=True)
@@ -66,7 +105,7 @@ class Done:
 
 
 Event = MessageStart | TextDelta | MessageEnd | Stop
-SessionEvent = ContextTrimmed | PrefillProgress | MessageStart | TextDelta | MessageEnd | Stop | Done
+SessionEvent = ContextTrimmed | PromptTooLong | PrefillProgress | MessageStart | TextDelta | MessageEnd | Stop | Done
 
-__all__ = ["ContextTrimmed", "Done", "Event", "MessageEnd", "MessageStart", "PrefillProgress",
+__all__ = ["ContextTrimmed", "Done", "Event", "MessageEnd", "MessageStart", "PrefillProgress", "PromptTooLong",
            "SessionEvent", "Stop", "TextDelta"]

@@ -19,9 +19,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from engine.events import ContextTrimmed, Done, Event, PrefillProgress, Stop
+from engine.events import ContextTrimmed, Done, Event, PrefillProgress, PromptTooLong, Stop
 from engine.generate import Generation, GenerationStats, SamplingParams
-from engine.harmony import StreamParser, kept_messages, render_prompt
+from engine.harmony import StreamParser
+from engine.prompt_fit import fit_prompt
 from engine.tokenizer import special_id
 
 MAX_SNAPSHOTS = 8  # each holds the sliding layers' windows (a few MB for gpt-oss-20b)
@@ -71,31 +72,9 @@ class ChatSession:
 
     # ------------------------------------------------------------------ prompt fitting
 
-    def fit_prompt(self, messages: list[dict], max_tokens: int, **render) -> tuple[list[int], ContextTrimmed | None]:
-        """Render, dropping the oldest turns until the prompt leaves room to answer."""
-        budget = self.context_length - min(max_tokens, self.context_length // 2)
-        messages = kept_messages(messages)
-        ids = render_prompt(messages, self.enc, **render)
-        dropped = 0
-        # Once trimming, go well below the budget so the next turns keep a stable prefix
-        # (and reuse the cache) instead of dropping one turn, and re-prefilling, every time.
-        target = budget if len(ids) <= budget else budget * 3 // 4
-        while len(ids) > target and len(messages) > 1:
-            cut = _next_turn_start(messages)
-            dropped += cut
-            messages = messages[cut:]
-            ids = render_prompt(messages, self.enc, **render)
-        truncated = 0
-        if len(ids) > budget and messages:
-            last = dict(messages[-1])
-            excess_tokens = len(ids) - budget
-            text_ids = self.enc.encode_ordinary(last.get("content") or "")
-            kept_text = self.enc.decode(text_ids[excess_tokens + 8:])  # margin: re-encoding may differ
-            truncated = len(last.get("content") or "") - len(kept_text)
-            last["content"] = kept_text
-            ids = render_prompt([last], self.enc, **render)
-        event = ContextTrimmed(dropped, truncated) if dropped or truncated else None
-        return ids, event
+    def fit_prompt(self, messages: list[dict], max_tokens: int, **render):
+        """(ids, None | ContextTrimmed | PromptTooLong): see engine.prompt_fit.fit_prompt."""
+        return fit_prompt(messages, self.enc, self.context_length, max_tokens, **render)
 
     # ------------------------------------------------------------------ cache reuse
 
@@ -166,6 +145,9 @@ class ChatSession:
         ids, trimmed = self.fit_prompt(messages, max_tokens, **render)
         if trimmed:
             yield trimmed
+        if isinstance(trimmed, PromptTooLong):  # refused before any prefill: the caller says why
+            yield Done(GenerationStats(stop_reason="too_long"), "too_long", 0, trimmed.prompt_tokens)
+            return
         with self.wired_limit():
             yield from self._answer(ids, started, sampling or self.sampling(), max_tokens, cancel)
 
@@ -221,12 +203,4 @@ def _last_start(ids: list[int], start_id: int) -> int:
     return 0
 
 
-def _next_turn_start(messages: list[dict]) -> int:
-    """How many leading messages make up the oldest turn (its user message and the replies)."""
-    i = 1
-    while i < len(messages) - 1 and messages[i]["role"] != "user":
-        i += 1
-    return i
-
-
-__all__ = ["ChatSession", "ContextTrimmed", "Done", "Event", "PrefillProgress", "common_prefix"]
+__all__ = ["ChatSession", "ContextTrimmed", "Done", "Event", "PrefillProgress", "PromptTooLong", "common_prefix"]

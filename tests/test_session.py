@@ -13,7 +13,7 @@ import pytest
 from engine import load_model
 from engine.generate import SamplingParams
 from engine.harmony import MessageEnd, MessageStart, Stop, TextDelta, render_prompt
-from engine.session import ChatSession, ContextTrimmed, Done
+from engine.session import ChatSession, ContextTrimmed, Done, PromptTooLong
 from engine.tokenizer import load_tokenizer
 from models.tokenizer_json import shared_o200k_harmony_folder
 
@@ -107,10 +107,10 @@ def test_context_overflow_drops_oldest_turns_and_never_crashes(model, enc):
     assert "Be nice." in text and "the latest question" in text and "question number 0 " not in text
     assert text.startswith("<|start|>system<|message|>")
 
-    huge = [U("word " * 2000)]
+    huge = [U("word " * 2000)]  # refused whole before any prefill, never cut
     events = drain(session.reply(huge, sampling=GREEDY, max_tokens=20, date="2026-11-22"))
-    assert isinstance(events[0], ContextTrimmed) and events[0].truncated_chars > 0
-    assert isinstance(events[-1], Done) and session.cache.offset <= 300
+    assert isinstance(events[0], PromptTooLong) and events[0].message_chars == len("word " * 2000)
+    assert len(events) == 2 and events[-1].stop_reason == "too_long" and session.cache.offset <= 300
 
 
 def test_cancel_before_prefill_then_carry_on(model, enc):

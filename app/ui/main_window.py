@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QMainWindow, Q
 from app.demo_examples import ACCURACY as DEMO_ACCURACY
 from app.demo_examples import EXAMPLES as DEMO_EXAMPLES
 
+from app.ui.api_server_section import served_text
 from app.ui.composer import Composer
 from app.ui.effort import EffortSlider
 from app.ui.elided_label import ElidedLabel
@@ -38,6 +39,7 @@ class MainWindow(QMainWindow):
     def __init__(self, controller, size_text: str = "13.8 GB", dest_text: str = "", parent=None):
         super().__init__(parent)
         self.c = controller
+        self.api_server = None    # app.api_server.LocalApiServer, set by the launcher
         self.setWindowTitle("gpt-oss chat")
         self.resize(1180, 780)
         self.setMinimumSize(760, 520)
@@ -187,8 +189,27 @@ class MainWindow(QMainWindow):
                           f"{THIS_MACHINE}. The model runs in this app's own MLX engine; chats stay in a local "
                           "database.</p>")
 
+    def set_api_server(self, api) -> None:
+        """The launcher's LocalApiServer: Settings shows its switch; the status bar says when it is on."""
+        self.api_server = api
+        self.status_api = QLabel("", objectName="Caption")
+        self.statusBar().insertPermanentWidget(0, self.status_api)   # left of the memory figure
+        api.changed.connect(self._show_api_server)
+        api.served_changed.connect(lambda _n: self._show_api_server())
+        api.answering_changed.connect(self._show_api_server)
+        self._show_api_server()
+
+    def _show_api_server(self, answering: bool = False) -> None:
+        """'API on 127.0.0.1:8000 · 3 requests served', saying so while it answers (a chat sent then waits)."""
+        api = self.api_server
+        doing = "answering a request" if answering else served_text(api.served)
+        self.status_api.setText(f"API on {api.url.removeprefix('http://').removesuffix('/v1')} · {doing}"
+                                if api.running else "")
+        self.status_api.setToolTip(f"Local API server: {api.url}" if api.running else "")
+        self.status_api.setVisible(api.running)
+
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.c.settings, self, greedy=self.c.greedy)
+        dialog = SettingsDialog(self.c.settings, self, greedy=self.c.greedy, api=self.api_server)
         if dialog.exec():
             self.c.save_settings(dialog.result_settings())
 
@@ -278,5 +299,7 @@ class MainWindow(QMainWindow):
         super().changeEvent(e)
 
     def closeEvent(self, e) -> None:
+        if self.api_server is not None:   # first: its request on the engine thread stops at the next token
+            self.api_server.stop()
         self.c.shutdown()
         super().closeEvent(e)

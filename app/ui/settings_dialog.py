@@ -8,13 +8,15 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QPlainTextEdit, QSpinBox, QVBoxLayout)
 
 from app.settings import CONTEXT_LENGTHS, Settings
+from app.ui.api_server_section import ApiServerSection
 from app.ui.functions_editor import SCHEMA_EXAMPLE, FunctionsEditor
 from app.user_functions import check_answer_schema
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, settings: Settings, parent=None, greedy: bool = False):
-        """`greedy`: the loaded model decodes greedily, so temperature and top-p don't apply to it."""
+    def __init__(self, settings: Settings, parent=None, greedy: bool = False, api=None):
+        """`greedy`: the loaded model decodes greedily, so temperature and top-p don't apply to it.
+        `api`: the app's LocalApiServer, for the "Local API server" switch (None: no switch)."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setMinimumWidth(480)
@@ -61,6 +63,11 @@ class SettingsDialog(QDialog):
                              "each chat. Each chat asks you before it runs code.", objectName="Caption")
         python_note.setWordWrap(True)
         lay.addWidget(python_note)
+        self.api_section = None
+        if api is not None:
+            lay.addSpacing(8)
+            self.api_section = ApiServerSection(api)
+            lay.addWidget(self.api_section)
         self.show_raw = QCheckBox("Show raw chain of thought")
         self.show_raw.setChecked(settings.show_raw_cot)
         lay.addSpacing(8)

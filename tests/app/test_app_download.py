@@ -99,3 +99,49 @@ def test_no_server_gives_one_sentence(tmp_path):
     with pytest.raises(DownloadError) as err:
         download_model(MODEL, tmp_path / "m", endpoint=endpoint)
     assert "press Download again" in str(err.value) and "\n" not in str(err.value)
+
+
+WRITE_LIMITED = """
+import resource, signal, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from test_app_download import MODEL
+from app.download import DownloadError, download_model
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # the write then fails with EFBIG instead of killing us
+resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+try:
+    download_model(MODEL, Path(sys.argv[1]), endpoint=sys.argv[2])
+except DownloadError as e:
+    print(e)
+"""
+
+
+def test_a_file_too_large_for_the_disk_is_not_called_a_connection_problem(tmp_path):
+    """Issue 19.8: a write error (here a real EFBIG from a file-size limit) said "check the connection"."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    with FakeHub(FILES) as hub:
+        out = subprocess.run([sys.executable, "-c", WRITE_LIMITED, str(tmp_path / "m"), hub.endpoint,
+                              str(Path(__file__).parent)], capture_output=True, text=True, timeout=120,
+                             cwd=root, env=dict(os.environ, PYTHONPATH=str(root)))
+        gets = [r for r in hub.requests if r[0] == "GET" and r[1] == "model.safetensors"]
+    message = out.stdout.strip()
+    assert "larger than the disk" in message and "model.safetensors" in message, (message, out.stderr[-2000:])
+    assert "connection" not in message and "\n" not in message
+    assert len(gets) == 1  # not retried as if the network had dropped
+
+
+def test_a_full_disk_is_not_called_a_connection_problem(tmp_path):
+    """Writes that fail with ENOSPC (the .part file is /dev/full, which always answers "disk full")."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    dest = tmp_path / "m"
+    dest.mkdir()
+    (dest / "model.safetensors.part").symlink_to("/dev/full")
+    with FakeHub(FILES) as hub:
+        with pytest.raises(DownloadError) as err:
+            download_model(MODEL, dest, endpoint=hub.endpoint)
+    assert "is full" in str(err.value) and "connection" not in str(err.value)
+    assert (dest / "config.json").read_bytes() == FILES["config.json"]  # what arrived before is kept

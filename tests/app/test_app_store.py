@@ -3,9 +3,7 @@ import sqlite3
 import subprocess
 import sys
 
-import pytest
-
-from app.store import SCHEMA_VERSION, ChatStore, StoreError, StoredMessage
+from app.store import SCHEMA_VERSION, ChatStore, StoredMessage
 
 
 def test_messages_round_trip_with_analysis_apart(store):
@@ -60,16 +58,23 @@ def test_schema_is_versioned_and_newer_files_are_refused(tmp_path):
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     db.close()
-    with pytest.raises(StoreError, match="newer version"):
-        ChatStore(path)
+    before = path.read_bytes()
+    s = ChatStore(path)  # the app still starts: on an empty history in memory, saying why
+    assert "newer version" in s.notice and not s.persistent and s.conversations() == []
+    s.create_conversation("this session only")
+    s.close()
+    assert path.read_bytes() == before
 
 
-def test_garbage_file_gives_one_sentence(tmp_path):
+def test_garbage_file_is_kept_aside_and_a_fresh_history_starts(tmp_path):
     path = tmp_path / "h.sqlite3"
-    path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError) as err:
-        ChatStore(path)
-    assert "move that file away" in str(err.value)
+    garbage = b"this is not a database" * 100
+    path.write_bytes(garbage)
+    s = ChatStore(path)
+    (kept,) = tmp_path.glob("h.damaged-*.sqlite3")
+    assert kept.read_bytes() == garbage  # kept exactly as found, never deleted
+    assert kept.name in s.notice and "nothing in it could be read" in s.notice
+    assert s.conversations() == [] and s.create_conversation("new").id
 
 
 def test_a_killed_process_loses_nothing_it_committed(tmp_path):

@@ -1,0 +1,273 @@
+"""The app's "Local API server" switch: server/ (the OpenAI-compatible API) served by uvicorn on a
+background thread, answering with the chat window's model on the chat window's engine thread.
+
+One engine thread: each API request is posted to the EngineWorker (its `run` slot) and queues there,
+in order, with the window's own replies, so the two never generate at the same time and share one
+model (and its session's cache). The model is attached to the server's runner on the engine thread
+right after each load, and detached before the next load starts, so the server never keeps an old
+model alive while a new one loads. No widgets here: app/ui shows this object's state.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+
+from PySide6.QtCore import QObject, Qt, Signal
+
+from app.qt_compat import emit
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"       # this computer only: the API has no key in the app
+PORTS_TRIED = 20         # the preferred port and the next ones, when it is taken
+MAX_WAITING = 16         # requests waiting for the engine before new ones get 429
+NO_MODEL = "the app has no model yet; choose or download one in the app."
+SWITCHED_OFF = "The local API server was switched off in the app; switch it on again in Settings to continue."
+
+
+def someone_listens(host: str, port: int) -> bool:
+    """A program already accepts connections there (on macOS a bind could still succeed beside it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def bind_free_port(host: str, preferred: int, tries: int = PORTS_TRIED) -> socket.socket | None:
+    """A listening socket on `preferred` or the next free port after it; None when all are taken."""
+    for port in range(preferred, min(preferred + tries, 65536)):
+        if someone_listens(host, port):
+            continue
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if os.name != "nt":  # the port our last run left in TIME_WAIT is free to take again
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            sock.listen(128)
+        except OSError:
+            sock.close()
+            continue
+        return sock
+    return None
+
+
+class SwappableApp:
+    """ASGI app forwarding to `inner`: a model switch swaps the API (its model id) while the port stays open."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        await self.inner(scope, receive, send)
+
+
+def _hosted_runner(post):
+    """server.runner.EngineRunner in hosted mode, plus close(): the job running stops at its next
+    token and the jobs still waiting get a 503 instead of an answer."""
+    from server.errors import APIError
+    from server.runner import EngineRunner
+
+    class HostedRunner(EngineRunner):
+        closed = False
+        _current = None
+
+        def close(self) -> None:
+            self.closed = True
+            job = self._current
+            if job is not None:
+                job.cancel.set()
+
+        def execute(self, job) -> None:
+            self._current = job  # set before checking `closed`, so close() either sees it or is seen
+            try:
+                if self.closed and not job.cancel.is_set():
+                    job.put(APIError(503, SWITCHED_OFF))
+                    job.cancel.set()
+                super().execute(job)
+            finally:
+                self._current = None
+
+    return HostedRunner(post=post, max_waiting=MAX_WAITING)
+
+
+class LocalApiServer(QObject):
+    """Start/stop the API on 127.0.0.1; `url`, `served` and `note` say what the switch shows."""
+
+    changed = Signal()              # switched on or off, or the note changed
+    served_changed = Signal(int)    # requests served since it was switched on
+    answering_changed = Signal(bool)  # an API request is on the engine now (the window's send waits)
+    _to_engine = Signal(object)     # a function for the engine thread (worker.run)
+    _failed = Signal(object, str)   # the uvicorn.Server that stopped by itself, one sentence
+
+    def __init__(self, controller, host: str = HOST, parent=None):
+        super().__init__(parent)
+        self.c = controller
+        self.host = host
+        self.port = 0
+        self.note = ""              # one sentence: another port was taken, or it could not start
+        self._runner = None
+        self._server = None         # the uvicorn.Server while switched on
+        self._thread: threading.Thread | None = None
+        self._asgi: SwappableApp | None = None
+        self._model_id = ""
+        self._folder = controller.folder
+        self._loading = False
+        worker = controller.worker
+        self._to_engine.connect(worker.run, Qt.ConnectionType.QueuedConnection)
+        # Direct: called on the engine thread inside the load, before any job queued behind it.
+        worker.loaded.connect(lambda _name: self._attach_current(), Qt.ConnectionType.DirectConnection)
+        worker.load_failed.connect(self._attach_failed_load, Qt.ConnectionType.DirectConnection)
+        controller.model_loading.connect(self._on_loading)
+        self._failed.connect(self._on_failed)
+        controller.model_ready.connect(lambda _name: self._set_loading(False))
+        controller.model_failed.connect(lambda _msg: self._set_loading(False))
+
+    # -- state for the UI ----------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def url(self) -> str:
+        """The base URL clients use (OpenAI's base_url), e.g. http://127.0.0.1:8000/v1."""
+        return f"http://{self.host}:{self.port}/v1" if self.port else ""
+
+    @property
+    def served(self) -> int:
+        return self._runner.served if self._runner is not None else 0
+
+    @property
+    def waiting(self) -> int:
+        """API requests queued for the engine (behind the window's answer or each other)."""
+        return self._runner.waiting if self._runner is not None else 0
+
+    # -- switching -----------------------------------------------------------------------
+    def set_enabled(self, on: bool) -> bool:
+        """The switch: remember the choice (it is restored at launch), then start or stop. False when
+        it could not start (`note` says why)."""
+        started = self.start() if on else (self.stop() or True)
+        self.c.settings.api_server = bool(on) and started   # the switch shows off when it could not start
+        self.c.settings.save(self.c.store)
+        return started
+
+    def start(self) -> bool:
+        """Listen on the preferred port (Settings.api_port) or the next free one; False when none is free."""
+        if self.running:
+            return True
+        if self._thread is not None:  # the last run is still closing its connections
+            self._thread.join(5)
+        preferred = int(self.c.settings.api_port)
+        sock = bind_free_port(self.host, preferred)
+        if sock is None:
+            self.note = (f"Ports {preferred} to {preferred + PORTS_TRIED - 1} are all in use by other programs; "
+                         "close one of them and switch the server on again.")
+            emit(self.changed)
+            return False
+        self.port = sock.getsockname()[1]
+        self.note = "" if self.port == preferred else (
+            f"Port {preferred} is in use by another program, so the server listens on port {self.port}.")
+        import uvicorn  # here, not at import: the app starts without the server's dependencies loaded
+
+        from server.app import create_app
+
+        runner = _hosted_runner(self._post)
+        self._runner = runner
+        self._model_id = self._current_model_id()
+        self._asgi = SwappableApp(create_app(runner, self._model_id))
+        config = uvicorn.Config(self._asgi, lifespan="off", log_level="warning", access_log=False,
+                                timeout_graceful_shutdown=3)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._serve, args=(self._server, sock), name="local-api",
+                                        daemon=True)
+        self._thread.start()
+        emit(self._to_engine, lambda: self._attach_current(runner))
+        emit(self.changed)
+        emit(self.served_changed, 0)
+        log.info("local API server listening on %s", self.url)
+        return True
+
+    def stop(self, wait: float = 0.0) -> None:
+        """Stop listening at once (the port is free within a moment); the request answering stops at
+        its next token and waiting ones get a 503. `wait`: seconds to wait for the thread to end."""
+        if self._server is not None:
+            runner = self._runner
+            runner.close()
+            self._server.should_exit = True
+            self._server = None
+            # Let go of the model after the job running now, so a later load doesn't keep two alive.
+            emit(self._to_engine, lambda: runner.attach(None))
+            emit(self.changed)
+        if wait and self._thread is not None:
+            self._thread.join(wait)
+
+    # -- the model -----------------------------------------------------------------------
+    def _current_model_id(self) -> str:
+        from server.model import model_id_for
+
+        return model_id_for(self._folder) if self._folder else "none"
+
+    def _set_loading(self, loading: bool) -> None:
+        self._loading = loading
+
+    def _on_loading(self, folder: str) -> None:
+        """GUI thread, just before the load request is queued: detach first, in the same queue."""
+        self._folder, self._loading = folder, True
+        runner = self._runner
+        if runner is not None:
+            emit(self._to_engine, lambda: runner.attach(None))
+
+    def _attach_current(self, runner=None) -> None:
+        """Engine thread: hand the runner the loaded model (or say why there is none)."""
+        runner = runner or self._runner
+        if runner is None or runner.closed:
+            return
+        engine = self.c.worker.engine
+        if engine is None:
+            runner.attach(None, None if self._loading else (self.c.model_error or NO_MODEL))
+            return
+        from server.app import create_app
+        from server.model import OpenedChat
+
+        model_id = self._current_model_id()
+        if model_id != self._model_id and self._asgi is not None:
+            self._asgi.inner, self._model_id = create_app(runner, model_id), model_id
+        session = engine.session
+        runner.attach(OpenedChat(session, session.enc, bool(engine.greedy), model_id))
+
+    def _attach_failed_load(self, message: str) -> None:
+        runner = self._runner
+        if runner is not None and not runner.closed:
+            runner.attach(None, message)
+
+    def _post(self, fn) -> None:
+        """The runner's `post` (called on the server's thread): run fn on the engine thread, then
+        tell the UI the new count."""
+        runner = self._runner
+
+        def job():
+            emit(self.answering_changed, True)
+            try:
+                fn()
+            finally:
+                emit(self.answering_changed, False)
+                emit(self.served_changed, runner.served)
+
+        emit(self._to_engine, job)
+
+    # -- the server's own thread ---------------------------------------------------------
+    def _serve(self, server, sock: socket.socket) -> None:
+        try:
+            server.run(sockets=[sock])
+        except BaseException as e:  # SystemExit too: uvicorn exits that way when startup fails
+            log.exception("local API server stopped")
+            emit(self._failed, server, f"The local API server stopped because of an error ({type(e).__name__}); "
+                                       "switch it on again.")
+        finally:
+            sock.close()
+
+    def _on_failed(self, server, message: str) -> None:
+        if self._server is server:
+            self._runner.close()
+            self._server, self.note = None, message
+            emit(self.changed)
