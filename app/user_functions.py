@@ -32,8 +32,7 @@ def check_function(name: str, description: str, schema_text: str, taken: set[str
         try:
             jsonschema.validators.validator_for(parameters).check_schema(parameters)
         except jsonschema.SchemaError as e:
-            where = "/".join(str(p) for p in e.absolute_path)
-            return None, f"The JSON Schema is not valid{' at ' + where if where else ''}: {e.message}."
+            return None, f"The JSON Schema is not valid{_where(e)}: {_what(e)}."
         if parameters.get("type", "object") != "object":
             return None, 'A function takes an object of arguments: the schema\'s "type" must be "object".'
     return {"name": name, "description": description.strip(), "parameters": parameters}, ""
@@ -67,8 +66,7 @@ def check_answer_schema(schema_text: str) -> tuple[dict | None, str]:
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as e:
-        where = "/".join(str(p) for p in e.absolute_path)
-        return None, f"The answer format is not a valid JSON Schema{' at ' + where if where else ''}: {e.message}."
+        return None, f"The answer format is not a valid JSON Schema{_where(e)}: {_what(e)}."
     return schema, ""
 
 
@@ -76,3 +74,19 @@ def response_format(schema_text: str) -> dict | None:
     """OpenAI's response_format for the saved answer schema (None when answers are free)."""
     schema, _ = check_answer_schema(schema_text)
     return None if schema is None else {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+
+
+TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
+
+
+def _where(e: jsonschema.SchemaError) -> str:
+    where = "/".join(str(p) for p in e.absolute_path)
+    return f" at {where}" if where else ""
+
+
+def _what(e: jsonschema.SchemaError) -> str:
+    """jsonschema's message, with the common slip (a misspelt type) said plainly."""
+    path = list(e.absolute_path)
+    if path and path[-1] == "type" and isinstance(e.instance, str):
+        return f"{e.instance!r} is not a type; use one of {', '.join(TYPES)}"
+    return e.message

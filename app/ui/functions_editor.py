@@ -104,7 +104,7 @@ class FunctionsEditor(QWidget):
 
     def dialog(self, function: dict | None = None) -> FunctionDialog:
         """The dialog for adding (None) or editing `function` (tests drive it directly)."""
-        taken = {f["name"] for f in self._functions if f is not function}
+        taken = {f["name"] for f in self._functions} - ({function.get("name")} if function else set())
         return FunctionDialog(function, taken, self)
 
     def add(self) -> None:

@@ -84,6 +84,7 @@ class SettingsDialog(QDialog):
         functions_note = QLabel("When the model calls one, you type its result in the chat.", objectName="Caption")
         functions_note.setWordWrap(True)
         lay.addWidget(functions_note)
+        lay.addSpacing(4)
         lay.addWidget(QLabel("Answer format: a JSON Schema every answer must follow (empty: free text)",
                              objectName="Caption"))
         self.answer_schema = QPlainTextEdit(settings.answer_schema)

@@ -340,7 +340,7 @@ def test_function_schemas_are_checked_with_one_sentence():
     assert check_function("get weather", "", "")[1].startswith("The name may use only")
     assert "not valid JSON" in check_function("f", "", '{"type": "object",')[1]
     problem = check_function("f", "", '{"type": "object", "properties": {"a": {"type": "strng"}}}')[1]
-    assert problem.startswith("The JSON Schema is not valid at properties/a/type:") and problem.count(".") <= 2
+    assert problem.startswith("The JSON Schema is not valid at properties/a/type: 'strng' is not a type")
     assert "must be \"object\"" in check_function("f", "", '{"type": "string"}')[1]
     assert "already a function" in check_function("f", "", "", taken={"f"})[1]
     assert check_function("no_args", "", "") == ({"name": "no_args", "description": "", "parameters": None}, "")
@@ -416,3 +416,25 @@ def test_an_engine_without_tools_is_not_offered_them_and_still_answers(qtbot, st
     assert c.model.last().text == "Plain." and c.model.last().state == "done"
     assert set(session.calls[0]) == {"messages", "effort", "developer", "max_tokens"}
     c.shutdown()
+
+
+def test_editing_a_function_keeps_its_own_name_and_a_misspelt_type_is_named(qtbot):
+    from app.ui.functions_editor import FunctionsEditor
+    editor = FunctionsEditor([{"name": "get_weather", "description": "", "parameters": None},
+                              {"name": "other", "description": "", "parameters": None}])
+    qtbot.addWidget(editor)
+    d = editor.dialog({"name": "get_weather", "description": "", "parameters": None})   # a copy, as after a reload
+    qtbot.addWidget(d)
+    d.description.setText("Weather now")
+    d.accept()
+    assert d.function == {"name": "get_weather", "description": "Weather now", "parameters": None}
+    d2 = editor.dialog(editor.functions()[0])
+    qtbot.addWidget(d2)
+    d2.name.setText("other")
+    d2.schema.setPlainText('{"type": "object", "properties": {"city": {"type": "strin"}}}')
+    d2.accept()
+    assert d2.function is None and "already a function named other" in d2.error.text()
+    d2.name.setText("get_weather")
+    d2.accept()
+    assert d2.error.text() == ("The JSON Schema is not valid at properties/city/type: 'strin' is not a type; use one of "
+                               "string, number, integer, boolean, object, array, null.")
