@@ -483,7 +483,7 @@ class ChatController(QObject):
             if msg.notice:
                 msg.stats["notice"] = msg.notice
             self._save_finished(conv, msg)
-            if msg.steps and msg.id is not None:
+            if tool_steps.worth_saving(msg.steps) and msg.id is not None:
                 self._try(self.store.set_tool_steps, msg.id, msg.steps)
             if conv == self.current_id:
                 self._stream = msg

@@ -123,6 +123,12 @@ def engine_messages(steps: list[dict]) -> list[dict]:
     return out
 
 
+def worth_saving(steps: list[dict]) -> bool:
+    """Only answers with a call or a preamble keep their steps (plain chain of thought is already
+    the message's analysis text)."""
+    return any(s.get("type") in ("call", "preamble") for s in steps)
+
+
 def function_name(step: dict) -> str:
     r = step.get("recipient") or ""
     return r.split(".", 1)[1] if r.startswith("functions.") else r

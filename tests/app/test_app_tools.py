@@ -438,3 +438,12 @@ def test_editing_a_function_keeps_its_own_name_and_a_misspelt_type_is_named(qtbo
     d2.accept()
     assert d2.error.text() == ("The JSON Schema is not valid at properties/city/type: 'strin' is not a type; use one of "
                                "string, number, integer, boolean, object, array, null.")
+
+
+def test_a_plain_answer_stores_no_steps(qtbot, store, pool):
+    session = ScriptedSession(queue=[answer_script(final="Hi.")])
+    c = make_controller(qtbot, store, session, pool)
+    c.send("hello")
+    wait_idle(qtbot, c)
+    assert c.model.last().text == "Hi." and store.tool_steps(c.current_id) == {}
+    c.shutdown()
