@@ -358,3 +358,34 @@ def open_pipeline(folder, context_length: int = 4096, dtype: str | None = None, 
     except DistributedError:
         pass  # rank 0 is gone: nothing left to serve
     return None, split
+
+
+def chat_main(args, chat_class) -> int:
+    """engine.chat --distributed: every rank opens the pipeline; rank 0 runs the terminal chat
+    (chat_class, engine.chat.Chat) on it, the other ranks serve until it ends."""
+    from engine.generation_config import prefers_greedy
+    from engine.session import ChatSession
+    from engine.tokenizer import load_tokenizer
+
+    group = init_group()
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if group.rank() == 0 else (lambda text: None)
+    try:
+        enc = load_tokenizer(args.model) if group.rank() == 0 else None
+        say(f"Loading {args.model} across {group.size()} processes…")
+        model, split = open_pipeline(args.model, args.context, args.dtype, group=group)
+    except ModelError as exc:
+        say(str(exc))
+        return 1
+    if model is None:
+        return 0
+    say(split.summary())
+    if args.temperature is None:
+        args.temperature = 0.0 if prefers_greedy(args.model) else 1.0
+    try:
+        session = ChatSession(model, enc, context_length=args.context, prefill_chunk=split.stages[0].plan.prefill_chunk)
+        chat_class(session, args).run()
+    except DistributedError as exc:
+        say(str(exc))
+        return 1
+    model.close()
+    return 0
