@@ -328,7 +328,8 @@ def plan_footprint(fp: Footprint, context_length: int = 4096, budget_bytes: int 
 def _refusal(fp: Footprint, need: int, budget: int, context: int, cap: int) -> str:
     missing = need - budget
     way = (f"choose a context of at most {cap} tokens, or close other apps"
-           if cap >= 1024 else "close other apps or use a Mac with more memory")
+           if cap >= 1024 else "close other apps, use a Mac with more memory, or run it across several Macs "
+           "(docs/distributed.md)")
     quarter = " even with only a quarter of its experts resident," if fp.num_experts >= 4 * fp.experts_per_token else ""
     return (f"{fp.model_name} needs at least {need / GB:.1f} GB for a {context}-token context{quarter} but only "
             f"{budget / GB:.1f} GB is available ({missing / GB:.1f} GB missing); {way}.")
