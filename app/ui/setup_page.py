@@ -41,6 +41,7 @@ class SetupPage(QWidget):
     cancel_requested = Signal()
     folder_chosen = Signal(str)
     demo_requested = Signal()
+    big_download_requested = Signal()  # the 120b, offered only where its memory plan fits
 
     def __init__(self, size_text: str, dest_text: str, parent=None):
         super().__init__(parent)
@@ -81,6 +82,7 @@ class SetupPage(QWidget):
         c.addWidget(self.progress)
         c.addWidget(self.progress_label)
         lay.addWidget(card)
+        lay.addWidget(self._big_offer_card())
         other = QHBoxLayout()
         self.folder_button = QPushButton("Choose a folder that has it…")
         self.folder_button.clicked.connect(self._choose)
@@ -101,6 +103,36 @@ class SetupPage(QWidget):
         h.addStretch(1)
         outer.addLayout(h)
         outer.addStretch(2)
+
+    def _big_offer_card(self) -> QWidget:
+        """A second card for gpt-oss-120b: its plan on this Mac and its download size, hidden until offered."""
+        self.big_card = QWidget(objectName="SetupCard")
+        c = QVBoxLayout(self.big_card)
+        c.setContentsMargins(18, 16, 18, 16)
+        self.big_plan = QLabel(objectName="Caption")
+        self.big_plan.setWordWrap(True)
+        self.big_button = QPushButton()
+        self.big_button.clicked.connect(lambda: emit(self.big_download_requested))
+        row = QHBoxLayout()
+        row.addWidget(self.big_button)
+        row.addStretch(1)
+        c.addWidget(self.big_plan)
+        c.addLayout(row)
+        self.big_card.hide()
+        return self.big_card
+
+    def show_big_offer(self, button_text: str, plan_text: str) -> None:
+        """Offer the big model: the button names it and its download size; the text says how it would run."""
+        self.big_button.setText(button_text)
+        self.big_plan.setText(plan_text)
+        self.big_card.show()
+
+    def set_big_downloading(self, on: bool) -> None:
+        """The 120b is downloading: both download buttons wait; progress shows in the card above."""
+        self.big_button.setEnabled(not on)
+        if on:
+            self.download_button.setEnabled(False)
+            self.big_plan.setText(self.big_plan.text().split(" Downloading")[0] + " Downloading it now…")
 
     def set_demo_available(self, available: bool) -> None:
         self.demo_button.setVisible(available)
