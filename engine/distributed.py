@@ -137,7 +137,7 @@ class Link:
             else:
                 mx.eval(x)
         except RuntimeError as exc:
-            if _LOST in str(exc) or "[ring]" in str(exc):
+            if _LOST in str(exc) or "[ring]" in str(exc) or "[jaccl]" in str(exc):
                 raise peer_lost(str(exc).strip()) from None
             raise
 
