@@ -4,6 +4,8 @@
     python -m bench.memory_120b /work/bench_data/gpt-oss-120b-sparse --mac 32
     python -m bench.memory_120b /work/bench_data/gpt-oss-120b-sparse --split 32,32 --rank 1
 
+--layers FIRST,LAST: the chosen policy on layers [FIRST, LAST) only (with the head when FIRST is 0),
+when the whole plan needs more memory than the machine running the bench has.
 --mac N: the whole model with the policy engine.memory.plan() picks for an N GB Mac's budget;
 prefill a prompt and decode a few tokens (engine.generate), as the app does.
 --split A,B,.. --rank r: the layers engine/pipeline_plan.py gives rank r of Macs of A, B, .. GB,
@@ -57,7 +59,7 @@ def _guard(floor_gb: float) -> None:
 
 
 def run(folder: str, mac: float | None, split: list[float] | None, rank: int, n_prompt: int, n_decode: int,
-        context: int) -> dict:
+        context: int, subset: tuple[int, int] | None = None) -> dict:
     import mlx.core as mx
 
     from engine.config import load_config
@@ -74,6 +76,8 @@ def run(folder: str, mac: float | None, split: list[float] | None, rank: int, n_
         p, layers, head = plan(folder, context, mac_budget(mac)), None, True
     if not p.fits:
         return {"refused": p.reason}
+    if subset:  # the same policy on fewer layers: when the whole plan is more than this machine has
+        layers, head = subset, subset[0] == 0
     fp = footprint_from_config(cfg, "gpt-oss-120b", layers, head)
     chunk = min(p.prefill_chunk, n_prompt)
     predicted = breakdown(fp, replace(p.policy, context_length=n_prompt + n_decode), chunk)
@@ -119,6 +123,7 @@ def main(argv=None) -> int:
     ap.add_argument("--decode", type=int, default=4)
     ap.add_argument("--context", type=int, default=4096)
     ap.add_argument("--floor-gb", type=float, default=1.0)
+    ap.add_argument("--layers", default="", help="FIRST,LAST: measure the chosen policy on these layers only")
     ap.add_argument("--stub-experts", type=int, default=None)
     args = ap.parse_args(argv)
     import mlx.core as mx
@@ -130,7 +135,8 @@ def main(argv=None) -> int:
     split = [float(v) for v in args.split.split(",")] if args.split else None
     if not split and args.mac is None:
         ap.error("give --mac N or --split A,B,..")
-    r = run(args.folder, args.mac, split, args.rank, args.prompt, args.decode, args.context)
+    subset = tuple(int(v) for v in args.layers.split(",")) if args.layers else None
+    r = run(args.folder, args.mac, split, args.rank, args.prompt, args.decode, args.context, subset)
     if "refused" in r:
         print("refused:", r["refused"])
         return 0

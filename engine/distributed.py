@@ -296,7 +296,8 @@ def _gather_ints(group, value: int) -> list[int]:
     vec = mx.zeros((group.size(),), dtype=mx.int32)
     vec[group.rank()] = value
     out = mx.distributed.all_sum(vec, group=group)
-    Link(group).run(out, "exchanging budgets")
+    # No watchdog: Macs load at their own pace; a rank that crashes closes its sockets instead.
+    Link(group).run(out, "exchanging budgets", watch=False)
     return [int(v) for v in out.tolist()]
 
 
@@ -311,12 +312,12 @@ def open_pipeline(folder, context_length: int = 4096, dtype: str | None = None, 
     cuts: the first layer of ranks 1..N-1, to override the planner (tests).
     Raises ModelError (one sentence) when the split does not fit or a rank cannot load.
     """
+    from pathlib import Path
+
     from engine.config import load_config
     from engine.loader import default_dtype, load_model
-    from engine.memory import device_budget, plan_footprint
+    from engine.memory import device_budget, footprint_from_config, plan_footprint
     from engine.pipeline_plan import Stage, SplitPlan, plan_split
-    from engine.memory import footprint_from_config
-    from pathlib import Path
 
     group = group or init_group()
     link = Link(group, timeout)
@@ -330,10 +331,15 @@ def open_pipeline(folder, context_length: int = 4096, dtype: str | None = None, 
         split = plan_split(cfg, budgets, context_length, name, dtype)
     else:
         bounds = (0, *cuts, cfg.num_hidden_layers)
-        split = SplitPlan(tuple(
-            Stage(r, bounds[r], bounds[r + 1], r == 0, plan_footprint(
-                footprint_from_config(cfg, name, (bounds[r], bounds[r + 1]), r == 0),
-                context_length, budgets[r], dtype=dtype)) for r in range(size)), True, "")
+        if len(cuts) != size - 1 or any(a >= b for a, b in zip(bounds, bounds[1:])):
+            raise ModelError(f"Give {size - 1} increasing layer numbers to cut {cfg.num_hidden_layers} layers "
+                             f"into {size} ranges, not {list(cuts)}.")
+        stages = tuple(Stage(r, bounds[r], bounds[r + 1], r == 0, plan_footprint(
+            footprint_from_config(cfg, name, (bounds[r], bounds[r + 1]), r == 0),
+            context_length, budgets[r], dtype=dtype)) for r in range(size))
+        short = [s.rank for s in stages if not s.plan.fits]
+        split = SplitPlan(stages, not short, f"Rank {short[0]}'s layers do not fit its memory: "
+                          f"{stages[short[0]].plan.reason}" if short else "")
     if not split.fits:
         raise ModelError(split.reason)
     mine = split.stages[rank]

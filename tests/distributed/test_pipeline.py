@@ -95,3 +95,25 @@ def test_a_rank_that_stops_answering_times_out_on_rank_0(tiny, tmp_path):
     assert not (tmp_path / "x.npz").exists()
     assert "No answer from the other Macs of the pipeline within 3 s" in proc.stderr, proc.stderr[-3000:]
     assert "exited with code 75" in proc.stderr + proc.stdout
+
+
+def test_one_process_pipeline_is_the_model(tiny, reference):
+    """Without mlx.launch the group has one rank: the same code path gives the same logits."""
+    from engine.distributed import open_pipeline
+
+    with mx.stream(mx.cpu):
+        model, split = open_pipeline(tiny, 1024, "float32")
+        assert len(split.stages) == 1 and split.stages[0].head
+        got = scenario(model, model.config.vocab_size)
+    for key, want in reference.items():
+        assert np.abs(got[key].astype(np.float64) - want).max() <= TOLERANCE, key
+
+
+def test_a_split_that_does_not_fit_is_refused_before_loading(tiny):
+    from engine.distributed import open_pipeline
+    from engine.errors import ModelError
+
+    with pytest.raises(ModelError, match="does not fit on these 1 Macs|needs at least"):
+        open_pipeline(tiny, 1024, "float32", budget_bytes=10_000)
+    with pytest.raises(ModelError, match="increasing layer numbers"):
+        open_pipeline(tiny, 1024, "float32", cuts=[2])
