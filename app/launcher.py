@@ -56,14 +56,27 @@ class Launcher(QObject):
         setup.big_download_requested.connect(self.start_big_download)
         setup.cancel_requested.connect(self.big_downloader.cancel, Qt.ConnectionType.DirectConnection)
         self.big_downloader.progress.connect(setup.show_progress)
-        self.big_downloader.done.connect(self._downloaded)
-        self.big_downloader.failed.connect(self._download_failed)
-        self.big_downloader.cancelled.connect(self._download_cancelled)
+        # Bound methods, not lambdas: Qt then runs them on the GUI thread, not the download thread.
+        self.big_downloader.done.connect(self._big_downloaded)
+        self.big_downloader.failed.connect(self._big_failed)
+        self.big_downloader.cancelled.connect(self._big_cancelled)
 
     def start_big_download(self) -> None:
-        self.window.setup.set_downloading(True)
         self.window.setup.set_big_downloading(True)
         self.big_downloader.start(str(self.big_dest), self.endpoint)
+
+    def _big_downloaded(self, folder: str) -> None:
+        self.window.setup.set_big_downloading(False)
+        self.use_folder(folder)
+
+    def _big_failed(self, message: str) -> None:
+        self.window.setup.set_big_downloading(False)
+        self.window.setup.show_message(message)
+
+    def _big_cancelled(self) -> None:
+        self.window.setup.set_big_downloading(False)
+        self.window.setup.show_message(f"Download of {GPT_OSS_120B.label} paused. Press its button again to "
+                                       "continue where it stopped.")
 
     def start(self) -> None:
         """Load the best model found; with none, show the setup page (saying why if a folder is broken)."""

@@ -124,15 +124,21 @@ class SetupPage(QWidget):
     def show_big_offer(self, button_text: str, plan_text: str) -> None:
         """Offer the big model: the button names it and its download size; the text says how it would run."""
         self.big_button.setText(button_text)
+        self.big_button.setProperty("offer_text", button_text)
         self.big_plan.setText(plan_text)
         self.big_card.show()
 
     def set_big_downloading(self, on: bool) -> None:
-        """The 120b is downloading: both download buttons wait; progress shows in the card above."""
+        """The 120b is downloading: progress and Cancel show, the other ways to get a model wait."""
         self.big_button.setEnabled(not on)
+        self.big_button.setText("Downloading…" if on else self.big_button.property("offer_text") or "")
+        self.download_button.setEnabled(not on)
+        self.folder_button.setEnabled(not on)
+        self.cancel_button.setVisible(on)
+        self.progress.setVisible(on)
+        self.progress_label.setVisible(on)
         if on:
-            self.download_button.setEnabled(False)
-            self.big_plan.setText(self.big_plan.text().split(" Downloading")[0] + " Downloading it now…")
+            self.show_message("")
 
     def set_demo_available(self, available: bool) -> None:
         self.demo_button.setVisible(available)

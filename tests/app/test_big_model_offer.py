@@ -47,6 +47,30 @@ def test_120b_is_not_offered_where_it_does_not_fit(qtbot, store, app_home, tmp_p
     c.shutdown()
 
 
+def test_the_120b_download_pauses_and_resumes_from_its_own_button(qtbot, store, app_home, tmp_path, monkeypatch):
+    with FakeHub(FILES) as hub:
+        hub.delay = 0.05  # time to press Cancel
+        c, lc = _launcher(qtbot, store, monkeypatch, tmp_path, 96, endpoint=hub.endpoint)
+        lc.big_downloader.model = MODEL
+        setup = lc.window.setup
+        qtbot.mouseClick(setup.big_button, Qt.MouseButton.LeftButton)
+        assert setup.big_button.text() == "Downloading…" and setup.cancel_button.isVisibleTo(lc.window)
+        assert "gpt-oss-20b" in setup.download_button.text()  # the other offer is left as it was
+        qtbot.waitUntil(lambda: setup.progress.value() > 100, timeout=10000)
+        with qtbot.waitSignal(lc.big_downloader.cancelled, timeout=10000):
+            qtbot.mouseClick(setup.cancel_button, Qt.MouseButton.LeftButton)
+        assert "gpt-oss-120b paused" in setup.message.text()
+        assert setup.big_button.text() == "Download gpt-oss-120b (65.3 GB)" and setup.big_button.isEnabled()
+        hub.delay = 0.0
+        with qtbot.waitSignal(c.model_ready, timeout=15000):
+            qtbot.mouseClick(setup.big_button, Qt.MouseButton.LeftButton)
+        resumed = [r for r in hub.requests if r[0] == "GET" and r[1] == "model.safetensors"]
+        assert resumed[-1][2] and resumed[-1][2].startswith("bytes=")
+    assert c.settings.model_folder == str(lc.big_dest)
+    lc.shutdown()
+    c.shutdown()
+
+
 def test_taking_the_offer_downloads_and_loads_it(qtbot, store, app_home, tmp_path, monkeypatch):
     with FakeHub(FILES) as hub:
         c, lc = _launcher(qtbot, store, monkeypatch, tmp_path, 96, endpoint=hub.endpoint)
