@@ -16,7 +16,7 @@ from app.download_worker import DownloadWorker
 from app.model_manager import check_folder, default_download_folder, enable_offline_mode, find_model
 from app.ui.main_window import MainWindow
 from app.ui.setup_page import human_bytes
-from models.registry import GPT_OSS_20B, demo_folder
+from models.registry import GPT_OSS_20B, GPT_OSS_120B, demo_folder
 
 
 class Launcher(QObject):
@@ -43,6 +43,44 @@ class Launcher(QObject):
         self.downloader.failed.connect(self._download_failed)
         self.downloader.cancelled.connect(self._download_cancelled)
         controller.model_ready.connect(lambda _n: self.window.show_chat())
+        self._offer_big_model(setup)
+
+    def _offer_big_model(self, setup, budget_bytes: int | None = None) -> None:
+        """Offer gpt-oss-120b on the setup page where its memory plan fits this Mac (issue 16)."""
+        from app.paths import models_dir
+        from engine.memory import device_budget
+        from models.registry import offer
+
+        found = offer(GPT_OSS_120B, budget_bytes or device_budget(), int(self.c.settings.context_length))
+        if not found.fits:
+            return
+        self.big_downloader = DownloadWorker(GPT_OSS_120B)
+        self.big_dest = models_dir() / GPT_OSS_120B.key
+        setup.show_big_offer(found.button, found.plan)
+        setup.big_download_requested.connect(self.start_big_download)
+        setup.cancel_requested.connect(self.big_downloader.cancel, Qt.ConnectionType.DirectConnection)
+        self.big_downloader.progress.connect(setup.show_progress)
+        # Bound methods, not lambdas: Qt then runs them on the GUI thread, not the download thread.
+        self.big_downloader.done.connect(self._big_downloaded)
+        self.big_downloader.failed.connect(self._big_failed)
+        self.big_downloader.cancelled.connect(self._big_cancelled)
+
+    def start_big_download(self) -> None:
+        self.window.setup.set_big_downloading(True)
+        self.big_downloader.start(str(self.big_dest), self.endpoint)
+
+    def _big_downloaded(self, folder: str) -> None:
+        self.window.setup.set_big_downloading(False)
+        self.use_folder(folder)
+
+    def _big_failed(self, message: str) -> None:
+        self.window.setup.set_big_downloading(False)
+        self.window.setup.show_message(message)
+
+    def _big_cancelled(self) -> None:
+        self.window.setup.set_big_downloading(False)
+        self.window.setup.show_message(f"Download of {GPT_OSS_120B.label} paused. Press its button again to "
+                                       "continue where it stopped.")
 
     def start(self) -> None:
         """Load the best model found; with none, show the setup page (saying why if a folder is broken)."""
@@ -73,6 +111,8 @@ class Launcher(QObject):
         """On quit: pause a running download (its .part files resume next time) and end its thread; stop
         the local API server."""
         self.downloader.stop()
+        if getattr(self, "big_downloader", None) is not None:
+            self.big_downloader.stop()
         self.api_server.stop(wait=3)
 
     def _show_disk_space(self) -> None:

@@ -188,6 +188,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--developer", default=None, help="developer instructions (a system prompt)")
     ap.add_argument("--dtype", default=None, choices=["bfloat16", "float16", "float32"],
                     help="compute dtype (default: bfloat16 on the GPU, float32 on the CPU)")
+    ap.add_argument("--distributed", action="store_true",
+                    help="run as one rank of a pipeline across Macs, under mlx.launch (docs/distributed.md)")
     return ap.parse_args(argv)
 
 
@@ -203,6 +205,10 @@ def main(argv=None) -> int:
         print(f"The model folder {args.model} does not exist; pass --model the folder that holds "
               "config.json, tokenizer.json and the weights.", file=sys.stderr)
         return 1
+    if args.distributed:  # several Macs under mlx.launch: rank 0 chats, the others serve its requests
+        from engine.distributed import chat_main
+
+        return chat_main(args, Chat)
     try:
         from engine.front_door import open_chat
 

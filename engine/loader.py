@@ -55,13 +55,16 @@ def default_dtype() -> str:
     return "bfloat16" if mx.default_device() == mx.gpu else "float32"
 
 
-def load_model(folder: str | Path, dtype: str | None = None, policy=None) -> GptOss:
+def load_model(folder: str | Path, dtype: str | None = None, policy=None,
+               layers: tuple[int, int] | None = None, head: bool = True) -> GptOss:
     """Load a gpt-oss checkpoint folder (official Hugging Face layout).
 
     dtype: compute dtype of everything but the experts ("bfloat16", or "float32" for parity
     checks); None picks default_dtype().
     policy: an engine.memory.Policy (non-expert bits, embedding on CPU, expert slots); None keeps
     every weight resident in `dtype`.
+    layers, head: for one stage of a pipeline (engine/distributed.py): only layers [first, last)
+    are read (the model's blocks are those), and with head=False no embedding, norm or lm_head.
     Raises ModelError with one clear sentence when the folder can't be used.
     """
     dtype = dtype or default_dtype()
@@ -86,10 +89,12 @@ def load_model(folder: str | Path, dtype: str | None = None, policy=None) -> Gpt
     # The big single tensors first: quantizing lm_head needs a transient bf16 copy, which must
     # not stack on top of every layer already loaded.
     head_name = "model.embed_tokens" if cfg.tie_word_embeddings else "lm_head"
-    lm_head = linear(head_name)
-    norm = w("model.norm.weight")
-    mx.eval(lm_head.parameters(), norm)
-    if getattr(policy, "embed_on_cpu", False):
+    lm_head = linear(head_name) if head else None
+    norm = w("model.norm.weight") if head else None
+    mx.eval(lm_head.parameters() if head else [], norm)
+    if not head:
+        embed = None
+    elif getattr(policy, "embed_on_cpu", False):
         embed = Embedding(ckpt.memmap("model.embed_tokens.weight"), dt)
     else:
         embed = Embedding(w("model.embed_tokens.weight"), dt)
@@ -99,7 +104,7 @@ def load_model(folder: str | Path, dtype: str | None = None, policy=None) -> Gpt
     inv_freq, attn_factor = yarn_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
     periods = mx.array(1.0 / inv_freq)  # mx.fast.rope takes periods, not inverse frequencies
     blocks = []
-    for i in range(cfg.num_hidden_layers):
+    for i in range(*(layers or (0, cfg.num_hidden_layers))):
         p = f"model.layers.{i}."
         attn = Attention(cfg, *(linear(p + f"self_attn.{n}_proj") for n in "qkvo"),
                          sinks=w(p + "self_attn.sinks"),

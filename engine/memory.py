@@ -320,7 +320,12 @@ def plan(model_folder: str | Path, context_length: int = 4096, budget_bytes: int
     Reads only config.json and the safetensors headers. When nothing fits, the returned plan has
     fits=False, the leanest policy, and a one-sentence `reason` for the user.
     """
-    fp = read_footprint(model_folder)
+    return plan_footprint(read_footprint(model_folder), context_length, budget_bytes, prefill_chunk, dtype)
+
+
+def plan_footprint(fp: Footprint, context_length: int = 4096, budget_bytes: int | None = None,
+                   prefill_chunk: int = DEFAULT_PREFILL_CHUNK, dtype: str = "bfloat16") -> Plan:
+    """plan() for a Footprint (from the headers, from config.json alone, or of one pipeline stage)."""
     budget = int(budget_bytes) if budget_bytes is not None else device_budget()
     if context_length < 1:
         raise ModelError("The context length must be at least one token.")
@@ -345,8 +350,10 @@ def plan(model_folder: str | Path, context_length: int = 4096, budget_bytes: int
 def _refusal(fp: Footprint, need: int, budget: int, context: int, cap: int) -> str:
     missing = need - budget
     way = (f"choose a context of at most {cap} tokens, or close other apps"
-           if cap >= 1024 else "close other apps or use a Mac with more memory")
-    return (f"{fp.model_name} needs at least {need / GB:.1f} GB for a {context}-token context but only "
+           if cap >= 1024 else "close other apps, use a Mac with more memory, or run it across several Macs "
+           "(docs/distributed.md)")
+    quarter = " even with only a quarter of its experts resident," if fp.num_experts >= 4 * fp.experts_per_token else ""
+    return (f"{fp.model_name} needs at least {need / GB:.1f} GB for a {context}-token context{quarter} but only "
             f"{budget / GB:.1f} GB is available ({missing / GB:.1f} GB missing); {way}.")
 
 
@@ -356,3 +363,48 @@ def check_fits(model_folder: str | Path, context_length: int = 4096, budget_byte
     if not p.fits:
         raise ModelError(p.reason)
     return p
+
+
+# ----------------------------------------------------------------------------- Macs and stages
+
+MAC_RAM_GB = (16, 24, 32, 48, 64, 96, 128, 192)  # unified memory sizes Apple sells
+
+
+def mac_budget(ram_gb: float) -> int:
+    """Default GPU working set of an Apple-silicon Mac with `ram_gb` GB of memory.
+
+    What Metal reports as recommendedMaxWorkingSetSize (and MLX as max_recommended_working_set_size):
+    about 2/3 of the memory below 36 GB (10.7 GB on a 16 GB Mac), 3/4 from 36 GB up.
+    """
+    return int(ram_gb * GB * (2 / 3 if ram_gb < 36 else 3 / 4))
+
+
+def footprint_from_config(cfg, model_name: str = "the model", layers: tuple[int, int] | None = None,
+                          head: bool = True, float_itemsize: int = 2) -> Footprint:
+    """The Footprint that the official checkpoint of `cfg` (an engine.config.GptOssConfig) has,
+    without reading any file: for a model not yet downloaded, or one pipeline stage.
+
+    layers: the stage's [first, last) layers (default all); head: whether it holds the embedding,
+    the final norm and lm_head. Bytes follow engine/checkpoint.expected_tensors: bf16 floats,
+    MXFP4 experts (uint8 blocks of 16 bytes per 32 weights, one E8M0 byte per block).
+    """
+    D, I, E, V = cfg.hidden_size, cfg.intermediate_size, cfg.num_local_experts, cfg.vocab_size
+    H, KV, hd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+    first, last = layers if layers is not None else (0, cfg.num_hidden_layers)
+    n, f = last - first, float_itemsize
+    expert = (2 * I * D // 2 + 2 * I * D // 32 + 2 * I * f) + (D * I // 2 + D * I // 32 + D * f)
+    quantizable = [(H * hd, D), (KV * hd, D), (KV * hd, D), (D, H * hd)] * n
+    bias = (H * hd + 2 * KV * hd + D) if cfg.attention_bias else 0
+    other = n * (2 * D + H + E * D + E + bias) * f
+    if head:
+        quantizable.append((V, D))
+        other += D * f  # the final norm
+    full = sum(1 for i in range(first, last) if not cfg.is_sliding(i))
+    return Footprint(
+        model_name=model_name, num_layers=n, num_experts=E, experts_per_token=cfg.num_experts_per_tok,
+        expert_bytes=expert, quantizable=tuple(quantizable),
+        quantizable_bytes=sum(o * i for o, i in quantizable) * f, other_float_bytes=other,
+        embed_bytes=V * D * f if head else 0, float_itemsize=f, hidden=D, intermediate=I,
+        vocab=V if head else 0, heads=H, kv_heads=KV, head_dim=hd, full_layers=full,
+        sliding_layers=n - full, sliding_window=cfg.sliding_window, max_context=cfg.max_position_embeddings,
+    )

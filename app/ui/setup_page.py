@@ -44,6 +44,7 @@ class SetupPage(QWidget):
     folder_chosen = Signal(str)
     demo_requested = Signal()
     back_requested = Signal()
+    big_download_requested = Signal()  # the 120b, offered only where its memory plan fits
 
     def __init__(self, size_text: str, dest_text: str, parent=None):
         super().__init__(parent)
@@ -98,6 +99,7 @@ class SetupPage(QWidget):
         c.addWidget(self.progress)
         c.addWidget(self.progress_label)
         lay.addWidget(card)
+        lay.addWidget(self._big_offer_card())
         other = QHBoxLayout()
         self.folder_button = QPushButton("Choose a folder that has it…")
         self.folder_button.clicked.connect(self._choose)
@@ -118,6 +120,42 @@ class SetupPage(QWidget):
         h.addStretch(1)
         outer.addLayout(h)
         outer.addStretch(2)
+
+    def _big_offer_card(self) -> QWidget:
+        """A second card for gpt-oss-120b: its plan on this Mac and its download size, hidden until offered."""
+        self.big_card = QWidget(objectName="SetupCard")
+        c = QVBoxLayout(self.big_card)
+        c.setContentsMargins(18, 16, 18, 16)
+        self.big_plan = QLabel(objectName="Caption")
+        self.big_plan.setWordWrap(True)
+        self.big_button = QPushButton()
+        self.big_button.clicked.connect(lambda: emit(self.big_download_requested))
+        row = QHBoxLayout()
+        row.addWidget(self.big_button)
+        row.addStretch(1)
+        c.addWidget(self.big_plan)
+        c.addLayout(row)
+        self.big_card.hide()
+        return self.big_card
+
+    def show_big_offer(self, button_text: str, plan_text: str) -> None:
+        """Offer the big model: the button names it and its download size; the text says how it would run."""
+        self.big_button.setText(button_text)
+        self.big_button.setProperty("offer_text", button_text)
+        self.big_plan.setText(plan_text)
+        self.big_card.show()
+
+    def set_big_downloading(self, on: bool) -> None:
+        """The 120b is downloading: progress and Cancel show, the other ways to get a model wait."""
+        self.big_button.setEnabled(not on)
+        self.big_button.setText("Downloading…" if on else self.big_button.property("offer_text") or "")
+        self.download_button.setEnabled(not on)
+        self.folder_button.setEnabled(not on)
+        self.cancel_button.setVisible(on)
+        self.progress.setVisible(on)
+        self.progress_label.setVisible(on)
+        if on:
+            self.show_message("")
 
     def set_demo_available(self, available: bool) -> None:
         self.demo_button.setVisible(available)
