@@ -63,6 +63,11 @@ class SettingsDialog(QDialog):
                              "each chat. Each chat asks you before it runs code.", objectName="Caption")
         python_note.setWordWrap(True)
         lay.addWidget(python_note)
+        from engine.python_tool import sandbox_problem   # no Qt, no MLX; the kernel's modules load only when used
+        problem = sandbox_problem()
+        if problem:   # the switch keeps its value for when the sandbox can run
+            self.python_tool.setEnabled(False)
+            python_note.setText(f"Python can't run here: {problem}")
         self.api_section = None
         if api is not None:
             lay.addSpacing(8)

@@ -447,3 +447,15 @@ def test_a_plain_answer_stores_no_steps(qtbot, store, pool):
     wait_idle(qtbot, c)
     assert c.model.last().text == "Hi." and store.tool_steps(c.current_id) == {}
     c.shutdown()
+
+
+def test_settings_say_why_python_cannot_run_when_the_sandbox_cannot(qtbot, store, monkeypatch):
+    import engine.python_tool as python_tool
+    from app.settings import Settings
+    from app.ui.settings_dialog import SettingsDialog
+    monkeypatch.setattr(python_tool, "sandbox_problem", lambda: "The Python tool needs bubblewrap: install it.")
+    d = SettingsDialog(Settings.load(store))
+    qtbot.addWidget(d)
+    assert not d.python_tool.isEnabled() and d.python_tool.isChecked()
+    assert any("Python can't run here: The Python tool needs bubblewrap" in label.text()
+               for label in d.findChildren(type(d.answer_schema_error)))
