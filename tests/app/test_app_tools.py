@@ -459,3 +459,31 @@ def test_settings_say_why_python_cannot_run_when_the_sandbox_cannot(qtbot, store
     assert not d.python_tool.isEnabled() and d.python_tool.isChecked()
     assert any("Python can't run here: The Python tool needs bubblewrap" in label.text()
                for label in d.findChildren(type(d.answer_schema_error)))
+
+
+def test_quitting_while_code_runs_interrupts_it_and_keeps_the_answer(qtbot, store, pool):
+    import time
+    session = ScriptedSession(queue=[call_script("while True:\n    pass")])
+    c = make_controller(qtbot, store, session, pool)
+    c.set_python_always(c.new_conversation(), True)
+    c.send("spin")
+    qtbot.waitUntil(lambda: any(s["status"] == "running" for s in tool_steps.calls(c.model.last().steps)),
+                    timeout=5000)
+    qtbot.wait(3000)
+    started = time.monotonic()
+    c.shutdown()
+    assert time.monotonic() - started < 12
+    saved = store.messages(c.current_id)[-1]
+    assert saved.state == "stopped"
+    assert store.tool_steps(c.current_id)[saved.id][-1]["status"] == "stopped"
+
+
+def test_a_model_that_keeps_calling_is_stopped(qtbot, store, pool, monkeypatch):
+    monkeypatch.setattr(tool_steps, "MAX_CALLS_PER_TURN", 2)
+    session = ScriptedSession(queue=[call_script(f"print({i})") for i in range(3)])
+    c = make_controller(qtbot, store, session, pool)
+    c.set_python_always(c.new_conversation(), True)
+    c.send("loop")
+    wait_idle(qtbot, c)
+    assert len(session.calls) == 3 and "called tools more than 2 times" in c.model.last().notice
+    c.shutdown()
