@@ -566,12 +566,19 @@ class ChatController(QObject):
 
     def python_always(self, conversation_id: int) -> bool:
         """The user chose "Always in this chat" for this conversation's Python code."""
-        return conversation_id in (self.store.get_setting("python_always", []) or [])
+        try:
+            ids = self.store.get_setting("python_always", []) or []
+        except StoreError:
+            return False   # unreadable: ask again, the safe side
+        return isinstance(ids, list) and conversation_id in ids
 
     def set_python_always(self, conversation_id: int, on: bool) -> None:
-        ids = set(self.store.get_setting("python_always", []) or [])
+        try:
+            ids = set(self.store.get_setting("python_always", []) or [])
+        except (StoreError, TypeError):
+            ids = set()
         ids = ids | {conversation_id} if on else ids - {conversation_id}
-        self.store.set_setting("python_always", sorted(ids))
+        self._try(self.store.set_setting, "python_always", sorted(ids))
 
     def _wait_for_user(self, step: dict) -> None:
         step["status"] = "waiting"
