@@ -25,14 +25,29 @@ import numpy as np
 
 
 def make_checkpoint(folder: Path, layers: int, vocab: int) -> Path:
+    """The 20b's config and official tensor layout cut to `layers` layers and a `vocab` vocabulary,
+    with plausible random bytes (bench/fullsize_checkpoint.py's "random" data: every FP4 code,
+    trained-like scales), written in seconds."""
     if (folder / "config.json").exists():
         return folder
-    from models.tiny import random_tensors, tiny_config, write_checkpoint
+    import json
 
-    cfg = tiny_config(layers=layers, experts=32, hidden=2880, intermediate=2880, heads=64, kv_heads=8,
-                      head_dim=64, vocab=vocab, sliding_window=128)
+    from bench import fullsize_checkpoint as fs
+
+    cfg = fs.config_for("20b")
+    cfg.update(num_hidden_layers=layers, layer_types=cfg["layer_types"][:layers], vocab_size=vocab)
+    for key in ("eos_token_id", "pad_token_id"):
+        cfg[key] = vocab - 1 if key in cfg else cfg.get(key)
     print(f"writing a {layers}-layer checkpoint with the 20b's layer shapes to {folder} ...", flush=True)
-    write_checkpoint(folder, cfg, random_tensors(cfg, seed=0), shard_bytes=1 << 30)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng, weight_map = np.random.default_rng(0), {}
+    shards = fs.split_shards(fs.tensor_specs(cfg), "120b")  # greedy 5 GB cuts: one shard here
+    for i, shard in enumerate(shards):
+        name = f"model-{i:05d}-of-{len(shards) - 1:05d}.safetensors"
+        fs.write_shard(folder / name, shard, "random", rng)
+        weight_map.update({t: name for t, _, _ in shard})
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    (folder / "config.json").write_text(json.dumps(cfg, indent=2))
     return folder
 
 
