@@ -64,3 +64,12 @@ def test_wired_limit_is_restored_after_the_block(monkeypatch):
     with pytest.raises(RuntimeError), wired_limit():
         raise RuntimeError("an answer failed")
     assert calls[-1] == 123
+
+
+def test_events_and_the_front_door_module_import_no_mlx():
+    import subprocess
+    import sys
+
+    code = ("import sys, engine.events, engine.front_door, engine.harmony; "
+            "assert not [m for m in sys.modules if m.startswith('mlx')], 'mlx imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
