@@ -8,7 +8,7 @@ MXFP4 experts in the official layout) with fewer layers and a smaller vocabulary
 The 16 GB policy is planned on a header-only full-size 20b folder (bench/fullsize_checkpoint.py)
 with a 10.7 GB budget and applied as is (8-bit attention/lm_head, embedding on the host, the same
 expert slots per layer, the plan's prefill chunk). Rounds alternate between the engines so machine
-noise hits all alike; the ratios are what count.
+noise hits all alike (each round starts with the next engine); the ratios are what count.
 """
 
 from __future__ import annotations
@@ -130,9 +130,10 @@ def main(argv=None):
     }
     prompt = mx.array(np.random.default_rng(0).integers(0, a.vocab, a.prompt).astype(np.int32))
     results = {name: [] for name in engines}
+    names = list(engines)
     for r in range(a.rounds):
-        for name, make in engines.items():
-            model, run = make()
+        for name in names[r % len(names):] + names[:r % len(names)]:  # rotate who goes first
+            model, run = engines[name]()
             timed_run(run, prompt[:32], 2)  # warm-up
             results[name].append(timed_run(run, prompt, a.decode))
             print(f"round {r} {name:19s} prefill {results[name][-1][0]:8.1f} tok/s  "
