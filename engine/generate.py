@@ -81,7 +81,7 @@ class Generation:
 
     def __init__(self, model, prompt_ids: Iterable[int], cache, sampling: SamplingParams = SamplingParams(),
                  max_tokens: int = 1024, stop_ids: Iterable[int] = (), cancel: threading.Event | None = None,
-                 prefill_chunk: int = 512):
+                 prefill_chunk: int = 512, constraint=None):
         self.model, self.cache = model, cache
         self.prompt = list(prompt_ids)
         if not self.prompt:
@@ -91,16 +91,22 @@ class Generation:
         self.stop_ids = frozenset(stop_ids)
         self.cancel = cancel
         self.prefill_chunk = prefill_chunk
+        self.constraint = constraint  # engine.structured.ReplyConstraint: masks logits where JSON is due
         self.stats = GenerationStats(prompt_tokens=len(self.prompt))
 
     def _cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
 
-    def _step(self, ids: list[int] | mx.array) -> mx.array:
+    def _step(self, ids: list[int] | mx.array, generated: bool = True) -> mx.array:
         """Feed tokens, sample the next one (lazily)."""
         ids = ids if isinstance(ids, mx.array) else mx.array(ids)
-        logits = self.model(ids.reshape(1, -1), cache=self.cache, last_only=True)
-        return self.sampler(logits[:, -1, :])
+        logits = self.model(ids.reshape(1, -1), cache=self.cache, last_only=True)[:, -1, :]
+        if self.constraint is not None:
+            mx.async_eval(logits)  # the model step runs while the CPU computes the mask
+            mask = self.constraint.next_mask(ids.item() if generated else None)
+            if mask is not None:
+                logits = mx.where(mask, logits, mx.array(-float("inf"), dtype=logits.dtype))
+        return self.sampler(logits)
 
     def _prefill(self) -> mx.array | None:
         """Fill the cache with all but the last prompt token, chunk by chunk, then feed the last one
@@ -112,7 +118,7 @@ class Generation:
                 return None
             self.model.hidden(mx.array([body[i:i + self.prefill_chunk]]), self.cache)
             mx.eval(self.cache.state())
-        return self._step(self.prompt[-1:])
+        return self._step(self.prompt[-1:], generated=False)
 
     def __iter__(self) -> Iterator[int]:
         stats = self.stats

@@ -23,6 +23,7 @@ import mlx.core as mx
 from engine.generate import Generation, GenerationStats, SamplingParams
 from engine.harmony import Event, Stop, StreamParser, kept_messages, render_prompt
 from engine.tokenizer import special_id
+from engine.structured import reply_setup
 
 MAX_SNAPSHOTS = 8  # each holds the sliding layers' windows (a few MB for gpt-oss-20b)
 PREFILL_CHUNK = 512
@@ -121,11 +122,15 @@ class ChatSession:
         target = len(ids) - 1
         reusable = min(common_prefix(self.held, ids), target)
         snap = next((s for s in reversed(self.snapshots) if s.position <= reusable), None)
+        if self.cache is not None and reusable == len(self.held) == self.cache.offset:
+            # The new prompt extends everything held (a tool result after a call): no rewind needed.
+            snap = _Snapshot(reusable, None)
         if self.cache is None or snap is None:
             self.cache, self.held, self.snapshots = self.model.make_cache(), [], []
             start = 0
         else:
-            self.cache.restore(snap.state)
+            if snap.state is not None:
+                self.cache.restore(snap.state)
             start = snap.position
             self.held = self.held[:start]
             # A full-attention cache is overwritten in place after the rewind: later snapshots die.
@@ -150,21 +155,28 @@ class ChatSession:
 
     def reply(self, messages: list[dict], effort: str = "medium", developer: str | None = None,
               sampling: SamplingParams = SamplingParams(), max_tokens: int = 2048,
-              cancel: threading.Event | None = None, date: str | None = None, identity: str | None = None):
-        """Generate the assistant's answer to `messages` (ending with the user's message).
+              cancel: threading.Event | None = None, date: str | None = None, identity: str | None = None,
+              tools: list | None = None, python: bool = False, tool_choice=None,
+              response_format: dict | None = None, final_only: bool = False):
+        """Generate the assistant's answer to `messages` (ending with the user's message or a tool result).
 
         Yields ContextTrimmed (if needed), then harmony parser events, then Done. Model output
-        never raises: a malformed reply ends with Stop("malformed: ...").
+        never raises: a malformed reply ends with Stop("malformed: ..."). With tools (engine.tools.Tool
+        or OpenAI function dicts), a reply that calls one yields a ToolCall then Stop("call"):
+        append `call.message` and the tool's answer (tool_result_message) and call reply again; the
+        cache carries on from the call. response_format: OpenAI's {"type": "json_schema",
+        "json_schema": {...}} or {"type": "json_object"}: the final answer is held to it.
         """
         started = time.perf_counter()
-        render = {"effort": effort, "date": date, "developer": developer}
+        tools, constraint, extra = reply_setup(self.enc, tools, python, tool_choice, response_format, final_only)
+        render = {"effort": effort, "date": date, "developer": developer, **extra}
         if identity:
             render["identity"] = identity
         ids, trimmed = self.fit_prompt(messages, max_tokens, **render)
         if trimmed:
             yield trimmed
         reused = self.prepare(ids, cancel, marks=(self._last_message_start(ids),))
-        parser = StreamParser(self.enc)
+        parser = StreamParser(self.enc, tools=tools)
         if len(self.held) != len(ids) - 1:  # cancelled while prefilling
             stats = GenerationStats(prompt_tokens=len(ids) - reused, stop_reason="cancelled")
             yield from parser.finish("cancelled")
@@ -173,7 +185,8 @@ class ChatSession:
 
         room = max(1, self.context_length - len(ids))
         gen = Generation(self.model, ids[-1:], self.cache, sampling=sampling, max_tokens=min(max_tokens, room),
-                         stop_ids=self.stop_ids, cancel=cancel, prefill_chunk=self.prefill_chunk)
+                         stop_ids=self.stop_ids, cancel=cancel, prefill_chunk=self.prefill_chunk,
+                         constraint=constraint)
         self.held.append(ids[-1])
         stop: Stop | None = None
         ttft = 0.0
