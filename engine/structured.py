@@ -31,7 +31,6 @@ from engine.tools import FUNCTIONS, Tool, ToolChoice, functions_from_openai, too
 # Fixed separators (as json.dumps writes them): flexible whitespace lets a weak model pad forever.
 JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 NO_ARGUMENTS = {"type": "object", "properties": {}, "additionalProperties": False}
-_BIT = mx.arange(32, dtype=mx.int32)
 
 
 @lru_cache(maxsize=4)
@@ -111,8 +110,9 @@ class ReplyConstraint:
             return None
         if self.matcher is not None:
             llg_numpy.fill_next_token_bitmask(self.matcher, self.words)
-            bits = (mx.array(self.words[0])[:, None] >> _BIT) & 1  # [W, 32]
-            return bits.reshape(-1)[: self.vocab].astype(mx.bool_)
+            # Bit i of word w is token 32w + i; NumPy unpacks it ~8x faster than MLX ops on a CPU.
+            bits = np.unpackbits(self.words[0].view(np.uint8), bitorder="little")[: self.vocab]  # [V]
+            return mx.array(bits.view(np.bool_))
         if self.in_forced_body:
             return self.no_stop
         return None

@@ -87,9 +87,22 @@ class ToolChoice:
     name: str | None = None
 
 
+@dataclass(frozen=True)
+class ToolResult:
+    """What a tool answered to a call (its output as text, e.g. JSON or the python cell's output)."""
+
+    call: ToolCall
+    output: str
+
+    @property
+    def message(self) -> dict:
+        """The message to append after `call.message`: `<|start|>functions.x to=assistant<|channel|>...`."""
+        return {"role": "tool", "name": self.call.recipient, "channel": self.call.channel, "content": self.output}
+
+
 def tool_result_message(call: ToolCall, output: str) -> dict:
     """The tool's answer to `call`, as a message to append after `call.message`."""
-    return {"role": "tool", "name": call.recipient, "channel": call.channel, "content": output}
+    return ToolResult(call, output).message
 
 
 # ---------------------------------------------------------------- the OpenAI API's shapes
