@@ -201,6 +201,24 @@ def test_tool_conversations_render_like_openai_harmony(enc, reference, name):
     assert "<|end|>" not in enc.decode(enc.encode_ordinary("<|end|>")[:1])  # text never became a control token
 
 
+step = st.one_of(
+    st.tuples(names, json_values).map(lambda na: [call(na[0], na[1]), result(f"functions.{na[0]}", json.dumps(na[1]))]),
+    st.tuples(texts, texts).map(lambda cr: [A(cr[0], "analysis", recipient="python", content_type="code"),
+                                            result("python", cr[1], channel="analysis")]),
+    texts.map(lambda t: [A(t, "commentary")]),  # a preamble
+    texts.map(lambda t: [A(t, "analysis")]),
+    texts.map(lambda t: [A(t), U(t + "?")]),  # a finished turn, then a new question
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(step, min_size=1, max_size=5), tools=tools_strategy, question=texts)
+def test_generated_tool_loops_render_like_openai_harmony(enc, reference, steps, tools, question):
+    messages = [U(question)] + [m for s in steps for m in s]
+    ours = render_prompt(messages, enc, date=DATE, tools=tools, python=True)
+    assert ours == reference_ids(reference, kept_messages(messages), tools, True)
+
+
 def test_chain_of_thought_kept_during_the_tool_loop_and_dropped_after(enc):
     loop = CONVERSATIONS["function call and result"]
     assert "Need get_weather." in enc.decode(render_prompt(loop, enc, date=DATE, tools=[WEATHER]))

@@ -157,3 +157,17 @@ def test_bad_requests_are_one_clear_sentence(session):
         list(session.reply([U("x")], tools=[ADD], tool_choice={"type": "function", "function": {"name": "mul"}}))
     with pytest.raises(ValueError, match="needs at least one function"):
         list(session.reply([U("x")], tool_choice="required"))
+
+
+def test_required_tool_choice_lets_the_model_think_then_forces_a_call(enc):
+    # After its analysis the model heads for a commentary preamble: the header is bent into a call.
+    reply = ("<|channel|>analysis<|message|>No need for tools.<|end|>"
+             "<|start|>assistant<|channel|>commentary<|message|>It is 42.<|end|>")
+    model = ScriptedModel(enc.encode(reply, allowed_special="all"), enc.n_vocab)
+    events = list(ChatSession(model, enc).reply([U("12+30?")], date=DATE, tools=[ADD], tool_choice="required",
+                                               sampling=SamplingParams(temperature=0.0), max_tokens=80))
+    analysis = "".join(e.text for e in events if isinstance(e, TextDelta) and e.channel == "analysis")
+    assert analysis == "No need for tools."
+    call = next(e for e in events if isinstance(e, ToolCall))
+    assert call.recipient == "functions.add" and call.error is None and events[-2] == Stop("call")
+    assert [e.channel for e in events if isinstance(e, MessageStart)] == ["analysis", "commentary"]
