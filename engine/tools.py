@@ -147,6 +147,57 @@ def tool_choice_from_openai(choice: str | dict | None) -> ToolChoice:
     raise ValueError('tool_choice must be "auto", "none", "required" or {"type": "function", "function": {"name": ...}}.')
 
 
+def openai_tool_call(call: ToolCall, call_id: str) -> dict:
+    """A ToolCall as an entry of an OpenAI assistant message's `tool_calls`."""
+    return {"id": call_id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+
+
+def messages_from_openai(messages: list[dict]) -> tuple[str | None, list[dict]]:
+    """OpenAI chat messages -> (developer instructions, harmony messages for render_prompt).
+
+    system/developer text becomes the developer message's instructions; an assistant message's
+    `reasoning_content` (or `reasoning`) its analysis, its `tool_calls` calls to functions.NAME;
+    a `tool` message answers the call whose `tool_call_id` it names. ValueError: bad input."""
+    instructions: list[str] = []
+    out: list[dict] = []
+    names: dict[str, str] = {}  # tool_call_id -> function name
+    for i, m in enumerate(messages):
+        role, content = m.get("role"), _text(m.get("content"))
+        if role in ("system", "developer"):
+            instructions.append(content)
+        elif role == "user":
+            out.append({"role": "user", "content": content})
+        elif role == "assistant":
+            thinking = m.get("reasoning_content") or m.get("reasoning")
+            if isinstance(thinking, str) and thinking:
+                out.append({"role": "assistant", "channel": "analysis", "content": thinking})
+            calls = m.get("tool_calls") or []
+            if content:
+                out.append({"role": "assistant", "channel": "commentary" if calls else "final", "content": content})
+            for c in calls:
+                fn = c.get("function") or {}
+                if not fn.get("name"):
+                    raise ValueError(f"messages[{i}].tool_calls needs a function name in every call.")
+                names[c.get("id", "")] = fn["name"]
+                out.append({"role": "assistant", "channel": "commentary", "recipient": f"{FUNCTIONS}.{fn['name']}",
+                            "content_type": JSON_CONTENT_TYPE, "content": fn.get("arguments") or "{}"})
+        elif role == "tool":
+            name = names.get(m.get("tool_call_id", "")) or m.get("name")
+            if not name:
+                raise ValueError(f"messages[{i}] answers tool call {m.get('tool_call_id')!r}, which no earlier assistant message made.")
+            out.append({"role": "tool", "name": f"{FUNCTIONS}.{name}", "channel": "commentary", "content": content})
+        else:
+            raise ValueError(f"messages[{i}].role must be system, developer, user, assistant or tool, not {role!r}.")
+    return ("\n\n".join(t for t in instructions if t) or None), out
+
+
+def _text(content) -> str:
+    """OpenAI content: a string, or a list of parts of which the text ones count."""
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") in ("text", "input_text"))
+    return content if isinstance(content, str) else ""
+
+
 # ---------------------------------------------------------------- validating a call
 
 
@@ -348,10 +399,11 @@ def _ryu(x: float) -> str:
 
 
 def _rust_lines(text: str) -> list[str]:
-    """Rust's str::lines(): split on \\n, drop one trailing \\r per line and a final empty line."""
+    """Rust's str::lines(): split after each \n (a \r\n counts as one), no final empty line.
+    A bare \r is text, even at the very end."""
     if not text:
         return []
     parts = text.split("\n")
-    if parts[-1] == "":
-        parts.pop()
-    return [p[:-1] if p.endswith("\r") else p for p in parts]
+    last = parts.pop()  # not followed by \n: its \r stays
+    lines = [p[:-1] if p.endswith("\r") else p for p in parts]
+    return lines + [last] if last else lines

@@ -323,3 +323,28 @@ def test_openai_function_format():
     assert tool_choice_from_openai(None).mode == "auto"
     with pytest.raises(ValueError, match="tool_choice"):
         tool_choice_from_openai("sometimes")
+
+
+def test_openai_chat_messages_with_tool_calls(enc, reference):
+    from engine.tools import messages_from_openai, openai_tool_call
+
+    openai = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "Weather in SF?"}]},
+        {"role": "assistant", "content": None, "reasoning_content": "Need get_weather.",
+         "tool_calls": [{"id": "call_1", "type": "function",
+                         "function": {"name": "get_weather", "arguments": '{"location": "San Francisco"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"sunny": true, "temperature": 20}'},
+    ]
+    developer, messages = messages_from_openai(openai)
+    assert developer == "Be brief."
+    ours = render_prompt(messages, enc, date=DATE, developer=developer, tools=[WEATHER])
+    expected = [U("Weather in SF?"), A("Need get_weather.", "analysis"), call("get_weather", {"location": "San Francisco"}),
+                result("functions.get_weather", '{"sunny": true, "temperature": 20}')]
+    expected[2]["content"] = '{"location": "San Francisco"}'
+    assert ours == reference_ids(reference, expected, [WEATHER], developer="Be brief.")
+    tool_call = ToolCall("functions.get_weather", '{"location": "SF"}')
+    assert openai_tool_call(tool_call, "call_9") == {"id": "call_9", "type": "function",
+                                                     "function": {"name": "get_weather", "arguments": '{"location": "SF"}'}}
+    with pytest.raises(ValueError, match="no earlier assistant message"):
+        messages_from_openai([{"role": "tool", "tool_call_id": "nope", "content": "x"}])
