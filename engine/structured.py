@@ -39,6 +39,12 @@ def _tokenizer(enc: tiktoken.Encoding) -> llguidance.LLTokenizer:
     return llguidance.tiktoken.lltokenizer_from_encoding(enc, eos_token=enc.encode_single_token("<|return|>"))
 
 
+def warm_up(enc: tiktoken.Encoding) -> None:
+    """Build llguidance's view of the vocabulary now (seconds), e.g. on the worker right after
+    loading, so that the first request with tools or a schema doesn't wait for it."""
+    _tokenizer(enc)
+
+
 def json_grammar(schema: dict, end: str, lenient: bool = False) -> str:
     """A llguidance (lark) grammar: JSON that `schema` accepts, then the special token `end`."""
     schema = {**schema, "x-guidance": {**JSON_OPTIONS, **({"lenient": True} if lenient else {})}}
