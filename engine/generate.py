@@ -116,10 +116,23 @@ def prefill(model, ids: list[int], cache, chunk: int = 512, cancel: threading.Ev
             yield done
 
 
-def decode_one_token(model, ids, cache, sampler: "Sampler") -> mx.array:
-    """Feed ids (usually the last sampled token), sample the next token lazily: [1] ids."""
-    logits = model(model_ids(model, ids), cache=cache, last_only=True)
-    return sampler(logits[:, -1, :])
+def decode_one_token(model, ids, cache, sampler: "Sampler", constraint=None, fed_generated: bool = True) -> mx.array:
+    """Feed ids (usually the last sampled token), sample the next token lazily: [1] ids.
+
+    constraint (engine.structured.ReplyConstraint): told the token just fed (when it was generated,
+    not the prompt's last), it may mask the logits where JSON is due. The mask is computed on the
+    CPU while the model step runs.
+    """
+    logits = model(model_ids(model, ids), cache=cache, last_only=True)[:, -1, :]
+    if constraint is not None:
+        mx.async_eval(logits)
+        fed = None
+        if fed_generated:
+            fed = ids.item() if isinstance(ids, mx.array) else int(ids[-1])
+        mask = constraint.next_mask(fed)
+        if mask is not None:
+            logits = mx.where(mask, logits, mx.array(-float("inf"), dtype=logits.dtype))
+    return sampler(logits)
 
 
 class Generation:
@@ -133,7 +146,7 @@ class Generation:
 
     def __init__(self, model, prompt_ids: Iterable[int], cache, sampling: SamplingParams = SamplingParams(),
                  max_tokens: int = 1024, stop_ids: Iterable[int] = (), cancel: threading.Event | None = None,
-                 prefill_chunk: int = 512, splits: Iterable[int] = (), on_split=None):
+                 prefill_chunk: int = 512, splits: Iterable[int] = (), on_split=None, constraint=None):
         self.model, self.cache = model, cache
         self.prompt = list(prompt_ids)
         if not self.prompt:
@@ -145,6 +158,7 @@ class Generation:
         self.prefill_chunk = prefill_chunk
         self.splits = tuple(splits)  # positions in the prompt where on_split(position) is called
         self.on_split = on_split
+        self.constraint = constraint  # engine.structured.ReplyConstraint: masks logits where JSON is due
         self.stats = GenerationStats(prompt_tokens=len(self.prompt))
         self._started: float | None = None
         self._prefilled = False
@@ -178,7 +192,8 @@ class Generation:
         # next step can be built, so its one sync per token comes first and the device waits for
         # the graph; otherwise the next step is queued before the token is read.
         host = host_embedding(self.model)
-        token = decode_one_token(self.model, self.prompt[-1:], self.cache, self.sampler)
+        token = decode_one_token(self.model, self.prompt[-1:], self.cache, self.sampler, self.constraint,
+                                 fed_generated=False)
         mx.async_eval(token)
         first_at = None
         next_token = None
@@ -187,11 +202,12 @@ class Generation:
                 tid = token.item() if host else None
                 feed = [tid] if host else token
                 if stats.generated_tokens + 1 < self.max_tokens:
-                    next_token = decode_one_token(self.model, feed, self.cache, self.sampler)
+                    next_token = decode_one_token(self.model, feed, self.cache, self.sampler, self.constraint)
                     mx.async_eval(next_token)
                 else:
                     next_token = None
-                    mx.eval(decode_one_token(self.model, feed, self.cache, self.sampler))  # the cache holds every yielded token
+                    # the cache holds every yielded token
+                    mx.eval(decode_one_token(self.model, feed, self.cache, self.sampler, self.constraint))
                 if tid is None:
                     tid = token.item()
                 now = time.perf_counter()

@@ -68,11 +68,11 @@ def test_reused_cache_gives_the_logits_of_a_fresh_prefill(model, enc):
     assert reused == first_prompt_len - 1  # everything but the last token of the previous prompt
     np.testing.assert_allclose(logits, last_logits_fresh(model, ids), rtol=1e-4, atol=1e-4)
 
-    # A third turn rewinds past the tokens just fed and reuses the turn-2 snapshot.
+    # A third turn extends everything the cache holds (the whole turn-2 prompt): no rewind at all.
     chat += [A("They see everything."), U("Thanks!")]
     ids3 = render_prompt(chat, enc, date="2026-11-22")
     reused3, logits3 = last_logits_via_session(session, ids3)
-    assert reused3 == len(ids) - 1
+    assert reused3 == len(ids)
     np.testing.assert_allclose(logits3, last_logits_fresh(model, ids3), rtol=1e-4, atol=1e-4)
 
 
