@@ -60,6 +60,7 @@ class GptOssConfig:
     tie_word_embeddings: bool = False
     eos_token_id: int | tuple[int, ...] | None = 200002
     pad_token_id: int | None = 199999
+    torch_dtype: str | None = None  # the float dtype the weights are stored in ("bfloat16")
 
     def is_sliding(self, layer: int) -> bool:
         return self.layer_types[layer] == "sliding_attention"
@@ -168,6 +169,10 @@ def config_from_dict(raw: dict, path: Path | str = "config.json") -> GptOssConfi
         if key in raw:
             values[key] = _token_ids(path, key, raw[key])
     values["rope_scaling"] = _yarn_from(raw.get("rope_scaling"), path)
+    stored = raw.get("torch_dtype", raw.get("dtype"))  # newer transformers write "dtype"
+    if stored is not None and not isinstance(stored, str):
+        raise _bad(path, "torch_dtype", "a dtype name such as \"bfloat16\"", stored)
+    values["torch_dtype"] = stored
     layers = values["num_hidden_layers"]
     # gpt-oss alternates: even layers slide, odd layers see everything.
     types = raw.get("layer_types") or [
