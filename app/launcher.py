@@ -11,7 +11,8 @@ from PySide6.QtCore import QObject, Qt
 
 from app.controller import ChatController
 from app.download_worker import DownloadWorker
-from app.model_manager import check_folder, default_download_folder, enable_offline_mode, find_model
+from app.model_manager import (check_folder, default_download_folder, enable_offline_mode, find_model,
+                               has_partial_download)
 from app.ui.main_window import MainWindow
 from app.ui.setup_page import human_bytes
 from models.registry import GPT_OSS_20B, demo_folder
@@ -49,8 +50,9 @@ class Launcher(QObject):
             self._load(str(found.folder))
             self.window.show_chat()
             return
-        problem = check_folder(chosen or self.download_dest) if (chosen or self.download_dest.exists()) else None
-        resumable = self.download_dest.exists() and any(p.suffix == ".part" for p in self.download_dest.iterdir())
+        # os.path.exists, not Path.exists: a folder this app may not read must not stop the launch.
+        problem = check_folder(chosen or self.download_dest) if (chosen or os.path.exists(self.download_dest)) else None
+        resumable = has_partial_download(self.download_dest)
         self.window.setup.set_downloading(False, resumable=resumable)
         self.window.show_setup(problem or "")
         if found is not None:   # the demo is there; a broken chosen folder was reported above

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,15 +81,17 @@ def find_model(chosen: str | Path | None = None) -> FoundModel | None:
 
 def unreadable_problem(path: Path) -> str | None:
     """A sentence when `path` exists but this app may not read it (permissions, macOS privacy)."""
+    is_dir = False
     try:
-        os.stat(path)
-        if path.is_dir():
+        mode = os.stat(path).st_mode
+        is_dir = stat.S_ISDIR(mode)
+        if is_dir:
             os.listdir(path)
-        else:
-            with open(path, "rb"):
-                pass
+        elif stat.S_ISREG(mode):  # never open anything else: a FIFO would block the app
+            os.close(os.open(path, os.O_RDONLY))
     except PermissionError:
-        return (f"The model folder {path} can't be read (permission denied); give this app access to it "
+        what = f"The model folder {path}" if is_dir else str(path)
+        return (f"{what} can't be read (permission denied); give this app access to the model folder "
                 "(Finder > Get Info > Sharing & Permissions, or System Settings > Privacy & Security > "
                 "Files and Folders), or choose another folder.")
     except OSError:

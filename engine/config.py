@@ -199,11 +199,18 @@ def config_from_dict(raw: dict, path: Path | str = "config.json") -> GptOssConfi
 def load_config(folder: str | Path) -> GptOssConfig:
     """Read and validate folder/config.json."""
     path = Path(folder) / "config.json"
-    if not path.is_file():
-        raise ModelError(f"There is no config.json in {Path(folder)}: choose a gpt-oss model folder.")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise ModelError(f"There is no config.json in {Path(folder)}: choose a gpt-oss model folder.") from None
+    except PermissionError:
+        raise ModelError(f"{path} can't be read (permission denied); give this app permission to read the "
+                         "model folder, or choose another folder.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path} could not be read ({exc}); download the model again.") from None
+    try:
+        raw = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ModelError(f"{path} could not be read as JSON ({exc}); download the model again.") from None
     if not isinstance(raw, dict):
         raise ModelError(f"{path} does not hold a JSON object; download the model again.")
