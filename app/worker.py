@@ -19,6 +19,7 @@ from app.qt_compat import emit
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app.engine_bridge import LoadRefused, load_engine, memory_in_use
+from engine.errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,9 @@ class EngineWorker(QObject):
                 item = event_to_tuple(ev)
                 if item is not None:
                     self.outbox.put((request_id, self.clock(), item))
+        except ModelError as e:  # the engine's own sentence (e.g. NaN from damaged weights)
+            emit(self.failed, request_id, str(e))
+            return
         except Exception as e:
             log.exception("generation failed")
             emit(self.failed, request_id, f"The answer stopped because of an engine error ({type(e).__name__}: {e}); "

@@ -34,6 +34,7 @@ class Checkpoint:
         self.folder = Path(folder)
         self.cfg = cfg
         self.tensors = fmt.read_checkpoint(self.folder, cfg)
+        fmt.check_finite(self.tensors, fmt.small_float_tensors(cfg))
         self._loaded: dict[Path, dict[str, mx.array]] = {}
 
     def header(self, name: str) -> tuple[tuple[int, ...], str, Path]:

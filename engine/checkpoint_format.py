@@ -363,6 +363,28 @@ def read_checkpoint(folder: str | Path, cfg: GptOssConfig) -> dict[str, TensorIn
     return tensors
 
 
+# Bits that are all ones in the exponent of a NaN or an infinity, per float dtype (as stored).
+_NONFINITE_EXPONENT = {"BF16": (np.uint16, 0x7F80), "F16": (np.uint16, 0x7C00), "F32": (np.uint32, 0x7F800000)}
+
+
+def check_finite(tensors: dict[str, TensorInfo], names: list[str]) -> None:
+    """Refuse a checkpoint whose tensors `names` hold NaN or infinity (read from disk, no MLX).
+
+    Meant for the small tensors (small_float_tensors): a NaN in a norm or a router silently turns
+    every answer into garbage, and scanning them costs a few MB of reads.
+    """
+    for name in names:
+        info = tensors[name]
+        if info.dtype not in _NONFINITE_EXPONENT:
+            continue
+        bits_dtype, exponent = _NONFINITE_EXPONENT[info.dtype]
+        bits = np.memmap(info.shard, dtype=bits_dtype, mode="r", offset=info.data_offset,
+                         shape=(info.nbytes // np.dtype(bits_dtype).itemsize,))
+        if np.any((bits & exponent) == exponent):
+            raise ModelError(f"The tensor {name} in {info.shard.name} holds NaN or infinite values, so the "
+                             f"model would answer garbage; the file is damaged: {_REDO}.")
+
+
 def memmap(info: TensorInfo) -> np.memmap:
     """Zero-copy, read-only NumPy view of one tensor in its shard (BF16 comes as uint16 bits)."""
     return np.memmap(info.shard, dtype=NUMPY_DTYPE[info.dtype], mode="r",

@@ -21,6 +21,10 @@ from typing import Iterable, Iterator
 
 import mlx.core as mx
 
+from engine.errors import ModelError
+
+NONFINITE = -1  # the sampled "token" that says the logits held NaN or Inf (see flag_nonfinite)
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -38,7 +42,7 @@ class GenerationStats:
     prefill_tps: float = 0.0
     decode_tps: float = 0.0
     peak_memory_bytes: int = 0
-    stop_reason: str = ""  # "stop" | "max_tokens" | "cancelled"
+    stop_reason: str = ""  # "stop" | "max_tokens" | "cancelled" | "error"
 
 
 def filter_logits(logits: mx.array, top_p: float, min_p: float) -> mx.array:
@@ -76,6 +80,15 @@ class Sampler:
         return mx.random.categorical(logits, key=key)
 
 
+def flag_nonfinite(logits: mx.array, token: mx.array) -> mx.array:
+    """token [1] as int32, or NONFINITE when logits [1, V] hold NaN or +-Inf (damaged weights).
+
+    Folded into the token the loop reads anyway: the check adds no host sync.
+    """
+    bad = mx.isnan(logits).any(axis=-1) | mx.isinf(logits.max(axis=-1))
+    return mx.where(bad, NONFINITE, token.astype(mx.int32))
+
+
 class Generation:
     """Iterate to get generated token ids; `stats` is filled in as it goes."""
 
@@ -98,9 +111,10 @@ class Generation:
 
     def _step(self, ids: list[int] | mx.array) -> mx.array:
         """Feed tokens, sample the next one (lazily)."""
-        ids = ids if isinstance(ids, mx.array) else mx.array(ids)
+        # A NONFINITE token is fed as 0 by the step queued behind it; the loop stops before using it.
+        ids = mx.maximum(ids, 0) if isinstance(ids, mx.array) else mx.array(ids)
         logits = self.model(ids.reshape(1, -1), cache=self.cache, last_only=True)
-        return self.sampler(logits[:, -1, :])
+        return flag_nonfinite(logits[:, -1, :], self.sampler(logits[:, -1, :]))
 
     def _prefill(self) -> mx.array | None:
         """Fill the cache with all but the last prompt token, chunk by chunk, then feed the last one
@@ -135,6 +149,10 @@ class Generation:
                     next_token = None
                     mx.eval(self._step(token))  # keep the cache holding every yielded token
                 tid = token.item()
+                if tid == NONFINITE:
+                    stats.stop_reason = "error"
+                    raise ModelError("The model computed NaN (not a number) instead of a next word, so its "
+                                     "weights are damaged; download the model again.")
                 now = time.perf_counter()
                 if first_at is None:
                     first_at = now

@@ -198,3 +198,26 @@ def test_a_missing_index_and_a_missing_shard_is_not_a_model(model):
     (model / INDEX).unlink()
     shards(model)[-1].unlink()
     one_sentence(check_folder(model))  # the remaining shards lack tensors the config implies
+
+
+# ----------------------------------------------------------------------------- NaN mid-answer
+
+class NanSession(ScriptedSession):
+    """Writes a little, then the engine finds NaN logits (damaged weights) and stops."""
+
+    def reply(self, *a, **k):
+        from scripted import MessageStart, TextDelta
+        yield MessageStart("assistant", "final")
+        yield TextDelta("final", "Hel")
+        raise ModelError("The model computed NaN (not a number) instead of a next word, so its weights "
+                         "are damaged; download the model again.")
+
+
+def test_an_engine_error_mid_answer_reaches_the_user_as_its_own_sentence(qtbot):
+    from app.worker import EngineWorker
+
+    worker = EngineWorker(loader=scripted_loader(NanSession()))
+    worker.load("/nowhere", 4096)
+    with qtbot.waitSignal(worker.failed, timeout=5000) as sig:
+        worker.generate(1, [{"role": "user", "content": "hi"}], {})
+    assert sig.args[1].startswith("The model computed NaN") and "ModelError" not in sig.args[1]
