@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,11 +199,22 @@ def config_from_dict(raw: dict, path: Path | str = "config.json") -> GptOssConfi
     return cfg
 
 
+def read_regular_text(path: Path) -> str:
+    """A regular file's text. Anything else (a FIFO would block the reader forever, a device never
+    ends) raises IsADirectoryError, which callers treat like a missing file."""
+    # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise IsADirectoryError(errno.EISDIR, "not a regular file", str(path))
+        return fh.read().decode("utf-8")
+
+
 def load_config(folder: str | Path) -> GptOssConfig:
     """Read and validate folder/config.json."""
     path = Path(folder) / "config.json"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         raise ModelError(f"There is no config.json in {Path(folder)}: choose a gpt-oss model folder.") from None
     except PermissionError:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import tiktoken
 
+from engine.config import read_regular_text
 from engine.errors import ModelError
 
 # GPT-2's pre-tokenizer regex: what a plain ByteLevel pre-tokenizer (use_regex=true) splits with.
@@ -63,7 +64,7 @@ def _read_json(path: Path) -> dict:
             "or pick the folder that holds config.json and tokenizer.json."
         )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular_text(path))
     except PermissionError:
         raise ModelError(f"{path} can't be read (permission denied); give this app permission to read the "
                          "model folder, or choose another folder.") from None
@@ -104,16 +105,22 @@ def load_tokenizer(folder: str | Path) -> tiktoken.Encoding:
         raise ModelError(f"{path} is not a byte-level BPE tokenizer; this app runs gpt-oss models only.")
 
     specials = _specials(path, data.get("added_tokens", []))
-    special_ids = set(specials.values())
+    owner = {}  # id -> token text: every id must name one token (tiktoken panics otherwise)
+    for text, i in specials.items():
+        if owner.setdefault(i, text) != text:
+            raise ModelError(f"{path} gives the id {i} to both {owner[i]!r} and {text!r}; download the model again.")
     to_byte = byte_decoder()
     ranks: dict[bytes, int] = {}
     try:
         for text, rank in model["vocab"].items():
-            if not isinstance(rank, int) or isinstance(rank, bool):
-                raise ModelError(f"{path} gives the token {text[:20]!r} the id {rank!r}, not a number; "
+            if not isinstance(rank, int) or isinstance(rank, bool) or rank < 0:
+                raise ModelError(f"{path} gives the token {text[:20]!r} the id {rank!r}, not a token id; "
                                  "download the model again.")
-            if rank in special_ids or text in specials:
+            if text in specials:
                 continue  # some files list specials in the vocab too; they stay special only
+            if owner.setdefault(rank, text) != text:
+                raise ModelError(f"{path} gives the id {rank} to both {owner[rank][:20]!r} and {text[:20]!r}; "
+                                 "download the model again.")
             ranks[bytes(to_byte[ch] for ch in text)] = rank
     except KeyError as e:
         raise ModelError(f"{path} is not a byte-level vocabulary (unexpected character {e}); download the model again.") from e
@@ -126,8 +133,10 @@ def load_tokenizer(folder: str | Path) -> tiktoken.Encoding:
             mergeable_ranks=ranks,
             special_tokens=specials,
         )
-    except Exception as e:  # tiktoken rejects duplicate ids or a bad regex
-        raise ModelError(f"{path} can't be used as a tokenizer ({e}); download the model again.") from e
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # tiktoken rejects a bad regex or ids out of range; its Rust panics are BaseException
+        raise ModelError(f"{path} can't be used as a tokenizer ({str(e)[:80]}); download the model again.") from None
 
 
 def special_id(enc: tiktoken.Encoding, name: str) -> int:

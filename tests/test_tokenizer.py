@@ -150,6 +150,10 @@ MALFORMED_TOKENIZERS = {
     "added-tokens-an-object": lambda: small_tokenizer(added={"<|start|>": 300}),
     "no-harmony-specials": lambda: small_tokenizer(added=[]),
     "vocab-ids-not-numbers": lambda: small_tokenizer(vocab={"a": "1"}),
+    "two-tokens-one-id": lambda: small_tokenizer(vocab={"a": 1, "b": 1}),  # tiktoken panicked (BaseException)
+    "special-id-taken-by-a-byte": lambda: small_tokenizer(added=[
+        {"id": 65, "content": n} if n == "<|start|>" else {"id": 300 + k, "content": n} for k, n in enumerate(
+            ["<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|return|>", "<|call|>"])]),
     "pre-tokenizer-a-string": lambda: {**small_tokenizer(), "pre_tokenizer": "ByteLevel"},
     "pretokenizers-not-objects": lambda: {**small_tokenizer(), "pre_tokenizer": {
         "type": "Sequence", "pretokenizers": ["Split"]}},
