@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -289,3 +290,15 @@ def test_index_and_header_disagree(folder):
     name = tensor_names(read_shard(first)[0])[0]
     edit_index(folder, lambda i: {**i, "weight_map": {**i["weight_map"], name: second.name}})
     refused(folder, name, second.name)
+
+
+def test_the_format_module_and_the_apps_check_import_no_mlx():
+    """The app's folder check runs the same code as the loader without pulling MLX in."""
+    import subprocess
+    import sys
+
+    code = ("import sys, app.model_manager as m, engine.checkpoint_format, engine.config, engine.tokenizer; "
+            "m.check_folder('/nowhere'); print(sorted(k for k in sys.modules if k.split('.')[0] == 'mlx'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert out.stdout.strip() == "[]"
