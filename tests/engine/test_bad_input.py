@@ -150,6 +150,7 @@ BAD_CONFIG_VALUES = [
     ("eos_token_id", "200002"),
     ("eos_token_id", [200002, "x"]),
     ("pad_token_id", -5),
+    ("torch_dtype", 16),
     ("layer_types", "sliding_attention"),
     ("layer_types", [1, 2, 3, 4]),
     ("rope_scaling", "yarn"),
