@@ -90,10 +90,8 @@ def unreadable_problem(path: Path) -> str | None:
         elif stat.S_ISREG(mode):  # never open anything else: a FIFO would block the app
             os.close(os.open(path, os.O_RDONLY))
     except PermissionError:
-        what = f"The model folder {path}" if is_dir else str(path)
-        return (f"{what} can't be read (permission denied); give this app access to the model folder "
-                "(Finder > Get Info > Sharing & Permissions, or System Settings > Privacy & Security > "
-                "Files and Folders), or choose another folder.")
+        from engine.errors import unreadable
+        return str(unreadable(f"The model folder {path}" if is_dir else str(path)))
     except OSError:
         return None  # missing and friends: the caller says what is missing
     return None

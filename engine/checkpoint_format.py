@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.config import GptOssConfig
-from engine.errors import ModelError
+from engine.errors import ModelError, unreadable
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -146,8 +146,7 @@ def mxfp4_words(blocks: np.ndarray) -> np.ndarray:
 
 def _unreadable(path: Path, exc: OSError) -> ModelError:
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return ModelError(f"{path} can't be read (permission denied); give this app permission to read "
-                          "the model folder, or choose another folder.")
+        return unreadable(str(path))
     return ModelError(f"{path} could not be read ({exc.strerror or exc}); check the disk, or {_REDO}.")
 
 

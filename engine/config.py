@@ -10,7 +10,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import ModelError
+from engine.errors import ModelError, unreadable
 
 SUPPORTED_MODEL_TYPES = ("gpt_oss",)
 
@@ -218,8 +218,7 @@ def load_config(folder: str | Path) -> GptOssConfig:
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         raise ModelError(f"There is no config.json in {Path(folder)}: choose a gpt-oss model folder.") from None
     except PermissionError:
-        raise ModelError(f"{path} can't be read (permission denied); give this app permission to read the "
-                         "model folder, or choose another folder.") from None
+        raise unreadable(str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelError(f"{path} could not be read ({exc}); download the model again.") from None
     try:

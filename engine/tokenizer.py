@@ -17,7 +17,7 @@ from pathlib import Path
 import tiktoken
 
 from engine.config import read_regular_text
-from engine.errors import ModelError
+from engine.errors import ModelError, unreadable
 
 # GPT-2's pre-tokenizer regex: what a plain ByteLevel pre-tokenizer (use_regex=true) splits with.
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -66,8 +66,7 @@ def _read_json(path: Path) -> dict:
     try:
         data = json.loads(read_regular_text(path))
     except PermissionError:
-        raise ModelError(f"{path} can't be read (permission denied); give this app permission to read the "
-                         "model folder, or choose another folder.") from None
+        raise unreadable(str(path)) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ModelError(f"{path} is damaged ({e.__class__.__name__}); download the model again.") from e
     if not isinstance(data, dict):
