@@ -187,3 +187,10 @@ def test_terminal_chat_refuses_a_tokenizer_without_harmony_in_one_sentence(tmp_p
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err
     assert "harmony" in err.splitlines()[-1] and err.splitlines()[0].startswith("Loading")
+
+
+def test_the_writer_ships_every_special_the_engine_requires():
+    from engine.tokenizer import HARMONY_REQUIRED
+    from models.tokenizer_json import HARMONY_SPECIALS
+
+    assert set(HARMONY_REQUIRED) <= set(HARMONY_SPECIALS.values())

@@ -5,10 +5,12 @@ escape, nothing may hang, and the app's check never passes a folder the loader t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
+import signal
 import struct
 from pathlib import Path
 
@@ -201,6 +203,20 @@ MUTATIONS = [mutate_config, mutate_header, mutate_header, mutate_index, mutate_t
 
 # ----------------------------------------------------------------------------- the property
 
+@contextlib.contextmanager
+def deadline(seconds: int):
+    """Turn a hang (a FIFO opened for reading waits forever) into a failure instead of a stuck run."""
+    def fail(*_):
+        raise TimeoutError(f"no answer within {seconds} s: something blocked on the folder")
+    previous = signal.signal(signal.SIGALRM, fail)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def one_sentence(message: str) -> None:
     assert message and "\n" not in message and "Traceback" not in message, message
     assert message.rstrip().endswith("."), message
@@ -228,15 +244,16 @@ def test_fuzz_every_entry_point_succeeds_or_says_one_sentence(base, tmp_path_fac
         except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError, struct.error):
             pass  # an earlier mutation left nothing this one can edit: the folder is as it is
 
-    outcome(lambda: load_config(folder))
-    outcome(lambda: plan(folder, 512, budget_bytes=10 ** 10))
-    outcome(lambda: load_tokenizer(folder))
-    assert prefers_greedy(folder) in (True, False)
-    loaded = {}
-    refused = outcome(lambda: loaded.setdefault("model", load_model(folder, dtype="float32")))
-    if refused is None:  # a folder that loads must also run (or say why it can't)
-        outcome(lambda: generate_greedy(loaded["model"], [1, 2, 3], 2))
-    problem = check_folder(folder)
+    with deadline(30):
+        outcome(lambda: load_config(folder))
+        outcome(lambda: plan(folder, 512, budget_bytes=10 ** 10))
+        outcome(lambda: load_tokenizer(folder))
+        assert prefers_greedy(folder) in (True, False)
+        loaded = {}
+        refused = outcome(lambda: loaded.setdefault("model", load_model(folder, dtype="float32")))
+        if refused is None:  # a folder that loads must also run (or say why it can't)
+            outcome(lambda: generate_greedy(loaded["model"], [1, 2, 3], 2))
+        problem = check_folder(folder)
     if problem is not None:
         one_sentence(problem)
     # The app's check reads the same headers as the loader: it never passes what the loader refuses
