@@ -181,6 +181,10 @@ class Chat:
                 print("\n(stopped)", file=self.out)
                 if self.messages and self.messages[-1]["role"] == "user":
                     self.messages.pop()
+            except ModelError as e:  # e.g. NaN logits from damaged weights: say so, keep the chat
+                print(f"\n{e}", file=self.out)
+                if self.messages and self.messages[-1]["role"] == "user":
+                    self.messages.pop()
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -22,6 +22,10 @@ from typing import Iterable, Iterator
 import mlx.core as mx
 import numpy as np
 
+from engine.errors import ModelError
+
+NONFINITE = -1  # the sampled "token" that says the logits held NaN or Inf (see flag_nonfinite)
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -39,7 +43,7 @@ class GenerationStats:
     prefill_tps: float = 0.0
     decode_tps: float = 0.0
     peak_memory_bytes: int = 0
-    stop_reason: str = ""  # "stop" | "max_tokens" | "cancelled"
+    stop_reason: str = ""  # "stop" | "max_tokens" | "cancelled" | "error"
 
 
 def filter_logits(logits: mx.array, top_p: float, min_p: float) -> mx.array:
@@ -123,16 +127,30 @@ def decode_one_token(model, ids, cache, sampler: "Sampler", constraint=None, fed
     not the prompt's last), it may mask the logits where JSON is due. The mask is computed on the
     CPU while the model step runs.
     """
-    logits = model(model_ids(model, ids), cache=cache, last_only=True)[:, -1, :]
+    if isinstance(ids, mx.array):  # a NONFINITE token is fed as 0 by the step queued behind it;
+        ids = mx.maximum(ids, 0)   # the loop stops before using that step
+    raw = model(model_ids(model, ids), cache=cache, last_only=True)[:, -1, :]
+    logits = raw
     if constraint is not None:
-        mx.async_eval(logits)
+        mx.async_eval(raw)
         fed = None
         if fed_generated:
             fed = ids.item() if isinstance(ids, mx.array) else int(ids[-1])
-        mask = constraint.next_mask(fed)
+        mask = constraint.next_mask(fed) if fed is None or fed >= 0 else None  # NONFINITE: the loop raises
         if mask is not None:
-            logits = mx.where(mask, logits, mx.array(-float("inf"), dtype=logits.dtype))
-    return sampler(logits)
+            logits = mx.where(mask, raw, mx.array(-float("inf"), dtype=raw.dtype))
+    return flag_nonfinite(raw, sampler(logits))
+
+
+def flag_nonfinite(logits: mx.array, token: mx.array) -> mx.array:
+    """token [1] as int32, or NONFINITE when logits [1, V] hold NaN or +-Inf (damaged weights).
+
+    Folded into the token the loop reads anyway: the check adds no host sync. One sum is enough:
+    any NaN or Inf makes it non-finite (raw logits are never masked to -inf), and |logits| * V is
+    far from overflowing.
+    """
+    bad = ~mx.isfinite(logits.sum(axis=-1))
+    return mx.where(bad, NONFINITE, token.astype(mx.int32))
 
 
 class Generation:
@@ -210,6 +228,10 @@ class Generation:
                     mx.eval(decode_one_token(self.model, feed, self.cache, self.sampler, self.constraint))
                 if tid is None:
                     tid = token.item()
+                if tid == NONFINITE:
+                    stats.stop_reason = "error"
+                    raise ModelError("The model computed NaN (not a number) instead of a next word, so its "
+                                     "weights are damaged; download the model again.")
                 now = time.perf_counter()
                 if first_at is None:
                     first_at = now

@@ -121,15 +121,15 @@ class Plan:
 
 def read_footprint(model_folder: str | Path) -> Footprint:
     """Group the checkpoint's tensors by what they are, from config.json and the headers."""
-    from engine.checkpoint import Checkpoint  # reads headers only; validates shapes and sizes
+    from engine.checkpoint_format import is_expert_tensor, read_checkpoint  # headers only, no MLX
     from engine.config import load_config
 
     cfg = load_config(model_folder)
-    ckpt = Checkpoint(model_folder, cfg)
+    tensors = read_checkpoint(model_folder, cfg)
     expert_total = quant_bytes = other = embed = 0
     quantizable, float_itemsize = [], 2
-    for name, info in ckpt.tensors.items():
-        if ".mlp.experts." in name:
+    for name, info in tensors.items():
+        if is_expert_tensor(name):
             expert_total += info.nbytes
         elif name == "model.embed_tokens.weight":
             embed = info.nbytes
