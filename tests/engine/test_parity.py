@@ -35,3 +35,64 @@ def test_yarn_region_past_4096_matches_reference(tmp_path, reference_logits, ran
     ours = np.array(load_model(folder, dtype="float32")(mx.array(ids)))[:, 4000:]
     assert np.abs(ours - ref).max() < 1e-3
     assert (ours.argmax(-1) == ref.argmax(-1)).all()
+
+
+# --- every position: rotary angles and logits up to the model's last position (131071) ----------
+
+FAR = [0, 4096, 32768, 65536, 131072]  # window starts; the last window ends at position 131071
+
+
+def _hf_config(head_dim):
+    from transformers import GptOssConfig as HFConfig
+
+    return HFConfig(head_dim=head_dim, rope_theta=150000.0, rope_scaling={
+        "rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
+        "original_max_position_embeddings": 4096, "truncate": False})
+
+
+@pytest.mark.parametrize("head_dim", [64, 32])
+def test_rotary_matches_reference_at_every_position(head_dim):
+    """Rotated vectors against transformers' rotary embedding, given the same frequencies (how
+    those are computed is test_yarn's business): exact to float32 rounding at any position."""
+    import torch
+    from transformers.models.gpt_oss.modeling_gpt_oss import GptOssRotaryEmbedding, apply_rotary_pos_emb
+
+    from engine.config import YarnScaling
+    from engine.model import Rotary, yarn_inv_freq
+
+    inv, factor = yarn_inv_freq(head_dim, 150000.0, YarnScaling())
+    ref = GptOssRotaryEmbedding(_hf_config(head_dim))
+    ref.inv_freq.copy_(torch.tensor(inv))
+    ours = Rotary(inv, factor)
+    T = 64
+    x = np.random.default_rng(0).standard_normal((1, 4, T, head_dim)).astype(np.float32)
+    for start in FAR:
+        start = min(start, 131072 - T)
+        cos, sin = ref(torch.tensor(x), torch.arange(start, start + T)[None])
+        want, _ = apply_rotary_pos_emb(torch.tensor(x), torch.tensor(x), cos, sin)
+        got = np.array(ours(mx.array(x), start))
+        assert np.abs(got - want.numpy()).max() < 2e-6 * np.abs(x).max(), start
+
+
+@pytest.mark.parametrize("head_dim", [64, 32])
+def test_logits_match_reference_at_far_positions(tmp_path, head_dim, random_ids):
+    """256 tokens at positions P..P+255 (the reference gets position_ids, our cache starts at P):
+    the error is flat in P, and within 1e-3 up to position 131071."""
+    import torch
+    from transformers import GptOssForCausalLM, Mxfp4Config
+
+    folder = write_tiny_checkpoint(tmp_path / "m", layers=2, experts=8, hidden=64, heads=4, kv_heads=2,
+                                   head_dim=head_dim, sliding_window=128, vocab=512, seed=3)
+    ref = GptOssForCausalLM.from_pretrained(str(folder), quantization_config=Mxfp4Config(dequantize=True),
+                                            dtype=torch.float32, attn_implementation="eager").eval()
+    model = load_model(folder, dtype="float32")
+    ids = random_ids(512, 256, seed=7)
+    errors = []
+    for start in FAR:
+        start = min(start, 131072 - ids.shape[1])
+        with torch.no_grad():
+            want = ref(torch.tensor(ids), position_ids=torch.arange(start, start + ids.shape[1])[None]).logits
+        got = np.array(model(mx.array(ids), cache=model.make_cache(start=start)))
+        errors.append(np.abs(got - want.numpy()).max())
+    assert max(errors) <= 1e-3, errors
+    assert max(errors) <= 10 * errors[0] + 1e-5, errors  # no growth with the position
