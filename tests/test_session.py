@@ -201,3 +201,12 @@ def test_cancel_mid_answer(enc):
             cancel.set()
     assert events[-3:-1] == [MessageEnd("final"), Stop("cancelled")] and events[-1].stop_reason == "cancelled"
     assert session.cache.offset == len(session.held)
+
+
+def test_reused_8bit_cache_gives_the_logits_of_a_fresh_prefill(tiny_chat_folder, enc):
+    """The same rewinds (snapshots at turn ends, restore, overwrite) with an 8-bit KV cache."""
+    from engine.memory import Policy
+
+    model8 = load_model(tiny_chat_folder, dtype="float32", policy=Policy(embed_on_cpu=False, kv_bits=8))
+    assert any(type(c).__name__ == "QuantizedFullCache" for c in model8.make_cache().layers)
+    test_reused_cache_gives_the_logits_of_a_fresh_prefill(model8, enc)
