@@ -3,7 +3,11 @@
 A tiny random checkpoint (2 layers, hidden 64, window 128) runs through transformers'
 GptOssForCausalLM in float32 and through our engine in float32; the table gives the largest
 |logit difference| per position bucket, for the rotary embedding as it was (mx.fast.rope fed with
-periods, output scaled by the YaRN factor) and as it is (engine.model.Rotary).
+periods, output scaled by the YaRN factor) and as it is (engine.model.Rotary), and the latter once
+more against the reference with its float32 pow correctly rounded: PyTorch's CPU pow (SLEEF,
+1-ulp accurate) rounds a few of the YaRN frequencies one ulp off the correctly rounded value,
+which we compute; an inverse frequency one ulp off turns angles by distance x 1 ulp, an error
+that grows with the distance between query and key.
 
 - "from 0": one sequence from position 0 (the issue's measurement).
 - offsets: N tokens placed at positions P..P+N-1 with nothing before them (the reference gets
@@ -73,6 +77,14 @@ def reference_logits(model, ids: np.ndarray, start: int = 0) -> np.ndarray:
         return model(torch.tensor(ids), position_ids=pos).logits[0].float().numpy()
 
 
+def exact_pow_reference(model, inv_freq: np.ndarray):
+    """The same reference with the correctly rounded frequencies in its rotary buffer."""
+    import torch
+
+    model.model.rotary_emb.inv_freq.copy_(torch.tensor(inv_freq))
+    return model
+
+
 def our_logits(model, ids: np.ndarray, start: int = 0) -> np.ndarray:
     import mlx.core as mx
 
@@ -103,29 +115,36 @@ def main(argv=None) -> int:
                 ours = load_model(folder, dtype="float32")
                 cfg = ours.config
                 inv, factor = yarn_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
-                rotaries = {"before (fast.rope)": LegacyRotary(inv, factor), "after (Rotary)": Rotary(inv, factor)}
+                shipped = ref.model.rotary_emb.inv_freq.numpy().copy()
+                off = np.nonzero(shipped != inv)[0]
+                print(f"\nhead_dim {hd}: PyTorch's frequencies {off.tolist()} differ from the correctly rounded ones "
+                      f"by {[int(round(float(d))) for d in (shipped[off] - inv[off]) / np.spacing(inv[off])]} ulp")
+                exact = exact_pow_reference(reference(folder), inv)
+                rows = [("before (fast.rope)", LegacyRotary(inv, factor), ref),
+                        ("after (Rotary)", Rotary(inv, factor), ref),
+                        ("after, exact pow ref", Rotary(inv, factor), exact)]
                 rng = np.random.default_rng(0)
-                print(f"\nhead_dim {hd}, q/k x{qk:g}: max |logit error| by position")
+                print(f"head_dim {hd}, q/k x{qk:g}: max |logit error| by position")
                 if args.length:
                     ids = rng.integers(0, cfg.vocab_size, (1, args.length))
-                    r = reference_logits(ref, ids)
+                    r = {id(m): reference_logits(m, ids) for m in (ref, exact)}
                     edges = [0, 128, 1024, 2048, 3072, 4096, args.length]
                     edges = sorted({e for e in edges if e <= args.length})
-                    print(f"  from 0, logits std {r.std():.2f}")
+                    print(f"  from 0, logits std {r[id(ref)].std():.2f}")
                     print("  " + " " * 20 + "".join(f"{f'{a}-{b}':>12}" for a, b in zip(edges, edges[1:])))
-                    for name, rot in rotaries.items():
+                    for name, rot, m in rows:
                         use_rotary(ours, rot)
-                        err = np.abs(our_logits(ours, ids) - r).max(-1)
+                        err = np.abs(our_logits(ours, ids) - r[id(m)]).max(-1)
                         print(f"  {name:<20}" + "".join(f"{err[a:b].max():12.2e}" for a, b in zip(edges, edges[1:])))
                 n = args.window
                 ids = rng.integers(0, cfg.vocab_size, (1, n))
                 starts = [min(p, 131072 - n) for p in OFFSETS]
-                refs = {p: reference_logits(ref, ids, p) for p in starts}
+                refs = {(id(m), p): reference_logits(m, ids, p) for m in (ref, exact) for p in starts}
                 print(f"  {n} tokens at positions P..P+{n - 1}")
                 print("  " + " " * 20 + "".join(f"{f'P={p}':>12}" for p in starts))
-                for name, rot in rotaries.items():
+                for name, rot, m in rows:
                     use_rotary(ours, rot)
-                    errs = [np.abs(our_logits(ours, ids, p) - refs[p]).max() for p in starts]
+                    errs = [np.abs(our_logits(ours, ids, p) - refs[id(m), p]).max() for p in starts]
                     print(f"  {name:<20}" + "".join(f"{e:12.2e}" for e in errs))
     return 0
 
