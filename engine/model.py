@@ -23,7 +23,7 @@ def yarn_inv_freq(head_dim: int, base: float, yarn: YarnScaling | None) -> tuple
 
     Every step is the reference's float32 operation in the reference's order, so the frequencies
     are bit-identical to transformers' wherever its float32 pow is correctly rounded (PyTorch's
-    CPU pow is not always: see docs/memory.md, "Rotary angles"). With truncate=false (gpt-oss) the
+    CPU pow rounds 2 of gpt-oss's 32 one ulp off: bench/rope_parity.py). With truncate=false the
     correction range is not floored/ceiled: matching the reference here keeps long positions right.
     """
     exponents = np.arange(0, head_dim, 2, dtype=np.float32) / np.float32(head_dim)
