@@ -102,7 +102,7 @@ def kv_main(args) -> int:
                 logits = {name: np.array(m(ids, cache=m.make_cache(start=start)).astype(mx.float32))[0]
                           for name, m in models.items()}
                 span = f"{start}-{start + T - 1}"
-                rows.setdefault(("bf16 KV vs float32 (floor)", span), []).append(
+                rows.setdefault(("bf16 vs float32 (floor)", span), []).append(
                     compare(logits["float32"], logits["bf16"]))
                 rows.setdefault(("8-bit KV vs bf16 KV", span), []).append(compare(logits["bf16"], logits["8-bit"]))
     print(f"{args.seeds} random checkpoints (hidden 128, {args.layers} layers, head_dim 64, 8 heads / 2 kv heads), "
