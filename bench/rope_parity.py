@@ -122,6 +122,7 @@ def main(argv=None) -> int:
                 exact = exact_pow_reference(reference(folder), inv)
                 rows = [("before (fast.rope)", LegacyRotary(inv, factor), ref),
                         ("after (Rotary)", Rotary(inv, factor), ref),
+                        ("before, exact pow ref", LegacyRotary(inv, factor), exact),
                         ("after, exact pow ref", Rotary(inv, factor), exact)]
                 rng = np.random.default_rng(0)
                 print(f"head_dim {hd}, q/k x{qk:g}: max |logit error| by position")
@@ -131,21 +132,21 @@ def main(argv=None) -> int:
                     edges = [0, 128, 1024, 2048, 3072, 4096, args.length]
                     edges = sorted({e for e in edges if e <= args.length})
                     print(f"  from 0, logits std {r[id(ref)].std():.2f}")
-                    print("  " + " " * 20 + "".join(f"{f'{a}-{b}':>12}" for a, b in zip(edges, edges[1:])))
+                    print("  " + " " * 22 + "".join(f"{f'{a}-{b}':>12}" for a, b in zip(edges, edges[1:])))
                     for name, rot, m in rows:
                         use_rotary(ours, rot)
                         err = np.abs(our_logits(ours, ids) - r[id(m)]).max(-1)
-                        print(f"  {name:<20}" + "".join(f"{err[a:b].max():12.2e}" for a, b in zip(edges, edges[1:])))
+                        print(f"  {name:<22}" + "".join(f"{err[a:b].max():12.2e}" for a, b in zip(edges, edges[1:])))
                 n = args.window
                 ids = rng.integers(0, cfg.vocab_size, (1, n))
                 starts = [min(p, 131072 - n) for p in OFFSETS]
                 refs = {(id(m), p): reference_logits(m, ids, p) for m in (ref, exact) for p in starts}
                 print(f"  {n} tokens at positions P..P+{n - 1}")
-                print("  " + " " * 20 + "".join(f"{f'P={p}':>12}" for p in starts))
+                print("  " + " " * 22 + "".join(f"{f'P={p}':>12}" for p in starts))
                 for name, rot, m in rows:
                     use_rotary(ours, rot)
                     errs = [np.abs(our_logits(ours, ids, p) - refs[id(m), p]).max() for p in starts]
-                    print(f"  {name:<20}" + "".join(f"{e:12.2e}" for e in errs))
+                    print(f"  {name:<22}" + "".join(f"{e:12.2e}" for e in errs))
     return 0
 
 
