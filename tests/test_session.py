@@ -240,3 +240,10 @@ def test_a_long_prompt_reports_reading_progress_and_the_wired_limit_is_held(mode
     assert all(0 < b - a <= 64 for a, b in zip(steps, steps[1:]))
     assert all(p.total == total for p in progress) and progress[-1].fraction == 1.0
     assert all(seen == ["in"] for _, seen in events) and inside == ["in", "out"]
+def test_reused_8bit_cache_gives_the_logits_of_a_fresh_prefill(tiny_chat_folder, enc):
+    """The same rewinds (snapshots at turn ends, restore, overwrite) with an 8-bit KV cache."""
+    from engine.memory import Policy
+
+    model8 = load_model(tiny_chat_folder, dtype="float32", policy=Policy(embed_on_cpu=False, kv_bits=8))
+    assert any(type(c).__name__ == "QuantizedFullCache" for c in model8.make_cache().layers)
+    test_reused_cache_gives_the_logits_of_a_fresh_prefill(model8, enc)
