@@ -13,7 +13,8 @@ from app.api_server import LocalApiServer
 from app.controller import ChatController
 from app.download import bytes_downloaded, free_bytes
 from app.download_worker import DownloadWorker
-from app.model_manager import check_folder, default_download_folder, enable_offline_mode, find_model
+from app.model_manager import (check_folder, default_download_folder, enable_offline_mode, find_model,
+                               has_partial_download)
 from app.ui.main_window import MainWindow
 from app.ui.setup_page import human_bytes
 from models.registry import GPT_OSS_20B, GPT_OSS_120B, demo_folder
@@ -93,8 +94,9 @@ class Launcher(QObject):
             self._load(str(found.folder))
             self.window.show_chat()
             return
-        problem = check_folder(chosen or self.download_dest) if (chosen or self.download_dest.exists()) else None
-        self.window.setup.set_downloading(False, resumable=bytes_downloaded(self.download_dest) > 0)
+        # os.path.exists, not Path.exists: a folder this app may not read must not stop the launch.
+        problem = check_folder(chosen or self.download_dest) if (chosen or os.path.exists(self.download_dest)) else None
+        self.window.setup.set_downloading(False, resumable=has_partial_download(self.download_dest))
         self._show_disk_space()
         self.window.show_setup(problem or "")
         if found is not None:   # the demo is there; a broken chosen folder was reported above

@@ -3,13 +3,15 @@
 Search order: the folder the user picked (or downloaded to), the app's own models folder, the
 Hugging Face cache (read from disk, offline), then the tiny demo model shipped in models/demo.
 `check_folder` answers in one sentence with a way forward; it reads only config.json, the index
-and the safetensors headers, so it is instant even for 13 GB.
+and the safetensors headers (through the engine's pure checks, the same the loader runs), so it
+is instant even for 13 GB, and it never raises.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
-import struct
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from app.paths import models_dir
 from models.registry import DEMO, GPT_OSS_20B, bundled_folders, demo_folder, label_for_folder
 
 PARTIAL_SUFFIXES = (".part", ".incomplete")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,38 +79,57 @@ def find_model(chosen: str | Path | None = None) -> FoundModel | None:
     return None
 
 
-def _safetensors_problem(path: Path) -> str | None:
-    """Check the header and that the file is exactly as long as the header says."""
+def unreadable_problem(path: Path) -> str | None:
+    """A sentence when `path` exists but this app may not read it (permissions, macOS privacy)."""
+    is_dir = False
     try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
-            raw = f.read(8)
-            if len(raw) < 8:
-                return "empty"
-            (n,) = struct.unpack("<Q", raw)
-            if n > min(size - 8, 100 * 1024 * 1024):
-                return "its header is damaged"
-            header = json.loads(f.read(n))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return "its header is damaged"
-    end = 0
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            end = max(end, int(info["data_offsets"][1]))
-        except (KeyError, TypeError, ValueError, IndexError):
-            return "its header is damaged"
-    expected = 8 + n + end
-    if size != expected:
-        return f"it has {size:,} bytes but should have {expected:,}"
+        mode = os.stat(path).st_mode
+        is_dir = stat.S_ISDIR(mode)
+        if is_dir:
+            os.listdir(path)
+        elif stat.S_ISREG(mode):  # never open anything else: a FIFO would block the app
+            os.close(os.open(path, os.O_RDONLY))
+    except PermissionError:
+        from engine.errors import unreadable
+        return str(unreadable(f"The model folder {path}" if is_dir else str(path)))
+    except OSError:
+        return None  # missing and friends: the caller says what is missing
     return None
 
 
+def has_partial_download(folder: Path) -> bool:
+    """True if `folder` holds files of a download that did not finish (never raises)."""
+    try:
+        return any(p.name.endswith(PARTIAL_SUFFIXES) for p in Path(folder).iterdir())
+    except OSError:
+        return False
+
+
 def check_folder(folder: str | Path) -> str | None:
-    """None if `folder` holds a usable model; otherwise one sentence saying what is wrong and what to do."""
+    """None if `folder` holds a usable model; otherwise one sentence saying what is wrong and what to do.
+
+    Reads config.json, the index and the safetensors headers with the engine's own checks
+    (engine/config.py, engine/checkpoint_format.py: no MLX, no weights read). Never raises: the
+    app calls it at launch on the remembered folder, and a broken folder must not stop the app.
+    """
     folder = Path(folder).expanduser()
+    try:
+        return _folder_problem(folder)
+    except Exception as exc:  # a check we did not foresee must not keep the app from starting
+        log.exception("checking the model folder %s failed", folder)
+        return (f"The model folder {folder} could not be checked ({type(exc).__name__}); "
+                "download the model again or choose another folder.")
+
+
+def _folder_problem(folder: Path) -> str | None:
+    from engine.checkpoint_format import read_checkpoint
+    from engine.config import load_config
+    from engine.errors import ModelError
+
     redo = "download the model again or choose another folder"
+    unreadable = unreadable_problem(folder)
+    if unreadable:
+        return unreadable
     if not folder.is_dir():
         return f"The folder {folder} does not exist; choose another folder or download the model."
     partial = sorted(p.name for p in folder.iterdir() if p.name.endswith(PARTIAL_SUFFIXES))
@@ -119,29 +141,18 @@ def check_folder(folder: str | Path) -> str | None:
         return (f"{folder} has no config.json, so it is not a model folder; choose the folder that holds "
                 "gpt-oss-20b (config.json, model-*.safetensors, tokenizer.json).")
     try:
-        cfg = json.loads(cfg_path.read_text())
+        raw = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except PermissionError:
+        return unreadable_problem(cfg_path) or f"The config.json in {folder} can't be read; {redo}."
     except (OSError, ValueError):
         return f"The config.json in {folder} is damaged; {redo}."
-    if not isinstance(cfg, dict) or cfg.get("model_type") != "gpt_oss":
-        kind = cfg.get("model_type", "unknown") if isinstance(cfg, dict) else "unknown"
+    if not isinstance(raw, dict) or raw.get("model_type") != "gpt_oss":
+        kind = raw.get("model_type", "unknown") if isinstance(raw, dict) else "unknown"
         return f"{folder} holds a {kind} model, not gpt-oss; choose a gpt-oss-20b folder or download it."
     if not (folder / "tokenizer.json").is_file():
         return f"{folder} has no tokenizer.json; {redo}."
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (OSError, ValueError, KeyError, AttributeError):
-            return f"The weight index in {folder} is damaged; {redo}."
-    elif (folder / "model.safetensors").is_file():
-        shards = ["model.safetensors"]
-    else:
-        return f"{folder} has no model weights (model-*.safetensors); {redo}."
-    for shard in shards:
-        path = folder / shard
-        if not path.is_file():
-            return f"The weight file {shard} is missing from {folder}; {redo}."
-        problem = _safetensors_problem(path)
-        if problem:
-            return f"The weight file {shard} is damaged or incomplete ({problem}); {redo}."
+    try:
+        read_checkpoint(folder, load_config(folder))
+    except ModelError as exc:
+        return str(exc)
     return None

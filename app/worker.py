@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app.engine_bridge import LoadRefused, load_engine, memory_in_use
 from engine.events import Done, Stop
+from engine.errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,9 @@ class EngineWorker(QObject):
                     done = ev
                 elif not isinstance(ev, Stop):  # Stop is summarised by Done
                     self.outbox.put((request_id, self.clock(), ev))
+        except ModelError as e:  # the engine's own sentence (e.g. NaN from damaged weights)
+            emit(self.failed, request_id, str(e))
+            return
         except Exception as e:
             log.exception("generation failed")
             emit(self.failed, request_id, f"The answer stopped because of an engine error ({type(e).__name__}: {e}); "

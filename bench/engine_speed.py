@@ -8,7 +8,7 @@ MXFP4 experts in the official layout) with fewer layers and a smaller vocabulary
 The 16 GB policy is planned on a header-only full-size 20b folder (bench/fullsize_checkpoint.py)
 with a 10.7 GB budget and applied as is (8-bit attention/lm_head, embedding on the host, the same
 expert slots per layer, the plan's prefill chunk). Rounds alternate between the engines so machine
-noise hits all alike; the ratios are what count.
+noise hits all alike (each round starts with the next engine); the ratios are what count.
 """
 
 from __future__ import annotations
@@ -25,14 +25,29 @@ import numpy as np
 
 
 def make_checkpoint(folder: Path, layers: int, vocab: int) -> Path:
+    """The 20b's config and official tensor layout cut to `layers` layers and a `vocab` vocabulary,
+    with plausible random bytes (bench/fullsize_checkpoint.py's "random" data: every FP4 code,
+    trained-like scales), written in seconds."""
     if (folder / "config.json").exists():
         return folder
-    from models.tiny import random_tensors, tiny_config, write_checkpoint
+    import json
 
-    cfg = tiny_config(layers=layers, experts=32, hidden=2880, intermediate=2880, heads=64, kv_heads=8,
-                      head_dim=64, vocab=vocab, sliding_window=128)
+    from bench import fullsize_checkpoint as fs
+
+    cfg = fs.config_for("20b")
+    cfg.update(num_hidden_layers=layers, layer_types=cfg["layer_types"][:layers], vocab_size=vocab)
+    for key in ("eos_token_id", "pad_token_id"):
+        cfg[key] = vocab - 1 if key in cfg else cfg.get(key)
     print(f"writing a {layers}-layer checkpoint with the 20b's layer shapes to {folder} ...", flush=True)
-    write_checkpoint(folder, cfg, random_tensors(cfg, seed=0), shard_bytes=1 << 30)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng, weight_map = np.random.default_rng(0), {}
+    shards = fs.split_shards(fs.tensor_specs(cfg), "120b")  # greedy 5 GB cuts: one shard here
+    for i, shard in enumerate(shards):
+        name = f"model-{i:05d}-of-{len(shards) - 1:05d}.safetensors"
+        fs.write_shard(folder / name, shard, "random", rng)
+        weight_map.update({t: name for t, _, _ in shard})
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    (folder / "config.json").write_text(json.dumps(cfg, indent=2))
     return folder
 
 
@@ -115,9 +130,10 @@ def main(argv=None):
     }
     prompt = mx.array(np.random.default_rng(0).integers(0, a.vocab, a.prompt).astype(np.int32))
     results = {name: [] for name in engines}
+    names = list(engines)
     for r in range(a.rounds):
-        for name, make in engines.items():
-            model, run = make()
+        for name in names[r % len(names):] + names[:r % len(names)]:  # rotate who goes first
+            model, run = engines[name]()
             timed_run(run, prompt[:32], 2)  # warm-up
             results[name].append(timed_run(run, prompt, a.decode))
             print(f"round {r} {name:19s} prefill {results[name][-1][0]:8.1f} tok/s  "

@@ -8,6 +8,12 @@ prompt through the bf16 model and through the quantized ones, compared position 
   kl            mean KL(bf16 || quantized) of the next-token distributions, in nats
 
   python -m bench.memory_quality --seeds 3 --tokens 128
+
+--kv compares the 8-bit KV cache with the bf16 cache instead (both with bf16 weights): a prompt of
+--kv-tokens tokens placed so that it ends at each of --kv-positions (the cache starts at that
+offset: long positions without a long prefill, which MLX's CPU MXFP4 path makes too slow here).
+
+  python -m bench.memory_quality --kv --seeds 3 --kv-tokens 512 --kv-positions 512 4096 32768
 """
 
 from __future__ import annotations
@@ -36,7 +42,12 @@ def main(argv=None) -> int:
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--kv", action="store_true", help="8-bit KV cache vs bf16 KV cache")
+    ap.add_argument("--kv-tokens", type=int, default=512)
+    ap.add_argument("--kv-positions", type=int, nargs="+", default=[512, 4096, 32768])
     args = ap.parse_args(argv)
+    if args.kv:
+        return kv_main(args)
 
     import mlx.core as mx
 
@@ -64,6 +75,42 @@ def main(argv=None) -> int:
         m = {k: np.mean([r[k] for r in rs]) for k in rs[0]}
         name = f"{bits}-bit" if isinstance(bits, int) else bits
         print(f"{name:<12} {m['logit_err']:>13.4f} {m['max_err']:>11.3f} {m['agreement']:>12.1%} {m['kl']:>10.5f}")
+    return 0
+
+
+def kv_main(args) -> int:
+    """8-bit KV cache (full-attention layers) against the bf16 cache, at several positions."""
+    import mlx.core as mx
+
+    from engine.loader import load_model
+    from engine.memory import Policy
+    from models.tiny import write_tiny_checkpoint
+
+    T = args.kv_tokens
+    rows: dict[tuple, list] = {}
+    for seed in range(args.seeds):
+        with tempfile.TemporaryDirectory() as tmp:
+            # head_dim 64 and 8 query heads per kv head pair as in gpt-oss; small MoE (speed)
+            write_tiny_checkpoint(tmp, layers=args.layers, experts=4, hidden=128, heads=8, kv_heads=2,
+                                  head_dim=64, vocab=4096, seed=seed, top_k=2, intermediate=128)
+            ids = mx.array(np.random.default_rng(seed).integers(0, 4096, size=(1, T)))
+            models = {"bf16": load_model(tmp, dtype="bfloat16", policy=Policy()),
+                      "8-bit": load_model(tmp, dtype="bfloat16", policy=Policy(kv_bits=8)),
+                      "float32": load_model(tmp, dtype="float32", policy=Policy())}
+            for end in args.kv_positions:
+                start = max(0, end - T)
+                logits = {name: np.array(m(ids, cache=m.make_cache(start=start)).astype(mx.float32))[0]
+                          for name, m in models.items()}
+                span = f"{start}-{start + T - 1}"
+                rows.setdefault(("bf16 vs float32 (floor)", span), []).append(
+                    compare(logits["float32"], logits["bf16"]))
+                rows.setdefault(("8-bit KV vs bf16 KV", span), []).append(compare(logits["bf16"], logits["8-bit"]))
+    print(f"{args.seeds} random checkpoints (hidden 128, {args.layers} layers, head_dim 64, 8 heads / 2 kv heads), "
+          f"{T} tokens ending at each position; bf16 weights")
+    print(f"{'cache':<28} {'positions':>12} {'logit err (σ)':>13} {'max err (σ)':>11} {'greedy agree':>12} {'KL (nats)':>10}")
+    for (name, span), rs in sorted(rows.items(), key=lambda kv: (int(kv[0][1].split("-")[0]), kv[0][0])):
+        m = {k: np.mean([r[k] for r in rs]) for k in rs[0]}
+        print(f"{name:<28} {span:>12} {m['logit_err']:>13.4f} {m['max_err']:>11.3f} {m['agreement']:>12.1%} {m['kl']:>10.5f}")
     return 0
 
 

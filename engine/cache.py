@@ -1,4 +1,5 @@
-"""KV caches: a growing one for full-attention layers, a 128-token window for sliding layers.
+"""KV caches: a growing one for full-attention layers (in the model dtype, or 8-bit), a 128-token
+window for sliding layers.
 
 A ModelCache can snapshot and restore its state cheaply, so a chat can rewind to the point where
 its history diverges from what was generated (harmony drops earlier analysis) and prefill only
@@ -18,29 +19,47 @@ import mlx.core as mx
 GROW_STEP = 256  # full caches grow in steps to avoid a reallocation per token
 
 
-class FullCache:
-    """Keys/values of every position so far."""
+def _append(stored: tuple, new: tuple, used: int) -> tuple:
+    """Write the arrays `new` [B, KV, T, ...] at row `used` of `stored` (same count, same
+    trailing shapes), growing them in GROW_STEP rows first if needed. Rows past `used` are free:
+    a rewind only moves the offset back, and what it left behind gets overwritten here."""
+    T = new[0].shape[2]
+    end = used + T
+    if stored[0] is None or end > stored[0].shape[2]:
+        rows = ((end + GROW_STEP - 1) // GROW_STEP) * GROW_STEP
+        grown = []
+        for old, a in zip(stored, new):
+            g = mx.zeros((*a.shape[:2], rows, *a.shape[3:]), a.dtype)
+            if old is not None and used:
+                g[:, :, :used] = old[:, :, :used]
+            grown.append(g)
+        stored = tuple(grown)
+    for s, a in zip(stored, new):
+        s[:, :, used:end] = a
+    return stored
 
-    def __init__(self):
+
+class FullCache:
+    """Keys/values of every position so far.
+
+    start: the position of the first token it will hold (0 normally). A cache that starts later
+    holds no keys before `start`: used to test positions up to 131k without a 131k-token prefix.
+    """
+
+    def __init__(self, start: int = 0):
         self.keys = self.values = None
-        self.offset = 0
+        self.start = self.offset = start
 
     def update(self, k: mx.array, v: mx.array) -> tuple[mx.array, mx.array, int]:
         """Append k, v [B, KV, T, hd]; return all keys, values and the first key's position."""
-        T = k.shape[2]
-        end = self.offset + T
-        if self.keys is None or end > self.keys.shape[2]:
-            grow = ((end + GROW_STEP - 1) // GROW_STEP) * GROW_STEP
-            shape = (*k.shape[:2], grow, k.shape[3])
-            new_k, new_v = mx.zeros(shape, k.dtype), mx.zeros(shape, v.dtype)
-            if self.keys is not None and self.offset:
-                new_k[:, :, : self.offset] = self.keys[:, :, : self.offset]
-                new_v[:, :, : self.offset] = self.values[:, :, : self.offset]
-            self.keys, self.values = new_k, new_v
-        self.keys[:, :, self.offset:end] = k
-        self.values[:, :, self.offset:end] = v
-        self.offset = end
-        return self.keys[:, :, :end], self.values[:, :, :end], 0
+        self.keys, self.values = _append((self.keys, self.values), (k, v), self.offset - self.start)
+        self.offset += k.shape[2]
+        end = self.offset - self.start
+        return self.keys[:, :, :end], self.values[:, :, :end], self.start
+
+    def held(self) -> int:
+        """Keys held now (positions start..offset)."""
+        return self.offset - self.start
 
     def snapshot(self):
         return self.offset
@@ -53,13 +72,54 @@ class FullCache:
         return [] if self.keys is None else [self.keys, self.values]
 
 
+class QuantizedFullCache:
+    """A FullCache whose keys and values are stored as MLX affine-quantized codes (8-bit, a scale
+    and a bias per group of `group_size` along the head dim): half the bytes of bf16.
+
+    update() returns (codes, scales, biases) triples instead of arrays; the model attends to them
+    with quantized matmuls (engine.model.quantized_attention), never a dequantized copy. Each
+    token's row is quantized on its own, so a chunked prefill stores exactly what token-by-token
+    decoding would, and a snapshot is still just the offset.
+    """
+
+    def __init__(self, bits: int = 8, group_size: int = 64, start: int = 0):
+        self.bits, self.group_size = bits, group_size
+        self.stored = (None,) * 6  # key codes, scales, biases, then the same for values
+        self.start = self.offset = start
+
+    def update(self, k: mx.array, v: mx.array) -> tuple[tuple, tuple, int]:
+        """Quantize and append k, v [B, KV, T, hd]; return all keys and values as
+        (codes [B, KV, S, hd*bits/32] uint32, scales [B, KV, S, hd/group], biases) and the first key's position."""
+        new = (*mx.quantize(k, group_size=self.group_size, bits=self.bits),
+               *mx.quantize(v, group_size=self.group_size, bits=self.bits))
+        self.stored = _append(self.stored, new, self.offset - self.start)
+        self.offset += k.shape[2]
+        end = self.offset - self.start
+        held = tuple(a[:, :, :end] for a in self.stored)
+        return held[:3], held[3:], self.start
+
+    def held(self) -> int:
+        """Keys held now (positions start..offset)."""
+        return self.offset - self.start
+
+    def snapshot(self):
+        return self.offset
+
+    def restore(self, snap) -> None:
+        self.offset = snap
+
+    @property
+    def state(self):
+        return [] if self.stored[0] is None else list(self.stored)
+
+
 class SlidingCache:
     """Only the last `window - 1` positions are kept: a query sees itself and the 127 before it."""
 
-    def __init__(self, window: int):
+    def __init__(self, window: int, start: int = 0):
         self.window = window
         self.keys = self.values = None
-        self.offset = 0
+        self.offset = start
 
     def update(self, k: mx.array, v: mx.array) -> tuple[mx.array, mx.array, int]:
         T = k.shape[2]
@@ -72,6 +132,10 @@ class SlidingCache:
         # New arrays, never written in place: old snapshots stay valid.
         self.keys, self.values = k[:, :, -keep:], v[:, :, -keep:]
         return k, v, start
+
+    def held(self) -> int:
+        """Keys held now (at most window - 1): what the next update's keys come after."""
+        return 0 if self.keys is None else self.keys.shape[2]
 
     def snapshot(self):
         return (self.offset, self.keys, self.values)

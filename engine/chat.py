@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from engine.errors import ModelError
-from engine.events import ContextTrimmed, Done, MessageEnd, MessageStart, PromptTooLong, Stop, TextDelta
+from engine.events import ContextTrimmed, Done, MessageEnd, MessageStart, PrefillProgress, PromptTooLong, Stop, TextDelta
 from engine.harmony import EFFORTS
 
 DIM, RESET, CLEAR_LINE = "\033[2m", "\033[0m", "\r\033[K"
@@ -40,6 +40,7 @@ class TerminalView:
         self.analysis: list[str] = []
         self.final: list[str] = []
         self.done = None
+        self.reading = False  # a "Reading your message… N%" line is showing
 
     def write(self, text: str) -> None:
         self.out.write(text)
@@ -49,7 +50,16 @@ class TerminalView:
         return f"{DIM}{text}{RESET}" if self.tty else text
 
     def handle(self, ev) -> None:
-        """Show one event (engine.events: ContextTrimmed, MessageStart, TextDelta, MessageEnd, Stop, Done)."""
+        """Show one event (engine.events: ContextTrimmed, PrefillProgress, MessageStart, TextDelta,
+        MessageEnd, Stop, Done)."""
+        if isinstance(ev, PrefillProgress):
+            if self.tty:  # only sent for prompts that take more than a second to read
+                self.write(f"{CLEAR_LINE}Reading your message… {int(ev.fraction * 100)}%")
+                self.reading = True
+            return
+        if self.reading:
+            self.write(CLEAR_LINE)
+            self.reading = False
         if isinstance(ev, MessageStart) and ev.channel == "analysis":
             self.thinking_since = self.last_tick = self.clock()
             if self.show_reasoning:
@@ -169,6 +179,10 @@ class Chat:
                 self.answer(line)
             except KeyboardInterrupt:  # Ctrl-C in the instant before the answer's handler was set
                 print("\n(stopped)", file=self.out)
+                if self.messages and self.messages[-1]["role"] == "user":
+                    self.messages.pop()
+            except ModelError as e:  # e.g. NaN logits from damaged weights: say so, keep the chat
+                print(f"\n{e}", file=self.out)
                 if self.messages and self.messages[-1]["role"] == "user":
                     self.messages.pop()
 

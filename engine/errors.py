@@ -3,3 +3,10 @@
 
 class ModelError(Exception):
     """The model folder can't be used as it is (missing, incomplete, corrupt, unsupported)."""
+
+
+def unreadable(what: str) -> ModelError:
+    """The sentence for a file or folder this app may not read (permissions, macOS privacy)."""
+    return ModelError(f"{what} can't be read (permission denied); give this app access to the model folder "
+                      "(Finder > Get Info > Sharing & Permissions, or System Settings > Privacy & Security > "
+                      "Files and Folders), or choose another folder.")

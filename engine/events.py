@@ -18,6 +18,12 @@ class MessageStart:
     role: str
     channel: str
     recipient: str | None = None  # "functions.x" for a tool call (" to=functions.x" in the header)
+    content_type: str | None = None  # "<|constrain|>json" for a JSON call, "code" for python
+
+    @property
+    def user_visible(self) -> bool:
+        """Final answers and preambles (commentary to nobody) are for the user; the rest is not."""
+        return self.recipient is None and self.channel in ("final", "commentary")
 
 
 @dataclass(frozen=True)

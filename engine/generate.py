@@ -22,6 +22,10 @@ from typing import Iterable, Iterator
 import mlx.core as mx
 import numpy as np
 
+from engine.errors import ModelError
+
+NONFINITE = -1  # the sampled "token" that says the logits held NaN or Inf (see flag_nonfinite)
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -39,7 +43,7 @@ class GenerationStats:
     prefill_tps: float = 0.0
     decode_tps: float = 0.0
     peak_memory_bytes: int = 0
-    stop_reason: str = ""  # "stop" | "max_tokens" | "cancelled"
+    stop_reason: str = ""  # "stop" | "max_tokens" | "cancelled" | "error"
 
 
 def filter_logits(logits: mx.array, top_p: float, min_p: float) -> mx.array:
@@ -116,10 +120,37 @@ def prefill(model, ids: list[int], cache, chunk: int = 512, cancel: threading.Ev
             yield done
 
 
-def decode_one_token(model, ids, cache, sampler: "Sampler") -> mx.array:
-    """Feed ids (usually the last sampled token), sample the next token lazily: [1] ids."""
-    logits = model(model_ids(model, ids), cache=cache, last_only=True)
-    return sampler(logits[:, -1, :])
+def decode_one_token(model, ids, cache, sampler: "Sampler", constraint=None, fed_generated: bool = True) -> mx.array:
+    """Feed ids (usually the last sampled token), sample the next token lazily: [1] ids.
+
+    constraint (engine.structured.ReplyConstraint): told the token just fed (when it was generated,
+    not the prompt's last), it may mask the logits where JSON is due. The mask is computed on the
+    CPU while the model step runs.
+    """
+    if isinstance(ids, mx.array):  # a NONFINITE token is fed as 0 by the step queued behind it;
+        ids = mx.maximum(ids, 0)   # the loop stops before using that step
+    raw = model(model_ids(model, ids), cache=cache, last_only=True)[:, -1, :]
+    logits = raw
+    if constraint is not None:
+        mx.async_eval(raw)
+        fed = None
+        if fed_generated:
+            fed = ids.item() if isinstance(ids, mx.array) else int(ids[-1])
+        mask = constraint.next_mask(fed) if fed is None or fed >= 0 else None  # NONFINITE: the loop raises
+        if mask is not None:
+            logits = mx.where(mask, raw, mx.array(-float("inf"), dtype=raw.dtype))
+    return flag_nonfinite(raw, sampler(logits))
+
+
+def flag_nonfinite(logits: mx.array, token: mx.array) -> mx.array:
+    """token [1] as int32, or NONFINITE when logits [1, V] hold NaN or +-Inf (damaged weights).
+
+    Folded into the token the loop reads anyway: the check adds no host sync. One sum is enough:
+    any NaN or Inf makes it non-finite (raw logits are never masked to -inf), and |logits| * V is
+    far from overflowing.
+    """
+    bad = ~mx.isfinite(logits.sum(axis=-1))
+    return mx.where(bad, NONFINITE, token.astype(mx.int32))
 
 
 class Generation:
@@ -133,7 +164,7 @@ class Generation:
 
     def __init__(self, model, prompt_ids: Iterable[int], cache, sampling: SamplingParams = SamplingParams(),
                  max_tokens: int = 1024, stop_ids: Iterable[int] = (), cancel: threading.Event | None = None,
-                 prefill_chunk: int = 512, splits: Iterable[int] = (), on_split=None):
+                 prefill_chunk: int = 512, splits: Iterable[int] = (), on_split=None, constraint=None):
         self.model, self.cache = model, cache
         self.prompt = list(prompt_ids)
         if not self.prompt:
@@ -145,6 +176,7 @@ class Generation:
         self.prefill_chunk = prefill_chunk
         self.splits = tuple(splits)  # positions in the prompt where on_split(position) is called
         self.on_split = on_split
+        self.constraint = constraint  # engine.structured.ReplyConstraint: masks logits where JSON is due
         self.stats = GenerationStats(prompt_tokens=len(self.prompt))
         self._started: float | None = None
         self._prefilled = False
@@ -178,7 +210,8 @@ class Generation:
         # next step can be built, so its one sync per token comes first and the device waits for
         # the graph; otherwise the next step is queued before the token is read.
         host = host_embedding(self.model)
-        token = decode_one_token(self.model, self.prompt[-1:], self.cache, self.sampler)
+        token = decode_one_token(self.model, self.prompt[-1:], self.cache, self.sampler, self.constraint,
+                                 fed_generated=False)
         mx.async_eval(token)
         first_at = None
         next_token = None
@@ -187,13 +220,18 @@ class Generation:
                 tid = token.item() if host else None
                 feed = [tid] if host else token
                 if stats.generated_tokens + 1 < self.max_tokens:
-                    next_token = decode_one_token(self.model, feed, self.cache, self.sampler)
+                    next_token = decode_one_token(self.model, feed, self.cache, self.sampler, self.constraint)
                     mx.async_eval(next_token)
                 else:
                     next_token = None
-                    mx.eval(decode_one_token(self.model, feed, self.cache, self.sampler))  # the cache holds every yielded token
+                    # the cache holds every yielded token
+                    mx.eval(decode_one_token(self.model, feed, self.cache, self.sampler, self.constraint))
                 if tid is None:
                     tid = token.item()
+                if tid == NONFINITE:
+                    stats.stop_reason = "error"
+                    raise ModelError("The model computed NaN (not a number) instead of a next word, so its "
+                                     "weights are damaged; download the model again.")
                 now = time.perf_counter()
                 if first_at is None:
                     first_at = now

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from engine.config import read_regular_text
+
 
 def prefers_greedy(folder: str | Path) -> bool:
     """True when the folder's generation_config.json says "do_sample": false.
@@ -14,7 +16,7 @@ def prefers_greedy(folder: str | Path) -> bool:
     unreadable file means "no preference": the user's sampling settings apply.
     """
     try:
-        config = json.loads((Path(folder) / "generation_config.json").read_text())
-    except (OSError, ValueError):
+        config = json.loads(read_regular_text(Path(folder) / "generation_config.json"))
+    except (OSError, ValueError, RecursionError):  # a FIFO or device raises OSError: never blocks
         return False
     return isinstance(config, dict) and config.get("do_sample") is False

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import codecs
 import datetime as _dt
+import json
+from dataclasses import dataclass
 
 import tiktoken
 
 from engine.events import Event, MessageEnd, MessageStart, Stop, TextDelta  # noqa: F401 (re-exported)
 from engine.tokenizer import encode_text, special_id
+from engine.tools import (FUNCTIONS, FUNCTIONS_CHANNEL_LINE, PYTHON, PYTHON_DESCRIPTION, Tool, ToolCall,
+                          check_call, tools_section)
 
 DEFAULT_IDENTITY = "You are ChatGPT, a large language model trained by OpenAI."
 KNOWLEDGE_CUTOFF = "2024-06"
@@ -25,32 +29,59 @@ CHANNELS_LINE = "# Valid channels: analysis, commentary, final. Channel must be 
 MAX_HEADER_TOKENS = 64  # a header longer than this is the model rambling, not a header
 
 
-def system_text(effort: str, date: str, identity: str = DEFAULT_IDENTITY) -> str:
-    """The system message body (identity, cutoff, date, reasoning effort, channels)."""
+def system_text(effort: str, date: str, identity: str = DEFAULT_IDENTITY, python: bool = False,
+                functions: bool = False) -> str:
+    """The system message body (identity, cutoff, date, reasoning effort, built-in tools, channels)."""
+    tools = f"{tools_section([(PYTHON, PYTHON_DESCRIPTION, [])])}\n\n" if python else ""
+    channels = CHANNELS_LINE + (f"\n{FUNCTIONS_CHANNEL_LINE}" if functions else "")
     return (
         f"{identity}\nKnowledge cutoff: {KNOWLEDGE_CUTOFF}\nCurrent date: {date}\n\n"
-        f"Reasoning: {effort}\n\n{CHANNELS_LINE}"
+        f"Reasoning: {effort}\n\n{tools}{channels}"
     )
 
 
-def kept_messages(messages: list[dict]) -> list[dict]:
-    """Drop analysis that precedes the last final answer, when the last assistant message is final.
+def developer_text(instructions: str | None, functions: list[Tool] = (),
+                   response_format: dict | None = None) -> str:
+    """The developer message body: instructions, the functions namespace, the response format."""
+    sections = ["# Instructions", instructions] if instructions else []
+    if functions:
+        sections.append(tools_section([(FUNCTIONS, None, list(functions))]))
+    if response_format is not None:
+        sections.append(response_format_section(response_format))
+    return "\n\n".join(sections)
 
-    This is the documented harmony rule (and the Hugging Face chat template's): chain of thought
-    from finished turns is not shown to the model again. openai-harmony 0.0.8 only drops analysis
-    before the FIRST final answer (its PR #96 fixes that); for one earlier turn both agree.
+
+def response_format_section(response_format: dict) -> str:
+    """`# Response Formats` as the harmony guide shows it: name, description comment, the schema.
+
+    response_format: {"name": str, "description": str?, "schema": dict} (OpenAI's json_schema)."""
+    comment = f"// {response_format['description']}\n" if response_format.get("description") else ""
+    schema = json.dumps(response_format.get("schema", {}), separators=(",", ":"), ensure_ascii=False)
+    return f"# Response Formats\n\n## {response_format.get('name') or 'response'}\n\n{comment}{schema}"
+
+
+def kept_messages(messages: list[dict]) -> list[dict]:
+    """Drop the chain of thought (analysis-channel messages) of every turn that ended in a final answer.
+
+    This is the documented harmony rule: analysis before the last final answer is not shown to the
+    model again, while the current turn's analysis stays through its tool calls and results (the
+    model may call tools from its chain of thought). openai-harmony 0.0.8 drops analysis only before
+    the FIRST final answer and only when the last assistant message is final (its PR #96 changes
+    that); where it drops anything, the two agree for one earlier turn.
     """
-    assistant = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
-    if not assistant or _channel(messages[assistant[-1]]) != "final":
+    finals = [i for i, m in enumerate(messages) if _channel(m) == "final"]
+    if not finals:
         return list(messages)
-    last_final = max(i for i in assistant if _channel(messages[i]) == "final")
-    return [m for i, m in enumerate(messages) if not (i < last_final and _channel(m) == "analysis")]
+    return [m for i, m in enumerate(messages) if not (i < finals[-1] and _channel(m) == "analysis")]
 
 
 def _channel(message: dict) -> str | None:
-    if message.get("role") != "assistant":
-        return None
-    return message.get("channel") or "final"
+    role = message.get("role")
+    if role == "assistant":
+        return message.get("channel") or "final"
+    if role == "tool":
+        return message.get("channel") or "commentary"
+    return None
 
 
 class _Ids:
@@ -69,13 +100,42 @@ def _optional_id(enc: tiktoken.Encoding, name: str) -> int | None:
         return None
 
 
-def render_message(enc: tiktoken.Encoding, role: str, text: str, channel: str | None = None) -> list[int]:
-    """Ids of one complete message, ending with <|end|>."""
+def render_message(enc: tiktoken.Encoding, role: str, text: str, channel: str | None = None,
+                   recipient: str | None = None, content_type: str | None = None,
+                   recipient_after_channel: bool = False) -> list[int]:
+    """Ids of one complete message, ending with <|end|> (<|call|> for an assistant's tool call).
+
+    Each header piece is encoded on its own, as openai-harmony does. A tool's answer has the
+    tool's name as its role and recipient "assistant"."""
     ids = _Ids(enc)
     out = [ids.start, *encode_text(enc, role)]
+    to = encode_text(enc, f" to={recipient}") if recipient and recipient != "all" else []
+    if not recipient_after_channel:
+        out += to
     if channel is not None:
         out += [ids.channel, *encode_text(enc, channel)]
-    return out + [ids.message, *encode_text(enc, text), ids.end]
+    if recipient_after_channel:
+        out += to
+    if content_type:
+        if content_type.startswith("<|constrain|>") and ids.constrain is not None:
+            rest = content_type[len("<|constrain|>"):]
+            out += [*encode_text(enc, " "), ids.constrain, *encode_text(enc, rest)]
+        else:
+            out += encode_text(enc, f" {content_type}")
+    end = ids.call if role == "assistant" and recipient else ids.end
+    return out + [ids.message, *encode_text(enc, text), end]
+
+
+def render_chat_message(enc: tiktoken.Encoding, m: dict) -> list[int]:
+    """One user, assistant or tool message of the conversation (see render_prompt)."""
+    if m["role"] == "tool":
+        name = m.get("name")
+        if not name:
+            raise ValueError("A tool message needs the name of the tool that answered (e.g. functions.get_weather).")
+        return render_message(enc, name, m.get("content") or "", _channel(m), recipient="assistant")
+    return render_message(enc, m["role"], m.get("content") or "", _channel(m), recipient=m.get("recipient"),
+                          content_type=m.get("content_type"),
+                          recipient_after_channel=bool(m.get("recipient_after_channel")))
 
 
 def render_prompt(
@@ -85,30 +145,40 @@ def render_prompt(
     date: str | None = None,
     developer: str | None = None,
     identity: str = DEFAULT_IDENTITY,
+    tools: list[Tool] | None = None,
+    python: bool = False,
+    response_format: dict | None = None,
 ) -> list[int]:
     """Token ids of the whole conversation, ending with `<|start|>assistant` ready for completion.
 
-    messages: [{"role": "user"|"assistant", "content": str, "channel": "analysis"|"final"}]
-    (channel only for assistant, "final" when absent). date defaults to today (YYYY-MM-DD).
+    messages: [{"role": "user"|"assistant"|"tool", "content": str, "channel": ...}]: an assistant
+    message has a channel ("final" when absent) and, for a tool call, a recipient
+    ("functions.NAME" or "python") and content_type ("<|constrain|>json"); a tool message has the
+    tool's `name` (its answer goes to the assistant). tools: user functions (developer message);
+    python: offer the built-in python tool (system message); response_format: OpenAI's json_schema
+    ({"name", "description"?, "schema"}) shown to the model. date defaults to today (YYYY-MM-DD).
     """
     if effort not in EFFORTS:
         raise ValueError(f"Reasoning effort must be one of {', '.join(EFFORTS)}, not {effort!r}.")
     for m in messages:
-        if m.get("role") not in ("user", "assistant"):
-            raise ValueError(f"A chat message's role must be user or assistant, not {m.get('role')!r}.")
+        if m.get("role") not in ("user", "assistant", "tool"):
+            raise ValueError(f"A chat message's role must be user, assistant or tool, not {m.get('role')!r}.")
     date = date or _dt.date.today().isoformat()
-    out = render_message(enc, "system", system_text(effort, date, identity))
-    if developer:
-        out += render_message(enc, "developer", f"# Instructions\n\n{developer}")
+    tools = list(tools or [])
+    out = render_message(enc, "system", system_text(effort, date, identity, python=python, functions=bool(tools)))
+    if developer or tools or response_format is not None:
+        out += render_message(enc, "developer", developer_text(developer, tools, response_format))
     for m in kept_messages(messages):
-        out += render_message(enc, m["role"], m.get("content") or "", _channel(m))
+        out += render_chat_message(enc, m)
     return out + [_Ids(enc).start, *encode_text(enc, "assistant")]
 
 
 # ---------------------------------------------------------------- streaming parser events
 
 
-# The parser's events live in engine.events (no MLX, no tiktoken), re-exported here.
+# The parser's events live in engine.events (no MLX, no tiktoken), re-exported here; a reply can
+# also yield engine.tools.ToolCall.
+Event = MessageStart | TextDelta | MessageEnd | ToolCall | Stop
 
 
 class StreamParser:
@@ -116,12 +186,19 @@ class StreamParser:
 
     Never raises on model output: anything out of place ends the stream with
     Stop("malformed: ...") after closing the open message. After Stop, feed() returns [].
+    A message to a tool that ends in <|call|> yields a ToolCall (checked against `tools`) before
+    Stop("call").
     """
 
     HEADER, CONTENT, BETWEEN, STOPPED = range(4)
 
-    def __init__(self, enc: tiktoken.Encoding, role: str = "assistant"):
+    def __init__(self, enc: tiktoken.Encoding, role: str = "assistant", tools: list[Tool] | None = None):
         self.enc = enc
+        self.tools = {t.name: t for t in tools or ()}
+        self.recipient: str | None = None
+        self.content_type: str | None = None
+        self.recipient_after_channel = False
+        self.call_text: list[str] = []  # a tool call's arguments, gathered to be checked at <|call|>
         self.ids = _Ids(enc)
         self.state = self.HEADER
         self.header: list[int] = []
@@ -163,7 +240,7 @@ class StreamParser:
         return []
 
     def _open_message(self) -> list[Event]:
-        role, channel, recipient = self._parse_header()
+        role, channel, recipient, content_type, after = self._parse_header()
         if self.role is None:
             self.role = role
         if self.role != "assistant":
@@ -171,8 +248,10 @@ class StreamParser:
         if not channel:
             return self._stop("malformed: message without a channel")
         self.channel, self.state = channel, self.CONTENT
+        self.recipient, self.content_type, self.recipient_after_channel = recipient, content_type, after
+        self.call_text = []
         self.decoder.reset()
-        return [MessageStart(self.role, channel, recipient)]
+        return [MessageStart(self.role, channel, recipient, content_type)]
 
     def _content(self, token: int) -> list[Event]:
         if token in (self.ids.end, self.ids.ret, self.ids.call):
@@ -181,19 +260,31 @@ class StreamParser:
                 self.state = self.BETWEEN
                 return events
             self.state = self.STOPPED
-            return events + [Stop("return" if token == self.ids.ret else "call")]
+            if token == self.ids.ret:
+                return events + [Stop("return")]
+            if self.recipient is None:
+                return events + [Stop("malformed: <|call|> ended a message that was not to a tool")]
+            call = check_call(self.recipient, "".join(self.call_text), self.tools, self.channel,
+                              self.content_type, self.recipient_after_channel)
+            return events + [call, Stop("call")]
         if self._is_special(token):
             return self._stop(f"malformed: {self._describe(token)} inside a message")
         text = self.decoder.decode(self.enc.decode_single_token_bytes(token))
-        return [TextDelta(self.channel, text)] if text else []
+        return self._text(text)
+
+    def _text(self, text: str) -> list[Event]:
+        if not text:
+            return []
+        if self.recipient is not None:
+            self.call_text.append(text)
+        return [TextDelta(self.channel, text)]
 
     # -- helpers
 
     def _close_message(self) -> list[Event]:
         events: list[Event] = []
         tail = self.decoder.decode(b"", final=True)  # a cut-off character becomes U+FFFD
-        if tail:
-            events.append(TextDelta(self.channel, tail))
+        events += self._text(tail)
         events.append(MessageEnd(self.channel))
         return events
 
@@ -202,22 +293,26 @@ class StreamParser:
         self.state = self.STOPPED
         return events + [Stop(reason)]
 
-    def _parse_header(self) -> tuple[str | None, str | None, str | None]:
-        """Split the header tokens into role, channel and recipient (" to=..."), all optional."""
-        before, channel_part, seen_channel = [], [], False
+    def _parse_header(self) -> tuple[str | None, str | None, str | None, str | None, bool]:
+        """Split the header into role, channel, recipient (" to=..."), content type
+        ("<|constrain|>json", "code") and whether the recipient came after the channel."""
+        parts: list[list[str]] = [[]]  # words before the channel token, then after it
         for t in self.header:
             if t == self.ids.channel:
-                seen_channel = True
+                parts.append([])
             elif t == self.ids.constrain:
-                (channel_part if seen_channel else before).append(" ")
+                parts[-1].append(" <|constrain|>")
             else:
-                (channel_part if seen_channel else before).append(self.enc.decode([t]))
-        role_words = "".join(before).split()
-        channel_words = "".join(channel_part).split()
-        recipient = next((w[3:] for w in role_words + channel_words if w.startswith("to=")), None)
-        role = next((w for w in role_words if not w.startswith("to=")), None)
-        channel = next((w for w in channel_words if not w.startswith("to=")), None) if seen_channel else None
-        return role, channel, recipient
+                parts[-1].append(self.enc.decode([t]))
+        before = "".join(parts[0]).split()
+        seen_channel = len(parts) > 1
+        after = "".join(w for p in parts[1:] for w in p).replace("<|constrain|> ", "<|constrain|>").split()
+        channel = after.pop(0) if after and seen_channel and not after[0].startswith(("to=", "<|")) else None
+        role = before.pop(0) if before and not before[0].startswith("to=") else None
+        recipient = next((w[3:] for w in before + after if w.startswith("to=")), None)
+        recipient_after = any(w.startswith("to=") for w in after) and not any(w.startswith("to=") for w in before)
+        content_type = next((w for w in before + after if not w.startswith("to=")), None)
+        return role, channel, recipient, content_type, recipient_after
 
     def _is_special(self, token: int) -> bool:
         try:

@@ -14,7 +14,7 @@ import mlx.core as mx
 from engine.checkpoint import Checkpoint
 from engine.config import load_config
 from engine.errors import ModelError
-from engine.model import Attention, Block, Embedding, GptOss, Linear, yarn_inv_freq
+from engine.model import Attention, Block, Embedding, GptOss, Linear, Rotary, yarn_inv_freq
 from engine.moe import MoE, ExpertWeights, experts_mlx
 
 DTYPES = {"bfloat16": mx.bfloat16, "float16": mx.float16, "float32": mx.float32}
@@ -61,8 +61,8 @@ def load_model(folder: str | Path, dtype: str | None = None, policy=None,
 
     dtype: compute dtype of everything but the experts ("bfloat16", or "float32" for parity
     checks); None picks default_dtype().
-    policy: an engine.memory.Policy (non-expert bits, embedding on CPU, expert slots); None keeps
-    every weight resident in `dtype`.
+    policy: an engine.memory.Policy (non-expert bits, embedding on CPU, expert slots, KV cache
+    bits); None keeps every weight resident in `dtype` and the KV cache in `dtype`.
     layers, head: for one stage of a pipeline (engine/distributed.py): only layers [first, last)
     are read (the model's blocks are those), and with head=False no embedding, norm or lm_head.
     Raises ModelError with one clear sentence when the folder can't be used.
@@ -101,14 +101,13 @@ def load_model(folder: str | Path, dtype: str | None = None, policy=None,
         mx.eval(embed.table)
 
     compute = experts_backend(dt, cfg)
-    inv_freq, attn_factor = yarn_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
-    periods = mx.array(1.0 / inv_freq)  # mx.fast.rope takes periods, not inverse frequencies
+    rotary = Rotary(*yarn_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling))
     blocks = []
     for i in range(*(layers or (0, cfg.num_hidden_layers))):
         p = f"model.layers.{i}."
         attn = Attention(cfg, *(linear(p + f"self_attn.{n}_proj") for n in "qkvo"),
                          sinks=w(p + "self_attn.sinks"),
-                         sliding=cfg.is_sliding(i), freqs=periods, attn_factor=attn_factor)
+                         sliding=cfg.is_sliding(i), rotary=rotary)
         if slots is not None:
             from engine.residency import load_layer_experts  # only when the plan asks for it
             experts = load_layer_experts(ckpt, i, cfg, slots, dtype=dt)
@@ -120,7 +119,7 @@ def load_model(folder: str | Path, dtype: str | None = None, policy=None,
                       moe, cfg.rms_norm_eps)
         mx.eval(_block_arrays(block))  # read this layer now: bounds the loading peak
         blocks.append(block)
-    return GptOss(cfg, embed, blocks, norm, lm_head, dt)
+    return GptOss(cfg, embed, blocks, norm, lm_head, dt, kv_bits=getattr(policy, "kv_bits", None))
 
 
 def _block_arrays(block: Block) -> list[mx.array]:

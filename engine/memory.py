@@ -12,7 +12,10 @@ The ladder (docs/memory.md says why):
   2. the same in 8-bit, then 4-bit (MLX affine, group 64)
   3. 8-bit (then 4-bit) non-expert weights with only some experts resident per layer (LRU slots
      filled from the memory-mapped checkpoint), as many slots as fit, never fewer than a quarter
-  4. the same with an 8-bit KV cache (once engine/cache.py implements it: KV_BITS_SUPPORTED)
+  4. every rung above is tried with the bf16 KV cache, then with the 8-bit one
+     (KV_BITS_SUPPORTED), before the next rung: an 8-bit cache costs about what bf16 itself
+     costs against float32, while a step down in weights costs 3x that and an expert slot less
+     costs speed (docs/memory.md has the figures)
 The embedding table always stays in the memory-mapped checkpoint (rows gathered on the CPU).
 Experts are never requantized: they stay in the checkpoint's MXFP4.
 
@@ -36,9 +39,9 @@ MIN_RESIDENT_FRACTION = 0.25  # fewer slots than this and nearly every expert pi
 KV_STEP = 256  # the KV cache grows in steps of this many tokens
 DEFAULT_PREFILL_CHUNK = 512
 MIN_PREFILL_CHUNK = 16
-# KV cache widths the engine implements (engine/cache.py keeps the model dtype today); add 8 when
-# it quantizes the cache, and the planner's last rung (8-bit KV) becomes available.
-KV_BITS_SUPPORTED: tuple[int | None, ...] = (None,)
+# KV cache widths the engine implements (engine/cache.py): the model dtype, or 8-bit codes with a
+# scale and bias per group of QUANT_GROUP along the head dim (full-attention layers only).
+KV_BITS_SUPPORTED: tuple[int | None, ...] = (None, 8)
 ATTENTION_SHARE = 16  # a prefill chunk's attention scores may take 1/16 of the budget
 
 
@@ -121,15 +124,15 @@ class Plan:
 
 def read_footprint(model_folder: str | Path) -> Footprint:
     """Group the checkpoint's tensors by what they are, from config.json and the headers."""
-    from engine.checkpoint import Checkpoint  # reads headers only; validates shapes and sizes
+    from engine.checkpoint_format import is_expert_tensor, read_checkpoint  # headers only, no MLX
     from engine.config import load_config
 
     cfg = load_config(model_folder)
-    ckpt = Checkpoint(model_folder, cfg)
+    tensors = read_checkpoint(model_folder, cfg)
     expert_total = quant_bytes = other = embed = 0
     quantizable, float_itemsize = [], 2
-    for name, info in ckpt.tensors.items():
-        if ".mlp.experts." in name:
+    for name, info in tensors.items():
+        if is_expert_tensor(name):
             expert_total += info.nbytes
         elif name == "model.embed_tokens.weight":
             embed = info.nbytes
@@ -165,17 +168,22 @@ def quantized_bytes(out_features: int, in_features: int, bits: int, itemsize: in
 
 
 def kv_cache_bytes(fp: Footprint, context: int, kv_bits: int | None, chunk: int, itemsize: int = 2) -> int:
-    """KV cache at `context` tokens: full layers hold all of it, sliding layers a window (+ a chunk)."""
+    """KV cache at `context` tokens: full layers hold all of it, sliding layers a window (+ a chunk).
+
+    With kv_bits the full layers store codes plus a scale and a bias (model dtype) per group
+    along the head dim (engine/cache.py QuantizedFullCache); sliding layers keep the model dtype.
+    """
     per_token_layer = 2 * fp.kv_heads * fp.head_dim  # k and v elements
     if kv_bits is None:
-        per_elem = itemsize
-    else:  # packed codes + bf16 scale and bias per group of 64
-        per_elem = kv_bits / 8 + 2 * itemsize / QUANT_GROUP
+        full_per_elem = itemsize
+    else:
+        group = QUANT_GROUP if fp.head_dim % QUANT_GROUP == 0 else fp.head_dim
+        full_per_elem = kv_bits / 8 + 2 * itemsize / group
     full_tokens = math.ceil(context / KV_STEP) * KV_STEP
     # A sliding layer keeps window-1 keys and holds them plus the new chunk while it attends.
     sliding_tokens = min(context, fp.sliding_window - 1 + chunk)
-    elems = per_token_layer * (fp.full_layers * full_tokens + fp.sliding_layers * sliding_tokens)
-    return int(elems * per_elem)
+    full = per_token_layer * fp.full_layers * full_tokens * full_per_elem
+    return int(full + per_token_layer * fp.sliding_layers * sliding_tokens * itemsize)
 
 
 def workspace_bytes(fp: Footprint, policy: Policy, chunk: int, itemsize: int = 2) -> int:
@@ -282,12 +290,11 @@ def wired_limit(limit: int | None = None):
 def candidate_policies(fp: Footprint, context_length: int) -> list[Policy]:
     """Every policy the planner may choose, richest first (see the module docstring)."""
     base = Policy(embed_on_cpu=True, context_length=context_length)
-    ladder = [replace(base, non_expert_bits=b) for b in (None, 8, 4)]
+    ladder = [replace(base, non_expert_bits=b, kv_bits=kv) for b in (None, 8, 4) for kv in KV_BITS_SUPPORTED]
     min_slots = max(fp.experts_per_token, math.ceil(fp.num_experts * MIN_RESIDENT_FRACTION))
-    for kv in KV_BITS_SUPPORTED:
-        for bits in (8, 4):
-            for slots in range(fp.num_experts - 1, min_slots - 1, -1):
-                ladder.append(replace(base, non_expert_bits=bits, expert_slots=slots, kv_bits=kv))
+    for bits in (8, 4):
+        for slots in range(fp.num_experts - 1, min_slots - 1, -1):
+            ladder += [replace(base, non_expert_bits=bits, expert_slots=slots, kv_bits=kv) for kv in KV_BITS_SUPPORTED]
     return ladder
 
 

@@ -12,23 +12,28 @@ import math
 import mlx.core as mx
 import numpy as np
 
-from engine.cache import FullCache, ModelCache, SlidingCache
+from engine.cache import FullCache, ModelCache, QuantizedFullCache, SlidingCache
 from engine.config import GptOssConfig, YarnScaling
 
 BUILD = object()  # mask argument: "build it here" (a layer called on its own)
+KV_GROUP = 64  # quantization group of an 8-bit KV cache along the head dim (gpt-oss: one per row)
 
 
 def yarn_inv_freq(head_dim: int, base: float, yarn: YarnScaling | None) -> tuple[np.ndarray, float]:
-    """Inverse RoPE frequencies [hd/2] and the attention factor that scales cos and sin.
+    """Inverse RoPE frequencies [hd/2] (float32) and the attention factor that scales cos and sin.
 
-    With truncate=false (gpt-oss) the correction range is not floored/ceiled: matching the
-    reference here is what keeps long positions right.
+    Every step is the reference's float32 operation in the reference's order, so the frequencies
+    are bit-identical to transformers' wherever its float32 pow is correctly rounded (PyTorch's
+    CPU pow rounds 2 of gpt-oss's 32 one ulp off: bench/rope_parity.py). With truncate=false the
+    correction range is not floored/ceiled: matching the reference here keeps long positions right.
     """
-    pos_freqs = base ** (np.arange(0, head_dim, 2, dtype=np.float32) / head_dim)
-    extrapolation = 1.0 / pos_freqs
+    exponents = np.arange(0, head_dim, 2, dtype=np.float32) / np.float32(head_dim)
+    # pow in float64 rounded once: the correctly rounded float32 power
+    pos_freqs = (np.float64(base) ** exponents.astype(np.float64)).astype(np.float32)
+    extrapolation = np.float32(1.0) / pos_freqs
     if yarn is None:
-        return extrapolation.astype(np.float32), 1.0
-    interpolation = 1.0 / (yarn.factor * pos_freqs)
+        return extrapolation, 1.0
+    interpolation = np.float32(1.0) / (np.float32(yarn.factor) * pos_freqs)
 
     def correction_dim(rotations: float) -> float:
         return (head_dim * math.log(yarn.original_max_position_embeddings / (rotations * 2 * math.pi))
@@ -40,10 +45,54 @@ def yarn_inv_freq(head_dim: int, base: float, yarn: YarnScaling | None) -> tuple
     low, high = max(low, 0), min(high, head_dim - 1)
     if low == high:
         high += 0.001
-    ramp = np.clip((np.arange(head_dim // 2, dtype=np.float32) - low) / (high - low), 0, 1)
-    extrapolation_share = 1 - ramp
-    inv_freq = interpolation * (1 - extrapolation_share) + extrapolation * extrapolation_share
+    ramp = (np.arange(head_dim // 2, dtype=np.float32) - np.float32(low)) / np.float32(high - low)
+    extrapolation_share = np.float32(1.0) - np.clip(ramp, np.float32(0), np.float32(1))
+    inv_freq = (interpolation * (np.float32(1.0) - extrapolation_share)
+                + extrapolation * extrapolation_share)
     return inv_freq.astype(np.float32), yarn.attention_factor
+
+
+@mx.compile
+def _rotate(x: mx.array, cos: mx.array, sin: mx.array) -> mx.array:
+    """NeoX halves: [x1, x2] -> [x1 cos - x2 sin, x2 cos + x1 sin], in float32, back in x's dtype.
+
+    cos = [c, c] and sin = [-s, s] over the head dim, so one fused multiply-add does both halves
+    with the reference's roundings (the minus sign is exact)."""
+    h = x.shape[-1] // 2
+    swapped = mx.concatenate([x[..., h:], x[..., :h]], axis=-1)
+    return (x * cos + swapped * sin).astype(x.dtype)
+
+
+class Rotary:
+    """YaRN RoPE as the reference computes it, shared by every layer.
+
+    The angle of position p and pair i is float32(p * inv_freq[i]) (one rounding, as transformers
+    does), then cos and sin are taken precisely and scaled by the attention factor. mx.fast.rope
+    differs in two ways that grow with the position: it takes periods and inverts them (a second
+    rounding of every frequency: an angle error of p * 1 ulp), and on Metal it uses fast::cos/sin,
+    whose error grows with the argument.
+    """
+
+    def __init__(self, inv_freq: np.ndarray, attention_factor: float):
+        self.inv_freq = mx.array(np.asarray(inv_freq, dtype=np.float32))  # [hd/2]
+        self.attention_factor = attention_factor
+        self._last = None  # (offset, T, cos, sin): the layers of one forward pass share the tables
+
+    def tables(self, offset: int, T: int) -> tuple[mx.array, mx.array]:
+        """cos, sin [T, hd] float32 for positions offset .. offset + T - 1 (see _rotate)."""
+        if self._last is not None and self._last[:2] == (offset, T):
+            return self._last[2:]
+        angles = mx.arange(offset, offset + T, dtype=mx.float32)[:, None] * self.inv_freq[None, :]
+        factor = mx.array(self.attention_factor, dtype=mx.float32)
+        cos, sin = mx.cos(angles) * factor, mx.sin(angles) * factor
+        cos, sin = mx.concatenate([cos, cos], axis=-1), mx.concatenate([-sin, sin], axis=-1)
+        self._last = (offset, T, cos, sin)
+        return cos, sin
+
+    def __call__(self, x: mx.array, offset: int) -> mx.array:
+        """x [B, H, T, hd] at positions offset.. -> rotated x, same shape and dtype."""
+        cos, sin = self.tables(offset, x.shape[2])
+        return _rotate(x, cos, sin)
 
 
 class Linear:
@@ -70,20 +119,42 @@ class Linear:
         return [a for a in (self.weight, self.scales, self.biases, self.bias) if a is not None]
 
 
+def quantized_attention(q: mx.array, keys: tuple, values: tuple, scale: float, sinks: mx.array,
+                        visible: mx.array | None, group_size: int, bits: int) -> mx.array:
+    """Attention with sinks over a quantized cache, in float32; the result in q's dtype.
+
+    q [B, H, T, hd]; keys, values: (codes, scales, biases) of [B, KV, S, ...] (QuantizedFullCache);
+    sinks [H]; visible [T, S] bool or None (all visible). Scores come from quantized matmuls on
+    the codes (no dequantized copy of the cache); the sink joins the softmax's denominator only.
+    """
+    B, H, T, hd = q.shape
+    KV, S = keys[0].shape[1], keys[0].shape[2]
+    rep = H // KV  # query heads kv*rep .. kv*rep + rep - 1 share kv head kv
+    f32 = mx.float32
+    qg = (q.astype(f32) * scale).reshape(B, KV, rep * T, hd)
+    k_codes, k_scales, k_biases = keys
+    scores = mx.quantized_matmul(qg, k_codes, k_scales.astype(f32), k_biases.astype(f32), transpose=True,
+                                 group_size=group_size, bits=bits).reshape(B, KV, rep, T, S)
+    if visible is not None:
+        scores = mx.where(visible, scores, -mx.inf)
+    sink = sinks.astype(f32).reshape(1, KV, rep, 1, 1)
+    top = mx.maximum(scores.max(axis=-1, keepdims=True), sink)  # finite: the sink always is
+    e = mx.exp(scores - top)
+    probs = e / (e.sum(axis=-1, keepdims=True) + mx.exp(sink - top))
+    v_codes, v_scales, v_biases = values
+    out = mx.quantized_matmul(probs.reshape(B, KV, rep * T, S), v_codes, v_scales.astype(f32),
+                              v_biases.astype(f32), transpose=False, group_size=group_size, bits=bits)
+    return out.reshape(B, H, T, hd).astype(q.dtype)
+
+
 class Attention:
-    def __init__(self, cfg: GptOssConfig, q, k, v, o, sinks, sliding: bool, freqs, attn_factor):
+    def __init__(self, cfg: GptOssConfig, q, k, v, o, sinks, sliding: bool, rotary: Rotary):
         self.q_proj, self.k_proj, self.v_proj, self.o_proj = q, k, v, o
         self.sinks = sinks
         self.H, self.KV, self.hd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
         self.window = cfg.sliding_window if sliding else None
         self.scale = 1.0 / math.sqrt(self.hd)
-        self.freqs, self.attn_factor = freqs, attn_factor
-
-    def _rope(self, x: mx.array, offset: int) -> mx.array:
-        x = mx.fast.rope(x, self.hd, traditional=False, base=None, scale=1.0, offset=offset, freqs=self.freqs)
-        # YaRN scales cos and sin; rotation is linear, so scaling the result is the same. (Folding
-        # the square into the softmax scale instead drifts further from the reference in bf16.)
-        return x * self.attn_factor if self.attn_factor != 1.0 else x
+        self.rotary = rotary
 
     def _mask(self, T: int, offset: int, start: int, S: int):
         """Boolean [T, S] mask (True = visible), "causal", or None when every key is visible."""
@@ -91,6 +162,10 @@ class Attention:
             return None
         if self.window is None:
             return "causal"  # MLX aligns it to the last key: query i sees keys up to offset + i
+        return self._visible(T, offset, start, S)
+
+    def _visible(self, T: int, offset: int, start: int, S: int) -> mx.array:
+        """Boolean [T, S]: query offset + i sees key start + j (causal, and the window if any)."""
         q_pos = mx.arange(offset, offset + T)[:, None]
         k_pos = mx.arange(start, start + S)[None, :]
         visible = k_pos <= q_pos
@@ -100,9 +175,8 @@ class Attention:
 
     def mask_for(self, T: int, cache):
         """The mask for T new tokens after what `cache` holds (the same for every layer of a kind,
-        so the model builds it once per forward pass). A sliding cache keeps window - 1 keys."""
-        offset = cache.offset
-        S = (min(offset, self.window - 1) if self.window is not None else offset) + T
+        so the model builds it once per forward pass)."""
+        offset, S = cache.offset, cache.held() + T
         return self._mask(T, offset, offset + T - S, S)
 
     def __call__(self, x: mx.array, cache, mask=BUILD) -> mx.array:
@@ -113,9 +187,14 @@ class Attention:
         offset = cache.offset
         if mask is BUILD:
             mask = self.mask_for(T, cache)
-        q, k = self._rope(q, offset), self._rope(k, offset)
+        q, k = self.rotary(q, offset), self.rotary(k, offset)
         k, v, start = cache.update(k, v)
-        out = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask=mask, sinks=self.sinks)
+        if isinstance(cache, QuantizedFullCache):
+            # the quantized path takes a boolean mask (or None): "causal" is spelled out for it
+            visible = self._visible(T, offset, start, k[0].shape[2]) if isinstance(mask, str) else mask
+            out = quantized_attention(q, k, v, self.scale, self.sinks, visible, cache.group_size, cache.bits)
+        else:
+            out = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask=mask, sinks=self.sinks)
         return self.o_proj(out.transpose(0, 2, 1, 3).reshape(B, T, -1))
 
 
@@ -149,14 +228,26 @@ class GptOss:
     """The whole model. Call with token ids [B, T] (and a cache) to get logits [B, T, V]."""
 
     def __init__(self, cfg: GptOssConfig, embed: Embedding, blocks: list[Block], norm: mx.array,
-                 lm_head: Linear, dtype):
+                 lm_head: Linear, dtype, kv_bits: int | None = None):
         self.config = cfg
         self.embed, self.blocks, self.norm, self.lm_head = embed, blocks, norm, lm_head
         self.dtype = dtype
+        self.kv_bits = kv_bits  # the policy's KV cache width: None (model dtype) or 8
 
-    def make_cache(self) -> ModelCache:
+    def make_cache(self, start: int = 0) -> ModelCache:
+        """Empty caches for every layer. Full-attention layers store keys/values in the model
+        dtype, or quantized when self.kv_bits is set (the policy's); sliding layers keep
+        their 128-token window in the model dtype (a few MB, not worth the error).
+        `start` > 0 puts the first token at that position with nothing before it (for tests and
+        benchmarks of long positions without a long prefix)."""
         cfg = self.config
-        return ModelCache([SlidingCache(cfg.sliding_window) if cfg.is_sliding(i) else FullCache()
+        bits = self.kv_bits
+        group = KV_GROUP if cfg.head_dim % KV_GROUP == 0 else cfg.head_dim  # tiny models: hd 32
+
+        def full():
+            return FullCache(start) if bits is None else QuantizedFullCache(bits, group, start)
+
+        return ModelCache([SlidingCache(cfg.sliding_window, start) if cfg.is_sliding(i) else full()
                            for i in range(cfg.num_hidden_layers)])
 
     def hidden(self, ids: mx.array, cache: ModelCache | None = None) -> mx.array:

@@ -21,12 +21,11 @@ from dataclasses import dataclass
 import mlx.core as mx
 import numpy as np
 
+from engine.checkpoint_format import EXPERT_PARTS, expert_tensor, mxfp4_words
 from engine.moe import ExpertWeights
 
 _PARTS = ("gate_up_blocks", "gate_up_scales", "gate_up_bias", "down_blocks", "down_scales", "down_bias")
-_TENSOR = {"gate_up_blocks": "gate_up_proj_blocks", "gate_up_scales": "gate_up_proj_scales",
-           "gate_up_bias": "gate_up_proj_bias", "down_blocks": "down_proj_blocks",
-           "down_scales": "down_proj_scales", "down_bias": "down_proj_bias"}
+_TENSOR = {part.replace("_proj", ""): part for part in EXPERT_PARTS}  # "down_blocks" -> "down_proj_blocks"
 
 
 @dataclass
@@ -46,8 +45,7 @@ class ResidencyStats:
 
 def _as_uint32(blocks: np.ndarray) -> np.ndarray:
     """[E, R, n_blocks, 16] uint8 -> [E, R, n_blocks * 4] uint32 (MLX's mxfp4 packing, same bytes)."""
-    flat = blocks.reshape(*blocks.shape[:-2], -1)
-    return flat.view(np.uint32)
+    return mxfp4_words(blocks)
 
 
 class ExpertStore:
@@ -129,10 +127,9 @@ class ExpertStore:
 
 def layer_source(checkpoint, layer_index: int) -> dict[str, np.ndarray]:
     """Memory-mapped views of one layer's expert tensors (blocks viewed as uint32)."""
-    prefix = f"model.layers.{layer_index}.mlp.experts."
     out = {}
     for name in _PARTS:
-        a = checkpoint.memmap(prefix + _TENSOR[name])
+        a = checkpoint.memmap(expert_tensor(layer_index, _TENSOR[name]))
         out[name] = _as_uint32(a) if name.endswith("_blocks") else a
     return out
 

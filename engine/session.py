@@ -24,6 +24,7 @@ from engine.generate import Generation, GenerationStats, SamplingParams
 from engine.harmony import StreamParser
 from engine.prompt_fit import fit_prompt
 from engine.tokenizer import special_id
+from engine.structured import reply_setup
 
 MAX_SNAPSHOTS = 8  # each holds the sliding layers' windows (a few MB for gpt-oss-20b)
 PREFILL_CHUNK = 512
@@ -82,6 +83,8 @@ class ChatSession:
         """Rewind the cache to the newest snapshot that is a prefix of ids[:-1]; returns its position."""
         target = len(ids) - 1
         reusable = min(common_prefix(self.held, ids), target)
+        if self.cache is not None and reusable == len(self.held) == self.cache.offset:
+            return reusable  # the prompt extends everything held (a tool result after a call): no rewind
         snap = next((s for s in reversed(self.snapshots) if s.position <= reusable), None)
         if self.cache is None or snap is None:
             self.cache, self.held, self.snapshots = self.model.make_cache(), [], []
@@ -131,15 +134,23 @@ class ChatSession:
 
     def reply(self, messages: list[dict], effort: str = "medium", developer: str | None = None,
               sampling: SamplingParams | None = None, max_tokens: int = 2048,
-              cancel: threading.Event | None = None, date: str | None = None, identity: str | None = None):
-        """Generate the assistant's answer to `messages` (ending with the user's message).
+              cancel: threading.Event | None = None, date: str | None = None, identity: str | None = None,
+              tools: list | None = None, python: bool = False, tool_choice=None,
+              response_format: dict | None = None, final_only: bool = False):
+        """Generate the assistant's answer to `messages` (ending with the user's message or a tool result).
 
         Yields ContextTrimmed (if needed), PrefillProgress (only once reading the prompt has taken
         more than PROGRESS_AFTER_S), then harmony parser events, then Done. Model output never
         raises: a malformed reply ends with Stop("malformed: ..."). sampling=None: self.sampling().
+        With tools (engine.tools.Tool or OpenAI function dicts), a reply that calls one yields a
+        ToolCall then Stop("call"): append `call.message` and the tool's answer
+        (tool_result_message) and call reply again; the cache carries on from the call.
+        response_format: OpenAI's {"type": "json_schema", "json_schema": {...}} or
+        {"type": "json_object"}: the final answer is held to it.
         """
         started = time.perf_counter()
-        render = {"effort": effort, "date": date, "developer": developer}
+        tools, constraint, extra = reply_setup(self.enc, tools, python, tool_choice, response_format, final_only)
+        render = {"effort": effort, "date": date, "developer": developer, **extra}
         if identity:
             render["identity"] = identity
         ids, trimmed = self.fit_prompt(messages, max_tokens, **render)
@@ -149,14 +160,15 @@ class ChatSession:
             yield Done(GenerationStats(stop_reason="too_long"), "too_long", 0, trimmed.prompt_tokens)
             return
         with self.wired_limit():
-            yield from self._answer(ids, started, sampling or self.sampling(), max_tokens, cancel)
+            yield from self._answer(ids, started, sampling or self.sampling(), max_tokens, cancel, tools, constraint)
 
-    def _answer(self, ids, started, sampling, max_tokens, cancel):
+    def _answer(self, ids, started, sampling, max_tokens, cancel, tools=None, constraint=None):
         reused = self._rewind(ids)
         room = max(1, self.context_length - len(ids))
         gen = self._generation(ids, reused, (self._last_message_start(ids),), sampling=sampling,
-                               max_tokens=min(max_tokens, room), stop_ids=self.stop_ids, cancel=cancel)
-        parser = StreamParser(self.enc)
+                               max_tokens=min(max_tokens, room), stop_ids=self.stop_ids, cancel=cancel,
+                               constraint=constraint)
+        parser = StreamParser(self.enc, tools=tools)
         body = len(ids) - 1 - reused
         for done in gen.prefill_steps():
             if time.perf_counter() - started > PROGRESS_AFTER_S:

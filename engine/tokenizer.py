@@ -16,7 +16,8 @@ from pathlib import Path
 
 import tiktoken
 
-from engine.errors import ModelError
+from engine.config import read_regular_text
+from engine.errors import ModelError, unreadable
 
 # GPT-2's pre-tokenizer regex: what a plain ByteLevel pre-tokenizer (use_regex=true) splits with.
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -52,6 +53,10 @@ def _split_pattern(pre_tokenizer: dict | None) -> str:
     return GPT2_PATTERN
 
 
+# The special tokens the harmony format (engine/harmony.py, engine/session.py) cannot do without.
+HARMONY_REQUIRED = ("<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|return|>", "<|call|>")
+
+
 def _read_json(path: Path) -> dict:
     if not path.is_file():
         raise ModelError(
@@ -59,28 +64,63 @@ def _read_json(path: Path) -> dict:
             "or pick the folder that holds config.json and tokenizer.json."
         )
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        data = json.loads(read_regular_text(path))
+    except PermissionError:
+        raise unreadable(str(path)) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ModelError(f"{path} is damaged ({e.__class__.__name__}); download the model again.") from e
+    if not isinstance(data, dict):
+        raise ModelError(f"{path} does not hold a JSON object, so it is not a tokenizer; download the model again.")
+    return data
+
+
+def _specials(path: Path, added) -> dict[str, int]:
+    """added_tokens -> {content: id}; each entry must be an object with a string content and an id."""
+    if not isinstance(added, list):
+        raise ModelError(f"{path} has an 'added_tokens' that is not a list; download the model again.")
+    specials = {}
+    for t in added:
+        if (not isinstance(t, dict) or not isinstance(t.get("content"), str)
+                or not isinstance(t.get("id"), int) or isinstance(t.get("id"), bool) or t["id"] < 0):
+            raise ModelError(f"{path} has a special token without a name or a numeric id ({str(t)[:40]}); "
+                             "download the model again.")
+        specials[t["content"]] = t["id"]
+    missing = [n for n in HARMONY_REQUIRED if n not in specials]
+    if missing:
+        raise ModelError(f"{path} has no {missing[0]} token, so it can't speak harmony; "
+                         "choose a gpt-oss model folder or download the model again.")
+    return specials
 
 
 def load_tokenizer(folder: str | Path) -> tiktoken.Encoding:
-    """Build the tiktoken Encoding described by `folder/tokenizer.json` (no network needed)."""
+    """Build the tiktoken Encoding described by `folder/tokenizer.json` (no network needed).
+
+    Raises ModelError with one sentence when the file is missing, malformed or lacks the harmony tokens.
+    """
     path = Path(folder) / "tokenizer.json"
     data = _read_json(path)
-    model = data.get("model") or {}
-    if model.get("type") != "BPE" or not isinstance(model.get("vocab"), dict):
+    model = data.get("model")
+    if not isinstance(model, dict) or model.get("type") != "BPE" or not isinstance(model.get("vocab"), dict):
         raise ModelError(f"{path} is not a byte-level BPE tokenizer; this app runs gpt-oss models only.")
 
-    specials = {t["content"]: int(t["id"]) for t in data.get("added_tokens", []) if "content" in t}
-    special_ids = set(specials.values())
+    specials = _specials(path, data.get("added_tokens", []))
+    owner = {}  # id -> token text: every id must name one token (tiktoken panics otherwise)
+    for text, i in specials.items():
+        if owner.setdefault(i, text) != text:
+            raise ModelError(f"{path} gives the id {i} to both {owner[i]!r} and {text!r}; download the model again.")
     to_byte = byte_decoder()
     ranks: dict[bytes, int] = {}
     try:
         for text, rank in model["vocab"].items():
-            if rank in special_ids or text in specials:
+            if not isinstance(rank, int) or isinstance(rank, bool) or rank < 0:
+                raise ModelError(f"{path} gives the token {text[:20]!r} the id {rank!r}, not a token id; "
+                                 "download the model again.")
+            if text in specials:
                 continue  # some files list specials in the vocab too; they stay special only
-            ranks[bytes(to_byte[ch] for ch in text)] = int(rank)
+            if owner.setdefault(rank, text) != text:
+                raise ModelError(f"{path} gives the id {rank} to both {owner[rank][:20]!r} and {text[:20]!r}; "
+                                 "download the model again.")
+            ranks[bytes(to_byte[ch] for ch in text)] = rank
     except KeyError as e:
         raise ModelError(f"{path} is not a byte-level vocabulary (unexpected character {e}); download the model again.") from e
 
@@ -92,8 +132,10 @@ def load_tokenizer(folder: str | Path) -> tiktoken.Encoding:
             mergeable_ranks=ranks,
             special_tokens=specials,
         )
-    except Exception as e:  # tiktoken rejects duplicate ids or a bad regex
-        raise ModelError(f"{path} can't be used as a tokenizer ({e}); download the model again.") from e
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # tiktoken rejects a bad regex or ids out of range; its Rust panics are BaseException
+        raise ModelError(f"{path} can't be used as a tokenizer ({str(e)[:80]}); download the model again.") from None
 
 
 def special_id(enc: tiktoken.Encoding, name: str) -> int:

@@ -76,7 +76,7 @@ def test_well_formed_matches_openai_harmony(enc, reference, text):
 
 def test_tool_call_header_gives_recipient(enc):
     events = run(enc, reply_ids(enc, WELL_FORMED[3]))
-    assert events[0] == MessageStart("assistant", "commentary", "functions.get_weather")
+    assert events[0] == MessageStart("assistant", "commentary", "functions.get_weather", "<|constrain|>json")
 
 
 def test_deltas_never_split_a_utf8_character(enc):

@@ -10,7 +10,7 @@ import pytest
 
 from bench.fullsize_checkpoint import config_for, nbytes, tensor_specs, write_checkpoint
 from engine.errors import ModelError
-from engine.memory import (KV_STEP, Policy, apply_wired_limit, breakdown, candidate_policies, check_fits,
+from engine.memory import (KV_BITS_SUPPORTED, KV_STEP, Policy, apply_wired_limit, breakdown, candidate_policies, check_fits,
                            kv_cache_bytes, plan, quantized_bytes, read_footprint)
 from models.tiny import write_tiny_checkpoint
 
@@ -137,16 +137,17 @@ def test_resident_weights_match_mlx_active_memory(small, policy):
     del model
 
 
-def test_kv_cache_prediction_matches_the_cache(small):
+@pytest.mark.parametrize("kv_bits", [None, 8])
+def test_kv_cache_prediction_matches_the_cache(small, kv_bits):
     from engine.loader import load_model
 
-    model = load_model(small, dtype="bfloat16")
+    model = load_model(small, dtype="bfloat16", policy=Policy(kv_bits=kv_bits))
     cache = model.make_cache()
     tokens = 300
     model(mx.array([list(range(tokens))]), cache, last_only=True)
     mx.eval(cache.state())
     fp = read_footprint(small)
-    assert cache.nbytes() == kv_cache_bytes(fp, tokens, None, chunk=0)
+    assert cache.nbytes() == kv_cache_bytes(fp, tokens, kv_bits, chunk=0)
     assert kv_cache_bytes(fp, 4096, 8, 512) < kv_cache_bytes(fp, 4096, None, 512)
     assert math.ceil(tokens / KV_STEP) * KV_STEP >= tokens
 
@@ -158,12 +159,13 @@ def test_prefill_chunk_shrinks_with_the_context(full20b):
     assert long.breakdown["workspace"] < MAC16_BUDGET / 4
 
 
-def test_prefill_workspace_prediction_covers_the_measured_peak(small):
+@pytest.mark.parametrize("kv_bits", [None, 8])
+def test_prefill_workspace_prediction_covers_the_measured_peak(small, kv_bits):
     """Prefill of a 1023-token prompt in 512-token chunks: KV + workspace predicted vs measured."""
     from engine.generate import Generation, SamplingParams
     from engine.loader import load_model
 
-    policy = Policy(context_length=1024)
+    policy = Policy(context_length=1024, kv_bits=kv_bits)
     model = load_model(small, dtype="bfloat16", policy=policy)
     mx.clear_cache()
     base = mx.get_active_memory()
@@ -174,3 +176,26 @@ def test_prefill_workspace_prediction_covers_the_measured_peak(small):
     parts = breakdown(read_footprint(small), policy, 512)
     predicted = parts["kv_cache"] + parts["workspace"]
     assert 0.5 * predicted <= measured <= predicted  # conservative, but not wildly so
+
+
+def _best_without_8bit_kv(folder, context, budget):
+    """The policy the planner chose before the 8-bit KV rung existed (same ladder, bf16 KV only)."""
+    fp = read_footprint(folder)
+    chunk = plan(folder, context, budget_bytes=budget).prefill_chunk
+    return next(p for p in candidate_policies(fp, context)
+                if p.kv_bits is None and sum(breakdown(fp, p, chunk).values()) <= budget)
+
+
+def test_planner_trades_the_kv_cache_for_expert_slots_at_long_contexts(full20b):
+    """On a 16 GB Mac the 8-bit KV cache buys expert slots at 32k and 128k; at 4k the bf16 cache
+    already fits beside the same slots, so it stays."""
+    assert 8 in KV_BITS_SUPPORTED
+    short = plan(full20b, 4096, budget_bytes=MAC16_BUDGET)
+    assert short.policy == _best_without_8bit_kv(full20b, 4096, MAC16_BUDGET)
+    for context in (32768, 131072):
+        now = plan(full20b, context, budget_bytes=MAC16_BUDGET)
+        before = _best_without_8bit_kv(full20b, context, MAC16_BUDGET)
+        assert now.fits and now.policy.kv_bits == 8
+        assert now.policy.non_expert_bits == before.non_expert_bits
+        assert now.policy.expert_slots > before.expert_slots
+        assert now.breakdown["kv_cache"] < 0.55 * breakdown(read_footprint(full20b), before, now.prefill_chunk)["kv_cache"]

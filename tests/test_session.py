@@ -68,11 +68,11 @@ def test_reused_cache_gives_the_logits_of_a_fresh_prefill(model, enc):
     assert reused == first_prompt_len - 1  # everything but the last token of the previous prompt
     np.testing.assert_allclose(logits, last_logits_fresh(model, ids), rtol=1e-4, atol=1e-4)
 
-    # A third turn rewinds past the tokens just fed and reuses the turn-2 snapshot.
+    # A third turn extends everything the cache holds (the whole turn-2 prompt): no rewind at all.
     chat += [A("They see everything."), U("Thanks!")]
     ids3 = render_prompt(chat, enc, date="2026-11-22")
     reused3, logits3 = last_logits_via_session(session, ids3)
-    assert reused3 == len(ids) - 1
+    assert reused3 == len(ids)
     np.testing.assert_allclose(logits3, last_logits_fresh(model, ids3), rtol=1e-4, atol=1e-4)
 
 
@@ -240,3 +240,10 @@ def test_a_long_prompt_reports_reading_progress_and_the_wired_limit_is_held(mode
     assert all(0 < b - a <= 64 for a, b in zip(steps, steps[1:]))
     assert all(p.total == total for p in progress) and progress[-1].fraction == 1.0
     assert all(seen == ["in"] for _, seen in events) and inside == ["in", "out"]
+def test_reused_8bit_cache_gives_the_logits_of_a_fresh_prefill(tiny_chat_folder, enc):
+    """The same rewinds (snapshots at turn ends, restore, overwrite) with an 8-bit KV cache."""
+    from engine.memory import Policy
+
+    model8 = load_model(tiny_chat_folder, dtype="float32", policy=Policy(embed_on_cpu=False, kv_bits=8))
+    assert any(type(c).__name__ == "QuantizedFullCache" for c in model8.make_cache().layers)
+    test_reused_cache_gives_the_logits_of_a_fresh_prefill(model8, enc)

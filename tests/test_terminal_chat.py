@@ -143,6 +143,19 @@ def test_piped_output_is_plain_text_without_escape_codes(tiny_model):
     assert "[12 tokens, " in run.stdout and "\033" not in run.stdout
 
 
+def test_view_shows_reading_progress_in_a_terminal_only():
+    from engine.events import PrefillProgress
+
+    for tty in (True, False):
+        out, clock = io.StringIO(), FakeClock()
+        view = TerminalView(out, show_reasoning=False, clock=clock, tty=tty)
+        view.handle(PrefillProgress(400, 1000))
+        scripted(view, clock)
+        text = out.getvalue()
+        assert ("\r\033[KReading your message… 40%\r\033[KThinking… 0 s" in text) == tty
+        assert ("Reading" in text) == tty and "It is 4." in text
+
+
 def test_view_writes_no_escape_codes_into_a_pipe():
     out, clock = io.StringIO(), FakeClock()
     for show in (False, True):

@@ -4,6 +4,7 @@ that ships inside the PyPI package bpe-openai (no network)."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import tiktoken
@@ -126,3 +127,70 @@ def test_missing_or_broken_tokenizer_is_one_clear_sentence(tmp_path):
     (tmp_path / "tokenizer.json").write_text(json.dumps({"model": {"type": "Unigram", "vocab": []}}))
     with pytest.raises(ModelError, match="byte-level BPE"):
         load_tokenizer(tmp_path)
+
+
+def small_tokenizer(added=None, **model_fields):
+    """A tiny byte-level BPE tokenizer.json dict with the harmony specials at ids 300.."""
+    from models.tokenizer_json import bytes_to_unicode
+
+    byte_map = bytes_to_unicode()
+    names = ["<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|return|>", "<|call|>"]
+    model = {"type": "BPE", "vocab": {byte_map[b]: b for b in range(256)}, "merges": [], **model_fields}
+    if added is None:
+        added = [{"id": 300 + k, "content": n, "special": True} for k, n in enumerate(names)]
+    return {"model": model, "added_tokens": added}
+
+
+MALFORMED_TOKENIZERS = {
+    "model-a-string": lambda: {**small_tokenizer(), "model": "BPE"},
+    "file-a-list": lambda: [small_tokenizer()],
+    "added-tokens-without-ids": lambda: small_tokenizer(added=[{"content": "<|start|>"}]),
+    "added-token-id-a-string": lambda: small_tokenizer(added=[{"id": "x", "content": "<|start|>"}]),
+    "added-token-not-an-object": lambda: small_tokenizer(added=["<|start|>"]),
+    "added-tokens-an-object": lambda: small_tokenizer(added={"<|start|>": 300}),
+    "no-harmony-specials": lambda: small_tokenizer(added=[]),
+    "vocab-ids-not-numbers": lambda: small_tokenizer(vocab={"a": "1"}),
+    "two-tokens-one-id": lambda: small_tokenizer(vocab={"a": 1, "b": 1}),  # tiktoken panicked (BaseException)
+    "special-id-taken-by-a-byte": lambda: small_tokenizer(added=[
+        {"id": 65, "content": n} if n == "<|start|>" else {"id": 300 + k, "content": n} for k, n in enumerate(
+            ["<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|return|>", "<|call|>"])]),
+    "pre-tokenizer-a-string": lambda: {**small_tokenizer(), "pre_tokenizer": "ByteLevel"},
+    "pretokenizers-not-objects": lambda: {**small_tokenizer(), "pre_tokenizer": {
+        "type": "Sequence", "pretokenizers": ["Split"]}},
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED_TOKENIZERS))
+def test_malformed_tokenizer_json_is_one_sentence(tmp_path, name):
+    (tmp_path / "tokenizer.json").write_text(json.dumps(MALFORMED_TOKENIZERS[name]()))
+    with pytest.raises(ModelError) as info:
+        load_tokenizer(tmp_path)
+    message = str(info.value)
+    assert "tokenizer.json" in message and "\n" not in message
+    if name == "no-harmony-specials":
+        assert "<|start|>" in message
+
+
+def test_small_tokenizer_itself_loads(tmp_path):
+    """The base of the malformed cases above is fine: each case fails for its own defect."""
+    (tmp_path / "tokenizer.json").write_text(json.dumps(small_tokenizer()))
+    assert special_id(load_tokenizer(tmp_path), "<|call|>") == 305
+
+
+def test_terminal_chat_refuses_a_tokenizer_without_harmony_in_one_sentence(tmp_path, tiny_chat_folder, capsys):
+    from engine.chat import main
+
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_chat_folder, folder, ignore=shutil.ignore_patterns("tokenizer.json"))
+    (folder / "tokenizer.json").write_text(json.dumps(small_tokenizer(added=[])))
+    assert main(["--model", str(folder)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert "harmony" in err.splitlines()[-1] and err.splitlines()[0].startswith("Loading")
+
+
+def test_the_writer_ships_every_special_the_engine_requires():
+    from engine.tokenizer import HARMONY_REQUIRED
+    from models.tokenizer_json import HARMONY_SPECIALS
+
+    assert set(HARMONY_REQUIRED) <= set(HARMONY_SPECIALS.values())

@@ -1,8 +1,8 @@
 """Model download against a fake Hub on loopback: resume after a cut, a cancel and a restart;
 checksum verification; the disk-space check; a dead server gives one sentence."""
-import json
-import os
+import tempfile
 import threading
+from pathlib import Path
 
 import pytest
 from fake_hub import FakeHub
@@ -10,21 +10,18 @@ from fake_hub import FakeHub
 from app.download import DownloadCancelled, DownloadError, download_model
 from app.model_manager import check_folder
 from models.registry import KnownModel, ModelFile
+from models.tiny import write_tiny_checkpoint
 
-SHARD = os.urandom(3_000_000)
-FILES = {
-    "config.json": json.dumps({"model_type": "gpt_oss", "num_hidden_layers": 2}).encode(),
-    "model.safetensors": None,  # filled below: a valid safetensors file
-    "tokenizer.json": b'{"fake": true}',
-}
-
-
-def safetensors_bytes(payload: bytes) -> bytes:
-    header = json.dumps({"w": {"dtype": "U8", "shape": [len(payload)], "data_offsets": [0, len(payload)]}}).encode()
-    return len(header).to_bytes(8, "little") + header + payload
+def tiny_model_files() -> dict[str, bytes]:
+    """A real (tiny, random) gpt-oss folder with one ~3 MB safetensors file: check_folder accepts it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_tiny_checkpoint(Path(tmp), layers=2, experts=4, hidden=128, vocab=6144, shard_bytes=1 << 30)
+        return {"config.json": (folder / "config.json").read_bytes(),
+                "model.safetensors": next(folder.glob("model-*.safetensors")).read_bytes(),
+                "tokenizer.json": b'{"fake": true}'}
 
 
-FILES["model.safetensors"] = safetensors_bytes(SHARD)
+FILES = tiny_model_files()
 MODEL = KnownModel("test", "test model", "openai/gpt-oss-20b",
                    files=tuple(ModelFile(n, len(b)) for n, b in FILES.items()) + (ModelFile("extra.txt", 5, required=False),))
 

@@ -95,7 +95,7 @@ def test_a_broken_folder_is_refused_in_one_sentence(qtbot, tmp_path, tiny_folder
     shard = sorted(broken.glob("model-*.safetensors"))[0]
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
     problem = check_folder(broken)
-    assert problem and "damaged or incomplete" in problem and "\n" not in problem
+    assert problem and "truncated" in problem and "\n" not in problem
     store = ChatStore(tmp_path / "h.sqlite3")
     c = ChatController(store, EngineWorker())
     with qtbot.waitSignal(c.model_failed, timeout=60000) as sig:

@@ -197,7 +197,7 @@ def test_setup_screen_when_no_model(qtbot, store, app_home, monkeypatch, tmp_pat
     bad.mkdir()
     lc.use_folder(str(bad))
     assert "no config.json" in lc.window.setup.message.text()
-    lc.downloader.stop()
+    lc.shutdown()  # ends every download thread (the 120b offer has its own)
     c.shutdown()
 
 

@@ -115,3 +115,56 @@ def test_wrong_dtype_names_tensor(folder):
 def test_bad_dtype_argument(tiny_dir):
     with pytest.raises(ModelError, match="Unknown dtype"):
         load_model(tiny_dir, dtype="int3")
+
+
+# Values of the wrong type or range: each is refused in one sentence that names the key
+# (they used to surface as TypeError / ZeroDivisionError tracebacks).
+BAD_CONFIG_VALUES = [
+    ("hidden_size", "96"),
+    ("hidden_size", 0),
+    ("hidden_size", -32),
+    ("hidden_size", True),
+    ("intermediate_size", 0),
+    ("num_hidden_layers", 0),
+    ("num_hidden_layers", 4.0),
+    ("num_hidden_layers", 10 ** 12),
+    ("num_local_experts", 0),
+    ("num_attention_heads", 0),
+    ("num_key_value_heads", 0),
+    ("num_key_value_heads", [2]),
+    ("vocab_size", 0),
+    ("vocab_size", "512"),
+    ("num_experts_per_tok", 2.5),
+    ("head_dim", 0),
+    ("head_dim", 33),  # rotary halves need an even head_dim
+    ("rms_norm_eps", 0),
+    ("rms_norm_eps", "1e-5"),
+    ("sliding_window", 0),
+    ("rope_theta", 1),
+    ("rope_theta", float("nan")),
+    ("max_position_embeddings", "131072"),
+    ("max_position_embeddings", 0),
+    ("swiglu_limit", -1),
+    ("attention_bias", "yes"),
+    ("tie_word_embeddings", 1),
+    ("eos_token_id", "200002"),
+    ("eos_token_id", [200002, "x"]),
+    ("pad_token_id", -5),
+    ("torch_dtype", 16),
+    ("layer_types", "sliding_attention"),
+    ("layer_types", [1, 2, 3, 4]),
+    ("rope_scaling", "yarn"),
+    ("rope_scaling", {"rope_type": "yarn", "factor": "32"}),
+    ("rope_scaling", {"rope_type": "yarn", "factor": 0}),
+    ("rope_scaling", {"rope_type": "yarn", "beta_fast": 0}),
+    ("rope_scaling", {"rope_type": "yarn", "original_max_position_embeddings": 4096.5}),
+    ("rope_scaling", {"rope_type": "yarn", "truncate": "false"}),
+]
+
+
+@pytest.mark.parametrize("key,value", BAD_CONFIG_VALUES, ids=[f"{k}={v!r}" for k, v in BAD_CONFIG_VALUES])
+def test_config_value_of_wrong_type_or_range(folder, key, value):
+    edit_config(folder, **{key: value if value is not None else None})
+    if key == "rope_scaling" and isinstance(value, dict):
+        key += "." + next(k for k in value if k != "rope_type")
+    expect(folder, "config.json", f"'{key}'")

@@ -16,8 +16,9 @@ from engine.memory import plan, wired_limit
 
 
 def test_open_chat_follows_the_plan_and_answers(tiny_chat_folder):
-    expected = plan(tiny_chat_folder, 4096)
-    session = engine.open_chat(tiny_chat_folder, context_length=4096)
+    budget = 8 * 10**9  # fixed: this machine's free memory moves between two calls
+    expected = plan(tiny_chat_folder, 4096, budget)
+    session = engine.open_chat(tiny_chat_folder, context_length=4096, budget=budget)
     assert session.plan == expected and session.context_length == 4096
     assert session.prefill_chunk == expected.prefill_chunk
     assert expected.policy.embed_on_cpu and isinstance(session.model.embed.table, np.memmap)
@@ -63,3 +64,12 @@ def test_wired_limit_is_restored_after_the_block(monkeypatch):
     with pytest.raises(RuntimeError), wired_limit():
         raise RuntimeError("an answer failed")
     assert calls[-1] == 123
+
+
+def test_events_and_the_front_door_module_import_no_mlx():
+    import subprocess
+    import sys
+
+    code = ("import sys, engine.events, engine.front_door, engine.harmony; "
+            "assert not [m for m in sys.modules if m.startswith('mlx')], 'mlx imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,206 @@
+"""Structured Outputs: grammar-constrained decoding of JSON inside a harmony reply (llguidance).
+
+    constraint = ReplyConstraint(enc, response_schema={"type": "object", ...}, tools=tools)
+    Generation(model, ids, cache, constraint=constraint)   # generate.py asks it for each mask
+
+The reply is followed token by token with the harmony stream parser. The chain of thought stays
+free, as the model expects; the body of a final answer is held to `response_schema` (then
+<|return|>), and the body of a call to functions.NAME to that function's parameters (then
+<|call|>). Headers are free, unless the caller forces a shape: `final_only` (straight to a final
+answer) or tool_choice "required"/a function name (the reply must end in such a call; analysis may
+come first; final_only skips it). Why llguidance, and the other libraries measured: docs/structured_outputs.md.
+
+# V vocab, W = ceil(V / 32) mask words
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+import llguidance
+import llguidance.numpy as llg_numpy
+import llguidance.tiktoken
+import mlx.core as mx
+import numpy as np
+import tiktoken
+
+from engine.harmony import MessageEnd, MessageStart, Stop, StreamParser
+from engine.tools import FUNCTIONS, Tool, ToolChoice, functions_from_openai, tool_choice_from_openai
+
+# Fixed separators (as json.dumps writes them): flexible whitespace lets a weak model pad forever.
+JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+NO_ARGUMENTS = {"type": "object", "properties": {}, "additionalProperties": False}
+
+
+@lru_cache(maxsize=4)
+def _tokenizer(enc: tiktoken.Encoding) -> llguidance.LLTokenizer:
+    """llguidance's view of our vocabulary (about a second to build: once per encoding)."""
+    return llguidance.tiktoken.lltokenizer_from_encoding(enc, eos_token=enc.encode_single_token("<|return|>"))
+
+
+def warm_up(enc: tiktoken.Encoding) -> None:
+    """Build llguidance's view of the vocabulary now (seconds), e.g. on the worker right after
+    loading, so that the first request with tools or a schema doesn't wait for it."""
+    _tokenizer(enc)
+
+
+def json_grammar(schema: dict, end: str, lenient: bool = False) -> str:
+    """A llguidance (lark) grammar: JSON that `schema` accepts, then the special token `end`."""
+    schema = {**schema, "x-guidance": {**JSON_OPTIONS, **({"lenient": True} if lenient else {})}}
+    return f"start: body {end}\nbody: %json {json.dumps(schema)}"
+
+
+def check_schema(enc: tiktoken.Encoding, schema: dict) -> None:
+    """Raise ValueError (one sentence) if llguidance can't constrain output to `schema`."""
+    _matcher(enc, json_grammar(schema, "<|return|>"))
+
+
+def _matcher(enc: tiktoken.Encoding, grammar: str) -> llguidance.LLMatcher:
+    m = llguidance.LLMatcher(_tokenizer(enc), grammar)
+    if m.is_error():
+        raise ValueError(f"This JSON Schema can't be used to constrain the answer: {m.get_error().splitlines()[0]}")
+    return m
+
+
+def _quote(text: str) -> str:
+    return json.dumps(text)  # a lark string literal is a JSON string
+
+
+class ReplyConstraint:
+    """Follows one reply and masks the logits where JSON (or a forced header) is due.
+
+    next_mask(token) takes the token just sampled (None before the first) and returns a bool
+    mx.array [V] of the tokens allowed next, or None when anything goes.
+    """
+
+    def __init__(self, enc: tiktoken.Encoding, response_schema: dict | None = None, tools: list[Tool] = (),
+                 tool_choice: ToolChoice = ToolChoice(), final_only: bool = False):
+        self.enc = enc
+        self.vocab = enc.n_vocab
+        self.response_schema = response_schema
+        self.tools = {t.name: t for t in tools}
+        self.parser = StreamParser(enc, tools=list(tools))
+        self.words = np.zeros((1, (self.vocab + 31) // 32), dtype=np.int32)  # [1, W]
+        self.header_grammar = self._header_grammar(tool_choice, final_only)
+        ids = {n: enc.encode_single_token(n) for n in ("<|return|>", "<|call|>")}
+        # Where the header is forced, a free chain of thought must not end the reply early.
+        self.no_stop = mx.ones((self.vocab,), dtype=mx.bool_)
+        self.no_stop[mx.array(list(ids.values()))] = False
+        self.matcher = _matcher(enc, self.header_grammar) if self.header_grammar else None
+        self.in_forced_body = False
+        self.done = False
+
+    def _header_grammar(self, choice: ToolChoice, final_only: bool) -> str | None:
+        """Lark rules for forced headers (None when headers are free). final_only skips the chain
+        of thought: straight to the final answer, or to the call tool_choice demands."""
+        forced_call = choice.mode == "function" or (choice.mode == "required" and self.tools)
+        if not (forced_call or final_only):
+            return None
+        heads = [] if final_only else ['<|channel|> "analysis" <|message|>']
+        if forced_call:
+            if choice.mode == "function" and choice.name not in self.tools:
+                raise ValueError(f"tool_choice names {choice.name!r}, which is not one of the tools given.")
+            names = [choice.name] if choice.mode == "function" else sorted(self.tools)
+            calls = " | ".join(_quote(f"commentary to={FUNCTIONS}.{n}") for n in names)
+            heads.append(f'<|channel|> ({calls}) " " <|constrain|> "json" <|message|>')
+        else:
+            heads.append('<|channel|> "final" <|message|>')
+        return "start: " + " | ".join(heads)
+
+    def next_mask(self, token: int | None) -> mx.array | None:
+        """The allowed next tokens after `token` (bool [V]), or None when unconstrained."""
+        if token is not None:
+            self._advance(token)
+        if self.done:
+            return None
+        if self.matcher is not None:
+            llg_numpy.fill_next_token_bitmask(self.matcher, self.words)
+            # Bit i of word w is token 32w + i; NumPy unpacks it ~8x faster than MLX ops on a CPU.
+            bits = np.unpackbits(self.words[0].view(np.uint8), bitorder="little")[: self.vocab]  # [V]
+            return mx.array(bits.view(np.bool_))
+        if self.in_forced_body:
+            return self.no_stop
+        return None
+
+    def _advance(self, token: int) -> None:
+        if self.done:
+            return
+        if self.matcher is not None and not self.matcher.is_stopped():
+            self.matcher.consume_token(token)
+        for ev in self.parser.feed(token):
+            if isinstance(ev, MessageStart):
+                self.matcher = self._body_matcher(ev)
+                self.in_forced_body = self.header_grammar is not None and self.matcher is None
+            elif isinstance(ev, MessageEnd):
+                self.matcher, self.in_forced_body = None, False
+            if isinstance(ev, Stop):
+                self.done, self.matcher = True, None
+                return
+        # A message ended with <|end|>: the next one's header may be forced.
+        if self.parser.state == StreamParser.BETWEEN and self.matcher is None and self.header_grammar:
+            self.matcher = _matcher(self.enc, self._after_start(self.header_grammar))
+
+    @staticmethod
+    def _after_start(grammar: str) -> str:
+        """The header grammar for a later message: `<|start|>assistant` first."""
+        return f'start: <|start|> "assistant" head\nhead: {grammar[len("start: "):]}'
+
+    def _body_matcher(self, start: MessageStart) -> llguidance.LLMatcher | None:
+        """The JSON a message must hold, given its header (None: free text)."""
+        if start.recipient and start.recipient.startswith(FUNCTIONS + "."):
+            tool = self.tools.get(start.recipient.split(".", 1)[1])
+            if tool is None:
+                return None  # an unknown function: the call comes back as a clear error instead
+            schema = tool.parameters if tool.parameters is not None else NO_ARGUMENTS
+            try:
+                return _matcher(self.enc, json_grammar(schema, "<|call|>"))
+            except ValueError:  # keywords llguidance lacks: ignore them, jsonschema still checks the call
+                return _matcher(self.enc, json_grammar(schema, "<|call|>", lenient=True))
+        if start.channel == "final" and start.recipient is None and self.response_schema is not None:
+            return _matcher(self.enc, json_grammar(self.response_schema, "<|return|>"))
+        return None
+
+
+# ---------------------------------------------------------------- the request's options, OpenAI-shaped
+
+
+def response_schema(response_format: dict | None) -> tuple[dict | None, dict | None]:
+    """OpenAI `response_format` -> (schema to enforce, format to show the model in the developer message).
+
+    {"type": "text"} or None: nothing; {"type": "json_object"}: any JSON object;
+    {"type": "json_schema", "json_schema": {"name", "description"?, "schema", "strict"?}}: that schema."""
+    if response_format is None or response_format.get("type") == "text":
+        return None, None
+    kind = response_format.get("type")
+    if kind == "json_object":
+        return {"type": "object"}, None
+    if kind == "json_schema" and isinstance(response_format.get("json_schema"), dict):
+        spec = response_format["json_schema"]
+        schema = spec.get("schema")
+        if not isinstance(schema, dict):
+            raise ValueError("response_format.json_schema.schema must be a JSON Schema object.")
+        return schema, {"name": spec.get("name") or "response", "description": spec.get("description"), "schema": schema}
+    raise ValueError('response_format must be {"type": "text"}, {"type": "json_object"} or {"type": "json_schema", "json_schema": {...}}.')
+
+
+def reply_setup(enc: tiktoken.Encoding, tools=None, python: bool = False, tool_choice=None,
+                response_format: dict | None = None, final_only: bool = False
+                ) -> tuple[list[Tool], ReplyConstraint | None, dict]:
+    """What a reply needs for its options: the functions offered, the decoding constraint (None
+    when nothing is constrained) and the extra render_prompt arguments. ValueError: bad request."""
+    functions = [t if isinstance(t, Tool) else None for t in tools or []]
+    if None in functions:
+        functions = functions_from_openai(tools)
+    choice = tool_choice if isinstance(tool_choice, ToolChoice) else tool_choice_from_openai(tool_choice)
+    if choice.mode == "none":
+        functions = []  # not even shown: the model can't call what it doesn't know
+    if choice.mode in ("required", "function") and not functions:
+        raise ValueError(f'tool_choice "{choice.name or choice.mode}" needs at least one function in tools.')
+    schema, shown = response_schema(response_format)
+    if schema is not None:
+        check_schema(enc, schema)
+    constraint = None
+    if schema is not None or functions or final_only:
+        constraint = ReplyConstraint(enc, schema, functions, choice, final_only)
+    return functions, constraint, {"tools": functions, "python": python, "response_format": shown}

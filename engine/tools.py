@@ -1,0 +1,409 @@
+"""Tools in harmony: function definitions, the built-in python tool, calls and their results.
+
+    tools = functions_from_openai([{"type": "function", "function": {"name": "get_weather", ...}}])
+    for ev in session.reply(messages, tools=tools): ...   # a ToolCall when the model calls one
+    messages += [call.message, tool_result_message(call, '{"temp": 20}')]
+
+User functions are shown to the model as a TypeScript-like `namespace functions { ... }` block in
+the developer message, rendered from their JSON Schemas exactly as openai-harmony renders them
+(its quirks included: that text is what the model was trained on). The python tool is described
+in the system message. A call's arguments are untrusted model output: they are parsed and
+validated here, and a bad call becomes a ToolCall with `error` set, which the caller sends back
+to the model as the tool's result so that it can try again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+
+import jsonschema
+
+FUNCTIONS = "functions"  # the namespace of user functions: recipients are "functions.NAME"
+PYTHON = "python"
+JSON_CONTENT_TYPE = "<|constrain|>json"  # what a JSON function call says after its channel
+PYTHON_DESCRIPTION = (
+    "Use this tool to execute Python code in your chain of thought. The code will not be shown to the "
+    "user. This tool should be used for internal reasoning, but not for code that is intended to be "
+    "visible to the user (e.g. when creating plots, tables, or files).\n\n"
+    "When you send a message containing Python code to python, it will be executed in a stateful "
+    "Jupyter notebook environment. python will respond with the output of the execution or time out "
+    "after 120.0 seconds. The drive at '/mnt/data' can be used to save and persist user files. "
+    "Internet access for this session is UNKNOWN. Depends on the cluster."
+)
+FUNCTIONS_CHANNEL_LINE = "Calls to these tools must go to the commentary channel: 'functions'."
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A user function: its name, what it does, and the JSON Schema of its arguments object."""
+
+    name: str
+    description: str = ""
+    parameters: dict | None = None  # None: the function takes no arguments
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """The model called a tool (its reply ended in <|call|>).
+
+    `arguments` is the raw text the model wrote; `parsed` the decoded JSON (functions only);
+    `error` one sentence when the call can't be run (bad JSON, schema violation, unknown tool):
+    send `tool_result_message(call, call.error)` back so the model can correct itself.
+    `message` is the assistant message to append to the conversation, as the model wrote it.
+    """
+
+    recipient: str  # "functions.get_weather" or "python"
+    arguments: str
+    channel: str = "commentary"
+    content_type: str | None = None
+    parsed: object = None
+    error: str | None = None
+    recipient_after_channel: bool = False  # header order the model used (kept for exact re-rendering)
+
+    @property
+    def name(self) -> str:
+        """The function's name without its namespace ("get_weather")."""
+        return self.recipient.split(".", 1)[1] if self.recipient.startswith(FUNCTIONS + ".") else self.recipient
+
+    @property
+    def message(self) -> dict:
+        m = {"role": "assistant", "channel": self.channel, "recipient": self.recipient, "content": self.arguments}
+        if self.content_type:
+            m["content_type"] = self.content_type
+        if self.recipient_after_channel:
+            m["recipient_after_channel"] = True
+        return m
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    """Which calls the model may make: "auto" (any or none), "none", "required" (some function)
+    or a function's name (that one). Mirrors the OpenAI API's tool_choice."""
+
+    mode: str = "auto"
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What a tool answered to a call (its output as text, e.g. JSON or the python cell's output)."""
+
+    call: ToolCall
+    output: str
+
+    @property
+    def message(self) -> dict:
+        """The message to append after `call.message`: `<|start|>functions.x to=assistant<|channel|>...`."""
+        return {"role": "tool", "name": self.call.recipient, "channel": self.call.channel, "content": self.output}
+
+
+def tool_result_message(call: ToolCall, output: str) -> dict:
+    """The tool's answer to `call`, as a message to append after `call.message`."""
+    return ToolResult(call, output).message
+
+
+# ---------------------------------------------------------------- the OpenAI API's shapes
+
+
+def functions_from_openai(tools: list[dict] | None) -> list[Tool]:
+    """OpenAI `tools=[{"type": "function", "function": {name, description, parameters}}]` -> Tools.
+
+    Raises ValueError with one sentence when a definition is unusable (the server answers 400)."""
+    out: list[Tool] = []
+    seen: set[str] = set()
+    for i, t in enumerate(tools or []):
+        if not isinstance(t, dict):
+            raise ValueError(f"tools[{i}] must be an object like {{\"type\": \"function\", \"function\": {{...}}}}.")
+        fn = t.get("function") if t.get("type", "function") == "function" else None
+        if not isinstance(fn, dict):
+            raise ValueError(f"tools[{i}] must have type \"function\" and a \"function\" object; other tool types are not supported.")
+        name = fn.get("name")
+        if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-" for c in name):
+            raise ValueError(f"tools[{i}].function.name must be letters, digits, _ or -, not {name!r}.")
+        if name in seen:
+            raise ValueError(f"Two tools are named {name!r}; tool names must be unique.")
+        seen.add(name)
+        params = fn.get("parameters")
+        if params is not None:
+            if not isinstance(params, dict):
+                raise ValueError(f"tools[{i}].function.parameters must be a JSON Schema object.")
+            try:
+                jsonschema.validators.validator_for(params).check_schema(params)
+            except jsonschema.SchemaError as e:
+                raise ValueError(f"The parameters of tool {name!r} are not a valid JSON Schema: {e.message}.") from None
+        out.append(Tool(name, fn.get("description") or "", params))
+    return out
+
+
+def tool_choice_from_openai(choice: str | dict | None) -> ToolChoice:
+    """OpenAI `tool_choice` ("auto" | "none" | "required" | {"type": "function", "function": {"name"}})."""
+    if choice is None or choice in ("auto", "none", "required"):
+        return ToolChoice(choice or "auto")
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict) and choice["function"].get("name"):
+        return ToolChoice("function", choice["function"]["name"])
+    raise ValueError('tool_choice must be "auto", "none", "required" or {"type": "function", "function": {"name": ...}}.')
+
+
+def openai_tool_call(call: ToolCall, call_id: str) -> dict:
+    """A ToolCall as an entry of an OpenAI assistant message's `tool_calls`."""
+    return {"id": call_id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+
+
+def messages_from_openai(messages: list[dict]) -> tuple[str | None, list[dict]]:
+    """OpenAI chat messages -> (developer instructions, harmony messages for render_prompt).
+
+    system/developer text becomes the developer message's instructions; an assistant message's
+    `reasoning_content` (or `reasoning`) its analysis, its `tool_calls` calls to functions.NAME;
+    a `tool` message answers the call whose `tool_call_id` it names. ValueError: bad input."""
+    instructions: list[str] = []
+    out: list[dict] = []
+    names: dict[str, str] = {}  # tool_call_id -> function name
+    for i, m in enumerate(messages):
+        role, content = m.get("role"), _text(m.get("content"))
+        if role in ("system", "developer"):
+            instructions.append(content)
+        elif role == "user":
+            out.append({"role": "user", "content": content})
+        elif role == "assistant":
+            thinking = m.get("reasoning_content") or m.get("reasoning")
+            if isinstance(thinking, str) and thinking:
+                out.append({"role": "assistant", "channel": "analysis", "content": thinking})
+            calls = m.get("tool_calls") or []
+            if content:
+                out.append({"role": "assistant", "channel": "commentary" if calls else "final", "content": content})
+            for c in calls:
+                fn = c.get("function") or {}
+                if not fn.get("name"):
+                    raise ValueError(f"messages[{i}].tool_calls needs a function name in every call.")
+                names[c.get("id", "")] = fn["name"]
+                out.append({"role": "assistant", "channel": "commentary", "recipient": f"{FUNCTIONS}.{fn['name']}",
+                            "content_type": JSON_CONTENT_TYPE, "content": fn.get("arguments") or "{}"})
+        elif role == "tool":
+            name = names.get(m.get("tool_call_id", "")) or m.get("name")
+            if not name:
+                raise ValueError(f"messages[{i}] answers tool call {m.get('tool_call_id')!r}, which no earlier assistant message made.")
+            out.append({"role": "tool", "name": f"{FUNCTIONS}.{name}", "channel": "commentary", "content": content})
+        else:
+            raise ValueError(f"messages[{i}].role must be system, developer, user, assistant or tool, not {role!r}.")
+    return ("\n\n".join(t for t in instructions if t) or None), out
+
+
+def _text(content) -> str:
+    """OpenAI content: a string, or a list of parts of which the text ones count."""
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") in ("text", "input_text"))
+    return content if isinstance(content, str) else ""
+
+
+# ---------------------------------------------------------------- validating a call
+
+
+def check_call(recipient: str, arguments: str, tools: dict[str, Tool], channel: str = "commentary",
+               content_type: str | None = None, recipient_after_channel: bool = False) -> ToolCall:
+    """Parse and validate a call the model made; problems become `error`, never an exception."""
+    common = dict(recipient=recipient, arguments=arguments, channel=channel, content_type=content_type,
+                  recipient_after_channel=recipient_after_channel)
+    if recipient == PYTHON:
+        return ToolCall(**common)
+    name = recipient.split(".", 1)[1] if recipient.startswith(FUNCTIONS + ".") else None
+    tool = tools.get(name) if name else None
+    if tool is None:
+        known = ", ".join(sorted(tools)) or "none"
+        return ToolCall(**common, error=f"There is no tool {recipient!r}; the available functions are: {known}.")
+    text = arguments.strip()
+    if not text and tool.parameters is None:
+        return ToolCall(**common, parsed={})
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        return ToolCall(**common, error=f"The arguments are not valid JSON ({e.msg} at character {e.pos}); send a JSON object.")
+    if tool.parameters is not None:
+        problem = jsonschema.exceptions.best_match(jsonschema.validators.validator_for(tool.parameters)(tool.parameters).iter_errors(value))
+        if problem is not None:
+            where = "/".join(str(p) for p in problem.absolute_path) or "the arguments"
+            return ToolCall(**common, parsed=value, error=f"The arguments don't match the schema of {name}: {where}: {problem.message}.")
+    return ToolCall(**common, parsed=value)
+
+
+# ---------------------------------------------------------------- rendering the definitions
+
+
+def tools_section(namespaces: list[tuple[str, str | None, list[Tool]]]) -> str:
+    """`# Tools` followed by one `## name` section per namespace (name, description, functions)."""
+    sections = ["# Tools"]
+    for name, description, functions in namespaces:
+        lines = [f"## {name}\n"]
+        for line in _rust_lines(description or ""):
+            lines.append(f"// {line}" if functions else line)
+        if functions:
+            lines.append(f"namespace {name} {{\n")
+            for tool in functions:
+                lines += [f"// {line}" for line in _rust_lines(tool.description)]
+                if tool.parameters is not None:
+                    lines.append(f"type {tool.name} = (_: {schema_to_typescript(tool.parameters, '')}) => any;\n")
+                else:
+                    lines.append(f"type {tool.name} = () => any;\n")
+            lines.append(f"}} // namespace {name}")
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections)
+
+
+def schema_to_typescript(schema: dict, indent: str = "") -> str:
+    """A JSON Schema as the TypeScript-like type openai-harmony shows the model (same text)."""
+    if isinstance(schema.get("oneOf"), list):
+        return _one_of_inline(schema["oneOf"], indent)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        names = ["number" if t == "integer" else t for t in kind if isinstance(t, str)]
+        if names:
+            return " | ".join(names)
+        kind = None
+    if not isinstance(kind, str):
+        return "any"
+    if kind == "object":
+        return _object(schema, indent)
+    if kind == "string":
+        values = schema.get("enum")
+        strings = [f'"{v}"' for v in values if isinstance(v, str)] if isinstance(values, list) else []
+        return " | ".join(strings) if strings else "string"
+    if kind in ("number", "integer"):
+        return "number"
+    if kind == "boolean":
+        return "boolean"
+    if kind == "array":
+        return f"{schema_to_typescript(schema['items'], indent)}[]" if "items" in schema else "Array<any>"
+    return "any"
+
+
+def _object(schema: dict, indent: str) -> str:
+    out = ""
+    if isinstance(schema.get("description"), str):
+        out += f"{indent}// {schema['description']}\n"
+    out += "{\n"
+    props = schema.get("properties")
+    required = {r for r in schema.get("required", []) if isinstance(r, str)} if isinstance(schema.get("required"), list) else set()
+    for key, val in (props.items() if isinstance(props, dict) else ()):
+        val = val if isinstance(val, dict) else {}
+        if isinstance(val.get("title"), str):
+            out += f"{indent}// {val['title']}\n{indent}//\n"
+        if "oneOf" not in val and isinstance(val.get("description"), str):
+            out += f"{indent}// {val['description']}\n"
+        examples = val.get("examples")
+        if isinstance(examples, list) and examples:
+            out += f"{indent}// Examples:\n"
+            out += "".join(f'{indent}// - "{ex}"\n' for ex in examples if isinstance(ex, str))
+        optional = "" if key in required else "?"
+        if isinstance(val.get("oneOf"), list):
+            out += _one_of_property(key, optional, val, indent)
+            continue
+        text = schema_to_typescript(val, indent + "    ")
+        if val.get("nullable") is True and "null" not in text:
+            text += " | null"
+        out += f"{indent}{key}{optional}: {text},"
+        if "oneOf" not in val and "default" in val:
+            out += f" // default: {_default_text(val)}"
+        out += "\n"
+    return out + f"{indent}}}"
+
+
+def _one_of_inline(variants: list, indent: str) -> str:
+    out = ""
+    for variant in variants:
+        variant = variant if isinstance(variant, dict) else {}
+        out += f"\n{indent} | " + _variant_type(variant, indent)
+        comments = [variant["description"]] if isinstance(variant.get("description"), str) else []
+        if "default" in variant:
+            comments.append(f"default: {_default_text(variant, quote_enum=True)}")
+        if comments:
+            out += f" // {' '.join(comments)}"
+    return out
+
+
+def _one_of_property(key: str, optional: str, val: dict, indent: str) -> str:
+    variants = [v if isinstance(v, dict) else {} for v in val["oneOf"]]
+    desc = val.get("description") if isinstance(val.get("description"), str) else None
+    skip = desc is not None and bool(variants) and variants[0].get("description") == desc
+    out, desc_above = "", False
+    if desc is not None and not skip:
+        out += f"{indent}// {desc}\n"
+        desc_above = True
+    if "default" in val:
+        out += f"{indent}// default: {_default_text(val)}\n"
+    out += f"{indent}{key}{optional}:\n"
+    for i, variant in enumerate(variants):
+        out += f"{indent} | " + _variant_type(variant, indent)
+        comments = []
+        if not (i == 0 and desc_above) and isinstance(variant.get("description"), str) and variant["description"] != desc:
+            comments.append(variant["description"])
+        if "default" in variant:
+            comments.append(f"default: {_default_text(variant)}")
+        if comments:
+            out += f" // {' '.join(comments)}"
+        out += "\n"
+    return out + f"{indent},\n"
+
+
+def _variant_type(variant: dict, indent: str) -> str:
+    text = schema_to_typescript(variant, indent + "   ")
+    if variant.get("nullable") is True and "null" not in text:
+        text += " | null"
+    return text
+
+
+def _default_text(schema: dict, quote_enum: bool = False) -> str:
+    """A default as openai-harmony prints it: strings quoted unless the schema is an enum
+    (inline oneOf variants quote enum strings too, through serde's JSON display)."""
+    value = schema["default"]
+    if isinstance(value, str):
+        is_enum = isinstance(schema.get("enum"), list) and bool(schema["enum"])
+        return json_display(value) if (is_enum and quote_enum) else (value if is_enum else f'"{value}"')
+    return json_display(value)
+
+
+def json_display(value) -> str:
+    """Compact JSON as Rust's serde_json prints a Value (floats in ryu's shortest form)."""
+    if isinstance(value, bool) or value is None or isinstance(value, int):
+        return json.dumps(value)
+    if isinstance(value, float):
+        return _ryu(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ",".join(json_display(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json_display(str(k))}:{json_display(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
+def _ryu(x: float) -> str:
+    """A finite float as ryu's `format64` writes it (serde_json's float display)."""
+    if not math.isfinite(x):
+        return "null"
+    if x == 0:
+        return "-0.0" if math.copysign(1, x) < 0 else "0.0"
+    _, digit_tuple, exponent = Decimal(repr(abs(x))).normalize().as_tuple()  # repr is the shortest round trip
+    digits = "".join(map(str, digit_tuple))
+    n, sign = len(digits), "-" if x < 0 else ""
+    kk = n + exponent  # the value is 0.DIGITS * 10^kk
+    if n <= kk <= 16:
+        return f"{sign}{digits}{'0' * (kk - n)}.0"
+    if 0 < kk <= 16:
+        return f"{sign}{digits[:kk]}.{digits[kk:]}"
+    if -5 < kk <= 0:
+        return f"{sign}0.{'0' * -kk}{digits}"
+    e = kk - 1
+    return f"{sign}{digits}e{e}" if n == 1 else f"{sign}{digits[0]}.{digits[1:]}e{e}"
+
+
+def _rust_lines(text: str) -> list[str]:
+    """Rust's str::lines(): split after each \n (a \r\n counts as one), no final empty line.
+    A bare \r is text, even at the very end."""
+    if not text:
+        return []
+    parts = text.split("\n")
+    last = parts.pop()  # not followed by \n: its \r stays
+    lines = [p[:-1] if p.endswith("\r") else p for p in parts]
+    return lines + [last] if last else lines

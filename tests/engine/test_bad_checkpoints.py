@@ -1,0 +1,304 @@
+"""Malformed safetensors headers and indexes: the loader, the memory planner and the app's folder
+check (all three read the same headers through engine/checkpoint_format.py) refuse each one in
+one sentence, and never open a file outside the model folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+
+from app.model_manager import check_folder
+from engine import load_model
+from engine.errors import ModelError
+from engine.memory import plan
+
+INDEX = "model.safetensors.index.json"
+
+
+@pytest.fixture
+def folder(tmp_path, tiny_dir):
+    dst = tmp_path / "model"
+    shutil.copytree(tiny_dir, dst)
+    (dst / "tokenizer.json").write_text("{}")  # the app's check wants one; its content is tested elsewhere
+    return dst
+
+
+def shards(folder):
+    return sorted(folder.glob("*.safetensors"))
+
+
+def read_shard(path):
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8:8 + n]), data[8 + n:]
+
+
+def write_shard(path, header, body):
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + body)
+
+
+def edit_header(folder, edit, shard=0):
+    """Rewrite one shard's header with edit(header) -> new header (the data bytes are kept)."""
+    path = shards(folder)[shard]
+    header, body = read_shard(path)
+    write_shard(path, edit(header), body)
+    return path
+
+
+def tensor_names(header):
+    return [k for k in header if k != "__metadata__"]
+
+
+def edit_index(folder, edit):
+    index = json.loads((folder / INDEX).read_text())
+    (folder / INDEX).write_text(json.dumps(edit(index)))
+
+
+def refused(folder, *fragments):
+    """load_model and plan raise one-sentence ModelErrors, check_folder returns one; all name `fragments`."""
+    messages = []
+    for attempt in (lambda: load_model(folder), lambda: plan(folder, 4096, budget_bytes=10**12)):
+        with pytest.raises(ModelError) as info:
+            attempt()
+        messages.append(str(info.value))
+    messages.append(check_folder(folder))
+    for message in messages:
+        assert message and "\n" not in message and "Traceback" not in message, message
+        for fragment in fragments:
+            assert fragment in message, (fragment, message)
+    return messages
+
+
+# ----------------------------------------------------------------------------- headers
+
+def test_header_is_a_list(folder):
+    path = edit_header(folder, lambda h: [h])
+    refused(folder, path.name, "header")
+
+
+def test_tensor_entry_is_not_an_object(folder):
+    def edit(h):
+        h[tensor_names(h)[0]] = "BF16"
+        return h
+    edit_header(folder, edit)
+    refused(folder, shards(folder)[0].name, "an object")
+
+
+def test_data_offsets_missing(folder):
+    name = tensor_names(read_shard(shards(folder)[0])[0])[0]
+
+    def edit(h):
+        del h[name]["data_offsets"]
+        return h
+    edit_header(folder, edit)
+    refused(folder, name, "data_offsets")
+
+
+@pytest.mark.parametrize("field,value", [("shape", ["4", 2]), ("shape", 96), ("shape", [-1]),
+                                         ("dtype", 5), ("dtype", "Q4"), ("data_offsets", [0, "12"]),
+                                         ("data_offsets", [0]), ("data_offsets", [10, 4])])
+def test_tensor_entry_field_of_wrong_type(folder, field, value):
+    name = tensor_names(read_shard(shards(folder)[0])[0])[0]
+
+    def edit(h):
+        h[name][field] = value
+        return h
+    edit_header(folder, edit)
+    refused(folder, name, field if field != "dtype" or value == 5 else "Q4")
+
+
+def test_metadata_that_is_not_an_object(folder):
+    edit_header(folder, lambda h: {**h, "__metadata__": [1]})
+    refused(folder, "__metadata__")
+
+
+def test_overlapping_byte_ranges(folder):
+    """Two same-size tensors made to share bytes: each looks fine alone."""
+    header, _ = read_shard(shards(folder)[0])
+    a = next(n for n in header if n.endswith("input_layernorm.weight"))
+    b = a.replace("input_layernorm", "post_attention_layernorm")
+    assert b in header
+
+    def edit(h):
+        h[b]["data_offsets"] = list(h[a]["data_offsets"])
+        return h
+    edit_header(folder, edit)
+    refused(folder, "overlap")
+
+
+def test_gap_between_tensors(folder):
+    """Bytes no tensor owns (room for a second file hidden in the first): refused."""
+    path = shards(folder)[0]
+    header, body = read_shard(path)
+    last = max(tensor_names(header), key=lambda n: header[n]["data_offsets"][0])
+    start, end = header[last]["data_offsets"]
+    header[last]["data_offsets"] = [start + 8, end + 8]
+    write_shard(path, header, body[:start] + b"\0" * 8 + body[start:])
+    refused(folder, path.name, "gap")
+
+
+def test_extra_bytes_after_the_last_tensor(folder):
+    path = shards(folder)[0]
+    path.write_bytes(path.read_bytes() + b"\0" * 64)
+    refused(folder, path.name)
+
+
+def test_byte_size_does_not_match_dtype_and_shape(folder):
+    name = tensor_names(read_shard(shards(folder)[0])[0])[-1]
+
+    def edit(h):
+        h[name]["shape"] = [2 * h[name]["shape"][0], *h[name]["shape"][1:]]
+        return h
+    edit_header(folder, edit)
+    refused(folder, name)
+
+
+def test_same_size_dtype_swap_of_one_tensor(folder):
+    """BF16 relabelled F16: same byte size, garbage values; the official layout has one float dtype."""
+    header, _ = read_shard(shards(folder)[0])
+    name = next(n for n in header if n.endswith("input_layernorm.weight"))
+
+    def edit(h):
+        assert h[name]["dtype"] == "BF16"
+        h[name]["dtype"] = "F16"
+        return h
+    edit_header(folder, edit)
+    refused(folder, name, "F16", "BF16")
+
+
+def test_every_float_tensor_relabelled_against_config_dtype(folder):
+    """All BF16 tensors relabelled F16 (consistent, but config.json says bfloat16)."""
+    for i, path in enumerate(shards(folder)):
+        def edit(h):
+            for n in tensor_names(h):
+                if h[n]["dtype"] == "BF16":
+                    h[n]["dtype"] = "F16"
+            return h
+        edit_header(folder, edit, shard=i)
+    refused(folder, "F16", "bfloat16")
+
+
+def test_a_tensor_in_two_shards(folder):
+    first, second = shards(folder)[:2]
+    h1, _ = read_shard(first)
+    name = tensor_names(h1)[0]
+    h2, body2 = read_shard(second)
+    h2[name] = dict(h1[name])
+    size = h1[name]["data_offsets"][1] - h1[name]["data_offsets"][0]
+    h2[name]["data_offsets"] = [len(body2), len(body2) + size]
+    write_shard(second, h2, body2 + b"\0" * size)
+    refused(folder, name)
+
+
+# ----------------------------------------------------------------------------- the index
+
+@pytest.mark.parametrize("edit,fragment", [
+    (lambda i: [i], INDEX),
+    (lambda i: {"metadata": {}}, "weight_map"),
+    (lambda i: {**i, "weight_map": list(i["weight_map"])}, "weight_map"),
+    (lambda i: {**i, "weight_map": {k: 3 for k in i["weight_map"]}}, "weight_map"),
+    (lambda i: {**i, "weight_map": {k: None for k in i["weight_map"]}}, "weight_map"),
+], ids=["index-list", "no-weight_map", "weight_map-list", "values-int", "values-null"])
+def test_malformed_index(folder, edit, fragment):
+    edit_index(folder, edit)
+    refused(folder, fragment)
+
+
+def point_first_shard_at(folder, target: str):
+    first = shards(folder)[0].name
+    edit_index(folder, lambda i: {**i, "weight_map": {k: (target if v == first else v)
+                                                       for k, v in i["weight_map"].items()}})
+
+
+def test_index_points_outside_with_dotdot(folder):
+    shutil.copy(shards(folder)[0], folder.parent / "x.safetensors")  # a real file is there
+    point_first_shard_at(folder, "../x.safetensors")
+    refused(folder, "../x.safetensors", "inside")
+
+
+def test_index_points_to_an_absolute_path(folder):
+    outside = folder.parent / "elsewhere.safetensors"
+    shutil.copy(shards(folder)[0], outside)
+    point_first_shard_at(folder, str(outside))
+    refused(folder, str(outside))
+
+
+def test_index_points_to_dev_zero(folder):
+    point_first_shard_at(folder, "/dev/zero")
+    refused(folder, "/dev/zero")
+
+
+def test_symlink_to_dev_zero_inside_the_folder(folder):
+    os.symlink("/dev/zero", folder / "zero.safetensors")
+    point_first_shard_at(folder, "zero.safetensors")
+    refused(folder, "zero.safetensors")
+
+
+def test_fifo_is_refused_without_blocking(folder):
+    os.mkfifo(folder / "pipe.safetensors")  # opening it for reading would wait forever
+    point_first_shard_at(folder, "pipe.safetensors")
+    refused(folder, "pipe.safetensors", "regular file")
+
+
+def test_fifo_among_unindexed_shards(folder):
+    (folder / INDEX).unlink()
+    os.mkfifo(folder / "pipe.safetensors")
+    refused(folder, "pipe.safetensors", "regular file")
+
+
+def test_symlink_escaping_the_folder(folder):
+    first = shards(folder)[0]
+    outside = folder.parent / "outside.safetensors"
+    shutil.move(first, outside)
+    os.symlink(outside, first)
+    refused(folder, first.name, "outside")
+
+
+def test_symlink_inside_the_folder_is_fine(folder):
+    first = shards(folder)[0]
+    (folder / "store").mkdir()
+    shutil.move(first, folder / "store" / first.name)
+    os.symlink(f"store/{first.name}", first)
+    assert check_folder(folder) is None
+    load_model(folder)
+
+
+def test_hugging_face_cache_layout_is_fine(tmp_path, tiny_dir):
+    """The HF cache keeps files as snapshots/<rev>/<name> -> ../../blobs/<hash>: that is not an escape."""
+    repo = tmp_path / "models--openai--gpt-oss-20b"
+    snap, blobs = repo / "snapshots" / "abc123", repo / "blobs"
+    snap.mkdir(parents=True)
+    blobs.mkdir()
+    for i, src in enumerate(sorted(tiny_dir.iterdir())):
+        shutil.copy(src, blobs / f"blob{i}")
+        os.symlink(f"../../blobs/blob{i}", snap / src.name)
+    (blobs / "tok").write_text("{}")
+    os.symlink("../../blobs/tok", snap / "tokenizer.json")
+    assert check_folder(snap) is None
+    load_model(snap)
+    assert plan(snap, 4096, budget_bytes=10**12).fits
+
+
+def test_index_and_header_disagree(folder):
+    first, second = shards(folder)[:2]
+    name = tensor_names(read_shard(first)[0])[0]
+    edit_index(folder, lambda i: {**i, "weight_map": {**i["weight_map"], name: second.name}})
+    refused(folder, name, second.name)
+
+
+def test_the_format_module_and_the_apps_check_import_no_mlx():
+    """The app's folder check runs the same code as the loader without pulling MLX in."""
+    import subprocess
+    import sys
+
+    code = ("import sys, app.model_manager as m, engine.checkpoint_format, engine.config, engine.tokenizer; "
+            "m.check_folder('/nowhere'); print(sorted(k for k in sys.modules if k.split('.')[0] == 'mlx'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert out.stdout.strip() == "[]"
