@@ -14,11 +14,13 @@ import time
 from app.qt_compat import emit
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from app import tool_steps
 from app.context_notice import too_long_notice, trimmed_notice
 from app.conversation import ChatMessage, ConversationModel
 from app.demo_examples import EFFORT as DEMO_EFFORT
 from app.settings import Settings
 from app.store import ChatStore, StoredMessage, StoreError
+from app.user_functions import openai_tools, response_format
 from app.worker import EngineThread, EngineWorker, done_stats
 from engine.events import ContextTrimmed, Done, MessageEnd, MessageStart, PrefillProgress, PromptTooLong, TextDelta
 from models.registry import DEMO
@@ -62,6 +64,8 @@ class ChatController(QObject):
     history_error = Signal(str)          # one sentence: the history couldn't be read or written
     _request_load = Signal(str, int)
     _request_generate = Signal(int, object, object)  # object: PySide6 6.12 mis-counts None inside dict/list signals
+    _request_tool = Signal(int, str, str)               # request id, chat, python code
+    _request_warm = Signal(str)                         # chat: start its kernel while the user decides
 
     def __init__(self, store: ChatStore, worker: EngineWorker | None = None, flush_ms: int = 30, parent=None):
         super().__init__(parent)
@@ -86,6 +90,10 @@ class ChatController(QObject):
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
         self.worker.memory.connect(self.memory_changed)
+        self._request_tool.connect(self.worker.run_python)
+        self._request_warm.connect(self.worker.warm_python)
+        self.worker.tool_finished.connect(self._on_tool_finished)
+        self.worker.set_python_enabled(self.settings.python_tool)
         self._timer = QTimer(self)
         self._timer.setInterval(flush_ms)
         self._timer.timeout.connect(self.flush)
@@ -103,6 +111,10 @@ class ChatController(QObject):
         self._stream_conv = -1                      # ...and the conversation it belongs to
         self._stream_saved_at = 0.0
         self._last_deleted: int | None = None
+        self._turn_history: list[dict] = []          # the request that began the answer being written
+        self._turn_options: dict = {}
+        self._turn_stats: dict = {}
+        self._stopping = False                      # Stop was pressed while code ran
 
     # -- model -----------------------------------------------------------------------------
     def load_model(self, folder: str) -> None:
@@ -137,7 +149,9 @@ class ChatController(QObject):
             return
         if self._busy:
             self.worker.cancel(self._request_id)
+            self.worker.interrupt_tool(str(self._stream_conv))
         self.engine_thread.stop()
+        self.worker.close_tools()
         self.flush()
         if self._busy and self._stream is not None:  # the worker never reported back: save what we have
             self._finish_stream({}, "cancelled")
@@ -197,6 +211,7 @@ class ChatController(QObject):
         self.current_id, self.effort = conv.id, conv.effort
         streaming = self._stream if self._busy and self._stream_conv == conv.id else None
         rows = [to_chat(m) for m in stored if streaming is None or m.id != streaming.id]
+        self._attach_steps(conv.id, rows)
         if streaming is not None:
             rows.append(streaming)  # the answer still being written in this chat
         self.model.set_messages(rows)
@@ -211,7 +226,7 @@ class ChatController(QObject):
     def delete(self, conversation_id: int) -> None:
         """Soft delete; `undo_delete()` brings it back until the app restarts."""
         if self._busy and self._stream_conv == conversation_id:
-            self.worker.cancel(self._request_id)
+            self.stop()
         self.store.delete(conversation_id)
         self._last_deleted = conversation_id
         if conversation_id == self.current_id:
@@ -239,6 +254,7 @@ class ChatController(QObject):
         old_context = self.settings.context_length
         self.settings = settings.clamped()
         self._try(self.settings.save, self.store)  # kept for this session even if it can't be saved
+        self.worker.set_python_enabled(self.settings.python_tool)
         emit(self.settings_changed)
         if self.ready and old_context != self.settings.context_length and self.settings.model_folder:
             self.load_model(self.settings.model_folder)
@@ -322,16 +338,28 @@ class ChatController(QObject):
         return row
 
     def stop(self) -> None:
-        """End the answer now; what was written is kept and saved as stopped."""
-        if self._busy:
+        """End the answer now; what was written is kept and saved as stopped. Code that is running
+        is interrupted; a call waiting for the user is left unanswered."""
+        if not self._busy:
+            return
+        step = tool_steps.open_call(self._stream.steps) if self._stream is not None else None
+        if step is not None and step["status"] == "waiting":
+            self._finish_stream(self._turn_stats, "cancelled")
+        elif step is not None and step["status"] == "running":
+            self._stopping = True
+            self.worker.interrupt_tool(str(self._stream_conv))
+        else:
             self.worker.cancel(self._request_id)
 
     def _start_reply(self) -> None:
-        history = [{"role": m.role, "content": m.text, "channel": "final"}
-                   for m in self.model.messages() if m.text.strip()]
+        history = engine_history(self.model.messages())
         s = self.settings
         options = {"effort": self.effort, "developer": s.developer, "temperature": s.temperature,
                    "top_p": s.top_p, "max_tokens": s.max_tokens}
+        if not self.is_demo:   # the demo model learnt its puzzles without tools: a tools section would be new to it
+            options.update(python=s.python_tool, tools=openai_tools(s.functions),
+                           response_format=response_format(s.answer_schema))
+        self._turn_history, self._turn_options, self._turn_stats, self._stopping = history, options, {}, False
         self._stream = ChatMessage(role="assistant", effort=self.effort, state="streaming", phase="waiting")
         self._stream_started = time.monotonic()
         self._stream_conv = self.current_id
@@ -386,6 +414,10 @@ class ChatController(QObject):
     @staticmethod
     def _apply(msg: ChatMessage, t: float, ev) -> None:
         """Apply one engine.events event (see app/worker.py) to the streaming message."""
+        if tool_steps.apply_event(msg.steps, ev):   # a call's code or a preamble: not chain of thought
+            if isinstance(ev, MessageStart):
+                msg.phase = "tool" if ev.recipient else "answering"
+            return
         if isinstance(ev, MessageStart):
             if ev.channel in ANALYSIS_CHANNELS:
                 msg.phase = "thinking"
@@ -415,6 +447,8 @@ class ChatController(QObject):
             return
         stats, reason = done_stats(done), str(done.stop_reason)
         self.flush()
+        if reason == "call" and self._take_call(stats):
+            return
         if self._stream is not None:
             notice = stop_notice(reason)
             if notice:
@@ -433,7 +467,9 @@ class ChatController(QObject):
         msg, conv = self._stream, self._stream_conv
         self._timer.stop()
         self._stream = None
+        self._stopping = False
         if msg is not None:
+            tool_steps.close_open_steps(msg.steps)
             msg.state = {"cancelled": "stopped", "error": "error", "too_long": "error"}.get(reason, "done")
             msg.phase = ""
             if msg.think_started is not None and msg.thought_seconds is None:
@@ -442,9 +478,13 @@ class ChatController(QObject):
             # The engine's own stats may say "cancelled" for a reply that ended normally (the
             # session closes the token stream after <|return|>): the Done reason is the truth.
             msg.stats["stop_reason"] = reason
+            if self._turn_options.get("response_format"):
+                msg.stats["json_answer"] = True    # shown as a JSON block
             if msg.notice:
                 msg.stats["notice"] = msg.notice
             self._save_finished(conv, msg)
+            if tool_steps.worth_saving(msg.steps) and msg.id is not None:
+                self._try(self.store.set_tool_steps, msg.id, msg.steps)
             if conv == self.current_id:
                 self._stream = msg
                 self._touch_stream()
@@ -466,3 +506,144 @@ class ChatController(QObject):
                                                             "need it."]))
             if conv != self.current_id:  # not in view: say it where the user is
                 emit(self.history_error, f"An answer in another chat couldn't be saved: {clause(e)}.")
+
+    # -- tools -----------------------------------------------------------------------------
+    def _take_call(self, stats: dict) -> bool:
+        """The answer stopped at a tool call: run it, ask the user, or send back why not.
+        False when there is no call to take (the caller ends the answer with a notice)."""
+        msg = self._stream
+        step = tool_steps.open_call(msg.steps, "pending") if msg is not None else None
+        if step is None:
+            return False
+        self._turn_stats = stats
+        if len(tool_steps.calls(msg.steps)) > tool_steps.MAX_CALLS_PER_TURN:
+            msg.notice = (f"The model called tools more than {tool_steps.MAX_CALLS_PER_TURN} times in one answer, "
+                          "so it was stopped; try Regenerate or rephrase.")
+            self._finish_stream(stats, "cancelled")
+            return True
+        if step.get("error"):          # a malformed call: the model reads why and tries again
+            self._resolve(step, "invalid", step["error"])
+        elif step["recipient"] == tool_steps.PYTHON:
+            if not self.settings.python_tool:
+                self._resolve(step, "off", tool_steps.PYTHON_OFF)
+            elif self.python_always(self._stream_conv):
+                self._run_python(step)
+            else:
+                self._wait_for_user(step)
+        else:
+            self._wait_for_user(step)
+        return True
+
+    def answer_tool(self, choice: str, text: str = "") -> bool:
+        """The user's answer to the call waiting in the open answer. Python code: "run", "always"
+        (run, and don't ask again in this chat) or "decline". A function: "answer" with `text`
+        as its result, or "decline". False when nothing is waiting."""
+        msg = self._stream
+        step = tool_steps.open_call(msg.steps, "waiting") if msg is not None else None
+        if step is None:
+            return False
+        if step["recipient"] == tool_steps.PYTHON:
+            if choice == "always":
+                self.set_python_always(self._stream_conv, True)
+                choice = "run"
+            if choice == "run":
+                self._run_python(step)
+            elif choice == "decline":
+                self._resolve(step, "declined", tool_steps.DECLINED_CODE)
+            else:
+                return False
+        elif choice == "answer":
+            self._resolve(step, "answered", text)
+        elif choice == "decline":
+            self._resolve(step, "declined", tool_steps.DECLINED_CALL)
+        else:
+            return False
+        return True
+
+    def waiting_call(self) -> dict | None:
+        """The call in the answer being written that waits for the user, if any."""
+        return tool_steps.open_call(self._stream.steps, "waiting") if self._stream is not None else None
+
+    def python_always(self, conversation_id: int) -> bool:
+        """The user chose "Always in this chat" for this conversation's Python code."""
+        try:
+            ids = self.store.get_setting("python_always", []) or []
+        except StoreError:
+            return False   # unreadable: ask again, the safe side
+        return isinstance(ids, list) and conversation_id in ids
+
+    def set_python_always(self, conversation_id: int, on: bool) -> None:
+        try:
+            ids = set(self.store.get_setting("python_always", []) or [])
+        except (StoreError, TypeError):
+            ids = set()
+        ids = ids | {conversation_id} if on else ids - {conversation_id}
+        self._try(self.store.set_setting, "python_always", sorted(ids))
+
+    def _wait_for_user(self, step: dict) -> None:
+        step["status"] = "waiting"
+        self._stream.phase = "tool"
+        self._timer.stop()
+        self._touch_stream()
+        if step["recipient"] == tool_steps.PYTHON:
+            emit(self._request_warm, str(self._stream_conv))
+
+    def _run_python(self, step: dict) -> None:
+        step["status"] = "running"
+        self._stream.phase = "tool"
+        self._touch_stream()
+        self._request_id += 1
+        emit(self._request_tool, self._request_id, str(self._stream_conv), step["arguments"])
+
+    def _on_tool_finished(self, request_id: int, out: dict) -> None:
+        if request_id != self._request_id or self._stream is None:
+            return
+        step = tool_steps.open_call(self._stream.steps, "running")
+        if step is None:
+            return
+        step.update(result=out.get("text", ""), images=list(out.get("images") or []), folder=out.get("folder", ""),
+                    problem=out.get("error"), status="done")
+        if self._stopping:
+            step["status"] = "stopped"
+            self._finish_stream(self._turn_stats, "cancelled")
+        else:
+            self._continue_turn()
+
+    def _resolve(self, step: dict, status: str, result: str) -> None:
+        step["status"], step["result"] = status, result
+        self._continue_turn()
+
+    def _continue_turn(self) -> None:
+        """Send the turn so far (calls and results included) back to the model: it carries on."""
+        msg = self._stream
+        msg.phase = "waiting"
+        self._touch_stream()
+        messages = self._turn_history + tool_steps.engine_messages(msg.steps)
+        self._request_id += 1
+        self._timer.start()
+        emit(self._request_generate, self._request_id, messages, self._turn_options)
+
+    def _attach_steps(self, conversation_id: int, rows: list[ChatMessage]) -> None:
+        try:
+            saved = self.store.tool_steps(conversation_id)
+        except StoreError as e:   # the chat still opens, without its tool blocks
+            emit(self.history_error, str(e))
+            return
+        for m in rows:
+            if m.id in saved:
+                m.steps = saved[m.id]
+
+
+def engine_history(rows: list[ChatMessage]) -> list[dict]:
+    """The conversation for the engine. An answer that used tools is sent as the model wrote it
+    (calls, results, then the final text: harmony keeps commentary calls of earlier turns);
+    any other message as its final text only."""
+    out: list[dict] = []
+    for m in rows:
+        if m.role == "assistant" and tool_steps.calls(m.steps):
+            out += tool_steps.engine_messages(m.steps)
+            if m.text.strip():
+                out.append({"role": "assistant", "content": m.text, "channel": "final"})
+        elif m.text.strip():
+            out.append({"role": m.role, "content": m.text, "channel": "final"})
+    return out

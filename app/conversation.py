@@ -30,6 +30,7 @@ class ChatMessage:
     stats: dict = field(default_factory=dict)
     notice: str = ""               # one sentence shown under the bubble (context trimmed, error, ...)
     id: int | None = None          # row id in the store once saved
+    steps: list = field(default_factory=list)   # tool calls, results, preambles (app/tool_steps.py)
 
     @property
     def streaming(self) -> bool:

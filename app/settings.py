@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +19,9 @@ class Settings:
     show_raw_cot: bool = False     # developer setting: show the unfiltered chain of thought
     model_folder: str = ""         # the folder the user picked or downloaded to
     effort: str = ""               # the reasoning effort last chosen, for new chats ("": never chosen)
+    python_tool: bool = True       # offer the sandboxed Python tool (each chat asks before its first run)
+    functions: list = field(default_factory=list)  # developer's functions: [{name, description, parameters}]
+    answer_schema: str = ""        # developer: JSON Schema every final answer must follow ("": free text)
     api_server: bool = False       # the local OpenAI-compatible API is on (started again at launch)
     api_port: int = 8000           # the port it tries first (the next free one when taken)
 
@@ -49,6 +52,7 @@ class Settings:
         self.max_tokens = min(max(int(self.max_tokens), 16), 131072)
         self.context_length = min(max(int(self.context_length), 1024), 131072)
         self.api_port = min(max(int(self.api_port), 1024), 65535)
+        self.functions = [f for f in self.functions if isinstance(f, dict)] if isinstance(self.functions, list) else []
         return self
 
 

@@ -56,6 +56,13 @@ CREATE INDEX messages_by_conversation ON messages(conversation_id, position);
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+# An answer's tool calls and results (app/tool_steps.py), JSON; gone with their message.
+_TOOL_STEPS_TABLE = """
+CREATE TABLE IF NOT EXISTS tool_steps (
+    message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+    steps TEXT NOT NULL DEFAULT '[]'
+)"""
+
 EFFORTS = ("low", "medium", "high")
 FULL_CHECK_BYTES = 32 * 2**20  # integrity_check below this size (it also compares indexes), quick_check above
 INTERRUPTED_NOTICE = "This answer was cut off: the app closed before it finished."
@@ -279,6 +286,7 @@ class ChatStore:
             # One script so the tables and the version number land together or not at all.
             self._db.executescript(f"BEGIN; {_SCHEMA_V1} PRAGMA user_version=1; COMMIT;")
         # Later schema versions add `if version < N:` steps here.
+        self._db.execute(_TOOL_STEPS_TABLE)   # additive: old histories simply have none
 
     def _tx(self):
         """A transaction for multi-statement writes (autocommit mode otherwise)."""
@@ -421,6 +429,26 @@ class ChatStore:
     def set_setting(self, key: str, value) -> None:
         self._db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                          (key, json.dumps(value)))
+
+    # -- tool steps ----------------------------------------------------------------------
+    @_guarded
+    def set_tool_steps(self, message_id: int, steps: list[dict]) -> None:
+        """Save the tool calls and results of the answer `message_id` (replacing earlier ones)."""
+        self._db.execute("INSERT INTO tool_steps (message_id, steps) VALUES (?, ?) ON CONFLICT(message_id) DO UPDATE "
+                         "SET steps = excluded.steps", (message_id, json.dumps(steps)))
+
+    @_guarded
+    def tool_steps(self, conversation_id: int) -> dict[int, list[dict]]:
+        """Message id -> its saved tool steps, for one conversation."""
+        rows = self._db.execute("SELECT t.message_id, t.steps FROM tool_steps t JOIN messages m ON m.id = t.message_id"
+                                " WHERE m.conversation_id = ?", (conversation_id,))
+        out = {}
+        for mid, text in rows:
+            try:
+                out[mid] = json.loads(text)
+            except json.JSONDecodeError:
+                continue   # a damaged row loses its tool blocks, never the chat
+        return out
 
 
 def _json_dict(text) -> dict:

@@ -10,6 +10,7 @@ Each outbox item is (request_id, monotonic_time, event).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import queue
 import threading
@@ -44,6 +45,15 @@ def done_stats(done: Done) -> dict:
     return stats
 
 
+def _accepts(function, name: str) -> bool:
+    """Whether `function` takes the keyword `name` (an engine without tools simply isn't offered them)."""
+    try:
+        params = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
 class EngineWorker(QObject):
     """Owns the model. Slots run on the engine thread; results go out by signal and `outbox`."""
 
@@ -52,9 +62,12 @@ class EngineWorker(QObject):
     finished = Signal(int, object)          # request id, engine.events.Done (object: see qt_compat)
     failed = Signal(int, str)               # request id, one sentence
     memory = Signal("qint64")               # bytes in use
+    tool_finished = Signal(int, object)     # request id, dict: text, images, error, restarted, folder
 
-    def __init__(self, loader=load_engine, clock=time.monotonic):
+    def __init__(self, loader=load_engine, clock=time.monotonic, pool=None):
         super().__init__()
+        self._pool = pool                   # engine.python_tool.PythonToolPool, made on first use
+        self._python_enabled = True
         self._loader = loader
         self.clock = clock
         self.outbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -103,7 +116,8 @@ class EngineWorker(QObject):
             sampling = self._engine.sampling(options.get("temperature", 1.0), options.get("top_p", 1.0))
             events = self._engine.session.reply(
                 messages, effort=options.get("effort", "medium"), developer=options.get("developer") or None,
-                sampling=sampling, max_tokens=int(options.get("max_tokens", 2048)), cancel=cancel)
+                sampling=sampling, max_tokens=int(options.get("max_tokens", 2048)), cancel=cancel,
+                **self._tool_options(options))
             for ev in events:
                 if isinstance(ev, Done):
                     done = ev
@@ -136,6 +150,68 @@ class EngineWorker(QObject):
             fn()
         except Exception:  # a job's bug must not end the engine thread
             log.exception("engine job failed")
+
+    # -- tools -------------------------------------------------------------------------
+    def python_pool(self):
+        """The chats' Python kernels (engine/python_tool), folders under the app-data folder."""
+        if self._pool is None:
+            from app.paths import app_data_dir
+            from engine.python_tool import PythonToolPool
+            self._pool = PythonToolPool(app_data_dir() / "python", enabled=self._python_enabled)
+        return self._pool
+
+    def set_python_enabled(self, on: bool) -> None:
+        """The settings switch; switching off ends every kernel (their folders stay)."""
+        self._python_enabled = on
+        if self._pool is not None:
+            self._pool.enabled = on
+
+    def _tool_options(self, options: dict) -> dict:
+        # Only named when used, so a session without tools keeps working.
+        extra = {}
+        if options.get("python") and self._python_enabled and self.python_pool().offered():
+            extra["python"] = True
+        if options.get("tools"):
+            extra["tools"] = list(options["tools"])
+        if options.get("response_format"):
+            extra["response_format"] = options["response_format"]
+        return {k: v for k, v in extra.items() if _accepts(self._engine.session.reply, k)}
+
+    @Slot(int, str, str)
+    def run_python(self, request_id: int, chat: str, code: str) -> None:
+        """Run a python call in chat `chat`'s sandboxed kernel; the result goes out by tool_finished."""
+        pool = self.python_pool()
+        tool = pool.tool(chat)
+        folder = str(pool.folder(chat))
+        if tool is None:
+            out = {"text": "The python tool is switched off.", "images": [], "error": "The Python tool is switched off "
+                   "in Settings.", "restarted": False, "folder": folder}
+        else:
+            try:
+                result = tool.run(code)
+                out = {"text": result.text, "images": [str(p) for p in result.images], "error": result.error,
+                       "restarted": result.restarted, "folder": folder}
+            except Exception as e:  # the tool promises sentences, but never let a bug end the turn badly
+                log.exception("python tool failed")
+                out = {"text": f"[The code could not be run: {type(e).__name__}]", "images": [], "restarted": False,
+                       "error": f"The code could not be run ({type(e).__name__}: {e}).", "folder": folder}
+        emit(self.tool_finished, request_id, out)
+
+    @Slot(str)
+    def warm_python(self, chat: str) -> None:
+        """Start chat `chat`'s kernel (a few seconds) while the user reads the code; runs nothing."""
+        tool = self.python_pool().tool(chat)
+        if tool is not None:
+            tool.start()
+
+    def interrupt_tool(self, chat: str) -> None:
+        """Stop the code running in `chat` (callable from the GUI thread)."""
+        if self._pool is not None:
+            self._pool.interrupt(chat)
+
+    def close_tools(self) -> None:
+        if self._pool is not None:
+            self._pool.close_all()
 
 
 class EngineThread(QObject):

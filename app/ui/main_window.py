@@ -144,6 +144,7 @@ class MainWindow(QMainWindow):
         self.sidebar.search_changed.connect(lambda _t: self.refresh_conversations())
         self.composer.send_requested.connect(self._send)
         self.messages.example_chosen.connect(self._send_example)
+        self.messages.tool_decision.connect(c.answer_tool)
         self.composer.edit_requested.connect(self._edit)
         self.composer.stop_requested.connect(c.stop)
         self.composer.regenerate_requested.connect(c.regenerate)

@@ -8,6 +8,7 @@ developer setting is on, and then that line is the button that shows or hides it
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QScrollArea, QS
 from app.conversation import ChatMessage, ConversationModel, MessageRole
 from app.qt_compat import emit
 from app.ui.markdown_view import MarkdownView, prose_label
+from app.ui.tool_block import StepsView
 
 RAW_CAPTION = "Raw chain of thought: unfiltered model output, not checked for accuracy or safety."
 HIDDEN_TIP = ("The model's reasoning is hidden: it is unfiltered model output. A developer can show it with "
@@ -41,6 +43,15 @@ def thinking_text(msg: ChatMessage, now: float | None = None) -> str:
     return ""
 
 
+def json_block(text: str) -> str:
+    """A structured (JSON Schema) answer as a highlighted JSON code block, pretty-printed."""
+    try:
+        text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except (json.JSONDecodeError, TypeError):
+        pass
+    return f"```json\n{text}\n```"
+
+
 def stats_text(msg: ChatMessage) -> str:
     s = msg.stats or {}
     parts = []
@@ -48,6 +59,8 @@ def stats_text(msg: ChatMessage) -> str:
         parts.append("Stopped")
     if msg.effort:
         parts.append(f"{msg.effort.capitalize()} effort")
+    if s.get("json_answer"):
+        parts.append("Answer in your JSON format")
     if "generated_tokens" in s:
         parts.append(f"{s['generated_tokens']} tokens")
     if s.get("decode_tps"):
@@ -124,6 +137,8 @@ class AssistantBubble(QWidget):
         self.raw_text.setObjectName("RawText")
         raw_lay.addWidget(self.raw_text)
         lay.addWidget(self.raw_panel)
+        self.steps = StepsView()          # preambles and tool calls, in the order the model made them
+        lay.addWidget(self.steps)
         self.body_box = QVBoxLayout()
         self.body_box.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(self.body_box)
@@ -169,6 +184,7 @@ class AssistantBubble(QWidget):
         else:
             self.raw_text.setText("")    # hidden means not even in the widget tree's text
         self.raw_panel.setVisible(has_raw and self._raw_open)
+        self.steps.update_steps(msg.steps)
         if msg.streaming or not msg.text:
             self.plain.setText(msg.text if msg.text or msg.streaming else
                                ("(stopped before the answer began)" if msg.state == "stopped" else ""))
@@ -176,7 +192,7 @@ class AssistantBubble(QWidget):
         elif self._rendered_for != msg.text:
             if self.rendered is not None:
                 self.rendered.deleteLater()
-            self.rendered = MarkdownView(msg.text)
+            self.rendered = MarkdownView(json_block(msg.text) if msg.stats.get("json_answer") else msg.text)
             self.rendered.setObjectName("AnswerBody")
             self.body_box.addWidget(self.rendered)
             self.plain.hide()
@@ -192,6 +208,7 @@ class MessageView(QScrollArea):
     """Scrollable bubbles bound to a ConversationModel; sticks to the bottom while you are there.
     An empty chat shows a placeholder and, when set, example questions as buttons."""
     example_chosen = Signal(str)
+    tool_decision = Signal(str, str)     # the user's answer to a waiting tool call (see ToolBlock)
 
     def __init__(self, model: ConversationModel, parent=None):
         super().__init__(parent)
@@ -284,7 +301,11 @@ class MessageView(QScrollArea):
         self._changed(0, self.model.rowCount() - 1)
 
     def _make(self, msg: ChatMessage) -> QWidget:
-        return UserBubble(msg) if msg.role == "user" else AssistantBubble(msg, self.show_raw)
+        if msg.role == "user":
+            return UserBubble(msg)
+        bubble = AssistantBubble(msg, self.show_raw)
+        bubble.steps.decision.connect(self.tool_decision)
+        return bubble
 
     def rebuild(self) -> None:
         for b in self.bubbles:

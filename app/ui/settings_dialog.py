@@ -9,6 +9,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 
 from app.settings import CONTEXT_LENGTHS, Settings
 from app.ui.api_server_section import ApiServerSection
+from app.ui.functions_editor import SCHEMA_EXAMPLE, FunctionsEditor
+from app.user_functions import check_answer_schema
 
 
 class SettingsDialog(QDialog):
@@ -53,6 +55,19 @@ class SettingsDialog(QDialog):
         form.addRow("Context length", self.context)
         lay.addLayout(form)
         lay.addWidget(QLabel("A longer context keeps more of the chat in mind but needs more memory.", objectName="Caption"))
+        lay.addSpacing(8)
+        self.python_tool = QCheckBox("Let the model run Python code")
+        self.python_tool.setChecked(settings.python_tool)
+        lay.addWidget(self.python_tool)
+        python_note = QLabel("Code runs in a sandbox on this computer, without network, in a folder of its own for "
+                             "each chat. Each chat asks you before it runs code.", objectName="Caption")
+        python_note.setWordWrap(True)
+        lay.addWidget(python_note)
+        from engine.python_tool import sandbox_problem   # no Qt, no MLX; the kernel's modules load only when used
+        problem = sandbox_problem()
+        if problem:   # the switch keeps its value for when the sandbox can run
+            self.python_tool.setEnabled(False)
+            python_note.setText(f"Python can't run here: {problem}")
         self.api_section = None
         if api is not None:
             lay.addSpacing(8)
@@ -67,13 +82,41 @@ class SettingsDialog(QDialog):
                       "the way final answers are. Shown beside each answer, collapsible.", objectName="Caption")
         note.setWordWrap(True)
         lay.addWidget(note)
+        lay.addSpacing(4)
+        lay.addWidget(QLabel("Functions the model may call", objectName="Caption"))
+        self.functions = FunctionsEditor(settings.functions)
+        lay.addWidget(self.functions)
+        functions_note = QLabel("When the model calls one, you type its result in the chat.", objectName="Caption")
+        functions_note.setWordWrap(True)
+        lay.addWidget(functions_note)
+        lay.addSpacing(4)
+        lay.addWidget(QLabel("Answer format: a JSON Schema every answer must follow (empty: free text)",
+                             objectName="Caption"))
+        self.answer_schema = QPlainTextEdit(settings.answer_schema)
+        self.answer_schema.setPlaceholderText(SCHEMA_EXAMPLE.replace("city", "answer"))
+        self.answer_schema.setFixedHeight(70)
+        lay.addWidget(self.answer_schema)
+        self.answer_schema_error = QLabel("", objectName="Notice")
+        self.answer_schema_error.setWordWrap(True)
+        self.answer_schema_error.hide()
+        lay.addWidget(self.answer_schema_error)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         lay.addWidget(buttons)
 
+    def accept(self) -> None:
+        _schema, problem = check_answer_schema(self.answer_schema.toPlainText())
+        if problem:   # the dialog stays open with everything typed
+            self.answer_schema_error.setText(problem)
+            self.answer_schema_error.show()
+            return
+        super().accept()
+
     def result_settings(self) -> Settings:
         return replace(self._base, developer=self.developer.toPlainText().strip(),
                        temperature=self.temperature.value(), top_p=self.top_p.value(),
                        max_tokens=self.max_tokens.value(), context_length=int(self.context.currentData()),
-                       show_raw_cot=self.show_raw.isChecked()).clamped()
+                       show_raw_cot=self.show_raw.isChecked(), python_tool=self.python_tool.isChecked(),
+                       functions=self.functions.functions(),
+                       answer_schema=self.answer_schema.toPlainText().strip()).clamped()

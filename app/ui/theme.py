@@ -73,6 +73,10 @@ def style_sheet(c: Colors) -> str:
     #CodeBlock {{ background: {c.code_bg}; border: 1px solid {c.border}; border-radius: 8px; }}
     #CodeHeader {{ border-bottom: 1px solid {c.border}; }}
     #CodeScroll, #CodeScroll > QWidget > QWidget {{ background: transparent; }}
+    #ToolBlock {{ background: {c.code_bg}; border: 1px solid {c.border}; border-radius: 8px; }}
+    QToolButton#ToolHeader {{ color: {c.muted}; padding: 5px 10px; text-align: left; }}
+    #ToolBody {{ border-top: 1px solid {c.border}; }}
+    #ToolOutput {{ color: {c.text}; }}
     #RawThought {{ border-left: 3px solid {c.border}; padding-left: 8px; }}
     #RawThought QLabel#RawText {{ color: {c.muted}; font-family: Menlo, "DejaVu Sans Mono", monospace; font-size: 12px; }}
     #UndoBar {{ background: {c.text}; border-radius: 8px; }}

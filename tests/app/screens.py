@@ -20,7 +20,7 @@ ROOT = HERE.parents[1]
 sys.path[:0] = [str(ROOT), str(HERE)]
 os.environ["GPT_OSS_CHAT_HOME"] = tempfile.mkdtemp(prefix="gpt-oss-screens-")
 
-from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
+from PySide6.QtCore import QEventLoop, QPoint, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from scripted import ScriptedSession, answer_script  # noqa: E402
@@ -128,6 +128,100 @@ def demo_states(out: Path, size: tuple[int, int], prefix: str = "") -> list[Path
     return saved
 
 
+PRIMES_CODE = '''import struct, zlib
+N = 10_000
+sieve = bytearray([1]) * N
+sieve[0:2] = b"\\0\\0"
+for i in range(2, int(N ** 0.5) + 1):
+    if sieve[i]:
+        sieve[i * i::i] = bytearray(len(range(i * i, N, i)))
+counts = [sum(sieve[k:k + 1000]) for k in range(0, N, 1000)]
+print(sum(sieve), counts)
+
+# primes per block of 1000 as a bar chart, saved as a PNG
+W, H = 400, 180
+px = [[(255, 255, 255)] * W for _ in range(H)]
+for b, n in enumerate(counts):
+    for y in range(H - n, H):
+        for x in range(b * 40 + 6, b * 40 + 34):
+            px[y][x] = (66, 133, 244)
+raw = b"".join(b"\\0" + bytes(c for p in row for c in p) for row in px)
+chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+open("primes.png", "wb").write(b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", W, H, 8, 2, 0, 0, 0))
+                               + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))'''
+PRIMES_FINAL = ("There are **1,229** primes below 10,000. They thin out slowly: 168 in the first thousand, "
+                "then 135, 127, 120, 119, 114, 117, 107, 110 and 112 in the last, about what the prime number "
+                "theorem predicts (1000 / ln n).")
+WEATHER_JSON = '{"city": "Lisbon", "date": "2026-12-02", "forecast": "light rain", "high_c": 16, "low_c": 11, "umbrella": true}'
+WEATHER_SCHEMA = {"type": "object", "properties": {
+    "city": {"type": "string"}, "date": {"type": "string"}, "forecast": {"type": "string"},
+    "high_c": {"type": "number"}, "low_c": {"type": "number"}, "umbrella": {"type": "boolean"}},
+    "required": ["city", "date", "forecast", "high_c", "low_c", "umbrella"]}
+
+
+def tool_states(out: Path, size: tuple[int, int], prefix: str = "") -> list[Path]:
+    """A python call: asking first, then run in the real sandboxed kernel (collapsed, expanded,
+    with the chart the code saved); then a structured answer held to a JSON Schema. The model's
+    side is scripted (the status bar says so); the kernel, widgets and states are the app's own."""
+    import json
+
+    from app.controller import ChatController
+    from app.engine_bridge import LoadedEngine
+    from app.store import ChatStore
+    from app.ui.main_window import MainWindow
+    from app.worker import EngineWorker
+    from engine.python_tool import PythonToolPool
+    from scripted import call_script
+
+    think = "Count primes below 10000 with a sieve, then chart them per thousand."
+    session = ScriptedSession(delay=0.004, queue=[
+        call_script(PRIMES_CODE, analysis=think, preamble="I'll count them with a quick sieve and chart them."),
+        answer_script(analysis="1229 primes; counts per block from the output.", final=PRIMES_FINAL, think_s=0, pieces=30),
+        answer_script(analysis="Return the forecast as the schema asks.", final=WEATHER_JSON, think_s=0, pieces=10)])
+    loader = lambda folder, ctx: LoadedEngine(session, "Scripted answers (screenshot script)",  # noqa: E731
+                                              make_sampling=lambda t, p: None)
+    home = Path(tempfile.mkdtemp(dir=os.environ["GPT_OSS_CHAT_HOME"]))
+    store = ChatStore(home / "history.sqlite3")
+    pool = PythonToolPool(home / "python")
+    c = ChatController(store, EngineWorker(loader=loader, pool=pool))
+    w = MainWindow(c)
+    w.resize(*size)
+    w.show()
+    c.load_model("/screens")
+    spin(400)
+    w.show_chat()
+    saved: list[Path] = []
+    w.composer.input.setPlainText("How many primes are there below 10,000? Chart how they thin out.")
+    w.composer.submit()
+    while c.waiting_call() is None:
+        spin(50)
+    take(w, out / f"{prefix}8-tool-consent.png", saved)
+    c.answer_tool("run")
+    while c.busy:
+        spin(100)
+    take(w, out / f"{prefix}9-tool-call-collapsed.png", saved)
+    block = w.messages.assistant_bubbles()[-1].steps.blocks()[0]
+    block.header.click()
+    spin(200)
+    bar = w.messages.verticalScrollBar()
+    w.messages._stick = False          # the view follows the bottom otherwise
+    bar.setValue(min(bar.maximum(), block.mapTo(w.messages.widget(), QPoint(0, 0)).y() - 36))
+    take(w, out / f"{prefix}10-tool-call-expanded.png", saved)
+    c.new_conversation()
+    s = c.settings
+    s.answer_schema = json.dumps(WEATHER_SCHEMA)
+    c.save_settings(s)
+    w.composer.input.setPlainText("Tomorrow's weather in Lisbon, in our forecast format.")
+    w.composer.submit()
+    while c.busy:
+        spin(100)
+    take(w, out / f"{prefix}11-structured-answer.png", saved)
+    c.shutdown()
+    pool.close_all()
+    w.close()
+    return saved
+
+
 def main(out: Path = ROOT / "docs" / "screenshots") -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication(sys.argv)
@@ -144,5 +238,13 @@ def main(out: Path = ROOT / "docs" / "screenshots") -> list[Path]:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["tools"]:   # only the tool call and structured answer states
+        target = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "docs" / "screenshots"
+        target.mkdir(parents=True, exist_ok=True)
+        app = QApplication.instance() or QApplication(sys.argv[:1])
+        app.setStyle("Fusion")
+        for p in tool_states(target, DEFAULT):
+            print(p)
+        sys.exit(0)
     for p in main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots"):
         print(p)

@@ -47,19 +47,22 @@ def answer_script(analysis="Let me think.", final="Hello **there**.", think_s=3.
 class ScriptedSession:
     """reply() yields the script; `delay` really sleeps per step so tests can stop mid-stream."""
 
-    def __init__(self, script=None, clock: FakeClock | None = None, delay: float = 0.0):
+    def __init__(self, script=None, clock: FakeClock | None = None, delay: float = 0.0, queue=None):
         self.script = script if script is not None else answer_script()
+        self.queue = list(queue or [])   # scripts for the next replies, in order (then `script`)
         self.clock = clock
         self.delay = delay
         self.calls: list[dict] = []
         self.started = threading.Event()
 
-    def reply(self, messages, effort="medium", developer=None, sampling=None, max_tokens=2048, cancel=None, date=None):
+    def reply(self, messages, effort="medium", developer=None, sampling=None, max_tokens=2048, cancel=None, date=None,
+              **tools):
         self.calls.append({"messages": [dict(m) for m in messages], "effort": effort, "developer": developer,
-                           "max_tokens": max_tokens})
+                           "max_tokens": max_tokens, **tools})
         self.started.set()
         n = 0
-        for advance, ev in self.script:
+        reason = "stop"
+        for advance, ev in (self.queue.pop(0) if self.queue else self.script):
             if cancel is not None and cancel.is_set():
                 yield Stop("cancelled")
                 yield Done(FakeStats(generated_tokens=n, stop_reason="cancelled"), "cancelled")
@@ -69,8 +72,10 @@ class ScriptedSession:
             if self.delay:
                 time.sleep(self.delay)
             n += isinstance(ev, TextDelta)
+            if isinstance(ev, Stop) and ev.reason == "call":
+                reason = "call"
             yield ev
-        yield Done(FakeStats(prompt_tokens=12, generated_tokens=n, ttft_s=0.05, decode_tps=42.0), "stop")
+        yield Done(FakeStats(prompt_tokens=12, generated_tokens=n, ttft_s=0.05, decode_tps=42.0), reason)
 
 
 def scripted_loader(session):
@@ -80,3 +85,21 @@ def scripted_loader(session):
     def load(folder, context_length):
         return LoadedEngine(session=session, model_name="scripted model", make_sampling=lambda t, p: (t, p))
     return load
+
+
+def call_script(code: str, analysis: str = "I'll compute it.", recipient: str = "python", preamble: str = ""):
+    """A reply that thinks, optionally says a preamble, then calls `recipient` with `code`, ending in
+    <|call|>: the engine's own events, its ToolCall included (python calls go on the analysis channel)."""
+    from engine.tools import ToolCall
+    channel = "analysis" if recipient == "python" else "commentary"
+    steps = [(0.0, MessageStart("assistant", "analysis"))]
+    steps += [(0.0, TextDelta("analysis", analysis)), (0.0, MessageEnd("analysis"))]
+    if preamble:
+        steps += [(0.0, MessageStart("assistant", "commentary")), (0.0, TextDelta("commentary", preamble)),
+                  (0.0, MessageEnd("commentary"))]
+    steps += [(0.0, MessageStart("assistant", channel, recipient))]
+    steps += [(0.0, TextDelta(channel, code[i:i + 8])) for i in range(0, len(code), 8)]
+    content_type = "code" if recipient == "python" else "<|constrain|>json"
+    steps += [(0.0, MessageEnd(channel)),
+              (0.0, ToolCall(recipient, code, channel=channel, content_type=content_type)), (0.0, Stop("call"))]
+    return steps

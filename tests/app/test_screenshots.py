@@ -42,3 +42,30 @@ def test_main_states_render_under_xvfb(tmp_path):
     assert images["1-empty"] != images["5-setup-download"]
     if HAVE_MLX:   # the demo model answered: its chat differs from the empty one with the examples
         assert images["6-demo-examples"] != images["7-demo-answer"]
+
+
+TOOL_STATES = ["8-tool-consent", "9-tool-call-collapsed", "10-tool-call-expanded", "11-structured-answer"]
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs Xvfb (apt-get install xvfb libxcb-cursor0)")
+def test_tool_states_render_under_xvfb(tmp_path):
+    from engine.python_tool import sandbox_problem
+    if sandbox_problem():
+        pytest.skip(f"the sandbox can't run here: {sandbox_problem()}")
+    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+    run = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1400x900x24", sys.executable, str(SCRIPT), "tools",
+                          str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    images = {}
+    for state in TOOL_STATES:
+        image = QImage(str(tmp_path / f"{state}.png"))
+        assert not image.isNull() and (image.width(), image.height()) == (1180, 780), state
+        images[state] = image
+    # Asking, folded and opened are different screens; only the opened block shows the chart the
+    # code drew (its bars are exactly this blue).
+    assert len({bytes(images[s].constBits()) for s in TOOL_STATES}) == 4
+
+    def has_bars(image):
+        return any(image.pixelColor(x, y).getRgb()[:3] == (66, 133, 244)
+                   for x in range(0, image.width(), 4) for y in range(0, image.height(), 4))
+    assert has_bars(images["10-tool-call-expanded"]) and not has_bars(images["9-tool-call-collapsed"])
