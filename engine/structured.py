@@ -102,10 +102,15 @@ class ReplyConstraint:
             if choice.mode == "function" and choice.name not in self.tools:
                 raise ValueError(f"tool_choice names {choice.name!r}, which is not one of the tools given.")
             names = [choice.name] if choice.mode == "function" else sorted(self.tools)
-            calls = " | ".join(_quote(f"commentary to={FUNCTIONS}.{n}") for n in names)
-            heads.append(f'<|channel|> ({calls}) " " <|constrain|> "json" <|message|>')
+            # The recipient goes where harmony renders it (before the channel), so a call sent back
+            # in OpenAI's format renders to the same tokens and the cache carries on.
+            calls = " | ".join(_quote(f" to={FUNCTIONS}.{n}") for n in names)
+            heads.append(f'({calls}) <|channel|> "commentary" " " <|constrain|> "json" <|message|>')
         else:
             heads.append('<|channel|> "final" <|message|>')
+        # After one analysis message the forced head must come: a weak model would otherwise start
+        # analysis message after analysis message and never reach what the request demands.
+        self.later_grammar = "start: " + " | ".join(h for h in heads if '"analysis"' not in h)
         return "start: " + " | ".join(heads)
 
     def next_mask(self, token: int | None) -> mx.array | None:
@@ -139,7 +144,7 @@ class ReplyConstraint:
                 return
         # A message ended with <|end|>: the next one's header may be forced.
         if self.parser.state == StreamParser.BETWEEN and self.matcher is None and self.header_grammar:
-            self.matcher = _matcher(self.enc, self._after_start(self.header_grammar))
+            self.matcher = _matcher(self.enc, self._after_start(self.later_grammar))
 
     @staticmethod
     def _after_start(grammar: str) -> str:

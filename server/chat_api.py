@@ -8,7 +8,7 @@ import time
 
 from server.convert import chat_messages, effort_of, stop_strings
 from server.reply import Piece, ReplyReader
-from server.requests import check_model, function_tools, response_schema, sampling_job
+from server.requests import check_model, sampling_job
 
 
 def parse(body: dict, model_id: str):
@@ -17,9 +17,9 @@ def parse(body: dict, model_id: str):
     messages, developer = chat_messages(body.get("messages"))
     job = sampling_job(body, messages, developer, effort_of(body.get("reasoning_effort"), "reasoning_effort"),
                        ("max_tokens", "max_completion_tokens"))
-    tools = function_tools(body.get("tools"), body.get("tool_choice"))
-    schema = response_schema(body.get("response_format"))
-    job.extra = {"tools": tools or None, "response_format": schema}
+    # checked by the engine on its thread (engine.structured.reply_setup): a bad one is a 400 there
+    job.extra = {"tools": body.get("tools"), "tool_choice": body.get("tool_choice"),
+                 "response_format": body.get("response_format")}
     options = body.get("stream_options") or {}
     return job, bool(body.get("stream")), bool(options.get("include_usage")), stop_strings(body.get("stop"))
 

@@ -33,54 +33,31 @@ def sampling_job(body: dict, messages: list[dict], developer: str | None, effort
                max_tokens=max_tokens)
 
 
-def function_tools(tools, tool_choice, param: str = "tools", flat: bool = False) -> list[dict]:
-    """OpenAI function tools -> [{name, description, parameters}] (empty when tool_choice is none).
-
-    Chat Completions nests the function ({"type": "function", "function": {...}}); the Responses
-    API has it flat ({"type": "function", "name": ...}): `flat` says which.
-    """
+def flat_tools(tools) -> list | None:
+    """The Responses API's flat function tools ({"type": "function", "name", ...}) -> Chat's nested form."""
     if tools is None:
-        return []
+        return None
     if not isinstance(tools, list):
-        raise bad_request("`tools` must be a list of function tools.", param)
-    out = []
+        raise bad_request("`tools` must be a list of function tools.", "tools")
+    nested = []
     for i, tool in enumerate(tools):
-        fn = tool if flat else (tool.get("function") if isinstance(tool, dict) else None)
-        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(fn, dict):
-            raise bad_request("Only tools of type \"function\" are supported.", f"{param}[{i}]")
-        name = fn.get("name")
-        if not isinstance(name, str) or not name.replace("_", "a").replace("-", "a").isalnum():
-            raise bad_request("A function's name must be letters, digits, _ or -.", f"{param}[{i}].name")
-        params = fn.get("parameters") or {"type": "object", "properties": {}}
-        if not isinstance(params, dict):
-            raise bad_request("A function's parameters must be a JSON Schema object.", f"{param}[{i}].parameters")
-        out.append({"name": name, "description": fn.get("description") or "", "parameters": params})
-    if tool_choice in (None, "auto", "required"):
-        return out
-    if tool_choice == "none":
-        return []
-    chosen = tool_choice.get("function", tool_choice) if isinstance(tool_choice, dict) else None
-    name = chosen.get("name") if isinstance(chosen, dict) else None
-    picked = [t for t in out if t["name"] == name]
-    if not picked:
-        raise bad_request("`tool_choice` must be none, auto, required or one of the given functions.",
-                          "tool_choice")
-    return picked
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise bad_request("Only tools of type \"function\" are supported.", f"tools[{i}]")
+        fn = {k: tool[k] for k in ("name", "description", "parameters") if k in tool}
+        nested.append({"type": "function", "function": fn})
+    return nested
 
 
-def response_schema(fmt, param: str = "response_format") -> dict | None:
-    """`response_format` -> the JSON Schema the answer must follow (None: free text)."""
-    if fmt is None:
-        return None
-    kind = fmt.get("type") if isinstance(fmt, dict) else None
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return {"type": "object"}
-    if kind == "json_schema":
-        spec = fmt.get("json_schema", fmt)  # Responses' text.format is flat
-        schema = spec.get("schema") if isinstance(spec, dict) else None
-        if not isinstance(schema, dict):
-            raise bad_request("A json_schema response format needs a `schema` object.", param)
-        return schema
-    raise bad_request("`response_format` type must be text, json_object or json_schema.", param)
+def text_format(fmt) -> dict | None:
+    """The Responses API's `text.format` -> Chat's `response_format`."""
+    if fmt is None or not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return fmt
+    spec = {k: fmt[k] for k in ("name", "description", "schema", "strict") if k in fmt}
+    return {"type": "json_schema", "json_schema": spec}
+
+
+def tool_choice_of(value):
+    """The Responses API names a forced function flat ({"type": "function", "name"}): nest it."""
+    if isinstance(value, dict) and "name" in value and "function" not in value:
+        return {"type": "function", "function": {"name": value["name"]}}
+    return value

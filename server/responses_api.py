@@ -13,7 +13,7 @@ import time
 from server.convert import effort_of, text_of, tool_call, tool_result
 from server.errors import APIError, bad_request
 from server.reply import Piece, ReplyReader
-from server.requests import check_model, function_tools, response_schema, sampling_job
+from server.requests import check_model, flat_tools, sampling_job, text_format, tool_choice_of
 
 MAX_STORED = 1000  # responses kept for previous_response_id (oldest forgotten first)
 
@@ -95,9 +95,9 @@ def parse(body: dict, model_id: str, store: ResponseStore):
     reasoning = body.get("reasoning") or {}
     job = sampling_job(body, messages, developer, effort_of(reasoning.get("effort"), "reasoning.effort"),
                        ("max_output_tokens",))
-    tools = function_tools(body.get("tools"), body.get("tool_choice"), flat=True)
-    fmt = (body.get("text") or {}).get("format")
-    job.extra = {"tools": tools or None, "response_format": response_schema(fmt, "text.format")}
+    text = body.get("text") if isinstance(body.get("text"), dict) else {}
+    job.extra = {"tools": flat_tools(body.get("tools")), "tool_choice": tool_choice_of(body.get("tool_choice")),
+                 "response_format": text_format(text.get("format"))}
     return job, bool(body.get("stream")), messages, names
 
 

@@ -137,9 +137,16 @@ class EngineRunner:
         if self.chat is None:
             raise APIError(503, f"The model could not be loaded: {self.load_error}" if self.load_error else
                            "The model is still loading; retry in a moment.")
+        from engine.structured import reply_setup
+
         session = self.chat.session
-        render = {"effort": job.effort, "developer": job.developer, **_render_extra(job.extra)}
-        prompt_len = self.chat.prompt_length(job.messages, **render)
+        options = {k: v for k, v in job.extra.items() if v is not None}  # tools, tool_choice, response_format
+        try:
+            _, _, shown = reply_setup(self.chat.enc, **options)  # the engine's checks: one sentence each
+        except ValueError as e:
+            raise APIError(400, str(e)) from None
+        render = {"effort": job.effort, "developer": job.developer}
+        prompt_len = self.chat.prompt_length(job.messages, **render, **shown)
         context = session.context_length
         if prompt_len >= context:
             raise APIError(413, f"The messages are {prompt_len} tokens, more than this model's context of "
@@ -152,12 +159,7 @@ class EngineRunner:
             temperature = 0.0 if self.chat.greedy else 1.0
         sampling = self.chat.sampling(temperature=temperature, top_p=job.top_p, seed=job.seed)
         for ev in session.reply(job.messages, sampling=sampling, max_tokens=max_tokens, cancel=job.cancel,
-                                **render):
+                                **render, **options):
             if isinstance(ev, Done):
                 self.last_done = ev
             job.put(ev)
-
-
-def _render_extra(extra: dict) -> dict:
-    """The job's tool / response-format options that change the prompt (and so its length)."""
-    return {k: v for k, v in extra.items() if v is not None}

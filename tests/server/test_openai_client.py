@@ -198,3 +198,66 @@ def _wait(get, ok, timeout=30.0):
         if ok(value) or time.monotonic() > deadline:
             return value
         time.sleep(0.05)
+
+
+ADD = {"type": "function", "function": {
+    "name": "add", "description": "Adds two whole numbers.",
+    "parameters": {"type": "object", "properties": {"a": {"type": "integer", "minimum": 0, "maximum": 999},
+                                                     "b": {"type": "integer", "minimum": 0, "maximum": 999}},
+                   "required": ["a", "b"], "additionalProperties": False}}}
+
+
+def test_a_tool_call_round_trip(demo_server):
+    """The demo model was not trained on tools, so tool_choice forces the call; the arguments are
+    held to the schema by the engine's constrained decoding, and the result goes back as role tool."""
+    import json
+
+    import jsonschema
+
+    client = demo_server.client()
+    messages = [{"role": "user", "content": QUESTION}]
+    first = client.chat.completions.create(model="demo", messages=messages, tools=[ADD],
+                                           tool_choice={"type": "function", "function": {"name": "add"}})
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    call = choice.message.tool_calls[0]
+    assert call.function.name == "add" and call.id.startswith("call_")
+    jsonschema.validate(json.loads(call.function.arguments), ADD["function"]["parameters"])
+    assert_clean(choice.message.content or "")
+    messages += [{"role": "assistant", "content": choice.message.content, "tool_calls": [call.model_dump()],
+                  "reasoning_content": choice.message.model_extra.get("reasoning")},
+                 {"role": "tool", "tool_call_id": call.id, "content": "843"}]
+    second = client.chat.completions.create(model="demo", messages=messages, tools=[ADD], max_tokens=200)
+    assert second.choices[0].finish_reason in ("stop", "length", "tool_calls")
+    assert_clean(second.choices[0].message.content or "")
+    # the call and its result continue the first request's cache: only the result is new
+    assert second.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens
+
+
+def test_a_structured_answer_parses_and_validates(demo_server):
+    import json
+
+    import jsonschema
+
+    schema = {"type": "object", "properties": {"answer": {"type": "integer", "minimum": 0, "maximum": 2000}},
+              "required": ["answer"], "additionalProperties": False}
+    client = demo_server.client()
+    got = client.chat.completions.create(
+        model="demo", messages=[{"role": "user", "content": QUESTION}], max_tokens=400,
+        response_format={"type": "json_schema", "json_schema": {"name": "sum", "schema": schema}})
+    jsonschema.validate(json.loads(got.choices[0].message.content), schema)
+    assert got.choices[0].message.model_extra["reasoning"]  # the chain of thought stays free, and apart
+    resp = client.responses.create(model="demo", input=QUESTION, max_output_tokens=400,
+                                   text={"format": {"type": "json_schema", "name": "sum", "schema": schema}})
+    jsonschema.validate(json.loads(resp.output_text), schema)
+
+
+def test_bad_tools_are_a_400_with_one_sentence(demo_server):
+    client = demo_server.client()
+    bad = {"type": "function", "function": {"name": "x", "parameters": {"type": "nonsense"}}}
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "hi"}], tools=[bad])
+    assert "JSON Schema" in e.value.message
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "hi"}], tools=[ADD],
+                                       tool_choice={"type": "function", "function": {"name": "nope"}})
