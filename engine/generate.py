@@ -241,12 +241,13 @@ class Generation:
                 if stats.generated_tokens > 1:
                     stats.decode_tps = (stats.generated_tokens - 1) / max(now - first_at, 1e-9)
                 stats.peak_memory_bytes = mx.get_peak_memory()
-                yield tid
+                # The reason is set before yielding: a consumer may close the generator right there.
                 if tid in self.stop_ids:
                     stats.stop_reason = "stop"
-                    break
-                if next_token is None:
+                elif next_token is None:
                     stats.stop_reason = "max_tokens"
+                yield tid
+                if stats.stop_reason:
                     break
                 if self._cancelled():
                     stats.stop_reason = "cancelled"

@@ -168,3 +168,29 @@ def test_config_value_of_wrong_type_or_range(folder, key, value):
     if key == "rope_scaling" and isinstance(value, dict):
         key += "." + next(k for k in value if k != "rope_type")
     expect(folder, "config.json", f"'{key}'")
+
+
+def test_a_model_folder_under_a_parent_it_may_not_enter_is_called_unreadable(tmp_path):
+    """Run as root (CI), permissions don't bite: the check runs as `nobody` in a child process."""
+    import os
+    import subprocess
+    import sys
+
+    parent = tmp_path / "locked"
+    (parent / "model").mkdir(parents=True)
+    parent.chmod(0o000)
+    os.chmod(tmp_path, 0o755)
+    code = ("from engine import load_model, open_chat\nfrom engine.errors import ModelError\n"
+            "for f in (load_model, open_chat):\n"
+            "    try:\n        f(%r)\n    except ModelError as e:\n        print(e)\n") % str(parent / "model")
+    cmd = [sys.executable, "-c", code]
+    if os.geteuid() == 0:
+        cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=root,
+                             env={**os.environ, "PYTHONPATH": root})
+    finally:
+        parent.chmod(0o755)
+    assert "Traceback" not in out.stderr, out.stderr
+    assert out.stdout.count("can't be read (permission denied)") == 2, out.stdout

@@ -121,3 +121,23 @@ def test_masks_are_built_once_per_forward_pass_per_layer_kind(model, monkeypatch
     built.clear()
     model(mx.array([[7]]), cache=cache)
     assert len(built) == 2
+
+
+def test_a_consumer_that_stops_at_the_stop_token_sees_stop_not_cancelled(model):
+    """The session closes the generator as soon as it sees the stop token: the reason must
+    already say "stop" (every saved answer used to say "cancelled")."""
+    free = list(Generation(model, [1, 2, 3], model.make_cache(), SamplingParams(temperature=0.0), max_tokens=6))
+    stop_id = free[2]
+    gen = Generation(model, [1, 2, 3], model.make_cache(), SamplingParams(temperature=0.0), max_tokens=6,
+                     stop_ids={stop_id})
+    tokens = iter(gen)
+    for token in tokens:
+        if token == stop_id:
+            break
+    tokens.close()
+    assert gen.stats.stop_reason == "stop"
+    last = Generation(model, [1, 2, 3], model.make_cache(), SamplingParams(temperature=0.0), max_tokens=2)
+    tokens = iter(last)
+    seen = [next(tokens), next(tokens)]
+    tokens.close()
+    assert len(seen) == 2 and last.stats.stop_reason == "max_tokens"
