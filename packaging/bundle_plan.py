@@ -38,9 +38,15 @@ HIDDEN_IMPORTS = [
     "mlx_lm.models.switch_layers", "mlx_lm.models.rope_utils", "mlx_lm.models.activations",
     "tiktoken", "tiktoken_ext", "tiktoken_ext.openai_public",   # plugin found by namespace scan
     "huggingface_hub", "numpy",
+    # uvicorn picks its loop, protocol and lifespan modules by name at run time (the API server).
+    "uvicorn.loops.auto", "uvicorn.loops.asyncio", "uvicorn.protocols.http.auto", "uvicorn.protocols.http.h11_impl",
+    "uvicorn.protocols.websockets.auto", "uvicorn.lifespan.on", "uvicorn.lifespan.off",
 ]
-# Our own packages: every module, so lazy imports (engine_bridge) can't be missed.
-OWN_PACKAGES = ["app", "engine", "models"]
+# Packages that read their own installed version at import (importlib.metadata): their dist-info
+# must travel with them or the import fails in the frozen app.
+METADATA = ["llguidance", "jsonschema"]
+# Our own packages: every module, so lazy imports (engine_bridge, the app's API server) can't be missed.
+OWN_PACKAGES = ["app", "engine", "models", "server"]
 OWN_SKIP = ["models.demo_train"]          # training code for the demo model, not the app
 
 # Never in the bundle: test and reference stacks (huge, and the app must not need them).

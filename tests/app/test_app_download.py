@@ -1,5 +1,6 @@
 """Model download against a fake Hub on loopback: resume after a cut, a cancel and a restart;
 checksum verification; the disk-space check; a dead server gives one sentence."""
+import os
 import tempfile
 import threading
 from pathlib import Path
