@@ -55,20 +55,27 @@ class Launcher(QObject):
         found = offer(GPT_OSS_120B, budget_bytes or device_budget(), int(self.c.settings.context_length))
         if not found.fits:
             return
-        self.big_downloader = DownloadWorker(GPT_OSS_120B)
         self.big_dest = models_dir() / GPT_OSS_120B.key
         setup.show_big_offer(found.button, found.plan)
         setup.big_download_requested.connect(self.start_big_download)
-        setup.cancel_requested.connect(self.big_downloader.cancel, Qt.ConnectionType.DirectConnection)
-        self.big_downloader.progress.connect(setup.show_progress)
-        # Bound methods, not lambdas: Qt then runs them on the GUI thread, not the download thread.
-        self.big_downloader.done.connect(self._big_downloaded)
-        self.big_downloader.failed.connect(self._big_failed)
-        self.big_downloader.cancelled.connect(self._big_cancelled)
+
+    def _big_worker(self) -> DownloadWorker:
+        """The 120b's download thread, made on first use: most launches never download it, and an
+        idle thread that outlives the window aborts the interpreter at exit."""
+        if getattr(self, "big_downloader", None) is None:
+            setup = self.window.setup
+            self.big_downloader = DownloadWorker(GPT_OSS_120B)
+            setup.cancel_requested.connect(self.big_downloader.cancel, Qt.ConnectionType.DirectConnection)
+            self.big_downloader.progress.connect(setup.show_progress)
+            # Bound methods, not lambdas: Qt then runs them on the GUI thread, not the download thread.
+            self.big_downloader.done.connect(self._big_downloaded)
+            self.big_downloader.failed.connect(self._big_failed)
+            self.big_downloader.cancelled.connect(self._big_cancelled)
+        return self.big_downloader
 
     def start_big_download(self) -> None:
         self.window.setup.set_big_downloading(True)
-        self.big_downloader.start(str(self.big_dest), self.endpoint)
+        self._big_worker().start(str(self.big_dest), self.endpoint)
 
     def _big_downloaded(self, folder: str) -> None:
         self.window.setup.set_big_downloading(False)

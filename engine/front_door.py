@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from engine.errors import ModelError, unreadable
+from engine.errors import ModelError, require_folder
 
 log = logging.getLogger(__name__)
 PLANNED = "planned"  # policy= default: whatever engine.memory.plan picks for this machine
@@ -42,12 +42,7 @@ def open_chat(folder: str | Path, context_length: int = 8192, budget: int | None
     from engine.memory import wired_limit
 
     folder = Path(folder).expanduser()
-    try:
-        is_folder = folder.is_dir()
-    except PermissionError:  # a parent folder this app may not enter
-        raise unreadable(f"The model folder {folder}") from None
-    if not is_folder:
-        raise ModelError(f"The model folder {folder} does not exist; choose the folder that holds config.json.")
+    require_folder(folder)
     plan = None
     if policy == PLANNED:
         try:

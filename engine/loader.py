@@ -13,7 +13,7 @@ import mlx.core as mx
 
 from engine.checkpoint import Checkpoint
 from engine.config import load_config
-from engine.errors import ModelError, unreadable
+from engine.errors import ModelError, require_folder
 from engine.model import Attention, Block, Embedding, GptOss, Linear, Rotary, yarn_inv_freq
 from engine.moe import MoE, ExpertWeights, experts_mlx
 
@@ -71,12 +71,7 @@ def load_model(folder: str | Path, dtype: str | None = None, policy=None,
     if dtype not in DTYPES:
         raise ModelError(f"Unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}.")
     folder = Path(folder)
-    try:
-        is_folder = folder.is_dir()
-    except PermissionError:  # a parent folder this app may not enter
-        raise unreadable(f"The model folder {folder}") from None
-    if not is_folder:
-        raise ModelError(f"The model folder {folder} does not exist; choose the folder that holds config.json.")
+    require_folder(folder)
     cfg = load_config(folder)
     ckpt = Checkpoint(folder, cfg)
     dt = DTYPES[dtype]

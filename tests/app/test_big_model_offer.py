@@ -35,6 +35,9 @@ def test_120b_is_offered_on_a_32gb_mac_with_its_plan_and_size(qtbot, store, app_
     # The planner's own figures for a 32 GB Mac (engine.memory: 34 of 128 expert slots, 8k context).
     assert "34 of its 128 experts per layer" in plan and "of the 21 GB" in plan and "65.3 GB" in plan
     assert not lc.big_dest.exists()  # shown before anything is downloaded
+    # No download thread until one is asked for: an idle one left by a launcher that isn't shut
+    # down aborted the interpreter at exit ("QThread: Destroyed while thread 'download' is running").
+    assert getattr(lc, "big_downloader", None) is None
     lc.shutdown()
     c.shutdown()
 
@@ -51,7 +54,7 @@ def test_the_120b_download_pauses_and_resumes_from_its_own_button(qtbot, store, 
     with FakeHub(FILES) as hub:
         hub.delay = 0.05  # time to press Cancel
         c, lc = _launcher(qtbot, store, monkeypatch, tmp_path, 96, endpoint=hub.endpoint)
-        lc.big_downloader.model = MODEL
+        lc._big_worker().model = MODEL
         setup = lc.window.setup
         qtbot.mouseClick(setup.big_button, Qt.MouseButton.LeftButton)
         assert setup.big_button.text() == "Downloading…" and setup.cancel_button.isVisibleTo(lc.window)
@@ -74,7 +77,7 @@ def test_the_120b_download_pauses_and_resumes_from_its_own_button(qtbot, store, 
 def test_taking_the_offer_downloads_and_loads_it(qtbot, store, app_home, tmp_path, monkeypatch):
     with FakeHub(FILES) as hub:
         c, lc = _launcher(qtbot, store, monkeypatch, tmp_path, 96, endpoint=hub.endpoint)
-        lc.big_downloader.model = MODEL  # a small stand-in for the 65 GB of shards
+        lc._big_worker().model = MODEL  # a small stand-in for the 65 GB of shards
         setup = lc.window.setup
         assert "every expert kept in memory" in setup.big_plan.text()
         with qtbot.waitSignal(c.model_ready, timeout=15000):

@@ -80,7 +80,7 @@ def test_app_starts_when_the_remembered_folder_has_a_malformed_header(qtbot, sto
     assert lc.window.stack.currentWidget() is lc.window.setup
     shown = one_sentence(lc.window.setup.message.text())
     assert shards(model)[0].name in shown and "download" in shown
-    lc.downloader.stop()
+    lc.shutdown()
     c.shutdown()
 
 
@@ -89,7 +89,7 @@ def test_app_starts_when_the_remembered_folder_is_unreadable(qtbot, store, app_h
         c, lc = launch(qtbot, store, monkeypatch, folder.parent, folder)
         assert lc.window.stack.currentWidget() is lc.window.setup
         assert "can't be read" in one_sentence(lc.window.setup.message.text())
-    lc.downloader.stop()
+    lc.shutdown()
     c.shutdown()
 
 
