@@ -215,10 +215,14 @@ def test_saved_and_displayed_images_are_reported(make_tool, tmp_path):
 
 def test_close_ends_every_process_of_the_sandbox(make_tool):
     tool = make_tool()
-    tool.run("import subprocess\np = subprocess.Popen(['sleep', '300'])")
+    # A duration nothing else on the machine uses, and only sleepers that are new: another
+    # program's `sleep 300` is not the sandbox's.
+    argv = ["sleep", "299.731"]
+    before = {p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == argv}
+    tool.run(f"import subprocess\np = subprocess.Popen({argv!r})")
     run_dir = str(tool._kernel.run_dir)
     assert len(_processes_mentioning(run_dir)) >= 2  # bubblewrap and the kernel
-    sleepers = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "300"]]
+    sleepers = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == argv and p.pid not in before]
     assert sleepers
     tool.close()
     assert _processes_mentioning(run_dir) == []
