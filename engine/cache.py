@@ -39,23 +39,12 @@ def _append(stored: tuple, new: tuple, used: int) -> tuple:
     return stored
 
 
-class FullCache:
-    """Keys/values of every position so far.
-
-    start: the position of the first token it will hold (0 normally). A cache that starts later
-    holds no keys before `start`: used to test positions up to 131k without a 131k-token prefix.
-    """
+class _PositionCache:
+    """What the full-attention caches share: positions start..offset held, a snapshot is the offset
+    (rows past it are overwritten in place after a rewind)."""
 
     def __init__(self, start: int = 0):
-        self.keys = self.values = None
         self.start = self.offset = start
-
-    def update(self, k: mx.array, v: mx.array) -> tuple[mx.array, mx.array, int]:
-        """Append k, v [B, KV, T, hd]; return all keys, values and the first key's position."""
-        self.keys, self.values = _append((self.keys, self.values), (k, v), self.offset - self.start)
-        self.offset += k.shape[2]
-        end = self.offset - self.start
-        return self.keys[:, :, :end], self.values[:, :, :end], self.start
 
     def held(self) -> int:
         """Keys held now (positions start..offset)."""
@@ -67,12 +56,31 @@ class FullCache:
     def restore(self, snap) -> None:
         self.offset = snap
 
+
+class FullCache(_PositionCache):
+    """Keys/values of every position so far.
+
+    start: the position of the first token it will hold (0 normally). A cache that starts later
+    holds no keys before `start`: used to test positions up to 131k without a 131k-token prefix.
+    """
+
+    def __init__(self, start: int = 0):
+        super().__init__(start)
+        self.keys = self.values = None
+
+    def update(self, k: mx.array, v: mx.array) -> tuple[mx.array, mx.array, int]:
+        """Append k, v [B, KV, T, hd]; return all keys, values and the first key's position."""
+        self.keys, self.values = _append((self.keys, self.values), (k, v), self.offset - self.start)
+        self.offset += k.shape[2]
+        end = self.offset - self.start
+        return self.keys[:, :, :end], self.values[:, :, :end], self.start
+
     @property
     def state(self):
         return [] if self.keys is None else [self.keys, self.values]
 
 
-class QuantizedFullCache:
+class QuantizedFullCache(_PositionCache):
     """A FullCache whose keys and values are stored as MLX affine-quantized codes (8-bit, a scale
     and a bias per group of `group_size` along the head dim): half the bytes of bf16.
 
@@ -84,8 +92,8 @@ class QuantizedFullCache:
 
     def __init__(self, bits: int = 8, group_size: int = 64, start: int = 0):
         self.bits, self.group_size = bits, group_size
+        super().__init__(start)
         self.stored = (None,) * 6  # key codes, scales, biases, then the same for values
-        self.start = self.offset = start
 
     def update(self, k: mx.array, v: mx.array) -> tuple[tuple, tuple, int]:
         """Quantize and append k, v [B, KV, T, hd]; return all keys and values as
@@ -97,16 +105,6 @@ class QuantizedFullCache:
         end = self.offset - self.start
         held = tuple(a[:, :, :end] for a in self.stored)
         return held[:3], held[3:], self.start
-
-    def held(self) -> int:
-        """Keys held now (positions start..offset)."""
-        return self.offset - self.start
-
-    def snapshot(self):
-        return self.offset
-
-    def restore(self, snap) -> None:
-        self.offset = snap
 
     @property
     def state(self):
