@@ -100,6 +100,11 @@ class ToolResult:
         return {"role": "tool", "name": self.call.recipient, "channel": self.call.channel, "content": self.output}
 
 
+def function_call(name: str, arguments: str = "{}") -> ToolCall:
+    """A call to the user function `name` with JSON `arguments`, as harmony renders it."""
+    return ToolCall(f"{FUNCTIONS}.{name}", arguments, content_type=JSON_CONTENT_TYPE)
+
+
 def tool_result_message(call: ToolCall, output: str) -> dict:
     """The tool's answer to `call`, as a message to append after `call.message`."""
     return ToolResult(call, output).message
@@ -179,13 +184,12 @@ def messages_from_openai(messages: list[dict]) -> tuple[str | None, list[dict]]:
                 if not fn.get("name"):
                     raise ValueError(f"messages[{i}].tool_calls needs a function name in every call.")
                 names[c.get("id", "")] = fn["name"]
-                out.append({"role": "assistant", "channel": "commentary", "recipient": f"{FUNCTIONS}.{fn['name']}",
-                            "content_type": JSON_CONTENT_TYPE, "content": fn.get("arguments") or "{}"})
+                out.append(function_call(fn["name"], fn.get("arguments") or "{}").message)
         elif role == "tool":
             name = names.get(m.get("tool_call_id", "")) or m.get("name")
             if not name:
                 raise ValueError(f"messages[{i}] answers tool call {m.get('tool_call_id')!r}, which no earlier assistant message made.")
-            out.append({"role": "tool", "name": f"{FUNCTIONS}.{name}", "channel": "commentary", "content": content})
+            out.append(tool_result_message(function_call(name), content))
         else:
             raise ValueError(f"messages[{i}].role must be system, developer, user, assistant or tool, not {role!r}.")
     return ("\n\n".join(t for t in instructions if t) or None), out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from engine.tools import FUNCTIONS, JSON_CONTENT_TYPE, messages_from_openai
+from engine.tools import function_call, messages_from_openai, tool_result_message
 from server.errors import bad_request
 
 EFFORTS = ("low", "medium", "high")
@@ -55,17 +55,14 @@ def chat_messages(messages) -> tuple[list[dict], str | None]:
     return out, developer
 
 
-def tool_call(name: str, arguments: str) -> dict:
+def tool_call(name: str, arguments) -> dict:
     """The harmony message of an assistant's call to a user function (Responses input items)."""
-    if not isinstance(arguments, str):
-        arguments = json.dumps(arguments)
-    return {"role": "assistant", "channel": "commentary", "recipient": f"{FUNCTIONS}.{name}",
-            "content_type": JSON_CONTENT_TYPE, "content": arguments}
+    return function_call(name, arguments if isinstance(arguments, str) else json.dumps(arguments)).message
 
 
 def tool_result(name: str, output: str) -> dict:
     """The harmony message carrying a function's result back to the model."""
-    return {"role": "tool", "name": f"{FUNCTIONS}.{name}", "channel": "commentary", "content": output}
+    return tool_result_message(function_call(name), output)
 
 
 def effort_of(value, param: str) -> str:
