@@ -90,7 +90,10 @@ def demo_folder() -> Path:
 def bundled_folders() -> list[Path]:
     """Model folders shipped inside the app (build_mac_app.py --bundle-model), for offline installs."""
     root = Path(__file__).resolve().parent / "bundled"
-    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    try:
+        return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    except PermissionError:  # the app's own folder closed to this user: nothing bundled to offer
+        return []
 
 
 def label_for_folder(folder: str | Path) -> str | None:
