@@ -93,6 +93,11 @@ class ChatController(QObject):
         self._request_tool.connect(self.worker.run_python)
         self._request_warm.connect(self.worker.warm_python)
         self.worker.tool_finished.connect(self._on_tool_finished)
+        if self.store.exclusive:   # purged chats' Python folders go with them
+            try:
+                self.worker.sweep_python_folders(self.store.conversation_ids(), self.store.path)
+            except StoreError:
+                pass
         self.worker.set_python_enabled(self.settings.python_tool)
         self._timer = QTimer(self)
         self._timer.setInterval(flush_ms)
@@ -229,6 +234,7 @@ class ChatController(QObject):
             self.stop()
         self.store.delete(conversation_id)
         self._last_deleted = conversation_id
+        self.worker.forget_python(str(conversation_id))
         if conversation_id == self.current_id:
             rest = self.store.conversations()
             self.open_conversation(rest[0].id if rest else -1)

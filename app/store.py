@@ -356,6 +356,11 @@ class ChatStore:
         self._db.execute("UPDATE conversations SET deleted = 0 WHERE id = ?", (conversation_id,))
 
     @_guarded
+    def conversation_ids(self) -> list[int]:
+        """Every chat id still in the file, the soft-deleted (Undo-able) ones included."""
+        return [row[0] for row in self._db.execute("SELECT id FROM conversations")]
+
+    @_guarded
     def purge_deleted(self) -> int:
         """Remove soft-deleted chats for good; only the instance holding the lock (another one
         could still offer Undo for them)."""

@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from pathlib import Path
 
 from app.qt_compat import emit
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -208,6 +209,18 @@ class EngineWorker(QObject):
         """Stop the code running in `chat` (callable from the GUI thread)."""
         if self._pool is not None:
             self._pool.interrupt(chat)
+
+    def forget_python(self, chat: str) -> None:
+        """A deleted chat: end its kernel now, off the GUI thread (its folder stays for Undo)."""
+        if self._pool is not None:
+            threading.Thread(target=self._pool.close, args=(chat,), name="python-close", daemon=True).start()
+
+    def sweep_python_folders(self, chat_ids, history_file) -> None:
+        """Remove the Python folders of chats the history no longer holds (lock holder only). Only
+        folders that live beside `history_file` belong to that history; others are left alone."""
+        pool = self.python_pool()
+        if pool.root.parent.resolve() == Path(history_file).parent.resolve():
+            pool.remove_folders_except(chat_ids)
 
     def close_tools(self) -> None:
         if self._pool is not None:

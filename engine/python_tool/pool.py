@@ -3,6 +3,7 @@ off everywhere (settings), and one call that ends every kernel (quit)."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 
@@ -69,6 +70,20 @@ class PythonToolPool:
             tool = self._tools.pop(chat_id, None)
         if tool is not None:
             tool.close()
+
+    def remove_folders_except(self, chat_ids) -> list[str]:
+        """Delete every chat folder under root that none of `chat_ids` owns (chats purged from the
+        history): SQLite hands a purged chat's id out again, and the new chat must not find the old
+        one's files. Returns the names removed."""
+        keep = {self.folder(str(c)).name for c in chat_ids}
+        try:
+            stale = [p for p in self.root.iterdir() if p.is_dir() and not p.is_symlink() and p.name not in keep]
+        except OSError:
+            return []                     # no folder yet (or unreadable): nothing of ours to sweep
+        for path in stale:
+            self.close(path.name)
+            shutil.rmtree(path, ignore_errors=True)
+        return [p.name for p in stale]
 
     def close_all(self) -> None:
         with self._lock:

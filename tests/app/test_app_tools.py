@@ -487,3 +487,51 @@ def test_a_model_that_keeps_calling_is_stopped(qtbot, store, pool, monkeypatch):
     wait_idle(qtbot, c)
     assert len(session.calls) == 3 and "called tools more than 2 times" in c.model.last().notice
     c.shutdown()
+
+
+def test_a_deleted_chat_loses_its_kernel_at_once_and_its_files_when_purged(qtbot, tmp_path, pool):
+    """A deleted chat's kernel ends at once (Undo keeps the folder); when it is purged at the next start
+    its folder goes too, so a new chat that gets the same id never sees the old chat's files."""
+    path = tmp_path / "history.sqlite3"
+    store = ChatStore(path)
+    session = ScriptedSession(queue=[call_script("open('secret.txt', 'w').write('mine')"), answer_script(final="Saved.")])
+    c = make_controller(qtbot, store, session, pool)
+    c.send("Save a secret")
+    qtbot.waitUntil(lambda: c.waiting_call() is not None, timeout=5000)
+    c.answer_tool("run")
+    wait_idle(qtbot, c)
+    chat = c.current_id
+    folder = pool.folder(str(chat))
+    assert (folder / "secret.txt").read_text() == "mine"
+    tool = pool.tool(str(chat))
+    assert tool.has_kernel
+    c.delete(chat)
+    qtbot.waitUntil(lambda: not tool.has_kernel, timeout=10000)   # no kernel left running for a deleted chat
+    c.undo_delete()
+    assert (folder / "secret.txt").exists()      # Undo brings the chat back with its files
+    c.delete(chat)
+    c.shutdown()
+    store.close()
+
+    store2 = ChatStore(path)                     # the app starts again: the deleted chat is purged
+    c2 = make_controller(qtbot, store2, ScriptedSession(), pool)
+    assert not folder.exists()
+    fresh = store2.create_conversation("New")
+    assert fresh.id == chat                      # SQLite hands the id out again...
+    assert not (pool.folder(str(fresh.id)) / "secret.txt").exists()   # ...but not the old files
+    c2.shutdown()
+    store2.close()
+
+
+def test_a_python_folder_no_chat_owns_is_removed_at_start_but_live_chats_keep_theirs(qtbot, tmp_path, pool):
+    """A folder left by a crash between purge and cleanup (or by an older version) is swept at start."""
+    path = tmp_path / "history.sqlite3"
+    store = ChatStore(path)
+    kept = store.create_conversation("Mine")
+    for name in (str(kept.id), "999"):
+        pool.folder(name).mkdir(parents=True)
+        (pool.folder(name) / "data.csv").write_text("1,2\n")
+    c = make_controller(qtbot, store, ScriptedSession(), pool)
+    assert (pool.folder(str(kept.id)) / "data.csv").exists() and not pool.folder("999").exists()
+    c.shutdown()
+    store.close()
