@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from app.api_server import LocalApiServer
 from app.controller import ChatController
+from app.qt_compat import emit
 from app.download import bytes_downloaded, free_bytes
 from app.download_worker import DownloadWorker
 from app.model_manager import (check_folder, default_download_folder, enable_offline_mode, find_model,
@@ -21,6 +22,9 @@ from models.registry import GPT_OSS_20B, GPT_OSS_120B, demo_folder
 
 
 class Launcher(QObject):
+    _to_engine = Signal(object)        # a function for the engine thread (worker.run)
+    _budget_known = Signal("qint64")   # bytes MLX may use on this machine
+
     def __init__(self, controller: ChatController, endpoint: str = "", parent=None):
         super().__init__(parent)
         self.c = controller
@@ -44,15 +48,25 @@ class Launcher(QObject):
         self.downloader.failed.connect(self._download_failed)
         self.downloader.cancelled.connect(self._download_cancelled)
         controller.model_ready.connect(lambda _n: self.window.show_chat())
-        self._offer_big_model(setup)
+        # The Mac's memory budget comes from MLX (Metal's working set): measured on the engine thread,
+        # which imports MLX anyway, so the window shows without waiting for that import.
+        self.big_offer_checked = False
+        self._budget_known.connect(lambda budget: self._offer_big_model(setup, budget))
+        self._to_engine.connect(controller.worker.run, Qt.ConnectionType.QueuedConnection)
+        emit(self._to_engine, self._measure_budget)
 
-    def _offer_big_model(self, setup, budget_bytes: int | None = None) -> None:
+    def _measure_budget(self) -> None:
+        """Engine thread: the bytes MLX may use here, sent back to the GUI thread."""
+        from engine.memory import device_budget
+        emit(self._budget_known, device_budget())
+
+    def _offer_big_model(self, setup, budget_bytes: int) -> None:
         """Offer gpt-oss-120b on the setup page where its memory plan fits this Mac (issue 16)."""
         from app.paths import models_dir
-        from engine.memory import device_budget
         from models.registry import offer
 
-        found = offer(GPT_OSS_120B, budget_bytes or device_budget(), int(self.c.settings.context_length))
+        self.big_offer_checked = True
+        found = offer(GPT_OSS_120B, budget_bytes, int(self.c.settings.context_length))
         if not found.fits:
             return
         self.big_dest = models_dir() / GPT_OSS_120B.key

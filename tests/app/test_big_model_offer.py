@@ -23,6 +23,7 @@ def _launcher(qtbot, store, monkeypatch, tmp_path, ram_gb, endpoint=""):
     lc = Launcher(c, endpoint=endpoint)
     qtbot.addWidget(lc.window)
     lc.start()
+    qtbot.waitUntil(lambda: lc.big_offer_checked, timeout=10000)   # measured on the engine thread
     return c, lc
 
 
@@ -38,6 +39,21 @@ def test_120b_is_offered_on_a_32gb_mac_with_its_plan_and_size(qtbot, store, app_
     # No download thread until one is asked for: an idle one left by a launcher that isn't shut
     # down aborted the interpreter at exit ("QThread: Destroyed while thread 'download' is running").
     assert getattr(lc, "big_downloader", None) is None
+    lc.shutdown()
+    c.shutdown()
+
+
+def test_the_memory_budget_is_measured_off_the_gui_thread(qtbot, store, app_home, tmp_path, monkeypatch):
+    """device_budget imports MLX (Metal's working set): on the GUI thread it delayed the first window."""
+    import threading
+    threads = []
+    monkeypatch.setattr(engine.memory, "device_budget", lambda: threads.append(threading.current_thread()) or mac_budget(32))
+    c = ChatController(store, EngineWorker(loader=scripted_loader(ScriptedSession())))
+    lc = Launcher(c)
+    qtbot.addWidget(lc.window)
+    qtbot.waitUntil(lambda: lc.big_offer_checked, timeout=10000)
+    assert threads and threads[0] is not threading.main_thread()
+    assert lc.window.setup.big_card.isVisibleTo(lc.window)      # and the offer still arrives
     lc.shutdown()
     c.shutdown()
 
