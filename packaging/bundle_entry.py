@@ -8,6 +8,9 @@ the first screen (setup page or chat) is visible, prints one line
     GPT_OSS_CHAT_SMOKE {"screen": "setup", "checks": {...}, "ok": true}
 
 closes the window (the app's own shutdown path) and exits: 0 if every check passed, 3 if not.
+
+Kernel mode (`--python-tool-kernel ...`): the app is also the Python tool's Jupyter kernel, started
+inside the sandbox by engine/python_tool with that flag; it runs the kernel and never opens a window.
 """
 from __future__ import annotations
 
@@ -85,6 +88,24 @@ def _check_highlighting() -> tuple[bool, str]:
         return False, _describe(e)
 
 
+def _check_python_tool() -> tuple[bool, str]:
+    """The Python tool end to end: the app starts itself as the sandboxed kernel and runs code."""
+    try:
+        import tempfile
+
+        from engine.python_tool import Limits, PythonTool, sandbox_problem
+        problem = sandbox_problem()
+        if problem:
+            return False, problem
+        # A folder the tool makes itself, as the app's chats are (mkdtemp's own is 0700: run as
+        # root, the sandbox drops the capability that would let it enter a folder it gave away).
+        with tempfile.TemporaryDirectory() as top, PythonTool(os.path.join(top, "chat"), Limits(timeout=60.0)) as tool:
+            out = tool.run("import sys\nprint(6 * 7, sys.version_info[0])")
+        return out.error is None and out.text.split() == ["42", "3"], (out.error or out.text.strip())[:200]
+    except Exception as e:
+        return False, _describe(e)
+
+
 def run_checks() -> dict:
     """Every bundle check, as {name: {"ok": bool, "detail": str}}."""
     checks = {
@@ -93,6 +114,7 @@ def run_checks() -> dict:
         "mlx_lm_gpt_oss": _check_frozen_module("mlx_lm.models.gpt_oss"),
         "tiktoken": _check_tiktoken(),
         "highlighting": _check_highlighting(),
+        "python_tool": _check_python_tool(),
     }
     return {k: {"ok": bool(ok), "detail": detail} for k, (ok, detail) in checks.items()}
 
@@ -137,6 +159,11 @@ def _install_first_screen_probe(checks: dict) -> None:
 
 
 def main() -> int:
+    from engine.python_tool.sandbox import KERNEL_FLAG
+    if sys.argv[1:2] == [KERNEL_FLAG]:
+        from engine.python_tool.kernel_entry import main as kernel_main
+        kernel_main(sys.argv[2:])
+        return 0
     smoke = os.environ.get(SMOKE_ENV, "") not in ("", "0")
     if smoke:
         _install_first_screen_probe(run_checks())

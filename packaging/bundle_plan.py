@@ -41,6 +41,11 @@ HIDDEN_IMPORTS = [
     # uvicorn picks its loop, protocol and lifespan modules by name at run time (the API server).
     "uvicorn.loops.auto", "uvicorn.loops.asyncio", "uvicorn.protocols.http.auto", "uvicorn.protocols.http.h11_impl",
     "uvicorn.protocols.websockets.auto", "uvicorn.lifespan.on", "uvicorn.lifespan.off",
+    # The Python tool's kernel is the app itself started with a flag (engine/python_tool/sandbox.py):
+    # ipykernel and IPython are imported only in that process, so analysis of the app never sees them.
+    "engine.python_tool.kernel_entry", "ipykernel", "ipykernel.kernelapp", "ipykernel.ipkernel",
+    "ipykernel.zmqshell", "ipykernel.comm", "IPython", "IPython.core.interactiveshell", "comm",
+    "jupyter_client", "zmq", "tornado", "psutil",
 ]
 # Packages that read their own installed version at import (importlib.metadata): their dist-info
 # must travel with them or the import fails in the frozen app.
@@ -53,7 +58,10 @@ OWN_SKIP = ["models.demo_train"]          # training code for the demo model, no
 EXCLUDES = [
     "torch", "transformers", "tokenizers", "safetensors.torch", "pytest", "_pytest", "hypothesis",
     "pytestqt", "tests", "bench", "openai_harmony", "bpe_openai", "tkinter", "matplotlib",
-    "IPython", "scipy", "pandas", "sympy", "jinja2", "PIL", "models.demo_train",
+    "scipy", "pandas", "sympy", "jinja2", "PIL", "models.demo_train",
+    # ipykernel's debugger: optional (ipykernel runs without it), and frozen it fails to import
+    # (debugpy reads its vendored sources from disk).
+    "debugpy",
 ]
 # Qt modules the app does not use (it imports QtCore, QtGui, QtWidgets only).
 QT_EXCLUDES = [f"PySide6.{m}" for m in (

@@ -2,15 +2,13 @@
 resource limits, then become the Jupyter kernel. Everything the model's code starts inherits them.
 
 usage: python kernel_entry.py CONNECTION_FILE MEMORY PROCESSES FILE_SIZE [UID GID]
+   or: APP --python-tool-kernel CONNECTION_FILE ...   (the frozen app, packaging/bundle_entry.py)
 """
 
 import os
 import resource
 import signal
 import sys
-
-# This folder is sys.path[0] when run as a script: its module names must not shadow anything.
-sys.path.pop(0)
 
 
 def _limit(name: str, value: int) -> None:
@@ -54,4 +52,6 @@ def main(argv: list) -> None:
 
 
 if __name__ == "__main__":
+    # This folder is sys.path[0] when run as a script: its module names must not shadow anything.
+    sys.path.pop(0)
     main(sys.argv[1:])

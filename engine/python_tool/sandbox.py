@@ -25,6 +25,8 @@ from pathlib import Path
 from engine.python_tool.limits import Limits
 
 ENTRY = Path(__file__).with_name("kernel_entry.py")
+# The frozen app is its own kernel: started with this flag it runs kernel_entry.main, no window.
+KERNEL_FLAG = "--python-tool-kernel"
 NOBODY = 65534
 DATA_DRIVE = "/mnt/data"  # the chat folder's second name inside the Linux sandbox
 
@@ -54,6 +56,10 @@ def python_paths(python: str | os.PathLike = sys.executable) -> tuple[Path, ...]
     (PYTHONPATH, .pth entries), never the home folder itself, an ancestor of it, or /."""
     home = Path.home().resolve()
     exe = Path(os.path.realpath(python))
+    if is_frozen_app(python):
+        # The app's own files only: the onedir folder on Linux, Contents/ (MacOS, Frameworks,
+        # Resources) on macOS; never the folder the app was unpacked beside.
+        return (exe.parent.parent if sys.platform == "darwin" else exe.parent,)
     candidates = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), exe.parent.parent,
                   ENTRY.parent]
     candidates += [Path(p) for p in sys.path if p and os.path.isdir(p)]
@@ -96,9 +102,15 @@ def _is_prefix(path: Path, python: Path) -> bool:
     return any(path == p or p in path.parents for p in prefixes)
 
 
+def is_frozen_app(python: str | os.PathLike) -> bool:
+    """Whether `python` is this frozen (PyInstaller) app itself rather than a Python interpreter."""
+    return bool(getattr(sys, "frozen", False)) and os.path.realpath(python) == os.path.realpath(sys.executable)
+
+
 def entry_args(spec: SandboxSpec) -> list[str]:
     lim = spec.limits
-    args = [str(spec.python), str(ENTRY), str(spec.run_dir / "kernel.json"),
+    entry = KERNEL_FLAG if is_frozen_app(spec.python) else str(ENTRY)
+    args = [str(spec.python), entry, str(spec.run_dir / "kernel.json"),
             str(lim.memory), str(lim.processes), str(lim.file_size)]
     if spec.as_nobody:
         args += [str(NOBODY), str(NOBODY)]
@@ -203,23 +215,22 @@ def sandbox_command(spec: SandboxSpec) -> list[str]:
     return bwrap_command(spec, shutil.which("bwrap") or "bwrap")
 
 
-FROZEN = ("This build of the app has no Python interpreter for the Python tool, so the tool is off "
-          "(see docs/python_tool.md).")
+FROZEN = ("This build of the app was made without the Python tool's kernel (ipykernel), so the tool is off; "
+          "download the app again, or run it from source (see docs/python_tool.md).")
 
 
 @lru_cache(maxsize=1)
 def sandbox_problem(python: str = sys.executable) -> str | None:
     """None when the sandbox can run here with that interpreter, else one sentence saying why not
     and what to do."""
-    if getattr(sys, "frozen", False) and python == sys.executable:
-        # A PyInstaller app's executable is the app itself: starting it as the kernel would open
-        # a second window. Such a build must ship a Python and pass it to PythonTool(python=...).
-        return FROZEN
     try:
-        import ipykernel  # noqa: F401
+        # The frozen app runs its kernel from its own bundle (KERNEL_FLAG), so these must be in it.
+        import ipykernel.kernelapp  # noqa: F401
         import jupyter_client  # noqa: F401
         import psutil  # noqa: F401
     except ImportError:
+        if is_frozen_app(python):
+            return FROZEN
         return "The Python tool needs ipykernel, jupyter-client and psutil: pip install ipykernel jupyter-client psutil."
     if sys.platform == "darwin":
         probe = ["/usr/bin/sandbox-exec", "-p", "(version 1)(allow default)(deny network*)", "/usr/bin/true"]

@@ -26,6 +26,14 @@ def test_highlighting_check_fails_when_pygments_cannot_colour(monkeypatch):
     assert not ok
 
 
+def test_python_tool_check_runs_code_and_fails_when_the_sandbox_cannot(monkeypatch):
+    from engine.python_tool import sandbox
+    ok, detail = bundle_entry._check_python_tool()
+    assert (ok, detail) == (True, "42 3") or sandbox.sandbox_problem() is not None
+    monkeypatch.setattr("engine.python_tool.sandbox_problem", lambda: "no sandbox here")
+    assert bundle_entry._check_python_tool() == (False, "no sandbox here")
+
+
 def test_describe_keeps_the_hidden_cause():
     try:
         try:
@@ -49,4 +57,4 @@ def test_smoke_mode_reports_the_setup_screen_and_exits(tmp_path):
     expected = "chat" if (ROOT / "models" / "demo" / "config.json").is_file() else "setup"
     assert report["screen"] == expected
     assert report["ok"] is True and set(report["checks"]) == {"mlx", "metal_kernels", "mlx_lm_gpt_oss", "tiktoken",
-                                                              "highlighting"}
+                                                              "highlighting", "python_tool"}

@@ -85,3 +85,22 @@ def test_frozen_app_reaches_its_first_screen_offscreen(onedir, tmp_path):
     assert report["checks"]["mlx"]["detail"].startswith("ok")
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_the_frozen_app_runs_the_python_tool_as_its_own_sandboxed_kernel(onedir, tmp_path):
+    """The smoke report's python_tool check ran code in the sandbox with the frozen app as the kernel;
+    here the same kernel is started by hand: the flag runs a kernel, not a window, and the app's own
+    bundle is the only Python it has."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update({bundle_entry.SMOKE_ENV: "1", "QT_QPA_PLATFORM": "offscreen",
+                "GPT_OSS_CHAT_HOME": str(tmp_path / "home"), "HF_HOME": str(tmp_path / "hf")})
+    result = subprocess.run([str(onedir / bp.EXECUTABLE)], capture_output=True, text=True, timeout=180,
+                            cwd=tmp_path, env=env)
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith(bundle_entry.SMOKE_PREFIX)]
+    assert lines, result.stderr[-3000:]
+    check = json.loads(lines[-1][len(bundle_entry.SMOKE_PREFIX):])["checks"]["python_tool"]
+    assert check["ok"], check["detail"]
+    # Started with the flag and no connection file, it fails as a kernel would, never as the app.
+    bad = subprocess.run([str(onedir / bp.EXECUTABLE), "--python-tool-kernel"], capture_output=True,
+                         text=True, timeout=60, cwd=tmp_path, env=env)
+    assert bad.returncode != 0 and "GPT_OSS_CHAT_SMOKE" not in bad.stdout

@@ -4,6 +4,7 @@ profile generated for a chat folder denies what it must and allows only what it 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -167,6 +168,27 @@ def test_capped_text_keeps_head_and_tail_and_counts_everything():
     assert small.value() == "a" * 60 + "b" * 40  # exactly at the cap: nothing cut, no note
 
 
-def test_a_frozen_app_does_not_start_itself_as_the_kernel(monkeypatch):
+def test_a_frozen_app_is_its_own_kernel_and_the_sandbox_reads_only_the_app(monkeypatch, tmp_path):
+    """Frozen (PyInstaller), the app's executable starts itself with KERNEL_FLAG instead of a
+    script, and the only Python folder the sandbox lets it read is the app's own (the real frozen
+    build runs code this way in tests/mac_app/test_linux_onedir.py)."""
+    onedir = tmp_path / "dist" / "gpt-oss-chat"
+    exe = onedir / "gpt-oss-chat"
     monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(exe))
+    assert sandbox.python_paths(str(exe)) == ((onedir.parent if sys.platform == "darwin" else onedir).resolve(),)
+    spec = dataclasses.replace(_spec(tmp_path), python=exe)
+    args = sandbox.entry_args(spec)
+    assert args[:3] == [str(exe), sandbox.KERNEL_FLAG, str(spec.run_dir / "kernel.json")]
+    assert str(sandbox.ENTRY) not in args
+    # A real interpreter beside the frozen app still gets the script.
+    other = sandbox.entry_args(dataclasses.replace(_spec(tmp_path), python=Path("/usr/bin/python3")))
+    assert other[1] == str(sandbox.ENTRY)
+
+
+def test_a_frozen_app_without_ipykernel_says_so_in_one_sentence(monkeypatch):
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setitem(sys.modules, "ipykernel.kernelapp", None)   # as if left out of the bundle
     assert sandbox.sandbox_problem.__wrapped__() == sandbox.FROZEN
+    monkeypatch.setattr(sys, "frozen", False)
+    assert "pip install" in sandbox.sandbox_problem.__wrapped__()
