@@ -68,16 +68,27 @@ def test_heavy_and_unused_modules_are_left_out(onedir):
     assert not list((internal(onedir) / "PySide6").glob("QtNetwork*"))
 
 
-def test_frozen_app_reaches_its_first_screen_offscreen(onedir, tmp_path):
+def frozen_env(tmp_path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env.update({bundle_entry.SMOKE_ENV: "1", "QT_QPA_PLATFORM": "offscreen",
                 "GPT_OSS_CHAT_HOME": str(tmp_path / "home"), "HF_HOME": str(tmp_path / "hf")})
+    return env
+
+
+@pytest.fixture(scope="module")
+def smoke(onedir, tmp_path_factory):
+    """The frozen app in smoke mode, run once: (the finished process, its report)."""
+    folder = tmp_path_factory.mktemp("smoke")
     # Run from an empty folder: nothing from the source tree may leak onto the frozen app's path.
     result = subprocess.run([str(onedir / bp.EXECUTABLE)], capture_output=True, text=True, timeout=180,
-                            cwd=tmp_path, env=env)
+                            cwd=folder, env=frozen_env(folder))
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith(bundle_entry.SMOKE_PREFIX)]
     assert lines, f"no smoke report (exit {result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
-    report = json.loads(lines[-1][len(bundle_entry.SMOKE_PREFIX):])
+    return result, json.loads(lines[-1][len(bundle_entry.SMOKE_PREFIX):])
+
+
+def test_frozen_app_reaches_its_first_screen_offscreen(smoke):
+    result, report = smoke
     assert report["screen"] in ("setup", "chat")
     assert report["platform"] == "offscreen"
     failed = {k: v["detail"] for k, v in report["checks"].items() if not v["ok"]}
@@ -87,20 +98,11 @@ def test_frozen_app_reaches_its_first_screen_offscreen(onedir, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_the_frozen_app_runs_the_python_tool_as_its_own_sandboxed_kernel(onedir, tmp_path):
-    """The smoke report's python_tool check ran code in the sandbox with the frozen app as the kernel;
-    here the same kernel is started by hand: the flag runs a kernel, not a window, and the app's own
-    bundle is the only Python it has."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    env.update({bundle_entry.SMOKE_ENV: "1", "QT_QPA_PLATFORM": "offscreen",
-                "GPT_OSS_CHAT_HOME": str(tmp_path / "home"), "HF_HOME": str(tmp_path / "hf")})
-    result = subprocess.run([str(onedir / bp.EXECUTABLE)], capture_output=True, text=True, timeout=180,
-                            cwd=tmp_path, env=env)
-    lines = [ln for ln in result.stdout.splitlines() if ln.startswith(bundle_entry.SMOKE_PREFIX)]
-    assert lines, result.stderr[-3000:]
-    check = json.loads(lines[-1][len(bundle_entry.SMOKE_PREFIX):])["checks"]["python_tool"]
-    assert check["ok"], check["detail"]
-    # Started with the flag and no connection file, it fails as a kernel would, never as the app.
+def test_the_frozen_app_runs_the_python_tool_as_its_own_sandboxed_kernel(onedir, smoke, tmp_path):
+    """The smoke check ran `print(6 * 7)` in the sandbox with the frozen app itself as the kernel
+    (no Python interpreter beside it); started with the kernel flag but no connection file, the app
+    fails as a kernel would, never opening as the app."""
+    assert smoke[1]["checks"]["python_tool"] == {"ok": True, "detail": "42 3"}
     bad = subprocess.run([str(onedir / bp.EXECUTABLE), "--python-tool-kernel"], capture_output=True,
-                         text=True, timeout=60, cwd=tmp_path, env=env)
-    assert bad.returncode != 0 and "GPT_OSS_CHAT_SMOKE" not in bad.stdout
+                         text=True, timeout=60, cwd=tmp_path, env=frozen_env(tmp_path))
+    assert bad.returncode != 0 and bundle_entry.SMOKE_PREFIX not in bad.stdout
