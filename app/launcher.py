@@ -11,11 +11,11 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from app.api_server import LocalApiServer
 from app.controller import ChatController
-from app.qt_compat import emit
 from app.download import bytes_downloaded, free_bytes
 from app.download_worker import DownloadWorker
 from app.model_manager import (check_folder, default_download_folder, enable_offline_mode, find_model,
                                has_partial_download)
+from app.qt_compat import emit
 from app.ui.main_window import MainWindow
 from app.ui.setup_page import human_bytes
 from models.registry import GPT_OSS_20B, GPT_OSS_120B, demo_folder
