@@ -1,47 +1,67 @@
 """The local server's cost per token against the engine called directly, and TTFT on turn 10.
 
-    python bench/server_overhead.py [--model FOLDER] [--rounds 5]
+    python bench/server_overhead.py [--model FOLDER] [--padded 24] [--rounds 5] [--compare-root DIR]
 
-Side by side in one run on one machine: the same greedy conversation answered by
-ChatSession.reply in this process, then by a real `python -m server` process through the official
-openai client (streaming). Per-token overhead = (server time - engine time) / tokens. Then a
-10-turn conversation resent whole each turn, as chat clients do: TTFT per turn shows the session's
-prefix cache serving the growing history.
+Side by side in one run on one machine, interleaved (the order rotates each round so drifting load
+hits all alike): the same greedy conversation answered by ChatSession.reply in this process, and by
+a real `python -m server` process through the official openai client, streaming. Both sessions see
+the same sequence of requests, so their caches hold the same and they do the same work; the
+answers are checked to have the same token count. Per token = a request's whole wall time
+(connection, prefill and all) / its generated tokens; overhead = median over the pairs of
+(server - engine). --compare-root runs a second server from another checkout (e.g. the commit
+before a change) in the same rounds.
+
+Two models: the demo (a ~4 ms step on a small CPU) and, with --padded N, the demo with N silent
+layers appended (bench/padded_demo.py: the same answer, a several-times longer step, closer to
+gpt-oss-20b on a Mac). On Linux the server's event-loop thread and the client's CPU per token are
+shown too: where the overhead goes.
+
+Then a 10-turn conversation resent whole each turn, as chat clients do: TTFT per turn shows the
+session's prefix cache serving the growing history.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "server"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "server"))
 
 QUESTIONS = ["What is 486 + 357?", "Multiply 248 by 7.", "How many minutes are in 7 hours?",
              "What is 615 + 298?", "Multiply 36 by 4.", "How many times does the letter r appear in strawberry?",
              "What day of the week is 10 days after Tuesday?", "What is 72 + 19?", "Multiply 509 by 3.",
              "How many seconds are in 9 minutes?"]
+EFFORT = "high"
 
 
-def direct_run(chat, messages) -> tuple[float, int]:
+def direct_run(chat, messages) -> tuple[float, int, float]:
+    """(wall seconds, generated tokens, seconds to the first text) for the engine in this process."""
+    from engine.harmony import TextDelta
     from engine.session import Done
 
     t = time.perf_counter()
-    tokens = 0
-    for ev in chat.session.reply(messages, effort="high", sampling=chat.sampling(0.0, 1.0, None), max_tokens=1024):
+    first, tokens = 0.0, 0
+    for ev in chat.session.reply(messages, effort=EFFORT, sampling=chat.sampling(0.0, 1.0, None), max_tokens=1024):
+        if not first and isinstance(ev, TextDelta):
+            first = time.perf_counter() - t
         if isinstance(ev, Done):
             tokens = ev.stats.generated_tokens
-    return time.perf_counter() - t, tokens
+    return time.perf_counter() - t, tokens, first
 
 
-def served_run(client, messages) -> tuple[float, int, float]:
+def served_run(client, model_id, messages) -> tuple[float, int, float]:
+    """The same through the server and the official openai client, streaming."""
     t = time.perf_counter()
     first, tokens = 0.0, 0
-    stream = client.chat.completions.create(model=client.model_id, messages=messages, reasoning_effort="high",
+    stream = client.chat.completions.create(model=model_id, messages=messages, reasoning_effort=EFFORT,
                                             stream=True, stream_options={"include_usage": True})
     for chunk in stream:
         if not first and chunk.choices and (chunk.choices[0].delta.content or
@@ -52,49 +72,124 @@ def served_run(client, messages) -> tuple[float, int, float]:
     return time.perf_counter() - t, tokens, first
 
 
+def main_thread_cpu_ms(pid: int) -> float | None:
+    """CPU time of a process's main thread (the server's event loop), from /proc; None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+class Served:
+    """One server process, its client, and what its runs measured."""
+
+    def __init__(self, name: str, folder: str, root: Path):
+        from served import Server
+        from server.model import model_id_for
+
+        self.name = name
+        self.server = Server("--model", folder, "--context", "8192", root=root)
+        self.client = self.server.client()
+        self.model_id = model_id_for(folder)
+        self.per_token, self.loop_cpu, self.client_cpu = [], [], []
+
+    def run(self, messages) -> tuple[float, int, float]:
+        loop0, cpu0 = main_thread_cpu_ms(self.server.proc.pid), time.process_time()
+        wall, tokens, first = served_run(self.client, self.model_id, messages)
+        loop1, cpu1 = main_thread_cpu_ms(self.server.proc.pid), time.process_time()
+        if loop0 is not None:
+            self.loop_cpu.append((loop1 - loop0) / tokens)
+        self.client_cpu.append((cpu1 - cpu0) * 1e3 / tokens)
+        return wall, tokens, first
+
+
+def overhead(folder: str, label: str, rounds: int, compare_root: Path | None) -> None:
+    from server.model import open_model
+
+    chat = open_model(folder, 8192)
+    servers = [Served("server", folder, ROOT)]
+    if compare_root:
+        servers.append(Served(f"server@{compare_root.name}", folder, compare_root))
+    direct = []
+    try:
+        warm = [{"role": "user", "content": QUESTIONS[0]}]
+        direct_run(chat, warm)
+        for s in servers:
+            s.run(warm)
+        for r in range(rounds):
+            for q in QUESTIONS[:3]:
+                messages = [{"role": "user", "content": q}]
+                runners = [None, *servers]
+                runners = runners[r % len(runners):] + runners[:r % len(runners)]
+                got = {}
+                for who in runners:
+                    got[who] = direct_run(chat, messages) if who is None else who.run(messages)
+                wall, tokens, _ = got[None]
+                direct.append(wall / tokens)
+                for s in servers:
+                    s_wall, s_tokens, _ = got[s]
+                    assert s_tokens == tokens, f"{s.name} generated {s_tokens} tokens, the engine {tokens}"
+                    s.per_token.append((s_wall / tokens, wall / tokens))
+        d = statistics.median(direct)
+        print(f"\n{label}: engine {d * 1e3:.3f} ms/token (median of {len(direct)} requests)")
+        for s in servers:
+            served = statistics.median(p[0] for p in s.per_token)
+            diff = statistics.median(p[0] - p[1] for p in s.per_token)
+            ratio = statistics.median(p[0] / p[1] - 1 for p in s.per_token)
+            where = f"client {statistics.median(s.client_cpu):.3f}"
+            if s.loop_cpu:
+                where = f"server event loop {statistics.median(s.loop_cpu):.3f}, " + where
+            print(f"  {s.name:24s} {served * 1e3:.3f} ms/token, overhead {diff * 1e3:+.3f} ms/token "
+                  f"({ratio * 100:+.1f}%); CPU ms/token: {where}")
+    finally:
+        for s in servers:
+            s.server.stop()
+
+
+def ttft_by_turn(folder: str) -> None:
+    from server.model import open_model
+
+    chat = open_model(folder, 8192)
+    s = Served("server", folder, ROOT)
+    try:
+        messages, served, direct = [], [], []
+        for q in QUESTIONS:
+            messages.append({"role": "user", "content": q})
+            served.append(s.run(messages)[2])
+            direct.append(direct_run(chat, messages)[2])
+            whole = s.client.chat.completions.create(model=s.model_id, messages=messages, reasoning_effort=EFFORT)
+            messages.append({"role": "assistant", "content": whole.choices[0].message.content})
+        print("\nTTFT by turn (ms), server: " + ", ".join(f"{t * 1e3:.0f}" for t in served))
+        print("TTFT by turn (ms), engine: " + ", ".join(f"{t * 1e3:.0f}" for t in direct))
+        print(f"turn 10 / turn 1 TTFT: server {served[-1] / served[0]:.2f}x, engine {direct[-1] / direct[0]:.2f}x; "
+              f"turn 10 server - engine {(served[-1] - direct[-1]) * 1e3:+.1f} ms")
+    finally:
+        s.server.stop()
+
+
 def main() -> None:
     from models.registry import demo_folder
-    from served import Server
-    from server.model import model_id_for, open_model
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=str(demo_folder()))
+    ap.add_argument("--padded", type=int, default=24, help="silent layers added for the slower model (0: skip it)")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--compare-root", type=Path, default=None, help="another checkout's server, run alongside")
     args = ap.parse_args()
-    print(f"machine: {platform.machine()} {platform.system()}, model: {args.model}")
+    print(f"machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPUs, "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}; model: {args.model}")
 
-    chat = open_model(args.model, 8192)
-    server = Server("--model", args.model, "--context", "8192")
-    client = server.client()
-    client.model_id = model_id_for(args.model)
-    try:
-        direct, served = [], []
-        for _ in range(args.rounds):  # interleaved so machine noise hits both alike
-            for q in QUESTIONS[:3]:
-                messages = [{"role": "user", "content": q}]
-                chat.session.reset()
-                dt, n = direct_run(chat, messages)
-                direct.append(dt / n)
-                st, n2, _ = served_run(client, [{"role": "user", "content": q + " "}])  # new prompt: no cache hit
-                served.append(st / n2)
-        d, s = statistics.median(direct), statistics.median(served)
-        print(f"per token: engine {d * 1e3:.3f} ms, server {s * 1e3:.3f} ms, overhead {(s - d) * 1e3:.3f} ms "
-              f"({(s / d - 1) * 100:+.1f}%)")
-        for step_ms in (25.0, 40.0):
-            print(f"  on a {step_ms:.0f} ms/token model (gpt-oss-20b on a Mac) that overhead is "
-                  f"{(s - d) * 1e3 / step_ms * 100:.2f}%")
+    overhead(args.model, Path(args.model).name, args.rounds, args.compare_root)
+    if args.padded:
+        from padded_demo import write_padded_demo
 
-        messages, ttfts = [], []
-        for q in QUESTIONS:
-            messages.append({"role": "user", "content": q})
-            _, _, first = served_run(client, messages)
-            whole = client.chat.completions.create(model=client.model_id, messages=messages, reasoning_effort="high")
-            messages.append({"role": "assistant", "content": whole.choices[0].message.content})
-            ttfts.append(first)
-        print("TTFT by turn (ms): " + ", ".join(f"{t * 1e3:.0f}" for t in ttfts))
-        print(f"turn 10 / turn 1 TTFT: {ttfts[-1] / ttfts[0]:.2f}x")
-    finally:
-        server.stop()
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = str(write_padded_demo(Path(tmp) / "demo-padded", args.padded, Path(args.model)))
+            overhead(folder, f"{Path(args.model).name} + {args.padded} silent layers", args.rounds,
+                     args.compare_root)
+    ttft_by_turn(args.model)
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

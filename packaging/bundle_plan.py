@@ -41,6 +41,7 @@ HIDDEN_IMPORTS = [
     # uvicorn picks its loop, protocol and lifespan modules by name at run time (the API server).
     "uvicorn.loops.auto", "uvicorn.loops.asyncio", "uvicorn.protocols.http.auto", "uvicorn.protocols.http.h11_impl",
     "uvicorn.protocols.websockets.auto", "uvicorn.lifespan.on", "uvicorn.lifespan.off",
+    "uvicorn.loops.uvloop", "uvicorn.protocols.http.httptools_impl", "uvloop", "httptools",
 ]
 # Packages that read their own installed version at import (importlib.metadata): their dist-info
 # must travel with them or the import fails in the frozen app.
