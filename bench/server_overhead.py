@@ -6,7 +6,8 @@ Side by side in one run on one machine, interleaved (the order rotates each roun
 hits all alike): the same greedy conversation answered by ChatSession.reply in this process, and by
 a real `python -m server` process through the official openai client, streaming. Both sessions see
 the same sequence of requests, so their caches hold the same and they do the same work; the
-answers are checked to have the same token count. Per token = a request's whole wall time
+answers are checked to have the same token count. The server is also read with a bare SSE reader
+(httpx and json.loads): its own share, apart from the openai client's parsing. Per token = a request's whole wall time
 (connection, prefill and all) / its generated tokens; overhead = median over the pairs of
 (server - engine). --compare-root runs a second server from another checkout (e.g. the commit
 before a change) in the same rounds.
@@ -23,6 +24,7 @@ session's prefix cache serving the growing history.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -30,6 +32,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -72,6 +76,25 @@ def served_run(client, model_id, messages) -> tuple[float, int, float]:
     return time.perf_counter() - t, tokens, first
 
 
+def raw_run(http, url, model_id, messages) -> tuple[float, int, float]:
+    """The same through the server with a bare SSE reader (httpx, json.loads per event): the
+    server's own share, without the openai client's per-chunk model building."""
+    t = time.perf_counter()
+    first, tokens = 0.0, 0
+    body = {"model": model_id, "messages": messages, "reasoning_effort": EFFORT, "stream": True,
+            "stream_options": {"include_usage": True}}
+    with http.stream("POST", url + "/v1/chat/completions", json=body) as response:
+        for line in response.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            chunk = json.loads(line[6:])
+            if not first and chunk["choices"] and chunk["choices"][0]["delta"].keys() & {"content", "reasoning"}:
+                first = time.perf_counter() - t
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+    return time.perf_counter() - t, tokens, first
+
+
 def main_thread_cpu_ms(pid: int) -> float | None:
     """CPU time of a process's main thread (the server's event loop), from /proc; None elsewhere."""
     try:
@@ -84,19 +107,23 @@ def main_thread_cpu_ms(pid: int) -> float | None:
 class Served:
     """One server process, its client, and what its runs measured."""
 
-    def __init__(self, name: str, folder: str, root: Path):
+    def __init__(self, name: str, folder: str, root: Path, raw: bool = False, server=None):
         from served import Server
         from server.model import model_id_for
 
-        self.name = name
-        self.server = Server("--model", folder, "--context", "8192", root=root)
+        self.name, self.raw = name, raw
+        self.server = server or Server("--model", folder, "--context", "8192", root=root)
         self.client = self.server.client()
+        self.http = httpx.Client(timeout=120)
         self.model_id = model_id_for(folder)
         self.per_token, self.loop_cpu, self.client_cpu = [], [], []
 
     def run(self, messages) -> tuple[float, int, float]:
         loop0, cpu0 = main_thread_cpu_ms(self.server.proc.pid), time.process_time()
-        wall, tokens, first = served_run(self.client, self.model_id, messages)
+        if self.raw:
+            wall, tokens, first = raw_run(self.http, self.server.url, self.model_id, messages)
+        else:
+            wall, tokens, first = served_run(self.client, self.model_id, messages)
         loop1, cpu1 = main_thread_cpu_ms(self.server.proc.pid), time.process_time()
         if loop0 is not None:
             self.loop_cpu.append((loop1 - loop0) / tokens)
@@ -108,9 +135,10 @@ def overhead(folder: str, label: str, rounds: int, compare_root: Path | None) ->
     from server.model import open_model
 
     chat = open_model(folder, 8192)
-    servers = [Served("server", folder, ROOT)]
+    servers = [Served("server, openai client", folder, ROOT)]
+    servers.append(Served("server, bare SSE reader", folder, ROOT, raw=True, server=servers[0].server))
     if compare_root:
-        servers.append(Served(f"server@{compare_root.name}", folder, compare_root))
+        servers.append(Served(f"{compare_root.name}, openai client", folder, compare_root))
     direct = []
     try:
         warm = [{"role": "user", "content": QUESTIONS[0]}]
@@ -140,11 +168,11 @@ def overhead(folder: str, label: str, rounds: int, compare_root: Path | None) ->
             where = f"client {statistics.median(s.client_cpu):.3f}"
             if s.loop_cpu:
                 where = f"server event loop {statistics.median(s.loop_cpu):.3f}, " + where
-            print(f"  {s.name:24s} {served * 1e3:.3f} ms/token, overhead {diff * 1e3:+.3f} ms/token "
+            print(f"  {s.name:28s} {served * 1e3:.3f} ms/token, overhead {diff * 1e3:+.3f} ms/token "
                   f"({ratio * 100:+.1f}%); CPU ms/token: {where}")
     finally:
-        for s in servers:
-            s.server.stop()
+        for s in {s.server: s for s in servers}:
+            s.stop()
 
 
 def ttft_by_turn(folder: str) -> None:
