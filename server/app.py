@@ -238,8 +238,8 @@ async def _drain(request: Request, job: Job, reader: ReplyReader, first, on_piec
 
 
 def _sse(generator, job: Job) -> StreamingResponse:
-    """Server-sent events from `generator` (bytes, already framed). Starlette stops the generator
-    when the client disconnects; its finally cancels the job."""
+    """Server-sent events from `generator` (bytes, already framed), with a keep-alive comment every
+    PING_S seconds when nothing else came."""
 
     async def guarded():
         loop = asyncio.get_running_loop()
@@ -258,7 +258,21 @@ def _sse(generator, job: Job) -> StreamingResponse:
             yield _data(json.dumps(e.body())).encode()
         finally:
             timer.cancel()
-            job.cancel.set()
 
-    return StreamingResponse(guarded(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return _EventStream(guarded(), job)
+
+
+class _EventStream(StreamingResponse):
+    """Starlette stops the stream when the client disconnects; however it ends (even before the
+    first chunk), the job is cancelled: nothing more is wanted."""
+
+    def __init__(self, content, job: Job):
+        super().__init__(content, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self.job = job
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.job.cancel.set()
