@@ -46,41 +46,45 @@ QUESTIONS = ["What is 486 + 357?", "Multiply 248 by 7.", "How many minutes are i
 EFFORT = "high"
 
 
-def direct_run(chat, messages) -> tuple[float, int, float]:
-    """(wall seconds, generated tokens, seconds to the first text) for the engine in this process."""
+def direct_run(chat, messages) -> tuple[float, int, float, int]:
+    """(wall seconds, generated tokens, seconds to the first text, text deltas) for the engine in
+    this process."""
     from engine.harmony import TextDelta
     from engine.session import Done
 
     t = time.perf_counter()
-    first, tokens = 0.0, 0
+    first, tokens, texts = 0.0, 0, 0
     for ev in chat.session.reply(messages, effort=EFFORT, sampling=chat.sampling(0.0, 1.0, None), max_tokens=1024):
-        if not first and isinstance(ev, TextDelta):
-            first = time.perf_counter() - t
+        if isinstance(ev, TextDelta):
+            texts += 1
+            first = first or time.perf_counter() - t
         if isinstance(ev, Done):
             tokens = ev.stats.generated_tokens
-    return time.perf_counter() - t, tokens, first
+    return time.perf_counter() - t, tokens, first, texts
 
 
-def served_run(client, model_id, messages) -> tuple[float, int, float]:
-    """The same through the server and the official openai client, streaming."""
+def served_run(client, model_id, messages) -> tuple[float, int, float, int]:
+    """The same through the server and the official openai client, streaming; the last number is
+    how many chunks carried text (fewer than tokens when ready deltas were merged)."""
     t = time.perf_counter()
-    first, tokens = 0.0, 0
+    first, tokens, texts = 0.0, 0, 0
     stream = client.chat.completions.create(model=model_id, messages=messages, reasoning_effort=EFFORT,
                                             stream=True, stream_options={"include_usage": True})
     for chunk in stream:
-        if not first and chunk.choices and (chunk.choices[0].delta.content or
-                                            (chunk.choices[0].delta.model_extra or {}).get("reasoning")):
-            first = time.perf_counter() - t
+        if chunk.choices and (chunk.choices[0].delta.content or
+                              (chunk.choices[0].delta.model_extra or {}).get("reasoning")):
+            texts += 1
+            first = first or time.perf_counter() - t
         if chunk.usage:
             tokens = chunk.usage.completion_tokens
-    return time.perf_counter() - t, tokens, first
+    return time.perf_counter() - t, tokens, first, texts
 
 
-def raw_run(http, url, model_id, messages) -> tuple[float, int, float]:
+def raw_run(http, url, model_id, messages) -> tuple[float, int, float, int]:
     """The same through the server with a bare SSE reader (httpx, json.loads per event): the
     server's own share, without the openai client's per-chunk model building."""
     t = time.perf_counter()
-    first, tokens = 0.0, 0
+    first, tokens, texts = 0.0, 0, 0
     body = {"model": model_id, "messages": messages, "reasoning_effort": EFFORT, "stream": True,
             "stream_options": {"include_usage": True}}
     with http.stream("POST", url + "/v1/chat/completions", json=body) as response:
@@ -88,11 +92,12 @@ def raw_run(http, url, model_id, messages) -> tuple[float, int, float]:
             if not line.startswith("data: {"):
                 continue
             chunk = json.loads(line[6:])
-            if not first and chunk["choices"] and chunk["choices"][0]["delta"].keys() & {"content", "reasoning"}:
-                first = time.perf_counter() - t
+            if chunk["choices"] and chunk["choices"][0]["delta"].keys() & {"content", "reasoning"}:
+                texts += 1
+                first = first or time.perf_counter() - t
             if chunk.get("usage"):
                 tokens = chunk["usage"]["completion_tokens"]
-    return time.perf_counter() - t, tokens, first
+    return time.perf_counter() - t, tokens, first, texts
 
 
 def main_thread_cpu_ms(pid: int) -> float | None:
@@ -116,19 +121,20 @@ class Served:
         self.client = self.server.client()
         self.http = httpx.Client(timeout=120)
         self.model_id = model_id_for(folder)
-        self.per_token, self.loop_cpu, self.client_cpu = [], [], []
+        self.per_token, self.loop_cpu, self.client_cpu, self.chunks = [], [], [], []
 
-    def run(self, messages) -> tuple[float, int, float]:
+    def run(self, messages) -> tuple[float, int, float, int]:
         loop0, cpu0 = main_thread_cpu_ms(self.server.proc.pid), time.process_time()
         if self.raw:
-            wall, tokens, first = raw_run(self.http, self.server.url, self.model_id, messages)
+            wall, tokens, first, texts = raw_run(self.http, self.server.url, self.model_id, messages)
         else:
-            wall, tokens, first = served_run(self.client, self.model_id, messages)
+            wall, tokens, first, texts = served_run(self.client, self.model_id, messages)
         loop1, cpu1 = main_thread_cpu_ms(self.server.proc.pid), time.process_time()
         if loop0 is not None:
             self.loop_cpu.append((loop1 - loop0) / tokens)
         self.client_cpu.append((cpu1 - cpu0) * 1e3 / tokens)
-        return wall, tokens, first
+        self.chunks.append(texts / tokens)
+        return wall, tokens, first, texts
 
 
 def overhead(folder: str, label: str, rounds: int, compare_root: Path | None) -> None:
@@ -139,7 +145,7 @@ def overhead(folder: str, label: str, rounds: int, compare_root: Path | None) ->
     servers.append(Served("server, bare SSE reader", folder, ROOT, raw=True, server=servers[0].server))
     if compare_root:
         servers.append(Served(f"{compare_root.name}, openai client", folder, compare_root))
-    direct = []
+    direct, engine_deltas = [], []
     try:
         warm = [{"role": "user", "content": QUESTIONS[0]}]
         direct_run(chat, warm)
@@ -153,19 +159,21 @@ def overhead(folder: str, label: str, rounds: int, compare_root: Path | None) ->
                 got = {}
                 for who in runners:
                     got[who] = direct_run(chat, messages) if who is None else who.run(messages)
-                wall, tokens, _ = got[None]
+                wall, tokens, _, deltas = got[None]
                 direct.append(wall / tokens)
+                engine_deltas.append(deltas / tokens)
                 for s in servers:
-                    s_wall, s_tokens, _ = got[s]
+                    s_wall, s_tokens, _, _ = got[s]
                     assert s_tokens == tokens, f"{s.name} generated {s_tokens} tokens, the engine {tokens}"
                     s.per_token.append((s_wall / tokens, wall / tokens))
         d = statistics.median(direct)
-        print(f"\n{label}: engine {d * 1e3:.3f} ms/token (median of {len(direct)} requests)")
+        print(f"\n{label}: engine {d * 1e3:.3f} ms/token (median of {len(direct)} requests), "
+              f"{statistics.median(engine_deltas):.2f} text deltas/token")
         for s in servers:
             served = statistics.median(p[0] for p in s.per_token)
             diff = statistics.median(p[0] - p[1] for p in s.per_token)
             ratio = statistics.median(p[0] / p[1] - 1 for p in s.per_token)
-            where = f"client {statistics.median(s.client_cpu):.3f}"
+            where = f"client {statistics.median(s.client_cpu):.3f}; text chunks/token {statistics.median(s.chunks):.2f}"
             if s.loop_cpu:
                 where = f"server event loop {statistics.median(s.loop_cpu):.3f}, " + where
             print(f"  {s.name:28s} {served * 1e3:.3f} ms/token, overhead {diff * 1e3:+.3f} ms/token "
@@ -181,6 +189,9 @@ def ttft_by_turn(folder: str) -> None:
     chat = open_model(folder, 8192)
     s = Served("server", folder, ROOT)
     try:
+        warm = [{"role": "user", "content": "What is 2 + 2?"}]  # first-request costs (imports, allocation) apart
+        s.run(warm)
+        direct_run(chat, warm)
         messages, served, direct = [], [], []
         for q in QUESTIONS:
             messages.append({"role": "user", "content": q})
