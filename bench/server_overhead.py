@@ -46,6 +46,26 @@ QUESTIONS = ["What is 486 + 357?", "Multiply 248 by 7.", "How many minutes are i
 EFFORT = "high"
 
 
+class EngineThread:
+    """The engine called directly, on a thread of its own as the server's and the app's engine is
+    (a process's main thread measured slower here for MLX on the CPU): the model is opened and
+    every reply generated there."""
+
+    def __init__(self, folder: str):
+        from concurrent.futures import ThreadPoolExecutor
+
+        from server.model import open_model
+
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
+        self.chat = self.pool.submit(open_model, folder, 8192).result()
+
+    def run(self, messages) -> tuple[float, int, float, int]:
+        return self.pool.submit(direct_run, self.chat, messages).result()
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
 def direct_run(chat, messages) -> tuple[float, int, float, int]:
     """(wall seconds, generated tokens, seconds to the first text, text deltas) for the engine in
     this process."""
@@ -138,9 +158,7 @@ class Served:
 
 
 def overhead(folder: str, label: str, rounds: int, compare_root: Path | None) -> None:
-    from server.model import open_model
-
-    chat = open_model(folder, 8192)
+    engine = EngineThread(folder)
     servers = [Served("server, openai client", folder, ROOT)]
     servers.append(Served("server, bare SSE reader", folder, ROOT, raw=True, server=servers[0].server))
     if compare_root:
@@ -148,7 +166,7 @@ def overhead(folder: str, label: str, rounds: int, compare_root: Path | None) ->
     direct, engine_deltas = [], []
     try:
         warm = [{"role": "user", "content": QUESTIONS[0]}]
-        direct_run(chat, warm)
+        engine.run(warm)
         for s in servers:
             s.run(warm)
         for r in range(rounds):
@@ -158,7 +176,7 @@ def overhead(folder: str, label: str, rounds: int, compare_root: Path | None) ->
                 runners = runners[r % len(runners):] + runners[:r % len(runners)]
                 got = {}
                 for who in runners:
-                    got[who] = direct_run(chat, messages) if who is None else who.run(messages)
+                    got[who] = engine.run(messages) if who is None else who.run(messages)
                 wall, tokens, _, deltas = got[None]
                 direct.append(wall / tokens)
                 engine_deltas.append(deltas / tokens)
@@ -179,24 +197,23 @@ def overhead(folder: str, label: str, rounds: int, compare_root: Path | None) ->
             print(f"  {s.name:28s} {served * 1e3:.3f} ms/token, overhead {diff * 1e3:+.3f} ms/token "
                   f"({ratio * 100:+.1f}%); CPU ms/token: {where}")
     finally:
+        engine.close()
         for s in {s.server: s for s in servers}:
             s.stop()
 
 
 def ttft_by_turn(folder: str) -> None:
-    from server.model import open_model
-
-    chat = open_model(folder, 8192)
+    engine = EngineThread(folder)
     s = Served("server", folder, ROOT)
     try:
         warm = [{"role": "user", "content": "What is 2 + 2?"}]  # first-request costs (imports, allocation) apart
         s.run(warm)
-        direct_run(chat, warm)
+        engine.run(warm)
         messages, served, direct = [], [], []
         for q in QUESTIONS:
             messages.append({"role": "user", "content": q})
             served.append(s.run(messages)[2])
-            direct.append(direct_run(chat, messages)[2])
+            direct.append(engine.run(messages)[2])
             whole = s.client.chat.completions.create(model=s.model_id, messages=messages, reasoning_effort=EFFORT)
             messages.append({"role": "assistant", "content": whole.choices[0].message.content})
         print("\nTTFT by turn (ms), server: " + ", ".join(f"{t * 1e3:.0f}" for t in served))
@@ -204,6 +221,7 @@ def ttft_by_turn(folder: str) -> None:
         print(f"turn 10 / turn 1 TTFT: server {served[-1] / served[0]:.2f}x, engine {direct[-1] / direct[0]:.2f}x; "
               f"turn 10 server - engine {(served[-1] - direct[-1]) * 1e3:+.1f} ms")
     finally:
+        engine.close()
         s.server.stop()
 
 
