@@ -21,6 +21,15 @@ other programs' load; "best" is each question's fastest request, the least distu
 
 Then a 10-turn conversation resent whole each turn, as chat clients do: TTFT per turn shows the
 session's prefix cache serving the growing history.
+
+Measured 2026-12-01 on an x86_64 Linux VM, 2 CPUs, MLX on the CPU, under other programs' load
+(load average 5-8), --rounds 4-6, against the server before batching (--compare-root):
+  demo (engine median 9-11 ms/token, best 6-8):  overhead per token, median of pairs, +12% now
+  (+19% to +44% before); best runs +3% / -7% now (+26% / +49% before). CPU per token over the
+  engine's: +0.9 ms now (event loop 0.36, openai client ~1.0) against +1.5 to +1.9 before (event
+  loop 0.80). A bare SSE reader instead of the openai client: +0.5 ms CPU.
+  demo + 24 silent layers (engine 40-45 ms/token here, ~5x the demo's step): +1.8% (best +0.5%).
+  TTFT turn 10 / turn 1: 1.05-1.11x through the server, 1.03-1.51x for the engine itself.
 """
 
 from __future__ import annotations
