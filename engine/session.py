@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from engine.events import ContextTrimmed, Done, Event, PrefillProgress, PromptTooLong, Stop
 from engine.generate import Generation, GenerationStats, SamplingParams
-from engine.harmony import StreamParser
+from engine.harmony import StreamParser, kept_messages, render_prompt
 from engine.prompt_fit import fit_prompt
 from engine.tokenizer import special_id
 from engine.structured import reply_setup
@@ -44,6 +44,15 @@ def common_prefix(a: list[int], b: list[int]) -> int:
         if a[i] != b[i]:
             return i
     return n
+
+
+@dataclass
+class RenderedPrompt:
+    """A prompt rendered whole by ChatSession.render; reply(prompt=...) answers it as it is."""
+
+    ids: list[int]
+    tools: list | None = None
+    constraint: object = None  # engine.structured.ReplyConstraint for tools / response_format
 
 
 class ChatSession:
@@ -76,6 +85,27 @@ class ChatSession:
     def fit_prompt(self, messages: list[dict], max_tokens: int, **render):
         """(ids, None | ContextTrimmed | PromptTooLong): see engine.prompt_fit.fit_prompt."""
         return fit_prompt(messages, self.enc, self.context_length, max_tokens, **render)
+
+    def render(self, messages: list[dict], effort: str = "medium", developer: str | None = None,
+               date: str | None = None, identity: str | None = None, tools: list | None = None,
+               python: bool = False, tool_choice=None, response_format: dict | None = None,
+               final_only: bool = False) -> RenderedPrompt:
+        """The whole prompt as reply() would render it (no turn dropped), its tools and constraint:
+        for a caller that checks the length itself (the local server's 413) and then passes it to
+        reply(prompt=...), so the prompt is rendered and the grammar compiled once. Raises
+        ValueError (one sentence) for bad tools, tool_choice or response_format. One reply per render:
+        the constraint keeps the answer's state."""
+        tools, constraint, render = self._setup(effort, developer, date, identity, tools, python, tool_choice,
+                                                response_format, final_only)
+        return RenderedPrompt(render_prompt(kept_messages(messages), self.enc, **render), tools, constraint)
+
+    def _setup(self, effort, developer, date, identity, tools, python, tool_choice, response_format, final_only):
+        """(tools, constraint, render_prompt's arguments) for one reply."""
+        tools, constraint, extra = reply_setup(self.enc, tools, python, tool_choice, response_format, final_only)
+        render = {"effort": effort, "date": date, "developer": developer, **extra}
+        if identity:
+            render["identity"] = identity
+        return tools, constraint, render
 
     # ------------------------------------------------------------------ cache reuse
 
@@ -136,7 +166,7 @@ class ChatSession:
               sampling: SamplingParams | None = None, max_tokens: int = 2048,
               cancel: threading.Event | None = None, date: str | None = None, identity: str | None = None,
               tools: list | None = None, python: bool = False, tool_choice=None,
-              response_format: dict | None = None, final_only: bool = False):
+              response_format: dict | None = None, final_only: bool = False, prompt: RenderedPrompt | None = None):
         """Generate the assistant's answer to `messages` (ending with the user's message or a tool result).
 
         Yields ContextTrimmed (if needed), PrefillProgress (only once reading the prompt has taken
@@ -146,13 +176,17 @@ class ChatSession:
         ToolCall then Stop("call"): append `call.message` and the tool's answer
         (tool_result_message) and call reply again; the cache carries on from the call.
         response_format: OpenAI's {"type": "json_schema", "json_schema": {...}} or
-        {"type": "json_object"}: the final answer is held to it.
+        {"type": "json_object"}: the final answer is held to it. prompt: from render(), answered as it
+        is (no turn dropped; the caller made sure it fits) and the rendering arguments are unused.
         """
         started = time.perf_counter()
-        tools, constraint, extra = reply_setup(self.enc, tools, python, tool_choice, response_format, final_only)
-        render = {"effort": effort, "date": date, "developer": developer, **extra}
-        if identity:
-            render["identity"] = identity
+        if prompt is not None:
+            with self.wired_limit():
+                yield from self._answer(prompt.ids, started, sampling or self.sampling(), max_tokens, cancel,
+                                        prompt.tools, prompt.constraint)
+            return
+        tools, constraint, render = self._setup(effort, developer, date, identity, tools, python, tool_choice,
+                                                response_format, final_only)
         ids, trimmed = self.fit_prompt(messages, max_tokens, **render)
         if trimmed:
             yield trimmed
@@ -215,4 +249,5 @@ def _last_start(ids: list[int], start_id: int) -> int:
     return 0
 
 
-__all__ = ["ChatSession", "ContextTrimmed", "Done", "Event", "PrefillProgress", "PromptTooLong", "common_prefix"]
+__all__ = ["ChatSession", "ContextTrimmed", "Done", "Event", "PrefillProgress", "PromptTooLong", "RenderedPrompt",
+           "common_prefix"]

@@ -41,6 +41,7 @@ HIDDEN_IMPORTS = [
     # uvicorn picks its loop, protocol and lifespan modules by name at run time (the API server).
     "uvicorn.loops.auto", "uvicorn.loops.asyncio", "uvicorn.protocols.http.auto", "uvicorn.protocols.http.h11_impl",
     "uvicorn.protocols.websockets.auto", "uvicorn.lifespan.on", "uvicorn.lifespan.off",
+    "uvicorn.loops.uvloop", "uvicorn.protocols.http.httptools_impl", "uvloop", "httptools",
     # The Python tool's kernel is the app itself started with a flag (engine/python_tool/sandbox.py):
     # ipykernel and IPython are imported only in that process, so analysis of the app never sees them.
     "engine.python_tool.kernel_entry", "ipykernel", "ipykernel.kernelapp", "ipykernel.ipkernel",

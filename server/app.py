@@ -9,13 +9,15 @@ import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sse_starlette.sse import EventSourceResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from server import chat_api, responses_api
 from server.errors import APIError, bad_request
-from server.reply import ReplyReader
+from server.reply import ReplyReader, merge
 from server.runner import END, EngineRunner, Job
+
+PING_S = 15.0  # an SSE comment this often while nothing else is sent keeps proxies from timing out
+PING = b": ping\n\n"
 
 
 def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None) -> FastAPI:
@@ -32,14 +34,8 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None) 
     async def _invalid(_, exc):
         return bad_request("The request body is not valid JSON.").response()
 
-    @app.middleware("http")
-    async def _auth(request: Request, call_next):
-        if api_key and request.url.path.startswith("/v1"):
-            sent = request.headers.get("authorization", "")
-            if not hmac.compare_digest(sent.encode(), f"Bearer {api_key}".encode()):
-                return APIError(401, "A valid API key is required: send it as 'Authorization: Bearer KEY'.",
-                                code="invalid_api_key").response()
-        return await call_next(request)
+    if api_key:
+        app.add_middleware(RequireKey, api_key=api_key)
 
     @app.get("/health")
     async def health():
@@ -77,13 +73,19 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None) 
             return completion.whole()
 
         async def chunks():
-            yield {"data": completion.chunk({"role": "assistant", "content": ""})}
-            async for piece in _pieces(job, reader, first):
-                yield {"data": completion.chunk(completion.delta(piece))}
-            yield {"data": completion.chunk({}, reader.finish_reason)}
+            frames = [_data(completion.chunk({"role": "assistant", "content": ""}))]
+            async for pieces in _pieces(job, reader, first):
+                if pieces is None:
+                    yield PING
+                    continue
+                frames += [completion.piece_frame(piece) for piece in pieces]
+                yield "".join(frames).encode()  # one write for everything that was ready
+                frames = []
+            frames.append(_data(completion.chunk({}, reader.finish_reason)))
             if include_usage:
-                yield {"data": completion.usage_chunk()}
-            yield {"data": "[DONE]"}
+                frames.append(_data(completion.usage_chunk()))
+            frames.append("data: [DONE]\n\n")
+            yield "".join(frames).encode()
 
         return _sse(chunks(), job)
 
@@ -106,15 +108,19 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None) 
             return built.response("completed")
 
         async def events():
-            for kind in ("response.created", "response.in_progress"):
-                yield _event(built.event(kind, response=built.response("in_progress")))
-            async for piece in _pieces(job, reader, first):
-                for ev in built.feed(piece):
-                    yield _event(ev)
-            for ev in built.close():
-                yield _event(ev)
+            frames = [_event(built.event(kind, response=built.response("in_progress")))
+                      for kind in ("response.created", "response.in_progress")]
+            async for pieces in _pieces(job, reader, first):
+                if pieces is None:
+                    yield PING
+                    continue
+                frames += [_event(ev) for piece in pieces for ev in built.feed(piece)]
+                yield "".join(frames).encode()
+                frames = []
+            frames += [_event(ev) for ev in built.close()]
             keep()
-            yield _event(built.event("response.completed", response=built.response("completed")))
+            frames.append(_event(built.event("response.completed", response=built.response("completed"))))
+            yield "".join(frames).encode()
 
         return _sse(events(), job)
 
@@ -129,8 +135,28 @@ def _counter(runner: EngineRunner):
     return lambda text: runner.chat.count_tokens(text) if runner.chat else 0
 
 
-def _event(ev: dict) -> dict:
-    return {"event": ev["type"], "data": json.dumps(ev)}
+def _data(payload: str) -> str:
+    return f"data: {payload}\n\n"
+
+
+def _event(ev: dict) -> str:
+    return f"event: {ev['type']}\ndata: {json.dumps(ev)}\n\n"
+
+
+class RequireKey:
+    """Every /v1 request must carry the API key (pure ASGI: streamed chunks pass straight through)."""
+
+    def __init__(self, app, api_key: str):
+        self.app, self.expected = app, f"Bearer {api_key}".encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith("/v1"):
+            sent = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(sent, self.expected):
+                response = APIError(401, "A valid API key is required: send it as 'Authorization: Bearer KEY'.",
+                                    code="invalid_api_key").response()
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 async def _json(request: Request) -> dict:
@@ -143,36 +169,50 @@ async def _json(request: Request) -> dict:
     return body
 
 
-async def _start(runner: EngineRunner, job: Job):
-    """Queue the job and wait for its first item, so errors found before generating (413) get
+async def _start(runner: EngineRunner, job: Job) -> list:
+    """Queue the job and wait for its first items, so errors found before generating (413) get
     their own status instead of arriving inside a 200 stream."""
     runner.submit(job)
     try:
-        first = await job.events.get()
+        first = []
+        while not first:
+            first = await job.take()
     except asyncio.CancelledError:
         job.cancel.set()
         raise
-    if isinstance(first, APIError):
-        raise first
+    if isinstance(first[0], APIError):
+        raise first[0]
     return first
 
 
-async def _items(job: Job, first):
-    item = first
-    while item is not END:
-        if isinstance(item, APIError):
-            raise item
-        yield item
-        item = await job.events.get()
-
-
-async def _pieces(job: Job, reader: ReplyReader, first):
+async def _pieces(job: Job, reader: ReplyReader, first: list):
+    """The reply's pieces, one merged list per batch of engine events (see server.reply.merge), until
+    the job ends; None when a ping is due and nothing else came. A batch is whatever the engine
+    queued while the previous one was being sent: nothing waits for more."""
+    items = first
     try:
-        async for ev in _items(job, first):
-            for piece in reader.feed(ev):
-                yield piece
+        while True:
+            pieces, error, ended = [], None, False
+            for item in items:
+                if item is END:
+                    ended = True
+                    break
+                if isinstance(item, APIError):
+                    error = item
+                    break
+                pieces += reader.feed(item)
             if reader.hit_stop:
                 job.cancel.set()  # a client stop string ended the answer: stop generating now
+            if pieces:
+                yield merge(pieces)
+            elif not items and job.ping_due:
+                job.ping_due = False
+                yield None
+            if error is not None:
+                raise error
+            if ended:
+                return
+            items = await job.take()
     finally:
         job.cancel.set()  # the client went away (or we finished): either way nothing more is wanted
 
@@ -189,21 +229,50 @@ async def _drain(request: Request, job: Job, reader: ReplyReader, first, on_piec
 
     watcher = asyncio.create_task(watch())
     try:
-        async for piece in _pieces(job, reader, first):
-            if on_piece:
-                on_piece(piece)
+        async for pieces in _pieces(job, reader, first):
+            if on_piece and pieces:
+                for piece in pieces:
+                    on_piece(piece)
     finally:
         watcher.cancel()
 
 
-def _sse(generator, job: Job) -> EventSourceResponse:
+def _sse(generator, job: Job) -> StreamingResponse:
+    """Server-sent events from `generator` (bytes, already framed), with a keep-alive comment every
+    PING_S seconds when nothing else came."""
+
     async def guarded():
+        loop = asyncio.get_running_loop()
+
+        def tick():
+            nonlocal timer
+            job.ping_due = True
+            job.wake()
+            timer = loop.call_later(PING_S, tick)
+
+        timer = loop.call_later(PING_S, tick)
         try:
             async for item in generator:
                 yield item
         except APIError as e:  # after the stream began, an error is sent as an error event
-            yield {"data": json.dumps(e.body())}
+            yield _data(json.dumps(e.body())).encode()
         finally:
-            job.cancel.set()
+            timer.cancel()
 
-    return EventSourceResponse(guarded(), ping=15, sep="\n")
+    return _EventStream(guarded(), job)
+
+
+class _EventStream(StreamingResponse):
+    """Starlette stops the stream when the client disconnects; however it ends (even before the
+    first chunk), the job is cancelled: nothing more is wanted."""
+
+    def __init__(self, content, job: Job):
+        super().__init__(content, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self.job = job
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.job.cancel.set()

@@ -31,6 +31,9 @@ class ChatCompletion:
         self.id = "chatcmpl-" + secrets.token_hex(12)
         self.created = int(time.time())
         self.model, self.reader, self.count_tokens = model_id, reader, count_tokens
+        # A streamed text delta is these two around its delta: one json.dumps of the text per chunk.
+        head, tail = self.chunk({"@": 0}).split('{"@": 0}')
+        self._head, self._tail = "data: " + head, tail + "\n\n"
 
     def whole(self) -> dict:
         r = self.reader
@@ -51,6 +54,17 @@ class ChatCompletion:
                            "model": self.model, "system_fingerprint": None,
                            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason,
                                         "logprobs": None}]})
+
+    def piece_frame(self, piece: Piece) -> str:
+        """The SSE frame (data: chunk) of one piece; the same JSON as chunk(delta(piece))."""
+        if piece.kind == "content":
+            delta = '{"content": %s}' % json.dumps(piece.text)
+        elif piece.kind == "reasoning":
+            text = json.dumps(piece.text)
+            delta = '{"reasoning": %s, "reasoning_content": %s}' % (text, text)
+        else:
+            delta = json.dumps(self.delta(piece))
+        return self._head + delta + self._tail
 
     def delta(self, piece: Piece) -> dict:
         if piece.kind == "reasoning":

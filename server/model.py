@@ -15,12 +15,6 @@ class OpenedChat:
     greedy: bool     # the folder's generation_config asks for greedy decoding (the demo model does)
     name: str
 
-    def prompt_length(self, messages: list[dict], **render) -> int:
-        """Tokens of the rendered prompt, exactly as the session will render it."""
-        from engine.harmony import render_prompt
-
-        return len(render_prompt(messages, self.enc, **render))
-
     def sampling(self, temperature: float, top_p: float, seed: int | None):
         from engine.generate import SamplingParams
 

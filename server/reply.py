@@ -25,6 +25,19 @@ class Piece:
     call: int = -1  # index into ReplyReader.calls for call/arguments
 
 
+def merge(pieces: list[Piece]) -> list[Piece]:
+    """Join neighbouring text pieces of the same kind (and call) into one: a batch of deltas that
+    were all ready at once goes out as one chunk. The text, concatenated, is unchanged."""
+    out: list[Piece] = []
+    for p in pieces:
+        last = out[-1] if out else None
+        if last is not None and p.kind == last.kind != "call" and p.call == last.call:
+            out[-1] = Piece(p.kind, last.text + p.text, p.call)
+        else:
+            out.append(p)
+    return out
+
+
 @dataclass
 class ToolCallOut:
     name: str

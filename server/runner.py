@@ -2,13 +2,16 @@
 
 MLX streams belong to the thread that made them, so the model is loaded and every reply generated
 on this thread; the web side (asyncio) only submits jobs and reads their events. A job's events
-cross over with `loop.call_soon_threadsafe`. Cancelling a job (client gone) stops it at the next
-token, or skips it if it is still waiting.
+cross over in batches: the engine thread appends to the job's inbox and wakes the event loop only
+when no wake-up is already on its way, so a request that fell behind takes every waiting event in
+one go (one chunk per batch instead of one per token: less work exactly when time is short).
+Cancelling a job (client gone) stops it at the next token, or skips it if it is still waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import queue
 import threading
@@ -34,12 +37,36 @@ class Job:
     max_tokens: int | None = None
     extra: dict = field(default_factory=dict)  # tools / response_format, passed to session.reply
     cancel: threading.Event = field(default_factory=threading.Event)
-    events: asyncio.Queue | None = None
     loop: asyncio.AbstractEventLoop | None = None
+    _inbox: collections.deque = field(default_factory=collections.deque)  # appended on the engine thread
+    _signalled: bool = False  # a wake-up is on its way to the loop: the next put need not send another
+    _ready: asyncio.Event | None = None
+    ping_due: bool = False  # set on the loop by a streaming response's keep-alive timer
 
     def put(self, item) -> None:
         """Called on the engine thread: hand one item to the waiting request."""
-        self.loop.call_soon_threadsafe(self.events.put_nowait, item)
+        self._inbox.append(item)
+        if not self._signalled:
+            self._signalled = True
+            self.loop.call_soon_threadsafe(self._ready.set)
+
+    def wake(self) -> None:
+        """On the loop: make a waiting take() return (with nothing, if nothing came)."""
+        self._ready.set()
+
+    async def take(self) -> list:
+        """On the loop: every item waiting now, in order; waits for one when there is none.
+        Returns [] when woken by wake() with nothing new."""
+        inbox = self._inbox
+        if not inbox:
+            self._ready.clear()
+            self._signalled = False
+            if not inbox:  # a put between the first look and clearing the flag sent no wake-up
+                await self._ready.wait()
+        items = []
+        while inbox:
+            items.append(inbox.popleft())
+        return items
 
 
 class EngineRunner:
@@ -95,7 +122,7 @@ class EngineRunner:
                                     "model); retry in a moment.")
             self._waiting += 1
         job.loop = asyncio.get_running_loop()
-        job.events = asyncio.Queue()
+        job._ready = asyncio.Event()
         self._post(lambda: self.execute(job))
         return job
 
@@ -137,16 +164,13 @@ class EngineRunner:
         if self.chat is None:
             raise APIError(503, f"The model could not be loaded: {self.load_error}" if self.load_error else
                            "The model is still loading; retry in a moment.")
-        from engine.structured import reply_setup
-
         session = self.chat.session
         options = {k: v for k, v in job.extra.items() if v is not None}  # tools, tool_choice, response_format
-        try:
-            _, _, shown = reply_setup(self.chat.enc, **options)  # the engine's checks: one sentence each
-        except ValueError as e:
+        try:  # rendered once: its length decides 413, then the session answers it as it is
+            prompt = session.render(job.messages, effort=job.effort, developer=job.developer, **options)
+        except ValueError as e:  # the engine's checks: one sentence each
             raise APIError(400, str(e)) from None
-        render = {"effort": job.effort, "developer": job.developer}
-        prompt_len = self.chat.prompt_length(job.messages, **render, **shown)
+        prompt_len = len(prompt.ids)
         context = session.context_length
         if prompt_len >= context:
             raise APIError(413, f"The messages are {prompt_len} tokens, more than this model's context of "
@@ -159,7 +183,7 @@ class EngineRunner:
             temperature = 0.0 if self.chat.greedy else 1.0
         sampling = self.chat.sampling(temperature=temperature, top_p=job.top_p, seed=job.seed)
         for ev in session.reply(job.messages, sampling=sampling, max_tokens=max_tokens, cancel=job.cancel,
-                                **render, **options):
+                                prompt=prompt):
             if isinstance(ev, Done):
                 self.last_done = ev
             job.put(ev)

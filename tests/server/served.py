@@ -24,13 +24,14 @@ def free_port() -> int:
 class Server:
     """`python -m server ...` as a user starts it; stopped (and its log shown on failure) at the end."""
 
-    def __init__(self, *args: str, timeout: float = 120.0):
+    def __init__(self, *args: str, timeout: float = 120.0, root: Path = ROOT):
+        """root: the checkout whose server runs (benchmarks compare another one side by side)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env = dict(os.environ, PYTHONPATH=str(root))
         self.log = open(os.devnull, "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "server", "--port", str(self.port), *args],
-                                     cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.PIPE, text=True)
+                                     cwd=root, env=env, stdout=self.log, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
