@@ -107,6 +107,17 @@ def mlx_lm(folder, dtype):
     return model, run
 
 
+def residency_note(model) -> str:
+    """The expert stores' counters since load (warm-up included), for a model that has them."""
+    from engine.residency import model_stores, total_stats
+
+    if not hasattr(model, "blocks") or not model_stores(model):
+        return ""
+    s = total_stats(model)
+    return (f"  (experts: {s.hit_rate:.0%} hits, {s.bytes_fetched / 1e9:.2f} GB copied in, "
+            f"{s.overflow_calls} overflowing calls)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--folder", type=Path, default=Path("/work/bench_data/speed-3l"))
@@ -137,7 +148,7 @@ def main(argv=None):
             timed_run(run, prompt[:32], 2)  # warm-up
             results[name].append(timed_run(run, prompt, a.decode))
             print(f"round {r} {name:19s} prefill {results[name][-1][0]:8.1f} tok/s  "
-                  f"decode {results[name][-1][1]:6.2f} tok/s", flush=True)
+                  f"decode {results[name][-1][1]:6.2f} tok/s{residency_note(model)}", flush=True)
             del model, run
             gc.collect()
             mx.clear_cache()

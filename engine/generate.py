@@ -100,19 +100,20 @@ def prefill(model, ids: list[int], cache, chunk: int = 512, cancel: threading.Ev
     each chunk (a chunk also ends at each position in `splits`, where the caller may snapshot the
     cache). Stops early, between chunks, when `cancel` is set.
 
-    Evaluating only the cache lets MLX skip what no cache needs (the last layer's MoE and the vocab
-    projection). Clearing MLX's buffer cache after each chunk returns the chunk's activations (the
-    attention scores grow with the context, so the next chunk can't reuse them) instead of keeping
-    them on top of the next chunk's: bench/prefill_memory.py measures the peak with and without.
+    Only the cache is computed: no vocab projection, and not the last layer's MoE (which with
+    expert residency would also read the router and copy experts in). Clearing MLX's buffer cache
+    after each chunk returns the chunk's activations (the attention scores grow with the context,
+    so the next chunk can't reuse them) instead of keeping them on top of the next chunk's: bench/prefill_memory.py measures the peak with and without.
     """
     ends = sorted({e for e in splits if 0 < e < len(ids)} | {len(ids)}) if ids else []
+    fill = getattr(model, "fill_cache", model.hidden)  # a pipeline stage has only hidden()
     done = 0
     for end in ends:
         while done < end:
             if cancel is not None and cancel.is_set():
                 return
             piece = ids[done:min(done + chunk, end)]
-            model.hidden(model_ids(model, piece), cache)
+            fill(model_ids(model, piece), cache)
             mx.eval(cache.state())
             if clear_cache:
                 mx.clear_cache()

@@ -254,14 +254,26 @@ class GptOss:
         """Final normalized hidden states [B, T, D]."""
         if cache is None:
             cache = self.make_cache()
+        return mx.fast.rms_norm(self._blocks(ids, cache), self.norm, self.config.rms_norm_eps)
+
+    def fill_cache(self, ids: mx.array, cache: ModelCache) -> None:
+        """Append ids' keys and values to the cache and compute nothing else (a prefill chunk):
+        the last layer's MoE, and with expert residency its router read and copies, are left out."""
+        self._blocks(ids, cache, last_moe=False)
+
+    def _blocks(self, ids, cache: ModelCache, last_moe: bool = True) -> mx.array:
         x = self.embed(ids)
         masks = {}  # one per layer kind (sliding window or full), built once per pass
-        for block, layer_cache in zip(self.blocks, cache.layers):
+        last = len(self.blocks) - 1
+        for i, (block, layer_cache) in enumerate(zip(self.blocks, cache.layers)):
             kind = block.attn.window
             if kind not in masks:
                 masks[kind] = block.attn.mask_for(x.shape[1], layer_cache)
-            x = block(x, layer_cache, masks[kind])
-        return mx.fast.rms_norm(x, self.norm, self.config.rms_norm_eps)
+            if i < last or last_moe:
+                x = block(x, layer_cache, masks[kind])
+            else:
+                block.attn(mx.fast.rms_norm(x, block.attn_norm, block.eps), layer_cache, masks[kind])
+        return x
 
     def __call__(self, ids: mx.array, cache: ModelCache | None = None, last_only: bool = False) -> mx.array:
         """Logits [B, T, V] (or [B, 1, V] with last_only, which skips the vocab projection elsewhere)."""

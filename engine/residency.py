@@ -7,8 +7,9 @@ ExpertWeights that holds only the slots plus the choice renumbered to slot numbe
 arithmetic is untouched, so the output is exactly the all-resident one. The bytes stay MXFP4 as
 stored: a copy is a memcpy of the expert's blocks, scales and biases.
 
-When one call needs more distinct experts than there are slots (a long prefill chunk), those
-experts are gathered into a temporary buffer for that layer only; the slots are left as they are.
+When one call needs more distinct experts than there are slots (a long prefill chunk), the slots
+and the missing experts are put together in a temporary buffer for that layer only; the slots are
+left as they are.
 
 # E experts, S slots, N tokens, K experts per token, D hidden, I expert intermediate
 """
@@ -116,12 +117,19 @@ class ExpertStore:
         return self._weights(self.buffers), mx.array(lut[ids])
 
     def _overflow(self, ids, wanted, lut) -> tuple[ExpertWeights, mx.array]:
-        # More experts than slots in one call: a temporary buffer with exactly those experts.
+        # More experts than slots in one call: a temporary buffer of the slots followed by the
+        # missing experts. Only the missing ones are read from the mapped file (the resident ones
+        # are one device copy away); the slots and the LRU order are left as they are.
         self.stats.overflow_calls += 1
-        self.stats.misses += len(wanted)
-        self.stats.bytes_fetched += len(wanted) * self.expert_bytes
-        lut[np.asarray(wanted)] = np.arange(len(wanted), dtype=np.uint32)
-        temp = {name: self._fetch(name, wanted) for name in _PARTS}
+        missing = [e for e in wanted if e not in self._lru]
+        self.stats.hits += len(wanted) - len(missing)
+        self.stats.misses += len(missing)
+        self.stats.bytes_fetched += len(missing) * self.expert_bytes
+        for e, slot in self._lru.items():
+            lut[e] = slot
+        lut[np.asarray(missing, dtype=np.int64)] = self.slots + np.arange(len(missing), dtype=np.uint32)
+        temp = {name: mx.concatenate([self.buffers[name]] + [self._fetch(name, [e]) for e in missing])
+                for name in _PARTS}
         return self._weights(temp), mx.array(lut[ids])
 
 

@@ -63,3 +63,22 @@ def test_host_syncs_per_decoded_token(tiny_dir, monkeypatch, name):
         return counter.count
 
     assert (syncs(12) - syncs(4)) / 8 == expected
+
+
+def test_prefill_chunk_leaves_out_the_last_moe(tiny_dir, monkeypatch):
+    """A prefill chunk computes only the cache: with expert residency it reads the router of every
+    layer but the last (whose MoE feeds nothing the cache holds), plus the one eval of the cache.
+    The cache it leaves is exactly the one a full forward pass leaves."""
+    from engine.generate import model_ids, prefill
+
+    model = load_model(tiny_dir, dtype="float32", policy=Policy(embed_on_cpu=True, expert_slots=4))
+    ids = list(range(3, 40))
+    cache = model.make_cache()
+    with monkeypatch.context() as m:
+        counter = HostSyncs(m)
+        assert list(prefill(model, ids, cache, chunk=len(ids))) == [len(ids)]
+    assert counter.count == (model.config.num_hidden_layers - 1) + 1
+    full = model.make_cache()
+    model.hidden(model_ids(model, ids), full)
+    for got, want in zip(cache.state(), full.state()):
+        np.testing.assert_array_equal(np.array(got), np.array(want))
