@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 from models.demo_train import bpe
-from models.demo_train.conversations import examples, heldout_examples, make_example
+from models.demo_train.conversations import (encode_example, examples, heldout_examples, heldout_long_multiplications,
+                                             make_example, make_tool_example, python_descriptions, tool_turn)
 from models.demo_train.evaluate import grade
-from models.demo_train.tasks import DAYS, EFFORTS, GENERATORS, PLACES
+from models.demo_train.tasks import DAYS, EFFORTS, GENERATORS, PLACES, TOOL_GENERATORS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "models" / "demo"
@@ -51,7 +52,7 @@ def _expected_answer(kind: str, question: str) -> str:
     nums = [int(n) for n in re.findall(r"\d+", question)]
     if kind == "addition":
         return str(nums[0] + nums[1])
-    if kind == "multiplication":
+    if kind in ("multiplication", "long multiplication"):
         return str(nums[0] * nums[1])
     if kind == "sorting":
         return ", ".join(map(str, sorted(nums)))
@@ -185,6 +186,48 @@ def test_heldout_questions_are_balanced_and_never_trained_on():
     assert not any(next(stream).task.question in questions for _ in range(3000))
 
 
+def test_tool_code_prints_the_right_answer():
+    """The code the model learns to send to python, run by Python, prints the task's tool output,
+    and that holds the answer worked out from the question alone."""
+    import contextlib
+    import io
+
+    rng = random.Random(8)
+    for kind in [*GENERATORS, *TOOL_GENERATORS] * 40:
+        t = {**GENERATORS, **TOOL_GENERATORS}[kind](rng, "medium")
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(t.code, {})  # our generator's code, not model output
+        assert out.getvalue() == t.output, t
+        want = _expected_answer(kind, t.question)
+        assert (out.getvalue() == f"[{want}]\n") if kind == "sorting" else (out.getvalue() == f"{want}\n"), t
+        assert grade(kind, t.answer, t.tool_final or t.final), t
+
+
+def test_medium_effort_keeps_the_worked_steps_of_high():
+    """Medium is high without one line that only says what comes next (its opening line; for units
+    the "So multiply" line): the steps that make high right, all of them."""
+    rng_m, rng_h = random.Random(9), random.Random(9)
+    for kind in GENERATORS:
+        for _ in range(20):
+            medium, high = GENERATORS[kind](rng_m, "medium"), GENERATORS[kind](rng_h, "high")
+            assert medium.question == high.question
+            lines = high.analysis.splitlines()
+            dropped = [i for i in range(len(lines)) if lines[:i] + lines[i + 1:] == medium.analysis.splitlines()]
+            assert dropped == ([1] if kind == "units" else [0]), (kind, medium.analysis)
+
+
+def test_long_multiplications_are_declined_without_the_tool():
+    rng = random.Random(10)
+    for _ in range(30):
+        t = TOOL_GENERATORS["long multiplication"](rng, "high")
+        a, b = map(int, re.findall(r"\d+", t.question))
+        assert a >= 10 and b >= 10 and t.answer == str(a * b)
+        assert t.answer not in t.final and grade(t.kind, t.answer, t.final, tool=False)
+        assert not grade(t.kind, t.answer, t.final, tool=True)
+        assert grade(t.kind, t.answer, t.tool_final, tool=True)
+
+
 def test_grader_rejects_wrong_answers():
     assert grade("addition", "579", "123 + 456 = 579.")
     assert not grade("addition", "579", "123 + 456 = 578.")
@@ -226,6 +269,67 @@ def test_prompt_text_matches_openai_harmony(tmp_path, monkeypatch):
             parser.process(t)
         got = [(m.channel, m.content[0].text) for m in parser.messages]
         assert got == [("analysis", ex.task.analysis), ("final", ex.task.final)]
+
+
+def test_tool_conversations_are_what_the_engine_renders_and_parses(demo_tokenizer_path):
+    """Training ids of a conversation with the python tool: before each stretch the model writes,
+    exactly the prompt the engine's session renders (the engine matches openai-harmony, see
+    tests/test_harmony_tools.py); the stretch before the tool's result parses as the python call;
+    the loss covers only the model's stretches, never the tool's output."""
+    from engine.harmony import StreamParser, render_prompt
+    from engine.tokenizer import load_tokenizer
+    from engine.tools import PYTHON_DESCRIPTION, ToolCall
+
+    enc = load_tokenizer(demo_tokenizer_path.parent)
+    rng = random.Random(13)
+    kinds = [*GENERATORS, *TOOL_GENERATORS]
+    for i in range(40):
+        ex = make_tool_example(rng, kinds[i % len(kinds)], EFFORTS[i % 3], PYTHON_DESCRIPTION, "2026-02-03",
+                               declined_prob=0.3, history_prob=0.5)
+        system, ids, trained = encode_example(enc, ex)
+        full, mask = system + ids, [False] * len(system) + trained
+        turn = tool_turn(ex)
+        # The stretches the model writes, as (start, end) of runs of trained ids.
+        runs, start = [], None
+        for j, t in enumerate(mask + [False]):
+            if t and start is None:
+                start = j
+            elif not t and start is not None:
+                runs.append((start, j))
+                start = None
+        assert len(runs) == 2, ex  # up to the call, then after the tool's result
+        told = next(j for j, (_, written) in enumerate(turn) if not written)
+        before = [ex.messages(), ex.messages() + [m for m, _ in turn[:told + 1]]]
+        for (a, _), history in zip(runs, before):
+            assert full[:a] == render_prompt(history, enc, effort=ex.effort, date=ex.date, python=True)
+        events = []
+        parser = StreamParser(enc)
+        for t in full[runs[0][0]:runs[0][1]]:
+            events += parser.feed(t)
+        (call,) = [e for e in events if isinstance(e, ToolCall)]
+        assert (call.recipient, call.channel, call.arguments, call.error) == ("python", "analysis", ex.task.code, None)
+        assert call.message == turn[told - 1][0]  # what the app sends back is what was trained
+        output = turn[told][0]["content"]
+        between = enc.decode(full[runs[0][1]:runs[1][0]])  # not trained: the tool's message
+        assert between == f"<|start|>python to=assistant<|channel|>analysis<|message|>{output}<|end|><|start|>assistant"
+        assert enc.decode(full[runs[1][1] - 1:runs[1][1]]) == "<|return|>"
+
+
+def test_tool_conversations_offer_the_tool_and_plain_ones_do_not(demo_tokenizer_path):
+    from models.demo_train.train import example_stream
+
+    enc = bpe.tiktoken_encoding(demo_tokenizer_path)
+    seen = {True: 0, False: 0}
+    descriptions = set()
+    stream = example_stream(5, tool_share=0.5, size=8)
+    for _ in range(400):
+        ex = next(stream)
+        system = enc.decode(encode_example(enc, ex)[0])
+        assert ("## python" in system) == (ex.python is not None)
+        seen[ex.python is not None] += 1
+        descriptions.add(ex.python)
+    assert min(seen.values()) > 100
+    assert descriptions == {None, *python_descriptions()}
 
 
 def test_engine_renders_the_prompts_we_train_on(demo_tokenizer_path):
