@@ -282,9 +282,8 @@ def test_tool_conversations_are_what_the_engine_renders_and_parses(demo_tokenize
 
     enc = load_tokenizer(demo_tokenizer_path.parent)
     rng = random.Random(13)
-    kinds = [*GENERATORS, *TOOL_GENERATORS]
     for i in range(40):
-        ex = make_tool_example(rng, kinds[i % len(kinds)], EFFORTS[i % 3], PYTHON_DESCRIPTION, "2026-02-03",
+        ex = make_tool_example(rng, "long multiplication", EFFORTS[i % 3], PYTHON_DESCRIPTION, "2026-02-03",
                                declined_prob=0.3, history_prob=0.5)
         system, ids, trained = encode_example(enc, ex)
         full, mask = system + ids, [False] * len(system) + trained
@@ -313,6 +312,28 @@ def test_tool_conversations_are_what_the_engine_renders_and_parses(demo_tokenize
         between = enc.decode(full[runs[0][1]:runs[1][0]])  # not trained: the tool's message
         assert between == f"<|start|>python to=assistant<|channel|>analysis<|message|>{output}<|end|><|start|>assistant"
         assert enc.decode(full[runs[1][1] - 1:runs[1][1]]) == "<|return|>"
+
+
+def test_with_the_tool_the_six_kinds_are_still_worked_out_in_the_head(demo_tokenizer_path):
+    """Only what it can't do in its head goes to python: with the tool offered, the six kinds'
+    completions are exactly those without it (and their prompts those the engine renders)."""
+    from engine.harmony import render_prompt
+    from engine.python_tool import tool_description
+    from engine.tokenizer import load_tokenizer
+    from engine.tools import PYTHON_DESCRIPTION
+
+    enc = load_tokenizer(demo_tokenizer_path.parent)
+    rng = random.Random(14)
+    for i in range(30):
+        kind = sorted(GENERATORS)[i % len(GENERATORS)]
+        ex = make_tool_example(rng, kind, EFFORTS[i % 3], tool_description(), "2026-02-03", declined_prob=1.0)
+        system, ids, trained = encode_example(enc, ex)
+        start = trained.index(True)
+        assert all(trained[start:]) and not ex.declined
+        assert enc.decode(ids[start:]) == ex.completion
+        want = render_prompt(ex.messages(), enc, effort=ex.effort, date=ex.date, python=True)
+        got = enc.decode(system + ids[:start]).replace(tool_description(), PYTHON_DESCRIPTION)
+        assert got == enc.decode(want)
 
 
 def test_tool_conversations_offer_the_tool_and_plain_ones_do_not(demo_tokenizer_path):

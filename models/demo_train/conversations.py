@@ -114,20 +114,22 @@ def heldout_examples(count: int = 300, seed: int = HELDOUT_SEED) -> list[Example
 
 # ---------------------------------------------------------------- conversations with the python tool
 #
-# With the python tool in the system message the model sends every question to it, at every
-# effort (a tiny model's head is less reliable than Python), then answers from its result:
+# With the python tool in the system message the model sends to it what it cannot do in its head
+# (the long multiplications, TOOL_GENERATORS), at every effort, then answers from its result:
 #   prompt  ... <|start|>user<|message|>Q<|end|><|start|>assistant
 #   model   <|channel|>analysis<|message|>PLAN<|end|>              (medium and high only)
 #           <|start|>assistant<|channel|>analysis to=python code<|message|>CODE<|call|>
 #   tool    <|start|>python to=assistant<|channel|>analysis<|message|>OUTPUT<|end|><|start|>assistant
 #   model   <|channel|>final<|message|>FINAL<|return|>
-# Every piece is rendered by the engine's own harmony renderer (engine.harmony.render_message), so
-# the ids trained on are the ids the session renders when it sends the call and result back.
-# When the user declines to run the code, the tool's result says so and the model answers as it
-# does without tools. Without the tool nothing changes (the conversations above).
+# and answers the six kinds it can work out in its head as it does without the tool (so a tool in
+# the system message changes nothing for them). Every piece is rendered by the engine's own
+# harmony renderer (engine.harmony.render_message), so the ids trained on are the ids the session
+# renders when it sends the call and result back. When the user declines to run the code, the
+# tool's result says so and the model says it can't answer reliably. Without the tool nothing
+# changes (the conversations above; a long multiplication is declined there).
 
-TOOL_PLAN = {"medium": "Compute it with python.",
-             "high": "Let python work it out exactly, then answer from its result."}
+TOOL_PLAN = {"medium": "Too many digits to multiply in my head: use python.",
+             "high": "Too many digits to multiply reliably in my head, so compute it with python and answer from its result."}
 
 
 def python_descriptions() -> tuple[str, ...]:
@@ -154,6 +156,9 @@ def tool_turn(ex: Example) -> list[tuple[dict, bool]]:
     from engine.tools import PYTHON
 
     t = ex.task
+    if t.kind not in TOOL_GENERATORS:  # worked out in its head, as without the tool
+        return [({"role": "assistant", "channel": "analysis", "content": t.analysis}, True),
+                ({"role": "assistant", "channel": "final", "content": t.final}, True)]
     out = []
     if ex.effort in TOOL_PLAN:
         out.append(({"role": "assistant", "channel": "analysis", "content": TOOL_PLAN[ex.effort]}, True))
@@ -162,11 +167,10 @@ def tool_turn(ex: Example) -> list[tuple[dict, bool]]:
     out.append(({"role": "tool", "name": PYTHON, "channel": "analysis",
                  "content": DECLINED_CODE if ex.declined else t.output}, False))
     if ex.declined:
-        final = "I can't multiply numbers this long reliably without running the code." \
-            if t.kind == "long multiplication" else t.final
+        final = "I can't multiply numbers this long reliably without running the code."
         out.append(({"role": "assistant", "channel": "analysis", "content": t.analysis}, True))
     else:
-        final = t.tool_final or t.final
+        final = t.tool_final
     out.append(({"role": "assistant", "channel": "final", "content": final}, True))
     return out
 
@@ -220,7 +224,8 @@ def make_tool_example(rng: random.Random, kind: str, effort: str, description: s
         earlier = GENERATORS[rng.choice(sorted(GENERATORS))](rng, effort)
         turns = ((earlier.question, earlier.tool_final or earlier.final),)
     task = {**GENERATORS, **TOOL_GENERATORS}[kind](rng, effort)
-    return Example(task, effort, date, turns, python=description, declined=rng.random() < declined_prob)
+    declined = kind in TOOL_GENERATORS and rng.random() < declined_prob
+    return Example(task, effort, date, turns, python=description, declined=declined)
 
 
 def heldout_long_multiplications(count: int = 50, seed: int = HELDOUT_SEED + 1) -> list[Example]:

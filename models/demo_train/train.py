@@ -38,9 +38,10 @@ EFFORT_WEIGHTS = {"low": 0.15, "medium": 0.15, "high": 0.7}
 # multiplications (two multi-digit numbers) are what the model must decline without the tool.
 KIND_WEIGHTS = {"addition": 1.3, "multiplication": 1.2, "letters": 1.0, "sorting": 1.5, "units": 0.8, "weekday": 0.4,
                 "long multiplication": 0.0}
-# Conversations with the python tool: every kind goes through it, long multiplications most of all.
-TOOL_KIND_WEIGHTS = {"addition": 1.0, "multiplication": 1.0, "letters": 1.0, "sorting": 1.0, "units": 1.0,
-                     "weekday": 1.0, "long multiplication": 1.5}
+# Conversations with the python tool: half are long multiplications (which go to the tool), half
+# the six kinds it works out in its head all the same.
+TOOL_KIND_WEIGHTS = {"addition": 0.5, "multiplication": 0.5, "letters": 0.5, "sorting": 0.5, "units": 0.5,
+                     "weekday": 0.5, "long multiplication": 3.0}
 # How the python description is picked: harmony's words (what the engine renders today) most often.
 DESCRIPTION_WEIGHTS = (0.7, 0.3)
 VOCAB_SIZE = 768
