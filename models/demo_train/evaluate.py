@@ -76,14 +76,17 @@ def run_one(session, messages: list[dict], effort: str, max_tokens: int = 400, p
     reply = Reply()
     messages = list(messages)
     for _ in range(MAX_CALLS + 1):
-        call, in_call = None, False
+        call, in_call, written = None, False, []
         for ev in session.reply(messages, effort=effort, date=EVAL_DATE, max_tokens=max_tokens,
                                 sampling=SamplingParams(temperature=0.0), python=python is not None):
             if isinstance(ev, MessageStart):
                 reply.channels.append(ev.channel)
                 in_call = bool(ev.recipient)  # a call's code is kept in `calls`, not in the analysis text
+                if not in_call:
+                    written.append({"role": "assistant", "channel": ev.channel, "content": ""})
             elif isinstance(ev, TextDelta) and not in_call:
                 reply.texts[ev.channel] = reply.texts.get(ev.channel, "") + ev.text
+                written[-1]["content"] += ev.text
             elif isinstance(ev, ToolCall):
                 call = ev
             elif isinstance(ev, Stop):
@@ -94,7 +97,9 @@ def run_one(session, messages: list[dict], effort: str, max_tokens: int = 400, p
             break
         output = call.error or python.run(call.arguments).text
         reply.calls.append({"code": call.arguments, "output": output})
-        messages += [call.message, tool_result_message(call, output)]
+        # The turn so far goes back as the model wrote it (its thinking, the call) plus the result,
+        # as the app sends it: the session's cache carries on from the call.
+        messages += written + [call.message, tool_result_message(call, output)]
     return reply
 
 
