@@ -116,7 +116,8 @@ def evaluate(folder: Path, count: int = 300, efforts=("low", "high"), shard: int
     session = open_chat(folder, context_length=EVAL_CONTEXT)
     questions = heldout_examples(count) + heldout_long_multiplications(long_count)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="demo-eval-") as work, PythonTool(work) as python:
+    # The tool wants a folder of its own (not /tmp itself, which its code could then change).
+    with tempfile.TemporaryDirectory(prefix="demo-eval-") as work, PythonTool(Path(work) / "python") as python:
         for i, ex in enumerate(questions):
             if i % shards != shard:
                 continue
