@@ -518,6 +518,32 @@ def test_demo_folder_is_small_and_consistent():
 
 
 @shipped
+def test_fine_tuning_starts_from_exactly_the_shipped_model():
+    """models/demo loaded back into the trainable float model (experts from MXFP4, the rest from
+    bf16) gives the engine's logits, and exports back to the same tensors."""
+    torch = pytest.importorskip("torch")
+    mx = pytest.importorskip("mlx.core")
+    from engine import load_model
+    from models.demo_train.export import checkpoint_tensors
+    from models.demo_train.from_folder import folder_tensors, load_folder
+
+    model = load_folder(DEMO)
+    ids = torch.randint(0, 700, (1, 40), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        want = model(ids)[0].numpy()
+    got = np.array(load_model(DEMO, dtype="float32")(mx.array(ids.numpy()))[0])
+    np.testing.assert_allclose(got, want, atol=2e-3, rtol=2e-3)
+    shipped_tensors, again = folder_tensors(DEMO), checkpoint_tensors(model.state_dict())
+    assert set(again) == set(shipped_tensors)
+    for name, value in again.items():
+        ref = shipped_tensors[name]
+        if value.dtype == np.uint8:  # MXFP4 blocks and scales: bit for bit
+            assert np.array_equal(value, ref), name
+        else:  # bf16 in the file: our float32 copy rounds back to it exactly
+            assert np.array_equal(torch.from_numpy(value).to(torch.bfloat16).float().numpy(), ref), name
+
+
+@shipped
 def test_demo_model_replies_are_well_formed_through_the_engine():
     """Greedy, every effort: analysis then final, ending with <|return|>, for every kind."""
     pytest.importorskip("mlx.core")

@@ -6,8 +6,10 @@ canonical answer used for grading. The analysis follows the effort:
   low    one line (the result, no steps)
   medium every step, one per line, without high's opening line that says what it will do
   high   every step, one per line (column additions with carries, each comparison, ...)
-(Medium was once the key steps condensed on one line; the tiny model got most of those wrong,
-e.g. 486 + 357 = 543, so medium now keeps the worked steps that make high right.)
+(Medium was once the key steps condensed on one line, which the shipped weights were trained on
+and get 48% right, e.g. 486 + 357 = 543. This medium, tried in issue 14's candidate, got 68%: the
+opening line that restates the operands is what keeps a tiny model's copies right, so the next try
+should keep it too; see models/demo/README.md, "Python tool".)
 Numbers are written without separators so every digit is one token (the tokenizer never merges
 digits), which keeps column arithmetic learnable for a tiny model.
 """
