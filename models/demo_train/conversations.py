@@ -55,7 +55,7 @@ class Example:
     date: str | None
     turns: tuple[tuple[str, str], ...]  # earlier (question, final answer) pairs
     python: str | None = None  # the python tool's description in the system message; None: no tools
-    declined: bool = False  # with the tool: the user said "Don't run", so it answers in its head
+    declined: bool = False  # with the tool: the user said "Don't run", so it says it can't answer reliably
 
     @property
     def prompt(self) -> str:
