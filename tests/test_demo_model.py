@@ -172,7 +172,7 @@ def test_analysis_length_follows_the_effort():
                 if e == "low":
                     assert "\n" not in t.analysis, (kind, t.analysis)
         mean = {e: np.mean(v) for e, v in lengths.items()}
-        assert mean["low"] < mean["medium"] < mean["high"], (kind, mean)
+        assert mean["low"] < min(mean["medium"], mean["high"]), (kind, mean)  # medium = high: see below
 
 
 def test_heldout_questions_are_balanced_and_never_trained_on():
@@ -204,17 +204,19 @@ def test_tool_code_prints_the_right_answer():
         assert grade(kind, t.answer, t.tool_final or t.final), t
 
 
-def test_medium_effort_keeps_the_worked_steps_of_high():
-    """Medium is high without one line that only says what comes next (its opening line; for units
-    the "So multiply" line): the steps that make high right, all of them."""
+def test_medium_effort_keeps_every_line_of_high():
+    """Medium is high's trace in full, opening line included: that line restates the operands right
+    after the question, and a medium trained without it miscopied them (68% vs high's 83%)."""
     rng_m, rng_h = random.Random(9), random.Random(9)
     for kind in GENERATORS:
         for _ in range(20):
             medium, high = GENERATORS[kind](rng_m, "medium"), GENERATORS[kind](rng_h, "high")
             assert medium.question == high.question
-            lines = high.analysis.splitlines()
-            dropped = [i for i in range(len(lines)) if lines[:i] + lines[i + 1:] == medium.analysis.splitlines()]
-            assert dropped == ([1] if kind == "units" else [0]), (kind, medium.analysis)
+            assert medium.analysis == high.analysis, (kind, medium.analysis)
+            numbers = re.findall(r"\d+", medium.question)
+            first = medium.analysis.splitlines()[0]
+            # Additions and multiplications open by restating both operands of the question.
+            assert kind not in ("addition", "multiplication") or all(n in first for n in numbers), (kind, first)
 
 
 def test_long_multiplications_are_declined_without_the_tool():

@@ -4,12 +4,13 @@ Each generator takes a `random.Random` and an effort ("low" | "medium" | "high")
 `Task`: the user's question, the analysis-channel reasoning, the final answer text, and the
 canonical answer used for grading. The analysis follows the effort:
   low    one line (the result, no steps)
-  medium every step, one per line, without high's opening line that says what it will do
+  medium the same steps as high, every line of them
   high   every step, one per line (column additions with carries, each comparison, ...)
 (Medium was once the key steps condensed on one line, which the shipped weights were trained on
-and get 48% right, e.g. 486 + 357 = 543. This medium, tried in issue 14's candidate, got 68%: the
-opening line that restates the operands is what keeps a tiny model's copies right, so the next try
-should keep it too; see models/demo/README.md, "Python tool".)
+and get 48% right, e.g. 486 + 357 = 543. Then high's steps without its opening line, tried in issue
+14's first candidate: 68%. The opening line restates the operands right after the question, and that
+is what keeps a tiny model's copies right, so medium now keeps every line; see models/demo/README.md,
+"Python tool". Medium and high still differ in the system message's "Reasoning:" line.)
 Numbers are written without separators so every digit is one token (the tokenizer never merges
 digits), which keeps column arithmetic learnable for a tiny model.
 """
@@ -76,8 +77,9 @@ def _places(n: int) -> str:
 
 
 def _by_effort(effort: str, lines: list[str]) -> str:
-    """High: every line. Medium: the same worked steps without the opening line (what it will do)."""
-    return "\n".join(lines if effort == "high" else lines[1:])
+    """Medium and high: every line. The opening line restates the operands right after the question;
+    a medium trained without it miscopied them (68% right vs high's 83%, models/demo/README.md)."""
+    return "\n".join(lines)
 
 
 def addition(rng: random.Random, effort: str) -> Task:
@@ -273,8 +275,7 @@ def unit_conversion(rng: random.Random, effort: str) -> Task:
         else:
             lines.append(f"{amount} x {factor} = {result}.")
         lines.append(f"Answer: {result} {dst}.")
-        # Medium drops the "So multiply" line, not the rule, which holds the factor.
-        analysis = "\n".join(lines) if effort == "high" else "\n".join(lines[:1] + lines[2:])
+        analysis = _by_effort(effort, lines)
     return Task("units", q, analysis, final, str(result), f"print({amount} * {factor})", f"{result}\n")
 
 
