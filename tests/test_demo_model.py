@@ -501,10 +501,6 @@ def test_a_shared_prefix_gives_the_same_logits_as_whole_rows():
 # ------------------------------------------------------------------ the shipped folder
 
 shipped = pytest.mark.skipif(not (DEMO / "config.json").is_file(), reason="models/demo not exported yet")
-# Issue 14's bars that the shipped weights don't meet yet: the fine-tuned candidate that calls the
-# python tool got 64% at medium effort, so it was not shipped (models/demo/README.md, "Python
-# tool"). Strict: once weights that meet them ship, these fail until the marks are removed.
-NOT_YET = pytest.mark.xfail(strict=True, reason="the shipped demo weights predate issue 14 (models/demo/README.md)")
 
 
 @shipped
@@ -562,7 +558,7 @@ def test_demo_model_replies_are_well_formed_through_the_engine():
 
 
 @shipped
-@pytest.mark.parametrize("effort", ["high", pytest.param("medium", marks=NOT_YET)])
+@pytest.mark.parametrize("effort", ["high", "medium"])
 def test_demo_model_answers_heldout_questions_through_the_engine(effort):
     """Greedy, 5 held-out questions of each kind: well-formed, and at least 80% right at high effort
     (the issue's bar) and at medium effort (issue 14's bar). See models/demo/README.md for all 300."""
@@ -580,7 +576,6 @@ def test_demo_model_answers_heldout_questions_through_the_engine(effort):
 
 
 @shipped
-@NOT_YET
 def test_demo_model_sends_long_multiplications_to_the_real_python_tool(tmp_path):
     """Greedy, medium effort, held-out products of two multi-digit numbers: with the python tool
     offered the model calls it (the code runs in engine/python_tool's sandboxed kernel, through

@@ -21,11 +21,6 @@ from models.registry import DEMO, demo_folder  # noqa: E402
 pytestmark = [
     pytest.mark.skipif(not (demo_folder() / "config.json").is_file(), reason="models/demo not exported"),
     pytest.mark.skipif(sandbox_problem() is not None, reason=f"the sandbox can't run here: {sandbox_problem()}"),
-    # The shipped weights predate the python tool and the app doesn't offer it to them: the candidate
-    # that learned it missed issue 14's medium-effort bar and was not shipped (models/demo/README.md,
-    # "Python tool"). Strict: shipping weights that call the tool (with app/controller.py offering
-    # python to the demo model) makes this fail until the mark is removed.
-    pytest.mark.xfail(strict=True, reason="the shipped demo weights were not trained with the python tool"),
 ]
 
 # Far beyond what the tiny model can multiply in its head (it declines such products without the
