@@ -362,9 +362,11 @@ class ChatController(QObject):
         s = self.settings
         options = {"effort": self.effort, "developer": s.developer, "temperature": s.temperature,
                    "top_p": s.top_p, "max_tokens": s.max_tokens}
-        if not self.is_demo:   # the demo model learnt its puzzles without tools: a tools section would be new to it
+        if not self.is_demo:   # the demo model learnt no functions or answer schemas: those sections would be new to it
             options.update(python=s.python_tool, tools=openai_tools(s.functions),
                            response_format=response_format(s.answer_schema))
+        else:   # python only: it learnt to call it for long multiplications (models/demo/README.md)
+            options.update(python=s.python_tool)
         self._turn_history, self._turn_options, self._turn_stats, self._stopping = history, options, {}, False
         self._stream = ChatMessage(role="assistant", effort=self.effort, state="streaming", phase="waiting")
         self._stream_started = time.monotonic()

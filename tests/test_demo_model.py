@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 from models.demo_train import bpe
-from models.demo_train.conversations import examples, heldout_examples, make_example
+from models.demo_train.conversations import (encode_example, examples, heldout_examples, heldout_long_multiplications,
+                                             make_example, make_tool_example, python_descriptions, tool_turn)
 from models.demo_train.evaluate import grade
-from models.demo_train.tasks import DAYS, EFFORTS, GENERATORS, PLACES
+from models.demo_train.tasks import DAYS, EFFORTS, GENERATORS, PLACES, TOOL_GENERATORS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "models" / "demo"
@@ -51,7 +52,7 @@ def _expected_answer(kind: str, question: str) -> str:
     nums = [int(n) for n in re.findall(r"\d+", question)]
     if kind == "addition":
         return str(nums[0] + nums[1])
-    if kind == "multiplication":
+    if kind in ("multiplication", "long multiplication"):
         return str(nums[0] * nums[1])
     if kind == "sorting":
         return ", ".join(map(str, sorted(nums)))
@@ -171,7 +172,7 @@ def test_analysis_length_follows_the_effort():
                 if e == "low":
                     assert "\n" not in t.analysis, (kind, t.analysis)
         mean = {e: np.mean(v) for e, v in lengths.items()}
-        assert mean["low"] < mean["medium"] < mean["high"], (kind, mean)
+        assert mean["low"] < min(mean["medium"], mean["high"]), (kind, mean)  # medium = high: see below
 
 
 def test_heldout_questions_are_balanced_and_never_trained_on():
@@ -183,6 +184,50 @@ def test_heldout_questions_are_balanced_and_never_trained_on():
     questions = {e.task.question for e in held}
     stream = example_stream(1)
     assert not any(next(stream).task.question in questions for _ in range(3000))
+
+
+def test_tool_code_prints_the_right_answer():
+    """The code the model learns to send to python, run by Python, prints the task's tool output,
+    and that holds the answer worked out from the question alone."""
+    import contextlib
+    import io
+
+    rng = random.Random(8)
+    for kind in [*GENERATORS, *TOOL_GENERATORS] * 40:
+        t = {**GENERATORS, **TOOL_GENERATORS}[kind](rng, "medium")
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(t.code, {})  # our generator's code, not model output
+        assert out.getvalue() == t.output, t
+        want = _expected_answer(kind, t.question)
+        assert (out.getvalue() == f"[{want}]\n") if kind == "sorting" else (out.getvalue() == f"{want}\n"), t
+        assert grade(kind, t.answer, t.tool_final or t.final), t
+
+
+def test_medium_effort_keeps_every_line_of_high():
+    """Medium is high's trace in full, opening line included: that line restates the operands right
+    after the question, and a medium trained without it miscopied them (68% vs high's 83%)."""
+    rng_m, rng_h = random.Random(9), random.Random(9)
+    for kind in GENERATORS:
+        for _ in range(20):
+            medium, high = GENERATORS[kind](rng_m, "medium"), GENERATORS[kind](rng_h, "high")
+            assert medium.question == high.question
+            assert medium.analysis == high.analysis, (kind, medium.analysis)
+            numbers = re.findall(r"\d+", medium.question)
+            first = medium.analysis.splitlines()[0]
+            # Additions and multiplications open by restating both operands of the question.
+            assert kind not in ("addition", "multiplication") or all(n in first for n in numbers), (kind, first)
+
+
+def test_long_multiplications_are_declined_without_the_tool():
+    rng = random.Random(10)
+    for _ in range(30):
+        t = TOOL_GENERATORS["long multiplication"](rng, "high")
+        a, b = map(int, re.findall(r"\d+", t.question))
+        assert a >= 10 and b >= 10 and t.answer == str(a * b)
+        assert t.answer not in t.final and grade(t.kind, t.answer, t.final, tool=False)
+        assert not grade(t.kind, t.answer, t.final, tool=True)
+        assert grade(t.kind, t.answer, t.tool_final, tool=True)
 
 
 def test_grader_rejects_wrong_answers():
@@ -226,6 +271,88 @@ def test_prompt_text_matches_openai_harmony(tmp_path, monkeypatch):
             parser.process(t)
         got = [(m.channel, m.content[0].text) for m in parser.messages]
         assert got == [("analysis", ex.task.analysis), ("final", ex.task.final)]
+
+
+def test_tool_conversations_are_what_the_engine_renders_and_parses(demo_tokenizer_path):
+    """Training ids of a conversation with the python tool: before each stretch the model writes,
+    exactly the prompt the engine's session renders (the engine matches openai-harmony, see
+    tests/test_harmony_tools.py); the stretch before the tool's result parses as the python call;
+    the loss covers only the model's stretches, never the tool's output."""
+    from engine.harmony import StreamParser, render_prompt
+    from engine.tokenizer import load_tokenizer
+    from engine.tools import PYTHON_DESCRIPTION, ToolCall
+
+    enc = load_tokenizer(demo_tokenizer_path.parent)
+    rng = random.Random(13)
+    for i in range(40):
+        ex = make_tool_example(rng, "long multiplication", EFFORTS[i % 3], PYTHON_DESCRIPTION, "2026-02-03",
+                               declined_prob=0.3, history_prob=0.5)
+        system, ids, trained = encode_example(enc, ex)
+        full, mask = system + ids, [False] * len(system) + trained
+        turn = tool_turn(ex)
+        # The stretches the model writes, as (start, end) of runs of trained ids.
+        runs, start = [], None
+        for j, t in enumerate(mask + [False]):
+            if t and start is None:
+                start = j
+            elif not t and start is not None:
+                runs.append((start, j))
+                start = None
+        assert len(runs) == 2, ex  # up to the call, then after the tool's result
+        told = next(j for j, (_, written) in enumerate(turn) if not written)
+        before = [ex.messages(), ex.messages() + [m for m, _ in turn[:told + 1]]]
+        for (a, _), history in zip(runs, before):
+            assert full[:a] == render_prompt(history, enc, effort=ex.effort, date=ex.date, python=True)
+        events = []
+        parser = StreamParser(enc)
+        for t in full[runs[0][0]:runs[0][1]]:
+            events += parser.feed(t)
+        (call,) = [e for e in events if isinstance(e, ToolCall)]
+        assert (call.recipient, call.channel, call.arguments, call.error) == ("python", "analysis", ex.task.code, None)
+        assert call.message == turn[told - 1][0]  # what the app sends back is what was trained
+        output = turn[told][0]["content"]
+        between = enc.decode(full[runs[0][1]:runs[1][0]])  # not trained: the tool's message
+        assert between == f"<|start|>python to=assistant<|channel|>analysis<|message|>{output}<|end|><|start|>assistant"
+        assert enc.decode(full[runs[1][1] - 1:runs[1][1]]) == "<|return|>"
+
+
+def test_with_the_tool_the_six_kinds_are_still_worked_out_in_the_head(demo_tokenizer_path):
+    """Only what it can't do in its head goes to python: with the tool offered, the six kinds'
+    completions are exactly those without it (and their prompts those the engine renders)."""
+    from engine.harmony import render_prompt
+    from engine.python_tool import tool_description
+    from engine.tokenizer import load_tokenizer
+    from engine.tools import PYTHON_DESCRIPTION
+
+    enc = load_tokenizer(demo_tokenizer_path.parent)
+    rng = random.Random(14)
+    for i in range(30):
+        kind = sorted(GENERATORS)[i % len(GENERATORS)]
+        ex = make_tool_example(rng, kind, EFFORTS[i % 3], tool_description(), "2026-02-03", declined_prob=1.0)
+        system, ids, trained = encode_example(enc, ex)
+        start = trained.index(True)
+        assert all(trained[start:]) and not ex.declined
+        assert enc.decode(ids[start:]) == ex.completion
+        want = render_prompt(ex.messages(), enc, effort=ex.effort, date=ex.date, python=True)
+        got = enc.decode(system + ids[:start]).replace(tool_description(), PYTHON_DESCRIPTION)
+        assert got == enc.decode(want)
+
+
+def test_tool_conversations_offer_the_tool_and_plain_ones_do_not(demo_tokenizer_path):
+    from models.demo_train.train import example_stream
+
+    enc = bpe.tiktoken_encoding(demo_tokenizer_path)
+    seen = {True: 0, False: 0}
+    descriptions = set()
+    stream = example_stream(5, tool_share=0.5, size=8)
+    for _ in range(400):
+        ex = next(stream)
+        system = enc.decode(encode_example(enc, ex)[0])
+        assert ("## python" in system) == (ex.python is not None)
+        seen[ex.python is not None] += 1
+        descriptions.add(ex.python)
+    assert min(seen.values()) > 100
+    assert descriptions == {None, *python_descriptions()}
 
 
 def test_engine_renders_the_prompts_we_train_on(demo_tokenizer_path):
@@ -389,15 +516,41 @@ def test_demo_folder_is_small_and_consistent():
 
 
 @shipped
+def test_fine_tuning_starts_from_exactly_the_shipped_model():
+    """models/demo loaded back into the trainable float model (experts from MXFP4, the rest from
+    bf16) gives the engine's logits, and exports back to the same tensors."""
+    torch = pytest.importorskip("torch")
+    mx = pytest.importorskip("mlx.core")
+    from engine import load_model
+    from models.demo_train.export import checkpoint_tensors
+    from models.demo_train.from_folder import folder_tensors, load_folder
+
+    model = load_folder(DEMO)
+    ids = torch.randint(0, 700, (1, 40), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        want = model(ids)[0].numpy()
+    got = np.array(load_model(DEMO, dtype="float32")(mx.array(ids.numpy()))[0])
+    np.testing.assert_allclose(got, want, atol=2e-3, rtol=2e-3)
+    shipped_tensors, again = folder_tensors(DEMO), checkpoint_tensors(model.state_dict())
+    assert set(again) == set(shipped_tensors)
+    for name, value in again.items():
+        ref = shipped_tensors[name]
+        if value.dtype == np.uint8:  # MXFP4 blocks and scales: bit for bit
+            assert np.array_equal(value, ref), name
+        else:  # bf16 in the file: our float32 copy rounds back to it exactly
+            assert np.array_equal(torch.from_numpy(value).to(torch.bfloat16).float().numpy(), ref), name
+
+
+@shipped
 def test_demo_model_replies_are_well_formed_through_the_engine():
-    """Greedy, low and high effort: analysis then final, ending with <|return|>, for every kind."""
+    """Greedy, every effort: analysis then final, ending with <|return|>, for every kind."""
     pytest.importorskip("mlx.core")
     from engine import open_chat
     from models.demo_train.evaluate import EVAL_CONTEXT, run_one
 
     session = open_chat(DEMO, context_length=EVAL_CONTEXT)
     for ex in heldout_examples(6):
-        for effort in ("low", "high"):
+        for effort in EFFORTS:
             reply = run_one(session, ex.messages(), effort)
             assert reply.well_formed, (ex.task.question, effort, reply)
             if effort == "low":
@@ -405,9 +558,10 @@ def test_demo_model_replies_are_well_formed_through_the_engine():
 
 
 @shipped
-def test_demo_model_answers_heldout_questions_through_the_engine():
-    """Greedy, high effort, 5 held-out questions of each kind: well-formed, and at least 80% right
-    (the issue's bar; the shipped model gets 26 of these 30, and 85% of all 300)."""
+@pytest.mark.parametrize("effort", ["high", "medium"])
+def test_demo_model_answers_heldout_questions_through_the_engine(effort):
+    """Greedy, 5 held-out questions of each kind: well-formed, and at least 80% right at high effort
+    (the issue's bar) and at medium effort (issue 14's bar). See models/demo/README.md for all 300."""
     pytest.importorskip("mlx.core")
     from engine import open_chat
     from models.demo_train.evaluate import EVAL_CONTEXT, run_one
@@ -415,7 +569,38 @@ def test_demo_model_answers_heldout_questions_through_the_engine():
     session = open_chat(DEMO, context_length=EVAL_CONTEXT)
     right = 0
     for ex in heldout_examples(30):
-        reply = run_one(session, ex.messages(), "high")
+        reply = run_one(session, ex.messages(), effort)
         assert reply.well_formed, (ex.task.question, reply)
         right += grade(ex.task.kind, ex.task.answer, reply.texts["final"])
-    assert right >= 24, f"{right}/30 right"
+    assert right >= 24, f"{right}/30 right at {effort} effort"
+
+
+@shipped
+def test_demo_model_sends_long_multiplications_to_the_real_python_tool(tmp_path):
+    """Greedy, medium effort, held-out products of two multi-digit numbers: with the python tool
+    offered the model calls it (the code runs in engine/python_tool's sandboxed kernel, through
+    the session's tool loop) and answers with the product it printed; without the tool it
+    declines instead of guessing; and a question it can work out in its head calls nothing."""
+    pytest.importorskip("mlx.core")
+    from engine import open_chat
+    from engine.python_tool import PythonTool, sandbox_problem
+    from models.demo_train.evaluate import EVAL_CONTEXT, run_one
+
+    if sandbox_problem():
+        pytest.skip(f"the sandbox can't run here: {sandbox_problem()}")
+    session = open_chat(DEMO, context_length=EVAL_CONTEXT)
+    with PythonTool(tmp_path / "work") as python:
+        right = 0
+        for ex in heldout_long_multiplications(6):
+            a, b = map(int, re.findall(r"\d+", ex.task.question))
+            reply = run_one(session, ex.messages(), "medium", python=python)
+            assert reply.well_formed and len(reply.calls) == 1, (ex.task.question, reply)
+            assert reply.calls[0]["output"].strip() == str(a * b)  # Python's product, run for real
+            right += grade(ex.task.kind, ex.task.answer, reply.texts["final"])
+            without = run_one(session, ex.messages(), "medium")
+            assert without.well_formed and not without.calls
+            assert grade(ex.task.kind, ex.task.answer, without.texts["final"], tool=False), without.texts
+        assert right >= 5, f"{right}/6 right"
+        for ex in heldout_examples(6):
+            reply = run_one(session, ex.messages(), "medium", python=python)
+            assert reply.well_formed and not reply.calls, (ex.task.question, reply)

@@ -4,8 +4,13 @@ Each generator takes a `random.Random` and an effort ("low" | "medium" | "high")
 `Task`: the user's question, the analysis-channel reasoning, the final answer text, and the
 canonical answer used for grading. The analysis follows the effort:
   low    one line (the result, no steps)
-  medium the key steps, condensed on one or two lines
+  medium the same steps as high, every line of them
   high   every step, one per line (column additions with carries, each comparison, ...)
+(Medium was once the key steps condensed on one line, which the shipped weights were trained on
+and get 48% right, e.g. 486 + 357 = 543. Then high's steps without its opening line, tried in issue
+14's first candidate: 68%. The opening line restates the operands right after the question, and that
+is what keeps a tiny model's copies right, so medium now keeps every line; see models/demo/README.md,
+"Python tool". Medium and high still differ in the system message's "Reasoning:" line.)
 Numbers are written without separators so every digit is one token (the tokenizer never merges
 digits), which keeps column arithmetic learnable for a tiny model.
 """
@@ -54,6 +59,9 @@ class Task:
     analysis: str
     final: str
     answer: str  # canonical answer the grader looks for in the final text
+    code: str = ""  # Python that prints the answer (what the model sends to the python tool)
+    output: str = ""  # what that code prints (the tool's result the model reads back)
+    tool_final: str = ""  # the final answer after the tool's result, when not `final`
 
 
 def _digits_right_to_left(n: int) -> list[int]:
@@ -68,13 +76,19 @@ def _places(n: int) -> str:
     return f"{n}: {', '.join(named)}."
 
 
+def _by_effort(effort: str, lines: list[str]) -> str:
+    """Medium and high: every line. The opening line restates the operands right after the question;
+    a medium trained without it miscopied them (68% right vs high's 83%, models/demo/README.md)."""
+    return "\n".join(lines)
+
+
 def addition(rng: random.Random, effort: str) -> Task:
     """a + b with 2..3-digit operands, worked column by column from the ones place."""
     a = rng.randint(10, 999)
     b = rng.randint(10, 999)
     total = a + b
     da, db = _digits_right_to_left(a), _digits_right_to_left(b)
-    steps, short, carry = [], [], 0
+    steps, carry = [], 0
     for i in range(max(len(da), len(db))):
         x = da[i] if i < len(da) else 0
         y = db[i] if i < len(db) else 0
@@ -84,7 +98,6 @@ def addition(rng: random.Random, effort: str) -> Task:
             steps.append(f"{PLACES[i]}: {expr}={s}, write {s % 10} carry 1.")
         else:
             steps.append(f"{PLACES[i]}: {expr}={s}, write {s}.")
-        short.append(f"{expr}={s}")
         carry = s // 10
     if carry:
         steps.append(f"{PLACES[len(steps)]}: carry 1, write 1.")
@@ -92,12 +105,10 @@ def addition(rng: random.Random, effort: str) -> Task:
     final = f"{a} + {b} = {total}."
     if effort == "low":
         analysis = f"{a} + {b} = {total}."
-    elif effort == "medium":
-        analysis = f"Columns from the right: {', '.join(short)}. So {total}."
     else:
-        analysis = "\n".join([f"Add {a} and {b} column by column, starting from the ones.", _places(a), _places(b)]
-                             + steps + [f"Reading from the highest place down: {total}."])
-    return Task("addition", q.format(a=a, b=b), analysis, final, str(total))
+        analysis = _by_effort(effort, [f"Add {a} and {b} column by column, starting from the ones.", _places(a), _places(b)]
+                              + steps + [f"Reading from the highest place down: {total}."])
+    return Task("addition", q.format(a=a, b=b), analysis, final, str(total), f"print({a} + {b})", f"{total}\n")
 
 
 def multiplication(rng: random.Random, effort: str) -> Task:
@@ -105,7 +116,7 @@ def multiplication(rng: random.Random, effort: str) -> Task:
     a = rng.randint(12, 999)
     d = rng.randint(2, 9)
     product = a * d
-    steps, short, carry = [], [], 0
+    steps, carry = [], 0
     digits = _digits_right_to_left(a)
     for i, x in enumerate(digits):
         p = x * d + carry
@@ -119,18 +130,15 @@ def multiplication(rng: random.Random, effort: str) -> Task:
             steps.append(f"{PLACES[i]}: {expr}, write {p % 10} carry {p // 10}.")
         else:
             steps.append(f"{PLACES[i]}: {expr}, write {p}.")
-        short.append(f"{x}x{d}" + (f"+{carry}" if carry else "") + f"={p}")
         carry = p // 10
     q = rng.choice(("What is {a} times {d}?", "Compute {a} x {d}.", "Multiply {a} by {d}.", "{a} x {d} = ?"))
     final = f"{a} x {d} = {product}."
     if effort == "low":
         analysis = f"{a} x {d} = {product}."
-    elif effort == "medium":
-        analysis = f"Digit by digit from the right: {', '.join(short)}. So {product}."
     else:
-        analysis = "\n".join([f"Multiply {a} by {d} one digit at a time, starting from the ones.", _places(a)]
-                             + steps + [f"Reading from the highest place down: {product}."])
-    return Task("multiplication", q.format(a=a, d=d), analysis, final, str(product))
+        analysis = _by_effort(effort, [f"Multiply {a} by {d} one digit at a time, starting from the ones.", _places(a)]
+                              + steps + [f"Reading from the highest place down: {product}."])
+    return Task("multiplication", q.format(a=a, d=d), analysis, final, str(product), f"print({a} * {d})", f"{product}\n")
 
 
 def letter_count(rng: random.Random, effort: str) -> Task:
@@ -147,8 +155,6 @@ def letter_count(rng: random.Random, effort: str) -> Task:
     final = f"The letter {letter} appears {count} {times} in {word}."
     if effort == "low":
         analysis = f"{word} has {count} {letter}."
-    elif effort == "medium":
-        analysis = f"Spell it: {'-'.join(word)}. The {letter}'s: {count}."
     else:
         lines = [f"Spell {word} and check each letter against {letter}."]
         seen = 0
@@ -162,8 +168,8 @@ def letter_count(rng: random.Random, effort: str) -> Task:
             else:
                 lines.append(f"Letter {ch} vs {letter}: no.")
         lines.append(f"Total: {count}.")
-        analysis = "\n".join(lines)
-    return Task("letters", q, analysis, final, str(count))
+        analysis = _by_effort(effort, lines)
+    return Task("letters", q, analysis, final, str(count), f'print("{word}".count("{letter}"))', f"{count}\n")
 
 
 def sorting(rng: random.Random, effort: str) -> Task:
@@ -181,8 +187,6 @@ def sorting(rng: random.Random, effort: str) -> Task:
     final = f"In order: {answer}."
     if effort == "low":
         analysis = f"Sorted: {answer}."
-    elif effort == "medium":
-        analysis = f"Smallest first: {' < '.join(map(str, ordered))}."
     else:
         # Each line finds the smallest remaining number by walking the list with a running
         # minimum: every comparison is between two numbers written side by side.
@@ -197,8 +201,8 @@ def sorting(rng: random.Random, effort: str) -> Task:
             remaining.remove(low)
         lines.append(f"Last is {remaining[0]}.")
         lines.append(f"Sorted: {answer}.")
-        analysis = "\n".join(lines)
-    return Task("sorting", q, analysis, final, answer)
+        analysis = _by_effort(effort, lines)
+    return Task("sorting", q, analysis, final, answer, f"print(sorted([{listed}]))", f"[{answer}]\n")
 
 
 def day_of_week(rng: random.Random, effort: str) -> Task:
@@ -225,15 +229,15 @@ def day_of_week(rng: random.Random, effort: str) -> Task:
             day = (day + 1) % 7 if after else (day - 1) % 7
             walk.append(f"{i}: {DAYS[day]}")
         split = f"{n} = {n // 7}x7 + {shift}"
-        if effort == "medium":
-            analysis = f"{split}, so {shift} days {move} from {DAYS[start]}: {DAYS[end]}."
-        else:
-            lines = ["A week has 7 days, so only the remainder matters.",
-                     f"{split}.", f"Count {shift} days {move} from {DAYS[start]}."]
-            lines += walk if walk else ["No days to move: same weekday."]
-            lines.append(f"So it is {DAYS[end]}.")
-            analysis = "\n".join(lines)
-    return Task("weekday", q, analysis, final, DAYS[end])
+        lines = ["A week has 7 days, so only the remainder matters.",
+                 f"{split}.", f"Count {shift} days {move} from {DAYS[start]}."]
+        lines += walk if walk else ["No days to move: same weekday."]
+        lines.append(f"So it is {DAYS[end]}.")
+        analysis = _by_effort(effort, lines)
+    # The code only copies the question's weekday and number: no lookup for the model to get wrong.
+    days = ", ".join(f'"{d}"' for d in DAYS)
+    code = f'days = [{days}]\nprint(days[(days.index("{DAYS[start]}") {"+" if after else "-"} {n}) % 7])'
+    return Task("weekday", q, analysis, final, DAYS[end], code, f"{DAYS[end]}\n")
 
 
 def unit_conversion(rng: random.Random, effort: str) -> Task:
@@ -250,8 +254,6 @@ def unit_conversion(rng: random.Random, effort: str) -> Task:
     rule = f"1 {src[:-1] if src.endswith('s') else src} = {factor} {dst}."
     if effort == "low":
         analysis = f"{amount} x {factor} = {result}."
-    elif effort == "medium":
-        analysis = f"{rule} {amount} x {factor} = {result}."
     else:
         lines = [rule, f"So multiply {amount} by {factor}."]
         if factor in (100, 1000):
@@ -273,8 +275,21 @@ def unit_conversion(rng: random.Random, effort: str) -> Task:
         else:
             lines.append(f"{amount} x {factor} = {result}.")
         lines.append(f"Answer: {result} {dst}.")
-        analysis = "\n".join(lines)
-    return Task("units", q, analysis, final, str(result))
+        analysis = _by_effort(effort, lines)
+    return Task("units", q, analysis, final, str(result), f"print({amount} * {factor})", f"{result}\n")
+
+
+def long_multiplication(rng: random.Random, effort: str) -> Task:
+    """Two numbers of 2..4 digits each: more than the model can work out in its head, so with the
+    python tool it calls it, and without it it says so (its `answer` is the product all the same)."""
+    a = rng.randint(10, 9999)
+    b = rng.randint(10, 9999)
+    product = a * b
+    q = rng.choice(("What is {a} times {b}?", "Compute {a} x {b}.", "Multiply {a} by {b}.", "{a} x {b} = ?"))
+    analysis = f"{a} x {b} has too many digits to multiply reliably without a tool."
+    final = f"I can't multiply {a} by {b} reliably in my head. Turn on the Python tool in Settings and ask again."
+    return Task("long multiplication", q.format(a=a, b=b), analysis, final, str(product), f"print({a} * {b})",
+                f"{product}\n", f"{a} x {b} = {product}.")
 
 
 GENERATORS = {
@@ -285,3 +300,5 @@ GENERATORS = {
     "weekday": day_of_week,
     "units": unit_conversion,
 }
+# Kinds only the tool-use data has (kept out of GENERATORS, which fixes the held-out questions).
+TOOL_GENERATORS = {"long multiplication": long_multiplication}

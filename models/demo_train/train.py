@@ -26,41 +26,62 @@ import torch
 import torch.nn.functional as F
 
 from models.demo_train import bpe
-from models.demo_train.conversations import TRAIN_SEED, heldout_examples, make_example, random_date, render_prompt_text
+from models.demo_train.conversations import (TRAIN_SEED, encode_example, heldout_examples, heldout_long_multiplications,
+                                             make_example, make_tool_example, python_descriptions, random_date)
+from models.demo_train.from_folder import folder_state
 from models.demo_train.model import DemoConfig, DemoModel
 
 SPECIAL = re.compile(r"<\|[a-z_0-9]+\|>")
 # High effort is where the quality bar is measured and its traces are the longest to learn.
 EFFORT_WEIGHTS = {"low": 0.15, "medium": 0.15, "high": 0.7}
-# Harder kinds come up more often; weekdays were learned early in the first runs.
-KIND_WEIGHTS = {"addition": 1.3, "multiplication": 1.2, "letters": 1.0, "sorting": 1.5, "units": 0.8, "weekday": 0.4}
+# Harder kinds come up more often; weekdays were learned early in the first runs. Long
+# multiplications (two multi-digit numbers) are what the model must decline without the tool.
+KIND_WEIGHTS = {"addition": 1.3, "multiplication": 1.2, "letters": 1.0, "sorting": 1.5, "units": 0.8, "weekday": 0.4,
+                "long multiplication": 0.0}
+# Conversations with the python tool: half are long multiplications (which go to the tool), half
+# the six kinds it works out in its head all the same.
+TOOL_KIND_WEIGHTS = {"addition": 0.5, "multiplication": 0.5, "letters": 0.5, "sorting": 0.5, "units": 0.5,
+                     "weekday": 0.5, "long multiplication": 3.0}
+# How the python description is picked: harmony's words (what the engine renders today) most often.
+DESCRIPTION_WEIGHTS = (0.7, 0.3)
 VOCAB_SIZE = 768
 NUM_MERGES = 480
 TOKENS_PER_ROW = 100  # about the mean number of trained (completion) tokens in a conversation
 
 
-def example_groups(seed: int, size: int, kind_weights: dict[str, float] | None = None):
-    """Endless lists of `size` training examples that share one effort and one date, so a batch
-    cut from a list shares its whole system message (see DemoModel.forward's prefix). Never a
-    held-out question."""
+def example_groups(seed: int, size: int, kind_weights: dict[str, float] | None = None,
+                   effort_weights: dict[str, float] | None = None, tool_share: float = 0.0):
+    """Endless lists of `size` training examples that share one effort, one date and whether the
+    python tool is offered (with which description), so a batch cut from a list shares its whole
+    system message (see DemoModel.forward's prefix). Never a held-out question."""
     rng = random.Random(seed)
-    held = {ex.task.question for ex in heldout_examples()}
-    efforts, effort_weights = zip(*EFFORT_WEIGHTS.items())
+    held = {ex.task.question for ex in heldout_examples() + heldout_long_multiplications()}
+    efforts, effort_weights = zip(*(effort_weights or EFFORT_WEIGHTS).items())
     kinds, kind_weights = zip(*(kind_weights or KIND_WEIGHTS).items())
+    tool_kinds, tool_weights = zip(*TOOL_KIND_WEIGHTS.items())
+    descriptions = python_descriptions()
     while True:
         effort = rng.choices(efforts, effort_weights)[0]
         date = random_date(rng) if rng.random() < 0.9 else None
+        # rng is only drawn for the tool when it can be offered, so tool_share=0 is the old stream.
+        description = rng.choices(descriptions, DESCRIPTION_WEIGHTS)[0] if tool_share and rng.random() < tool_share else None
         group = []
         while len(group) < size:
-            ex = make_example(rng, kind=rng.choices(kinds, kind_weights)[0], effort=effort)
+            if description is None:
+                ex = make_example(rng, kind=rng.choices(kinds, kind_weights)[0], effort=effort)
+            else:
+                ex = make_tool_example(rng, rng.choices(tool_kinds, tool_weights)[0], effort, description,
+                                       date or random_date(rng))
             if ex.task.question not in held:
-                group.append(dataclasses.replace(ex, date=date))
+                group.append(dataclasses.replace(ex, date=date) if description is None else ex)
+        if description is not None:  # the engine always writes a date; the group shares this one
+            group = [dataclasses.replace(ex, date=group[0].date) for ex in group]
         yield group
 
 
-def example_stream(seed: int, kind_weights: dict[str, float] | None = None, size: int = 64):
+def example_stream(seed: int, kind_weights: dict[str, float] | None = None, size: int = 64, **mix):
     """The same examples one at a time."""
-    for group in example_groups(seed, size, kind_weights):
+    for group in example_groups(seed, size, kind_weights, **mix):
         yield from group
 
 
@@ -75,6 +96,17 @@ def parse_weights(text: str) -> dict[str, float]:
     return weights
 
 
+def parse_efforts(text: str) -> dict[str, float]:
+    """"medium=0.4" -> EFFORT_WEIGHTS with that one changed."""
+    weights = dict(EFFORT_WEIGHTS)
+    for item in filter(None, text.split(",")):
+        effort, _, value = item.partition("=")
+        if effort.strip() not in weights:
+            raise argparse.ArgumentTypeError(f"unknown effort {effort!r}; efforts are low, medium, high")
+        weights[effort.strip()] = float(value)
+    return weights
+
+
 def build_tokenizer(run: Path, seed: int, kind_weights: dict[str, float] | None = None):
     """Learn the BPE from the first 4000 training conversations (special tokens cut out)."""
     stream = example_stream(seed, kind_weights)
@@ -86,28 +118,16 @@ def build_tokenizer(run: Path, seed: int, kind_weights: dict[str, float] | None 
     return bpe.tiktoken_encoding(run / "tokenizer.json")
 
 
-def system_ids(enc, ex) -> list[int]:
-    """Token ids of the conversation's system message (the same for a whole group)."""
-    return enc.encode(render_prompt_text([], "", ex.effort, ex.date).split("<|start|>user")[0], allowed_special="all")
-
-
-def encode(enc, ex, system: list[int]) -> tuple[list[int], int]:
-    """Token ids after the system message (prompt + completion), and where the completion starts."""
-    prompt = enc.encode(ex.prompt, allowed_special="all")
-    completion = enc.encode(ex.completion, allowed_special="all")
-    # Specials split the text before BPE, so the prompt's ids begin with the system message's.
-    assert prompt[:len(system)] == system
-    return prompt[len(system):] + completion, len(prompt) - len(system)
-
-
-def batches(enc, seed: int, batch_size: int, group: int = 8, kind_weights: dict[str, float] | None = None):
+def batches(enc, seed: int, batch_size: int, group: int = 8, kind_weights: dict[str, float] | None = None, **mix):
     """(prefix, x, y) batches: prefix [1, P] is the system message every row shares, x [B, L] the
     rest of each conversation (right-padded), y [B, L] the next-token targets, -100 where no loss.
     Length-bucketed: draw batch_size*group examples, sort by length, cut, shuffle."""
     rng = random.Random(seed + 1)
-    for examples in example_groups(seed, batch_size * group, kind_weights):
-        system = system_ids(enc, examples[0])
-        items = sorted((encode(enc, ex, system) for ex in examples), key=lambda t: len(t[0]))
+    for examples in example_groups(seed, batch_size * group, kind_weights, **mix):
+        encoded = [encode_example(enc, ex) for ex in examples]
+        system = encoded[0][0]
+        assert all(s == system for s, _, _ in encoded)  # the group shares its system message
+        items = sorted(((ids, trained) for _, ids, trained in encoded), key=lambda t: len(t[0]))
         prefix = torch.tensor([system])
         chunks = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
         rng.shuffle(chunks)
@@ -115,11 +135,11 @@ def batches(enc, seed: int, batch_size: int, group: int = 8, kind_weights: dict[
             length = max(len(ids) for ids, _ in chunk)
             x = torch.zeros(len(chunk), length - 1, dtype=torch.long)
             y = torch.full((len(chunk), length - 1), -100, dtype=torch.long)  # -100: no loss
-            for row, (ids, start) in enumerate(chunk):
+            for row, (ids, trained) in enumerate(chunk):
                 t = torch.tensor(ids)
                 x[row, :len(ids) - 1] = t[:-1]
-                # Predict only completion tokens: targets at positions >= start.
-                y[row, start - 1:len(ids) - 1] = t[start:]
+                # Predict only what the model writes (not the prompt, not a tool's result).
+                y[row, :len(ids) - 1] = torch.where(torch.tensor(trained[1:]), t[1:], -100)
             yield prefix, x, y
 
 
@@ -148,15 +168,25 @@ def main(argv=None) -> None:
     ap.add_argument("--kind-weights", type=parse_weights, default=dict(KIND_WEIGHTS),
                     help="how often each kind comes up, e.g. letters=1.4,sorting=1.5 (others keep their default)")
     ap.add_argument("--resume", type=Path, help="start from this model.pt (same sizes) with a fresh schedule")
+    ap.add_argument("--init-folder", type=Path,
+                    help="fine-tune: start from this exported model folder (e.g. models/demo) and its tokenizer")
+    ap.add_argument("--tool-share", type=float, default=0.0,
+                    help="fraction of batches whose conversations offer the python tool")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="torch threads; 1 on a machine others are using (2 threads on 2 busy cores ran 3-5x slower)")
+    ap.add_argument("--warmup", type=int, default=100, help="steps of linear learning-rate warmup")
+    ap.add_argument("--effort-weights", type=parse_efforts, default=dict(EFFORT_WEIGHTS),
+                    help="e.g. low=0.15,medium=0.4,high=0.45")
     args = ap.parse_args(argv)
 
     args.run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
-    torch.set_num_threads(2)
-    if args.resume:
+    torch.set_num_threads(args.threads)
+    if args.resume or args.init_folder:
         # Keep the tokenizer the weights were trained with; --seed then only picks new data.
-        if args.resume.parent.resolve() != args.run.resolve():
-            shutil.copyfile(args.resume.parent / "tokenizer.json", args.run / "tokenizer.json")
+        source = args.init_folder or args.resume.parent
+        if source.resolve() != args.run.resolve():
+            shutil.copyfile(source / "tokenizer.json", args.run / "tokenizer.json")
         enc = bpe.tiktoken_encoding(args.run / "tokenizer.json")
     else:
         enc = build_tokenizer(args.run, args.seed, args.kind_weights)
@@ -167,13 +197,16 @@ def main(argv=None) -> None:
     if args.resume:
         saved = torch.load(args.resume, map_location="cpu", weights_only=False)
         model.load_state_dict(saved["state"])
+    elif args.init_folder:
+        model.load_state_dict(folder_state(args.init_folder, cfg))
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.98))
     log = open(args.run / "train.log", "a")
-    data = batches(enc, args.seed, args.batch, kind_weights=args.kind_weights)
-    warmup = 100
+    data = batches(enc, args.seed, args.batch, kind_weights=args.kind_weights,
+                   effort_weights=args.effort_weights, tool_share=args.tool_share)
+    warmup = args.warmup
     start = time.time()
     last_save = start
     smooth, sums = None, (0.0, 0)
