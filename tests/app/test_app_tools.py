@@ -1,7 +1,8 @@
 """The tool loop in the app: python calls run in the real sandboxed kernel (engine/python_tool)
 after the user's consent, the developer's functions are answered by hand, Stop interrupts running
 code, images show, and everything survives a restart. The model side is a scripted session that
-yields the engine's own events, ToolCall included (the demo model was never trained to call tools).
+yields the engine's own events, ToolCall included, so each case is exact (the demo model's own tool
+call runs end to end in test_demo_tool_e2e.py).
 """
 from __future__ import annotations
 
