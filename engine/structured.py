@@ -83,10 +83,12 @@ class ReplyConstraint:
         self.parser = StreamParser(enc, tools=list(tools))
         self.words = np.zeros((1, (self.vocab + 31) // 32), dtype=np.int32)  # [1, W]
         self.header_grammar = self._header_grammar(tool_choice, final_only)
-        ids = {n: enc.encode_single_token(n) for n in ("<|return|>", "<|call|>")}
-        # Where the header is forced, a free chain of thought must not end the reply early.
-        self.no_stop = mx.ones((self.vocab,), dtype=mx.bool_)
-        self.no_stop[mx.array(list(ids.values()))] = False
+        # Where the header is forced, a free chain of thought must not end the reply early, nor open
+        # a header inside itself (always malformed): only <|end|> closes it, then the header is forced.
+        barred = [enc.encode_single_token(n) for n in
+                  ("<|return|>", "<|call|>", "<|start|>", "<|channel|>", "<|message|>", "<|constrain|>")]
+        self.free_body = mx.ones((self.vocab,), dtype=mx.bool_)
+        self.free_body[mx.array(barred)] = False
         self.matcher = _matcher(enc, self.header_grammar) if self.header_grammar else None
         self.in_forced_body = False
         self.done = False
@@ -125,7 +127,7 @@ class ReplyConstraint:
             bits = np.unpackbits(self.words[0].view(np.uint8), bitorder="little")[: self.vocab]  # [V]
             return mx.array(bits.view(np.bool_))
         if self.in_forced_body:
-            return self.no_stop
+            return self.free_body
         return None
 
     def _advance(self, token: int) -> None:

@@ -173,3 +173,21 @@ def test_required_tool_choice_lets_the_model_think_then_forces_a_call(enc):
     call = next(e for e in events if isinstance(e, ToolCall))
     assert call.recipient == "functions.add" and call.error is None and events[-2] == Stop("call")
     assert [e.channel for e in events if isinstance(e, MessageStart)] == ["analysis", "commentary"]
+
+
+def test_a_free_chain_of_thought_before_a_forced_call_cannot_open_a_message_inside_itself(enc):
+    """Where a call is forced, the analysis before it is free text, but a header token inside it
+    (the retrained demo model wrote `<|start|>` without `<|end|>`, and the reply died as malformed)
+    can never be well-formed: only `<|end|>` may close it, and then the call's header is forced."""
+    from engine.structured import ReplyConstraint
+    from engine.tools import ToolChoice
+
+    constraint = ReplyConstraint(enc, tools=[ADD], tool_choice=ToolChoice("function", "add"))
+    mask = None
+    for t in enc.encode("<|channel|>analysis<|message|>Add them column by column.", allowed_special="all"):
+        mask = constraint.next_mask(t)
+    allowed = {name: bool(mask[enc.encode_single_token(name)].item()) for name in
+               ("<|start|>", "<|channel|>", "<|message|>", "<|constrain|>", "<|return|>", "<|call|>", "<|end|>")}
+    assert allowed == {"<|start|>": False, "<|channel|>": False, "<|message|>": False, "<|constrain|>": False,
+                       "<|return|>": False, "<|call|>": False, "<|end|>": True}
+    assert mask[enc.encode(" 843")[0]].item()          # and text stays free
