@@ -85,26 +85,25 @@ def example_stream(seed: int, kind_weights: dict[str, float] | None = None, size
         yield from group
 
 
+def _with_changes(defaults: dict[str, float], text: str, noun: str) -> dict[str, float]:
+    """"a=1.4,b=2" -> a copy of `defaults` with those entries changed (each name must be known)."""
+    weights = dict(defaults)
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        if name.strip() not in weights:
+            raise argparse.ArgumentTypeError(f"unknown {noun} {name!r}; {noun}s are {', '.join(weights)}")
+        weights[name.strip()] = float(value)
+    return weights
+
+
 def parse_weights(text: str) -> dict[str, float]:
     """"letters=1.4,sorting=1.5" -> KIND_WEIGHTS with those two changed."""
-    weights = dict(KIND_WEIGHTS)
-    for item in filter(None, text.split(",")):
-        kind, _, value = item.partition("=")
-        if kind.strip() not in weights:
-            raise argparse.ArgumentTypeError(f"unknown kind {kind!r}; kinds are {', '.join(weights)}")
-        weights[kind.strip()] = float(value)
-    return weights
+    return _with_changes(KIND_WEIGHTS, text, "kind")
 
 
 def parse_efforts(text: str) -> dict[str, float]:
     """"medium=0.4" -> EFFORT_WEIGHTS with that one changed."""
-    weights = dict(EFFORT_WEIGHTS)
-    for item in filter(None, text.split(",")):
-        effort, _, value = item.partition("=")
-        if effort.strip() not in weights:
-            raise argparse.ArgumentTypeError(f"unknown effort {effort!r}; efforts are low, medium, high")
-        weights[effort.strip()] = float(value)
-    return weights
+    return _with_changes(EFFORT_WEIGHTS, text, "effort")
 
 
 def build_tokenizer(run: Path, seed: int, kind_weights: dict[str, float] | None = None):
