@@ -14,7 +14,7 @@ import mlx.core as mx
 from engine.checkpoint import Checkpoint
 from engine.config import load_config
 from engine.errors import ModelError, require_folder
-from engine.model import Attention, Block, Embedding, GptOss, Linear, Rotary, yarn_inv_freq
+from engine.model import Attention, Block, Embedding, GptOss, Linear, Rotary, weights_by_column, yarn_inv_freq
 from engine.moe import MoE, ExpertWeights, experts_mlx
 
 DTYPES = {"bfloat16": mx.bfloat16, "float16": mx.float16, "float32": mx.float32}
@@ -56,7 +56,8 @@ def default_dtype() -> str:
 
 
 def load_model(folder: str | Path, dtype: str | None = None, policy=None,
-               layers: tuple[int, int] | None = None, head: bool = True) -> GptOss:
+               layers: tuple[int, int] | None = None, head: bool = True,
+               by_column: bool | None = None) -> GptOss:
     """Load a gpt-oss checkpoint folder (official Hugging Face layout).
 
     dtype: compute dtype of everything but the experts ("bfloat16", or "float32" for parity
@@ -65,6 +66,7 @@ def load_model(folder: str | Path, dtype: str | None = None, policy=None,
     bits); None keeps every weight resident in `dtype` and the KV cache in `dtype`.
     layers, head: for one stage of a pipeline (engine/distributed.py): only layers [first, last)
     are read (the model's blocks are those), and with head=False no embedding, norm or lm_head.
+    by_column: hold dense weights as [in, out]; None picks the backend's layout (weights_by_column).
     Raises ModelError with one clear sentence when the folder can't be used.
     """
     dtype = dtype or default_dtype()
@@ -77,13 +79,14 @@ def load_model(folder: str | Path, dtype: str | None = None, policy=None,
     dt = DTYPES[dtype]
     bits = getattr(policy, "non_expert_bits", None)
     slots = getattr(policy, "expert_slots", None)
+    by_column = weights_by_column() if by_column is None else by_column
 
     def w(name):
         return ckpt.array(name).astype(dt)
 
     def linear(name, quantize=True):
         bias = w(name + ".bias") if name + ".bias" in ckpt.tensors else None
-        return Linear(w(name + ".weight"), bias, bits if quantize else None)
+        return Linear(w(name + ".weight"), bias, bits if quantize else None, by_column=by_column)
 
     # The big single tensors first: quantizing lm_head needs a transient bf16 copy, which must
     # not stack on top of every layer already loaded.

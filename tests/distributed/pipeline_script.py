@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 import time
 
@@ -45,6 +46,24 @@ def scenario(model, vocab: int) -> dict[str, np.ndarray]:
     return {k: np.array(v.astype(mx.float32) if v.dtype != mx.int32 else v) for k, v in out.items()}
 
 
+def _drop_connections(grace_s: float = 3.0) -> None:
+    """Shut down every socket of this process, then wait a moment before the crash.
+
+    A crashed rank's sockets close at once, but mlx.launch also stops the surviving ranks within
+    a second of seeing the exit, so whether rank 0 got to report first was a race (lost under load
+    in a full test run). Dropping the connections first and exiting after a grace period checks
+    what the test is about: rank 0 reading a lost connection as one sentence."""
+    for fd in map(int, os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ()):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                sock = socket.socket(fileno=fd)
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.detach()  # the fd stays MLX's
+        except OSError:
+            pass
+    time.sleep(grace_s)
+
+
 def _sabotage(stage_class, at: int, how: str) -> None:
     """Make this rank crash (die) or stop answering (hang) on its at-th forward pass."""
     calls = {"n": 0}
@@ -54,6 +73,7 @@ def _sabotage(stage_class, at: int, how: str) -> None:
         calls["n"] += 1
         if calls["n"] == at:
             if how == "die":
+                _drop_connections()
                 os._exit(9)
             time.sleep(3600)
         return inner(self, x, cache)
