@@ -86,7 +86,8 @@ def run(folder: str, mac: float | None, split: list[float] | None, rank: int, n_
     predicted = breakdown(fp, replace(p.policy, context_length=n_prompt + n_decode), chunk)
     mx.reset_peak_memory()
     t0 = time.perf_counter()
-    model = load_model(folder, "bfloat16", policy=p.policy, layers=layers, head=head)
+    model = load_model(folder, "bfloat16", policy=p.policy, layers=layers, head=head,
+                       by_column=False)  # the Mac's layout: the memory figures stand for a Mac
     load_s, load_peak, resident = time.perf_counter() - t0, mx.get_peak_memory(), mx.get_active_memory()
     mx.reset_peak_memory()
     ids = _prompt(cfg.vocab_size, n_prompt)
