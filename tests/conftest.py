@@ -16,3 +16,13 @@ def tiny_chat_folder(tmp_path_factory):
     write_tiny_checkpoint(folder, layers=2, experts=4, hidden=64, seed=0, vocab=201088)
     shutil.copy(shared_o200k_harmony_folder() / "tokenizer.json", folder / "tokenizer.json")
     return folder
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint(tmp_path_factory):
+    """A small random checkpoint in the official layout whose attention and lm_head are wide enough
+    for MLX's 64-value quantization groups (hidden 256, 8/2 heads of 64, vocab 4096)."""
+    folder = tmp_path_factory.mktemp("small")
+    write_tiny_checkpoint(folder, layers=2, experts=8, hidden=256, vocab=4096, heads=8, kv_heads=2,
+                          head_dim=64, seed=1)
+    return folder

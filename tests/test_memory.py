@@ -12,7 +12,6 @@ from bench.fullsize_checkpoint import config_for, nbytes, tensor_specs, write_ch
 from engine.errors import ModelError
 from engine.memory import (KV_BITS_SUPPORTED, KV_STEP, Policy, apply_wired_limit, breakdown, candidate_policies, check_fits,
                            kv_cache_bytes, plan, quantized_bytes, read_footprint)
-from models.tiny import write_tiny_checkpoint
 
 GB = 10**9
 MAC16_BUDGET = int(10.7 * GB)  # a 16 GB Mac's default GPU working set, rounded down
@@ -112,12 +111,9 @@ def test_wired_limit_is_a_noop_without_metal():
 
 # --- prediction vs what MLX allocates, on a small checkpoint in the official layout -----------
 
-@pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("small_mem")
-    write_tiny_checkpoint(folder, layers=2, experts=8, hidden=256, vocab=4096, heads=8, kv_heads=2,
-                          head_dim=64, seed=1)
-    return folder
+@pytest.fixture
+def small(small_checkpoint):
+    return small_checkpoint
 
 
 @pytest.mark.parametrize("policy", [Policy(), Policy(non_expert_bits=8), Policy(non_expert_bits=4, expert_slots=3),

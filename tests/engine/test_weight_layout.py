@@ -8,15 +8,11 @@ import pytest
 from engine.loader import load_model
 from engine.memory import Policy
 from engine.model import Linear, weights_by_column
-from models.tiny import write_tiny_checkpoint
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    d = tmp_path_factory.mktemp("layout")
-    write_tiny_checkpoint(d, layers=2, experts=8, hidden=256, vocab=4096, heads=8, kv_heads=2,
-                          head_dim=64, seed=1)
-    return d
+@pytest.fixture
+def folder(small_checkpoint):
+    return small_checkpoint
 
 
 @pytest.fixture(scope="module")
