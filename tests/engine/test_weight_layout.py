@@ -27,8 +27,11 @@ def _logits(folder, ids, by_column, bits=None):
     return np.array(model(ids))
 
 
-def test_the_cpu_backend_holds_columns():
-    assert weights_by_column() is (mx.default_device() == mx.cpu)
+def test_the_loader_picks_columns_on_the_cpu_backend_only(folder):
+    on_cpu = mx.default_device() == mx.cpu
+    assert weights_by_column() is on_cpu
+    model = load_model(folder, dtype="float32")  # by_column left to the loader
+    assert all(lin.by_column is on_cpu for lin in (model.lm_head, model.blocks[0].attn.q_proj))
 
 
 def test_float_layouts_give_identical_logits(folder, ids):
