@@ -72,22 +72,14 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None) 
             await _drain(request, job, reader, first)
             return completion.whole()
 
-        async def chunks():
-            frames = [_data(completion.chunk({"role": "assistant", "content": ""}))]
-            async for pieces in _pieces(job, reader, first):
-                if pieces is None:
-                    yield PING
-                    continue
-                frames += [completion.piece_frame(piece) for piece in pieces]
-                yield "".join(frames).encode()  # one write for everything that was ready
-                frames = []
-            frames.append(_data(completion.chunk({}, reader.finish_reason)))
+        def closing():
+            frames = [_data(completion.chunk({}, reader.finish_reason))]
             if include_usage:
                 frames.append(_data(completion.usage_chunk()))
-            frames.append("data: [DONE]\n\n")
-            yield "".join(frames).encode()
+            return frames + ["data: [DONE]\n\n"]
 
-        return _sse(chunks(), job)
+        opening = [_data(completion.chunk({"role": "assistant", "content": ""}))]
+        return _sse(_framed(job, reader, first, opening, lambda piece: [completion.piece_frame(piece)], closing), job)
 
     @app.post("/v1/responses")
     async def responses(request: Request):
@@ -107,22 +99,15 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None) 
             keep()
             return built.response("completed")
 
-        async def events():
-            frames = [_event(built.event(kind, response=built.response("in_progress")))
-                      for kind in ("response.created", "response.in_progress")]
-            async for pieces in _pieces(job, reader, first):
-                if pieces is None:
-                    yield PING
-                    continue
-                frames += [_event(ev) for piece in pieces for ev in built.feed(piece)]
-                yield "".join(frames).encode()
-                frames = []
-            frames += [_event(ev) for ev in built.close()]
+        def closing():
+            frames = [_event(ev) for ev in built.close()]
             keep()
-            frames.append(_event(built.event("response.completed", response=built.response("completed"))))
-            yield "".join(frames).encode()
+            return frames + [_event(built.event("response.completed", response=built.response("completed")))]
 
-        return _sse(events(), job)
+        opening = [_event(built.event(kind, response=built.response("in_progress")))
+                   for kind in ("response.created", "response.in_progress")]
+        return _sse(_framed(job, reader, first, opening, lambda piece: [_event(ev) for ev in built.feed(piece)],
+                            closing), job)
 
     return app
 
@@ -235,6 +220,21 @@ async def _drain(request: Request, job: Job, reader: ReplyReader, first, on_piec
                     on_piece(piece)
     finally:
         watcher.cancel()
+
+
+async def _framed(job: Job, reader: ReplyReader, first: list, opening: list[str], frames_of, closing):
+    """A streamed reply as SSE bytes: the `opening` frames, then for each batch of ready pieces the
+    frames `frames_of(piece)` gives, all in one write (a keep-alive comment when one is due and
+    nothing came), then the frames `closing()` gives once the reply has ended."""
+    frames = opening
+    async for pieces in _pieces(job, reader, first):
+        if pieces is None:
+            yield PING
+            continue
+        frames += [frame for piece in pieces for frame in frames_of(piece)]
+        yield "".join(frames).encode()  # one write for everything that was ready
+        frames = []
+    yield "".join(frames + closing()).encode()
 
 
 def _sse(generator, job: Job) -> StreamingResponse:
