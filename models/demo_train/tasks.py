@@ -76,12 +76,6 @@ def _places(n: int) -> str:
     return f"{n}: {', '.join(named)}."
 
 
-def _by_effort(effort: str, lines: list[str]) -> str:
-    """Medium and high: every line. The opening line restates the operands right after the question;
-    a medium trained without it miscopied them (68% right vs high's 83%, models/demo/README.md)."""
-    return "\n".join(lines)
-
-
 def addition(rng: random.Random, effort: str) -> Task:
     """a + b with 2..3-digit operands, worked column by column from the ones place."""
     a = rng.randint(10, 999)
@@ -106,8 +100,8 @@ def addition(rng: random.Random, effort: str) -> Task:
     if effort == "low":
         analysis = f"{a} + {b} = {total}."
     else:
-        analysis = _by_effort(effort, [f"Add {a} and {b} column by column, starting from the ones.", _places(a), _places(b)]
-                              + steps + [f"Reading from the highest place down: {total}."])
+        analysis = "\n".join([f"Add {a} and {b} column by column, starting from the ones.", _places(a), _places(b)]
+                             + steps + [f"Reading from the highest place down: {total}."])
     return Task("addition", q.format(a=a, b=b), analysis, final, str(total), f"print({a} + {b})", f"{total}\n")
 
 
@@ -136,8 +130,8 @@ def multiplication(rng: random.Random, effort: str) -> Task:
     if effort == "low":
         analysis = f"{a} x {d} = {product}."
     else:
-        analysis = _by_effort(effort, [f"Multiply {a} by {d} one digit at a time, starting from the ones.", _places(a)]
-                              + steps + [f"Reading from the highest place down: {product}."])
+        analysis = "\n".join([f"Multiply {a} by {d} one digit at a time, starting from the ones.", _places(a)]
+                             + steps + [f"Reading from the highest place down: {product}."])
     return Task("multiplication", q.format(a=a, d=d), analysis, final, str(product), f"print({a} * {d})", f"{product}\n")
 
 
@@ -168,7 +162,7 @@ def letter_count(rng: random.Random, effort: str) -> Task:
             else:
                 lines.append(f"Letter {ch} vs {letter}: no.")
         lines.append(f"Total: {count}.")
-        analysis = _by_effort(effort, lines)
+        analysis = "\n".join(lines)
     return Task("letters", q, analysis, final, str(count), f'print("{word}".count("{letter}"))', f"{count}\n")
 
 
@@ -201,7 +195,7 @@ def sorting(rng: random.Random, effort: str) -> Task:
             remaining.remove(low)
         lines.append(f"Last is {remaining[0]}.")
         lines.append(f"Sorted: {answer}.")
-        analysis = _by_effort(effort, lines)
+        analysis = "\n".join(lines)
     return Task("sorting", q, analysis, final, answer, f"print(sorted([{listed}]))", f"[{answer}]\n")
 
 
@@ -233,7 +227,7 @@ def day_of_week(rng: random.Random, effort: str) -> Task:
                  f"{split}.", f"Count {shift} days {move} from {DAYS[start]}."]
         lines += walk if walk else ["No days to move: same weekday."]
         lines.append(f"So it is {DAYS[end]}.")
-        analysis = _by_effort(effort, lines)
+        analysis = "\n".join(lines)
     # The code only copies the question's weekday and number: no lookup for the model to get wrong.
     days = ", ".join(f'"{d}"' for d in DAYS)
     code = f'days = [{days}]\nprint(days[(days.index("{DAYS[start]}") {"+" if after else "-"} {n}) % 7])'
@@ -275,7 +269,7 @@ def unit_conversion(rng: random.Random, effort: str) -> Task:
         else:
             lines.append(f"{amount} x {factor} = {result}.")
         lines.append(f"Answer: {result} {dst}.")
-        analysis = _by_effort(effort, lines)
+        analysis = "\n".join(lines)
     return Task("units", q, analysis, final, str(result), f"print({amount} * {factor})", f"{result}\n")
 
 
