@@ -19,13 +19,26 @@ from engine.memory import plan
 from models.tiny import write_tiny_checkpoint
 
 INDEX = "model.safetensors.index.json"
+HARMONY = ["<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|return|>", "<|call|>"]
+
+
+def small_tokenizer() -> dict:
+    """A whole byte-level vocabulary: 256 bytes, two merges, the harmony specials at 300.."""
+    from models.tokenizer_json import bytes_to_unicode
+
+    byte_map = bytes_to_unicode()
+    vocab = {byte_map[b]: b for b in range(256)}
+    vocab.update({"he": 256, "llo": 257})
+    return {"model": {"type": "BPE", "vocab": vocab, "merges": [["h", "e"], ["l", "lo"]]},
+            "added_tokens": [{"id": 300 + k, "content": n, "special": True} for k, n in enumerate(HARMONY)],
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}}
 
 
 @pytest.fixture
 def folder(tmp_path, tiny_dir):
     dst = tmp_path / "model"
     shutil.copytree(tiny_dir, dst)
-    (dst / "tokenizer.json").write_text("{}")  # the app's check wants one; its content is tested elsewhere
+    (dst / "tokenizer.json").write_text(json.dumps(small_tokenizer()))  # whole: the cases below break the weights
     return dst
 
 
@@ -279,7 +292,7 @@ def test_hugging_face_cache_layout_is_fine(tmp_path, tiny_dir):
     for i, src in enumerate(sorted(tiny_dir.iterdir())):
         shutil.copy(src, blobs / f"blob{i}")
         os.symlink(f"../../blobs/blob{i}", snap / src.name)
-    (blobs / "tok").write_text("{}")
+    (blobs / "tok").write_text(json.dumps(small_tokenizer()))
     os.symlink("../../blobs/tok", snap / "tokenizer.json")
     assert check_folder(snap) is None
     load_model(snap)
@@ -309,22 +322,8 @@ def test_the_format_module_and_the_apps_check_import_no_mlx():
 # Each row is a malformed folder found by the probe of issue 24 (or a neighbour of one). Every entry
 # point a user meets refuses it in one sentence: the front door (open_chat, which the app, the
 # terminal chat and the server use) and the app's folder check; the loader and the planner too when
-# the fault is in config.json. Before issue 24 the first nine rows loaded.
-
-HARMONY = ["<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|return|>", "<|call|>"]
-
-
-def small_tokenizer() -> dict:
-    """A whole byte-level vocabulary: 256 bytes, two merges, the harmony specials at 300.."""
-    from models.tokenizer_json import bytes_to_unicode
-
-    byte_map = bytes_to_unicode()
-    vocab = {byte_map[b]: b for b in range(256)}
-    vocab.update({"he": 256, "llo": 257})
-    return {"model": {"type": "BPE", "vocab": vocab, "merges": [["h", "e"], ["l", "lo"]]},
-            "added_tokens": [{"id": 300 + k, "content": n, "special": True} for k, n in enumerate(HARMONY)],
-            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}}
-
+# the fault is in config.json. Before issue 24 the first twelve rows loaded (three then panicked in
+# tiktoken on the first reply) and the app's check passed all but the last.
 
 @pytest.fixture
 def whole_folder(tmp_path, tiny_dir):

@@ -40,12 +40,12 @@ ODD = st.sampled_from([0, -1, 1, 2, 3, 31, 64, 4.0, 2.5, 1e308, -1e308, 10 ** 12
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     folder = write_tiny_checkpoint(tmp_path_factory.mktemp("fuzz") / "m", layers=2, experts=4, hidden=64,
-                                   vocab=256, shard_bytes=24 << 10)
+                                   vocab=272, shard_bytes=24 << 10)
     from models.tokenizer_json import bytes_to_unicode
     byte_map = bytes_to_unicode()
     (folder / "tokenizer.json").write_text(json.dumps({
-        "model": {"type": "BPE", "vocab": {byte_map[b]: b for b in range(200)}, "merges": []},
-        "added_tokens": [{"id": 200 + k, "content": n, "special": True} for k, n in enumerate(HARMONY)],
+        "model": {"type": "BPE", "vocab": {byte_map[b]: b for b in range(256)}, "merges": []},  # every byte
+        "added_tokens": [{"id": 256 + k, "content": n, "special": True} for k, n in enumerate(HARMONY)],
         "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}}))
     assert len(list(folder.glob("*.safetensors"))) >= 3
     return folder
@@ -267,5 +267,5 @@ def test_the_unmutated_base_loads(base):
     assert check_folder(base) is None
     assert len(generate_greedy(load_model(base, dtype="float32"), [1, 2, 3], 2)) == 2
     assert math.isfinite(plan(base, 512, budget_bytes=10 ** 10).peak_bytes)
-    assert load_tokenizer(base).encode_single_token("<|call|>") == 205
+    assert load_tokenizer(base).encode_single_token("<|call|>") == 261
     assert Path(base).is_dir()
