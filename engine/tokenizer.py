@@ -126,8 +126,8 @@ def _ranks(path: Path, vocab: dict, specials: dict[str, int]) -> dict[bytes, int
         raise ModelError(f"{path} is not a byte-level vocabulary (unexpected character {e}); download the model again.") from e
     missing = [b for b in range(256) if bytes([b]) not in ranks]
     if missing:
-        raise ModelError(f"{path} has a cut-down vocabulary: {len(missing)} of the 256 single-byte tokens are "
-                         f"missing (the first is byte {missing[0]}), so some text can't be encoded; "
+        raise ModelError(f"{path} has a cut-down vocabulary: it lacks {len(missing)} of the 256 single-byte tokens "
+                         f"(the first is byte {missing[0]}), so some text can't be encoded; "
                          "download the model again.")
     top = max(ranks.values())
     hole = next((i for i in range(top) if i not in owner), None) if len(ranks) != top + 1 else None
