@@ -102,6 +102,15 @@ ROUND_TRIP_PROBE = ("Hello, world!  It's 12:30 - 4567 apples.\n\tcafé naïve Gr
                     "<|start|>user<|message|>x<|end|>  \n")
 
 
+def _to_latin1_table() -> dict[int, str]:
+    """str.translate table: a byte-level character -> the latin-1 character of its byte, any other
+    character below 256 -> U+FFFF (so .encode("latin-1") fails on it, as on anything above 255)."""
+    table = {ord(ch): chr(b) for ch, b in byte_decoder().items()}
+    for code in range(256):
+        table.setdefault(code, "\uffff")
+    return table
+
+
 def _ranks(path: Path, vocab: dict, specials: dict[str, int]) -> dict[bytes, int]:
     """vocab -> tiktoken's mergeable ranks, checked to be whole: every id one token, every byte present,
     no id missing below the highest (a cut-down vocabulary makes tiktoken panic on the first reply)."""
@@ -109,7 +118,7 @@ def _ranks(path: Path, vocab: dict, specials: dict[str, int]) -> dict[bytes, int
     for text, i in specials.items():
         if owner.setdefault(i, text) != text:
             raise ModelError(f"{path} gives the id {i} to both {owner[i]!r} and {text!r}; download the model again.")
-    to_byte = byte_decoder()
+    to_latin1 = _to_latin1_table()
     ranks: dict[bytes, int] = {}
     try:
         for text, rank in vocab.items():
@@ -121,9 +130,12 @@ def _ranks(path: Path, vocab: dict, specials: dict[str, int]) -> dict[bytes, int
             if owner.setdefault(rank, text) != text:
                 raise ModelError(f"{path} gives the id {rank} to both {owner[rank][:20]!r} and {text[:20]!r}; "
                                  "download the model again.")
-            ranks[bytes(to_byte[ch] for ch in text)] = rank
-    except KeyError as e:
-        raise ModelError(f"{path} is not a byte-level vocabulary (unexpected character {e}); download the model again.") from e
+            ranks[text.translate(to_latin1).encode("latin-1")] = rank  # each character is one byte
+    except UnicodeEncodeError as e:
+        raise ModelError(f"{path} is not a byte-level vocabulary (unexpected character {e.object[e.start]!r} "
+                         f"in the token {e.object[:20]!r}); download the model again.") from None
+    except AttributeError:  # a token that is not a string (JSON keys always are; kept for safety)
+        raise ModelError(f"{path} is not a byte-level vocabulary; download the model again.") from None
     missing = [b for b in range(256) if bytes([b]) not in ranks]
     if missing:
         raise ModelError(f"{path} has a cut-down vocabulary: it lacks {len(missing)} of the 256 single-byte tokens "
