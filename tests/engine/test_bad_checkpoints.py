@@ -425,7 +425,7 @@ def test_the_tables_base_folder_opens_and_answers(whole_folder):
     assert isinstance(events[-1], Done)
 
 
-def test_a_cut_down_vocabulary_made_tiktoken_panic_on_the_first_reply(whole_folder):
+def test_a_cut_down_vocabulary_made_tiktoken_panic_on_the_first_reply():
     """The fault the table's first rows guard against, shown with tiktoken itself: a vocabulary
     without the byte 0xc3 panics (a BaseException, not an Exception) as soon as text needs it."""
     import tiktoken
