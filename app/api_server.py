@@ -116,7 +116,7 @@ class LocalApiServer(QObject):
         worker = controller.worker
         self._to_engine.connect(worker.run, Qt.ConnectionType.QueuedConnection)
         # Direct: called on the engine thread inside the load, before any job queued behind it.
-        worker.loaded.connect(lambda _name: self._attach_current(), Qt.ConnectionType.DirectConnection)
+        worker.loaded.connect(lambda *_: self._attach_current(), Qt.ConnectionType.DirectConnection)
         worker.load_failed.connect(self._attach_failed_load, Qt.ConnectionType.DirectConnection)
         controller.model_loading.connect(self._on_loading)
         self._failed.connect(self._on_failed)
@@ -203,9 +203,9 @@ class LocalApiServer(QObject):
 
     # -- the model -----------------------------------------------------------------------
     def _current_model_id(self) -> str:
-        from server.model import model_id_for
+        from engine.front_door import model_name
 
-        return model_id_for(self._folder) if self._folder else "none"
+        return model_name(self._folder) if self._folder else "none"
 
     def _set_loading(self, loading: bool) -> None:
         self._loading = loading
@@ -227,13 +227,11 @@ class LocalApiServer(QObject):
             runner.attach(None, None if self._loading else (self.c.model_error or NO_MODEL))
             return
         from server.app import create_app
-        from server.model import OpenedChat
 
         model_id = self._current_model_id()
         if model_id != self._model_id and self._asgi is not None:
             self._asgi.inner, self._model_id = create_app(runner, model_id), model_id
-        session = engine.session
-        runner.attach(OpenedChat(session, session.enc, bool(engine.greedy), model_id))
+        runner.attach(engine)
 
     def _attach_failed_load(self, message: str) -> None:
         runner = self._runner

@@ -130,14 +130,9 @@ class ChatController(QObject):
         emit(self.model_loading, folder)
         emit(self._request_load, folder, int(self.settings.context_length))
 
-    def _on_loaded(self, name: str) -> None:
-        self.ready, self.model_name = True, name
+    def _on_loaded(self, name: str, greedy: bool) -> None:
+        self.ready, self.model_name, self.greedy = True, name, greedy
         self.is_demo = name == DEMO.label
-        try:
-            from engine.generation_config import prefers_greedy   # pure JSON reading, no MLX
-            self.greedy = prefers_greedy(self._folder)
-        except ImportError:
-            self.greedy = False
         if not self.model.messages():   # an empty chat takes the effort that suits this model
             self.effort = self.new_chat_effort()
             if self.current_id != -1:

@@ -10,7 +10,6 @@ Each outbox item is (request_id, monotonic_time, event).
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 import queue
 import threading
@@ -46,19 +45,10 @@ def done_stats(done: Done) -> dict:
     return stats
 
 
-def _accepts(function, name: str) -> bool:
-    """Whether `function` takes the keyword `name` (an engine without tools simply isn't offered them)."""
-    try:
-        params = inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
 class EngineWorker(QObject):
     """Owns the model. Slots run on the engine thread; results go out by signal and `outbox`."""
 
-    loaded = Signal(str)                    # model display name
+    loaded = Signal(str, bool)              # model display name, greedy (its folder asks for it)
     load_failed = Signal(str)               # one sentence for the user
     finished = Signal(int, object)          # request id, engine.events.Done (object: see qt_compat)
     failed = Signal(int, str)               # request id, one sentence
@@ -98,7 +88,7 @@ class EngineWorker(QObject):
             emit(self.load_failed, f"The model could not be loaded ({type(e).__name__}: {e}); "
                                   "choose another model folder or download it again.")
             return
-        emit(self.loaded, self._engine.model_name)
+        emit(self.loaded, self._engine.name, bool(self._engine.greedy))
         emit(self.memory, memory_in_use())
 
     @Slot(int, object, object)
@@ -114,11 +104,13 @@ class EngineWorker(QObject):
             return
         done = None
         try:
-            sampling = self._engine.sampling(options.get("temperature", 1.0), options.get("top_p", 1.0))
-            events = self._engine.session.reply(
+            engine = self._engine
+            python = bool(options.get("python")) and self._python_enabled and self.python_pool().offered()
+            events = engine.reply(
                 messages, effort=options.get("effort", "medium"), developer=options.get("developer") or None,
-                sampling=sampling, max_tokens=int(options.get("max_tokens", 2048)), cancel=cancel,
-                **self._tool_options(options))
+                sampling=engine.sampling(options.get("temperature"), options.get("top_p")),
+                max_tokens=int(options.get("max_tokens", 2048)), cancel=cancel, python=python,
+                tools=list(options.get("tools") or []) or None, response_format=options.get("response_format"))
             for ev in events:
                 if isinstance(ev, Done):
                     done = ev
@@ -141,7 +133,7 @@ class EngineWorker(QObject):
 
     @property
     def engine(self):
-        """The loaded engine (app.engine_bridge.LoadedEngine) or None; use it on the engine thread only."""
+        """The loaded engine.session.ChatSession or None; use it on the engine thread only."""
         return self._engine
 
     @Slot(object)
@@ -166,17 +158,6 @@ class EngineWorker(QObject):
         self._python_enabled = on
         if self._pool is not None:
             self._pool.enabled = on
-
-    def _tool_options(self, options: dict) -> dict:
-        # Only named when used, so a session without tools keeps working.
-        extra = {}
-        if options.get("python") and self._python_enabled and self.python_pool().offered():
-            extra["python"] = True
-        if options.get("tools"):
-            extra["tools"] = list(options["tools"])
-        if options.get("response_format"):
-            extra["response_format"] = options["response_format"]
-        return {k: v for k, v in extra.items() if _accepts(self._engine.session.reply, k)}
 
     @Slot(int, str, str)
     def run_python(self, request_id: int, chat: str, code: str) -> None:

@@ -404,21 +404,6 @@ def test_settings_dialog_keeps_a_bad_answer_format_open_with_one_sentence(qtbot,
     assert not d.isVisible() and d.result_settings().answer_schema == '{"type": "object"}'
 
 
-def test_an_engine_without_tools_is_not_offered_them_and_still_answers(qtbot, store, pool):
-    class PlainSession(ScriptedSession):
-        def reply(self, messages, effort="medium", developer=None, sampling=None, max_tokens=2048, cancel=None,
-                  date=None):
-            return ScriptedSession.reply(self, messages, effort, developer, sampling, max_tokens, cancel, date)
-
-    session = PlainSession(answer_script(final="Plain."))
-    c = make_controller(qtbot, store, session, pool)
-    c.send("hi")
-    wait_idle(qtbot, c)
-    assert c.model.last().text == "Plain." and c.model.last().state == "done"
-    assert set(session.calls[0]) == {"messages", "effort", "developer", "max_tokens"}
-    c.shutdown()
-
-
 def test_editing_a_function_keeps_its_own_name_and_a_misspelt_type_is_named(qtbot):
     from app.ui.functions_editor import FunctionsEditor
     editor = FunctionsEditor([{"name": "get_weather", "description": "", "parameters": None},
