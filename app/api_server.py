@@ -97,7 +97,6 @@ class LocalApiServer(QObject):
     changed = Signal()              # switched on or off, or the note changed
     served_changed = Signal(int)    # requests served since it was switched on
     answering_changed = Signal(bool)  # an API request is on the engine now (the window's send waits)
-    _to_engine = Signal(object)     # a function for the engine thread (worker.run)
     _failed = Signal(object, str)   # the uvicorn.Server that stopped by itself, one sentence
 
     def __init__(self, controller, host: str = HOST, parent=None):
@@ -114,7 +113,6 @@ class LocalApiServer(QObject):
         self._folder = controller.folder
         self._loading = False
         worker = controller.worker
-        self._to_engine.connect(worker.run, Qt.ConnectionType.QueuedConnection)
         # Direct: called on the engine thread inside the load, before any job queued behind it.
         worker.loaded.connect(lambda *_: self._attach_current(), Qt.ConnectionType.DirectConnection)
         worker.load_failed.connect(self._attach_failed_load, Qt.ConnectionType.DirectConnection)
@@ -181,7 +179,7 @@ class LocalApiServer(QObject):
         self._thread = threading.Thread(target=self._serve, args=(self._server, sock), name="local-api",
                                         daemon=True)
         self._thread.start()
-        emit(self._to_engine, lambda: self._attach_current(runner))
+        self.c.worker.post(lambda: self._attach_current(runner))
         emit(self.changed)
         emit(self.served_changed, 0)
         log.info("local API server listening on %s", self.url)
@@ -196,7 +194,7 @@ class LocalApiServer(QObject):
             self._server.should_exit = True
             self._server = None
             # Let go of the model after the job running now, so a later load doesn't keep two alive.
-            emit(self._to_engine, lambda: runner.attach(None))
+            self.c.worker.post(lambda: runner.attach(None))
             emit(self.changed)
         if wait and self._thread is not None:
             self._thread.join(wait)
@@ -215,7 +213,7 @@ class LocalApiServer(QObject):
         self._folder, self._loading = folder, True
         runner = self._runner
         if runner is not None:
-            emit(self._to_engine, lambda: runner.attach(None))
+            self.c.worker.post(lambda: runner.attach(None))
 
     def _attach_current(self, runner=None) -> None:
         """Engine thread: hand the runner the loaded model (or say why there is none)."""
@@ -251,7 +249,7 @@ class LocalApiServer(QObject):
                 emit(self.answering_changed, False)
                 emit(self.served_changed, runner.served)
 
-        emit(self._to_engine, job)
+        self.c.worker.post(job)
 
     # -- the server's own thread ---------------------------------------------------------
     def _serve(self, server, sock: socket.socket) -> None:

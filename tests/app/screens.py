@@ -167,6 +167,7 @@ def tool_states(out: Path, size: tuple[int, int], prefix: str = "") -> list[Path
     from app.controller import ChatController
     from app.store import ChatStore
     from app.ui.main_window import MainWindow
+    from app.tools_worker import ToolsWorker
     from app.worker import EngineWorker
     from engine.python_tool import PythonToolPool
     from scripted import call_script
@@ -181,7 +182,7 @@ def tool_states(out: Path, size: tuple[int, int], prefix: str = "") -> list[Path
     home = Path(tempfile.mkdtemp(dir=os.environ["GPT_OSS_CHAT_HOME"]))
     store = ChatStore(home / "history.sqlite3")
     pool = PythonToolPool(home / "python")
-    c = ChatController(store, EngineWorker(loader=loader, pool=pool))
+    c = ChatController(store, EngineWorker(loader=loader), tools=ToolsWorker(pool))
     w = MainWindow(c)
     w.resize(*size)
     w.show()
