@@ -99,7 +99,7 @@ class ChatController(QObject):
         self.current_id = -1
         self.effort = "medium"
         self._request_id = 0
-        self.turn: Turn | None = None               # the answer being written (one at a time)
+        self.turns: dict[int, Turn] = {}            # the answers being written, by conversation id
         self._last_deleted: int | None = None
 
     # -- model -----------------------------------------------------------------------------
@@ -126,26 +126,33 @@ class ChatController(QObject):
 
     def shutdown(self) -> None:
         """Stop any answer (keeping it), then end the engine and tools threads. Safe to call twice."""
-        if not self.engine_thread.thread.isRunning() and self.turn is None:
+        if not self.engine_thread.thread.isRunning() and not self.turns:
             return
-        turn = self.turn
-        if turn is not None:
+        for turn in self.turns.values():
             self.worker.cancel(turn.request_id)
             self.tools.interrupt(str(turn.conv))
         self.engine_thread.stop()
         self.tools.close_all()
         self.tools_thread.stop()
         self.flush()
-        if self.turn is not None:  # the worker never reported back: save what we have
-            self.turn.finish({}, "cancelled")
+        for turn in list(self.turns.values()):  # the worker never reported back: save what we have
+            turn.finish({}, "cancelled")
 
     @property
     def busy(self) -> bool:
-        return self.turn is not None
+        """An answer is being written in some chat."""
+        return bool(self.turns)
 
     @property
-    def _busy(self) -> bool:
-        return self.turn is not None
+    def turn(self) -> Turn | None:
+        """The answer being written in the open chat, if any."""
+        return self.turns.get(self.current_id)
+
+    @property
+    def answering_elsewhere(self) -> bool:
+        """Another chat's answer holds the model (one answer is written at a time; a chat whose
+        answer waits for the user or runs code does not hold it)."""
+        return any(t.on_model for conv, t in self.turns.items() if conv != self.current_id)
 
     @property
     def folder(self) -> str:
@@ -155,7 +162,7 @@ class ChatController(QObject):
     @property
     def answering_here(self) -> bool:
         """An answer is being written in the open chat (not in another one)."""
-        return self.turn is not None and self.turn.conv == self.current_id
+        return self.turn is not None
 
     def new_chat_effort(self) -> str:
         """The effort last chosen; before any choice, high for the demo model (it is only right
@@ -192,7 +199,7 @@ class ChatController(QObject):
             emit(self.current_changed, -1)
             return
         self.current_id, self.effort = conv.id, conv.effort
-        streaming = self.turn.message if self.turn is not None and self.turn.conv == conv.id else None
+        streaming = self.turns[conv.id].message if conv.id in self.turns else None
         rows = [to_chat(m) for m in stored if streaming is None or m.id != streaming.id]
         self._attach_steps(conv.id, rows)
         if streaming is not None:
@@ -208,8 +215,8 @@ class ChatController(QObject):
 
     def delete(self, conversation_id: int) -> None:
         """Soft delete; `undo_delete()` brings it back until the app restarts."""
-        if self.turn is not None and self.turn.conv == conversation_id:
-            self.stop()
+        if conversation_id in self.turns:
+            self.turns[conversation_id].stop()
         self.store.delete(conversation_id)
         self._last_deleted = conversation_id
         self.tools.forget(str(conversation_id))
@@ -245,7 +252,7 @@ class ChatController(QObject):
 
     # -- chatting --------------------------------------------------------------------------
     def can_send(self) -> bool:
-        return self.ready and not self._busy
+        return self.ready and self.turn is None and not self.answering_elsewhere
 
     def send(self, text: str) -> bool:
         """Add a user message and start the answer. False (nothing changes) if not possible now."""
@@ -332,27 +339,28 @@ class ChatController(QObject):
                    "top_p": s.top_p, "max_tokens": s.max_tokens, "python": s.python_tool}
         if not self.is_demo:   # the demo model learnt no functions or answer schemas: those sections would be new to it
             options.update(tools=engine_tools(s.functions), response_format=response_format(s.answer_schema))
-        self.turn = Turn(self, self.current_id, engine_history(self.model.messages()), options, self.effort)
-        self.model.append(self.turn.message)
+        turn = self.turns[self.current_id] = Turn(self, self.current_id, engine_history(self.model.messages()),
+                                                  options, self.effort)
+        self.model.append(turn.message)
         emit(self.busy_changed, True)
         self._timer.start()
-        self.turn.start()
+        turn.start()
 
     def flush(self) -> None:
-        """Apply every queued token event to the answer being written, then repaint it once."""
-        changed = False
+        """Apply every queued token event to the answers being written, then repaint each once."""
+        changed: set[Turn] = set()
         while True:
             try:
                 rid, t, ev = self.worker.outbox.get_nowait()
             except queue.Empty:
                 break
-            if self.turn is None or rid != self.turn.request_id:
-                continue
-            self.turn.apply(t, ev)
-            changed = True
-        if changed:
-            self.show_turn(self.turn)
-            self.turn.save_progress(force=False)
+            turn = self._turn_for(rid)
+            if turn is not None:
+                turn.apply(t, ev)
+                changed.add(turn)
+        for turn in changed:
+            self.show_turn(turn)
+            turn.save_progress(force=False)
 
     # -- what a Turn asks of its host (app/turn.py) -----------------------------------------
     def generate(self, messages: list[dict], options: dict) -> int:
@@ -363,12 +371,10 @@ class ChatController(QObject):
 
     def run_python(self, chat: str, code: str) -> int:
         self._request_id += 1
-        self._timer.stop()
         emit(self._request_tool, self._request_id, chat, code)
         return self._request_id
 
     def warm_python(self, chat: str) -> None:
-        self._timer.stop()
         emit(self._request_warm, chat)
 
     def interrupt_python(self, chat: str) -> None:
@@ -388,37 +394,44 @@ class ChatController(QObject):
                 break
 
     def turn_ended(self, turn: Turn) -> None:
-        self._timer.stop()
         self.show_turn(turn)
-        if self.turn is turn:
-            self.turn = None
-            emit(self.busy_changed, False)
+        if self.turns.get(turn.conv) is turn:
+            del self.turns[turn.conv]
+            if not self.turns:
+                self._timer.stop()
+            emit(self.busy_changed, bool(self.turns))
         emit(self.conversations_changed)
 
-    def saving_failed(self, message: str) -> None:
-        if self.turn is None or self.turn.conv != self.current_id:  # not in view: say it where the user is
+    def saving_failed(self, turn: Turn, message: str) -> None:
+        if turn.conv != self.current_id:  # not in view: say it where the user is
             emit(self.history_error, message)
 
     # -- the workers' results, for the turn they belong to -----------------------------------
+    def _turn_for(self, request_id: int) -> Turn | None:
+        return next((t for t in self.turns.values() if t.request_id == request_id), None)
+
     def _on_started(self, request_id: int) -> None:
-        if self.turn is not None and request_id == self.turn.request_id:
-            self.turn.on_started()
+        turn = self._turn_for(request_id)
+        if turn is not None:
+            turn.on_started()
 
     def _on_finished(self, request_id: int, done: Done) -> None:
-        if self.turn is None or request_id != self.turn.request_id:
-            return
         self.flush()
-        self.turn.on_finished(done_stats(done), str(done.stop_reason))
+        turn = self._turn_for(request_id)
+        if turn is not None:
+            turn.on_finished(done_stats(done), str(done.stop_reason))
+            emit(self.busy_changed, self.busy)   # a call may have freed the model for other chats
 
     def _on_failed(self, request_id: int, message: str) -> None:
-        if self.turn is None or request_id != self.turn.request_id:
-            return
         self.flush()
-        self.turn.on_failed(message)
+        turn = self._turn_for(request_id)
+        if turn is not None:
+            turn.on_failed(message)
 
     def _on_tool_finished(self, request_id: int, out: dict) -> None:
-        if self.turn is not None and request_id == self.turn.request_id:
-            self.turn.on_tool_finished(out)
+        turn = self._turn_for(request_id)
+        if turn is not None:
+            turn.on_tool_finished(out)
 
     # -- tools -----------------------------------------------------------------------------
     def answer_tool(self, choice: str, text: str = "") -> bool:

@@ -59,7 +59,7 @@ class TurnHost(Protocol):
     def set_python_always(self, conversation_id: int, on: bool) -> None: ...
     def show_turn(self, turn: "Turn") -> None: ...                            # repaint its row
     def turn_ended(self, turn: "Turn") -> None: ...
-    def saving_failed(self, message: str) -> None: ...
+    def saving_failed(self, turn: "Turn", message: str) -> None: ...
 
 
 class Turn:
@@ -70,6 +70,7 @@ class Turn:
         self.message = ChatMessage(role="assistant", effort=effort, state="streaming", phase="queued")
         self.request_id = -1           # the engine or tools request this turn waits for
         self.started = False           # the engine began the current request (else it waits its turn)
+        self.on_model = False          # a request to the model is out (not a tool step, not the user's turn)
         self.stats: dict = {}
         self.stopping = False          # Stop was pressed while code ran
         self.ended = False
@@ -81,7 +82,7 @@ class Turn:
         self._generate(self.history)
 
     def _generate(self, messages: list[dict]) -> None:
-        self.message.phase, self.started = "queued", False
+        self.message.phase, self.started, self.on_model = "queued", False, True
         self.request_id = self.host.generate(messages, self.options)
 
     def on_started(self) -> None:
@@ -134,6 +135,7 @@ class Turn:
 
     def on_finished(self, stats: dict, reason: str) -> None:
         """The engine's request ended (Done): take a call, or end the answer."""
+        self.on_model = False
         if reason == "call" and self._take_call(stats):
             return
         notice = stop_notice(reason)
@@ -142,6 +144,7 @@ class Turn:
         self.finish(stats, reason)
 
     def on_failed(self, message: str) -> None:
+        self.on_model = False
         self.message.notice = message
         self.finish({}, "error")
 
@@ -180,7 +183,7 @@ class Turn:
     def finish(self, stats: dict, reason: str) -> None:
         if self.ended:
             return
-        self.ended = True
+        self.ended, self.on_model = True, False
         msg = self.message
         tool_steps.close_open_steps(msg.steps)
         msg.state = {"cancelled": "stopped", "error": "error", "too_long": "error"}.get(reason, "done")
@@ -203,7 +206,7 @@ class Turn:
             try:
                 self.host.store.set_tool_steps(msg.id, tool_steps.to_json(msg.steps))
             except StoreError as e:
-                self.host.saving_failed(str(e))
+                self.host.saving_failed(self, str(e))
         self.host.turn_ended(self)
 
     def _save_finished(self) -> None:
@@ -219,7 +222,7 @@ class Turn:
         except StoreError as e:
             msg.notice = " ".join(filter(None, [msg.notice, f"This answer wasn't saved ({clause(e)}); copy it if you "
                                                             "need it."]))
-            self.host.saving_failed(f"An answer in another chat couldn't be saved: {clause(e)}.")
+            self.host.saving_failed(self, f"An answer in another chat couldn't be saved: {clause(e)}.")
 
     # -- tools -----------------------------------------------------------------------------
     def _take_call(self, stats: dict) -> bool:

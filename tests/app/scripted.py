@@ -72,6 +72,12 @@ class ScriptedSession:
     def reset(self) -> None:
         pass
 
+    def render(self, messages, effort="medium", developer=None, date=None, identity=None, tools=None, python=False,
+               tool_choice=None, response_format=None, final_only=False):
+        """What the local server asks first (its length decides 413): a short stand-in prompt."""
+        from engine.session import RenderedPrompt
+        return RenderedPrompt([1, 2, 3])
+
     def reply(self, messages, effort="medium", developer=None, sampling=None, max_tokens=2048, cancel=None,
               date=None, identity=None, tools=None, python=False, tool_choice=None, response_format=None,
               final_only=False, prompt=None):

@@ -6,7 +6,7 @@ from scripted import ScriptedSession
 
 from engine.session import ChatSession
 
-USED_BY_THE_APP = ("reply", "sampling", "count_tokens", "reset")
+USED_BY_THE_APP = ("reply", "render", "sampling", "count_tokens", "reset")  # render: the local API
 
 
 def test_the_fake_takes_exactly_what_the_real_session_takes():
