@@ -39,7 +39,7 @@ def default_model() -> str:
     from models.registry import demo_folder
 
     try:
-        from app.paths import models_dir  # no Qt import: the app's folder layout only
+        from models.locations import models_dir  # where the desktop app downloads models
         for folder in sorted(Path(models_dir()).glob("*gpt-oss-20b*")):
             if (folder / "config.json").is_file():
                 return str(folder)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from engine.session import Done
 from server.errors import APIError
+from server.openai_format import engine_options
 
 log = logging.getLogger(__name__)
 END = object()  # the last item of every job's event stream
@@ -165,8 +166,8 @@ class EngineRunner:
             raise APIError(503, f"The model could not be loaded: {self.load_error}" if self.load_error else
                            "The model is still loading; retry in a moment.")
         session = self.session
-        options = {k: v for k, v in job.extra.items() if v is not None}  # tools, tool_choice, response_format
         try:  # rendered once: its length decides 413, then the session answers it as it is
+            options = engine_options(job.extra)  # tools, tool_choice (as the engine's types), response_format
             prompt = session.render(job.messages, effort=job.effort, developer=job.developer, **options)
         except ValueError as e:  # the engine's checks: one sentence each
             raise APIError(400, str(e)) from None
