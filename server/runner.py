@@ -99,8 +99,11 @@ class EngineRunner:
             self._thread.start()
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, closing=None) -> None:
+        """End the engine thread after the jobs queued; `closing()` runs on it last (a pipeline closes)."""
         if self._thread is not None:
+            if closing is not None:
+                self._jobs.put(closing)
             self._jobs.put(None)
             self._thread.join(timeout)
 
