@@ -139,7 +139,8 @@ def test_bwrap_command_as_root_runs_the_code_as_nobody(tmp_path):
     cmd = bwrap_command(_spec(tmp_path, nobody=True, workdir=tmp_path / "chat"))
     assert "--unshare-user" not in cmd
     assert cmd[cmd.index("--cap-drop") + 1] == "ALL"
-    assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "--cap-add"] == ["CAP_SETUID", "CAP_SETGID"]
+    # setuid/setgid to become nobody, SETPCAP to empty the bounding set first (kernel_entry.py)
+    assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "--cap-add"] == ["CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"]
     assert cmd[-2:] == ["65534", "65534"]
 
 
@@ -177,9 +178,9 @@ def test_a_frozen_app_is_its_own_kernel_and_the_sandbox_reads_only_the_app(monke
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "executable", str(exe))
     assert sandbox.python_paths(str(exe)) == ((onedir.parent if sys.platform == "darwin" else onedir).resolve(),)
-    spec = dataclasses.replace(_spec(tmp_path), python=exe)
+    spec = dataclasses.replace(_spec(tmp_path), python=exe, connection_fd=7)
     args = sandbox.entry_args(spec)
-    assert args[:3] == [str(exe), sandbox.KERNEL_FLAG, str(spec.run_dir / "kernel.json")]
+    assert args[:3] == [str(exe), sandbox.KERNEL_FLAG, "7"]  # the connection comes through a pipe
     assert str(sandbox.ENTRY) not in args
     # A real interpreter beside the frozen app still gets the script.
     other = sandbox.entry_args(dataclasses.replace(_spec(tmp_path), python=Path("/usr/bin/python3")))
