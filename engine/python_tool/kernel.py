@@ -232,8 +232,9 @@ class SandboxedKernel:
                 next_tree = now + (0.1 if self.busy.is_set() else 0.0)
                 tree = _descendants(proc.pid)
                 rss = sum(_rss(pid) for pid in tree)
-                # bwrap's init inside the namespace is not the code's.
-                count = len(tree) - (1 if sys.platform.startswith("linux") else 0)
+                # bwrap's init inside the namespace is not the code's, nor are zombies (processes
+                # ended between calls, until the code's Popen reaps them).
+                count = sum(_running(pid) for pid in tree) - (1 if sys.platform.startswith("linux") else 0)
                 if count > self.limits.processes:
                     self.killed_because = (f"the code started more than {self.limits.processes} processes "
                                            "(a fork bomb?)")
@@ -345,6 +346,12 @@ def _kill_tree(proc: subprocess.Popen, wait_for: list[int] = ()) -> None:
 
 
 def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        if sys.platform.startswith("linux"):
+            return False  # gone
     import psutil
 
     try:
