@@ -185,6 +185,10 @@ class SandboxedKernel:
             _signal(pid, signal.SIGKILL)
         if self.kernel_pid not in stopped:
             _signal(self.kernel_pid, signal.SIGSTOP)
+        # When the call returns they are gone, not just signalled (a zombie runs nothing).
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and any(_running(pid) for pid in ended):
+            time.sleep(0.005)
         return len(ended)
 
     def resume(self) -> None:
