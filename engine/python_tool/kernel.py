@@ -185,10 +185,11 @@ class SandboxedKernel:
             _signal(pid, signal.SIGKILL)
         if self.kernel_pid not in stopped:
             _signal(self.kernel_pid, signal.SIGSTOP)
-        # When the call returns they are gone, not just signalled (a zombie runs nothing).
+        # When the call returns they are gone and the kernel stopped, not just signalled (signals
+        # land asynchronously; a zombie runs nothing).
         deadline = time.monotonic() + 2
-        while time.monotonic() < deadline and any(_running(pid) for pid in ended):
-            time.sleep(0.005)
+        while time.monotonic() < deadline and (any(_running(pid) for pid in ended) or not _stopped(self.kernel_pid)):
+            time.sleep(0.002)
         return len(ended)
 
     def resume(self) -> None:
@@ -347,6 +348,25 @@ def _kill_tree(proc: subprocess.Popen, wait_for: list[int] = ()) -> None:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(_running(pid) for pid in [*pids[1:], *wait_for]):
         time.sleep(0.02)
+
+
+def _stopped(pid: int) -> bool:
+    """Whether every thread of pid is stopped (or it is gone)."""
+    try:
+        states = []
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        return all(state in ("T", "t", "Z", "X") for state in states)
+    except (OSError, IndexError):
+        if sys.platform.startswith("linux"):
+            return True  # gone
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return True
 
 
 def _running(pid: int) -> bool:

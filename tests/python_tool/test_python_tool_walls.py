@@ -221,7 +221,7 @@ def test_close_ends_every_process_of_the_sandbox(make_tool, run_in_background, w
     # A duration nothing else on the machine uses, and only sleepers that are new: another
     # program's `sleep 300` is not the sandbox's. (Left after a call, it is ended when the call
     # returns: test_python_tool_hostile.py; here close() comes while a call still runs it.)
-    argv = ["sleep", "299.731"]
+    argv = ["sleep", f"299.{os.getpid()}"]  # this test run's own: another copy of the suite may run
     before = {p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == argv}
     tool.run("x = 1")
     run_dir = str(tool._kernel.run_dir)
