@@ -11,12 +11,14 @@ import sys
 from pathlib import Path
 
 SETID = stat.S_ISUID | stat.S_ISGID
+MIN_ENTRY = 4096  # what a file or folder costs the filesystem at least (an inode, a block)
 
 
 def disk_usage(folder: Path, pids=()) -> int:
     """Bytes on disk of the folder's files (allocated blocks, each inode once, no symlink
-    followed), plus the files that processes `pids` hold open after deleting them: a file removed
-    while open keeps its space until it is closed."""
+    followed; every entry at least one 4 KiB block, so a million empty files is not free), plus the
+    files that processes `pids` hold open after deleting them: a file removed while open keeps its
+    space until it is closed."""
     seen: set[tuple[int, int]] = set()
     total = 0
     try:
@@ -31,7 +33,7 @@ def disk_usage(folder: Path, pids=()) -> int:
                 continue  # removed while we looked
             if (st.st_dev, st.st_ino) not in seen:
                 seen.add((st.st_dev, st.st_ino))
-                total += st.st_blocks * 512
+                total += max(st.st_blocks * 512, MIN_ENTRY)
     for pid in pids:
         try:
             fds = os.listdir(f"/proc/{pid}/fd")

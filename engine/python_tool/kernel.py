@@ -228,7 +228,7 @@ class SandboxedKernel:
             now = time.monotonic()
             if self.busy.is_set() and now >= next_disk:
                 used = disk_usage(self.workdir, _descendants(proc.pid))
-                next_disk = now + max(0.0, 10 * (time.monotonic() - now))
+                next_disk = now + 3 * (time.monotonic() - now)  # a third of a core at most
                 if used > self.disk_allowed:
                     self.killed_because = (f"the chat's folder went over its disk quota of "
                                            f"{_size(self.limits.disk_quota)} (it held {_size(used)}; "

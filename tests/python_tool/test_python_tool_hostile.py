@@ -6,6 +6,7 @@ unsigned Jupyter channel, and work that outlives its call."""
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -25,8 +26,11 @@ linux_only = pytest.mark.skipif(not LINUX, reason="a Linux wall (bubblewrap, sec
 def kernel_pid(tool) -> int:
     """The host pid of the kernel process (the one running the entry script)."""
     for child in psutil.Process(tool._kernel.proc.pid).children(recursive=True):
-        if child.cmdline()[1:2] == [str(ENTRY)]:  # not bubblewrap, whose argv holds it too
-            return child.pid
+        try:
+            if child.cmdline()[1:2] == [str(ENTRY)]:  # not bubblewrap, whose argv holds it too
+                return child.pid
+        except psutil.Error:
+            continue  # a zombie the code left, or gone
     raise AssertionError("no kernel process")
 
 
@@ -94,6 +98,13 @@ def test_a_chat_cannot_fill_the_disk_past_its_quota(make_tool, tmp_path):
     cleaned = tool.run("import glob, os\nfor f in glob.glob('fill-*'):\n    os.remove(f)\nprint(open('keep.txt').read())")
     assert cleaned.text.endswith("kept in a file\n") and cleaned.error is None
     assert tool.run("open('small.bin', 'wb').write(b'2' * (1 << 20))").error is None
+
+
+def test_a_flood_of_empty_files_counts_against_the_quota(make_tool, tmp_path):
+    tool = make_tool(folder=tmp_path / "chat", disk_quota=4 << 20)  # 1,024 entries of 4 KiB
+    out = tool.run("import os\nfor i in range(5000):\n    open(f'empty-{i}', 'w').close()")
+    assert out.error and "disk quota" in out.error and out.restarted
+    assert len(os.listdir(tmp_path / "chat")) < 5000
 
 
 def test_files_deleted_while_open_count_against_the_quota(make_tool, tmp_path):
@@ -241,8 +252,8 @@ def test_nothing_of_the_code_runs_between_calls(make_tool, tmp_path, sandbox_mod
                              "ended, and threads it started are paused until the next call.]")
     pid = kernel_pid(tool)
     # The sleeper is gone, and every thread of the kernel is stopped: nothing of the code runs.
-    assert not [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == argv
-                and p.status() != psutil.STATUS_ZOMBIE]
+    assert not [p for p in psutil.process_iter(["cmdline", "status"]) if p.info["cmdline"] == argv
+                and p.info["status"] != psutil.STATUS_ZOMBIE]
     states = {tid: open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()[0]
               for tid in os.listdir(f"/proc/{pid}/task")}
     assert set(states.values()) == {"T"}, states
@@ -253,18 +264,27 @@ def test_nothing_of_the_code_runs_between_calls(make_tool, tmp_path, sandbox_mod
 
 def test_processes_left_running_in_the_background_are_ended_with_the_call(make_tool, wait_until):
     tool = make_tool(processes=16)
+    # A child that outlives the call and forks grandchildren (orphans, once it is gone).
     spawner = ("import subprocess, sys\n"
-               "code = 'import os, time\\nfor i in range(40):\\n    if os.fork() == 0:\\n        time.sleep(60)\\n"
-               "        os._exit(0)\\n    time.sleep(0.05)\\ntime.sleep(60)'\n"
+               "code = 'import os, time\\nfor i in range(3):\\n    if os.fork() == 0:\\n        time.sleep(60)\\n"
+               "        os._exit(0)\\ntime.sleep(60)'\n"
                "p = subprocess.Popen([sys.executable, '-c', code])\n"
                "x = 1")
     first = tool.run(spawner)
-    assert first.error is None and "left running was ended" in first.text
+    assert first.error is None
+    assert re.search(r"\[Nothing of the code runs between calls: \d process(es)? the code left running "
+                     r"(was|were) ended", first.text), first.text
     # Nothing of it runs any more: the sandbox holds its init and the kernel only (and the
     # child's zombie, until the code's Popen reaps it).
     def running():
-        return [p for p in psutil.Process(tool._kernel.proc.pid).children(recursive=True)
-                if p.status() != psutil.STATUS_ZOMBIE]
+        alive = []
+        for p in psutil.Process(tool._kernel.proc.pid).children(recursive=True):
+            try:
+                if p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(p)
+            except psutil.Error:
+                pass  # reaped while we looked
+        return alive
     wait_until(lambda: len(running()) == 2, what="the background processes to end")
     out = tool.run("print(x)")
     assert out.text == "1\n" and not out.restarted
