@@ -215,9 +215,11 @@ class PythonTool:
                 msg = kernel.client.get_iopub_msg(timeout=0.1)
             except queue.Empty:
                 # The end is the idle status on iopub; if a flood of output made ZMQ drop it, the
-                # execute_reply on the shell channel still says the run is over.
+                # execute_reply on the shell channel still says the run is over. The reply can come
+                # well before a flood's last output (the kernel's iopub thread lags, more so on a
+                # loaded machine): only 2 s of silence after it ends the wait.
                 replied_at = replied_at or (_replied(kernel, msg_id) and now)
-                if replied_at and now > replied_at + 0.5:
+                if replied_at and now > replied_at + 2.0:
                     return why_interrupted, None
                 continue
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
