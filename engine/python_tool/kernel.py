@@ -23,8 +23,8 @@ from pathlib import Path
 
 from engine.python_tool.folder import disk_usage, strip_setid
 from engine.python_tool.limits import Limits
-from engine.python_tool.sandbox import (NOBODY, SandboxSpec, hidden_paths, python_paths, sandbox_command,
-                                        sandbox_env)
+from engine.python_tool.sandbox import (SandboxSpec, hidden_paths, python_paths, sandbox_command, sandbox_env,
+                                        sandbox_uid)
 
 
 class KernelStartError(RuntimeError):
@@ -34,7 +34,7 @@ class KernelStartError(RuntimeError):
 class SandboxedKernel:
     """A kernel process inside the sandbox and a client connected to it over unix sockets."""
 
-    # Run the code as nobody, which takes starting as root. None: exactly when we are root (root
+    # Run the code as a nameless uid of its own (not root), which takes starting as root. None: exactly when we are root (root
     # ignores RLIMIT_NPROC). Tests set False to run the user-namespace sandbox that users get.
     drop_root: bool | None = None
 
@@ -83,13 +83,14 @@ class SandboxedKernel:
             (shared / "home").mkdir()
             (shared / "tmp").mkdir()
         strip_setid(self.workdir)  # left by a kernel that ended before its call was swept
+        uid = sandbox_uid()
         if self.as_nobody:
-            # The code runs as nobody (root would escape RLIMIT_NPROC): give it its folders. Never
-            # through a symlink the code left there (lchown, no descent into linked folders).
+            # The code runs as a uid of its own (root would escape RLIMIT_NPROC): give it its
+            # folders. Never through a symlink the code left there (lchown, no descent into links).
             for top in (shared, self.workdir):
                 for folder, dirs, files in os.walk(top, followlinks=False):
                     for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
-                        os.lchown(name, NOBODY, NOBODY)
+                        os.lchown(name, uid, uid)
         read_pipe, write_pipe = os.pipe()
         with open(connection, "rb") as f:
             os.write(write_pipe, f.read())  # a few hundred bytes: far below a pipe's buffer
@@ -101,7 +102,7 @@ class SandboxedKernel:
             seccomp = filter_file()
         spec = SandboxSpec(workdir=self.workdir.resolve(), run_dir=shared, python=self.python,
                            limits=self.limits, read_only=read_only,
-                           home=Path.home(), as_nobody=self.as_nobody, connection_fd=read_pipe,
+                           home=Path.home(), as_nobody=self.as_nobody, uid=uid, connection_fd=read_pipe,
                            seccomp_fd=seccomp.fileno() if seccomp else None,
                            hidden=hidden_paths(read_only))
         self.killed_because = None
@@ -301,7 +302,7 @@ def _descendants(pid: int) -> list[int]:
 
 def unsuitable_folder(workdir: Path, read_only: tuple[Path, ...]) -> str | None:
     """Why workdir can't be a chat's folder, or None. It becomes writable by the code (and, as
-    root, is handed to nobody): it must not be /, the home, hold Python or the app, or lie in them."""
+    root, is handed to the kernel's uid): it must not be /, the home, hold Python or the app, or lie in them."""
     folder = workdir.resolve()
     home = Path.home().resolve()
     inside = [p for p in read_only if p == folder or folder in p.parents or p in folder.parents]

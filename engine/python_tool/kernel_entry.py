@@ -74,7 +74,8 @@ def main(argv: list) -> None:
     connection = _read_connection(int(argv[0]))
     memory, processes, file_size = int(argv[1]), int(argv[2]), int(argv[3])
     if len(argv) > 5:
-        # Started as root (CI, containers): root escapes RLIMIT_NPROC, so the code runs as nobody.
+        # Started as root (CI, containers): root escapes RLIMIT_NPROC, so the code runs as a uid of
+        # its own (sandbox.SANDBOX_UIDS), never shared with another chat or a daemon.
         _empty_bounding_set()
         os.setgroups([])
         os.setgid(int(argv[5]))

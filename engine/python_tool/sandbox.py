@@ -33,6 +33,11 @@ ENTRY = Path(__file__).with_name("kernel_entry.py")
 # The frozen app is its own kernel: started with this flag it runs kernel_entry.main, no window.
 KERNEL_FLAG = "--python-tool-kernel"
 NOBODY = 65534
+# As root, each kernel runs as a uid (and gid) of its own, with no name, never `nobody`: RLIMIT_NPROC
+# counts per user, so a fork bomb in one chat can't starve another chat's kernel (or a daemon that
+# runs as nobody), and no other process on the host shares the kernel's user. Above the ranges
+# container tools hand out (systemd-nspawn's end at 0x6FFF0000), below systemd's reserved 0x80000000.
+SANDBOX_UIDS = range(0x7E000000, 0x7F000000)
 DATA_DRIVE = "/mnt/data"  # the chat folder's second name inside the Linux sandbox
 
 # Linux system folders the interpreter and its C libraries read; missing ones are skipped.
@@ -53,10 +58,19 @@ class SandboxSpec:
     limits: Limits
     read_only: tuple[Path, ...]  # what Python needs besides the system
     home: Path          # the user's home, hidden (macOS; on Linux nothing unbound is visible)
-    as_nobody: bool = False
+    as_nobody: bool = False           # root: the code runs as `uid` (see SANDBOX_UIDS), not as root
+    uid: int = NOBODY
     connection_fd: int | None = None  # a pipe holding the connection file's JSON (key included)
     seccomp_fd: int | None = None     # the BPF program for bubblewrap (Linux)
     hidden: tuple[Path, ...] = ()     # macOS: folders to deny besides the home (the start folder, sys.path)
+
+
+def sandbox_uid() -> int:
+    """A fresh uid for one root-mode kernel (a random one in SANDBOX_UIDS: two kernels alive at once
+    share one with a chance of about one in 16 million)."""
+    import secrets
+
+    return SANDBOX_UIDS[secrets.randbelow(len(SANDBOX_UIDS))]
 
 
 def python_paths(python: str | os.PathLike = sys.executable) -> tuple[Path, ...]:
@@ -177,7 +191,7 @@ def entry_args(spec: SandboxSpec) -> list[str]:
     args = [str(spec.python), entry, str(spec.connection_fd),
             str(lim.memory), str(lim.processes), str(lim.file_size)]
     if spec.as_nobody:
-        args += [str(NOBODY), str(NOBODY)]
+        args += [str(spec.uid), str(spec.uid)]
     return args
 
 

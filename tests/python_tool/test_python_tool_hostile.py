@@ -198,6 +198,19 @@ def test_no_new_namespaces_no_dangerous_system_calls_no_capabilities(make_tool, 
     assert tool.run("print('still fine')").text == "still fine\n"
 
 
+@linux_only
+@pytest.mark.skipif(os.geteuid() != 0, reason="a user's kernels run as that user (in a user namespace)")
+def test_as_root_each_chat_runs_as_a_user_of_its_own(make_tool, tmp_path):
+    # Not `nobody` for all: RLIMIT_NPROC counts per user, so a fork bomb in one chat (or a daemon
+    # running as nobody) would leave another chat's kernel unable to start a thread.
+    uids = []
+    for chat in ("a", "b"):
+        status = make_tool(folder=tmp_path / chat).run("print(open('/proc/self/status').read())").text
+        uids.append(int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1)))
+    assert uids[0] != uids[1] and not {0, 65534} & set(uids)
+    assert (tmp_path / "a").stat().st_uid == uids[0]  # the folder is handed to that user
+
+
 # ---------------------------------------------------------------- 5. the Jupyter channel
 
 def test_the_kernel_channel_is_signed_and_its_key_out_of_reach(make_tool, tmp_path, sandbox_mode, wait_until):
