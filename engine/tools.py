@@ -23,6 +23,7 @@ import jsonschema
 
 FUNCTIONS = "functions"  # the namespace of user functions: recipients are "functions.NAME"
 PYTHON = "python"
+BROWSER = "browser"  # the built-in browser: recipients are "browser.search", "browser.open", "browser.find"
 JSON_CONTENT_TYPE = "<|constrain|>json"  # what a JSON function call says after its channel
 PYTHON_DESCRIPTION = (
     "Use this tool to execute Python code in your chain of thought. The code will not be shown to the "
@@ -212,6 +213,11 @@ def check_call(recipient: str, arguments: str, tools: dict[str, Tool], channel: 
                   recipient_after_channel=recipient_after_channel)
     if recipient == PYTHON:
         return ToolCall(**common)
+    if recipient.startswith(BROWSER + "."):  # the built-in browser checks its own typed arguments
+        from engine.browser.calls import check_browser_call
+
+        parsed, error = check_browser_call(recipient, arguments)
+        return ToolCall(**common, parsed=parsed, error=error)
     name = recipient.split(".", 1)[1] if recipient.startswith(FUNCTIONS + ".") else None
     tool = tools.get(name) if name else None
     if tool is None:
