@@ -41,7 +41,7 @@ def browse_turn(session, messages: list[dict], tool, max_steps: int = MAX_STEPS,
     `reply` goes to session.reply (effort, sampling, max_tokens, cancel, ...), `browser=` included."""
     reply.setdefault("browser", tool.source_names)
     cancel = reply.get("cancel")
-    for step in range(max_steps + 1):
+    for step in range(max_steps + 2):  # the calls, the call told to stop, the answer after it
         call, texts = None, {}
         for ev in session.reply(messages, **reply):
             if isinstance(ev, MessageStart):
@@ -56,8 +56,10 @@ def browse_turn(session, messages: list[dict], tool, max_steps: int = MAX_STEPS,
             yield ev
         if call is None or not call.recipient.startswith(BROWSER + ".") or (cancel is not None and cancel.is_set()):
             return
+        if step > max_steps:  # told to answer and still calling: the turn ends here
+            return
         before = tool.next_cursor
-        if step == max_steps:
+        if step >= max_steps:
             output = f"That is {max_steps} browser calls in one answer; answer with what you have found."
         else:
             output = call.error or tool.run(call.recipient, call.arguments)

@@ -1,0 +1,38 @@
+"""A scripted model: a ChatSession stand-in that renders each prompt with the real harmony renderer
+and "generates" the next scripted reply, token by token, through the real stream parser.
+
+    model = ScriptedSession(enc, ['<|channel|>analysis to=browser.search code<|message|>{"query": "x"}<|call|>',
+                                  '<|channel|>final<|message|>It is 7.9 m 【1†L2】.<|return|>'])
+"""
+
+from __future__ import annotations
+
+from engine.events import Done
+from engine.generate import GenerationStats
+from engine.harmony import StreamParser, render_prompt
+
+
+class ScriptedSession:
+    def __init__(self, enc, replies: list[str], context_length: int = 8192):
+        self.enc, self.replies, self.context_length = enc, list(replies), context_length
+        self.prompts: list[list[int]] = []  # every prompt the "model" was given, rendered for real
+
+    def reply(self, messages, effort="medium", browser=None, tools=None, cancel=None, **_):
+        ids = render_prompt(messages, self.enc, effort=effort, date="2026-12-07", browser=browser, tools=tools)
+        self.prompts.append(ids)
+        text = self.replies.pop(0)
+        out = self.enc.encode(text, allowed_special="all")
+        parser = StreamParser(self.enc, tools=tools)
+        stop = None
+        for token in out:
+            for ev in parser.feed(token):
+                yield ev
+                if type(ev).__name__ == "Stop":
+                    stop = ev
+        yield Done(GenerationStats(generated_tokens=len(out)), stop.reason if stop else "return", 0, len(ids))
+
+    def render(self, messages, **kw):
+        raise NotImplementedError
+
+    def reset(self):
+        pass
