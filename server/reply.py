@@ -59,8 +59,12 @@ class ReplyReader:
         self.hit_stop = False  # a client stop string ended the answer
         self.done: Done | None = None
         self.trimmed = False
+        self.searches: list = []  # engine.browser.turn.BrowserStep, one per web_search call
 
     def feed(self, ev) -> list[Piece]:
+        if type(ev).__name__ == "BrowserStep":  # server.web_search: the browser answered a call
+            self.searches.append(ev)
+            return [Piece("web_search", call=len(self.searches) - 1)]
         if isinstance(ev, MessageStart):
             self.recipient = ev.recipient
             if ev.recipient and ev.recipient.startswith("functions."):
@@ -89,6 +93,8 @@ class ReplyReader:
         if self.recipient and self.recipient.startswith("functions.") and self.calls:
             self.calls[-1].arguments += text
             return [Piece("arguments", text, len(self.calls) - 1)]
+        if self.recipient and self.recipient.startswith("browser."):
+            return []  # a web_search call: it becomes a web_search_call item (server.web_search), not text
         if channel == "analysis" or self.recipient:  # built-in tools' calls are not offered: keep them apart
             self.reasoning += text
             return [Piece("reasoning", text)]

@@ -17,8 +17,9 @@ class ScriptedSession:
         self.enc, self.replies, self.context_length = enc, list(replies), context_length
         self.prompts: list[list[int]] = []  # every prompt the "model" was given, rendered for real
 
-    def reply(self, messages, effort="medium", browser=None, tools=None, cancel=None, **_):
-        ids = render_prompt(messages, self.enc, effort=effort, date="2026-12-07", browser=browser, tools=tools)
+    def reply(self, messages, effort="medium", browser=None, tools=None, cancel=None, prompt=None, developer=None, **_):
+        ids = prompt.ids if prompt is not None else render_prompt(
+            messages, self.enc, effort=effort, date="2026-12-07", browser=browser, tools=tools, developer=developer)
         self.prompts.append(ids)
         text = self.replies.pop(0)
         out = self.enc.encode(text, allowed_special="all")
@@ -31,8 +32,11 @@ class ScriptedSession:
                     stop = ev
         yield Done(GenerationStats(generated_tokens=len(out)), stop.reason if stop else "return", 0, len(ids))
 
-    def render(self, messages, **kw):
-        raise NotImplementedError
+    def render(self, messages, effort="medium", developer=None, browser=None, tools=None, **_):
+        from engine.session import RenderedPrompt
+
+        return RenderedPrompt(render_prompt(messages, self.enc, effort=effort, date="2026-12-07", browser=browser,
+                                            tools=tools, developer=developer))
 
     def reset(self):
         pass
