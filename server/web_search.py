@@ -143,6 +143,7 @@ def serve(runner, job) -> None:
             job.put(ev)
         if call is None or job.cancel.is_set() or step > MAX_STEPS or generated >= budget:
             break
+        options.pop("tool_choice", None)  # a forced call is the first one only, as in OpenAI's API
         output = call.error or (f"That is {MAX_STEPS} browser calls in one answer; answer with what you have "
                                 "found." if step >= MAX_STEPS else sources.run(tool, call))
         cursor = tool.next_cursor - 1 if output.startswith(f"[{tool.next_cursor - 1}] ") else None
@@ -180,6 +181,7 @@ def responses_browser(browsing: bool, body: dict, sources: Sources | None, job, 
     check_sources(sources, "tools")
     job.browser = sources.tool(count_tokens, body.get("previous_response_id"))
     job.sources = sources
+    job.extra["tool_choice"] = forced_choice(body.get("tool_choice"), job.extra.get("tools"))
     builder.annotate = lambda text: annotations(text, job.browser)
     return job.browser
 
@@ -194,6 +196,16 @@ def chat_browser(body: dict, sources: Sources | None, job, count_tokens):
     check_sources(sources, "web_search_options")
     job.browser, job.sources = sources.tool(count_tokens), sources
     return job.browser
+
+
+def forced_choice(choice, functions):
+    """tool_choice {"type": "web_search"} (or "required" with no functions) forces the first reply
+    to be a browser search (constrained decoding); anything else is left as it was."""
+    from engine.tools import ToolChoice
+
+    if (isinstance(choice, dict) and choice.get("type") in WEB_SEARCH_TYPES) or (choice == "required" and not functions):
+        return ToolChoice(BROWSER, "search")
+    return choice
 
 
 def with_chat_annotations(completion: dict, reader, tool) -> dict:

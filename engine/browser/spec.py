@@ -64,3 +64,23 @@ def description(sources: list[str]) -> str:
 def namespace(sources: list[str]) -> tuple[str, str, list[Tool]]:
     """(name, description, functions) for engine.tools.tools_section."""
     return BROWSER, description(sources), list(FUNCTIONS)
+
+
+def bounded_parameters(function: str, max_chars: int = 200) -> dict | None:
+    """A function's parameters as the reference types them (numbers are whole: ints), every string
+    at most max_chars long: the schema constrained decoding holds a forced (or constrained) browser
+    call to, so that a weak model's call ends and is valid."""
+    tool = next((t for t in FUNCTIONS if t.name == function), None)
+    if tool is None:
+        return None
+
+    def bounded(v: dict) -> dict:
+        kinds = v["type"] if isinstance(v["type"], list) else [v["type"]]
+        kinds = ["integer" if k == "number" else k for k in kinds]
+        out = {**v, "type": kinds if len(kinds) > 1 else kinds[0]}
+        return {**out, "maxLength": max_chars} if "string" in kinds else out
+
+    # `source` is left out: the schema can't know the chat's source names, and a free string there
+    # is a call that fails; without it a call searches every source.
+    props = {k: bounded(v) for k, v in tool.parameters["properties"].items() if k != "source"}
+    return {**tool.parameters, "properties": props, "additionalProperties": False}

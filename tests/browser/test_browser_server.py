@@ -148,3 +148,20 @@ def test_the_real_server_with_a_library_and_the_demo_model(notes, tmp_path):
                          text=True, timeout=60, cwd=Path(__file__).resolve().parents[2],
                          env={"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PATH": "/usr/bin:/bin"})
     assert run.returncode == 1 and "does not exist" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_real_checkpoint_forced_to_search(notes, tmp_path):
+    """The demo model (a real gpt-oss-architecture checkpoint, not trained on the browser) forced by
+    tool_choice web_search: constrained decoding writes a well-formed browser.search call, the server
+    runs it over the library and the model goes on reading the results page."""
+    server = Server("--model", str(demo_folder()), "--context", "2048", "--library", str(notes),
+                    "--index", str(tmp_path / "index"))
+    try:
+        r = server.client().responses.create(model=demo_folder().name, input="How high is the tide at Brest?",
+                                             tools=[{"type": "web_search"}], tool_choice={"type": "web_search"},
+                                             max_output_tokens=400)
+    finally:
+        server.stop()
+    calls = [item for item in r.output if item.type == "web_search_call"]
+    assert calls and calls[0].action.type == "search" and calls[0].status == "completed"
+    assert isinstance(calls[0].action.query, str) and len(calls[0].action.query) <= 200
