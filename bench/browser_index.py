@@ -155,7 +155,23 @@ def tokens_per_step(lib: Library, questions, enc) -> dict:
         word = next((w for w in q.text.split() if w.lower() not in STOPWORDS), "the")
         steps["find"].append(count(tool.run("browser.find", json.dumps({"pattern": word, "cursor": 1}))))
     return {k: {"mean": round(statistics.mean(v), 1), "max": max(v)} for k, v in steps.items() if v} | \
-        {"reference_view_tokens": 1024}
+        {"long_document_view": long_view_tokens(lib.index_folder.parent, enc), "reference_view_tokens": 1024}
+
+
+def long_view_tokens(tmp: Path, enc) -> dict:
+    """Tokens of one view of a long document (the corpus's paragraphs, 60 times over): where the
+    view budget, not the document, decides the size, as in the reference (view_tokens=1024)."""
+    from bench.browser_corpus import FILLER
+
+    folder = _mk(tmp / "long_doc")
+    (folder / "long.md").write_text("# A long report\n\n" + "\n\n".join(FILLER * 60))
+    lib = Library(tmp / "long_index", [folder])
+    lib.update()
+    count = lambda s: len(enc.encode_ordinary(s))  # noqa: E731
+    tool = BrowserTool([lib], count)
+    views = [count(tool.run("browser.open", json.dumps({"id": (folder / "long.md").as_uri()})))]
+    views += [count(tool.run("browser.open", json.dumps({"cursor": 0, "loc": loc}))) for loc in (50, 200, 400)]
+    return {"views": views, "lines_in_doc": len(tool.page(0).lines)}
 
 
 def run_formats(tmp: Path, per_format: dict) -> dict:
@@ -189,6 +205,7 @@ def run_large(tmp: Path, n_docs: int) -> dict:
     again = lib.update()
     noop_s = time.perf_counter() - t
     texts = texts_of(lib)
+    fresh = fresh_process_rss(folder, tmp / "fresh_index")
     # FTS5 indexing alone (no conversion), for the side-by-side with tantivy on the same texts
     import sqlite3
 
@@ -216,8 +233,33 @@ def run_large(tmp: Path, n_docs: int) -> dict:
     return {"files": n_docs, "mb": round(size / 1e6, 1), "generated_s": round(made, 1),
             "library_update": {"seconds": round(fts_index_s, 1), "files_per_s": round(report.added / fts_index_s, 1),
                                "mb_per_s": round(size / 1e6 / fts_index_s, 2), "peak_rss_mb": round(mem.mb, 1),
-                               "noop_update_s": round(noop_s, 2), "unchanged": again.unchanged},
+                               "noop_update_s": round(noop_s, 2), "unchanged": again.unchanged,
+                               "fresh_process_peak_rss_mb": fresh},
             "fts5": fts, "tantivy": tan}
+
+
+_RSS = """
+import resource, sys
+from engine.browser import Library
+lib = Library(sys.argv[2], [sys.argv[1]])
+if sys.argv[3] == "index":
+    lib.update()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def fresh_process_rss(folder: Path, index: Path) -> dict:
+    """Peak RSS (MB) of a new process that indexes `folder` from scratch, and of one that only opens
+    the library (imports included): the difference is what indexing itself holds."""
+    import subprocess
+    import sys
+
+    def run(mode: str, where: Path) -> float:
+        out = subprocess.run([sys.executable, "-c", _RSS, str(folder), str(where), mode], capture_output=True,
+                             text=True, check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+        return round(float(out.stdout.strip()), 1)
+
+    return {"indexing": run("index", index), "opened_only": run("open", index.with_name("empty_index"))}
 
 
 def _mk(p: Path) -> Path:
@@ -230,15 +272,18 @@ def main(argv=None) -> None:
     ap.add_argument("--docs", type=int, default=10_000)
     ap.add_argument("--per-format", type=int, default=300)
     ap.add_argument("--out", default=None, help="also write the figures to this JSON file")
+    ap.add_argument("--large-only", action="store_true", help="only the 10,000-file run")
     args = ap.parse_args(argv)
     enc = load_tokenizer(shared_o200k_harmony_folder())
     machine = f"{platform.machine()} {platform.system()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GB"
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        result = {"machine": machine, "quality": run_quality(tmp, enc)}
-        print(json.dumps(result, indent=1), flush=True)
-        result["formats"] = run_formats(tmp, {f: args.per_format for f in ("txt", "md", "html", "py", "pdf", "docx")})
-        print(json.dumps(result["formats"], indent=1), flush=True)
+        result = {"machine": machine}
+        if not args.large_only:
+            result["quality"] = run_quality(tmp, enc)
+            print(json.dumps(result, indent=1), flush=True)
+            result["formats"] = run_formats(tmp, {f: args.per_format for f in ("txt", "md", "html", "py", "pdf", "docx")})
+            print(json.dumps(result["formats"], indent=1), flush=True)
         result["large"] = run_large(tmp, args.docs)
         print(json.dumps(result["large"], indent=1), flush=True)
     if args.out:

@@ -5,8 +5,10 @@
 Libraries, chosen for being small and well kept (docs/browser.md has the comparison): pypdf for
 PDF (pure Python, no system libraries; text in reading order page by page), python-docx for Word
 (paragraphs and tables), and the standard library's HTMLParser for HTML (links kept so the model
-can follow them, scripts and styles dropped). markitdown would do all of it but pulls in magika
-and onnxruntime (tens of MB) and was several times slower per file in bench/browser_index.py.
+can follow them, scripts and styles dropped). markitdown would do all of it, but its base install
+brings magika and onnxruntime (file-type detection by a neural net) and converts to Markdown only:
+links would have to be parsed back out of it, and its PDF and Word converters are extras wrapping
+pdfminer.six and mammoth anyway. Speed per format: bench/browser_index.py.
 Whatever a file holds, conversion never raises: an unreadable file becomes None (skipped, logged).
 """
 
