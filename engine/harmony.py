@@ -203,8 +203,10 @@ class StreamParser:
 
     HEADER, CONTENT, BETWEEN, STOPPED = range(4)
 
-    def __init__(self, enc: tiktoken.Encoding, role: str = "assistant", tools: list[Tool] | None = None):
+    def __init__(self, enc: tiktoken.Encoding, role: str = "assistant", tools: list[Tool] | None = None,
+                 browser: bool = False):
         self.enc = enc
+        self.browser = browser  # the built-in browser is offered: its calls are checked, not refused
         self.tools = {t.name: t for t in tools or ()}
         self.recipient: str | None = None
         self.content_type: str | None = None
@@ -276,7 +278,7 @@ class StreamParser:
             if self.recipient is None:
                 return events + [Stop("malformed: <|call|> ended a message that was not to a tool")]
             call = check_call(self.recipient, "".join(self.call_text), self.tools, self.channel,
-                              self.content_type, self.recipient_after_channel)
+                              self.content_type, self.recipient_after_channel, self.browser)
             return events + [call, Stop("call")]
         if self._is_special(token):
             return self._stop(f"malformed: {self._describe(token)} inside a message")

@@ -53,6 +53,7 @@ class RenderedPrompt:
     ids: list[int]
     tools: list | None = None
     constraint: object = None  # engine.structured.ReplyConstraint for tools / response_format
+    browser: bool = False  # the built-in browser is offered (its calls are checked, not refused)
 
 
 class ChatSession:
@@ -97,7 +98,8 @@ class ChatSession:
         the constraint keeps the answer's state."""
         tools, constraint, render = self._setup(effort, developer, date, identity, tools, python, tool_choice,
                                                 response_format, final_only, browser)
-        return RenderedPrompt(render_prompt(kept_messages(messages), self.enc, **render), tools, constraint)
+        return RenderedPrompt(render_prompt(kept_messages(messages), self.enc, **render), tools, constraint,
+                              browser is not None)
 
     def _setup(self, effort, developer, date, identity, tools, python, tool_choice, response_format, final_only,
                browser=None):
@@ -189,7 +191,7 @@ class ChatSession:
         if prompt is not None:
             with self.wired_limit():
                 yield from self._answer(prompt.ids, started, sampling or self.sampling(), max_tokens, cancel,
-                                        prompt.tools, prompt.constraint)
+                                        prompt.tools, prompt.constraint, prompt.browser)
             return
         tools, constraint, render = self._setup(effort, developer, date, identity, tools, python, tool_choice,
                                                 response_format, final_only, browser)
@@ -200,15 +202,16 @@ class ChatSession:
             yield Done(GenerationStats(stop_reason="too_long"), "too_long", 0, trimmed.prompt_tokens)
             return
         with self.wired_limit():
-            yield from self._answer(ids, started, sampling or self.sampling(), max_tokens, cancel, tools, constraint)
+            yield from self._answer(ids, started, sampling or self.sampling(), max_tokens, cancel, tools, constraint,
+                                    browser is not None)
 
-    def _answer(self, ids, started, sampling, max_tokens, cancel, tools=None, constraint=None):
+    def _answer(self, ids, started, sampling, max_tokens, cancel, tools=None, constraint=None, browser=False):
         reused = self._rewind(ids)
         room = max(1, self.context_length - len(ids))
         gen = self._generation(ids, reused, (self._last_message_start(ids),), sampling=sampling,
                                max_tokens=min(max_tokens, room), stop_ids=self.stop_ids, cancel=cancel,
                                constraint=constraint)
-        parser = StreamParser(self.enc, tools=tools)
+        parser = StreamParser(self.enc, tools=tools, browser=browser)
         body = len(ids) - 1 - reused
         for done in gen.prefill_steps():
             if time.perf_counter() - started > PROGRESS_AFTER_S:

@@ -80,7 +80,7 @@ class ReplyConstraint:
         self.vocab = enc.n_vocab
         self.response_schema = response_schema
         self.tools = {t.name: t for t in tools}
-        self.parser = StreamParser(enc, tools=list(tools))
+        self.parser = StreamParser(enc, tools=list(tools), browser=True)  # follows the reply; checks nothing
         self.words = np.zeros((1, (self.vocab + 31) // 32), dtype=np.int32)  # [1, W]
         self.header_grammar = self._header_grammar(tool_choice, final_only)
         # Where the header is forced, a free chain of thought must not end the reply early, nor open

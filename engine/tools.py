@@ -207,13 +207,15 @@ def _text(content) -> str:
 
 
 def check_call(recipient: str, arguments: str, tools: dict[str, Tool], channel: str = "commentary",
-               content_type: str | None = None, recipient_after_channel: bool = False) -> ToolCall:
-    """Parse and validate a call the model made; problems become `error`, never an exception."""
+               content_type: str | None = None, recipient_after_channel: bool = False,
+               browser: bool = False) -> ToolCall:
+    """Parse and validate a call the model made; problems become `error`, never an exception.
+    browser: the built-in browser is offered (otherwise a call to it is an error the model reads)."""
     common = dict(recipient=recipient, arguments=arguments, channel=channel, content_type=content_type,
                   recipient_after_channel=recipient_after_channel)
     if recipient == PYTHON:
         return ToolCall(**common)
-    if recipient.startswith(BROWSER + "."):  # the built-in browser checks its own typed arguments
+    if recipient.startswith(BROWSER + ".") and browser:  # the built-in browser checks its own typed arguments
         from engine.browser.calls import check_browser_call
 
         parsed, error = check_browser_call(recipient, arguments)

@@ -23,7 +23,8 @@ class ScriptedSession:
         self.prompts.append(ids)
         text = self.replies.pop(0)
         out = self.enc.encode(text, allowed_special="all")
-        parser = StreamParser(self.enc, tools=tools)
+        offered = prompt.browser if prompt is not None else browser is not None
+        parser = StreamParser(self.enc, tools=tools, browser=offered)
         stop = None
         for token in out:
             for ev in parser.feed(token):
@@ -36,7 +37,7 @@ class ScriptedSession:
         from engine.session import RenderedPrompt
 
         return RenderedPrompt(render_prompt(messages, self.enc, effort=effort, date="2026-12-07", browser=browser,
-                                            tools=tools, developer=developer))
+                                            tools=tools, developer=developer), browser=browser is not None)
 
     def reset(self):
         pass

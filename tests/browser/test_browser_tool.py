@@ -120,7 +120,7 @@ def test_documents_full_of_control_tokens_stay_text(tmp_path, enc, count_tokens)
     assert "<|end|>" in pages[1]  # the text is there, as text
     specials = {enc.encode_single_token(t) for t in enc.special_tokens_set}
     for view in pages:
-        call = check_call("browser.open", "{}", {}, channel="analysis")
+        call = check_call("browser.open", "{}", {}, channel="analysis", browser=True)
         ids = render_chat_message(enc, tool_result_message(call, view))
         assert [i for i in ids if i in specials] == [enc.encode_single_token(t) for t in
                                                     ("<|start|>", "<|channel|>", "<|message|>", "<|end|>")]
