@@ -83,7 +83,8 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, 
             return frames + ["data: [DONE]\n\n"]
 
         opening = [_data(completion.chunk({"role": "assistant", "content": ""}))]
-        return _sse(_framed(job, reader, first, opening, lambda piece: [completion.piece_frame(piece)], closing), job)
+        frames_of = lambda piece: [] if piece.kind == "web_search" else [completion.piece_frame(piece)]  # noqa: E731
+        return _sse(_framed(job, reader, first, opening, frames_of, closing), job)
 
     @app.post("/v1/responses")
     async def responses(request: Request):

@@ -73,6 +73,8 @@ def input_messages(value, names: dict) -> list[dict]:
                                   f"{param}.call_id")
             output = item.get("output")
             out.append(tool_result(name, output if isinstance(output, str) else text_of(output, param)))
+        elif kind == "web_search_call":
+            continue  # a search this server ran, sent back by a client: the answer after it carries what it found
         else:
             raise bad_request(f"Input items of type {kind!r} are not supported.", param)
     return out

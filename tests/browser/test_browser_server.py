@@ -165,3 +165,25 @@ def test_a_real_checkpoint_forced_to_search(notes, tmp_path):
     calls = [item for item in r.output if item.type == "web_search_call"]
     assert calls and calls[0].action.type == "search" and calls[0].status == "completed"
     assert isinstance(calls[0].action.query, str) and len(calls[0].action.query) <= 200
+
+
+def test_chat_completions_streaming_sends_the_annotations_before_the_end(live, notes):
+    server = live([SEARCH, OPEN, FINAL])
+    stream = server.client().chat.completions.create(model="scripted", stream=True, web_search_options={},
+                                                     messages=[{"role": "user", "content": "tides?"}])
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    notes_ = [a for c in chunks if c.choices for a in (c.choices[0].delta.model_extra or {}).get("annotations") or []]
+    assert text == "The spring tide at Brest peaks at 7.9 metres 【1†L2】."
+    assert notes_ and notes_[0]["url_citation"]["url"] == (notes / "tides.md").as_uri() + "#L2-L2"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_output_items_sent_back_as_input_are_accepted(live):
+    server = live([SEARCH, OPEN, FINAL, FINAL])
+    client = server.client()
+    first = client.responses.create(model="scripted", input="tides?", tools=[{"type": "web_search"}])
+    items = [{"role": "user", "content": "tides?"}] + [i.model_dump(exclude_none=True) for i in first.output] + \
+        [{"role": "user", "content": "thanks, and again?"}]
+    again = client.responses.create(model="scripted", input=items, tools=[{"type": "web_search"}])
+    assert again.output[-1].type == "message"
