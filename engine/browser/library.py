@@ -54,6 +54,33 @@ def fts_query(text: str) -> str | None:
     return " OR ".join(f'"{w}"' for w in words) if words else None
 
 
+PASSAGE_CHARS = 200
+
+
+def passage(text: str, query: str, chars: int = PASSAGE_CHARS) -> str:
+    """About `chars` characters of `text` where most of the query's words are together (from the
+    start when it holds none), on one line: the passage a search result shows."""
+    low = text.lower()
+    words = [w for w in dict.fromkeys(re.findall(r"\w+", query.lower())) if w not in STOPWORDS and len(w) > 2]
+    spots = sorted(i for w in words for i in _positions(low, w))
+    best, at = 0, 0
+    for i in spots[:200]:
+        window = low[i:i + chars]
+        n = sum(w in window for w in words)
+        if n > best:
+            best, at = n, i
+    start = max(0, at - chars // 4)
+    cut = " ".join(re.sub(r"\x02\d+\x1f|\x03", "", text[start:start + chars]).split())
+    return ("…" if start else "") + cut + ("…" if start + chars < len(text) else "")
+
+
+def _positions(low: str, word: str, limit: int = 20):
+    i = low.find(word)
+    while i >= 0 and limit:
+        yield i
+        i, limit = low.find(word, i + 1), limit - 1
+
+
 class Library:
     """One index over some folders. search/fetch from any thread; update from one at a time."""
 
@@ -108,11 +135,17 @@ class Library:
         q = fts_query(query)
         if q is None:
             return []
-        rows = self._db().execute(
-            "SELECT docs.url, fts.title, snippet(fts, 1, '', '', '…', 24), bm25(fts, 5.0, 1.0) AS rank "
-            "FROM fts JOIN docs ON docs.id = fts.rowid WHERE fts MATCH ? ORDER BY rank LIMIT ?",
-            (q, topn)).fetchall()
-        return [Hit(url, title, snippet, -rank) for url, title, snippet, rank in rows]
+        db = self._db()
+        # Ranked first, passages after for the top hits only: FTS5's snippet() would run for every
+        # matching document before the LIMIT (3x the time on 10,000 files).
+        top = db.execute("SELECT rowid, bm25(fts, 5.0, 1.0) AS rank FROM fts WHERE fts MATCH ? ORDER BY rank LIMIT ?",
+                         (q, topn)).fetchall()
+        hits = []
+        for rowid, rank in top:
+            url, title, body = db.execute("SELECT docs.url, fts.title, fts.body FROM fts JOIN docs ON docs.id = fts.rowid "
+                                          "WHERE fts.rowid = ?", (rowid,)).fetchone()
+            hits.append(Hit(url, title, passage(body, query), -rank))
+        return hits
 
     def fetch(self, url: str) -> Document | None:
         row = self._db().execute(

@@ -113,3 +113,12 @@ def test_html_links_stay_inside_the_library(notes, tmp_path):
     assert doc.links == [(notes / "papers" / "grinder.docx").resolve().as_uri()]  # the web and ../.. are text
     _, text, links = html_to_text("<a href='x.html'>x</a>", lambda href: None)
     assert links == [] and text == "x"
+
+
+def test_a_result_shows_the_passage_where_the_query_words_meet():
+    from engine.browser.library import passage
+
+    text = "Intro about boats. " * 30 + "The spring tide at Brest peaks at 7.9 metres. " + "Other things. " * 30
+    shown = passage(text, "how high is the spring tide at Brest")
+    assert "spring tide at Brest peaks" in shown and shown.startswith("…") and shown.endswith("…")
+    assert passage("short text", "nothing matches") == "short text"
