@@ -18,6 +18,7 @@ from urllib.parse import quote, unquote, urlparse
 
 from engine.browser.backend import BackendError, Document, Hit
 from engine.browser.convert import html_to_text
+from engine.browser.library import STOPWORDS
 
 SCHEME = "zim://"
 SNIPPET_CHARS = 240
@@ -48,21 +49,39 @@ class ZimArchive:
     # ------------------------------------------------------------ the backend interface
 
     def search(self, query: str, topn: int) -> list[Hit]:
-        from libzim.search import Query, Searcher
-        from libzim.suggestion import SuggestionSearcher
-
-        with self._lock:
-            if self.full_text:
-                results = Searcher(self.archive).search(Query().set_query(query)).getResults(0, topn)
-            else:
-                results = SuggestionSearcher(self.archive).suggest(query).getResults(0, topn)
-            paths = list(results)
+        paths = self._ranked_paths(query, topn)
         hits = []
         for rank, path in enumerate(paths):
             doc = self._document(path)
             if doc is not None:
                 hits.append(Hit(doc.url, doc.title, _snippet(doc.text, query), float(topn - rank)))
         return hits
+
+    def _ranked_paths(self, query: str, topn: int) -> list[str]:
+        """libzim matches every word of a query (and has no OR): a question in plain words would find
+        nothing. So: all the words first, then the entries the most single words find (ties by
+        their best rank), until topn."""
+        words = [w for w in dict.fromkeys(re.findall(r"\w+", query.lower())) if w not in STOPWORDS]
+        if not words:
+            return []
+        paths = self._paths(" ".join(words), topn)
+        if len(paths) < topn and len(words) > 1:
+            votes: dict[str, list[int]] = {}
+            for w in words:
+                for rank, path in enumerate(self._paths(w, topn)):
+                    votes.setdefault(path, []).append(rank)
+            ranked = sorted(votes, key=lambda p: (-len(votes[p]), min(votes[p])))
+            paths += [p for p in ranked if p not in paths]
+        return paths[:topn]
+
+    def _paths(self, text: str, topn: int) -> list[str]:
+        from libzim.search import Query, Searcher
+        from libzim.suggestion import SuggestionSearcher
+
+        with self._lock:
+            if self.full_text:
+                return list(Searcher(self.archive).search(Query().set_query(text)).getResults(0, topn))
+            return list(SuggestionSearcher(self.archive).suggest(text).getResults(0, topn))
 
     def fetch(self, url: str) -> Document | None:
         if not url.startswith(f"{SCHEME}{self.name}/"):

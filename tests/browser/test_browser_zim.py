@@ -61,3 +61,13 @@ def test_a_file_that_is_not_a_zim_is_one_sentence(tmp_path):
     with pytest.raises(BackendError, match="is not a readable ZIM archive"):
         ZimArchive(bad)
     assert source_name(tmp_path / "wikipedia en (2024).zim") == "wikipedia_en_2024"
+
+
+def test_questions_in_plain_words_find_articles(wiki, tmp_path):
+    """libzim matches every word of a query; a question the model writes in plain words must still
+    find the article that holds most of them, and query syntax is just words."""
+    assert wiki.search("How far away is the Moon from Earth?", 5)[0].title == "Moon"
+    assert wiki.search("what causes the rise and fall of sea levels", 5)[0].title == "Tide"
+    assert wiki.search('"; NEAR( OR * ^ -- ) AND', 5) == []
+    titles_only = ZimArchive(write_zim(tmp_path / "t.zim", ARTICLES, full_text=False))
+    assert titles_only.search("tell me about basalt rocks", 5)[0].title == "Basalt"
