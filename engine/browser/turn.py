@@ -65,4 +65,5 @@ def browse_turn(session, messages: list[dict], tool, max_steps: int = MAX_STEPS,
             output = call.error or tool.run(call.recipient, call.arguments)
         shown = before if tool.next_cursor > before else None
         messages += [call.message, tool_result_message(call, output)]
+        reply.pop("tool_choice", None)  # a forced call is the first one only
         yield BrowserStep(call, output, shown)

@@ -53,3 +53,21 @@ def test_a_missing_library_folder_is_one_sentence(tmp_path):
     assert run.returncode == 1
     assert f"The library folder {tmp_path / 'nope'} does not exist" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_sources_that_cant_be_used_are_one_sentence(tmp_path, notes):
+    import pytest
+
+    from zim_archive import ARTICLES, write_zim
+
+    with pytest.raises(ValueError, match="The ZIM file .* does not exist"):
+        open_sources([], [str(tmp_path / "missing.zim")], tmp_path / "index")
+    (tmp_path / "bad.zim").write_text("not a zim")
+    with pytest.raises(ValueError, match="is not a readable ZIM archive"):
+        open_sources([], [str(tmp_path / "bad.zim")], tmp_path / "index")
+    write_zim(tmp_path / "library.zim", ARTICLES)
+    with pytest.raises(ValueError, match="same name"):
+        open_sources([str(notes)], [str(tmp_path / "library.zim")], tmp_path / "index")
+    both = open_sources([str(notes)], [str(tmp_path / "wiki.zim") if write_zim(tmp_path / "wiki.zim", ARTICLES) else ""],
+                        tmp_path / "index")
+    assert [b.name for b in both] == ["library", "wiki"]

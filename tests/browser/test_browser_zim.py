@@ -71,3 +71,18 @@ def test_questions_in_plain_words_find_articles(wiki, tmp_path):
     assert wiki.search('"; NEAR( OR * ^ -- ) AND', 5) == []
     titles_only = ZimArchive(write_zim(tmp_path / "t.zim", ARTICLES, full_text=False))
     assert titles_only.search("tell me about basalt rocks", 5)[0].title == "Basalt"
+
+
+def test_two_sources_are_searched_together_or_one_by_name(wiki, notes, tmp_path, count_tokens):
+    from engine.browser import Library
+
+    lib = Library(tmp_path / "index", [notes])
+    lib.update()
+    tool = BrowserTool([lib, wiki], count_tokens)
+    both = tool.run("browser.search", '{"query": "tide"}')
+    assert "【0†Tide tables†library】" in both and "【1†Tide†wikipedia_en_test】" in both  # interleaved
+    one = tool.run("browser.search", '{"query": "tide", "source": "wikipedia_en_test"}')
+    assert "†library】" not in one and "【0†Tide†wikipedia_en_test】" in one
+    assert tool.run("browser.open", '{"id": 0}').startswith("[2] Tide (zim://wikipedia_en_test/A/Tide)")
+    assert tool.run("browser.open", '{"id": "zim://wikipedia_en_test/A/Moon", "source": "library"}').endswith(
+        "open a link from a page or search first.")  # that URL is not the library's
