@@ -181,6 +181,9 @@ class Chat:
         from engine.browser.turn import browse_turn
 
         asked = len(self.messages) - 1
+        for source in self.browser.sources.values():  # files changed while chatting: re-index them
+            if hasattr(source, "refresh_if_stale"):
+                source.refresh_if_stale()
         for ev in browse_turn(self.session, self.messages, self.browser, **options):
             view.handle(ev)
         if not view.final:

@@ -43,6 +43,9 @@ class Sources:
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="browser")
 
     def tool(self, count_tokens, previous: str | None = None) -> BrowserTool:
+        for b in self.backends:  # files changed since the last request: re-index them in the background
+            if hasattr(b, "refresh_if_stale"):
+                b.refresh_if_stale()
         with self._lock:
             if previous and previous in self._tools:
                 return self._tools[previous]

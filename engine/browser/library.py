@@ -92,6 +92,8 @@ class Library:
         self.path = self.index_folder / f"{name}.sqlite3"
         self._local = threading.local()
         self._update_lock = threading.Lock()
+        self._job: IndexJob | None = None
+        self.updated_at = 0.0  # time.monotonic() when the last full update finished
         self._create()
 
     # ------------------------------------------------------------ the database
@@ -220,11 +222,22 @@ class Library:
                     report.removed += 1
         db.commit()
         report.seconds = time.perf_counter() - started
+        if not report.cancelled:
+            self.updated_at = time.monotonic()
         return report
 
     def update_in_background(self, progress=None) -> "IndexJob":
         """Start update() on a thread of its own; the job can be cancelled and waited for."""
         return IndexJob(self, progress)
+
+    def refresh_if_stale(self, max_age_s: float = 60.0) -> "IndexJob | None":
+        """Bring the index up to date in the background if the last update is older than max_age_s
+        and none is running (searches go on meanwhile): a long-running chat or server sees the
+        files the user changed. Returns the job started, if any."""
+        if time.monotonic() - self.updated_at < max_age_s or (self._job is not None and self._job.running):
+            return None
+        self._job = IndexJob(self)
+        return self._job
 
     def _link_of(self, page: Path, href: str) -> str | None:
         """An HTML link as a URL the browser may open: only files inside the library's folders."""
@@ -256,7 +269,7 @@ class IndexJob:
         except Exception as e:  # noqa: BLE001 - reported to whoever waits, not raised on a bare thread
             self.error = f"Indexing {library.name} failed: {e}"
         finally:
-            library.close()
+            library.close()  # this thread's connection
 
     def _on_progress(self, done: int, total: int, path: Path) -> None:
         self.done, self.total = done, total

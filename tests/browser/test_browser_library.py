@@ -122,3 +122,17 @@ def test_a_result_shows_the_passage_where_the_query_words_meet():
     shown = passage(text, "how high is the spring tide at Brest")
     assert "spring tide at Brest peaks" in shown and shown.startswith("…") and shown.endswith("…")
     assert passage("short text", "nothing matches") == "short text"
+
+
+def test_a_stale_index_is_refreshed_in_the_background(notes, tmp_path):
+    lib = Library(tmp_path / "index", [notes])
+    lib.update()
+    assert lib.refresh_if_stale(60) is None  # just updated
+    (notes / "late.md").write_text("# Late\n\nThe ferry leaves at dawn.")
+    job = lib.refresh_if_stale(0)
+    assert job is not None
+    second = lib.refresh_if_stale(0)
+    assert second is None or not job.running  # never two at once
+    assert job.wait(60).added == 1 and lib.search("ferry dawn", 5)[0].url.endswith("late.md")
+    if second is not None:
+        second.wait(60)
