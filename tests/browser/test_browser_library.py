@@ -52,6 +52,8 @@ def test_search_ranks_the_right_document_first(notes, tmp_path):
 def test_fts_query_quotes_every_word():
     assert fts_query("what is the spring tide?") == '"spring" OR "tide"'
     assert fts_query("***") is None
+    assert fts_query("spring tide", {"tide"}) == '"spring"'  # a word in most documents weighs nothing
+    assert fts_query("tide", {"tide"}) == '"tide"'  # unless it is all there is
 
 
 def test_updates_are_incremental(notes, tmp_path):
