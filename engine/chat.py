@@ -188,6 +188,15 @@ class Chat:
             view.handle(ev)
         if not view.final:
             del self.messages[asked:]
+            return
+        from engine.browser import citations
+
+        seen = set()
+        for c in citations("".join(view.final), self.browser):  # where each citation leads, once
+            if c.url and (c.url, c.lines) not in seen:
+                seen.add((c.url, c.lines))
+                lines = f"#L{c.lines[0]}-L{c.lines[1]}" if c.lines else ""
+                view.write(view.dim(f"【{c.cursor}†{c.text}】 {c.title}: {c.url}{lines}") + "\n")
 
     def run(self, read=input) -> None:
         print(f"Chatting with {self.args.model} (reasoning effort {self.effort}). {HELP}", file=self.out)

@@ -36,6 +36,7 @@ def test_a_browsing_turn_in_the_terminal(enc, notes, tmp_path, count_tokens):
     assert '[browser.search "spring tide Brest" -> [0] spring tide Brest]' in text
     assert "[browser.open 0 -> [1] Tide tables (file://" in text
     assert "peaks at 7.9 metres 【1†L2】" in text
+    assert f"【1†L2】 Tide tables: {(notes / 'tides.md').as_uri()}#L2-L2" in text  # where the citation leads
     assert [m["role"] for m in chat.messages][-3:] == ["assistant", "tool", "assistant"]
 
 
