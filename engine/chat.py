@@ -140,6 +140,8 @@ class Chat:
         if word == "/reset":
             self.messages.clear()
             self.session.reset()
+            if self.browser is not None:
+                self.browser.reset()  # the new chat's pages start at cursor 0
             print("New chat: the history is cleared.", file=self.out)
         elif word == "/effort":
             if rest.strip() in EFFORTS:

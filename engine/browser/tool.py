@@ -63,8 +63,23 @@ class BrowserTool:
                 log.exception("browser: %s failed", recipient)
                 return f"The browser failed on this call ({type(e).__name__}); try another query or page."
 
+    def reset(self) -> None:
+        """Forget every page (a new chat): the next page is cursor 0 again."""
+        with self._lock:
+            self.pages.clear()
+            self.next_cursor = 0
+
     def page(self, cursor: int) -> Page | None:
         return self.pages.get(cursor)
+
+    def replay(self, messages: list[dict]) -> int:
+        """Rebuild the pages of a saved conversation by running its browser calls again, in order,
+        so its cursors (and the citations in its answers) mean what they meant (e.g. a chat reopened
+        from history). The documents are read as they are now. Returns the number of calls run."""
+        calls = [m for m in messages if m.get("role") == "assistant" and str(m.get("recipient") or "").startswith("browser.")]
+        for m in calls:
+            self.run(m["recipient"], m.get("content") or "")
+        return len(calls)
 
     # ------------------------------------------------------------ the three functions
 

@@ -38,6 +38,8 @@ def test_a_browsing_turn_in_the_terminal(enc, notes, tmp_path, count_tokens):
     assert "peaks at 7.9 metres 【1†L2】" in text
     assert f"【1†L2】 Tide tables: {(notes / 'tides.md').as_uri()}#L2-L2" in text  # where the citation leads
     assert [m["role"] for m in chat.messages][-3:] == ["assistant", "tool", "assistant"]
+    chat.command("/reset")
+    assert chat.messages == [] and chat.browser.next_cursor == 0 and chat.browser.page(1) is None
 
 
 def test_a_turn_without_an_answer_is_taken_back(enc, notes, tmp_path, count_tokens):

@@ -65,3 +65,14 @@ def test_the_system_message_offers_the_browser_with_its_sources(enc, tool):
     list(browse_turn(session, [{"role": "user", "content": "hi"}], tool))
     text = enc.decode(session.prompts[0])
     assert "## browser" in text and "// sources=library (default: library)" in text
+
+
+def test_a_saved_conversation_gets_its_pages_back(enc, tool, notes, count_tokens):
+    session = ScriptedSession(enc, [SEARCH, OPEN, FINAL])
+    messages = [{"role": "user", "content": "tides?"}]
+    list(browse_turn(session, messages, tool))
+    reopened = BrowserTool(list(tool.sources.values()), count_tokens)
+    assert reopened.replay(messages) == 2
+    assert reopened.page(1).url == tool.page(1).url == (notes / "tides.md").as_uri()
+    assert citations(messages[-1]["content"], reopened)[0].url == (notes / "tides.md").as_uri()
+    assert reopened.next_cursor == tool.next_cursor  # the next call gets the cursor it would have had
