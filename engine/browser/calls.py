@@ -24,6 +24,7 @@ MAX_TOPN = 50
 class SearchArgs:
     query: str
     topn: int = 10
+    top_n: int = 10  # the reference's search() takes this spelling too
     source: str | None = None
 
 
@@ -49,6 +50,7 @@ _TYPES = {  # argument -> (what it must be, check)
     "pattern": ("a string", lambda v: isinstance(v, str)),
     "source": ("a string", lambda v: isinstance(v, str) or v is None),
     "topn": ("a whole number", lambda v: _whole(v)),
+    "top_n": ("a whole number", lambda v: _whole(v)),
     "cursor": ("a whole number", lambda v: _whole(v)),
     "loc": ("a whole number", lambda v: _whole(v)),
     "num_lines": ("a whole number", lambda v: _whole(v)),
@@ -89,7 +91,7 @@ def check_browser_call(recipient: str, arguments: str):
         if not args["query"].strip():
             return None, "The search query is empty; say what to look for."
         args["query"] = args["query"][:MAX_QUERY_CHARS]
-        args["topn"] = max(1, min(args.get("topn", 10), MAX_TOPN))
+        args["topn"] = max(1, min(args.get("topn", args.get("top_n", 10)), MAX_TOPN))
     if name == "find" and not args["pattern"].strip():
         return None, "The find pattern is empty; say what text to look for."
     return kind(**args), None

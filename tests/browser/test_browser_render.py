@@ -101,5 +101,6 @@ def test_bad_calls_are_one_sentence_for_the_model():
     assert "no function" in check_call("browser.click", "{}", {}, browser=True).error
     assert "not valid JSON" in check_call("browser.find", "{pattern", {}, browser=True).error
     assert check_call("browser.open", "", {}, browser=True).error is None  # open() alone: the current page
+    assert check_call("browser.search", '{"query": "x", "top_n": 3}', {}, browser=True).parsed.topn == 3
     # not offered (the app today): the model reads that there is no such tool, as for any unknown one
     assert "There is no tool 'browser.search'" in check_call("browser.search", '{"query": "x"}', {}).error
