@@ -71,7 +71,7 @@ def document_page(doc: Document, source: str) -> Page:
         links[i] = (source, doc.links[i])
         return f"【{i}†{m.group(2).replace('†', '‡').strip() or doc.links[i]}】"
 
-    text = _MARKER.sub(link, safe(doc.text))
+    text = _MARKER.sub(link, safe(doc.text).replace("\r\n", "\n").replace("\r", "\n"))  # Windows and old Mac lines
     return Page(doc.url, safe(doc.title).replace("\n", " "), wrap_lines(text), links, source=source)
 
 

@@ -133,3 +133,11 @@ def test_documents_full_of_control_tokens_stay_text(tmp_path, enc, count_tokens)
 def test_wrap_keeps_empty_lines_and_wraps_at_80():
     assert wrap_lines("a\n\n" + "word " * 40) == ["a", ""] + wrap_lines("word " * 40)
     assert all(len(line) <= 80 for line in wrap_lines("word " * 40))
+
+
+def test_windows_line_endings_are_lines(tmp_path, count_tokens):
+    (tmp_path / "win.txt").write_bytes(b"first\r\nsecond\r\nthird\rfourth")
+    lib = Library(tmp_path / "index", [tmp_path])
+    lib.update()
+    view = BrowserTool([lib], count_tokens).run("browser.open", f'{{"id": "{(tmp_path / "win.txt").as_uri()}"}}')
+    assert lines_of(view) == [(0, "first"), (1, "second"), (2, "third"), (3, "fourth")]
