@@ -14,7 +14,6 @@ Whatever a file holds, conversion never raises: an unreadable file becomes None 
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 from html.parser import HTMLParser
@@ -223,7 +222,7 @@ def html_to_text(source: str, link_of=None) -> tuple[str, str, list[str]]:
     text = "".join(parser.out)
     text = "\n".join(line.strip() if not line.startswith("    ") else line.rstrip() for line in text.split("\n"))
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
-    title = " ".join(html.unescape("".join(parser.title)).split())
+    title = " ".join("".join(parser.title).split())  # the parser already turned &amp; and the like into text
     if not title:
         m = re.search(r"^#+ (.+)$", text, re.M)
         title = m.group(1).strip() if m else ""
