@@ -130,6 +130,10 @@ class BrowserTool:
         return [self.sources[source]]
 
     def _fetch(self, source: str | None, url: str) -> Page:
+        names = [b.name for b in self._backends(source)]
+        for page in reversed(list(self.pages.values())):  # opened before: the same page, as the reference does
+            if page.url == url and page.source in names and not page.results:
+                return page
         for b in self._backends(source):
             doc = b.fetch(url)
             if doc is not None:

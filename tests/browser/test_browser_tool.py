@@ -63,6 +63,7 @@ def test_open_a_result_then_scroll_then_find(tool, notes, count_tokens):
     assert "# 【0†match at L150】" in found
     back = tool.run("browser.open", '{"id": 0}')  # a find result opens the page near the match
     assert HEADER.match(back).group(3) == "146"
+    assert tool.page(4) is tool.page(1)  # the document was not read and wrapped again
 
 
 def test_links_on_a_page_open_only_inside_the_library(tool, notes):
