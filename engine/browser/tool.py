@@ -94,7 +94,7 @@ class BrowserTool:
 
     def _open(self, args: OpenArgs) -> str:
         if isinstance(args.id, str):  # a URL: only one a source holds
-            page = self._fetch(args.source, args.id)
+            page = self._fetch(args.source, args.id, refresh=True)
             return self._show(page, max(args.loc, 0), args.num_lines)
         current = self._page(args.cursor)
         if args.id < 0:  # scroll the page
@@ -129,11 +129,11 @@ class BrowserTool:
             raise ToolUsageError(f"There is no source {source!r}; the sources are {', '.join(self.sources)}.")
         return [self.sources[source]]
 
-    def _fetch(self, source: str | None, url: str) -> Page:
+    def _fetch(self, source: str | None, url: str, refresh: bool = False) -> Page:
         names = [b.name for b in self._backends(source)]
-        for page in reversed(list(self.pages.values())):  # opened before: the same page, as the reference does
-            if page.url == url and page.source in names and not page.results:
-                return page
+        for page in [] if refresh else reversed(list(self.pages.values())):  # opened before: that page, as
+            if page.url == url and page.source in names and not page.results:  # the reference does (a URL
+                return page  # typed in is read again)
         for b in self._backends(source):
             doc = b.fetch(url)
             if doc is not None:
