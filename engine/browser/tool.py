@@ -130,10 +130,11 @@ class BrowserTool:
         return [self.sources[source]]
 
     def _fetch(self, source: str | None, url: str, refresh: bool = False) -> Page:
+        # A document opened before is that page again, as in the reference; a URL typed in is read again.
         names = [b.name for b in self._backends(source)]
-        for page in [] if refresh else reversed(list(self.pages.values())):  # opened before: that page, as
-            if page.url == url and page.source in names and not page.results:  # the reference does (a URL
-                return page  # typed in is read again)
+        for page in [] if refresh else reversed(list(self.pages.values())):
+            if page.url == url and page.source in names and not page.results:
+                return page
         for b in self._backends(source):
             doc = b.fetch(url)
             if doc is not None:
