@@ -48,9 +48,10 @@ class ChatController(QObject):
     _request_generate = Signal(int, object, object)  # object: PySide6 6.12 mis-counts None inside dict/list signals
     _request_tool = Signal(int, str, str)               # request id, chat, python code
     _request_warm = Signal(str)                         # chat: start its kernel while the user decides
+    _request_browse = Signal(int, str, str, str)        # request id, chat, browser.<fn>, arguments
 
     def __init__(self, store: ChatStore, worker: EngineWorker | None = None, flush_ms: int = 30, parent=None,
-                 tools: ToolsWorker | None = None):
+                 tools: ToolsWorker | None = None, library=None):
         super().__init__(parent)
         self.store = store
         self.history_notice = store.notice   # shown once at start ('' when the history opened cleanly)
@@ -87,6 +88,8 @@ class ChatController(QObject):
             except StoreError:
                 pass
         self.tools.set_python_enabled(self.settings.python_tool)
+        self.tools.set_disk_quota(self.settings.python_disk_quota_mb << 20)
+        self._setup_browser(library)
         self._timer = QTimer(self)
         self._timer.setInterval(flush_ms)
         self._timer.timeout.connect(self.flush)
@@ -102,6 +105,20 @@ class ChatController(QObject):
         self.turns: dict[int, Turn] = {}            # the answers being written, by conversation id
         self._last_deleted: int | None = None
 
+    def _setup_browser(self, library) -> None:
+        """The browser over the user's library: its calls on the tools thread (app/browser_worker.py)."""
+        from app.browser_worker import BrowserWorker, LibraryIndexer
+        from app.library_sources import LibrarySources
+        if library is None:
+            from app.paths import app_data_dir
+            library = LibrarySources(self.store, app_data_dir() / "browser")
+        self.library = library
+        self.indexer = LibraryIndexer(library, self)
+        self.browser = BrowserWorker(library)
+        self.browser.moveToThread(self.tools_thread.thread)
+        self._request_browse.connect(self.browser.run)
+        self.browser.finished.connect(self._on_tool_finished)
+
     # -- model -----------------------------------------------------------------------------
     def load_model(self, folder: str) -> None:
         """Start loading on the engine thread; model_ready or model_failed follows."""
@@ -113,6 +130,9 @@ class ChatController(QObject):
 
     def _on_loaded(self, name: str, greedy: bool) -> None:
         self.ready, self.model_name, self.greedy = True, name, greedy
+        counter = getattr(self.worker.engine, "count_tokens", None)   # pure tokenizer work, no MLX
+        if callable(counter):
+            self.library.count_tokens = counter
         self.is_demo = name == DEMO.label
         if not self.model.messages():   # an empty chat takes the effort that suits this model
             self.effort = self.new_chat_effort()
@@ -133,6 +153,7 @@ class ChatController(QObject):
             self.tools.interrupt(str(turn.conv))
         self.engine_thread.stop()
         self.tools.close_all()
+        self.indexer.cancel()
         self.tools_thread.stop()
         self.flush()
         for turn in list(self.turns.values()):  # the worker never reported back: save what we have
@@ -220,6 +241,7 @@ class ChatController(QObject):
         self.store.delete(conversation_id)
         self._last_deleted = conversation_id
         self.tools.forget(str(conversation_id))
+        self.library.forget(str(conversation_id))
         if conversation_id == self.current_id:
             rest = self.store.conversations()
             self.open_conversation(rest[0].id if rest else -1)
@@ -246,6 +268,7 @@ class ChatController(QObject):
         self.settings = settings.clamped()
         self._try(self.settings.save, self.store)  # kept for this session even if it can't be saved
         self.tools.set_python_enabled(self.settings.python_tool)
+        self.tools.set_disk_quota(self.settings.python_disk_quota_mb << 20)
         emit(self.settings_changed)
         if self.ready and old_context != self.settings.context_length and self.settings.model_folder:
             self.load_model(self.settings.model_folder)
@@ -337,6 +360,9 @@ class ChatController(QObject):
         s = self.settings
         options = {"effort": self.effort, "developer": s.developer, "temperature": s.temperature,
                    "top_p": s.top_p, "max_tokens": s.max_tokens, "python": s.python_tool}
+        if self.library.on_for(self.current_id) and self.library.names():   # the chat's sources are on
+            self.library.prepare(str(self.current_id), engine_history(self.model.messages()))
+            options["browser"] = self.library.names()
         if not self.is_demo:   # the demo model learnt no functions or answer schemas: those sections would be new to it
             options.update(tools=engine_tools(s.functions), response_format=response_format(s.answer_schema))
         turn = self.turns[self.current_id] = Turn(self, self.current_id, engine_history(self.model.messages()),
@@ -373,6 +399,18 @@ class ChatController(QObject):
         self._request_id += 1
         emit(self._request_tool, self._request_id, chat, code)
         return self._request_id
+
+    def run_browser(self, chat: str, recipient: str, arguments: str) -> int:
+        self._request_id += 1
+        emit(self._request_browse, self._request_id, chat, recipient, arguments)
+        return self._request_id
+
+    def browser_on(self, conversation_id: int) -> bool:
+        """The chat's sources are on: the model is offered the browser over the library."""
+        return self.library.on_for(conversation_id)
+
+    def set_browser_on(self, conversation_id: int, on: bool) -> None:
+        self.library.set_on_for(conversation_id, on)
 
     def warm_python(self, chat: str) -> None:
         emit(self._request_warm, chat)

@@ -125,7 +125,8 @@ class EngineWorker(QObject):
                 messages, effort=options.get("effort", "medium"), developer=options.get("developer") or None,
                 sampling=engine.sampling(options.get("temperature"), options.get("top_p")),
                 max_tokens=int(options.get("max_tokens", 2048)), cancel=cancel, python=python,
-                tools=list(options.get("tools") or []) or None, response_format=options.get("response_format"))
+                tools=list(options.get("tools") or []) or None, response_format=options.get("response_format"),
+                **({"browser": list(options["browser"])} if options.get("browser") else {}))  # the chat's sources
             for ev in events:
                 if isinstance(ev, Done):
                     done = ev

@@ -52,6 +52,9 @@ class MainWindow(QMainWindow):
         self._actions()
         self._wire()
         self.apply_theme()
+        from app.ui.citation_opener import CitationOpener   # 【6†L9】 links in answers open their source
+        self.citation_opener = CitationOpener(self.c.library, self)
+        self.citation_opener.install()
         self.refresh_conversations()
         self._update_composer()
 
@@ -83,6 +86,9 @@ class MainWindow(QMainWindow):
         h.addWidget(self.model_badge)
         h.addWidget(self.get_model_button)
         h.addSpacing(10)
+        from app.ui.chat_sources import ChatSourcesSwitch   # the chat's library on/off (the browser tool)
+        self.sources_switch = ChatSourcesSwitch(self.c)
+        h.addWidget(self.sources_switch)
         h.addWidget(self.effort)
         self.header = header
         header.installEventFilter(self)
@@ -209,7 +215,8 @@ class MainWindow(QMainWindow):
         self.status_api.setVisible(api.running)
 
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.c.settings, self, greedy=self.c.greedy, api=self.api_server)
+        dialog = SettingsDialog(self.c.settings, self, greedy=self.c.greedy, api=self.api_server,
+                                library=(self.c.library, self.c.indexer))
         if dialog.exec():
             self.c.save_settings(dialog.result_settings())
 

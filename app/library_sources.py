@@ -1,0 +1,145 @@
+"""The user's library for the browser tool: the folders and ZIM archives added in Settings, their
+index (in the app's data folder) and one BrowserTool per chat. No Qt here.
+
+    lib = LibrarySources(store, app_data_dir() / "browser")
+    lib.add("~/Notes"); lib.names()           # ["library"]
+    lib.run("12", "browser.search", '{"query": "tides"}')   # on the tools thread, never the model's
+
+Only what the user added is ever read: the backends are built from the saved list alone, and a
+backend only opens what it holds (engine/browser/backend.py). Which chats browse is kept per chat
+("browser_off": the chats whose sources are switched off; on by default once something is added).
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from engine.browser import BrowserTool, Library
+from engine.browser.page import document_page
+
+SETTING = "library"
+OFF_SETTING = "browser_off"
+
+
+def rough_tokens(text: str) -> int:
+    """Until a model is loaded (its tokenizer then counts): about 4 characters a token."""
+    return len(text) // 4 + 1
+
+
+class LibrarySources:
+    def __init__(self, store, index_folder: Path):
+        self.store, self.index_folder = store, Path(index_folder)
+        self.count_tokens = rough_tokens
+        self._lock = threading.RLock()
+        self._backends: list | None = None
+        self._tools: dict[str, BrowserTool] = {}
+        saved = self._get(SETTING, {})
+        saved = saved if isinstance(saved, dict) else {}
+        self.folders: list[str] = [str(p) for p in saved.get("folders") or [] if isinstance(p, str)]
+        self.zims: list[str] = [str(p) for p in saved.get("zims") or [] if isinstance(p, str)]
+
+    def _get(self, key, default):
+        try:
+            return self.store.get_setting(key, default)
+        except Exception:  # noqa: BLE001 - an unreadable setting: the library starts empty
+            return default
+
+    # -- what the user added -----------------------------------------------------------------
+    def add(self, path: str) -> str:
+        """Add a folder or a .zim file; '' when done, else one sentence saying why not."""
+        p = Path(path).expanduser().resolve()
+        if p.is_dir():
+            target = self.folders
+        elif p.is_file() and p.suffix.lower() == ".zim":
+            target = self.zims
+        else:
+            return f"{p} is neither a folder nor a .zim archive; add a folder of documents or a Kiwix .zim file."
+        if str(p) not in target:
+            with self._lock:
+                target.append(str(p))
+                self._changed()
+        return ""
+
+    def remove(self, path: str) -> None:
+        with self._lock:
+            for target in (self.folders, self.zims):
+                if path in target:
+                    target.remove(path)
+            self._changed()
+
+    def _changed(self) -> None:
+        self.store.set_setting(SETTING, {"folders": self.folders, "zims": self.zims})
+        if self._backends:
+            for b in self._backends:
+                if isinstance(b, Library):
+                    b.close()
+        self._backends, self._tools = None, {}
+
+    @property
+    def empty(self) -> bool:
+        return not self.folders and not self.zims
+
+    # -- the backends and the chats' tools -----------------------------------------------------
+    def library(self) -> Library | None:
+        """The documents' index (built from the folders; indexing is LibraryIndexer's)."""
+        return next((b for b in self.backends() if isinstance(b, Library)), None)
+
+    def backends(self) -> list:
+        with self._lock:
+            if self._backends is None:
+                out = []
+                if self.folders:
+                    out.append(Library(self.index_folder, self.folders))
+                for z in self.zims:
+                    try:
+                        from engine.browser.zim import ZimArchive
+                        out.append(ZimArchive(Path(z)))
+                    except Exception:  # noqa: BLE001 - gone or unreadable: the other sources still work
+                        continue
+                self._backends = out
+            return list(self._backends)
+
+    def names(self) -> list[str]:
+        return [b.name for b in self.backends()]
+
+    def tool(self, chat: str) -> BrowserTool:
+        with self._lock:
+            if chat not in self._tools:
+                self._tools[chat] = BrowserTool(self.backends(), lambda s: self.count_tokens(s))
+            return self._tools[chat]
+
+    def prepare(self, chat: str, history: list[dict]) -> None:
+        """A chat reopened after a restart: run its earlier browser calls again so its cursors
+        (and so the next page's number) mean what they meant."""
+        with self._lock:
+            if chat not in self._tools:
+                self.tool(chat).replay(history)
+
+    def run(self, chat: str, recipient: str, arguments: str) -> str:
+        """One browser call for chat `chat`: the page the model reads (or a sentence about its mistake)."""
+        return self.tool(chat).run(recipient, arguments)
+
+    def forget(self, chat: str) -> None:
+        with self._lock:
+            self._tools.pop(chat, None)
+
+    def read(self, url: str) -> tuple[str, list[str]] | None:
+        """(title, lines) of a document in the sources, numbered as the model saw them; None if
+        no source holds it."""
+        for b in self.backends():
+            doc = b.fetch(url)
+            if doc is not None:
+                page = document_page(doc, b.name)
+                return page.title, page.lines
+        return None
+
+    # -- per chat --------------------------------------------------------------------------------
+    def on_for(self, conversation_id: int) -> bool:
+        off = self._get(OFF_SETTING, [])
+        return not self.empty and not (isinstance(off, list) and conversation_id in off)
+
+    def set_on_for(self, conversation_id: int, on: bool) -> None:
+        off = self._get(OFF_SETTING, [])
+        off = set(off) if isinstance(off, list) else set()
+        off = off - {conversation_id} if on else off | {conversation_id}
+        self.store.set_setting(OFF_SETTING, sorted(off))
