@@ -56,7 +56,7 @@ class LibraryIndexer(QObject):
         lib = self.sources.library()
         if lib is None or self.running:
             return False
-        self.job = lib.update_in_background(lambda done, total, path: emit(self.progress, done, total, path.name))
+        self.job = lib.update_in_background(lambda done, total, path: self._say(self.progress, done, total, path.name))
         self._watch(self.job)
         return True
 
@@ -65,8 +65,15 @@ class LibraryIndexer(QObject):
 
         def wait():
             job.wait()
-            emit(self.finished, summary(job))
+            self._say(self.finished, summary(job))
         threading.Thread(target=wait, name="browser-index-wait", daemon=True).start()
+
+    @staticmethod
+    def _say(signal, *args) -> None:
+        try:
+            emit(signal, *args)
+        except RuntimeError:   # the window (and this object) closed while indexing went on
+            pass
 
     def cancel(self) -> None:
         if self.job is not None:

@@ -9,7 +9,8 @@ or of a cursor the steps don't hold, is left as the model wrote it.
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, quote, urlencode, urlparse
+from pathlib import Path
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlparse
 
 from engine.browser.citations import citations
 
@@ -25,8 +26,16 @@ def pages_seen(steps) -> dict[int, tuple[str, str]]:
             continue
         m = _HEADER.match(step.result.split("\n", 1)[0])
         if m and m.group(3) and "/find?pattern=" not in m.group(3) and not m.group(3).endswith("..."):
-            out[int(m.group(1))] = (m.group(2), m.group(3))
+            out[int(m.group(1))] = (m.group(2), source_url(m.group(3)))
     return out
+
+
+def source_url(shown: str) -> str:
+    """The source's own URL from the one a page header shows (headers show it unquoted)."""
+    parsed = urlparse(shown)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path)).as_uri()
+    return f"{parsed.scheme}://{parsed.netloc}/{quote(unquote(parsed.path.lstrip('/')))}"
 
 
 class _Pages:

@@ -42,6 +42,7 @@ class CitationOpener(QObject):
         super().__init__(parent)
         self.library = library
         self.reader: ReaderView | None = None
+        self.open_in_app = QDesktopServices.openUrl   # the user's default app for the document
 
     def install(self) -> None:
         QDesktopServices.setUrlHandler(SCHEME, self, "open_link")
@@ -57,9 +58,9 @@ class CitationOpener(QObject):
             return ""
         url, lines = parsed
         if url.startswith("file://") and self._holds(url):
-            if QDesktopServices.openUrl(QUrl.fromLocalFile(unquote(urlparse(url).path))):
+            if self.open_in_app(QUrl.fromLocalFile(unquote(urlparse(url).path))):
                 return "app"
-        read = self.library.read(url)   # ZIM articles, and documents no app opens
+        read = self.library.read(url)   # ZIM articles, and documents no app opens (none here: refused)
         if read is None:
             return ""
         self.reader = ReaderView(read[0], read[1], lines, self.parent())

@@ -1,0 +1,259 @@
+"""The browser tool in the app (issue 26): a scripted model (the real harmony renderer and stream
+parser, tests/browser/scripted.py) searches, opens and cites a real library folder of real files,
+driven through the real controller and window. The calls run on the tools thread without consent,
+each shows as a collapsed block, the citation opens the document, and indexing reports progress
+and can be cancelled while the window keeps running.
+"""
+from __future__ import annotations
+
+import importlib.util
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QObject, QPoint, Qt, QTimer, QUrl, Slot
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QLabel
+
+from app.browser_worker import LibraryIndexer
+from app.citation_links import SCHEME, parse_citation_url
+from app.controller import ChatController
+from app.library_sources import LibrarySources
+from app.worker import EngineWorker
+from engine.tokenizer import load_tokenizer
+from models.tokenizer_json import shared_o200k_harmony_folder
+
+_spec = importlib.util.spec_from_file_location("browser_scripted", Path(__file__).parents[1] / "browser" / "scripted.py")
+browser_scripted = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(browser_scripted)
+
+SEARCH = ('<|channel|>analysis<|message|>I should search the notes.<|end|><|start|>assistant<|channel|>analysis '
+          'to=browser.search code<|message|>{"query": "spring tide Brest"}<|call|>')
+OPEN = '<|channel|>analysis to=browser.open code<|message|>{"id": 0, "cursor": 0}<|call|>'
+FINAL = '<|channel|>final<|message|>The spring tide at Brest peaks at 7.9 metres 【1†L2】.<|return|>'
+PLAIN = '<|channel|>final<|message|>I only know what I was trained on.<|return|>'
+
+
+@pytest.fixture(scope="module")
+def enc():
+    return load_tokenizer(shared_o200k_harmony_folder())
+
+
+@pytest.fixture
+def notes(tmp_path) -> Path:
+    """A real folder of real files: Markdown, text, HTML and Word."""
+    import docx
+    root = tmp_path / "my notes"
+    root.mkdir()
+    (root / "tides.md").write_text("# Tide tables\n\nThe spring tide at Brest peaks at 7.9 metres.\n"
+                                   + "\n".join(f"Filler line {i} about the harbour." for i in range(60)))
+    (root / "groceries.txt").write_text("Groceries\n\nBuy saffron, quince and sorrel for Sunday.\n")
+    (root / "manual.html").write_text("<html><head><title>Espresso manual</title></head><body><h1>Espresso</h1>"
+                                      "<p>Descale the boiler every <b>three months</b>.</p></body></html>")
+    d = docx.Document()
+    d.add_heading("Grinder notes", 1)
+    d.add_paragraph("Burr grinders need setting 14 for espresso.")
+    d.save(str(root / "grinder.docx"))
+    return root
+
+
+@pytest.fixture
+def library(store, tmp_path, notes):
+    lib = LibrarySources(store, tmp_path / "data" / "browser")
+    assert lib.add(str(notes)) == ""
+    assert lib.library().update().added == 4   # indexed for real, as the Library section does
+    return lib
+
+
+def make(qtbot, store, session, library):
+    c = ChatController(store, EngineWorker(loader=lambda folder, context_length: session), flush_ms=10,
+                       library=library)
+    with qtbot.waitSignal(c.model_ready, timeout=5000):
+        c.load_model("/nowhere")
+    return c
+
+
+def window(qtbot, c):
+    from app.ui.main_window import MainWindow
+    w = MainWindow(c)
+    qtbot.addWidget(w)
+    w.show_chat()
+    w.resize(1000, 700)
+    w.show()
+    return w
+
+
+def test_search_open_and_a_cited_answer_through_the_app(qtbot, store, enc, library, notes, monkeypatch):
+    session = browser_scripted.ScriptedSession(enc, [SEARCH, OPEN, FINAL])
+    c = make(qtbot, store, session, library)
+    w = window(qtbot, c)
+    threads = []
+    real_run = LibrarySources.run
+    monkeypatch.setattr(LibrarySources, "run", lambda self, *a: threads.append(threading.current_thread()) or real_run(self, *a))
+    assert w.sources_switch.isVisibleTo(w) and w.sources_switch.isChecked()   # on once the library has a source
+    model_threads = []
+    real_reply = session.reply
+    session.reply = lambda *a, **k: model_threads.append(threading.get_ident()) or real_reply(*a, **k)
+    assert c.send("How high is the spring tide at Brest?")
+    qtbot.waitUntil(lambda: not c.busy, timeout=20000)
+    answer = c.model.last()
+    assert answer.state == "done" and "7.9 metres 【1†L2】" in answer.text
+    # the browser was offered with the library as its source, and each call ran without asking
+    assert "sources=library" in enc.decode(session.prompts[0])
+    calls = [s for s in answer.steps if s.type == "call"]
+    assert [s.recipient for s in calls] == ["browser.search", "browser.open"]
+    assert all(s.status == "done" for s in calls)
+    assert calls[0].result.startswith("[0] spring tide Brest") and "【0†Tide tables†library】" in calls[0].result
+    assert calls[1].result.startswith("[1] Tide tables (") and "L2: The spring tide at Brest peaks at 7.9" in calls[1].result
+    # on the tools thread: neither the model's thread nor the window's
+    assert len(threads) == 2 and len(model_threads) == 3
+    assert not {t.ident for t in threads} & ({threading.main_thread().ident} | set(model_threads))
+    # the same cache carries on: each prompt extends the one before by the call and its page
+    for before, after in zip(session.prompts, session.prompts[1:]):
+        assert after[:len(before) - 2] == before[:-2]
+    assert enc.decode(session.prompts[2]).count("<|start|>browser.search to=assistant") == 1
+
+    # each call is a collapsed block saying what was searched / opened, with the page the model saw
+    blocks = w.messages.assistant_bubbles()[-1].steps.blocks()
+    assert [b.header.text() for b in blocks] == ["▸ Searched for “spring tide Brest”", "▸ Opened Tide tables"]
+    assert not any(b.is_open for b in blocks)
+    blocks[1].toggle()
+    assert blocks[1].output.text() == calls[1].result
+
+    # the citation is a link: clicked, it asks the user's default app to open the document; with
+    # none (the offscreen test platform has none) the reader view shows it with the cited line marked
+    opener = w.citation_opener
+    asked = []
+    real_open = opener.open_in_app
+    opener.open_in_app = lambda url: asked.append(url.toLocalFile()) or real_open(url)
+    label = citation_label(w)
+    assert "Tide tables L2" in label.text()
+    click_link(qtbot, label, lambda: opener.reader is not None)
+    assert asked == [str(notes / "tides.md")]
+    reader = opener.reader
+    assert reader.windowTitle() == "Tide tables" and reader.isVisible()
+    assert marked_lines(reader) == ["L2 The spring tide at Brest peaks at 7.9 metres."]
+    c.shutdown()
+
+
+def marked_lines(reader) -> list[str]:
+    """The reader's lines shown on the marker colour."""
+    out, block = [], reader.text.document().firstBlock()
+    while block.isValid():
+        if block.blockFormat().background().color().name() == "#fff3b0":
+            out.append(block.text().replace("\xa0", " ").replace("  ", " ", 1))
+        block = block.next()
+    return out
+
+
+def citation_label(w) -> QLabel:
+    body = w.messages.assistant_bubbles()[-1].rendered
+    return next(lbl for lbl in body.findChildren(QLabel) if SCHEME in lbl.text())
+
+
+def click_link(qtbot, label: QLabel, done) -> None:
+    """Click along the label's first line until the link is hit (a click on plain text does nothing)."""
+    qtbot.waitUntil(lambda: label.isVisible() and label.width() > 50)
+    step = label.fontMetrics().height() // 2
+    for y in range(step, label.height(), step):   # the text may sit anywhere in a stretched label
+        for x in range(2, label.width(), 6):
+            qtbot.mouseClick(label, Qt.MouseButton.LeftButton, pos=QPoint(x, y))
+            if done():
+                return
+    raise AssertionError("no link in the answer")
+
+
+def test_a_chat_with_its_sources_off_is_not_offered_the_browser(qtbot, store, enc, library):
+    session = browser_scripted.ScriptedSession(enc, [PLAIN, PLAIN])
+    c = make(qtbot, store, session, library)
+    conv = c.new_conversation()
+    c.set_browser_on(conv, False)
+    assert c.send("What are spring tides?")
+    qtbot.waitUntil(lambda: not c.busy, timeout=20000)
+    assert "browser" not in enc.decode(session.prompts[0])
+    c.set_browser_on(conv, True)
+    assert c.send("And now?")
+    qtbot.waitUntil(lambda: not c.busy, timeout=20000)
+    assert "sources=library" in enc.decode(session.prompts[1])
+    c.shutdown()
+
+
+def test_a_page_can_only_open_what_the_user_added(qtbot, store, enc, library, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the launch code is 0000")
+    call = ('<|channel|>analysis to=browser.open code<|message|>{"id": "%s"}<|call|>' % secret.as_uri())
+    session = browser_scripted.ScriptedSession(enc, [call, PLAIN])
+    c = make(qtbot, store, session, library)
+    assert c.send("Open that file")
+    qtbot.waitUntil(lambda: not c.busy, timeout=20000)
+    step = [s for s in c.model.last().steps if s.type == "call"][0]
+    assert "is not in the sources" in step.result and "0000" not in step.result
+    c.shutdown()
+
+
+def test_stop_while_browsing_ends_the_answer_after_the_call(qtbot, store, enc, library, monkeypatch):
+    gate = threading.Event()
+    real_run = LibrarySources.run
+    monkeypatch.setattr(LibrarySources, "run", lambda self, *a: gate.wait(10) and real_run(self, *a))
+    session = browser_scripted.ScriptedSession(enc, [SEARCH, FINAL])
+    c = make(qtbot, store, session, library)
+    assert c.send("How high is the spring tide at Brest?")
+    qtbot.waitUntil(lambda: c.turn is not None and any(s.type == "call" and s.status == "running"
+                                                       for s in c.turn.message.steps), timeout=20000)
+    c.stop()
+    gate.set()
+    qtbot.waitUntil(lambda: not c.busy, timeout=20000)
+    answer = c.model.last()
+    assert answer.state == "stopped" and len(session.prompts) == 1   # the model was not asked again
+    c.shutdown()
+
+
+def test_the_citation_opens_a_zim_style_source_in_the_reader_when_no_app_can(qtbot, store, library, notes):
+    from app.citation_links import citation_url
+    from app.ui.citation_opener import CitationOpener
+    opener = CitationOpener(library)
+    QDesktopServices.setUrlHandler("file", opener, "open_link")   # stands for "no app opens it": refused below
+    QDesktopServices.unsetUrlHandler("file")
+    url = (notes / "tides.md").as_uri()
+    lib = library.library()
+    assert lib.fetch(url) is not None
+    # a URL outside the library is never opened
+    assert opener.open(citation_url((notes.parent / "elsewhere.md").as_uri(), (1, 1))) == ""
+    # the reader shows the lines as the model saw them, the cited ones marked
+    title, lines = library.read(url)
+    from app.ui.citation_opener import ReaderView
+    view = ReaderView(title, lines, (2, 2))
+    qtbot.addWidget(view)
+    assert "L2" in view.text.toPlainText() and "7.9 metres" in view.text.toPlainText()
+    assert parse_citation_url(citation_url(url, (2, 3))) == (url, (2, 3))
+
+
+def test_indexing_shows_progress_can_be_cancelled_and_never_blocks_the_window(qtbot, store, tmp_path):
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(1500):
+        (big / f"note{i:04}.md").write_text(f"# Note {i}\n\n" + f"word{i} " * 200)
+    lib = LibrarySources(store, tmp_path / "data" / "browser")
+    assert lib.add(str(big)) == ""
+    from app.ui.library_section import LibrarySection
+    indexer = LibraryIndexer(lib)
+    section = LibrarySection(lib, indexer)
+    qtbot.addWidget(section)
+    section.show()
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(5)
+    progress = []
+    indexer.progress.connect(lambda done, total, name: progress.append((done, total)))
+    section.start_indexing()
+    qtbot.waitUntil(lambda: len(progress) >= 20, timeout=30000)
+    ticks_at = len(ticks)
+    qtbot.waitUntil(lambda: len(ticks) > ticks_at + 5, timeout=10000)   # the event loop keeps running meanwhile
+    assert section.progress.isVisible() and section.progress.maximum() == 1500
+    with qtbot.waitSignal(indexer.finished, timeout=30000) as done:
+        section.cancel_button.click()
+    assert done.args[0].startswith("Indexing stopped")
+    assert section.status.text().startswith("Indexing stopped")
+    assert 0 < lib.library().count < 1500   # what was done is kept
+    timer.stop()
