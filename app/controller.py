@@ -360,9 +360,10 @@ class ChatController(QObject):
         s = self.settings
         options = {"effort": self.effort, "developer": s.developer, "temperature": s.temperature,
                    "top_p": s.top_p, "max_tokens": s.max_tokens, "python": s.python_tool}
-        if self.library.on_for(self.current_id) and self.library.names():   # the chat's sources are on
+        names = self.library.names_for(str(self.current_id))
+        if names and self.library.on_for(self.current_id):   # the chat's sources are on
             self.library.prepare(str(self.current_id), engine_history(self.model.messages()))
-            options["browser"] = self.library.names()
+            options["browser"] = names
         if not self.is_demo:   # the demo model learnt no functions or answer schemas: those sections would be new to it
             options.update(tools=engine_tools(s.functions), response_format=response_format(s.answer_schema))
         turn = self.turns[self.current_id] = Turn(self, self.current_id, engine_history(self.model.messages()),

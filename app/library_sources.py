@@ -11,12 +11,14 @@ backend only opens what it holds (engine/browser/backend.py). Which chats browse
 """
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 
 from engine.browser import BrowserTool, Library
 from engine.browser.page import document_page
 
+ATTACHED = "attachments"   # the source name of the files dropped on a chat's composer
 SETTING = "library"
 OFF_SETTING = "browser_off"
 
@@ -105,8 +107,42 @@ class LibrarySources:
     def tool(self, chat: str) -> BrowserTool:
         with self._lock:
             if chat not in self._tools:
-                self._tools[chat] = BrowserTool(self.backends(), lambda s: self.count_tokens(s))
+                self._tools[chat] = BrowserTool(self.backends() + self._attached(chat), lambda s: self.count_tokens(s))
             return self._tools[chat]
+
+    def names_for(self, chat: str) -> list[str]:
+        """The sources chat `chat` browses: the library's, then the files dropped on it."""
+        return self.names() + ([ATTACHED] if self._attached_folder(chat).is_dir() else [])
+
+    # -- files dropped on a chat ---------------------------------------------------------------
+    def _attached_folder(self, chat: str) -> Path:
+        return self.index_folder / ATTACHED / str(chat) / "files"
+
+    def _attached(self, chat: str) -> list:
+        folder = self._attached_folder(chat)
+        return [Library(folder.parent / "index", [folder], name=ATTACHED)] if folder.is_dir() else []
+
+    def attach(self, chat: str, paths: list[str]):
+        """Add files to chat `chat`'s own sources (copied into the app's data folder, so the chat
+        reads exactly what was dropped). Returns (IndexJob or None, files added, a sentence about the
+        ones skipped or '')."""
+        folder = self._attached_folder(chat)
+        from engine.browser.convert import supported
+        copied, skipped = 0, []
+        for p in map(Path, paths):
+            if p.is_file() and supported(p):
+                folder.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(p, folder / p.name)
+                copied += 1
+            else:
+                skipped.append(p.name)
+        note = f"{', '.join(skipped[:3])} can't be read as documents (text, Markdown, HTML, PDF, Word or code)." \
+            if skipped else ""
+        if not copied:
+            return None, 0, note
+        with self._lock:
+            self._tools.pop(str(chat), None)   # the next call sees the new files
+        return self._attached(chat)[0].update_in_background(), copied, note
 
     def prepare(self, chat: str, history: list[dict]) -> None:
         """A chat reopened after a restart: run its earlier browser calls again so its cursors
@@ -136,7 +172,11 @@ class LibrarySources:
     # -- per chat --------------------------------------------------------------------------------
     def on_for(self, conversation_id: int) -> bool:
         off = self._get(OFF_SETTING, [])
-        return not self.empty and not (isinstance(off, list) and conversation_id in off)
+        return self.has_sources(conversation_id) and not (isinstance(off, list) and conversation_id in off)
+
+    def has_sources(self, conversation_id: int) -> bool:
+        """Something to browse in this chat: the library, or files dropped on it."""
+        return not self.empty or self._attached_folder(str(conversation_id)).is_dir()
 
     def set_on_for(self, conversation_id: int, on: bool) -> None:
         off = self._get(OFF_SETTING, [])

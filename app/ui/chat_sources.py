@@ -18,11 +18,12 @@ class ChatSourcesSwitch(QCheckBox):
 
     def refresh(self) -> None:
         lib = self.c.library
-        self.setVisible(not lib.empty)
+        self.setVisible(lib.has_sources(self.c.current_id))
         self.blockSignals(True)
         self.setChecked(lib.on_for(self.c.current_id))
         self.blockSignals(False)
-        names = ", ".join(lib.folders + lib.zims)
+        names = ", ".join(lib.folders + lib.zims + (["files dropped on this chat"] if lib.has_sources(self.c.current_id)
+                                                    and lib.empty else []))
         self.setToolTip(f"The model may search and read your library in this chat: {names}" if names else "")
 
     def _toggled(self, on: bool) -> None:

@@ -55,6 +55,8 @@ class MainWindow(QMainWindow):
         from app.ui.citation_opener import CitationOpener   # 【6†L9】 links in answers open their source
         self.citation_opener = CitationOpener(self.c.library, self)
         self.citation_opener.install()
+        from app.ui.composer_drop import ComposerDrop   # files dropped on the composer: this chat's sources
+        self.composer_drop = ComposerDrop(self)
         self.refresh_conversations()
         self._update_composer()
 

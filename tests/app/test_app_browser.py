@@ -257,3 +257,39 @@ def test_indexing_shows_progress_can_be_cancelled_and_never_blocks_the_window(qt
     assert section.status.text().startswith("Indexing stopped")
     assert 0 < lib.library().count < 1500   # what was done is kept
     timer.stop()
+
+
+def test_files_dropped_on_the_composer_become_the_chats_sources(qtbot, store, enc, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+    from PySide6.QtWidgets import QApplication
+    report = tmp_path / "drop" / "report.md"
+    report.parent.mkdir()
+    report.write_text("# Harbour report\n\nThe harbour master retires in 2031.\n")
+    (tmp_path / "drop" / "photo.xyz").write_bytes(b"\x00\x01")
+    lib = LibrarySources(store, tmp_path / "data" / "browser")   # an empty library: only the dropped file
+    search = SEARCH.replace("spring tide Brest", "harbour master retires")
+    session = browser_scripted.ScriptedSession(enc, [search, FINAL])
+    c = make(qtbot, store, session, lib)
+    w = window(qtbot, c)
+    assert not w.sources_switch.isVisibleTo(w)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(report)), QUrl.fromLocalFile(str(tmp_path / "drop" / "photo.xyz"))])
+    viewport = w.composer.input.viewport()
+    enter = QDragEnterEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(viewport, enter)   # as a real drag: it enters, then drops
+    assert enter.isAccepted()
+    drop = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(viewport, drop)
+    assert drop.isAccepted() and w.composer.input.toPlainText() == ""   # a source, not pasted text
+    assert "Added 1 file" in w.statusBar().currentMessage() and "photo.xyz" in w.statusBar().currentMessage()
+    w.composer_drop.jobs[-1].wait(30)
+    assert w.sources_switch.isVisibleTo(w) and w.sources_switch.isChecked()
+    assert c.send("When does the harbour master retire?")
+    qtbot.waitUntil(lambda: not c.busy, timeout=20000)
+    assert "sources=attachments" in enc.decode(session.prompts[0])
+    step = [s for s in c.model.last().steps if s.type == "call"][0]
+    assert "Harbour report" in step.result
+    c.shutdown()
