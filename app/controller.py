@@ -130,9 +130,9 @@ class ChatController(QObject):
 
     def _on_loaded(self, name: str, greedy: bool) -> None:
         self.ready, self.model_name, self.greedy = True, name, greedy
-        counter = getattr(self.worker.engine, "count_tokens", None)   # pure tokenizer work, no MLX
-        if callable(counter):
-            self.library.count_tokens = counter
+        enc = getattr(self.worker.engine, "enc", None)   # the browser's pages are sized in the model's tokens
+        if enc is not None:   # the tokenizer only (pure, no MLX): holding the session would keep old models alive
+            self.library.count_tokens = lambda text: len(enc.encode_ordinary(text)) if text else 0
         self.is_demo = name == DEMO.label
         if not self.model.messages():   # an empty chat takes the effort that suits this model
             self.effort = self.new_chat_effort()

@@ -112,7 +112,7 @@ class LibrarySources:
 
     def names_for(self, chat: str) -> list[str]:
         """The sources chat `chat` browses: the library's, then the files dropped on it."""
-        return self.names() + ([ATTACHED] if self._attached_folder(chat).is_dir() else [])
+        return self.names() + ([ATTACHED] if self._has_attached(chat) else [])
 
     # -- files dropped on a chat ---------------------------------------------------------------
     def _attached_folder(self, chat: str) -> Path:
@@ -120,7 +120,7 @@ class LibrarySources:
 
     def _attached(self, chat: str) -> list:
         folder = self._attached_folder(chat)
-        return [Library(folder.parent / "index", [folder], name=ATTACHED)] if folder.is_dir() else []
+        return [Library(folder.parent / "index", [folder], name=ATTACHED)] if self._has_attached(chat) else []
 
     def attach(self, chat: str, paths: list[str]):
         """Add files to chat `chat`'s own sources (copied into the app's data folder, so the chat
@@ -176,7 +176,13 @@ class LibrarySources:
 
     def has_sources(self, conversation_id: int) -> bool:
         """Something to browse in this chat: the library, or files dropped on it."""
-        return not self.empty or self._attached_folder(str(conversation_id)).is_dir()
+        return not self.empty or self._has_attached(str(conversation_id))
+
+    def _has_attached(self, chat: str) -> bool:
+        try:
+            return chat != "-1" and self._attached_folder(chat).is_dir()
+        except OSError:   # an unreadable data folder: nothing attached that could be read
+            return False
 
     def set_on_for(self, conversation_id: int, on: bool) -> None:
         off = self._get(OFF_SETTING, [])
