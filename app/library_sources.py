@@ -35,6 +35,7 @@ class LibrarySources:
         self._lock = threading.RLock()
         self._backends: list | None = None
         self._tools: dict[str, BrowserTool] = {}
+        self._history: dict[str, list[dict]] = {}   # a reopened chat's earlier messages, replayed on first use
         saved = self._get(SETTING, {})
         saved = saved if isinstance(saved, dict) else {}
         self.folders: list[str] = [str(p) for p in saved.get("folders") or [] if isinstance(p, str)]
@@ -107,7 +108,9 @@ class LibrarySources:
     def tool(self, chat: str) -> BrowserTool:
         with self._lock:
             if chat not in self._tools:
-                self._tools[chat] = BrowserTool(self.backends() + self._attached(chat), lambda s: self.count_tokens(s))
+                tool = self._tools[chat] = BrowserTool(self.backends() + self._attached(chat),
+                                                       lambda s: self.count_tokens(s))
+                tool.replay(self._history.pop(chat, []))
             return self._tools[chat]
 
     def names_for(self, chat: str) -> list[str]:
@@ -145,11 +148,11 @@ class LibrarySources:
         return self._attached(chat)[0].update_in_background(), copied, note
 
     def prepare(self, chat: str, history: list[dict]) -> None:
-        """A chat reopened after a restart: run its earlier browser calls again so its cursors
-        (and so the next page's number) mean what they meant."""
+        """A chat reopened after a restart: its earlier browser calls are run again (on the tools
+        thread, before its next call) so its cursors, and the next page's number, mean what they meant."""
         with self._lock:
             if chat not in self._tools:
-                self.tool(chat).replay(history)
+                self._history[chat] = history
 
     def run(self, chat: str, recipient: str, arguments: str) -> str:
         """One browser call for chat `chat`: the page the model reads (or a sentence about its mistake)."""

@@ -293,3 +293,25 @@ def test_files_dropped_on_the_composer_become_the_chats_sources(qtbot, store, en
     step = [s for s in c.model.last().steps if s.type == "call"][0]
     assert "Harbour report" in step.result
     c.shutdown()
+
+
+def test_a_reopened_chat_keeps_its_links_and_its_cursors(qtbot, store, enc, library, notes):
+    session = browser_scripted.ScriptedSession(enc, [SEARCH, OPEN, FINAL])
+    c = make(qtbot, store, session, library)
+    assert c.send("How high is the spring tide at Brest?")
+    qtbot.waitUntil(lambda: not c.busy, timeout=20000)
+    conv = c.current_id
+    c.shutdown()
+    # after a restart: a new controller and a fresh library over the same index
+    again = LibrarySources(store, library.index_folder)
+    later = browser_scripted.ScriptedSession(enc, [OPEN.replace('"id": 0, "cursor": 0', '"cursor": 1, "loc": 3'), PLAIN])
+    c2 = make(qtbot, store, later, again)
+    c2.open_conversation(conv)
+    w = window(qtbot, c2)
+    assert "Tide tables L2" in citation_label(w).text()   # linked from the stored steps, no call run
+    assert c2.send("Read on.")
+    qtbot.waitUntil(lambda: not c2.busy, timeout=20000)
+    step = [s for s in c2.model.last().steps if s.type == "call"][0]
+    # cursor 1 is still the tide tables (the earlier calls were run again), and this page is cursor 2
+    assert step.result.startswith("[2] Tide tables (") and "L3:" in step.result
+    c2.shutdown()
