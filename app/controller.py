@@ -418,6 +418,7 @@ class ChatController(QObject):
 
     def interrupt_python(self, chat: str) -> None:
         self.tools.interrupt(chat)
+        self.library.cancel_indexing(chat)   # a browser call waiting for dropped files to be indexed
 
     def cancel(self, request_id: int) -> None:
         self.worker.cancel(request_id)

@@ -35,7 +35,8 @@ class LibrarySources:
         self._lock = threading.RLock()
         self._backends: list | None = None
         self._tools: dict[str, BrowserTool] = {}
-        self._history: dict[str, list[dict]] = {}   # a reopened chat's earlier messages, replayed on first use
+        self._history: dict[str, list[dict]] = {}
+        self._jobs: dict[str, object] = {}   # a chat's attachments being indexed (engine.browser IndexJob)   # a reopened chat's earlier messages, replayed on first use
         saved = self._get(SETTING, {})
         saved = saved if isinstance(saved, dict) else {}
         self.folders: list[str] = [str(p) for p in saved.get("folders") or [] if isinstance(p, str)]
@@ -145,7 +146,8 @@ class LibrarySources:
             return None, 0, note
         with self._lock:
             self._tools.pop(str(chat), None)   # the next call sees the new files
-        return self._attached(chat)[0].update_in_background(), copied, note
+        job = self._jobs[str(chat)] = self._attached(chat)[0].update_in_background()
+        return job, copied, note
 
     def prepare(self, chat: str, history: list[dict]) -> None:
         """A chat reopened after a restart: its earlier browser calls are run again (on the tools
@@ -156,7 +158,18 @@ class LibrarySources:
 
     def run(self, chat: str, recipient: str, arguments: str) -> str:
         """One browser call for chat `chat`: the page the model reads (or a sentence about its mistake)."""
+        job = self._jobs.get(chat)
+        if job is not None:   # files just dropped: the model reads them whole (Stop cancels the wait)
+            job.wait()
+            if self._jobs.get(chat) is job:
+                del self._jobs[chat]
         return self.tool(chat).run(recipient, arguments)
+
+    def cancel_indexing(self, chat: str) -> None:
+        """Stop: the chat's attachments stop indexing (what was done is kept)."""
+        job = self._jobs.get(chat)
+        if job is not None:
+            job.cancel()
 
     def forget(self, chat: str) -> None:
         with self._lock:

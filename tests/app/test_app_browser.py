@@ -315,3 +315,41 @@ def test_a_reopened_chat_keeps_its_links_and_its_cursors(qtbot, store, enc, libr
     # cursor 1 is still the tide tables (the earlier calls were run again), and this page is cursor 2
     assert step.result.startswith("[2] Tide tables (") and "L3:" in step.result
     c2.shutdown()
+
+
+def test_a_call_right_after_a_drop_waits_for_the_files_to_be_indexed_and_stop_cancels_it(qtbot, store, enc, tmp_path):
+    drop = tmp_path / "dropped"
+    drop.mkdir()
+    files = [drop / f"n{i:04}.md" for i in range(600)]
+    for i, f in enumerate(files):
+        f.write_text(f"# Note {i}\n\n" + ("quokka habitats are on Rottnest Island." if i == 599 else "nothing here. " * 50))
+    lib = LibrarySources(store, tmp_path / "data" / "browser")
+    search = SEARCH.replace("spring tide Brest", "quokka habitats")
+    session = browser_scripted.ScriptedSession(enc, [search, PLAIN])
+    c = make(qtbot, store, session, lib)
+    conv = c.new_conversation()
+    job, added, _ = lib.attach(str(conv), [str(f) for f in files])
+    assert added == 600
+    assert c.send("Where do quokkas live?")
+    qtbot.waitUntil(lambda: not c.busy, timeout=60000)
+    step = [s for s in c.model.last().steps if s.type == "call"][0]
+    assert job.report is not None and not job.report.cancelled
+    assert "Note 599" in step.result   # the last file was indexed before the search ran
+    c.shutdown()
+
+    # Stop while the call waits for indexing: indexing stops, the answer ends, the model isn't asked again
+    more = tmp_path / "more"
+    more.mkdir()
+    for i in range(3000):
+        (more / f"m{i:04}.md").write_text(f"# More {i}\n\n" + "filler words here. " * 40)
+    session = browser_scripted.ScriptedSession(enc, [search, PLAIN])
+    c = make(qtbot, store, session, lib)
+    c.open_conversation(conv)
+    job, _, _ = lib.attach(str(conv), [str(p) for p in more.iterdir()])
+    assert c.send("And now?")
+    qtbot.waitUntil(lambda: any(s.type == "call" and s.status == "running" for s in c.turn.message.steps), timeout=20000)
+    c.stop()
+    qtbot.waitUntil(lambda: not c.busy, timeout=60000)
+    assert c.model.last().state == "stopped" and len(session.prompts) == 1
+    assert job.wait(30).cancelled
+    c.shutdown()
