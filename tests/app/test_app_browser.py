@@ -353,3 +353,40 @@ def test_a_call_right_after_a_drop_waits_for_the_files_to_be_indexed_and_stop_ca
     assert c.model.last().state == "stopped" and len(session.prompts) == 1
     assert job.wait(30).cancelled
     c.shutdown()
+
+
+def test_a_zim_article_cited_opens_in_the_reader_with_its_lines_marked(qtbot, store, enc, tmp_path):
+    """A real ZIM archive (written with libzim's writer) added in the Library section: the model
+    searches it, cites it, and the citation opens the article in the reader view."""
+    pytest.importorskip("libzim")
+    sys_path = str(Path(__file__).parents[1] / "browser")
+    import sys
+    sys.path.insert(0, sys_path)
+    try:
+        from zim_archive import ARTICLES, write_zim
+    finally:
+        sys.path.remove(sys_path)
+    zim = write_zim(tmp_path / "wikipedia_en_test.zim", ARTICLES, full_text=True)
+    lib = LibrarySources(store, tmp_path / "data" / "browser")
+    from app.ui.library_section import LibrarySection
+    section = LibrarySection(lib, LibraryIndexer(lib))
+    qtbot.addWidget(section)
+    assert section.add(str(tmp_path / "nothing.txt")).endswith("add a folder of documents or a Kiwix .zim file.")
+    assert section.add(str(zim)) == "" and section.list.count() == 1
+    search = SEARCH.replace("spring tide Brest", "natural satellite")
+    final = FINAL.replace("The spring tide at Brest peaks at 7.9 metres 【1†L2】", "The Moon is 384,400 km away 【1†L2】")
+    session = browser_scripted.ScriptedSession(enc, [search, OPEN, final])
+    c = make(qtbot, store, session, lib)
+    w = window(qtbot, c)
+    assert c.send("How far is the Moon?")
+    qtbot.waitUntil(lambda: not c.busy, timeout=20000)
+    assert "sources=wikipedia_en_test" in enc.decode(session.prompts[0])
+    opener = w.citation_opener
+    label = citation_label(w)
+    assert "Moon L2" in label.text()
+    click_link(qtbot, label, lambda: opener.reader is not None)
+    assert opener.reader.windowTitle() == "Moon"
+    marked = marked_lines(opener.reader)
+    assert len(marked) == 1 and marked[0].startswith("L2 ")
+    assert marked[0][3:] == lib.read("zim://wikipedia_en_test/A/Moon")[1][2]
+    c.shutdown()
