@@ -155,6 +155,9 @@ class LibrarySources:
         with self._lock:
             if chat not in self._tools:
                 self._history[chat] = history
+        lib = self.library()
+        if lib is not None:   # files changed since the last indexing are seen (in the background; searches go on)
+            lib.refresh_if_stale()
 
     def run(self, chat: str, recipient: str, arguments: str) -> str:
         """One browser call for chat `chat`: the page the model reads (or a sentence about its mistake)."""

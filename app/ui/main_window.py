@@ -221,6 +221,7 @@ class MainWindow(QMainWindow):
                                 library=(self.c.library, self.c.indexer))
         if dialog.exec():
             self.c.save_settings(dialog.result_settings())
+        self.sources_switch.refresh()   # the Library section may have added or removed sources
 
     def _escape(self) -> None:
         if self.c.answering_here:     # Esc stops the answer on screen, never one in another chat
