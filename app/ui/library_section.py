@@ -6,6 +6,7 @@ file and keeps what was done. The index lives in the app's data folder.
 """
 from __future__ import annotations
 
+from app.ui.elided_label import ElidedLabel
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, QProgressBar, QPushButton, QVBoxLayout,
                                QWidget)
 
@@ -17,12 +18,14 @@ class LibrarySection(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(QLabel("Library", objectName="Title"))
-        note = QLabel("Folders of documents (text, Markdown, HTML, PDF, Word, code) and offline encyclopedias (.zim) "
-                      "the model may search and cite. Only what you add here is ever read.", objectName="Caption")
-        note.setWordWrap(True)
+        # One line each (no word wrap): a dialog sized before indexing reports must not squeeze them.
+        note = QLabel("Documents and .zim archives the model may search and cite; nothing else is read.",
+                      objectName="Caption")
+        note.setToolTip("Folders of text, Markdown, HTML, PDF, Word and code files, and offline encyclopedias "
+                        "(Kiwix .zim). Only what you add here is ever read.")
         lay.addWidget(note)
         self.list = QListWidget(objectName="LibraryList")
-        self.list.setFixedHeight(90)
+        self.list.setFixedHeight(56)   # the dialog is already tall: about two sources in view, then it scrolls
         lay.addWidget(self.list)
         row = QHBoxLayout()
         self.add_folder_button = QPushButton("Add folder…")
@@ -38,9 +41,13 @@ class LibrarySection(QWidget):
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         lay.addWidget(self.progress)
-        self.status = QLabel("", objectName="Caption")
-        self.status.setWordWrap(True)
+        self.status = ElidedLabel(objectName="Caption")
         lay.addWidget(self.status)
+        # Room kept for the progress bar: a dialog does not grow when it shows.
+        for w in (self.progress, self.cancel_button):
+            policy = w.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            w.setSizePolicy(policy)
         self.add_folder_button.clicked.connect(self._pick_folder)
         self.add_zim_button.clicked.connect(self._pick_zim)
         self.remove_button.clicked.connect(self._remove)
@@ -62,7 +69,7 @@ class LibrarySection(QWidget):
     def add(self, path: str) -> str:
         """Add a folder or .zim and start indexing; the sentence shown when it can't be added ('' if added)."""
         problem = self.library.add(path)
-        self.status.setText(problem)
+        self.status.set_full_text(problem)
         if not problem:
             self.start_indexing()
         self._refresh()
@@ -81,7 +88,7 @@ class LibrarySection(QWidget):
     def _remove(self) -> None:
         item = self.list.currentItem() or (self.list.item(0) if self.list.count() == 1 else None)
         if item is None:
-            self.status.setText("Select the folder or archive to remove.")
+            self.status.set_full_text("Select the folder or archive to remove.")
             return
         self.indexer.cancel()
         self.library.remove(item.text())
@@ -90,17 +97,17 @@ class LibrarySection(QWidget):
     def start_indexing(self) -> None:
         if self.indexer.start():
             self.progress.setRange(0, 0)   # busy until the first file's count arrives
-            self.status.setText("Indexing…")
+            self.status.set_full_text("Indexing…")
         self._refresh()
 
     def _on_progress(self, done: int, total: int, name: str) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
         self.progress.setFormat(f"{done} / {total} files")
-        self.status.setText(f"Indexing {name}")
+        self.status.set_full_text(f"Indexing {name}")
         self.progress.setVisible(True)
         self.cancel_button.setVisible(True)
 
     def _on_finished(self, text: str) -> None:
-        self.status.setText(text)
+        self.status.set_full_text(text)
         self._refresh()
