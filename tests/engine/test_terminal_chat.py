@@ -19,7 +19,7 @@ from engine.session import Done
 from models.tokenizer_json import shared_o200k_harmony_folder
 
 pexpect = pytest.importorskip("pexpect")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
