@@ -23,7 +23,7 @@ from engine.session import ChatSession, Done
 from engine.tokenizer import load_tokenizer
 from engine.tools import Tool, ToolCall, ToolChoice, tool_result_message
 from models.tokenizer_json import shared_o200k_harmony_folder
-from tests.test_session import ScriptedModel
+from tests.engine.test_session import ScriptedModel
 
 DATE = "2026-11-22"
 
