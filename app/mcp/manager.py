@@ -189,6 +189,7 @@ class _Connection:
         self.client = None
         self.stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") if config.command else None
         self._ready: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._ready.add_done_callback(lambda f: f.cancelled() or f.exception())   # read: no "never retrieved"
         self._stop = asyncio.Event()
         self._dead = asyncio.Event()
         self._task: asyncio.Task | None = None

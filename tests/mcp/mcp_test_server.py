@@ -69,6 +69,10 @@ def build():
     def big(chars: int) -> str:
         return "x" * chars
 
+    @server.tool(description="The server's process id.")
+    def pid() -> int:
+        return os.getpid()
+
     @server.tool(description="Say whether the token was given.")
     def whoami() -> str:
         token = os.environ.get("TEST_TOKEN", "")
@@ -90,6 +94,7 @@ def main(mode: str) -> None:
         import uvicorn
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
+        sock.listen(64)      # connections wait in the backlog until uvicorn accepts them
         print(f"PORT {sock.getsockname()[1]}", flush=True)
         app = build().streamable_http_app()
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
