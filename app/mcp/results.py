@@ -99,7 +99,7 @@ def _image(block, count: int) -> tuple[tuple[bytes, str] | None, str]:
         return None, "[an image that could not be decoded]"
     suffix = next((s for magic, s in IMAGE_KINDS.items() if data.startswith(magic)), None)
     if suffix is None or len(data) > MAX_IMAGE_BYTES:
-        return None, f"[a {_mime(block)} image that could not be shown]"
+        return None, f"[an image ({_mime(block)}) that could not be shown]"
     if count >= MAX_IMAGES:
         return None, "[another image, not shown: too many images]"
     return (data, suffix), f"[image {count + 1}: {suffix[1:].upper()}, {max(1, len(data) // 1024)} KB, shown to the user]"

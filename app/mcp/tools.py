@@ -86,7 +86,7 @@ def model_schema(schema) -> tuple[dict | None, str]:
     if schema.get("type", "object") != "object":
         return None, 'its input schema is not of type "object"'
     defs = {**(schema.get("definitions") or {}), **(schema.get("$defs") or {})}
-    cleaned = _clean(schema, defs, depth=0)
+    cleaned = _clean(schema, defs)
     cleaned.pop("$schema", None)
     cleaned.pop("title", None)
     cleaned.setdefault("type", "object")
@@ -101,26 +101,27 @@ def model_schema(schema) -> tuple[dict | None, str]:
     return cleaned, ""
 
 
-def _clean(node, defs: dict, depth: int):
-    if depth > 12:                         # deep or recursive models: the rest is "any"
-        return {}
+def _clean(node, defs: dict, refs: tuple = ()):
+    """`refs`: the $defs being inlined around this node (a recursive model stops at "any")."""
     if isinstance(node, list):
-        return [_clean(v, defs, depth + 1) for v in node]
+        return [_clean(v, defs, refs) for v in node]
     if not isinstance(node, dict):
         return node
     ref = node.get("$ref")
-    if isinstance(ref, str) and ref.split("/")[-1] in defs and ref.startswith(("#/$defs/", "#/definitions/")):
-        target = dict(defs[ref.split("/")[-1]])
-        target.update({k: v for k, v in node.items() if k != "$ref"})
-        return _clean(target, defs, depth + 1)
+    if isinstance(ref, str) and ref.startswith(("#/$defs/", "#/definitions/")):
+        name = ref.split("/")[-1]
+        rest = {k: v for k, v in node.items() if k != "$ref"}
+        if name not in defs or name in refs or len(refs) >= 6:
+            return _clean(rest, defs, refs)
+        return _clean({**defs[name], **rest}, defs, refs + (name,))
     out = {}
     for key, value in node.items():
         if key in ("$defs", "definitions"):
             continue
         if key == "properties" and isinstance(value, dict):
-            out[key] = {name: _property(name, prop, defs, depth) for name, prop in value.items()}
+            out[key] = {name: _property(name, prop, defs, refs) for name, prop in value.items()}
         else:
-            out[key] = _clean(value, defs, depth + 1)
+            out[key] = _clean(value, defs, refs)
     any_of = out.get("anyOf")
     if _disjoint_types(any_of):
         out.pop("anyOf")
@@ -140,8 +141,8 @@ def _disjoint_types(variants) -> bool:
             and not {"number", "integer"} <= set(kinds))
 
 
-def _property(name: str, prop, defs: dict, depth: int):
-    prop = _clean(prop, defs, depth + 1)
+def _property(name: str, prop, defs: dict, refs: tuple):
+    prop = _clean(prop, defs, refs)
     if isinstance(prop, dict) and isinstance(prop.get("title"), str) and _auto_title(name) == prop["title"]:
         prop = {k: v for k, v in prop.items() if k != "title"}   # pydantic's "Max Results" for max_results
     return prop
