@@ -11,8 +11,9 @@ tool's name never depends on which server answered first.
 
 Schemas are what the server listed, made easier to read: local `$ref`s inlined (pydantic servers
 put every nested model in `$defs`, which harmony shows as `any`), `Optional[X]` as `X | null`,
-pydantic's automatic titles dropped. The result is still a JSON Schema that the engine checks the
-model's arguments against.
+pydantic's automatic titles dropped, and no keys beyond the listed ones unless the schema says
+otherwise. The result is still a JSON Schema that the engine checks the model's arguments against
+(and constrains them by).
 """
 from __future__ import annotations
 
@@ -90,6 +91,10 @@ def model_schema(schema) -> tuple[dict | None, str]:
     cleaned.pop("$schema", None)
     cleaned.pop("title", None)
     cleaned.setdefault("type", "object")
+    # The model is shown only the listed properties; a key it makes up is a slip (constrained
+    # decoding would otherwise let a weak model write one endless made-up key). A schema that
+    # says what extra keys may be keeps its say.
+    cleaned.setdefault("additionalProperties", False)
     try:
         jsonschema.validators.validator_for(cleaned).check_schema(cleaned)
     except jsonschema.SchemaError as e:

@@ -35,7 +35,7 @@ def build():
     server = MCPServer("test-notes")
 
     @server.tool(description="Add two integers.")
-    def add(a: int, b: int) -> int:
+    def add(a: int = Field(ge=0, le=999), b: int = Field(ge=0, le=999)) -> int:
         return a + b
 
     @server.tool(description="Search the user's notes.")

@@ -21,8 +21,10 @@ def test_stdio_tools_call_results(manager_for):
     assert listing.problems == []
     fns = listing.by_function()
     assert {"notes__add", "notes__search_notes", "notes__slow", "notes__fail", "notes__picture"} <= set(fns)
-    assert fns["notes__add"].parameters == {"properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-                                            "required": ["a", "b"], "type": "object"}
+    assert fns["notes__add"].parameters == {
+        "properties": {"a": {"type": "integer", "minimum": 0, "maximum": 999},
+                       "b": {"type": "integer", "minimum": 0, "maximum": 999}},
+        "required": ["a", "b"], "type": "object", "additionalProperties": False}
     assert fns["notes__picture"].parameters is None                   # no arguments: `() => any`
 
     assert m.call("notes__add", {"a": 2, "b": 40}).result(T).text == "42"
