@@ -105,7 +105,8 @@ class McpSection(QWidget):
         self.note.setWordWrap(True)
         lay.addWidget(self.note)
         self.refresh()
-        self.say(self.mcp.problems)
+        if self.mcp.problems:     # what was wrong in mcp.json when the app read it
+            self.say(self.mcp.problems)
 
     def refresh(self) -> None:
         on = set(self.mcp.chat(self.conversation_id).on)
