@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from app.mcp.command import resolve
 from app.mcp.config import ServerConfig
-from app.mcp.redact import Redactor
+from app.mcp.redact import Redactor, redact_logs
 from app.mcp.results import McpOutput, first_sentence, output_of
 from app.mcp.tools import McpTool, function_names, model_schema, short_description
 
@@ -64,6 +64,7 @@ class McpManager:
         self._thread = threading.Thread(target=self._loop.run_forever, name="mcp-client", daemon=True)
         self._thread.start()
         self._closed = False
+        redact_logs(self)
 
     # -- public: every method returns at once --------------------------------------------------
     def configure(self, servers: dict[str, ServerConfig]) -> concurrent.futures.Future:

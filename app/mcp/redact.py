@@ -2,7 +2,9 @@
 the logs: every sentence the MCP code shows or logs goes through `Redactor.redact` first."""
 from __future__ import annotations
 
+import logging
 import re
+import weakref
 
 HIDDEN = "•••"
 # Bearer tokens and key=value secrets a server may echo in its own error text.
@@ -21,3 +23,34 @@ class Redactor:
         for secret in self._secrets:
             text = text.replace(secret, HIDDEN)
         return _TOKENS.sub(lambda m: m.group(1) + HIDDEN, text)
+
+
+# Every log path MCP text can take: our code, the SDK and its HTTP stack (a URL, a server's words).
+LOGGERS = ("app.mcp", "mcp", "mcp_types", "httpx", "httpx2", "httpcore", "httpcore2")
+_sources: "weakref.WeakSet" = weakref.WeakSet()      # objects with a .redactor (live managers)
+_installed = False
+
+
+def redact_logs(source) -> None:
+    """Hide `source.redactor`'s secrets in every log record of LOGGERS (and their children), from
+    now on while `source` lives. A record factory, because a logger's filters don't apply to the
+    records of its child loggers ("mcp.client.stdio")."""
+    global _installed
+    _sources.add(source)
+    if _installed:
+        return
+    _installed = True
+    make = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs):
+        record = make(*args, **kwargs)
+        if record.name.startswith(LOGGERS) and _sources:
+            try:
+                message = record.getMessage()
+            except Exception:       # args that don't fit the format: logging reports it as usual
+                return record
+            for src in list(_sources):
+                message = src.redactor.redact(message)
+            record.msg, record.args = message, None
+        return record
+    logging.setLogRecordFactory(factory)

@@ -19,7 +19,7 @@ from pathlib import Path
 from app.mcp import chats
 from app.mcp.config import ServerConfig, config_path, import_servers, load_config, parse_server, save_config
 from app.mcp.manager import McpManager
-from app.mcp.results import McpOutput, max_chars
+from app.mcp.results import McpOutput, max_chars, save_images
 from app.mcp.tools import SEPARATOR, slug
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,15 @@ class McpService:
             f.set_result(McpOutput.failed(f'The MCP server "{server}" is off in this chat; continue without it.'))
             return f
         return self.manager.call(function, arguments if isinstance(arguments, dict) else {})
+
+    def save_images(self, conversation_id: int, output: McpOutput) -> list[str]:
+        """The call's images, saved under the chat's folder for the transcript (paths)."""
+        from app.paths import app_data_dir
+        try:
+            return save_images(output, app_data_dir() / "mcp" / str(conversation_id))
+        except OSError as e:
+            log.warning("MCP images not saved: %s", e)
+            return []
 
     def shutdown(self) -> None:
         self.manager.shutdown()

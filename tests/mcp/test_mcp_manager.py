@@ -145,3 +145,20 @@ def test_changed_settings_restart_the_server(manager_for):
     m.configure(servers_of({"notes": stdio_entry(env={"TEST_TOKEN": "bbbbbbbb"})})).result(T)
     assert m.call("notes__whoami", {}).result(T).text == "token of 8 characters"
     assert json.dumps(m.running()) == '["notes"]'
+
+
+def test_a_cancelled_call_leaves_the_server_working(manager_for):
+    m = manager_for({"notes": stdio_entry()})
+    m.list_tools(["notes"]).result(T)
+    fut = m.call("notes__slow", {"seconds": 120})
+    assert fut.cancel() or fut.done()            # the user pressed Stop
+    assert m.call("notes__add", {"a": 3, "b": 4}).result(T).text == "7"
+
+
+def test_logs_never_carry_a_secret(manager_for, caplog):
+    import logging
+    m = manager_for({"gone": {"url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": "Bearer log-SECRET-5"}}})
+    with caplog.at_level(logging.DEBUG):
+        m.list_tools(["gone"]).result(T)
+        logging.getLogger("mcp.client").warning("sent header Bearer log-SECRET-5 to %s", "http://127.0.0.1:9/mcp")
+    assert caplog.records and all("log-SECRET-5" not in r.getMessage() for r in caplog.records)
