@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QListWidget, QListWidgetItem, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget)
+
+from app.qt_compat import emit
 
 ENTRY_EXAMPLE = '{\n  "command": "npx",\n  "args": ["-y", "@modelcontextprotocol/server-filesystem", "~/Documents"]\n}'
 
@@ -71,7 +73,18 @@ class McpServerDialog(QDialog):
         self.error.show()
 
 
+def listing_text(name: str, listing) -> str:
+    """What ticking a server shows once it answered: its tools, or why not."""
+    if listing.problems:
+        return " ".join(listing.problems)
+    names = [t.tool for t in listing.tools]
+    shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    return f"{name}: {len(names)} tool{'s' if len(names) != 1 else ''}" + (f" ({shown})." if names else ".")
+
+
 class McpSection(QWidget):
+    listed = Signal(str, object)      # server name, Listing (from the MCP thread to this one)
+
     def __init__(self, mcp, conversation_id: int | None = None, parent=None):
         super().__init__(parent)
         self.mcp, self.conversation_id = mcp, conversation_id
@@ -88,6 +101,7 @@ class McpSection(QWidget):
         self.list = QListWidget()
         self.list.setMaximumHeight(130)
         self.list.itemChanged.connect(self._ticked)
+        self.listed.connect(self._show_listing)
         lay.addWidget(self.list)
         row = QHBoxLayout()
         self.add_button = QPushButton("Add…")
@@ -133,7 +147,20 @@ class McpSection(QWidget):
 
     def _ticked(self, item: QListWidgetItem) -> None:
         name = item.data(Qt.ItemDataRole.UserRole)
-        self.mcp.set_on(self.conversation_id, name, item.checkState() == Qt.CheckState.Checked)
+        on = item.checkState() == Qt.CheckState.Checked
+        self.mcp.set_on(self.conversation_id, name, on)
+        if on:      # start it now (in the background): its tools or its problem show here
+            self.say([f"Starting {name}…"])
+            self.mcp.manager.list_tools([name]).add_done_callback(lambda f: self._listed_elsewhere(name, f))
+
+    def _listed_elsewhere(self, name: str, future) -> None:
+        try:
+            emit(self.listed, name, future.result())
+        except RuntimeError:        # the dialog was closed meanwhile
+            pass
+
+    def _show_listing(self, name: str, listing) -> None:
+        self.say([listing_text(name, listing)])
 
     def item(self, name: str) -> QListWidgetItem | None:
         return next((self.list.item(i) for i in range(self.list.count())
