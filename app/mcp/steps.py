@@ -1,0 +1,64 @@
+"""MCP calls in a turn's tool steps (app/tool_steps.py): what marks a call as an MCP tool's, what
+its block says, and how its result is recorded. No Qt.
+
+A call step to `functions.SERVER__TOOL` gets `"mcp": {"server": ..., "tool": ...}` when the
+function is one of the chat's MCP tools, so the transcript can say which server it went to and
+ask Run / Always for this tool in this chat / Don't run, as for Python code.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.mcp.results import IMAGE_KINDS, McpOutput
+
+KEY = "mcp"
+DECLINED = "The user chose not to run this tool. Continue without it, or ask the user."
+MAX_IMAGE_BYTES = 16 * 1024 * 1024
+
+
+def mark(step: dict, server: str, tool: str) -> None:
+    step[KEY] = {"server": server, "tool": tool}
+
+
+def is_mcp(step: dict) -> bool:
+    return isinstance(step.get(KEY), dict)
+
+
+def names(step: dict) -> tuple[str, str]:
+    info = step.get(KEY) or {}
+    return str(info.get("server", "")), str(info.get("tool", ""))
+
+
+def header(step: dict) -> str:
+    """The block's one line for an MCP call."""
+    server, tool = names(step)
+    return {"writing": f"Calling {tool} ({server})…", "pending": f"{tool} ({server})",
+            "waiting": f"Run {tool} from {server}?", "running": f"Running {tool} ({server})…",
+            "declined": f"{tool} not run (you declined)", "off": f"{tool} not run ({server} is off in this chat)",
+            "stopped": f"{tool} ({server}) stopped", "invalid": f"Call to {tool} could not be used",
+            }.get(step.get("status"), f"Ran {tool} ({server})" + (" · error" if step.get("problem") else ""))
+
+
+def consent_text(step: dict) -> str:
+    server, tool = names(step)
+    return (f'The model wants to run the tool "{tool}" of the MCP server "{server}" with these arguments. '
+            "The server is a program or service you added; it acts with your permissions.")
+
+
+def finish(step: dict, output: McpOutput, images: list[str], folder: str) -> None:
+    """Record the call's result: the text the model reads, the images the user sees, the sentence
+    for the chat when it failed."""
+    step.update(result=output.text, images=list(images), folder=folder, problem=output.error, status="done")
+
+
+def read_image(path: str, folder: str) -> bytes | None:
+    """An image the app saved for an MCP result, read only from its folder and only if it is still
+    a PNG, JPEG or GIF (the same care as for the Python tool's images)."""
+    try:
+        real, base = Path(path).resolve(), Path(folder).resolve()
+        if base not in real.parents or Path(path).is_symlink() or real.stat().st_size > MAX_IMAGE_BYTES:
+            return None
+        data = real.read_bytes()
+    except OSError:
+        return None
+    return data if any(data.startswith(magic) for magic in IMAGE_KINDS) else None
