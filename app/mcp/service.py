@@ -106,6 +106,18 @@ class McpService:
         """Future[Listing]: the functions to offer in this chat (`taken`: the user's own function names)."""
         return self.manager.list_tools(list(self.chat(conversation_id).on), taken)
 
+    def context_note(self, listing, context_length: int) -> str:
+        """One sentence when the chat's MCP tools take over a quarter of the context ("" otherwise):
+        every tool's definition is read with every message (a common surprise in other apps)."""
+        from engine.tools import tools_section
+        if not listing.tools:
+            return ""
+        tokens = len(tools_section([("functions", None, [t.engine_tool() for t in listing.tools])])) // 4
+        if tokens * 4 <= context_length:
+            return ""
+        return (f"The tools of the MCP servers on in this chat take about {tokens:,} of the {context_length:,} tokens "
+                "the model can read; turn off the servers this chat doesn't need, or raise the context length.")
+
     def owns(self, function: str) -> bool:
         """The function is an MCP tool (of a configured server), by its name."""
         return self.manager.server_of(function) is not None or any(

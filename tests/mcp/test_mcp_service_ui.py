@@ -108,3 +108,19 @@ def test_unwritable_mcp_json_is_one_sentence(tmp_path):
     finally:
         s.shutdown()
         store.close()
+
+
+def test_a_chat_with_too_many_tools_is_told(service):
+    from engine.tokenizer import load_tokenizer
+    from engine.tools import tools_section
+    from models.tokenizer_json import shared_o200k_harmony_folder
+    service.add("notes", stdio_entry())
+    service.set_on(1, "notes", True)
+    listing = service.tools_for(1).result(T)
+    real = len(load_tokenizer(shared_o200k_harmony_folder()).encode_ordinary(
+        tools_section([("functions", None, [t.engine_tool() for t in listing.tools])])))
+    assert service.context_note(listing, 8192) == ""
+    note = service.context_note(listing, 512)
+    estimate = int(note.split("about ")[1].split(" of")[0].replace(",", ""))
+    assert 0.5 * real <= estimate <= 1.5 * real          # characters / 4 is near the real token count
+    assert note.endswith("turn off the servers this chat doesn't need, or raise the context length.")
