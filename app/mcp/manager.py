@@ -318,10 +318,16 @@ def describe(e: BaseException) -> str:
     return text.rstrip(".")
 
 
+CONNECTION_CLOSED = -32000    # the SDK's code for a request whose answer can never come (mcp_types.jsonrpc)
+
+
 def _connection_lost(e: BaseException) -> bool:
+    """The server went away (process died, HTTP stream cut), as opposed to a tool that failed."""
     while isinstance(e, BaseExceptionGroup) and e.exceptions:
         e = e.exceptions[0]
-    return "connection closed" in str(e).lower() or isinstance(e, (ConnectionError, EOFError))
+    transport = type(e).__module__.startswith(("httpx", "httpcore")) and "Timeout" not in type(e).__name__
+    return (getattr(e, "code", None) == CONNECTION_CLOSED or transport
+            or isinstance(e, (ConnectionError, EOFError)) or "connection closed" in str(e).lower())
 
 
 def _done(value) -> concurrent.futures.Future:

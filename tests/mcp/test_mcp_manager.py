@@ -162,3 +162,22 @@ def test_logs_never_carry_a_secret(manager_for, caplog):
         m.list_tools(["gone"]).result(T)
         logging.getLogger("mcp.client").warning("sent header Bearer log-SECRET-5 to %s", "http://127.0.0.1:9/mcp")
     assert caplog.records and all("log-SECRET-5" not in r.getMessage() for r in caplog.records)
+
+
+def test_http_server_that_dies_mid_call(manager_for):
+    import subprocess
+    import sys
+    from conftest import SERVER
+    proc = subprocess.Popen([sys.executable, str(SERVER), "http"], stdout=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{int(proc.stdout.readline().split()[1])}/mcp"
+        m = manager_for({"remote": {"url": url}}, start_timeout=20)
+        m.list_tools(["remote"]).result(T)
+        out = m.call("remote__crash", {}).result(T)
+        assert out.error is not None and out.error.startswith('The MCP server "remote" stopped during the call')
+        proc.wait(10)
+        again = m.call("remote__add", {"a": 1, "b": 2}).result(T)       # gone for good: a sentence, no hang
+        assert again.error.startswith('The MCP server "remote" could not start')
+    finally:
+        proc.kill()
+        proc.wait(10)
