@@ -137,14 +137,12 @@ class Chat:
         return True
 
     def answer(self, text: str) -> None:
-        from engine.generate import SamplingParams
-
         self.messages.append({"role": "user", "content": text})
         view = TerminalView(self.out, self.args.show_reasoning)
         cancel = threading.Event()
         previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
         try:
-            sampling = SamplingParams(temperature=self.args.temperature, top_p=self.args.top_p)
+            sampling = self.session.sampling(self.args.temperature, self.args.top_p)
             for ev in self.session.reply(self.messages, effort=self.effort, sampling=sampling,
                                          max_tokens=self.args.max_tokens, cancel=cancel,
                                          developer=self.args.developer):
@@ -196,7 +194,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--show-reasoning", action="store_true", help="print the raw chain of thought (dimmed)")
     ap.add_argument("--temperature", type=float, default=None,
                     help="default: 1, or 0 (greedy) when the model folder asks for it, as the demo model does")
-    ap.add_argument("--top-p", type=float, default=1.0)
+    ap.add_argument("--top-p", type=float, default=None, help="default: the model folder's, else 1")
     ap.add_argument("--max-tokens", type=int, default=4096, help="longest answer, reasoning included")
     ap.add_argument("--context", type=int, default=8192, help="context length in tokens")
     ap.add_argument("--developer", default=None, help="developer instructions (a system prompt)")
@@ -237,8 +235,6 @@ def main(argv=None) -> int:
         print(f"The model in {args.model} could not be loaded ({e}); check the folder or download it again.",
               file=sys.stderr)
         return 1
-    if args.temperature is None:
-        args.temperature = session.sampling().temperature  # 0 when the folder asks for greedy decoding
     Chat(session, args).run()
     return 0
 

@@ -369,8 +369,7 @@ def open_pipeline(folder, context_length: int = 4096, dtype: str | None = None, 
 def chat_main(args, chat_class) -> int:
     """engine.chat --distributed: every rank opens the pipeline; rank 0 runs the terminal chat
     (chat_class, engine.chat.Chat) on it, the other ranks serve until it ends."""
-    from engine.generation_config import prefers_greedy
-    from engine.session import ChatSession
+    from engine.front_door import chat_session
     from engine.tokenizer import load_tokenizer
 
     group = init_group()
@@ -385,10 +384,8 @@ def chat_main(args, chat_class) -> int:
     if model is None:
         return 0
     say(split.summary())
-    if args.temperature is None:
-        args.temperature = 0.0 if prefers_greedy(args.model) else 1.0
     try:
-        session = ChatSession(model, enc, context_length=args.context, prefill_chunk=split.stages[0].plan.prefill_chunk)
+        session = chat_session(model, enc, args.model, args.context, split.stages[0].plan.prefill_chunk)
         chat_class(session, args).run()
     except DistributedError as exc:
         say(str(exc))

@@ -21,7 +21,8 @@ from decimal import Decimal
 
 import jsonschema
 
-FUNCTIONS = "functions"  # the namespace of user functions: recipients are "functions.NAME"
+from engine.events import FUNCTIONS, ToolCall  # noqa: F401 (re-exported: the call is an event too)
+
 PYTHON = "python"
 JSON_CONTENT_TYPE = "<|constrain|>json"  # what a JSON function call says after its channel
 PYTHON_DESCRIPTION = (
@@ -34,6 +35,9 @@ PYTHON_DESCRIPTION = (
     "Internet access for this session is UNKNOWN. Depends on the cluster."
 )
 FUNCTIONS_CHANNEL_LINE = "Calls to these tools must go to the commentary channel: 'functions'."
+# What a tool answers when the user says no (the window's "Don't run"; the demo model learnt it).
+DECLINED_CODE = "The user chose not to run this code. Continue without running it, or ask the user."
+DECLINED_CALL = "The user declined to answer this call. Continue without it, or ask the user."
 
 
 @dataclass(frozen=True)
@@ -43,39 +47,6 @@ class Tool:
     name: str
     description: str = ""
     parameters: dict | None = None  # None: the function takes no arguments
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """The model called a tool (its reply ended in <|call|>).
-
-    `arguments` is the raw text the model wrote; `parsed` the decoded JSON (functions only);
-    `error` one sentence when the call can't be run (bad JSON, schema violation, unknown tool):
-    send `tool_result_message(call, call.error)` back so the model can correct itself.
-    `message` is the assistant message to append to the conversation, as the model wrote it.
-    """
-
-    recipient: str  # "functions.get_weather" or "python"
-    arguments: str
-    channel: str = "commentary"
-    content_type: str | None = None
-    parsed: object = None
-    error: str | None = None
-    recipient_after_channel: bool = False  # header order the model used (kept for exact re-rendering)
-
-    @property
-    def name(self) -> str:
-        """The function's name without its namespace ("get_weather")."""
-        return self.recipient.split(".", 1)[1] if self.recipient.startswith(FUNCTIONS + ".") else self.recipient
-
-    @property
-    def message(self) -> dict:
-        m = {"role": "assistant", "channel": self.channel, "recipient": self.recipient, "content": self.arguments}
-        if self.content_type:
-            m["content_type"] = self.content_type
-        if self.recipient_after_channel:
-            m["recipient_after_channel"] = True
-        return m
 
 
 @dataclass(frozen=True)

@@ -62,13 +62,14 @@ def main(argv=None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import uvicorn
 
+    from engine import open_chat
+    from engine.front_door import model_name
     from server.app import create_app
-    from server.model import model_id_for, open_model
     from server.runner import EngineRunner
 
-    runner = EngineRunner(lambda: open_model(model, args.context), max_waiting=args.max_waiting).start()
-    app = create_app(runner, model_id_for(model), args.api_key)
-    print(f"Serving {model_id_for(model)} at http://{args.host}:{args.port}/v1 (loading the model…)",
+    runner = EngineRunner(lambda: open_chat(model, context_length=args.context), max_waiting=args.max_waiting).start()
+    app = create_app(runner, model_name(model), args.api_key)
+    print(f"Serving {model_name(model)} at http://{args.host}:{args.port}/v1 (loading the model…)",
           file=sys.stderr)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

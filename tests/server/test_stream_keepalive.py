@@ -14,7 +14,6 @@ import server.app
 from engine.events import Done, MessageEnd, MessageStart, Stop, TextDelta
 from engine.generate import GenerationStats
 from engine.session import RenderedPrompt
-from server.model import OpenedChat
 from server.runner import EngineRunner
 
 
@@ -22,6 +21,12 @@ class QuietSession:
     """Answers "Hello" in two deltas with a pause between them."""
 
     context_length = 4096
+
+    def sampling(self, temperature=None, top_p=None, seed=None):
+        return None
+
+    def count_tokens(self, text):
+        return len(text.split())
 
     def __init__(self, pause: float):
         self.pause = pause
@@ -41,8 +46,7 @@ class QuietSession:
 
 def test_a_quiet_stream_gets_keepalive_comments_and_whole_data(monkeypatch):
     monkeypatch.setattr(server.app, "PING_S", 0.05)
-    chat = OpenedChat(QuietSession(pause=0.3), enc=None, greedy=True, name="quiet")
-    runner = EngineRunner(opener=lambda: chat).start()
+    runner = EngineRunner(opener=lambda: QuietSession(pause=0.3)).start()
     runner.loaded.wait(10)
     app = server.app.create_app(runner, "quiet")
 
