@@ -7,6 +7,7 @@ server it went to and ask Run / Always for this tool in this chat / Don't run, a
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from app.mcp.results import IMAGE_KINDS, McpOutput
@@ -38,6 +39,21 @@ def consent_text(step) -> str:
     server, tool = names(step)
     return (f'The model wants to run the tool "{tool}" of the MCP server "{server}" with these arguments. '
             "The server is a program or service you added; it acts with your permissions.")
+
+
+def off_text(server: str) -> str:
+    return f'The MCP server "{server}" is off in this chat; continue without it, or ask the user to turn it on.'
+
+
+def arguments_of(step) -> dict:
+    """The call's arguments as a JSON object (the engine parsed and checked them; {} if not an object)."""
+    parsed = getattr(step.call, "parsed", None) if step.call is not None else None
+    if parsed is None:
+        try:
+            parsed = json.loads(step.arguments or "{}")
+        except ValueError:
+            parsed = {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def tool_output(output: McpOutput, images: list[str], folder: str) -> dict:
