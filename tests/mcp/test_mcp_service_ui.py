@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from conftest import stdio_entry
+from mcp_fixtures import stdio_entry
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("PySide6")
