@@ -415,8 +415,8 @@ class ChatController(QObject):
     def mcp_route(self, conversation_id: int, function: str) -> tuple[str, str, str] | None:
         """(decision, server, tool) for a call to one of the MCP tools ("ask", "always" or "off"),
         None when `function` is not an MCP tool (the user's own function)."""
-        if not self.mcp.owns(function):
-            return None
+        if not self.mcp.owns(function) or function in {f.get("name") for f in self.settings.functions}:
+            return None          # the user's own function (it keeps its name; an MCP tool gives way)
         tool = self.mcp.manager.tool_of(function)
         server, name = (tool.server, tool.tool) if tool else (function.split("__", 1)[0], function)
         return self.mcp.decide(conversation_id, function), server, name

@@ -178,3 +178,20 @@ def test_the_local_api_does_not_offer_the_apps_mcp_servers(qtbot, store):
     assert c.mcp.manager.running() == []                                           # no server was started for it
     api.set_enabled(False)
     c.shutdown()
+
+
+def test_the_users_own_function_keeps_its_name(qtbot, store):
+    session = ScriptedSession(queue=[mcp_call("notes__add", {"a": 1, "b": 2}), answer_script(final="ok")])
+    c = make(qtbot, store, session)
+    s = c.settings
+    s.functions = [{"name": "notes__add", "description": "Mine.", "parameters": None}]
+    c.save_settings(s)
+    c.mcp.set_on(c.new_conversation(), "notes", True)
+    assert c.send("Add.")
+    qtbot.waitUntil(lambda: c.waiting_call() is not None, timeout=T)
+    names = [t.name for t in session.calls[0]["tools"]]
+    assert names.count("notes__add") == 1 and any(n.startswith("notes__add_") for n in names)
+    assert c.waiting_call().mcp is None               # answered by hand, as the user's function
+    assert c.answer_tool("answer", "3")
+    qtbot.waitUntil(lambda: not c.busy, timeout=T)
+    c.shutdown()
