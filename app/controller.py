@@ -137,6 +137,7 @@ class ChatController(QObject):
     def shutdown(self) -> None:
         """Stop any answer (keeping it), then end the engine and tools threads. Safe to call twice."""
         if not self.engine_thread.thread.isRunning() and not self.turns:
+            self.mcp.shutdown()      # (idempotent) the servers never outlive the app
             return
         for turn in self.turns.values():
             self.worker.cancel(turn.request_id)
