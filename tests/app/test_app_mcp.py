@@ -195,3 +195,22 @@ def test_the_users_own_function_keeps_its_name(qtbot, store):
     assert c.answer_tool("answer", "3")
     qtbot.waitUntil(lambda: not c.busy, timeout=T)
     c.shutdown()
+
+
+def test_servers_stop_with_the_app(qtbot, store):
+    import time
+
+    import psutil
+    session = ScriptedSession(queue=[mcp_call("notes__pid", {}), answer_script(final="ok")])
+    c = make(qtbot, store, session)
+    c.mcp.set_on(c.new_conversation(), "notes", True)
+    c.mcp.allow_always(c.current_id, "notes__pid")
+    assert c.send("Your pid?")
+    qtbot.waitUntil(lambda: not c.busy, timeout=T)
+    pid = int(tool_steps.calls(c.model.last().steps)[0].result)
+    assert psutil.pid_exists(pid)
+    c.shutdown()
+    deadline = time.monotonic() + 20
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+        qtbot.wait(50)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
