@@ -79,7 +79,12 @@ def test_servers_stop_with_the_app(manager_for):
     pid = int(m.call("notes__pid", {}).result(T).text)
     assert psutil.pid_exists(pid)
     m.shutdown()
-    assert wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    def gone():
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+    assert wait_until(gone)
     assert m.call("notes__add", {"a": 1, "b": 1}).result(T).error == "The app is closing; MCP tools are stopped."
 
 
