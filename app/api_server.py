@@ -1,7 +1,7 @@
 """The app's "Local API server" switch: server/ (the OpenAI-compatible API) served by uvicorn on a
 background thread, answering with the chat window's model on the chat window's engine thread.
 
-One engine thread: each API request is posted to the EngineWorker (its `run` slot) and queues there,
+One engine thread: each API request is posted to the EngineWorker (`post`, thread-safe) and queues there,
 in order, with the window's own replies, so the two never generate at the same time and share one
 model (and its session's cache). The model is attached to the server's runner on the engine thread
 right after each load, and detached before the next load starts, so the server never keeps an old

@@ -22,10 +22,10 @@ from app.demo_examples import EFFORT as DEMO_EFFORT
 from app.settings import Settings
 from app.store import ChatStore, StoredMessage, StoreError
 from app.tool_steps import CallStep
-from app.tools_worker import ToolsThread, ToolsWorker
+from app.tools_worker import ToolsWorker
 from app.turn import Turn, clause
 from app.user_functions import engine_tools, response_format
-from app.worker import EngineThread, EngineWorker, done_stats
+from app.worker import EngineThread, EngineWorker, WorkerThread, done_stats
 from engine.events import Done
 from models.registry import DEMO
 
@@ -81,7 +81,7 @@ class ChatController(QObject):
         # Tools run on their own thread: a long cell never holds the model (or the local API) up.
         self.tools = tools or ToolsWorker()
         self.worker.python_offered = self.tools.python_offered
-        self.tools_thread = ToolsThread(self.tools)
+        self.tools_thread = WorkerThread(self.tools, "tools", self.tools.close_all)  # a running cell is ended first
         self._request_tool.connect(self.tools.run_python)
         self._request_warm.connect(self.tools.warm_python)
         self.tools.finished.connect(self._on_tool_finished)

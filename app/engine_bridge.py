@@ -1,4 +1,10 @@
-"""The one place in app/ that imports the engine (and so MLX). Runs on the worker thread only.
+"""The one place in app/ that opens a model (and so loads MLX). Runs on the engine thread only.
+
+The rule for app/: the model is opened here, through engine.open_chat, and MLX is touched only on
+the engine thread (here, the worker, and the launcher's memory-budget check). Other app/ files may
+import the engine's plain modules, which load no MLX: engine.events, engine.tools, engine.errors,
+engine.python_tool, engine.config and engine.checkpoint_format (folder checks). app/ui never
+imports mlx.
 
 `load_engine(folder, context_length)` opens the model through the engine's front door
 (engine.open_chat) and returns its typed handle, the engine.session.ChatSession. Every failure

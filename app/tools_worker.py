@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from app.qt_compat import emit
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 log = logging.getLogger(__name__)
 
@@ -93,20 +93,3 @@ class ToolsWorker(QObject):
     def close_all(self) -> None:
         if self._pool is not None:
             self._pool.close_all()
-
-
-class ToolsThread(QObject):
-    """Starts the tools worker on its own QThread and stops it (a running cell is interrupted first)."""
-
-    def __init__(self, worker: ToolsWorker, parent=None):
-        super().__init__(parent)
-        self.worker = worker
-        self.thread = QThread()
-        self.thread.setObjectName("tools")
-        worker.moveToThread(self.thread)
-        self.thread.start()
-
-    def stop(self, timeout_ms: int = 10000) -> None:
-        self.worker.close_all()
-        self.thread.quit()
-        self.thread.wait(timeout_ms)

@@ -76,6 +76,11 @@ class EngineWorker(QObject):
             if self._current == request_id:
                 self._cancel.set()
 
+    def cancel_current(self) -> None:
+        """Stop whatever is being generated now (any thread)."""
+        with self._lock:
+            self._cancel.set()
+
     @Slot(str, int)
     def load(self, folder: str, context_length: int) -> None:
         self._engine = None
@@ -157,19 +162,24 @@ class EngineWorker(QObject):
             log.exception("engine job failed")
 
 
-class EngineThread(QObject):
-    """Starts the worker on its own QThread and stops it cleanly (cancel, quit, wait)."""
+class WorkerThread(QObject):
+    """Starts a worker QObject on a QThread of its own and stops it cleanly (before_stop, quit, wait)."""
 
-    def __init__(self, worker: EngineWorker, parent=None):
+    def __init__(self, worker: QObject, name: str, before_stop=None, parent=None):
         super().__init__(parent)
-        self.worker = worker
+        self.worker, self.before_stop = worker, before_stop
         self.thread = QThread()
-        self.thread.setObjectName("engine")
+        self.thread.setObjectName(name)
         worker.moveToThread(self.thread)
         self.thread.start()
 
     def stop(self, timeout_ms: int = 10000) -> None:
-        with self.worker._lock:
-            self.worker._cancel.set()
+        if self.before_stop is not None:
+            self.before_stop()
         self.thread.quit()
         self.thread.wait(timeout_ms)
+
+
+def EngineThread(worker: EngineWorker) -> WorkerThread:  # noqa: N802 (a thread, named as one)
+    """The engine worker's thread; stopping it cancels the answer being generated first."""
+    return WorkerThread(worker, "engine", worker.cancel_current)

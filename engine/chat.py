@@ -188,8 +188,8 @@ class Chat:
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m engine.chat", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None,
-                    help="folder holding config.json, tokenizer.json and the weights "
-                         "(default: the tiny demo model that ships with the app)")
+                    help="folder holding config.json, tokenizer.json and the weights (models/demo: the tiny "
+                         "demo model that ships with this checkout)")
     ap.add_argument("--effort", choices=EFFORTS, default="medium", help="reasoning effort")
     ap.add_argument("--show-reasoning", action="store_true", help="print the raw chain of thought (dimmed)")
     ap.add_argument("--temperature", type=float, default=None,
@@ -207,12 +207,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.model is None:
-        from models.registry import demo_folder
-
-        args.model = str(demo_folder())
-        print("No --model given: using the tiny demo model (not gpt-oss; it only knows a few kinds of "
-              "puzzles). Pass --model with a gpt-oss-20b folder for the real thing.", file=sys.stderr)
+    if args.model is None:  # the engine knows no model registry: the caller names the folder
+        print("Pass --model with a model folder: a gpt-oss-20b folder, or models/demo (the tiny demo model "
+              "that ships with this checkout).", file=sys.stderr)
+        return 2
     if not Path(args.model).is_dir():
         print(f"The model folder {args.model} does not exist; pass --model the folder that holds "
               "config.json, tokenizer.json and the weights.", file=sys.stderr)

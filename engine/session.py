@@ -187,7 +187,7 @@ class ChatSession:
         Yields ContextTrimmed (if needed), PrefillProgress (only once reading the prompt has taken
         more than PROGRESS_AFTER_S), then harmony parser events, then Done. Model output never
         raises: a malformed reply ends with Stop("malformed: ..."). sampling=None: self.sampling().
-        With tools (engine.tools.Tool or OpenAI function dicts), a reply that calls one yields a
+        With tools (engine.tools.Tool; tool_choice an engine.tools.ToolChoice), a reply that calls one yields a
         ToolCall then Stop("call"): append `call.message` and the tool's answer
         (tool_result_message) and call reply again; the cache carries on from the call.
         response_format: OpenAI's {"type": "json_schema", "json_schema": {...}} or

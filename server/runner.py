@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from engine.session import Done
 from server.errors import APIError
+from server.openai_format import engine_options
 
 log = logging.getLogger(__name__)
 END = object()  # the last item of every job's event stream
@@ -98,8 +99,11 @@ class EngineRunner:
             self._thread.start()
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, closing=None) -> None:
+        """End the engine thread after the jobs queued; `closing()` runs on it last (a pipeline closes)."""
         if self._thread is not None:
+            if closing is not None:
+                self._jobs.put(closing)
             self._jobs.put(None)
             self._thread.join(timeout)
 
@@ -165,8 +169,8 @@ class EngineRunner:
             raise APIError(503, f"The model could not be loaded: {self.load_error}" if self.load_error else
                            "The model is still loading; retry in a moment.")
         session = self.session
-        options = {k: v for k, v in job.extra.items() if v is not None}  # tools, tool_choice, response_format
         try:  # rendered once: its length decides 413, then the session answers it as it is
+            options = engine_options(job.extra)  # tools, tool_choice (as the engine's types), response_format
             prompt = session.render(job.messages, effort=job.effort, developer=job.developer, **options)
         except ValueError as e:  # the engine's checks: one sentence each
             raise APIError(400, str(e)) from None
