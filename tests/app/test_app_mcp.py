@@ -174,7 +174,8 @@ def test_the_local_api_does_not_offer_the_apps_mcp_servers(qtbot, store):
     t.start()
     qtbot.waitUntil(lambda: not t.is_alive(), timeout=T)
     assert got["r"].status_code == 200, got["r"].text
-    assert [tl["function"]["name"] for tl in rendered[-1]["tools"]] == ["client_tool"]   # the client's own only
+    names = [tl.name if hasattr(tl, "name") else tl["function"]["name"] for tl in rendered[-1]["tools"]]
+    assert names == ["client_tool"]                       # the client's own, nothing else
     assert c.mcp.manager.running() == []                                           # no server was started for it
     api.set_enabled(False)
     c.shutdown()
