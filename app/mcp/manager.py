@@ -87,6 +87,9 @@ class McpManager:
     def call_tool(self, server: str, tool: str, arguments: dict | None, timeout: float | None = None) -> concurrent.futures.Future:
         return self._submit(self._call(server, tool, arguments or {}, timeout))
 
+    def tool_of(self, function: str) -> McpTool | None:
+        return self._functions.get(function)
+
     def server_of(self, function: str) -> str | None:
         tool = self._functions.get(function)
         return tool.server if tool else None

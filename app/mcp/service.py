@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 
 from app.mcp import chats
-from app.mcp.config import ServerConfig, config_path, import_servers, load_config, parse_server, save_config
+from app.mcp.config import FILE_NAME, ServerConfig, config_path, import_servers, load_config, parse_server, save_config
 from app.mcp.manager import McpManager
 from app.mcp.results import McpOutput, max_chars, save_images
 from app.mcp.tools import SEPARATOR, slug
@@ -27,7 +27,10 @@ log = logging.getLogger(__name__)
 
 class McpService:
     def __init__(self, store, path: Path | None = None, context_length: int = 8192, start_timeout: float | None = None):
-        self.store, self.path = store, path or config_path()
+        """`path`: mcp.json (default: beside the history file, i.e. in the app's data folder)."""
+        history = getattr(store, "path", None)
+        self.store = store
+        self.path = Path(path) if path else (Path(history).parent / FILE_NAME if history else config_path())
         self.servers, self.problems = load_config(self.path)
         kw = {} if start_timeout is None else {"start_timeout": start_timeout}
         self.manager = McpManager(self.servers, result_chars=max_chars(context_length), **kw)
@@ -140,11 +143,13 @@ class McpService:
             return f
         return self.manager.call(function, arguments if isinstance(arguments, dict) else {})
 
+    def images_folder(self, conversation_id: int) -> Path:
+        return self.path.parent / "mcp-images" / str(conversation_id)
+
     def save_images(self, conversation_id: int, output: McpOutput) -> list[str]:
         """The call's images, saved under the chat's folder for the transcript (paths)."""
-        from app.paths import app_data_dir
         try:
-            return save_images(output, app_data_dir() / "mcp" / str(conversation_id))
+            return save_images(output, self.images_folder(conversation_id))
         except OSError as e:
             log.warning("MCP images not saved: %s", e)
             return []

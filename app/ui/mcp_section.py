@@ -100,6 +100,8 @@ class McpSection(QWidget):
         lay.addWidget(about)
         self.list = QListWidget()
         self.list.setMaximumHeight(130)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)     # long commands: the tooltip has it all
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.itemChanged.connect(self._ticked)
         self.listed.connect(self._show_listing)
         lay.addWidget(self.list)
@@ -115,7 +117,11 @@ class McpSection(QWidget):
             row.addWidget(b)
         row.addStretch(1)
         lay.addLayout(row)
-        self.note = QLabel("", objectName="Notice")
+        self.status = QLabel("", objectName="Caption")     # what a server answered: its tools
+        self.status.setWordWrap(True)
+        self.status.hide()
+        lay.addWidget(self.status)
+        self.note = QLabel("", objectName="Notice")        # what went wrong
         self.note.setWordWrap(True)
         lay.addWidget(self.note)
         self.refresh()
@@ -150,7 +156,8 @@ class McpSection(QWidget):
         on = item.checkState() == Qt.CheckState.Checked
         self.mcp.set_on(self.conversation_id, name, on)
         if on:      # start it now (in the background): its tools or its problem show here
-            self.say([f"Starting {name}…"])
+            self.say([])
+            self.tell(f"Starting {name}…")
             self.mcp.manager.list_tools([name]).add_done_callback(lambda f: self._listed_elsewhere(name, f))
 
     def _listed_elsewhere(self, name: str, future) -> None:
@@ -160,7 +167,15 @@ class McpSection(QWidget):
             pass
 
     def _show_listing(self, name: str, listing) -> None:
-        self.say([listing_text(name, listing)])
+        if listing.problems:
+            self.tell("")
+            self.say(listing.problems)
+        else:
+            self.tell(listing_text(name, listing))
+
+    def tell(self, text: str) -> None:
+        self.status.setText(text)
+        self.status.setVisible(bool(text))
 
     def item(self, name: str) -> QListWidgetItem | None:
         return next((self.list.item(i) for i in range(self.list.count())

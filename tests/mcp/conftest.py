@@ -1,29 +1,12 @@
 """Real MCP servers for the tests: the SDK-written test server over stdio and over streamable
-HTTP, and a protocol-breaking one; a manager that is always shut down."""
+HTTP, and a protocol-breaking one; a manager that is always shut down. Helpers: mcp_fixtures.py."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
-
-HERE = Path(__file__).parent
-SERVER = HERE / "mcp_test_server.py"
-RAW = HERE / "raw_server.py"
-
-
-def stdio_entry(mode: str = "stdio", script: Path = SERVER, **extra) -> dict:
-    return {"command": sys.executable, "args": [str(script), mode], **extra}
-
-
-def servers_of(entries: dict):
-    from app.mcp.config import parse_config
-    servers, problems = parse_config(json.dumps({"mcpServers": entries}))
-    assert problems == []
-    return servers
+from mcp_fixtures import SERVER, servers_of
 
 
 @pytest.fixture
@@ -54,10 +37,3 @@ def http_server():
         proc.wait(10)
 
 
-def wait_until(condition, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import stdio_entry
+from mcp_fixtures import stdio_entry
 
 mx = pytest.importorskip("mlx.core")
 

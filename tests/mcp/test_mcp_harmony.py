@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import jsonschema
 import pytest
-from conftest import stdio_entry
+from mcp_fixtures import stdio_entry
 
 from app.mcp.results import clean, max_chars, output_of
 from app.mcp.tools import function_names, model_schema

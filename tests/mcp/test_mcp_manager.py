@@ -9,7 +9,7 @@ import threading
 
 import psutil
 import pytest
-from conftest import RAW, stdio_entry, wait_until
+from mcp_fixtures import RAW, stdio_entry, wait_until
 
 pytest.importorskip("mcp")
 T = 60   # generous bound for a Future on a loaded 2-core machine; the calls themselves take ~1 s
@@ -79,7 +79,12 @@ def test_servers_stop_with_the_app(manager_for):
     pid = int(m.call("notes__pid", {}).result(T).text)
     assert psutil.pid_exists(pid)
     m.shutdown()
-    assert wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    def gone():
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+    assert wait_until(gone)
     assert m.call("notes__add", {"a": 1, "b": 1}).result(T).error == "The app is closing; MCP tools are stopped."
 
 
@@ -141,7 +146,7 @@ def test_changed_settings_restart_the_server(manager_for):
     m = manager_for({"notes": stdio_entry(env={"TEST_TOKEN": "aaaa"})})
     m.list_tools(["notes"]).result(T)
     assert m.call("notes__whoami", {}).result(T).text == "token of 4 characters"
-    from conftest import servers_of
+    from mcp_fixtures import servers_of
     m.configure(servers_of({"notes": stdio_entry(env={"TEST_TOKEN": "bbbbbbbb"})})).result(T)
     assert m.call("notes__whoami", {}).result(T).text == "token of 8 characters"
     assert json.dumps(m.running()) == '["notes"]'
@@ -167,7 +172,7 @@ def test_logs_never_carry_a_secret(manager_for, caplog):
 def test_http_server_that_dies_mid_call(manager_for):
     import subprocess
     import sys
-    from conftest import SERVER
+    from mcp_fixtures import SERVER
     proc = subprocess.Popen([sys.executable, str(SERVER), "http"], stdout=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{int(proc.stdout.readline().split()[1])}/mcp"

@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from conftest import stdio_entry
+from mcp_fixtures import stdio_entry
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("PySide6")
@@ -52,9 +52,9 @@ def test_section_add_tick_import_remove(qtbot, service, tmp_path):
     assert json.loads((tmp_path / "mcp.json").read_text())["mcpServers"]["notes"]["env"] == {"TEST_TOKEN": "visible-NEVER-1"}
     item.setCheckState(Qt.CheckState.Checked)
     assert service.chat(1).on == ("notes",) and service.chat(2).on == ()
-    assert section.note.text() == "Starting notes…"               # the window didn't wait for it
-    qtbot.waitUntil(lambda: section.note.text().startswith("notes: 10 tools"), timeout=T * 1000)
-    assert section.note.text() == "notes: 10 tools (add, search_notes, slow, fail, picture, crash and 4 more)."
+    assert section.status.text() == "Starting notes…"             # the window didn't wait for it
+    qtbot.waitUntil(lambda: section.status.text().startswith("notes: 10 tools"), timeout=T * 1000)
+    assert section.status.text() == "notes: 10 tools (add, search_notes, slow, fail, picture, crash and 4 more)."
 
     other = tmp_path / "claude_desktop_config.json"
     other.write_text(json.dumps({"mcpServers": {"notes": entry, "web": {"url": "https://example.com/mcp",
