@@ -215,3 +215,16 @@ def test_servers_stop_with_the_app(qtbot, store):
         except psutil.NoSuchProcess:
             return True
     qtbot.waitUntil(gone, timeout=20000)
+
+
+def test_stop_while_the_chats_servers_start(qtbot, store):
+    session = ScriptedSession(queue=[answer_script(final="never asked")])
+    c = make(qtbot, store, session)
+    c.mcp.add("silent", {"command": sys.executable, "args": [str(SERVER), "silent"]})   # never answers
+    c.mcp.set_on(c.new_conversation(), "silent", True)
+    assert c.send("Hello")
+    assert c.model.last().phase == "mcp"        # "Starting this chat's tool servers…", the window live
+    c.stop()
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    assert c.model.last().state == "stopped" and session.calls == []
+    c.shutdown()
