@@ -73,15 +73,16 @@ class ScriptedSession:
         pass
 
     def render(self, messages, effort="medium", developer=None, date=None, identity=None, tools=None, python=False,
-               tool_choice=None, response_format=None, final_only=False):
+               tool_choice=None, response_format=None, final_only=False, browser=None):
         """What the local server asks first (its length decides 413): a short stand-in prompt."""
         from engine.session import RenderedPrompt
         return RenderedPrompt([1, 2, 3])
 
     def reply(self, messages, effort="medium", developer=None, sampling=None, max_tokens=2048, cancel=None,
               date=None, identity=None, tools=None, python=False, tool_choice=None, response_format=None,
-              final_only=False, prompt=None):
-        offered = {"tools": tools, "python": python, "response_format": response_format, "tool_choice": tool_choice}
+              final_only=False, prompt=None, browser=None):
+        offered = {"tools": tools, "python": python, "response_format": response_format, "tool_choice": tool_choice,
+                   "browser": browser}
         self.calls.append({"messages": [dict(m) for m in messages], "effort": effort, "developer": developer,
                            "max_tokens": max_tokens, "sampling": sampling,
                            **{k: v for k, v in offered.items() if v}})
