@@ -16,6 +16,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app import tool_steps
 from app.conversation import ChatMessage, ConversationModel
+from app.mcp import steps as mcp_steps
+from app.mcp.service import McpService
 from app.demo_examples import EFFORT as DEMO_EFFORT
 from app.settings import Settings
 from app.store import ChatStore, StoredMessage, StoreError
@@ -48,9 +50,11 @@ class ChatController(QObject):
     _request_generate = Signal(int, object, object)  # object: PySide6 6.12 mis-counts None inside dict/list signals
     _request_tool = Signal(int, str, str)               # request id, chat, python code
     _request_warm = Signal(str)                         # chat: start its kernel while the user decides
+    _mcp_listed = Signal(object, object)                # Turn, Listing (from the MCP client's thread)
+    _mcp_finished = Signal(int, object)                 # request id, dict like the tools thread's (ditto)
 
     def __init__(self, store: ChatStore, worker: EngineWorker | None = None, flush_ms: int = 30, parent=None,
-                 tools: ToolsWorker | None = None):
+                 tools: ToolsWorker | None = None, mcp: McpService | None = None):
         super().__init__(parent)
         self.store = store
         self.history_notice = store.notice   # shown once at start ('' when the history opened cleanly)
@@ -87,6 +91,12 @@ class ChatController(QObject):
             except StoreError:
                 pass
         self.tools.set_python_enabled(self.settings.python_tool)
+        # The user's MCP tool servers (mcp.json beside the history): started when a chat needs them,
+        # spoken to on their own thread; never offered to the local API's clients.
+        self.mcp = mcp or McpService(store, context_length=self.settings.context_length)
+        self._mcp_listed.connect(self._on_mcp_listed)
+        self._mcp_finished.connect(self._on_tool_finished)
+        self._mcp_calls: dict[int, object] = {}     # request id -> the call's Future (Stop cancels it)
         self._timer = QTimer(self)
         self._timer.setInterval(flush_ms)
         self._timer.timeout.connect(self.flush)
@@ -127,6 +137,7 @@ class ChatController(QObject):
     def shutdown(self) -> None:
         """Stop any answer (keeping it), then end the engine and tools threads. Safe to call twice."""
         if not self.engine_thread.thread.isRunning() and not self.turns:
+            self.mcp.shutdown()      # (idempotent) the servers never outlive the app
             return
         for turn in self.turns.values():
             self.worker.cancel(turn.request_id)
@@ -134,6 +145,7 @@ class ChatController(QObject):
         self.engine_thread.stop()
         self.tools.close_all()
         self.tools_thread.stop()
+        self.mcp.shutdown()
         self.flush()
         for turn in list(self.turns.values()):  # the worker never reported back: save what we have
             turn.finish({}, "cancelled")
@@ -344,6 +356,27 @@ class ChatController(QObject):
         self.model.append(turn.message)
         emit(self.busy_changed, True)
         self._timer.start()
+        if not self.is_demo and self.mcp.chat(self.current_id).on:
+            # The chat's MCP tools first (their servers may have to start): the window goes on meanwhile.
+            turn.message.phase = "mcp"
+            taken = {t.name for t in options.get("tools") or []}
+            self.mcp.tools_for(turn.conv, taken).add_done_callback(lambda f: self._mcp_listed_elsewhere(turn, f))
+        else:
+            turn.start()
+
+    def _mcp_listed_elsewhere(self, turn: Turn, future) -> None:
+        try:
+            emit(self._mcp_listed, turn, future.result())
+        except RuntimeError:     # the app is closing
+            pass
+
+    def _on_mcp_listed(self, turn: Turn, listing) -> None:
+        if turn.ended:           # stopped while its servers started
+            return
+        turn.options = {**turn.options, "tools": [*(turn.options.get("tools") or []),
+                                                  *(t.engine_tool() for t in listing.tools)]}
+        notes = listing.problems + [self.mcp.context_note(listing, self.settings.context_length)]
+        turn.message.notice = " ".join(n for n in notes if n)
         turn.start()
 
     def flush(self) -> None:
@@ -379,6 +412,41 @@ class ChatController(QObject):
 
     def interrupt_python(self, chat: str) -> None:
         self.tools.interrupt(chat)
+
+    def mcp_route(self, conversation_id: int, function: str) -> tuple[str, str, str] | None:
+        """(decision, server, tool) for a call to one of the MCP tools ("ask", "always" or "off"),
+        None when `function` is not an MCP tool (the user's own function)."""
+        if not self.mcp.owns(function) or function in {f.get("name") for f in self.settings.functions}:
+            return None          # the user's own function (it keeps its name; an MCP tool gives way)
+        tool = self.mcp.manager.tool_of(function)
+        server, name = (tool.server, tool.tool) if tool else (function.split("__", 1)[0], function)
+        return self.mcp.decide(conversation_id, function), server, name
+
+    def run_mcp(self, conversation_id: int, function: str, arguments) -> int:
+        self._request_id += 1
+        rid = self._request_id
+        future = self._mcp_calls[rid] = self.mcp.call(conversation_id, function, arguments)
+        future.add_done_callback(lambda f: self._mcp_done_elsewhere(rid, conversation_id, f))
+        return rid
+
+    def _mcp_done_elsewhere(self, rid: int, conversation_id: int, future) -> None:
+        """On the MCP client's thread: save the images, then hand the result to the Qt thread."""
+        from app.mcp.results import McpOutput
+        output = McpOutput.failed(tool_steps.STOPPED) if future.cancelled() else future.result()
+        images = self.mcp.save_images(conversation_id, output) if output.images else []
+        folder = str(self.mcp.images_folder(conversation_id))
+        try:
+            emit(self._mcp_finished, rid, mcp_steps.tool_output(output, images, folder))
+        except RuntimeError:     # the app is closing
+            pass
+
+    def mcp_allow_always(self, conversation_id: int, function: str) -> None:
+        self.mcp.allow_always(conversation_id, function)
+
+    def cancel_mcp(self, request_id: int) -> None:
+        future = self._mcp_calls.get(request_id)
+        if future is not None:
+            future.cancel()
 
     def cancel(self, request_id: int) -> None:
         self.worker.cancel(request_id)
@@ -429,6 +497,7 @@ class ChatController(QObject):
             turn.on_failed(message)
 
     def _on_tool_finished(self, request_id: int, out: dict) -> None:
+        self._mcp_calls.pop(request_id, None)
         turn = self._turn_for(request_id)
         if turn is not None:
             turn.on_tool_finished(out)

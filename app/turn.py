@@ -20,6 +20,7 @@ from app import tool_steps
 from app.context_notice import too_long_notice, trimmed_notice
 from app.conversation import ChatMessage
 from app.store import StoredMessage, StoreError
+from app.mcp import steps as mcp_steps
 from app.tool_steps import CallStep
 from engine.events import ContextTrimmed, MessageEnd, MessageStart, PrefillProgress, PromptTooLong, TextDelta, step_kind
 
@@ -56,6 +57,10 @@ class TurnHost(Protocol):
     def interrupt_python(self, chat: str) -> None: ...
     def cancel(self, request_id: int) -> None: ...
     def python_always(self, conversation_id: int) -> bool: ...
+    def mcp_route(self, conversation_id: int, function: str) -> tuple[str, str, str] | None: ...  # decision, server, tool
+    def run_mcp(self, conversation_id: int, function: str, arguments) -> int: ...   # -> request id
+    def mcp_allow_always(self, conversation_id: int, function: str) -> None: ...
+    def cancel_mcp(self, request_id: int) -> None: ...
     def set_python_always(self, conversation_id: int, on: bool) -> None: ...
     def show_turn(self, turn: "Turn") -> None: ...                            # repaint its row
     def turn_ended(self, turn: "Turn") -> None: ...
@@ -157,7 +162,10 @@ class Turn:
             self.finish(self.stats, "cancelled")
         elif step is not None and step.status == "running":
             self.stopping = True
-            self.host.interrupt_python(str(self.conv))
+            if step.mcp:
+                self.host.cancel_mcp(self.request_id)
+            else:
+                self.host.interrupt_python(str(self.conv))
         else:
             self.host.cancel(self.request_id)
             if not self.started:   # the engine never began it: nothing to wait for
@@ -247,6 +255,15 @@ class Turn:
                 self._run_python(step)
             else:
                 self._wait_for_user(step)
+        elif (route := self.host.mcp_route(self.conv, step.name)) is not None:
+            decision, server, tool = route      # an MCP server's tool: asks like Python, or may not run here
+            mcp_steps.mark(step, server, tool)
+            if decision == "off":
+                self._resolve(step, "off", mcp_steps.off_text(server))
+            elif decision == "always":
+                self._run_mcp(step)
+            else:
+                self._wait_for_user(step)
         else:
             self._wait_for_user(step)
         return True
@@ -259,7 +276,17 @@ class Turn:
         step = self.waiting_call()
         if step is None:
             return False
-        if step.python:
+        if step.mcp:
+            if choice == "always":
+                self.host.mcp_allow_always(self.conv, step.name)
+                choice = "run"
+            if choice == "run":
+                self._run_mcp(step)
+            elif choice == "decline":
+                self._resolve(step, "declined", mcp_steps.DECLINED)
+            else:
+                return False
+        elif step.python:
             if choice == "always":
                 self.host.set_python_always(self.conv, True)
                 choice = "run"
@@ -289,6 +316,12 @@ class Turn:
         self.message.phase = "tool"
         self.host.show_turn(self)
         self.request_id = self.host.run_python(str(self.conv), step.arguments)
+
+    def _run_mcp(self, step: CallStep) -> None:
+        step.status = "running"
+        self.message.phase = "tool"
+        self.host.show_turn(self)
+        self.request_id = self.host.run_mcp(self.conv, step.name, mcp_steps.arguments_of(step))
 
     def on_tool_finished(self, out: dict) -> None:
         step = tool_steps.open_call(self.message.steps, "running")

@@ -209,7 +209,8 @@ class MainWindow(QMainWindow):
         self.status_api.setVisible(api.running)
 
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.c.settings, self, greedy=self.c.greedy, api=self.api_server)
+        dialog = SettingsDialog(self.c.settings, self, greedy=self.c.greedy, api=self.api_server, mcp=self.c.mcp,
+                                conversation_id=self.c.current_id if self.c.current_id != -1 else None)
         if dialog.exec():
             self.c.save_settings(dialog.result_settings())
 

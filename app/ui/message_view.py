@@ -35,6 +35,8 @@ def thinking_text(msg: ChatMessage, now: float | None = None) -> str:
         return f"Thinking… {max(0, int(now - msg.think_started))} s"
     if msg.streaming and msg.phase == "queued":  # the model is answering another request (the local API)
         return "Waiting for the model…"
+    if msg.streaming and msg.phase == "mcp":      # the chat's MCP servers start (first message only)
+        return "Starting this chat's tool servers…"
     if msg.streaming and msg.phase == "waiting":
         if msg.reading is not None:  # only sent for prompts that take more than a second to read
             return f"Reading your message… {int(msg.reading * 100)}%"

@@ -10,11 +10,13 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 from app.settings import CONTEXT_LENGTHS, Settings
 from app.ui.api_server_section import ApiServerSection
 from app.ui.functions_editor import SCHEMA_EXAMPLE, FunctionsEditor
+from app.ui.mcp_section import McpSection
 from app.user_functions import check_answer_schema
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, settings: Settings, parent=None, greedy: bool = False, api=None):
+    def __init__(self, settings: Settings, parent=None, greedy: bool = False, api=None, mcp=None,
+                 conversation_id: int | None = None):
         """`greedy`: the loaded model decodes greedily, so temperature and top-p don't apply to it.
         `api`: the app's LocalApiServer, for the "Local API server" switch (None: no switch)."""
         super().__init__(parent)
@@ -68,6 +70,11 @@ class SettingsDialog(QDialog):
         if problem:   # the switch keeps its value for when the sandbox can run
             self.python_tool.setEnabled(False)
             python_note.setText(f"Python can't run here: {problem}")
+        self.mcp_section = None
+        if mcp is not None:   # app.mcp.service.McpService; the ticks are for the open chat
+            lay.addSpacing(8)
+            self.mcp_section = McpSection(mcp, conversation_id)
+            lay.addWidget(self.mcp_section)
         self.api_section = None
         if api is not None:
             lay.addSpacing(8)
