@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QToolButton, QVBoxLayout, QWidget
 
+from app.ui.rich_text import markdown_html, open_link
 from app.ui.theme import current_colors
 
 FENCE = re.compile(r"^(```|~~~)[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:^\1[ \t]*$|\Z)", re.S | re.M)
@@ -47,14 +48,31 @@ def highlight_html(code: str, language: str, dark: bool) -> str:
     return f"<pre style='margin:0'>{html.escape(code)}</pre>"
 
 
-def prose_label(text: str, markdown: bool) -> QLabel:
-    label = QLabel()
-    label.setTextFormat(Qt.TextFormat.MarkdownText if markdown else Qt.TextFormat.PlainText)
-    label.setText(text)
-    label.setWordWrap(True)
-    label.setOpenExternalLinks(True)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
-    return label
+class ProseLabel(QLabel):
+    """Model text, shown literally: Markdown through rich_text (never Qt's HTML-passing reader), or
+    plain text. `source()` is the text as the model wrote it."""
+
+    def __init__(self, text: str, markdown: bool):
+        super().__init__()
+        self.markdown = markdown
+        self._source = ""
+        self.setTextFormat(Qt.TextFormat.RichText if markdown else Qt.TextFormat.PlainText)
+        self.setWordWrap(True)
+        self.setOpenExternalLinks(False)        # a click goes through open_link: http(s) and mailto only
+        self.linkActivated.connect(open_link)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:   # noqa: N802 (Qt's name): every caller gets the safe path
+        self._source = text
+        super().setText(markdown_html(text, current_colors()) if self.markdown and text else text)
+
+    def source(self) -> str:
+        return self._source
+
+
+def prose_label(text: str, markdown: bool) -> ProseLabel:
+    return ProseLabel(text, markdown)
 
 
 class CodeBlock(QFrame):
