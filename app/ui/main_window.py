@@ -210,8 +210,11 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.c.settings, self, greedy=self.c.greedy, api=self.api_server)
-        if dialog.exec():
-            self.c.save_settings(dialog.result_settings())
+        try:
+            if dialog.exec():
+                self.c.save_settings(dialog.result_settings())
+        finally:   # a kept dialog keeps its connections to the API server alive
+            dialog.deleteLater()
 
     def _escape(self) -> None:
         if self.c.answering_here:     # Esc stops the answer on screen, never one in another chat

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLabel,
-                               QPlainTextEdit, QSpinBox, QVBoxLayout)
+from PySide6.QtCore import QRect
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QFrame,
+                               QLabel, QPlainTextEdit, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
 from app.settings import CONTEXT_LENGTHS, Settings
 from app.ui.api_server_section import ApiServerSection
@@ -21,7 +23,14 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("Settings")
         self.setMinimumWidth(480)
         self._base = settings
-        lay = QVBoxLayout(self)
+        # Everything but Save/Cancel scrolls: the dialog is taller than a 13" screen otherwise.
+        outer = QVBoxLayout(self)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.content = QWidget(objectName="SettingsContent")
+        lay = QVBoxLayout(self.content)
+        lay.setContentsMargins(0, 0, 8, 0)      # room for the scroll bar beside the fields
         form = QFormLayout()
         self.developer = QPlainTextEdit(settings.developer)
         self.developer.setPlaceholderText("Instructions for every chat, e.g. “Answer in British English.”")
@@ -103,7 +112,24 @@ class SettingsDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        lay.addWidget(buttons)
+        self.scroll.setWidget(self.content)
+        outer.addWidget(self.scroll, 1)
+        outer.addWidget(buttons)
+        self.buttons = buttons
+        self.fit_to_screen()
+
+    def fit_to_screen(self, available: QRect | None = None) -> None:
+        """As tall as the content, but never taller than the screen's free area (menu bar and Dock
+        excluded): a 1440x900 MacBook Air leaves about 800 points; the rest scrolls."""
+        if available is None:
+            screen = self.screen() or QGuiApplication.primaryScreen()
+            available = screen.availableGeometry()
+        frame = 40                                  # the title bar the window manager adds
+        margins = self.layout().contentsMargins()
+        want = (self.content.sizeHint().height() + self.buttons.sizeHint().height() + self.layout().spacing()
+                + margins.top() + margins.bottom())
+        self.setMinimumHeight(min(320, available.height() - frame))
+        self.resize(max(self.width(), 520), max(self.minimumHeight(), min(want, available.height() - frame)))
 
     def accept(self) -> None:
         _schema, problem = check_answer_schema(self.answer_schema.toPlainText())
@@ -112,6 +138,11 @@ class SettingsDialog(QDialog):
             self.answer_schema_error.show()
             return
         super().accept()
+
+    def reject(self) -> None:
+        if self.api_section is not None:
+            self.api_section.revert()
+        super().reject()
 
     def result_settings(self) -> Settings:
         return replace(self._base, developer=self.developer.toPlainText().strip(),
