@@ -107,6 +107,7 @@ class ChatController(QObject):
         self.model_error = ""
         self.is_demo = False                        # the tiny demo model is loaded
         self.greedy = False                         # the loaded folder asks for greedy decoding
+        self.context_lengths: tuple = ()            # the context lengths the loaded model allows (): any
         self._folder = ""
         self.current_id = -1
         self.effort = "medium"
@@ -133,6 +134,10 @@ class ChatController(QObject):
     def _on_loaded(self, name: str) -> None:
         self.ready, self.model_name = True, name
         self.is_demo = name == DEMO.label
+        used, self.context_lengths = self.worker.context_info()
+        if used and used != self.settings.context_length:   # the setting was more than this model takes
+            self.settings.context_length = used
+            self._try(self.settings.save, self.store)
         try:
             from engine.generation_config import prefers_greedy   # pure JSON reading, no MLX
             self.greedy = prefers_greedy(self._folder)
@@ -259,11 +264,15 @@ class ChatController(QObject):
     def save_settings(self, settings: Settings) -> None:
         old_context = self.settings.context_length
         self.settings = settings.clamped()
+        if self.ready and self.context_lengths and self.settings.context_length not in self.context_lengths:
+            self.settings.context_length = old_context   # refused: never unload a working model for it
         self._try(self.settings.save, self.store)  # kept for this session even if it can't be saved
         self.worker.set_python_enabled(self.settings.python_tool)
         emit(self.settings_changed)
-        if self.ready and old_context != self.settings.context_length and self.settings.model_folder:
-            self.load_model(self.settings.model_folder)
+        folder = self._folder or self.settings.model_folder
+        # After a failed load too: the setting that failed may be what the user just fixed.
+        if (self.ready or self.model_error) and old_context != self.settings.context_length and folder:
+            self.load_model(folder)
 
     # -- chatting --------------------------------------------------------------------------
     def can_send(self) -> bool:

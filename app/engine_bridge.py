@@ -27,6 +27,8 @@ class LoadedEngine:
     tokenizer: object = None
     make_sampling: object = None   # (temperature, top_p) -> sampling params; None -> engine.generate.SamplingParams
     greedy: bool = False           # the model folder asks for greedy decoding (the tiny demo model does)
+    context_length: int = 0        # the context it was opened with (0: as asked)
+    context_lengths: tuple = ()    # the Settings choices this model and this machine's memory allow (): all
 
     def sampling(self, temperature: float, top_p: float):
         if self.greedy:
@@ -47,9 +49,34 @@ def model_display_name(folder: str | Path) -> str:
     return folder.name
 
 
+def fitting_contexts(folder: str, budget: int | None = None) -> tuple[int, ...]:
+    """The Settings context lengths `folder`'s model takes (its config's maximum) and that its memory
+    plan fits on this machine; () when that can't be worked out (the load then says why)."""
+    from app.settings import CONTEXT_LENGTHS
+    try:
+        from engine.memory import plan_footprint, read_footprint
+        fp = read_footprint(folder)
+        return tuple(n for n in CONTEXT_LENGTHS if n <= fp.max_context and plan_footprint(fp, n, budget).fits)
+    except Exception as e:   # a broken folder: open_chat below gives the sentence
+        log.info("context lengths of %s not worked out: %s", folder, e)
+        return ()
+
+
+def nearest_allowed(asked: int, allowed: tuple[int, ...]) -> int:
+    """The longest allowed context up to `asked` (the shortest allowed if all are longer)."""
+    if not allowed or asked in allowed:
+        return asked
+    shorter = [n for n in allowed if n <= asked]
+    return max(shorter) if shorter else min(allowed)
+
+
 def load_engine(folder: str, context_length: int) -> LoadedEngine:
-    """Open `folder` for chat through engine.open_chat (no network: offline mode is on)."""
+    """Open `folder` for chat through engine.open_chat (no network: offline mode is on). A context
+    the model or the memory refuses is replaced by the longest one allowed below it, so a setting
+    never stops a model that can run."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    allowed = fitting_contexts(folder)
+    context_length = nearest_allowed(context_length, allowed)
     try:
         from engine.errors import ModelError
         from engine.front_door import NotEnoughMemory, open_chat
@@ -70,7 +97,8 @@ def load_engine(folder: str, context_length: int) -> LoadedEngine:
         raise LoadRefused(f"The model in {folder} could not be loaded ({e}); download it again or choose "
                           "another folder.") from e
     return LoadedEngine(session, model_display_name(folder), session.model, session.enc,
-                        make_sampling=lambda t, p: session.sampling(t, p), greedy=session.greedy)
+                        make_sampling=lambda t, p: session.sampling(t, p), greedy=session.greedy,
+                        context_length=context_length, context_lengths=allowed)
 
 
 def memory_in_use() -> int:

@@ -209,7 +209,8 @@ class MainWindow(QMainWindow):
         self.status_api.setVisible(api.running)
 
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.c.settings, self, greedy=self.c.greedy, api=self.api_server)
+        dialog = SettingsDialog(self.c.settings, self, greedy=self.c.greedy, api=self.api_server,
+                                context_lengths=self.c.context_lengths)
         try:
             if dialog.exec():
                 self.c.save_settings(dialog.result_settings())

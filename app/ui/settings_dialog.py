@@ -16,9 +16,11 @@ from app.user_functions import check_answer_schema
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, settings: Settings, parent=None, greedy: bool = False, api=None):
+    def __init__(self, settings: Settings, parent=None, greedy: bool = False, api=None,
+                 context_lengths: tuple = ()):
         """`greedy`: the loaded model decodes greedily, so temperature and top-p don't apply to it.
-        `api`: the app's LocalApiServer, for the "Local API server" switch (None: no switch)."""
+        `api`: the app's LocalApiServer, for the "Local API server" switch (None: no switch).
+        `context_lengths`: the lengths the loaded model and the memory plan allow (empty: all)."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setMinimumWidth(480)
@@ -58,12 +60,19 @@ class SettingsDialog(QDialog):
         self.max_tokens.setSuffix(" tokens")
         form.addRow("Max answer length", self.max_tokens)
         self.context = QComboBox()
-        for n in CONTEXT_LENGTHS:
+        offered = [n for n in CONTEXT_LENGTHS if not context_lengths or n in context_lengths]
+        for n in offered or CONTEXT_LENGTHS:
             self.context.addItem(f"{n // 1024}K tokens", n)
         self.context.setCurrentIndex(max(0, self.context.findData(settings.context_length)))
         form.addRow("Context length", self.context)
         lay.addLayout(form)
-        lay.addWidget(QLabel("A longer context keeps more of the chat in mind but needs more memory.", objectName="Caption"))
+        context_note = "A longer context keeps more of the chat in mind but needs more memory."
+        if offered and offered[-1] < CONTEXT_LENGTHS[-1]:
+            context_note += (f" The loaded model, with this computer's memory, takes at most "
+                             f"{offered[-1] // 1024}K tokens.")
+        self.context_note = QLabel(context_note, objectName="Caption")
+        self.context_note.setWordWrap(True)
+        lay.addWidget(self.context_note)
         lay.addSpacing(8)
         self.python_tool = QCheckBox("Let the model run Python code")
         self.python_tool.setChecked(settings.python_tool)
