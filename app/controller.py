@@ -73,6 +73,7 @@ class ChatController(QObject):
         self.history_notice = store.notice   # shown once at start ('' when the history opened cleanly)
         try:
             self.store.purge_deleted()
+            self.store.purge_empty()        # New chats never written in don't pile up across restarts
             self.store.mark_interrupted()
         except StoreError as e:
             self.history_notice = self.history_notice or str(e)
@@ -199,6 +200,19 @@ class ChatController(QObject):
             return []
 
     def new_conversation(self) -> int:
+        """Open an empty chat: the one on screen or another one never written in, else a new one
+        (pressing New chat again doesn't pile up empty chats)."""
+        try:
+            empty = self.store.empty_conversation_ids()
+        except StoreError:
+            empty = []
+        if empty:
+            reuse = self.current_id if self.current_id in empty else empty[0]
+            if reuse != self.current_id:   # it starts like a new chat: with the effort a new one gets
+                self._try(self.store.set_effort, reuse, self.effort if self.current_id == -1
+                          else self.new_chat_effort())
+                self.open_conversation(reuse)
+            return reuse
         conv = self.store.create_conversation("New chat", self.effort if self.current_id == -1 else self.new_chat_effort())
         emit(self.conversations_changed)
         self.open_conversation(conv.id)

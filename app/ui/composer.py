@@ -127,6 +127,9 @@ class Composer(QWidget):
         idle = self._ready and not busy
         self.regenerate_button.setEnabled(idle and has_answer)
         self.edit_button.setEnabled(idle and has_user)
+        # Nothing to regenerate or edit in an empty chat: the buttons appear with the first message.
+        self.regenerate_button.setVisible(has_answer)
+        self.edit_button.setVisible(has_user)
 
     def _send_or_stop(self) -> None:
         if self._busy:

@@ -214,3 +214,25 @@ def test_code_blocks_get_a_copy_button(qtbot):
     qtbot.mouseClick(block.copy_button, Qt.MouseButton.LeftButton)
     assert QGuiApplication.clipboard().text() == "print('hi')"
     assert block.copy_button.text() == "Copied"
+
+
+def test_new_chat_again_does_not_pile_up_empty_chats_and_they_go_at_restart(qtbot, store, clock, scripted):
+    """Issue 29 item 15: Ctrl+N made one more empty "New chat" each time, kept across restarts; Edit
+    and Regenerate showed in an empty chat."""
+    c, w = make_window(qtbot, store, scripted, clock)
+    assert not w.composer.edit_button.isVisibleTo(w) and not w.composer.regenerate_button.isVisibleTo(w)
+    type_and_enter(qtbot, w, "apples")
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    assert w.composer.edit_button.isVisibleTo(w) and w.composer.regenerate_button.isVisibleTo(w)
+    for _ in range(3):
+        qtbot.keyClick(w, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+    assert [x.title for x in store.conversations()] == ["New chat", "apples"]
+    assert c.model.messages() == [] and w.sidebar.list.count() == 2
+    assert not w.composer.edit_button.isVisibleTo(w) and not w.composer.regenerate_button.isVisibleTo(w)
+    w.sidebar.list.item(1).setSelected(True)           # back to "apples", then New chat: the empty one again
+    qtbot.keyClick(w, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+    assert len(store.conversations()) == 2 and c.model.messages() == []
+    c.shutdown()
+    c2 = ChatController(store, EngineWorker(loader=scripted_loader(scripted), clock=clock))
+    assert [x.title for x in store.conversations()] == ["apples"]      # the empty chat left nothing behind
+    c2.shutdown()
