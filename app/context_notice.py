@@ -33,4 +33,5 @@ def too_long_notice(info: dict) -> str:
     fits_chars = chars * room // tokens if tokens else 0
     return (f"Nothing was sent: your message is {chars:,} characters ({tokens:,} tokens) but at most about "
             f"{room:,} tokens (roughly {fits_chars:,} characters) fit in this chat's {context:,}-token context "
-            f"with {answer:,} tokens kept for the answer; shorten it with Edit, or choose a longer context in Settings.")
+            f"with {answer:,} tokens kept for the answer; shorten it (it is back in the message box), or choose a longer "
+            "context in Settings.")

@@ -62,6 +62,7 @@ class ChatController(QObject):
     memory_changed = Signal("qint64")
     settings_changed = Signal()
     history_error = Signal(str)          # one sentence: the history couldn't be read or written
+    message_refused = Signal(str, str)   # a message taken back out of the chat (too long): text, why
     _request_load = Signal(str, int)
     _request_generate = Signal(int, object, object)  # object: PySide6 6.12 mis-counts None inside dict/list signals
     _request_tool = Signal(int, str, str)               # request id, chat, python code
@@ -472,6 +473,7 @@ class ChatController(QObject):
             msg.notice = trimmed_notice(ev.dropped_messages)
         elif isinstance(ev, PromptTooLong):
             msg.notice = too_long_notice(dataclasses.asdict(ev))
+            msg.stats["culprit"] = ev.culprit      # the message itself, or the instructions
 
     def _on_finished(self, request_id: int, done: Done) -> None:
         if request_id != self._request_id:
@@ -480,11 +482,35 @@ class ChatController(QObject):
         self.flush()
         if reason == "call" and self._take_call(stats):
             return
+        if reason == "too_long" and self._take_back():
+            return
         if self._stream is not None:
             notice = stop_notice(reason)
             if notice:
                 self._stream.notice = notice
         self._finish_stream(stats, reason)
+
+    def _take_back(self) -> bool:
+        """A message refused before anything ran (itself too long for the context) leaves the chat and the
+        history, and the chat's title is as before; message_refused hands its text back (whole) to
+        the message box with the sentence. False when it isn't the open chat's (then it stays)."""
+        msg, conv = self._stream, self._stream_conv
+        users = [i for i, m in enumerate(self.model.messages()) if m.role == "user"]
+        if msg is None or conv != self.current_id or not users or msg.stats.get("culprit") not in ("message", "both"):
+            return False
+        text = self.model.message(users[-1]).text
+        self._timer.stop()
+        self._stream = None
+        if not self._delete_rows_from(users[-1]):
+            self._stream = msg
+            return False
+        conv_row = self.store.conversation(conv)
+        if conv_row is not None and conv_row.title == " ".join(text.split())[:48].strip():
+            self._try(self.store.rename, conv, "New chat")
+        self._set_busy(False)
+        emit(self.message_refused, text, msg.notice)
+        emit(self.conversations_changed)
+        return True
 
     def _on_failed(self, request_id: int, message: str) -> None:
         if request_id != self._request_id:

@@ -161,6 +161,7 @@ class MainWindow(QMainWindow):
         c.model_failed.connect(self._model_failed)
         c.memory_changed.connect(lambda b: self.status_memory.setText(memory_text(int(b))))
         c.settings_changed.connect(lambda: self.messages.set_show_raw(c.settings.show_raw_cot))
+        c.message_refused.connect(self.composer.take_back)
 
     # -- behaviour -----------------------------------------------------------------------
     def show_setup(self, message: str = "") -> None:
