@@ -453,6 +453,8 @@ class ChatController(QObject):
         if isinstance(ev, MessageStart):
             if ev.channel in ANALYSIS_CHANNELS:
                 msg.phase = "thinking"
+                if msg.analysis.strip() and not msg.analysis.endswith("\n\n"):
+                    msg.analysis += "\n\n"     # one reasoning message per paragraph, not run together
                 if msg.think_started is None:
                     msg.think_started = t
             elif ev.channel == "final":

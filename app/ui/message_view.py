@@ -160,7 +160,16 @@ class AssistantBubble(QWidget):
             return   # hidden by the developer setting: the tooltip says so
         self._raw_open = not self._raw_open
         self.raw_panel.setVisible(self._raw_open and bool(self.raw_text.text()))
+        self._show_line()
         self._label_toggle()
+
+    def _show_line(self) -> None:
+        """'Thought for N s', with the arrow saying whether the reasoning is shown (▾) or folded (▸)."""
+        line = self._line
+        if line and self._has_raw and not self._streaming:
+            line += "  ▾" if self._raw_open else "  ▸"
+        self.thinking.setText(line)
+        self.thinking.setVisible(bool(line))
 
     def _label_toggle(self) -> None:
         if self._has_raw:
@@ -171,13 +180,10 @@ class AssistantBubble(QWidget):
             self.thinking.unsetCursor()
 
     def update_from(self, msg: ChatMessage, show_raw: bool) -> None:
-        line = thinking_text(msg)
         has_raw = show_raw and bool(msg.analysis)
         self._has_raw = has_raw
-        if line and has_raw and not msg.streaming:
-            line += "  ▾" if self._raw_open else "  ▸"
-        self.thinking.setText(line)
-        self.thinking.setVisible(bool(line))
+        self._line, self._streaming = thinking_text(msg), msg.streaming
+        self._show_line()
         self._label_toggle()
         if has_raw:
             self.raw_text.setText(msg.analysis)
@@ -309,6 +315,7 @@ class MessageView(QScrollArea):
 
     def rebuild(self) -> None:
         for b in self.bubbles:
+            b.hide()          # now: a nested event loop (a menu) would show it until deleteLater runs
             b.deleteLater()
         self.bubbles = []
         self._insert(0, self.model.rowCount() - 1)
@@ -326,6 +333,7 @@ class MessageView(QScrollArea):
 
     def _remove(self, first: int, last: int) -> None:
         for bubble in self.bubbles[first:last + 1]:
+            bubble.hide()
             bubble.deleteLater()
         del self.bubbles[first:last + 1]
         self.empty_state.setVisible(not self.bubbles)

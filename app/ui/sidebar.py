@@ -30,6 +30,16 @@ class _RenameDelegate(QStyledItemDelegate):
         editor.setGeometry(rect)
 
 
+class ChatList(QListWidget):
+    """A right-click shows the chat's menu without opening the chat (it opened it under the menu)."""
+
+    def mousePressEvent(self, e) -> None:
+        if e.button() == Qt.MouseButton.RightButton:
+            e.accept()
+            return
+        super().mousePressEvent(e)
+
+
 class Sidebar(QWidget):
     new_requested = Signal()
     open_requested = Signal(int)
@@ -52,7 +62,7 @@ class Sidebar(QWidget):
         self.search = QLineEdit(placeholderText="Search chats")
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(lambda t: emit(self.search_changed, t))
-        self.list = QListWidget()
+        self.list = ChatList()
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.list.setUniformItemSizes(True)
