@@ -184,11 +184,14 @@ class MainWindow(QMainWindow):
         self.sidebar.search.setFocus()
         self.sidebar.search.selectAll()
 
+    def about_text(self) -> str:
+        from app import __version__
+        return (f"<b>gpt-oss chat</b> <span>version {__version__}</span><p>Chat with OpenAI's open-weight gpt-oss "
+                f"models, fully offline on {THIS_MACHINE}. The model runs in this app's own MLX engine; chats stay "
+                "in a local database.</p>")
+
     def show_about(self) -> None:
-        QMessageBox.about(self, "About gpt-oss chat",
-                          "<b>gpt-oss chat</b><p>Chat with OpenAI's open-weight gpt-oss models, fully offline on "
-                          f"{THIS_MACHINE}. The model runs in this app's own MLX engine; chats stay in a local "
-                          "database.</p>")
+        QMessageBox.about(self, "About gpt-oss chat", self.about_text())
 
     def set_api_server(self, api) -> None:
         """The launcher's LocalApiServer: Settings shows its switch; the status bar says when it is on."""

@@ -62,7 +62,8 @@ def stats_text(msg: ChatMessage) -> str:
     if s.get("json_answer"):
         parts.append("Answer in your JSON format")
     if "generated_tokens" in s:
-        parts.append(f"{s['generated_tokens']} tokens")
+        n = s["generated_tokens"]
+        parts.append(f"{n} token" if n == 1 else f"{n} tokens")
     if s.get("decode_tps"):
         parts.append(f"{s['decode_tps']:.1f} tokens/s")
     if s.get("ttft_s"):

@@ -1,0 +1,55 @@
+"""Issue 29 items 16 and 17: what a person sees and does around the chat: visible keyboard focus,
+Esc and Delete in the sidebar, the window's place remembered, the sidebar's scroll bar, the status
+bar's margins, "1 token", and About with its version."""
+import re
+import tomllib
+from pathlib import Path
+
+from PySide6.QtCore import QPoint, Qt
+from scripted import ScriptedSession, answer_script
+
+from app.conversation import ChatMessage
+from app.ui.message_view import stats_text
+from test_app_window import make_window, type_and_enter
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_one_token_is_not_tokens():
+    assert stats_text(ChatMessage(role="assistant", stats={"generated_tokens": 1})) == "1 token"
+    assert stats_text(ChatMessage(role="assistant", stats={"generated_tokens": 2})) == "2 tokens"
+
+
+def test_about_names_the_version_of_pyproject(qtbot, store, clock, scripted):
+    c, w = make_window(qtbot, store, scripted, clock)
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert f"version {version}" in w.about_text()
+    c.shutdown()
+
+
+def test_status_bar_text_keeps_off_the_window_edges(qtbot, store, clock, scripted):
+    c, w = make_window(qtbot, store, scripted, clock)
+    w.status_memory.setText("Memory in use: 98.8 MB")
+    qtbot.waitUntil(lambda: w.status_model.text() == "scripted model")
+    bar = w.statusBar()
+    left = w.status_model.mapTo(bar, QPoint(0, 0)).x() + w.status_model.contentsRect().left()
+    right = w.status_memory.mapTo(bar, QPoint(0, 0)).x() + w.status_memory.contentsRect().right()
+    assert left >= 8 and bar.width() - right >= 8
+    c.shutdown()
+
+
+def test_the_sidebar_scroll_bar_draws_no_black_block_at_the_minimum_size(qtbot, store, clock, scripted):
+    """Its page area was transparent over nothing: black on X11. The bar's pixels are the sidebar's."""
+    for i in range(40):
+        store.create_conversation(f"chat {i}", "medium")
+    c, w = make_window(qtbot, store, scripted, clock)
+    w.resize(w.minimumSize())
+    w.refresh_conversations()
+    bar = w.sidebar.list.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.isVisible() and bar.maximum() > 0, timeout=3000)
+    from PySide6.QtCore import QRect
+    image = w.grab(QRect(bar.mapTo(w, QPoint(0, 0)), bar.size())).toImage()   # as the window draws it
+    dark = sum(1 for x in range(image.width()) for y in range(image.height())
+               if image.pixelColor(x, y).lightness() < 40)
+    assert dark < image.width() * image.height() // 20, f"{dark} near-black pixels in the sidebar's scroll bar"
+    c.shutdown()
