@@ -60,12 +60,17 @@ class ProseLabel(QLabel):
         self.setWordWrap(True)
         self.setOpenExternalLinks(False)        # a click goes through open_link: http(s) and mailto only
         self.linkActivated.connect(open_link)
-        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.setText(text)
 
     def setText(self, text: str) -> None:   # noqa: N802 (Qt's name): every caller gets the safe path
         self._source = text
-        super().setText(markdown_html(text, current_colors()) if self.markdown and text else text)
+        shown = markdown_html(text, current_colors()) if self.markdown and text else text
+        super().setText(shown)
+        # A Tab stop only where there is a link to reach; elsewhere the mouse selects the text.
+        flags = Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.LinksAccessibleByMouse
+        if self.markdown and "<a href" in shown:
+            flags |= Qt.TextInteractionFlag.LinksAccessibleByKeyboard
+        self.setTextInteractionFlags(flags)
 
     def source(self) -> str:
         return self._source
@@ -104,6 +109,7 @@ class CodeBlock(QFrame):
         body.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         # Long lines scroll sideways inside the block instead of widening the whole chat column.
         scroll = QScrollArea(objectName="CodeScroll")
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)     # its Copy button is the block's Tab stop
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidgetResizable(True)
         scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)

@@ -82,6 +82,7 @@ class UserBubble(QWidget):
         lay.setContentsMargins(14, 9, 14, 9)
         self.label = prose_label(msg.text, markdown=False)
         self.label.setObjectName("UserText")
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)   # no Tab stop: no links
         self._text = msg.text
         self._row_width = 460 + USER_INDENT + 30
         self._fit(msg.text)
@@ -221,6 +222,7 @@ class MessageView(QScrollArea):
         super().__init__(parent)
         self.model = model
         self.show_raw = False
+        self.setObjectName("Messages")
         self.setWidgetResizable(True)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         canvas = QWidget(objectName="MessageCanvas")

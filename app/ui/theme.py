@@ -19,6 +19,7 @@ class Colors:
     code_bg: str
     accent: str
     danger: str
+    focus_ring: str = "#8fb8ff"     # around a filled accent button, where the accent itself wouldn't show
 
 
 def current_colors() -> Colors:
@@ -93,4 +94,12 @@ def style_sheet(c: Colors) -> str:
     QStatusBar {{ color: {c.muted}; border-top: 1px solid {c.border}; }}
     QStatusBar QLabel {{ padding: 0 10px; }}
     QScrollArea {{ border: none; }}
+    /* Keyboard focus, visible on every Tab stop (a ring in the accent colour, as on macOS). */
+    QPushButton:focus {{ border: 2px solid {c.accent}; }}
+    QPushButton#Primary:focus, QPushButton#Danger:focus {{ border: 2px solid {c.focus_ring}; }}
+    QToolButton:focus {{ border: 1px solid {c.accent}; }}
+    #Sidebar QListWidget:focus {{ border: 1px solid {c.accent}; border-radius: 7px; }}
+    QScrollArea#Messages {{ border: 1px solid transparent; }}
+    QScrollArea#Messages:focus {{ border: 1px solid {c.accent}; }}
+    QCheckBox:focus {{ color: {c.accent}; }}
     """

@@ -53,3 +53,40 @@ def test_the_sidebar_scroll_bar_draws_no_black_block_at_the_minimum_size(qtbot, 
                if image.pixelColor(x, y).lightness() < 40)
     assert dark < image.width() * image.height() // 20, f"{dark} near-black pixels in the sidebar's scroll bar"
     c.shutdown()
+
+
+def tab_stops(w) -> list:
+    """The widgets Tab visits in the chat page, in order, from the message box round to it."""
+    from PySide6.QtWidgets import QApplication
+    w.composer.input.setFocus(Qt.FocusReason.TabFocusReason)
+    stops = [w.composer.input]
+    for _ in range(40):
+        w.focusNextChild()
+        f = QApplication.focusWidget()
+        if f is None or f in stops:
+            break
+        stops.append(f)
+    return stops
+
+
+def test_keyboard_focus_is_visible_on_every_tab_stop(qtbot, store, clock):
+    from PySide6.QtWidgets import QApplication
+    c, w = make_window(qtbot, store, ScriptedSession(answer_script(final="See:\n\n```python\nx = 1\n```"),
+                                                     clock=clock), clock)
+    type_and_enter(qtbot, w, "hi")
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow, timeout=3000)
+    stops = tab_stops(w)
+    assert len(stops) >= 6
+    unmarked = []
+    for f in stops:
+        f.setFocus(Qt.FocusReason.TabFocusReason)
+        QApplication.processEvents()
+        focused = f.grab().toImage()
+        w.setFocus()            # focus elsewhere, the widget otherwise unchanged (hover, state)
+        QApplication.processEvents()
+        if f.grab().toImage() == focused:
+            unmarked.append(f"{type(f).__name__} {f.objectName() or getattr(f, 'text', lambda: '')()}")
+    assert unmarked == [], "\n".join(unmarked)
+    c.shutdown()
