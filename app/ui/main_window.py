@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QMainWindow, Q
 from app.demo_examples import ACCURACY as DEMO_ACCURACY
 from app.demo_examples import EXAMPLES as DEMO_EXAMPLES
 
+from app.store import StoreError
 from app.ui.api_server_section import served_text
 from app.ui.composer import Composer
 from app.ui.effort import EffortSlider
@@ -43,6 +44,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("gpt-oss chat")
         self.resize(1180, 780)
         self.setMinimumSize(760, 520)
+        self._restore_geometry()
         self.stack = QStackedWidget()
         self.setCentralWidget(self.stack)
         self.setup = SetupPage(size_text, dest_text)
@@ -222,6 +224,12 @@ class MainWindow(QMainWindow):
             dialog.deleteLater()
 
     def _escape(self) -> None:
+        if self.sidebar.search.hasFocus():   # Esc in the search field: clear it, then back to the chat
+            if self.sidebar.search.text():
+                self.sidebar.search.clear()
+            else:
+                self.composer.input.setFocus()
+            return
         if self.c.answering_here:     # Esc stops the answer on screen, never one in another chat
             self.c.stop()
         elif self.composer.editing:
@@ -306,7 +314,24 @@ class MainWindow(QMainWindow):
                 self._theming = False
         super().changeEvent(e)
 
+    def _restore_geometry(self) -> None:
+        """Where and how large the window was left (Qt keeps it on a screen that still exists)."""
+        from PySide6.QtCore import QByteArray
+        try:
+            saved = self.c.store.get_setting("window_geometry", "")
+        except StoreError:
+            return
+        if isinstance(saved, str) and saved:
+            self.restoreGeometry(QByteArray.fromBase64(saved.encode()))
+
+    def _save_geometry(self) -> None:
+        try:
+            self.c.store.set_setting("window_geometry", bytes(self.saveGeometry().toBase64()).decode())
+        except (StoreError, AttributeError):   # unwritable, or already closed at shutdown
+            pass   # the window opens at its default size next time
+
     def closeEvent(self, e) -> None:
+        self._save_geometry()
         if self.api_server is not None:   # first: its request on the engine thread stops at the next token
             self.api_server.stop()
         self.c.shutdown()

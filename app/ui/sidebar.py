@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu, QPushButton,
                                QStyledItemDelegate, QVBoxLayout, QWidget)
 
@@ -71,6 +71,9 @@ class Sidebar(QWidget):
         self.list.customContextMenuRequested.connect(self._menu)
         self.list.itemSelectionChanged.connect(self._selected)
         self.list.itemChanged.connect(self._renamed)
+        # Delete (or Backspace, the Mac's delete key) on the selected chat: deleted, with Undo.
+        for key in (QKeySequence.StandardKey.Delete, QKeySequence(Qt.Key.Key_Backspace)):
+            QShortcut(key, self.list, self._delete_current, context=Qt.ShortcutContext.WidgetShortcut)
         self.empty = QLabel("No chats yet.", objectName="Muted", alignment=Qt.AlignmentFlag.AlignCenter)
         self.empty.setWordWrap(True)
         self.undo_bar = QWidget(objectName="UndoBar")
@@ -132,6 +135,11 @@ class Sidebar(QWidget):
         menu.addAction("Rename", lambda: self.list.editItem(item))
         menu.addAction("Delete", lambda: self.delete(int(item.data(IdRole))))
         menu.exec(self.list.mapToGlobal(pos))
+
+    def _delete_current(self) -> None:
+        item = self.list.currentItem()
+        if item is not None and self.list.state() != QListWidget.State.EditingState:
+            self.delete(int(item.data(IdRole)))
 
     def delete(self, conversation_id: int) -> None:
         """Delete at once and offer Undo for ten seconds."""

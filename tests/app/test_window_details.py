@@ -90,3 +90,40 @@ def test_keyboard_focus_is_visible_on_every_tab_stop(qtbot, store, clock):
             unmarked.append(f"{type(f).__name__} {f.objectName() or getattr(f, 'text', lambda: '')()}")
     assert unmarked == [], "\n".join(unmarked)
     c.shutdown()
+
+
+def test_escape_clears_the_search_and_delete_removes_the_selected_chat(qtbot, store, clock, scripted):
+    c, w = make_window(qtbot, store, scripted, clock)
+    for text in ("apples", "bananas"):
+        w.new_action.trigger()
+        type_and_enter(qtbot, w, text)
+        qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow, timeout=3000)
+    w.find_action.trigger()
+    qtbot.keyClicks(w.sidebar.search, "appl")
+    assert w.sidebar.list.count() == 1
+    qtbot.keyClick(w.sidebar.search, Qt.Key.Key_Escape)
+    assert w.sidebar.search.text() == "" and w.sidebar.list.count() == 2
+    qtbot.keyClick(w.sidebar.search, Qt.Key.Key_Escape)      # empty: Esc goes back to the message box
+    assert w.composer.input.hasFocus()
+    item = next(w.sidebar.list.item(i) for i in range(w.sidebar.list.count()) if w.sidebar.list.item(i).text() == "apples")
+    w.sidebar.list.setCurrentItem(item)
+    w.sidebar.list.setFocus()
+    qtbot.keyClick(w.sidebar.list, Qt.Key.Key_Delete)
+    assert [x.title for x in store.conversations()] == ["bananas"] and w.sidebar.undo_bar.isVisibleTo(w)
+    qtbot.mouseClick(w.sidebar.undo_button, Qt.MouseButton.LeftButton)     # and Undo brings it back
+    assert sorted(x.title for x in store.conversations()) == ["apples", "bananas"]
+    c.shutdown()
+
+
+def test_the_window_opens_where_and_as_large_as_it_was_left(qtbot, store, clock, scripted):
+    from app.ui.main_window import MainWindow
+    c, w = make_window(qtbot, store, scripted, clock)
+    w.resize(770, 540)   # within the offscreen screen (800x600): Qt keeps a window on its screen
+    qtbot.waitUntil(lambda: w.size().toTuple() == (770, 540), timeout=3000)
+    w.close()
+    w2 = MainWindow(c)
+    qtbot.addWidget(w2)
+    assert w2.size().toTuple() == (770, 540)
+    c.shutdown()
