@@ -153,9 +153,26 @@ class AssistantBubble(QWidget):
         self.stats = QLabel(objectName="Stats")
         self.notice = QLabel(objectName="Notice")
         self.notice.setWordWrap(True)
-        lay.addWidget(self.stats)
+        footer = QHBoxLayout()
+        footer.setSpacing(6)
+        # The whole answer as the model wrote it (Markdown), for pasting elsewhere.
+        self.copy_button = QToolButton(text="Copy", objectName="CopyMessage")
+        self.copy_button.setToolTip("Copy this answer as Markdown")
+        self.copy_button.clicked.connect(self.copy_markdown)
+        self.copy_button.hide()
+        footer.addWidget(self.stats)
+        footer.addWidget(self.copy_button)
+        footer.addStretch(1)
+        lay.addLayout(footer)
+        self._markdown = ""
         lay.addWidget(self.notice)
         self.update_from(msg, show_raw)
+
+    def copy_markdown(self) -> None:
+        from PySide6.QtGui import QGuiApplication
+        QGuiApplication.clipboard().setText(self._markdown)
+        self.copy_button.setText("Copied")
+        QTimer.singleShot(1500, self.copy_button, lambda: self.copy_button.setText("Copy"))
 
     def _toggle_raw(self) -> None:
         if not self._has_raw:
@@ -208,6 +225,8 @@ class AssistantBubble(QWidget):
         stats = "" if msg.streaming else stats_text(msg)
         self.stats.setText(stats)
         self.stats.setVisible(bool(stats))
+        self._markdown = msg.text
+        self.copy_button.setVisible(not msg.streaming and bool(msg.text))
         self.notice.setText(msg.notice)
         self.notice.setVisible(bool(msg.notice))
 

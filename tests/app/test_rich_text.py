@@ -124,3 +124,20 @@ def test_hostile_answer_in_a_real_window_loads_nothing_and_opens_only_clicked_ht
     label.linkActivated.emit("https://example.com/page")
     assert opened == ["https://example.com/page"]
     c.shutdown()
+
+
+def test_copy_gives_the_whole_answer_as_markdown(qtbot, store):
+    """Issue 29, Copy and export: a whole message copied as the Markdown the model wrote."""
+    from PySide6.QtGui import QGuiApplication
+    from scripted import ScriptedSession, answer_script
+
+    from test_app_window import make_window, type_and_enter
+    final = "# Plan\n\n- **one** `Vec<String>`\n- two\n\n```python\nprint(1)\n```\n\n\\( e^{i\\pi} \\)"
+    c, w = make_window(qtbot, store, ScriptedSession(answer_script(final=final)))
+    type_and_enter(qtbot, w, "plan")
+    bubble = w.messages.assistant_bubbles()[-1]
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    assert bubble.copy_button.isVisibleTo(w)
+    qtbot.mouseClick(bubble.copy_button, Qt.MouseButton.LeftButton)
+    assert QGuiApplication.clipboard().text() == final and bubble.copy_button.text() == "Copied"
+    c.shutdown()
