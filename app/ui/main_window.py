@@ -130,6 +130,10 @@ class MainWindow(QMainWindow):
         for a in (self.new_action, self.settings_action, self.find_action):
             menu.addAction(a)
             self.addAction(a)
+        menu.addSeparator()
+        self.export_md_action = menu.addAction("Export Chat as Markdown…", lambda: self._ask_export("md"))
+        self.export_json_action = menu.addAction("Export Chat as JSON…", lambda: self._ask_export("json"))
+        self.import_action = menu.addAction("Import Chat…", self._ask_import)
         help_menu = self.menuBar().addMenu("&Help")
         for a in help_menu_actions:
             help_menu.addAction(a)
@@ -194,6 +198,59 @@ class MainWindow(QMainWindow):
 
     def show_about(self) -> None:
         QMessageBox.about(self, "About gpt-oss chat", self.about_text())
+
+    # -- export and import -----------------------------------------------------------------
+    def export_chat(self, path: str, kind: str, reasoning: bool = False) -> str:
+        """Write the open chat to `path` as Markdown ("md") or JSON; '' when done, else one sentence."""
+        import json
+
+        from app.chat_export import chat_json, chat_markdown
+        if self.c.current_id == -1 or not self.c.model.messages():
+            return "This chat is empty: there is nothing to export yet."
+        try:
+            text = (chat_markdown(self.c.store, self.c.current_id, reasoning) if kind == "md"
+                    else json.dumps(chat_json(self.c.store, self.c.current_id), ensure_ascii=False, indent=1))
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        except (OSError, StoreError) as e:
+            return f"The chat could not be exported ({e}); choose another place and try again."
+        return ""
+
+    def import_chat_file(self, path: str) -> str:
+        """Add the chat in the JSON file `path` to the history and open it; '' when done, else why not."""
+        from app.chat_export import ChatFileError, import_chat
+        from app.paths import app_data_dir
+        try:
+            conv_id = import_chat(self.c.store, path, app_data_dir() / "imported")
+        except (ChatFileError, StoreError) as e:
+            return str(e)
+        self.refresh_conversations()
+        self.c.open_conversation(conv_id)
+        self.refresh_conversations()
+        return ""
+
+    def _ask_export(self, kind: str) -> None:
+        from PySide6.QtWidgets import QFileDialog
+        conv = self.c.store.conversation(self.c.current_id) if self.c.current_id != -1 else None
+        name = "".join(ch for ch in (conv.title if conv else "chat") if ch.isalnum() or ch in " -_").strip() or "chat"
+        kinds = {"md": "Markdown (*.md)", "json": "JSON (*.json)"}
+        path, _ = QFileDialog.getSaveFileName(self, "Export Chat", f"{name}.{kind}", kinds[kind])
+        reasoning = False
+        if path and kind == "md" and any(m.analysis for m in self.c.model.messages()):
+            reasoning = QMessageBox.question(
+                self, "Export Chat", "Include the model's reasoning (unfiltered model output)?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
+        problem = self.export_chat(path, kind, reasoning) if path else ""
+        if problem:
+            QMessageBox.warning(self, "Export Chat", problem)
+
+    def _ask_import(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+        path, _ = QFileDialog.getOpenFileName(self, "Import Chat", "", "Chat exported as JSON (*.json)")
+        problem = self.import_chat_file(path) if path else ""
+        if problem:
+            QMessageBox.warning(self, "Import Chat", problem)
 
     def set_api_server(self, api) -> None:
         """The launcher's LocalApiServer: Settings shows its switch; the status bar says when it is on."""
