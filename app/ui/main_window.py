@@ -13,6 +13,7 @@ from app.demo_examples import EXAMPLES as DEMO_EXAMPLES
 from app.store import StoreError
 from app.ui.api_server_section import served_text
 from app.ui.composer import Composer
+from app.ui.context_meter import ContextMeter
 from app.ui.effort import EffortSlider
 from app.ui.elided_label import ElidedLabel
 from app.ui.message_view import THIS_MACHINE, MessageView
@@ -104,7 +105,10 @@ class MainWindow(QMainWindow):
     def _status_bar(self) -> None:
         self.status_model = QLabel("No model loaded")
         self.status_memory = QLabel("")
+        self.context_meter = ContextMeter()
+        self.context_meter.hide()
         self.statusBar().addWidget(self.status_model)
+        self.statusBar().addPermanentWidget(self.context_meter)
         self.statusBar().addPermanentWidget(self.status_memory)
         self.statusBar().setSizeGripEnabled(False)
 
@@ -324,6 +328,7 @@ class MainWindow(QMainWindow):
 
     def _update_composer(self) -> None:
         msgs = self.c.model.messages()
+        self.context_meter.show_use(msgs, int(self.c.settings.context_length))
         # Stop belongs to the chat that is answering; other chats wait (one answer at a time).
         self.composer.set_state(self.c.ready, self.c.answering_here, bool(msgs) and msgs[-1].role == "assistant",
                                 any(m.role == "user" for m in msgs), elsewhere=self.c.busy and not self.c.answering_here)

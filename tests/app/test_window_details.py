@@ -127,3 +127,22 @@ def test_the_window_opens_where_and_as_large_as_it_was_left(qtbot, store, clock,
     qtbot.addWidget(w2)
     assert w2.size().toTuple() == (770, 540)
     c.shutdown()
+
+
+def test_the_context_meter_shows_the_chats_use_and_what_goes_first(qtbot, store, clock):
+    """Issue 29, a context meter: the last answer's prompt plus what it wrote, of the context."""
+    session = ScriptedSession(answer_script(final="abcdefgh", pieces=8), clock=clock)
+    c, w = make_window(qtbot, store, session, clock)
+    assert not w.context_meter.isVisibleTo(w)           # an empty chat uses nothing yet
+    type_and_enter(qtbot, w, "The first question, about pears")
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    stats = c.model.last().stats
+    used = stats["prompt_tokens"] + stats["generated_tokens"]     # the scripted session's own counts
+    assert used > 0 and w.context_meter.isVisibleTo(w)
+    assert w.context_meter.label.text() == f"Context {used} / 8K"
+    assert w.context_meter.bar.value() == int(used / 8192 * 1000)
+    assert f"about {used:,} of its 8,192-token context" in w.context_meter.toolTip()
+    assert "next would be your message “The first question, about pears”" in w.context_meter.toolTip()
+    w.new_action.trigger()
+    assert not w.context_meter.isVisibleTo(w)
+    c.shutdown()
