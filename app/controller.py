@@ -476,6 +476,7 @@ class ChatController(QObject):
         elif isinstance(ev, PromptTooLong):
             msg.notice = too_long_notice(dataclasses.asdict(ev))
             msg.stats["culprit"] = ev.culprit      # the message itself, or the instructions
+            msg.stats["too_long"] = dataclasses.asdict(ev)
 
     def _on_finished(self, request_id: int, done: Done) -> None:
         if request_id != self._request_id:
@@ -484,6 +485,9 @@ class ChatController(QObject):
         self.flush()
         if reason == "call" and self._take_call(stats):
             return
+        if reason == "too_long" and self._stream is not None and "too_long" in self._stream.stats:
+            longer = not self.context_lengths or max(self.context_lengths) > self.settings.context_length
+            self._stream.notice = too_long_notice(self._stream.stats["too_long"], longer)
         if reason == "too_long" and self._take_back():
             return
         if self._stream is not None:

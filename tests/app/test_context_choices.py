@@ -77,3 +77,30 @@ def test_a_fixed_context_loads_the_model_again_after_a_refusal(qtbot, store):
         c.save_settings(replace(c.settings, context_length=8192))
     assert c.ready and loader.asked == [131072, 8192]
     c.shutdown()
+
+
+class RefusingSession:
+    """A session whose every prompt is too long for its context (as the engine reports it)."""
+
+    def reply(self, messages, **kw):
+        from engine.events import Done, PromptTooLong
+        from scripted import FakeStats
+        yield PromptTooLong("message", 9000, 8900, 30000, 0, 60, 4096, 8192, 4096)
+        yield Done(FakeStats(stop_reason="too_long"), "too_long")
+
+
+@pytest.mark.parametrize("allowed, suggests", [((4096, 8192), False), ((4096, 8192, 16384), True)])
+def test_the_too_long_sentence_suggests_a_longer_context_only_when_there_is_one(qtbot, store, allowed, suggests):
+    from app.engine_bridge import LoadedEngine
+    refused = []
+    loader = lambda folder, ctx: LoadedEngine(RefusingSession(), "m", make_sampling=lambda t, p: (t, p),  # noqa: E731
+                                              context_length=8192, context_lengths=allowed)
+    c = ChatController(store, EngineWorker(loader=loader), flush_ms=10)
+    c.message_refused.connect(lambda text, notice: refused.append(notice))
+    with qtbot.waitSignal(c.model_ready, timeout=5000):
+        c.load_model("/m")
+    assert c.send("x" * 30000)
+    qtbot.waitUntil(lambda: not c.busy and bool(refused), timeout=5000)
+    assert "30,000 characters" in refused[0]
+    assert ("longer context in Settings" in refused[0]) == suggests
+    c.shutdown()
