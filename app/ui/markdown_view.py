@@ -58,7 +58,7 @@ class ProseLabel(QLabel):
         self._source = ""
         self.setTextFormat(Qt.TextFormat.RichText if markdown else Qt.TextFormat.PlainText)
         self.setWordWrap(True)
-        self.setOpenExternalLinks(False)        # a click goes through open_link: http(s) and mailto only
+        self.setOpenExternalLinks(False)        # a click goes through open_link: http(s) only
         self.linkActivated.connect(open_link)
         self.setText(text)
 

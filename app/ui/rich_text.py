@@ -3,8 +3,8 @@
 Qt's own Markdown reader passes raw HTML through, so `Vec<String>` or `<your-api-key>` vanished with
 the rest of the paragraph. Here markdown-it (CommonMark + tables) parses with HTML off, so a tag is
 text; math spans are cut out first so their backslashes and underscores reach math_text intact.
-Nothing rendered ever loads a resource: images become links, and links other than http(s) and
-mailto stay text. Links open in the browser only when clicked (see open_link).
+Nothing rendered ever loads a resource: images become links, and links other than http(s)
+stay text. Links open in the browser only when clicked (see open_link).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from markdown_it import MarkdownIt
 from app.ui.math_text import find_math, latex_html
 from app.ui.theme import Colors
 
-SAFE_SCHEMES = ("http", "https", "mailto")
+SAFE_SCHEMES = ("http", "https")     # issue 24: only web links open, in the browser
 PH_OPEN, PH_CLOSE = "\ue000", "\ue001"          # private-use characters: a math span's placeholder
 PLACEHOLDER = re.compile(f"{PH_OPEN}(\\d+){PH_CLOSE}")
 ALONE = re.compile(f"<p>{PH_OPEN}(\\d+){PH_CLOSE}</p>")
@@ -104,7 +104,7 @@ def markdown_html(text: str, colors: Colors) -> str:
 
 
 def open_link(url: str) -> bool:
-    """Open a clicked link in the browser, only if it is http(s) or mailto."""
+    """Open a clicked link in the browser, only if it is http(s)."""
     from PySide6.QtCore import QUrl
     from PySide6.QtGui import QDesktopServices
     if not safe_url(url):

@@ -121,6 +121,7 @@ def test_hostile_answer_in_a_real_window_loads_nothing_and_opens_only_clicked_ht
     (label,) = [lab for lab in labels if "example.com" in lab.text()]
     label.linkActivated.emit("javascript:alert(1)")
     label.linkActivated.emit("file:///etc/passwd")
+    label.linkActivated.emit("mailto:someone@example.com")
     label.linkActivated.emit("https://example.com/page")
     assert opened == ["https://example.com/page"]
     c.shutdown()
