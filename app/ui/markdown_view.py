@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QToolButton, QVBoxLayout, QWidget
 
-from app.ui.rich_text import markdown_html, open_link
+from app.ui.rich_text import StreamingHtml, markdown_html, open_link
 from app.ui.theme import current_colors
 
 FENCE = re.compile(r"^(```|~~~)[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:^\1[ \t]*$|\Z)", re.S | re.M)
@@ -52,10 +52,12 @@ class ProseLabel(QLabel):
     """Model text, shown literally: Markdown through rich_text (never Qt's HTML-passing reader), or
     plain text. `source()` is the text as the model wrote it."""
 
-    def __init__(self, text: str, markdown: bool):
+    def __init__(self, text: str, markdown: bool, streaming: bool = False):
         super().__init__()
         self.markdown = markdown
         self._source = ""
+        # An answer being written is re-set per batch: render only its end. Finished text: all at once.
+        self._streaming = StreamingHtml() if streaming else None
         self.setTextFormat(Qt.TextFormat.RichText if markdown else Qt.TextFormat.PlainText)
         self.setWordWrap(True)
         self.setOpenExternalLinks(False)        # a click goes through open_link: http(s) only
@@ -64,7 +66,12 @@ class ProseLabel(QLabel):
 
     def setText(self, text: str) -> None:   # noqa: N802 (Qt's name): every caller gets the safe path
         self._source = text
-        shown = markdown_html(text, current_colors()) if self.markdown and text else text
+        if not (self.markdown and text):
+            shown = text
+        elif self._streaming is not None:
+            shown = self._streaming.render(text, current_colors())
+        else:
+            shown = markdown_html(text, current_colors())
         super().setText(shown)
         # A Tab stop only where there is a link to reach; elsewhere the mouse selects the text.
         flags = Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.LinksAccessibleByMouse
@@ -76,8 +83,8 @@ class ProseLabel(QLabel):
         return self._source
 
 
-def prose_label(text: str, markdown: bool) -> ProseLabel:
-    return ProseLabel(text, markdown)
+def prose_label(text: str, markdown: bool, streaming: bool = False) -> ProseLabel:
+    return ProseLabel(text, markdown, streaming)
 
 
 class CodeBlock(QFrame):

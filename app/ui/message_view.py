@@ -146,7 +146,7 @@ class AssistantBubble(QWidget):
         lay.addLayout(self.body_box)
         # While streaming, one Markdown label (cheap to re-set per batch); code blocks with highlighting
         # and Copy buttons are built once the answer is finished.
-        self.plain = prose_label("", markdown=True)
+        self.plain = prose_label("", markdown=True, streaming=True)
         self.plain.setObjectName("AnswerStreaming")
         self.body_box.addWidget(self.plain)
         self.rendered: MarkdownView | None = None

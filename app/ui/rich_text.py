@@ -103,6 +103,44 @@ def markdown_html(text: str, colors: Colors) -> str:
     return PLACEHOLDER.sub(inline, ALONE.sub(display_alone, out))
 
 
+def stable_cut(text: str) -> int:
+    """Where `text` can be cut so that what comes before renders the same whatever is appended: just
+    after its last blank line outside a code fence or $$ math (0: nowhere yet)."""
+    cut, pos, fence, math = 0, 0, "", False
+    for line in text.splitlines(keepends=True):
+        pos += len(line)
+        bare = line.strip()
+        if fence:
+            fence = "" if bare.startswith(fence) and not bare.strip("`~") else fence
+        elif bare.startswith(("```", "~~~")):
+            fence = bare[:3]
+        elif bare.count("$$") % 2:
+            math = not math
+        elif not bare and not math and line.endswith("\n"):
+            cut = pos
+    return cut
+
+
+class StreamingHtml:
+    """markdown_html for text that grows at its end (an answer being written): the part before the
+    last stable cut is rendered once and kept, so each update renders only the last paragraphs.
+    (markdown-it is pure Python: the whole of a long answer per token batch would stall the window.)"""
+
+    def __init__(self):
+        self._src, self._html = "", ""
+
+    def render(self, text: str, colors: Colors) -> str:
+        if not text.startswith(self._src):
+            self._src, self._html = "", ""
+        tail = text[len(self._src):]
+        cut = stable_cut(tail)
+        if cut:
+            self._html += markdown_html(tail[:cut], colors)
+            self._src += tail[:cut]
+            tail = tail[cut:]
+        return self._html + (markdown_html(tail, colors) if tail.strip() else "")
+
+
 def open_link(url: str) -> bool:
     """Open a clicked link in the browser, only if it is http(s)."""
     from PySide6.QtCore import QUrl
