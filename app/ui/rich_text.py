@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from markdown_it import MarkdownIt
@@ -74,6 +75,7 @@ def _parser(colors: Colors) -> MarkdownIt:
 _PARSERS: dict[Colors, MarkdownIt] = {}
 
 
+@lru_cache(maxsize=512)     # a chat opened again, or a bubble rebuilt, doesn't parse its answers again
 def markdown_html(text: str, colors: Colors) -> str:
     """Rich text for the Markdown `text`: every character of the source that isn't Markdown syntax is
     shown, as text; math ($...$, \\(...\\), $$...$$, \\[...\\]) is rendered."""
