@@ -133,6 +133,13 @@ def rich_states(out: Path, size: tuple[int, int], prefix: str = "") -> list[Path
     while c.busy:
         spin(100)
     take(w, out / f"{prefix}12-rich-answer.png", saved)
+    if not prefix:   # Settings at its own size: it fits a 1440x900 screen and scrolls (issue 29 item 3)
+        from app.api_server import LocalApiServer
+        from app.ui.settings_dialog import SettingsDialog
+        dialog = SettingsDialog(c.settings, w, api=LocalApiServer(c), context_lengths=(4096, 8192, 16384))
+        dialog.show()
+        take(dialog, out / "13-settings.png", saved)
+        dialog.close()
     c.shutdown()
     w.close()
     return saved
