@@ -75,7 +75,7 @@ def _parser(colors: Colors) -> MarkdownIt:
 _PARSERS: dict[Colors, MarkdownIt] = {}
 
 
-@lru_cache(maxsize=512)     # a chat opened again, or a bubble rebuilt, doesn't parse its answers again
+@lru_cache(maxsize=128)     # a chat opened again, or a bubble rebuilt, doesn't parse its answers again
 def markdown_html(text: str, colors: Colors) -> str:
     """Rich text for the Markdown `text`: every character of the source that isn't Markdown syntax is
     shown, as text; math ($...$, \\(...\\), $$...$$, \\[...\\]) is rendered."""
