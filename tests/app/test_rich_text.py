@@ -113,6 +113,9 @@ def test_hostile_answer_in_a_real_window_loads_nothing_and_opens_only_clicked_ht
     html = "".join(lab.text() for lab in labels)
     assert "<img" not in html and "javascript:" not in re.findall(r'href="([^"]*)"', html).__str__()
     assert not any(lab.openExternalLinks() for lab in labels)     # a link opens only through open_link
+    # The documents Qt laid out hold no image at all: nothing to load, local or remote.
+    docs = [d for lab in labels for d in lab.findChildren(QTextDocument)]
+    assert docs and not any(f.isImageFormat() for d in docs for f in d.allFormats())
     shown = view_visible_text(bubble.rendered)
     assert '<img src="file:///etc/passwd">' in shown and "<script>alert(3)</script>" in shown
     assert opened == []                                          # nothing opened by showing it
