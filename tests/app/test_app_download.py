@@ -10,7 +10,7 @@ from fake_hub import FakeHub
 
 from app.download import DownloadCancelled, DownloadError, download_model
 from app.model_manager import check_folder
-from models.registry import KnownModel, ModelFile
+from models.registry import KnownModel, ModelFile, demo_folder
 from models.tiny import write_tiny_checkpoint
 
 def tiny_model_files() -> dict[str, bytes]:
@@ -19,7 +19,8 @@ def tiny_model_files() -> dict[str, bytes]:
         folder = write_tiny_checkpoint(Path(tmp), layers=2, experts=4, hidden=128, vocab=6144, shard_bytes=1 << 30)
         return {"config.json": (folder / "config.json").read_bytes(),
                 "model.safetensors": next(folder.glob("model-*.safetensors")).read_bytes(),
-                "tokenizer.json": b'{"fake": true}'}
+                # check_folder reads the tokenizer too: the demo's (768 tokens) fits this vocab
+                "tokenizer.json": (demo_folder() / "tokenizer.json").read_bytes()}
 
 
 FILES = tiny_model_files()
