@@ -137,14 +137,12 @@ class Chat:
         return True
 
     def answer(self, text: str) -> None:
-        from engine.generate import SamplingParams
-
         self.messages.append({"role": "user", "content": text})
         view = TerminalView(self.out, self.args.show_reasoning)
         cancel = threading.Event()
         previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
         try:
-            sampling = SamplingParams(temperature=self.args.temperature, top_p=self.args.top_p)
+            sampling = self.session.sampling(self.args.temperature, self.args.top_p)
             for ev in self.session.reply(self.messages, effort=self.effort, sampling=sampling,
                                          max_tokens=self.args.max_tokens, cancel=cancel,
                                          developer=self.args.developer):
@@ -190,13 +188,13 @@ class Chat:
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m engine.chat", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None,
-                    help="folder holding config.json, tokenizer.json and the weights "
-                         "(default: the tiny demo model that ships with the app)")
+                    help="folder holding config.json, tokenizer.json and the weights (models/demo: the tiny "
+                         "demo model that ships with this checkout)")
     ap.add_argument("--effort", choices=EFFORTS, default="medium", help="reasoning effort")
     ap.add_argument("--show-reasoning", action="store_true", help="print the raw chain of thought (dimmed)")
     ap.add_argument("--temperature", type=float, default=None,
                     help="default: 1, or 0 (greedy) when the model folder asks for it, as the demo model does")
-    ap.add_argument("--top-p", type=float, default=1.0)
+    ap.add_argument("--top-p", type=float, default=None, help="default: the model folder's, else 1")
     ap.add_argument("--max-tokens", type=int, default=4096, help="longest answer, reasoning included")
     ap.add_argument("--context", type=int, default=8192, help="context length in tokens")
     ap.add_argument("--developer", default=None, help="developer instructions (a system prompt)")
@@ -209,12 +207,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.model is None:
-        from models.registry import demo_folder
-
-        args.model = str(demo_folder())
-        print("No --model given: using the tiny demo model (not gpt-oss; it only knows a few kinds of "
-              "puzzles). Pass --model with a gpt-oss-20b folder for the real thing.", file=sys.stderr)
+    if args.model is None:  # the engine knows no model registry: the caller names the folder
+        print("Pass --model with a model folder: a gpt-oss-20b folder, or models/demo (the tiny demo model "
+              "that ships with this checkout).", file=sys.stderr)
+        return 2
     if not Path(args.model).is_dir():
         print(f"The model folder {args.model} does not exist; pass --model the folder that holds "
               "config.json, tokenizer.json and the weights.", file=sys.stderr)
@@ -237,8 +233,6 @@ def main(argv=None) -> int:
         print(f"The model in {args.model} could not be loaded ({e}); check the folder or download it again.",
               file=sys.stderr)
         return 1
-    if args.temperature is None:
-        args.temperature = session.sampling().temperature  # 0 when the folder asks for greedy decoding
     Chat(session, args).run()
     return 0
 

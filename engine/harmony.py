@@ -176,9 +176,7 @@ def render_prompt(
 # ---------------------------------------------------------------- streaming parser events
 
 
-# The parser's events live in engine.events (no MLX, no tiktoken), re-exported here; a reply can
-# also yield engine.tools.ToolCall.
-Event = MessageStart | TextDelta | MessageEnd | ToolCall | Stop
+# The parser's events (engine.events.Event, ToolCall included) live in engine.events: no MLX, no tiktoken.
 
 
 class StreamParser:

@@ -56,11 +56,18 @@ class RenderedPrompt:
 
 
 class ChatSession:
-    """Holds the KV cache between turns; one per model (not thread-safe: use from one thread)."""
+    """The handle engine.open_chat returns: one per model, holding the KV cache between turns (not
+    thread-safe: use it from the thread that opened it).
+
+    What callers need besides reply(): `name` (the folder's name unless the opener chose one),
+    `enc` (the tokenizer), `context_length`, `greedy` (the folder asks for greedy decoding),
+    `sampling()` (the one place sampling is decided) and `count_tokens()`.
+    """
 
     def __init__(self, model, enc, context_length: int = 8192, prefill_chunk: int = PREFILL_CHUNK,
-                 defaults: SamplingParams = SamplingParams(), greedy: bool = False, wired_limit=None):
-        self.model, self.enc = model, enc
+                 defaults: SamplingParams = SamplingParams(), greedy: bool = False, wired_limit=None,
+                 name: str = "model"):
+        self.model, self.enc, self.name = model, enc, name
         self.context_length = context_length
         self.prefill_chunk = prefill_chunk  # the memory plan shrinks it for long contexts
         self.defaults, self.greedy = defaults, greedy  # the model folder's generation defaults
@@ -154,13 +161,21 @@ class ChatSession:
 
     # ------------------------------------------------------------------ one turn
 
-    def sampling(self, temperature: float | None = None, top_p: float | None = None) -> SamplingParams:
-        """The user's sampling settings over the model folder's defaults; greedy if the folder asks."""
+    def sampling(self, temperature: float | None = None, top_p: float | None = None,
+                 seed: int | None = None) -> SamplingParams:
+        """The one place sampling is decided, for the window, the server and the terminal chat alike:
+        the caller's settings (None: not set) over the folder's defaults, and greedy whatever was
+        asked when the folder says so (the demo model: sampled, a model that small goes wrong)."""
         d = self.defaults
+        seed = d.seed if seed is None else seed
         if self.greedy:
-            return SamplingParams(temperature=0.0, top_p=d.top_p, min_p=d.min_p, seed=d.seed)
+            return SamplingParams(temperature=0.0, top_p=d.top_p, min_p=d.min_p, seed=seed)
         return SamplingParams(temperature=d.temperature if temperature is None else temperature,
-                              top_p=d.top_p if top_p is None else top_p, min_p=d.min_p, seed=d.seed)
+                              top_p=d.top_p if top_p is None else top_p, min_p=d.min_p, seed=seed)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens `text` takes as ordinary text (no control tokens)."""
+        return len(self.enc.encode_ordinary(text)) if text else 0
 
     def reply(self, messages: list[dict], effort: str = "medium", developer: str | None = None,
               sampling: SamplingParams | None = None, max_tokens: int = 2048,
@@ -172,7 +187,7 @@ class ChatSession:
         Yields ContextTrimmed (if needed), PrefillProgress (only once reading the prompt has taken
         more than PROGRESS_AFTER_S), then harmony parser events, then Done. Model output never
         raises: a malformed reply ends with Stop("malformed: ..."). sampling=None: self.sampling().
-        With tools (engine.tools.Tool or OpenAI function dicts), a reply that calls one yields a
+        With tools (engine.tools.Tool; tool_choice an engine.tools.ToolChoice), a reply that calls one yields a
         ToolCall then Stop("call"): append `call.message` and the tool's answer
         (tool_result_message) and call reply again; the cache carries on from the call.
         response_format: OpenAI's {"type": "json_schema", "json_schema": {...}} or

@@ -26,7 +26,7 @@ import numpy as np
 import tiktoken
 
 from engine.harmony import MessageEnd, MessageStart, Stop, StreamParser
-from engine.tools import FUNCTIONS, Tool, ToolChoice, functions_from_openai, tool_choice_from_openai
+from engine.tools import FUNCTIONS, Tool, ToolChoice
 
 # Fixed separators (as json.dumps writes them): flexible whitespace lets a weak model pad forever.
 JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
@@ -196,10 +196,12 @@ def reply_setup(enc: tiktoken.Encoding, tools=None, python: bool = False, tool_c
                 ) -> tuple[list[Tool], ReplyConstraint | None, dict]:
     """What a reply needs for its options: the functions offered, the decoding constraint (None
     when nothing is constrained) and the extra render_prompt arguments. ValueError: bad request."""
-    functions = [t if isinstance(t, Tool) else None for t in tools or []]
-    if None in functions:
-        functions = functions_from_openai(tools)
-    choice = tool_choice if isinstance(tool_choice, ToolChoice) else tool_choice_from_openai(tool_choice)
+    functions = list(tools or [])
+    if not all(isinstance(t, Tool) for t in functions):
+        raise ValueError("tools must be engine.tools.Tool (server/openai_format.py reads OpenAI's shape).")
+    choice = tool_choice or ToolChoice()
+    if not isinstance(choice, ToolChoice):
+        raise ValueError("tool_choice must be an engine.tools.ToolChoice (server/openai_format.py reads OpenAI's shape).")
     if choice.mode == "none":
         functions = []  # not even shown: the model can't call what it doesn't know
     if choice.mode in ("required", "function") and not functions:

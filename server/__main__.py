@@ -1,4 +1,8 @@
-"""python -m server --model FOLDER [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--context N]"""
+"""python -m server --model FOLDER [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--context N]
+
+Across Macs: `mlx.launch … -m server --model FOLDER --distributed` (docs/distributed.md): every
+rank loads its share of the layers; rank 0 serves the API, the others serve rank 0.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--api-key", default=os.environ.get("GPT_OSS_API_KEY"),
                     help="require 'Authorization: Bearer KEY' (required when --host is not loopback)")
     ap.add_argument("--context", type=int, default=8192, help="context length in tokens")
+    ap.add_argument("--distributed", action="store_true",
+                    help="serve a pipeline across Macs, as one rank under mlx.launch (rank 0 listens)")
     ap.add_argument("--max-waiting", type=int, default=16,
                     help="requests that may wait for the model before new ones get 429 (busy)")
     return ap.parse_args(argv)
@@ -39,7 +45,7 @@ def default_model() -> str:
     from models.registry import demo_folder
 
     try:
-        from app.paths import models_dir  # no Qt import: the app's folder layout only
+        from models.locations import models_dir  # where the desktop app downloads models
         for folder in sorted(Path(models_dir()).glob("*gpt-oss-20b*")):
             if (folder / "config.json").is_file():
                 return str(folder)
@@ -62,18 +68,34 @@ def main(argv=None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import uvicorn
 
+    from engine import open_chat
+    from engine.front_door import model_name
     from server.app import create_app
-    from server.model import model_id_for, open_model
     from server.runner import EngineRunner
 
-    runner = EngineRunner(lambda: open_model(model, args.context), max_waiting=args.max_waiting).start()
-    app = create_app(runner, model_id_for(model), args.api_key)
-    print(f"Serving {model_id_for(model)} at http://{args.host}:{args.port}/v1 (loading the model…)",
+    opener, closing = (lambda: open_chat(model, context_length=args.context)), None
+    if args.distributed:
+        from engine.distributed import init_group, open_pipeline_chat
+        from engine.errors import ModelError
+
+        group = init_group()
+        if group.rank() != 0:  # serve rank 0's layers requests until it closes the pipeline
+            try:
+                open_pipeline_chat(model, args.context, group=group)
+            except ModelError:
+                return 1  # rank 0 says why
+            return 0
+        say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+        opener = lambda: open_pipeline_chat(model, args.context, group=group, say=say)  # noqa: E731
+        closing = lambda: runner.session and runner.session.model.close()  # noqa: E731 (the other ranks exit)
+    runner = EngineRunner(opener, max_waiting=args.max_waiting).start()
+    app = create_app(runner, model_name(model), args.api_key)
+    print(f"Serving {model_name(model)} at http://{args.host}:{args.port}/v1 (loading the model…)",
           file=sys.stderr)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:
-        runner.stop()
+        runner.stop(closing=closing)
     return 0
 
 

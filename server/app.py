@@ -117,7 +117,7 @@ def _model_card(model_id: str) -> dict:
 
 
 def _counter(runner: EngineRunner):
-    return lambda text: runner.chat.count_tokens(text) if runner.chat else 0
+    return lambda text: runner.session.count_tokens(text) if runner.session else 0
 
 
 def _data(payload: str) -> str:

@@ -6,7 +6,7 @@ import pytest
 from scripted import ScriptedSession
 
 from app.controller import ChatController
-from app.engine_bridge import LoadedEngine, LoadRefused, fitting_contexts
+from app.engine_bridge import LoadRefused, fitting_contexts
 from app.settings import CONTEXT_LENGTHS, Settings
 from app.ui.settings_dialog import SettingsDialog
 from app.worker import EngineWorker
@@ -48,8 +48,9 @@ class PickyLoader:
         self.asked.append(ctx)
         if ctx > 8192:
             raise LoadRefused("Not enough memory to load this model; choose a shorter context length.")
-        return LoadedEngine(ScriptedSession(), "picky model", make_sampling=lambda t, p: (t, p),
-                            context_length=ctx, context_lengths=(4096, 8192))
+        session = ScriptedSession(name="picky model")
+        session.context_length, session.context_lengths = ctx, (4096, 8192)   # as load_engine's handle says
+        return session
 
 
 def test_settings_offers_only_allowed_lengths_and_a_refused_one_keeps_the_model(qtbot, store):
@@ -79,7 +80,7 @@ def test_a_fixed_context_loads_the_model_again_after_a_refusal(qtbot, store):
     c.shutdown()
 
 
-class RefusingSession:
+class RefusingSession(ScriptedSession):
     """A session whose every prompt is too long for its context (as the engine reports it)."""
 
     def reply(self, messages, **kw):
@@ -91,10 +92,10 @@ class RefusingSession:
 
 @pytest.mark.parametrize("allowed, suggests", [((4096, 8192), False), ((4096, 8192, 16384), True)])
 def test_the_too_long_sentence_suggests_a_longer_context_only_when_there_is_one(qtbot, store, allowed, suggests):
-    from app.engine_bridge import LoadedEngine
     refused = []
-    loader = lambda folder, ctx: LoadedEngine(RefusingSession(), "m", make_sampling=lambda t, p: (t, p),  # noqa: E731
-                                              context_length=8192, context_lengths=allowed)
+    session = RefusingSession(name="m")
+    session.context_lengths = allowed
+    loader = lambda folder, ctx: session  # noqa: E731
     c = ChatController(store, EngineWorker(loader=loader), flush_ms=10)
     c.message_refused.connect(lambda text, notice: refused.append(notice))
     with qtbot.waitSignal(c.model_ready, timeout=5000):
