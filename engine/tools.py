@@ -25,6 +25,7 @@ import jsonschema
 from engine.events import FUNCTIONS, ToolCall  # noqa: F401 (re-exported: the call is an event too)
 
 PYTHON = "python"
+BROWSER = "browser"  # the built-in browser: recipients are "browser.search", "browser.open", "browser.find"
 JSON_CONTENT_TYPE = "<|constrain|>json"  # what a JSON function call says after its channel
 PYTHON_DESCRIPTION = (
     "Use this tool to execute Python code in your chain of thought. The code will not be shown to the "
@@ -86,12 +87,19 @@ def tool_result_message(call: ToolCall, output: str) -> dict:
 
 
 def check_call(recipient: str, arguments: str, tools: dict[str, Tool], channel: str = "commentary",
-               content_type: str | None = None, recipient_after_channel: bool = False) -> ToolCall:
-    """Parse and validate a call the model made; problems become `error`, never an exception."""
+               content_type: str | None = None, recipient_after_channel: bool = False,
+               browser: bool = False) -> ToolCall:
+    """Parse and validate a call the model made; problems become `error`, never an exception.
+    browser: the built-in browser is offered (otherwise a call to it is an error the model reads)."""
     common = dict(recipient=recipient, arguments=arguments, channel=channel, content_type=content_type,
                   recipient_after_channel=recipient_after_channel)
     if recipient == PYTHON:
         return ToolCall(**common)
+    if recipient.startswith(BROWSER + ".") and browser:  # the built-in browser checks its own typed arguments
+        from engine.browser.calls import check_browser_call
+
+        parsed, error = check_browser_call(recipient, arguments)
+        return ToolCall(**common, parsed=parsed, error=error)
     name = recipient.split(".", 1)[1] if recipient.startswith(FUNCTIONS + ".") else None
     tool = tools.get(name) if name else None
     if tool is None:

@@ -1,4 +1,5 @@
 """python -m server --model FOLDER [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--context N]
+                   [--library FOLDER ...] [--zim FILE ...]   (the built-in web_search tool: docs/browser.md)
 
 Across Macs: `mlx.launch … -m server --model FOLDER --distributed` (docs/distributed.md): every
 rank loads its share of the layers; rank 0 serves the API, the others serve rank 0.
@@ -28,6 +29,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="serve a pipeline across Macs, as one rank under mlx.launch (rank 0 listens)")
     ap.add_argument("--max-waiting", type=int, default=16,
                     help="requests that may wait for the model before new ones get 429 (busy)")
+    ap.add_argument("--library", action="append", default=[], metavar="FOLDER",
+                    help="a folder of documents the built-in web_search tool searches (repeatable; nothing goes to the web)")
+    ap.add_argument("--zim", action="append", default=[], metavar="FILE",
+                    help="an offline encyclopedia (Kiwix .zim) for web_search (repeatable)")
+    ap.add_argument("--index", default=None, metavar="FOLDER",
+                    help="where the library's search index is kept (default: under ~/.cache/gpt-oss-chat)")
     return ap.parse_args(argv)
 
 
@@ -66,6 +73,16 @@ def main(argv=None) -> int:
               "tokenizer.json and the weights.", file=sys.stderr)
         return 1
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sources = None
+    if args.library or args.zim:  # indexed before serving: a search never waits for it
+        from engine.browser.sources import open_sources
+        from server.web_search import Sources
+
+        try:
+            sources = Sources(open_sources(args.library, args.zim, args.index, _index_progress))
+        except ValueError as e:
+            print(str(e), file=sys.stderr)
+            return 1
     import uvicorn
 
     from engine import open_chat
@@ -89,7 +106,7 @@ def main(argv=None) -> int:
         opener = lambda: open_pipeline_chat(model, args.context, group=group, say=say)  # noqa: E731
         closing = lambda: runner.session and runner.session.model.close()  # noqa: E731 (the other ranks exit)
     runner = EngineRunner(opener, max_waiting=args.max_waiting).start()
-    app = create_app(runner, model_name(model), args.api_key)
+    app = create_app(runner, model_name(model), args.api_key, sources)
     print(f"Serving {model_name(model)} at http://{args.host}:{args.port}/v1 (loading the model…)",
           file=sys.stderr)
     try:
@@ -97,6 +114,11 @@ def main(argv=None) -> int:
     finally:
         runner.stop(closing=closing)
     return 0
+
+
+def _index_progress(done: int, total: int, path) -> None:
+    if done == total or done % 500 == 0:
+        print(f"Indexing the library: {done}/{total} files", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -127,6 +127,6 @@ def engine_options(extra: dict) -> dict:
     out = {k: v for k, v in extra.items() if v is not None}
     if "tools" in out:
         out["tools"] = functions_from_openai(out["tools"])
-    if "tool_choice" in out:
+    if "tool_choice" in out and not isinstance(out["tool_choice"], ToolChoice):  # web_search forces its own
         out["tool_choice"] = tool_choice_from_openai(out["tool_choice"])
     return out

@@ -11,7 +11,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from engine.browser.turn import BrowserStep
 from engine.events import FUNCTIONS, ContextTrimmed, Done, MessageEnd, MessageStart, Stop, TextDelta, step_kind
+from engine.tools import BROWSER
 
 FINISH = {"return": "stop", "call": "tool_calls", "max_tokens": "length", "cancelled": "stop"}
 
@@ -56,15 +58,21 @@ class ReplyReader:
         self.calls: list[ToolCallOut] = []
         self.kind = ""  # step_kind of the message being read: analysis, preamble, final or call
         self.function_call = False  # ...and it is a call to one of the client's functions
+        self.browser_call = False  # ...or to the built-in browser (web_search)
         self.stop_reason = ""
         self.hit_stop = False  # a client stop string ended the answer
         self.done: Done | None = None
         self.trimmed = False
+        self.searches: list[BrowserStep] = []  # one per web_search call
 
     def feed(self, ev) -> list[Piece]:
+        if isinstance(ev, BrowserStep):  # server.web_search: the browser answered a call
+            self.searches.append(ev)
+            return [Piece("web_search", call=len(self.searches) - 1)]
         if isinstance(ev, MessageStart):
             self.kind = step_kind(ev)
             self.function_call = self.kind == "call" and ev.recipient.startswith(FUNCTIONS + ".")
+            self.browser_call = self.kind == "call" and ev.recipient.startswith(BROWSER + ".")
             if self.function_call:
                 self.calls.append(ToolCallOut(ev.recipient.removeprefix(FUNCTIONS + ".")))
                 return [Piece("call", call=len(self.calls) - 1)]
@@ -72,7 +80,7 @@ class ReplyReader:
         if isinstance(ev, TextDelta):
             return self._text(ev.channel, ev.text)
         if isinstance(ev, MessageEnd):
-            self.kind, self.function_call = "", False
+            self.kind, self.function_call, self.browser_call = "", False, False
             return []
         if isinstance(ev, Stop):
             self.stop_reason = ev.reason
@@ -91,6 +99,8 @@ class ReplyReader:
         if self.function_call and self.calls:
             self.calls[-1].arguments += text
             return [Piece("arguments", text, len(self.calls) - 1)]
+        if self.browser_call:
+            return []  # a web_search call: it becomes a web_search_call item (server.web_search), not text
         if self.kind in ("analysis", "call") or (not self.kind and channel == "analysis"):
             self.reasoning += text   # built-in tools' calls are not offered: kept apart with the reasoning
             return [Piece("reasoning", text)]

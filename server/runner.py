@@ -44,6 +44,9 @@ class Job:
     _signalled: bool = False  # a wake-up is on its way to the loop: the next put need not send another
     _ready: asyncio.Event | None = None
     ping_due: bool = False  # set on the loop by a streaming response's keep-alive timer
+    browser: object = None  # engine.browser.BrowserTool when web_search is on (server.web_search)
+    sources: object = None  # server.web_search.Sources that runs its calls
+    browsed: list | None = None  # the conversation with the browsing turn, once answered
 
     def put(self, item) -> None:
         """Called on the engine thread: hand one item to the waiting request."""
@@ -173,6 +176,10 @@ class EngineRunner:
         if self.session is None:
             raise APIError(503, f"The model could not be loaded: {self.load_error}" if self.load_error else
                            "The model is still loading; retry in a moment.")
+        if job.browser is not None:  # web_search: the browsing loop (server/web_search.py)
+            from server import web_search
+
+            return web_search.serve(self, job)
         session = self.session
         try:  # rendered once: its length decides 413, then the session answers it as it is
             options = engine_options(job.extra)  # tools, tool_choice (as the engine's types), response_format
