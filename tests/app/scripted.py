@@ -73,7 +73,7 @@ class ScriptedSession:
         pass
 
     def render(self, messages, effort="medium", developer=None, date=None, identity=None, tools=None, python=False,
-               tool_choice=None, response_format=None, final_only=False):
+               tool_choice=None, response_format=None, final_only=False, browser=None):
         """What the local server asks first (its length decides 413): a short stand-in prompt."""
         from engine.session import RenderedPrompt
         return RenderedPrompt([1, 2, 3])
