@@ -46,6 +46,7 @@ class ChatController(QObject):
     memory_changed = Signal("qint64")
     settings_changed = Signal()
     history_error = Signal(str)          # one sentence: the history couldn't be read or written
+    message_refused = Signal(str, str)   # a message taken back out of the chat (too long): text, why
     _request_load = Signal(str, int)
     _request_generate = Signal(int, object, object)  # object: PySide6 6.12 mis-counts None inside dict/list signals
     _request_tool = Signal(int, str, str)               # request id, chat, python code
@@ -60,6 +61,7 @@ class ChatController(QObject):
         self.history_notice = store.notice   # shown once at start ('' when the history opened cleanly)
         try:
             self.store.purge_deleted()
+            self.store.purge_empty()        # New chats never written in don't pile up across restarts
             self.store.mark_interrupted()
         except StoreError as e:
             self.history_notice = self.history_notice or str(e)
@@ -105,6 +107,7 @@ class ChatController(QObject):
         self.model_error = ""
         self.is_demo = False                        # the tiny demo model is loaded
         self.greedy = False                         # the loaded folder asks for greedy decoding
+        self.context_lengths: tuple = ()            # the context lengths the loaded model allows (): any
         self._folder = ""
         self.current_id = -1
         self.effort = "medium"
@@ -124,6 +127,10 @@ class ChatController(QObject):
     def _on_loaded(self, name: str, greedy: bool) -> None:
         self.ready, self.model_name, self.greedy = True, name, greedy
         self.is_demo = name == DEMO.label
+        used, self.context_lengths = self.worker.context_info()
+        if self.context_lengths and used and used != self.settings.context_length:
+            self.settings.context_length = used     # the setting was more than this model or memory take
+            self._try(self.settings.save, self.store)
         if not self.model.messages():   # an empty chat takes the effort that suits this model
             self.effort = self.new_chat_effort()
             if self.current_id != -1:
@@ -191,6 +198,19 @@ class ChatController(QObject):
             return []
 
     def new_conversation(self) -> int:
+        """Open an empty chat: the one on screen or another one never written in, else a new one
+        (pressing New chat again doesn't pile up empty chats)."""
+        try:
+            empty = self.store.empty_conversation_ids()
+        except StoreError:
+            empty = []
+        if empty:
+            reuse = self.current_id if self.current_id in empty else empty[0]
+            if reuse != self.current_id:   # it starts like a new chat: with the effort a new one gets
+                self._try(self.store.set_effort, reuse, self.effort if self.current_id == -1
+                          else self.new_chat_effort())
+                self.open_conversation(reuse)
+            return reuse
         conv = self.store.create_conversation("New chat", self.effort if self.current_id == -1 else self.new_chat_effort())
         emit(self.conversations_changed)
         self.open_conversation(conv.id)
@@ -256,11 +276,15 @@ class ChatController(QObject):
     def save_settings(self, settings: Settings) -> None:
         old_context = self.settings.context_length
         self.settings = settings.clamped()
+        if self.ready and self.context_lengths and self.settings.context_length not in self.context_lengths:
+            self.settings.context_length = old_context   # refused: never unload a working model for it
         self._try(self.settings.save, self.store)  # kept for this session even if it can't be saved
         self.tools.set_python_enabled(self.settings.python_tool)
         emit(self.settings_changed)
-        if self.ready and old_context != self.settings.context_length and self.settings.model_folder:
-            self.load_model(self.settings.model_folder)
+        folder = self._folder or self.settings.model_folder
+        # After a failed load too: the setting that failed may be what the user just fixed.
+        if (self.ready or self.model_error) and old_context != self.settings.context_length and folder:
+            self.load_model(folder)
 
     # -- chatting --------------------------------------------------------------------------
     def can_send(self) -> bool:
@@ -469,6 +493,27 @@ class ChatController(QObject):
                 self._timer.stop()
             emit(self.busy_changed, bool(self.turns))
         emit(self.conversations_changed)
+
+    def longer_context_offered(self) -> bool:
+        """Settings offers a longer context than the one in use (the model and the memory allow it)."""
+        return not self.context_lengths or max(self.context_lengths) > self.settings.context_length
+
+    def take_back(self, turn: Turn) -> bool:
+        """A message refused before anything ran (itself too long for the context) leaves the chat and
+        the history, and the chat's title is as before; message_refused hands its text back (whole)
+        to the message box with the sentence. False when it isn't the open chat's (then it stays)."""
+        users = [i for i, m in enumerate(self.model.messages()) if m.role == "user"]
+        if turn.conv != self.current_id or not users:
+            return False
+        text = self.model.message(users[-1]).text
+        if not self._delete_rows_from(users[-1]):
+            return False
+        conv_row = self.store.conversation(turn.conv)
+        if conv_row is not None and conv_row.title == " ".join(text.split())[:48].strip():
+            self._try(self.store.rename, turn.conv, "New chat")
+        self.turn_ended(turn)
+        emit(self.message_refused, text, turn.message.notice)
+        return True
 
     def saving_failed(self, turn: Turn, message: str) -> None:
         if turn.conv != self.current_id:  # not in view: say it where the user is

@@ -65,6 +65,8 @@ class TurnHost(Protocol):
     def show_turn(self, turn: "Turn") -> None: ...                            # repaint its row
     def turn_ended(self, turn: "Turn") -> None: ...
     def saving_failed(self, turn: "Turn", message: str) -> None: ...
+    def longer_context_offered(self) -> bool: ...
+    def take_back(self, turn: "Turn") -> bool: ...                           # a refused message: out of the chat
 
 
 class Turn:
@@ -79,6 +81,7 @@ class Turn:
         self.stats: dict = {}
         self.stopping = False          # Stop was pressed while code ran
         self.ended = False
+        self.too_long: dict | None = None   # the engine's PromptTooLong, as a dict, when it refused the prompt
         self._saved_at = 0.0
 
     # -- the requests ----------------------------------------------------------------------
@@ -112,6 +115,8 @@ class Turn:
             kind = step_kind(ev)
             if kind == "analysis":
                 msg.phase = "thinking"
+                if msg.analysis.strip() and not msg.analysis.endswith("\n\n"):
+                    msg.analysis += "\n\n"     # one reasoning message per paragraph, not run together
                 # Resume the clock where it stopped: only the model's own time is counted.
                 msg.think_started = t - (msg.thought_seconds or 0.0)
             elif kind == "final":
@@ -130,7 +135,8 @@ class Turn:
         elif isinstance(ev, ContextTrimmed):
             msg.notice = trimmed_notice(ev.dropped_messages)
         elif isinstance(ev, PromptTooLong):
-            msg.notice = too_long_notice(dataclasses.asdict(ev))
+            self.too_long = dataclasses.asdict(ev)
+            msg.notice = too_long_notice(self.too_long)
 
     def _stop_thinking(self, t: float) -> None:
         msg = self.message
@@ -143,6 +149,13 @@ class Turn:
         self.on_model = False
         if reason == "call" and self._take_call(stats):
             return
+        if reason == "too_long" and self.too_long is not None:
+            # Suggest a longer context only when Settings offers one; a refused message goes back
+            # to the message box rather than staying as a bubble (the host decides; False: it stays).
+            self.message.notice = too_long_notice(self.too_long, self.host.longer_context_offered())
+            if self.too_long.get("culprit") in ("message", "both") and self.host.take_back(self):
+                self.ended, self.on_model = True, False
+                return
         notice = stop_notice(reason)
         if notice:
             self.message.notice = notice
