@@ -60,20 +60,20 @@ def mcp_states(out: Path) -> list[Path]:
     dialog.mcp_section.item("notes").setCheckState(dialog.mcp_section.item("notes").checkState().Checked)
     while not dialog.mcp_section.status.text().startswith("notes: "):
         spin(100)
-    take(dialog, out / "12-mcp-settings.png", saved)
+    take(dialog, out / "15-mcp-settings.png", saved)
     dialog.close()
     w.composer.input.setPlainText("When is my next dentist appointment?")
     w.composer.submit()
     while c.waiting_call() is None:
         spin(50)
-    take(w, out / "13-mcp-consent.png", saved)
+    take(w, out / "16-mcp-consent.png", saved)
     c.answer_tool("run")
     while c.busy:
         spin(100)
     block = w.messages.assistant_bubbles()[-1].steps.blocks()[0]
     block.header.click()
     spin(200)
-    take(w, out / "14-mcp-call-done.png", saved)
+    take(w, out / "17-mcp-call-done.png", saved)
     c.shutdown()
     w.close()
     return saved
