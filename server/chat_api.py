@@ -8,12 +8,18 @@ import time
 
 from server.convert import chat_messages, effort_of, stop_strings
 from server.reply import Piece, ReplyReader
-from server.requests import check_model, sampling_job
+from server.errors import bad_request
+from server.requests import check_model, refuse_unsupported, sampling_job
 
 
-def parse(body: dict, model_id: str):
-    """Request body -> (job, stream, include_usage, stop strings)."""
-    check_model(body, model_id)
+def parse(body: dict, names):
+    """Request body (checked against server.schemas.ChatRequest) -> (job, stream, include_usage, stop
+    strings). `names`: the model's id and aliases."""
+    check_model(body, names)
+    refuse_unsupported(body)
+    if body.get("store"):
+        raise bad_request("This server keeps no chat completions (`store` must be false); use /v1/responses "
+                          "to keep a conversation on the server.", "store")
     messages, developer = chat_messages(body.get("messages"))
     job = sampling_job(body, messages, developer, effort_of(body.get("reasoning_effort"), "reasoning_effort"),
                        ("max_tokens", "max_completion_tokens"))

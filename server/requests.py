@@ -7,13 +7,36 @@ from server.errors import APIError, bad_request
 from server.runner import Job
 
 
-def check_model(body: dict, model_id: str) -> None:
+def check_model(body: dict, names) -> None:
+    """`model` must name the model served: its id or one of its aliases (names[0] is the id)."""
+    names = (names,) if isinstance(names, str) else tuple(names)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise bad_request("`model` is required; GET /v1/models lists the one this server runs.", "model")
-    if model != model_id:
-        raise APIError(404, f"The model {model!r} does not exist here; this server runs {model_id!r}.",
+    if model not in names:
+        also = f" (also answering to {', '.join(repr(n) for n in names[1:])})" if len(names) > 1 else ""
+        raise APIError(404, f"The model {model[:100]!r} does not exist here; this server runs {names[0]!r}{also}.",
                        "model", "model_not_found")
+
+
+def refuse_unsupported(body: dict) -> None:
+    """Parameters this server can't honour are refused, never ignored: a client relying on one learns
+    it at once. Their neutral values (0, false, {}) are accepted."""
+    if body.get("logprobs") or body.get("top_logprobs"):
+        raise bad_request("Log probabilities are not available from this server; leave out `logprobs` and "
+                          "`top_logprobs`.", "logprobs" if "logprobs" in body else "top_logprobs")
+    if any("logprobs" in str(item) for item in body.get("include") or []):
+        raise bad_request("Log probabilities are not available from this server; leave "
+                          "'message.output_text.logprobs' out of `include`.", "include")
+    for key in ("frequency_penalty", "presence_penalty"):
+        if body.get(key):
+            raise bad_request(f"`{key}` is not supported by this server (gpt-oss is sampled as it was trained); "
+                              "leave it out or send 0.", key)
+    if body.get("logit_bias"):
+        raise bad_request("`logit_bias` is not supported by this server; leave it out.", "logit_bias")
+    if body.get("truncation") == "auto":
+        raise bad_request("`truncation: \"auto\"` is not supported: a conversation longer than the context gets "
+                          "a 413; shorten it, or leave truncation out.", "truncation")
 
 
 def sampling_job(body: dict, messages: list[dict], developer: str | None, effort: str,

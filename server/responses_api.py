@@ -13,26 +13,38 @@ import time
 from server.convert import effort_of, text_of, tool_call, tool_result
 from server.errors import APIError, bad_request
 from server.reply import Piece, ReplyReader
-from server.requests import check_model, flat_tools, sampling_job, text_format, tool_choice_of
+from server.requests import check_model, flat_tools, refuse_unsupported, sampling_job, text_format, tool_choice_of
 
 MAX_STORED = 1000  # responses kept for previous_response_id (oldest forgotten first)
 
 
 class ResponseStore:
-    """Conversations behind the responses this server made: id -> (harmony messages, call names)."""
+    """The responses this server made (unless `store: false`): id -> (the conversation as harmony
+    messages, call id -> function name for every call in it, the response object)."""
 
     def __init__(self):
-        self._items: dict[str, tuple[list[dict], dict]] = {}
+        self._items: dict[str, tuple[list[dict], dict, dict]] = {}
+
+    def _held(self, response_id: str, param: str | None) -> tuple:
+        if response_id not in self._items:
+            raise APIError(404, f"No response {response_id[:100]!r} is held by this server (responses last while "
+                                "it runs, unless sent with store: false); send the whole conversation instead.",
+                           param, "response_not_found")
+        return self._items[response_id]
 
     def get(self, response_id: str) -> tuple[list[dict], dict]:
-        if response_id not in self._items:
-            raise APIError(404, f"No response {response_id!r} is held by this server (responses last while "
-                                "it runs); send the whole conversation instead.", "previous_response_id")
-        messages, names = self._items[response_id]
+        messages, names, _ = self._held(response_id, "previous_response_id")
         return list(messages), dict(names)
 
-    def put(self, response_id: str, messages: list[dict], names: dict) -> None:
-        self._items[response_id] = (messages, names)
+    def response(self, response_id: str) -> dict:
+        return self._held(response_id, None)[2]
+
+    def delete(self, response_id: str) -> None:
+        self._held(response_id, None)
+        del self._items[response_id]
+
+    def put(self, response_id: str, messages: list[dict], names: dict, response: dict) -> None:
+        self._items[response_id] = (messages, names, response)
         while len(self._items) > MAX_STORED:
             self._items.pop(next(iter(self._items)))
 
@@ -78,9 +90,11 @@ def input_messages(value, names: dict) -> list[dict]:
     return out
 
 
-def parse(body: dict, model_id: str, store: ResponseStore):
-    """Request body -> (job, stream, the conversation so far, call names)."""
-    check_model(body, model_id)
+def parse(body: dict, names, store: ResponseStore):
+    """Request body (checked against server.schemas.ResponsesRequest) -> (job, stream, the conversation
+    so far, call id -> function name). `names`: the model's id and aliases."""
+    check_model(body, names)
+    refuse_unsupported(body)
     previous = body.get("previous_response_id")
     history, names = store.get(previous) if previous else ([], {})
     messages = history + input_messages(body.get("input"), names)
@@ -136,7 +150,17 @@ class ResponseBuilder:
                 "tools": b.get("tools") or [], "tool_choice": b.get("tool_choice", "auto"),
                 "parallel_tool_calls": False, "temperature": b.get("temperature"), "top_p": b.get("top_p"),
                 "max_output_tokens": b.get("max_output_tokens"), "text": b.get("text") or {"format": {"type": "text"}},
-                "metadata": b.get("metadata") or {}, "store": True}
+                "metadata": b.get("metadata") or {}, "store": self.stored}
+
+    @property
+    def stored(self) -> bool:
+        """Kept for previous_response_id and GET /v1/responses/{id} unless the client said store: false."""
+        return self.body.get("store") is not False
+
+    def call_names(self, earlier: dict) -> dict:
+        """Call id -> function name for the conversation so far: the calls the client sent and the ones
+        this response made, so a function_call_output sent next with previous_response_id finds its call."""
+        return {**earlier, **{item["call_id"]: item["name"] for item in self.output if item["type"] == "function_call"}}
 
     def conversation(self, messages: list[dict]) -> list[dict]:
         """The conversation to keep for previous_response_id: the input plus this output."""

@@ -114,7 +114,7 @@ ROWS = [
     ("legacy functions", CHAT, chat(functions=[{"name": "f"}]), 400, "functions"),
     # -- Responses
     ("input a number", RESP, resp(input=5), 400, "input"),
-    ("input item of an unknown type", RESP, resp(input=[{"type": "wizardry"}]), 400, "input[0]"),
+    ("input item of an unknown type", RESP, resp(input=[{"type": "wizardry"}]), 400, "input[0].type"),
     ("function_call_output for no call", RESP, resp(input=[
         {"type": "function_call_output", "call_id": "call_nope", "output": "3"}]), 400, "input[0].call_id"),
     ("instructions a number", RESP, resp(instructions=5), 400, "instructions"),
