@@ -47,7 +47,7 @@ def test_a_quiet_stream_gets_keepalive_comments_and_whole_data(monkeypatch):
     app = server.app.create_app(runner, "quiet")
 
     async def ask() -> str:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
             r = await client.post("/v1/chat/completions", json={
                 "model": "quiet", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
