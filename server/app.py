@@ -11,7 +11,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from server import chat_api, responses_api
 from server.errors import APIError, bad_request
@@ -52,8 +54,10 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, 
             return APIError(404, f"There is no {request.url.path} here; this server answers /v1/chat/completions, "
                                  "/v1/responses and /v1/models.", code="unknown_url").response()
         if exc.status_code == 405:
-            return APIError(405, f"{request.method} is not allowed on {request.url.path}; see /openapi.json.",
-                            code="method_not_allowed").response()
+            response = APIError(405, f"{request.method} is not allowed on {request.url.path}; see /openapi.json.",
+                                code="method_not_allowed").response()
+            response.headers["Allow"] = ", ".join(_methods_at(app, request.scope))  # RFC 9110
+            return response
         return APIError(exc.status_code, str(exc.detail)).response()
 
     @app.exception_handler(Exception)
@@ -93,7 +97,7 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, 
         check_model({"model": name}, names)
         return _model_card(model_id)
 
-    @app.post("/v1/chat/completions", openapi_extra=body_of(ChatRequest), responses=ERRORS)
+    @app.post("/v1/chat/completions", openapi_extra=body_of(ChatRequest), responses=answers())
     async def chat_completions(request: Request):
         body = parse_body(ChatRequest, await request.body())
         job, stream, include_usage, stops = chat_api.parse(body, names)
@@ -114,7 +118,7 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, 
         opening = [_data(completion.chunk({"role": "assistant", "content": ""}))]
         return _sse(_framed(job, reader, first, opening, lambda piece: [completion.piece_frame(piece)], closing), job)
 
-    @app.post("/v1/responses", openapi_extra=body_of(ResponsesRequest), responses=ERRORS)
+    @app.post("/v1/responses", openapi_extra=body_of(ResponsesRequest), responses=answers())
     async def responses(request: Request):
         body = parse_body(ResponsesRequest, await request.body())
         job, stream, messages, names_of_calls = responses_api.parse(body, names, store)
@@ -146,6 +150,7 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, 
 
     @app.get("/v1/responses/{response_id}", responses=ERRORS)
     async def get_response(response_id: str):
+        """The response as it was sent (unless it was made with store: false, or deleted)."""
         return store.response(response_id)
 
     @app.delete("/v1/responses/{response_id}", responses=ERRORS)
@@ -171,6 +176,14 @@ ERRORS = {status: {"model": ErrorBody, "description": what} for status, what in 
     (503, "The model is loading or could not be loaded"))}
 
 
+def answers(streamed_too: bool = True) -> dict:
+    """The documented responses of a generating route: JSON, or server-sent events when streaming."""
+    content = {"application/json": {"schema": {"type": "object"}}}
+    if streamed_too:
+        content["text/event-stream"] = {"schema": {}}  # JSON events, then "[DONE]" (Chat Completions)
+    return {200: {"description": "The answer (server-sent events with stream: true)", "content": content}, **ERRORS}
+
+
 def body_of(model) -> dict:
     """The OpenAPI request body of a route that reads and checks its body itself (server.schemas)."""
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
@@ -188,6 +201,15 @@ def _openapi(app: FastAPI) -> dict:
                 components.update(schema.pop("$defs", {}))
         app.openapi_schema = spec
     return app.openapi_schema
+
+
+def _methods_at(app: FastAPI, scope) -> list[str]:
+    """Every method some route serves at this path (Starlette's 405 names only the first route's)."""
+    methods = set()
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.matches(scope)[0] != Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
 
 
 def _model_card(model_id: str) -> dict:

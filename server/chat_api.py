@@ -8,7 +8,6 @@ import time
 
 from server.convert import chat_messages, effort_of, stop_strings
 from server.reply import Piece, ReplyReader
-from server.errors import bad_request
 from server.requests import check_model, refuse_unsupported, sampling_job
 
 
@@ -17,9 +16,6 @@ def parse(body: dict, names):
     strings). `names`: the model's id and aliases."""
     check_model(body, names)
     refuse_unsupported(body)
-    if body.get("store"):
-        raise bad_request("This server keeps no chat completions (`store` must be false); use /v1/responses "
-                          "to keep a conversation on the server.", "store")
     messages, developer = chat_messages(body.get("messages"))
     job = sampling_job(body, messages, developer, effort_of(body.get("reasoning_effort"), "reasoning_effort"),
                        ("max_tokens", "max_completion_tokens"))

@@ -26,5 +26,5 @@ class APIError(Exception):
         return JSONResponse(self.body(), status_code=self.status, headers=headers)
 
 
-def bad_request(message: str, param: str | None = None) -> APIError:
-    return APIError(400, message, param)
+def bad_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
+    return APIError(400, message, param, code)

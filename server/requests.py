@@ -20,23 +20,11 @@ def check_model(body: dict, names) -> None:
 
 
 def refuse_unsupported(body: dict) -> None:
-    """Parameters this server can't honour are refused, never ignored: a client relying on one learns
-    it at once. Their neutral values (0, false, {}) are accepted."""
-    if body.get("logprobs") or body.get("top_logprobs"):
-        raise bad_request("Log probabilities are not available from this server; leave out `logprobs` and "
-                          "`top_logprobs`.", "logprobs" if "logprobs" in body else "top_logprobs")
-    if any("logprobs" in str(item) for item in body.get("include") or []):
+    """What the typed body can't say: log probabilities asked for through `include` (the schema
+    already admits only the neutral values of logprobs, penalties, logit_bias, n and truncation)."""
+    if any("logprobs" in item for item in body.get("include") or []):
         raise bad_request("Log probabilities are not available from this server; leave "
                           "'message.output_text.logprobs' out of `include`.", "include")
-    for key in ("frequency_penalty", "presence_penalty"):
-        if body.get(key):
-            raise bad_request(f"`{key}` is not supported by this server (gpt-oss is sampled as it was trained); "
-                              "leave it out or send 0.", key)
-    if body.get("logit_bias"):
-        raise bad_request("`logit_bias` is not supported by this server; leave it out.", "logit_bias")
-    if body.get("truncation") == "auto":
-        raise bad_request("`truncation: \"auto\"` is not supported: a conversation longer than the context gets "
-                          "a 413; shorten it, or leave truncation out.", "truncation")
 
 
 def sampling_job(body: dict, messages: list[dict], developer: str | None, effort: str,

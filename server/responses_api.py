@@ -82,7 +82,7 @@ def input_messages(value, names: dict) -> list[dict]:
             name = names.get(item.get("call_id"))
             if not name:
                 raise bad_request("A function_call_output's call_id must match an earlier function_call.",
-                                  f"{param}.call_id")
+                                  f"{param}.call_id", "unknown_call_id")
             output = item.get("output")
             out.append(tool_result(name, output if isinstance(output, str) else text_of(output, param)))
         else:
@@ -104,8 +104,6 @@ def parse(body: dict, names, store: ResponseStore):
     if instructions is not None and not isinstance(instructions, str):
         raise bad_request("`instructions` must be a string.", "instructions")
     developer = "\n\n".join([p for p in [instructions, *developer_parts] if p]) or None
-    if not any(m["role"] == "user" for m in messages):
-        raise bad_request("The input holds no user message to answer.", "input")
     reasoning = body.get("reasoning") or {}
     job = sampling_job(body, messages, developer, effort_of(reasoning.get("effort"), "reasoning.effort"),
                        ("max_output_tokens",))

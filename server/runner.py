@@ -169,7 +169,7 @@ class EngineRunner:
         try:  # rendered once: its length decides 413, then the session answers it as it is
             prompt = session.render(job.messages, effort=job.effort, developer=job.developer, **options)
         except ValueError as e:  # the engine's checks: one sentence each
-            raise APIError(400, str(e)) from None
+            raise APIError(400, str(e), code="invalid_tool_or_format") from None
         prompt_len = len(prompt.ids)
         context = session.context_length
         if prompt_len >= context:

@@ -9,9 +9,10 @@ error into one sentence and the `param` it is about (e.g. `messages[1].tool_call
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
 from server.errors import bad_request
 
@@ -24,11 +25,16 @@ class Strict(BaseModel):
 
 
 class Part(BaseModel):
-    """A content part. Only text parts are read; others get a sentence from server.convert.text_of."""
+    """A text part of a message's content (extra fields such as annotations are allowed and unused)."""
 
     model_config = ConfigDict(strict=True, extra="allow")
-    type: str
-    text: str | None = None
+    type: Literal["text", "input_text", "output_text"]
+    text: str
+
+
+class ReasoningPart(Strict):
+    type: Literal["reasoning_text", "summary_text"]
+    text: str
 
 
 Content = Union[str, list[Part]]
@@ -176,11 +182,22 @@ class StreamOptions(Strict):
     include_obfuscation: bool | None = None
 
 
+def _whole(value):
+    """JSON Schema counts 3.0 as an integer: so do we (strings and booleans stay refused)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def whole(lo: int, hi: int):
+    """A whole number from lo to hi."""
+    return Annotated[int, Field(ge=lo, le=hi), BeforeValidator(_whole)]
+
+
 Temperature = Annotated[float, Field(ge=0, le=2)]
 TopP = Annotated[float, Field(ge=0, le=1)]
-MaxTokens = Annotated[int, Field(ge=1, le=1 << 30)]
-Seed = Annotated[int, Field(ge=-(1 << 63), le=(1 << 63) - 1)]
-Penalty = Annotated[float, Field(ge=-2, le=2)]
+MaxTokens = whole(1, 1 << 30)
+Seed = whole(-(1 << 53), 1 << 53)  # exact in a JSON number (a double) on every client
+StopString = Annotated[str, Field(min_length=1)]
+Neutral = Annotated[float, Field(ge=0, le=0)]  # a penalty this server doesn't apply: only 0
 
 
 class ChatRequest(Strict):
@@ -193,25 +210,26 @@ class ChatRequest(Strict):
     temperature: Temperature | None = None
     top_p: TopP | None = None
     seed: Seed | None = None
-    n: Annotated[int, Field(ge=1, le=128)] | None = None
+    n: whole(1, 1) | None = None  # one model answers one request at a time
     max_tokens: MaxTokens | None = None
     max_completion_tokens: MaxTokens | None = None
-    stop: Union[str, Annotated[list[str], Field(max_length=4)]] | None = None
+    stop: Union[StopString, Annotated[list[StopString], Field(max_length=4)]] | None = None
     reasoning_effort: Effort | None = None
     tools: list[ChatTool] | None = None
     tool_choice: Union[Literal["none", "auto", "required"], ChatToolChoiceFunction] | None = None
     parallel_tool_calls: bool | None = None  # gpt-oss calls one function per turn either way
     response_format: ResponseFormat | None = None
-    logprobs: bool | None = None
-    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
-    frequency_penalty: Penalty | None = None
-    presence_penalty: Penalty | None = None
-    logit_bias: dict[str, float] | None = None
+    # Parameters this server can't honour: only their neutral values are valid (never ignored silently).
+    logprobs: Literal[False] | None = None
+    top_logprobs: whole(0, 0) | None = None
+    frequency_penalty: Neutral | None = None
+    presence_penalty: Neutral | None = None
+    logit_bias: Annotated[dict[str, float], Field(max_length=0)] | None = None
     user: str | None = None
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None  # every request reuses the longest cached prefix anyway
     metadata: dict[str, str] | None = None
-    store: bool | None = None
+    store: Literal[False] | None = None  # chat completions are not kept (the Responses API keeps them)
     service_tier: str | None = None
     modalities: list[Literal["text"]] | None = None
 
@@ -247,8 +265,8 @@ class FunctionCallOutputItem(Strict):
 class ReasoningItem(Strict):
     type: Literal["reasoning"]
     id: str | None = None
-    summary: list[Part] = []
-    content: list[Part] | None = None
+    summary: list[ReasoningPart] = []
+    content: list[ReasoningPart] | None = None
     encrypted_content: str | None = None
     status: str | None = None
 
@@ -318,8 +336,8 @@ class ResponsesRequest(Strict):
     parallel_tool_calls: bool | None = None
     text: TextParam | None = None
     include: list[str] | None = None
-    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
-    truncation: Literal["auto", "disabled"] | None = None
+    top_logprobs: whole(0, 0) | None = None
+    truncation: Literal["disabled"] | None = None  # too long is a 413, never a silent cut
     metadata: dict[str, str] | None = None
     user: str | None = None
     safety_identifier: str | None = None
@@ -342,6 +360,21 @@ class ErrorBody(BaseModel):
 
 # ------------------------------------------------------------------ errors -> one sentence
 
+
+UNSUPPORTED = {
+    "logprobs": "Log probabilities are not available from this server; leave out `logprobs` and `top_logprobs`.",
+    "top_logprobs": "Log probabilities are not available from this server; leave out `logprobs` and `top_logprobs`.",
+    "frequency_penalty": "`frequency_penalty` is not supported by this server (gpt-oss is sampled as it was trained); "
+                         "leave it out or send 0.",
+    "presence_penalty": "`presence_penalty` is not supported by this server (gpt-oss is sampled as it was trained); "
+                        "leave it out or send 0.",
+    "logit_bias": "`logit_bias` is not supported by this server; leave it out.",
+    "n": "Only n=1 is supported: one model answers one request at a time.",
+    "store": "This server keeps no chat completions (`store` must be false); use /v1/responses to keep a "
+             "conversation on the server.",
+    "truncation": "`truncation: \"auto\"` is not supported: a conversation longer than the context gets a 413; "
+                  "shorten it, or leave truncation out.",
+}
 
 # Words for the error types a client meets; anything else keeps pydantic's own short message.
 _WANTS = {"string_type": "a string", "bool_type": "true or false", "int_type": "a whole number",
@@ -397,6 +430,13 @@ def _sentence(errors: list[dict]) -> tuple[str, str | None]:
                 f"{param}.{field}" if param else field)
     if param is None:
         return "The request body must be a JSON object.", None
+    part = re.fullmatch(r"(.*\.content\[\d+\])\.type", param)
+    if part and kind == "literal_error":
+        shown = str(first.get("input"))[:40]
+        return (f"Content parts of type {shown!r} are not supported (this model reads text only); send text parts.",
+                part.group(1))
+    if param in UNSUPPORTED and not _WANTS.get(kind):  # the right type, a value this server can't honour
+        return UNSUPPORTED[param], param
     if kind == "extra_forbidden":
         return f"Unrecognized request argument supplied: `{param}` (this server's parameters are in /openapi.json).", param
     if kind == "missing":
