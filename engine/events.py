@@ -33,6 +33,15 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class TokenLogprobs:
+    """Only with SamplingParams.logprobs: the token just generated, before the parser's events for
+    it. logprob is the model's log-probability of it; top the k most likely (id, logprob), best first."""
+    token: int
+    logprob: float
+    top: tuple = ()
+
+
+@dataclass(frozen=True)
 class MessageEnd:
     channel: str
 
@@ -111,7 +120,8 @@ class Done:
 
 
 Event = MessageStart | TextDelta | MessageEnd | Stop
-SessionEvent = ContextTrimmed | PromptTooLong | PrefillProgress | MessageStart | TextDelta | MessageEnd | Stop | Done
+SessionEvent = (ContextTrimmed | PromptTooLong | PrefillProgress | TokenLogprobs | MessageStart | TextDelta | MessageEnd | Stop
+                | Done)
 
 __all__ = ["ContextTrimmed", "Done", "Event", "MessageEnd", "MessageStart", "PrefillProgress", "PromptTooLong",
-           "SessionEvent", "Stop", "TextDelta"]
+           "SessionEvent", "Stop", "TextDelta", "TokenLogprobs"]

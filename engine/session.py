@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from engine.events import ContextTrimmed, Done, Event, PrefillProgress, PromptTooLong, Stop
+from engine.events import ContextTrimmed, Done, Event, PrefillProgress, PromptTooLong, Stop, TokenLogprobs
 from engine.generate import Generation, GenerationStats, SamplingParams
 from engine.harmony import StreamParser, kept_messages, render_prompt
 from engine.prompt_fit import fit_prompt
@@ -223,6 +223,9 @@ class ChatSession:
                 if not ttft:
                     ttft = time.perf_counter() - started
                 self.held.append(token)
+                if gen.token_logprobs is not None:
+                    logprob, top = gen.token_logprobs
+                    yield TokenLogprobs(token, logprob, tuple(top))
                 for ev in parser.feed(token):
                     yield ev
                     if isinstance(ev, Stop):

@@ -101,7 +101,7 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, 
     async def chat_completions(request: Request):
         body = parse_body(ChatRequest, await request.body())
         job, stream, include_usage, stops = chat_api.parse(body, names)
-        reader = ReplyReader(stops)
+        reader = ReplyReader(stops, enc=_enc_if(job, runner))
         completion = chat_api.ChatCompletion(model_id, reader, _counter(runner))
         first = await _start(runner, job)
         app.state.requests_served += 1
@@ -122,7 +122,7 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, 
     async def responses(request: Request):
         body = parse_body(ResponsesRequest, await request.body())
         job, stream, messages, names_of_calls = responses_api.parse(body, names, store)
-        reader = ReplyReader()
+        reader = ReplyReader(enc=_enc_if(job, runner))
         built = responses_api.ResponseBuilder(model_id, body, reader, _counter(runner))
         first = await _start(runner, job)
         app.state.requests_served += 1
@@ -214,6 +214,11 @@ def _methods_at(app: FastAPI, scope) -> list[str]:
 
 def _model_card(model_id: str) -> dict:
     return {"id": model_id, "object": "model", "created": int(time.time()), "owned_by": "local"}
+
+
+def _enc_if(job: Job, runner: EngineRunner):
+    """The tokenizer, when the job asked for log-probabilities (their entries show each token's text)."""
+    return getattr(runner.chat, "enc", None) if job.logprobs is not None else None
 
 
 def _counter(runner: EngineRunner):

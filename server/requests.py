@@ -19,12 +19,18 @@ def check_model(body: dict, names) -> None:
                        "model", "model_not_found")
 
 
-def refuse_unsupported(body: dict) -> None:
-    """What the typed body can't say: log probabilities asked for through `include` (the schema
-    already admits only the neutral values of logprobs, penalties, logit_bias, n and truncation)."""
-    if any("logprobs" in item for item in body.get("include") or []):
-        raise bad_request("Log probabilities are not available from this server; leave "
-                          "'message.output_text.logprobs' out of `include`.", "include")
+def logprobs_of(body: dict) -> int | None:
+    """How many top log-probabilities to report per token (0: only the chosen token's), or None when
+    not asked. Chat: `logprobs` (+ `top_logprobs`); Responses: `top_logprobs`, or `include` naming
+    "message.output_text.logprobs"."""
+    top = body.get("top_logprobs")
+    if "messages" in body:
+        if top and not body.get("logprobs"):
+            raise bad_request("`top_logprobs` needs `logprobs: true`.", "top_logprobs", "logprobs_not_asked")
+        return (top or 0) if body.get("logprobs") else None
+    if top or "message.output_text.logprobs" in (body.get("include") or []):
+        return top or 0
+    return None
 
 
 def sampling_job(body: dict, messages: list[dict], developer: str | None, effort: str,

@@ -13,7 +13,7 @@ import time
 from server.convert import effort_of, text_of, tool_call, tool_result
 from server.errors import APIError, bad_request
 from server.reply import Piece, ReplyReader
-from server.requests import check_model, flat_tools, refuse_unsupported, sampling_job, text_format, tool_choice_of
+from server.requests import check_model, flat_tools, logprobs_of, sampling_job, text_format, tool_choice_of
 
 MAX_STORED = 1000  # responses kept for previous_response_id (oldest forgotten first)
 
@@ -94,7 +94,6 @@ def parse(body: dict, names, store: ResponseStore):
     """Request body (checked against server.schemas.ResponsesRequest) -> (job, stream, the conversation
     so far, call id -> function name). `names`: the model's id and aliases."""
     check_model(body, names)
-    refuse_unsupported(body)
     previous = body.get("previous_response_id")
     history, names = store.get(previous) if previous else ([], {})
     messages = history + input_messages(body.get("input"), names)
@@ -107,6 +106,7 @@ def parse(body: dict, names, store: ResponseStore):
     reasoning = body.get("reasoning") or {}
     job = sampling_job(body, messages, developer, effort_of(reasoning.get("effort"), "reasoning.effort"),
                        ("max_output_tokens",))
+    job.logprobs = logprobs_of(body)
     text = body.get("text") if isinstance(body.get("text"), dict) else {}
     job.extra = {"tools": flat_tools(body.get("tools")), "tool_choice": tool_choice_of(body.get("tool_choice")),
                  "response_format": text_format(text.get("format"))}
@@ -188,7 +188,9 @@ class ResponseBuilder:
         if piece.kind in ("content", "reasoning") and piece.text:
             item["content"][0]["text"] += piece.text
             name = "response.output_text.delta" if kind == "message" else "response.reasoning_text.delta"
-            extra = {"logprobs": []} if kind == "message" else {}
+            extra = {"logprobs": piece.logprobs or []} if kind == "message" else {}
+            if piece.logprobs:
+                item["content"][0]["logprobs"] += piece.logprobs
             events.append(self.event(name, item_id=item["id"], output_index=index, content_index=0,
                                      delta=piece.text, **extra))
         elif piece.kind == "arguments":
@@ -200,8 +202,11 @@ class ResponseBuilder:
     def _open(self, kind: str, piece: Piece) -> list[dict]:
         self.open_kind = kind
         if kind == "message":
+            part = {"type": "output_text", "text": "", "annotations": []}
+            if self.reader.logprobs is not None:  # asked for log-probabilities
+                part["logprobs"] = []
             item = {"type": "message", "id": "msg_" + secrets.token_hex(12), "status": "in_progress",
-                    "role": "assistant", "content": [{"type": "output_text", "text": "", "annotations": []}]}
+                    "role": "assistant", "content": [part]}
         elif kind == "reasoning":
             item = {"type": "reasoning", "id": "rs_" + secrets.token_hex(12), "summary": [],
                     "content": [{"type": "reasoning_text", "text": ""}]}
@@ -228,7 +233,8 @@ class ResponseBuilder:
         if kind == "message":
             item["status"] = "completed"
             events.append(self.event("response.output_text.done", item_id=item["id"], output_index=index,
-                                     content_index=0, text=item["content"][0]["text"], logprobs=[]))
+                                     content_index=0, text=item["content"][0]["text"],
+                                     logprobs=item["content"][0].get("logprobs", [])))
         elif kind == "reasoning":
             events.append(self.event("response.reasoning_text.done", item_id=item["id"], output_index=index,
                                      content_index=0, text=item["content"][0]["text"]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import queue
 import threading
@@ -35,6 +36,7 @@ class Job:
     top_p: float = 1.0
     seed: int | None = None
     max_tokens: int | None = None
+    logprobs: int | None = None  # report log-probabilities, with this many top ones (None: not asked)
     extra: dict = field(default_factory=dict)  # tools / response_format, passed to session.reply
     cancel: threading.Event = field(default_factory=threading.Event)
     loop: asyncio.AbstractEventLoop | None = None
@@ -182,6 +184,8 @@ class EngineRunner:
         if temperature is None:
             temperature = 0.0 if self.chat.greedy else 1.0
         sampling = self.chat.sampling(temperature=temperature, top_p=job.top_p, seed=job.seed)
+        if job.logprobs is not None:  # the extra host work only when asked
+            sampling = dataclasses.replace(sampling, logprobs=job.logprobs)
         for ev in session.reply(job.messages, sampling=sampling, max_tokens=max_tokens, cancel=job.cancel,
                                 prompt=prompt):
             if isinstance(ev, Done):

@@ -219,9 +219,9 @@ class ChatRequest(Strict):
     tool_choice: Union[Literal["none", "auto", "required"], ChatToolChoiceFunction] | None = None
     parallel_tool_calls: bool | None = None  # gpt-oss calls one function per turn either way
     response_format: ResponseFormat | None = None
-    # Parameters this server can't honour: only their neutral values are valid (never ignored silently).
-    logprobs: Literal[False] | None = None
-    top_logprobs: whole(0, 0) | None = None
+    # Parameters this server can't honour (below logprobs): only their neutral values are valid.
+    logprobs: bool | None = None
+    top_logprobs: whole(0, 20) | None = None  # needs logprobs: true
     frequency_penalty: Neutral | None = None
     presence_penalty: Neutral | None = None
     logit_bias: Annotated[dict[str, float], Field(max_length=0)] | None = None
@@ -335,8 +335,8 @@ class ResponsesRequest(Strict):
     tool_choice: Union[Literal["none", "auto", "required"], ResponsesToolChoiceFunction] | None = None
     parallel_tool_calls: bool | None = None
     text: TextParam | None = None
-    include: list[str] | None = None
-    top_logprobs: whole(0, 0) | None = None
+    include: list[str] | None = None  # "message.output_text.logprobs" adds log-probabilities
+    top_logprobs: whole(0, 20) | None = None
     truncation: Literal["disabled"] | None = None  # too long is a 413, never a silent cut
     metadata: dict[str, str] | None = None
     user: str | None = None
@@ -362,8 +362,6 @@ class ErrorBody(BaseModel):
 
 
 UNSUPPORTED = {
-    "logprobs": "Log probabilities are not available from this server; leave out `logprobs` and `top_logprobs`.",
-    "top_logprobs": "Log probabilities are not available from this server; leave out `logprobs` and `top_logprobs`.",
     "frequency_penalty": "`frequency_penalty` is not supported by this server (gpt-oss is sampled as it was trained); "
                          "leave it out or send 0.",
     "presence_penalty": "`presence_penalty` is not supported by this server (gpt-oss is sampled as it was trained); "

@@ -76,13 +76,14 @@ ROWS = [
      "stream_options.include_usage"),
     ("an unknown field", CHAT, chat(foo=1), 400, "foo"),
     # -- parameters that would otherwise be ignored silently
-    ("logprobs", CHAT, chat(logprobs=True), 400, "logprobs"),
-    ("top_logprobs", CHAT, chat(logprobs=True, top_logprobs=3), 400, "logprobs"),
+    ("logprobs a string", CHAT, chat(logprobs="yes"), 400, "logprobs"),
+    ("top_logprobs without logprobs", CHAT, chat(top_logprobs=3), 400, "top_logprobs"),
+    ("top_logprobs 21", CHAT, chat(logprobs=True, top_logprobs=21), 400, "top_logprobs"),
     ("frequency_penalty", CHAT, chat(frequency_penalty=0.5), 400, "frequency_penalty"),
     ("presence_penalty", CHAT, chat(presence_penalty=0.5), 400, "presence_penalty"),
     ("logit_bias", CHAT, chat(logit_bias={"100": 5}), 400, "logit_bias"),
-    ("responses top_logprobs", RESP, resp(top_logprobs=2), 400, "top_logprobs"),
-    ("responses include logprobs", RESP, resp(include=["message.output_text.logprobs"]), 400, "include"),
+    ("responses top_logprobs -1", RESP, resp(top_logprobs=-1), 400, "top_logprobs"),
+    ("responses include a number", RESP, resp(include=[5]), 400, "include[0]"),
     # -- the body and the messages
     ("body a list", CHAT, [1], 400, None),
     ("body not JSON", CHAT, b"{not json", 400, None),

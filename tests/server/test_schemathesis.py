@@ -41,8 +41,9 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(_runner, "ec
 
 # 400s that valid JSON can still earn, because the rule spans fields or needs the model: a
 # function_call_output for a call that never happened, a tool schema llguidance can't use, a tool
-# message answering no call. Each names its own code; any other 400 for valid data is a disagreement.
-BEYOND_THE_SCHEMA = {"unknown_call_id", "invalid_tool_or_format", "invalid_conversation"}
+# message answering no call, top_logprobs without logprobs. Each names its own code; any other 400
+# for valid data is a disagreement.
+BEYOND_THE_SCHEMA = {"unknown_call_id", "invalid_tool_or_format", "invalid_conversation", "logprobs_not_asked"}
 
 
 @schema.parametrize()
