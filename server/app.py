@@ -1,4 +1,5 @@
-"""The FastAPI application: routes, API key, errors, streaming, and cancelling on disconnect."""
+"""The FastAPI application: routes, typed bodies, errors in OpenAI's shape, streaming, and cancelling on
+disconnect. What every request passes first (Host, Origin, key, content type, size): server.gate."""
 
 from __future__ import annotations
 
