@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app.engine_bridge import LoadRefused, load_engine, memory_in_use
 from engine.events import Done, Stop
-from engine.errors import ModelError
+from engine.errors import STOP_SIGNALS, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,9 @@ class EngineWorker(QObject):
         except LoadRefused as e:
             emit(self.load_failed, str(e))
             return
-        except Exception as e:  # never let a load bug reach the user as a traceback
+        except STOP_SIGNALS:
+            raise
+        except BaseException as e:  # never let a load bug (or a Rust panic) reach the user as a traceback
             log.exception("unexpected load failure")
             emit(self.load_failed, f"The model could not be loaded ({type(e).__name__}: {e}); "
                                   "choose another model folder or download it again.")
@@ -127,7 +129,9 @@ class EngineWorker(QObject):
         except ModelError as e:  # the engine's own sentence (e.g. NaN from damaged weights)
             emit(self.failed, request_id, str(e))
             return
-        except Exception as e:
+        except STOP_SIGNALS:
+            raise
+        except BaseException as e:  # a bug, or a Rust panic (a BaseException): the engine thread goes on
             log.exception("generation failed")
             emit(self.failed, request_id, f"The answer stopped because of an engine error ({type(e).__name__}: {e}); "
                                          "what was written so far is kept. Try Regenerate.")
@@ -149,7 +153,9 @@ class EngineWorker(QObject):
         """Run fn() here, in turn with the window's generate requests (the local API's jobs come this way)."""
         try:
             fn()
-        except Exception:  # a job's bug must not end the engine thread
+        except STOP_SIGNALS:
+            raise
+        except BaseException:  # a job's bug (or a Rust panic) must not end the engine thread
             log.exception("engine job failed")
 
     # -- tools -------------------------------------------------------------------------

@@ -62,7 +62,10 @@ def open_chat(folder: str | Path, context_length: int = 8192, budget: int | None
 
     if on_loading is not None:
         on_loading()
-    enc = load_tokenizer(folder)  # first: a broken tokenizer is found before the long load
+    from engine.config import load_config
+
+    # First: a broken tokenizer is found before the long load.
+    enc = load_tokenizer(folder, vocab_size=load_config(folder).vocab_size)
     with wired_limit():
         model = load_model(folder, dtype=dtype, policy=policy)
     session = ChatSession(model, enc, context_length=context_length,

@@ -18,6 +18,7 @@ import queue
 import threading
 from dataclasses import dataclass, field
 
+from engine.errors import STOP_SIGNALS
 from engine.session import Done
 from server.errors import APIError
 
@@ -133,7 +134,9 @@ class EngineRunner:
     def _run(self) -> None:
         try:
             self.chat = self._opener()
-        except Exception as e:  # the opener's errors are already one sentence (ModelError)
+        except STOP_SIGNALS:
+            raise
+        except BaseException as e:  # the opener's errors are already one sentence (ModelError); or a panic
             self.load_error = str(e).rstrip(".") + "."
             log.error("model load failed: %s", e)
         finally:
@@ -154,7 +157,9 @@ class EngineRunner:
                 self._serve(job)
         except APIError as e:
             job.put(e)
-        except Exception as e:  # never kill the engine thread: the next request must still work
+        except STOP_SIGNALS:
+            raise
+        except BaseException as e:  # a bug or a Rust panic (a BaseException) must not kill the engine thread
             log.exception("generation failed")
             job.put(APIError(500, f"The engine failed while answering ({type(e).__name__}); retry."))
         finally:

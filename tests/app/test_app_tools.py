@@ -140,7 +140,7 @@ def test_always_in_this_chat_runs_later_code_without_asking_and_only_in_this_cha
 
 
 def test_stop_interrupts_running_code_and_keeps_the_answer_as_stopped(qtbot, store, pool):
-    session = ScriptedSession(queue=[call_script("import time\nprint('start', flush=True)\nwhile True:\n    pass")])
+    session = ScriptedSession(queue=[call_script("open('started', 'w').close()\nwhile True:\n    pass")])
     c = make_controller(qtbot, store, session, pool)
     w = window(qtbot, c)
     c.send("loop forever")
@@ -148,7 +148,8 @@ def test_stop_interrupts_running_code_and_keeps_the_answer_as_stopped(qtbot, sto
     blocks(w)[0].run_button.click()
     step = tool_steps.calls(c.model.last().steps)[0]
     assert step["status"] == "running" and c.busy
-    qtbot.wait(3000)                           # the kernel starts and enters the loop
+    started = pool.folder(str(c.current_id)) / "started"
+    qtbot.waitUntil(started.exists, timeout=60000)  # the kernel started and the code is in its loop
     assert c.busy
     assert w.composer.send_button.text() == "Stop"
     w.composer.send_button.click()             # the user's Stop
@@ -464,13 +465,13 @@ def test_settings_say_why_python_cannot_run_when_the_sandbox_cannot(qtbot, store
 
 def test_quitting_while_code_runs_interrupts_it_and_keeps_the_answer(qtbot, store, pool):
     import time
-    session = ScriptedSession(queue=[call_script("while True:\n    pass")])
+    session = ScriptedSession(queue=[call_script("open('started', 'w').close()\nwhile True:\n    pass")])
     c = make_controller(qtbot, store, session, pool)
     c.set_python_always(c.new_conversation(), True)
     c.send("spin")
     qtbot.waitUntil(lambda: any(s["status"] == "running" for s in tool_steps.calls(c.model.last().steps)),
                     timeout=5000)
-    qtbot.wait(3000)
+    qtbot.waitUntil((pool.folder(str(c.current_id)) / "started").exists, timeout=60000)  # in its loop now
     started = time.monotonic()
     c.shutdown()
     assert time.monotonic() - started < 12
