@@ -1,8 +1,13 @@
 """python -m server --model FOLDER [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--context N]
                     [--allow-origin ORIGIN ...] [--max-body BYTES]
+                    [--library FOLDER ...] [--zim FILE ...]   (the built-in web_search tool: docs/browser.md)
 
 The port is taken and the model loaded before "Serving ..." is printed; when either fails, the
-server says why in one sentence and exits with status 1."""
+server says why in one sentence and exits with status 1.
+
+Across Macs: `mlx.launch … -m server --model FOLDER --distributed` (docs/distributed.md): every
+rank loads its share of the layers; rank 0 serves the API, the others serve rank 0.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--api-key", default=os.environ.get("GPT_OSS_API_KEY"),
                     help="require 'Authorization: Bearer KEY' (required when --host is not loopback)")
     ap.add_argument("--context", type=int, default=8192, help="context length in tokens")
+    ap.add_argument("--distributed", action="store_true",
+                    help="serve a pipeline across Macs, as one rank under mlx.launch (rank 0 listens)")
     ap.add_argument("--max-waiting", type=int, default=16,
                     help="requests that may wait for the model before new ones get 429 (busy)")
     ap.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
@@ -34,6 +41,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--max-body", type=_size, default=None, metavar="BYTES",
                     help="largest request body accepted, e.g. 8M (default: 64 bytes per token of context, "
                          "at least 4M)")
+    ap.add_argument("--library", action="append", default=[], metavar="FOLDER",
+                    help="a folder of documents the built-in web_search tool searches (repeatable; nothing goes to the web)")
+    ap.add_argument("--zim", action="append", default=[], metavar="FILE",
+                    help="an offline encyclopedia (Kiwix .zim) for web_search (repeatable)")
+    ap.add_argument("--index", default=None, metavar="FOLDER",
+                    help="where the library's search index is kept (default: under ~/.cache/gpt-oss-chat)")
     return ap.parse_args(argv)
 
 
@@ -64,7 +77,7 @@ def default_model() -> str:
     from models.registry import demo_folder
 
     try:
-        from app.paths import models_dir  # no Qt import: the app's folder layout only
+        from models.locations import models_dir  # where the desktop app downloads models
         for folder in sorted(Path(models_dir()).glob("*gpt-oss-20b*")):
             if (folder / "config.json").is_file():
                 return str(folder)
@@ -85,35 +98,61 @@ def main(argv=None) -> int:
               "tokenizer.json and the weights.", file=sys.stderr)
         return 1
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sources = None
+    if args.library or args.zim:  # indexed before serving: a search never waits for it
+        from engine.browser.sources import open_sources
+        from server.web_search import Sources
+
+        try:
+            sources = Sources(open_sources(args.library, args.zim, args.index, _index_progress))
+        except ValueError as e:
+            print(str(e), file=sys.stderr)
+            return 1
+    import uvicorn
+
+    from engine import open_chat
+    from engine.front_door import model_name
+    from server.app import create_app
+    from server.gate import default_max_body
+    from server.names import aliases_for
+    from server.runner import EngineRunner
+
+    opener, closing = (lambda: open_chat(model, context_length=args.context)), None
+    if args.distributed:
+        from engine.distributed import init_group, open_pipeline_chat
+        from engine.errors import ModelError
+
+        group = init_group()
+        if group.rank() != 0:  # serve rank 0's layers requests until it closes the pipeline
+            try:
+                open_pipeline_chat(model, args.context, group=group)
+            except ModelError:
+                return 1  # rank 0 says why
+            return 0
+        say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+        opener = lambda: open_pipeline_chat(model, args.context, group=group, say=say)  # noqa: E731
+        closing = lambda: runner.session and runner.session.model.close()  # noqa: E731 (the other ranks exit)
     try:
         sock = listen(args.host, args.port)
     except OSError as e:
         print(e.strerror, file=sys.stderr)
         return 1
-    import uvicorn
-
-    from server.app import create_app
-    from server.gate import default_max_body
-    from server.model import model_id_for, open_model
-    from server.names import aliases_for
-    from server.runner import EngineRunner
-
-    model_id = model_id_for(model)
-    print(f"Loading {model_id}…", file=sys.stderr)
-    runner = EngineRunner(lambda: open_model(model, args.context), max_waiting=args.max_waiting).start()
+    name = model_name(model)
+    print(f"Loading {name}…", file=sys.stderr)
+    runner = EngineRunner(opener, max_waiting=args.max_waiting).start()
     runner.loaded.wait()
     if runner.load_error:
         print(f"The model could not be loaded: {runner.load_error}", file=sys.stderr)
         sock.close()
-        runner.stop()
+        runner.stop(closing=closing)
         return 1
-    app = create_app(runner, model_id, args.api_key, aliases=aliases_for(model), allowed_origins=args.allow_origin,
+    app = create_app(runner, name, args.api_key, sources, aliases=aliases_for(model), allowed_origins=args.allow_origin,
                      max_body=args.max_body or default_max_body(args.context), loopback_only=is_loopback(args.host))
-    print(f"Serving {model_id} at http://{args.host}:{args.port}/v1", file=sys.stderr)
+    print(f"Serving {name} at http://{args.host}:{args.port}/v1", file=sys.stderr)
     try:
         uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     finally:
-        runner.stop()
+        runner.stop(closing=closing)
     return 0
 
 
@@ -136,6 +175,11 @@ def listen(host: str, port: int) -> socket.socket:
             why = f"The server can't listen on {host}:{port} ({e.strerror or e}); check --host and --port."
         raise OSError(e.errno, why) from None
     return sock
+
+
+def _index_progress(done: int, total: int, path) -> None:
+    if done == total or done % 500 == 0:
+        print(f"Indexing the library: {done}/{total} files", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from server import chat_api, responses_api
+from server import chat_api, responses_api, web_search
 from server.errors import APIError, bad_request
 from server.gate import Gate, default_max_body
 from server.reply import ReplyReader, merge
@@ -30,11 +30,12 @@ PING_S = 15.0  # an SSE comment this often while nothing else is sent keeps prox
 PING = b": ping\n\n"
 
 
-def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, *, aliases=(),
+def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, sources=None, *, aliases=(),
                allowed_origins=(), max_body: int | None = None, loopback_only: bool = True) -> FastAPI:
     """The API over one engine runner. `aliases`: other names `model` may give (server.names);
-    `api_key`: required on everything but a bare liveness answer; `allowed_origins`: web pages that
-    may call the API; `max_body`: bytes a request body may have (server.gate.default_max_body)."""
+    `api_key`: required on everything but a bare liveness answer; `sources`: server.web_search.Sources
+    for the built-in web_search tool (None: not offered); `allowed_origins`: web pages that may call
+    the API; `max_body`: bytes a request body may have (server.gate.default_max_body)."""
     app = FastAPI(title="gpt-oss chat local API", docs_url=None, redoc_url=None,
                   description="OpenAI-compatible Chat Completions and Responses over a local gpt-oss model.")
     app.state.runner, app.state.requests_served = runner, 0
@@ -102,36 +103,45 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, 
     async def chat_completions(request: Request):
         body = parse_body(ChatRequest, await request.body())
         job, stream, include_usage, stops = chat_api.parse(body, names)
+        tool = web_search.chat_browser(body, sources, job, _counter(runner))
         reader = ReplyReader(stops, enc=_enc_if(job, runner))
         completion = chat_api.ChatCompletion(model_id, reader, _counter(runner))
         first = await _start(runner, job)
         app.state.requests_served += 1
         if not stream:
             await _drain(request, job, reader, first)
-            return completion.whole()
+            return web_search.with_chat_annotations(completion.whole(), reader, tool)
 
         def closing():
-            frames = [_data(completion.chunk({}, reader.finish_reason))]
+            notes = web_search.chat_annotations(reader.content, tool)
+            frames = [_data(completion.chunk({"annotations": notes}))] if notes else []
+            frames += [_data(completion.chunk({}, reader.finish_reason))]
             if include_usage:
                 frames.append(_data(completion.usage_chunk()))
             return frames + ["data: [DONE]\n\n"]
 
         opening = [_data(completion.chunk({"role": "assistant", "content": ""}))]
-        return _sse(_framed(job, reader, first, opening, lambda piece: [completion.piece_frame(piece)], closing), job)
+        frames_of = lambda piece: [] if piece.kind == "web_search" else [completion.piece_frame(piece)]  # noqa: E731
+        return _sse(_framed(job, reader, first, opening, frames_of, closing), job)
 
     @app.post("/v1/responses", openapi_extra=body_of(ResponsesRequest), responses=answers())
     async def responses(request: Request):
         body = parse_body(ResponsesRequest, await request.body())
-        job, stream, messages, names_of_calls = responses_api.parse(body, names, store)
+        rest, browsing = web_search.split_tools(body.get("tools"))
+        job, stream, messages, names_of_calls = responses_api.parse({**body, "tools": rest} if browsing else body,
+                                                                    names, store)
         reader = ReplyReader(enc=_enc_if(job, runner))
         built = responses_api.ResponseBuilder(model_id, body, reader, _counter(runner))
+        tool = web_search.responses_browser(browsing, body, sources, job, built, _counter(runner))
         first = await _start(runner, job)
         app.state.requests_served += 1
 
         def keep():
             if built.stored:
-                store.put(built.id, built.conversation(messages), built.call_names(names_of_calls),
+                store.put(built.id, job.browsed or built.conversation(messages), built.call_names(names_of_calls),
                           built.response("completed"))
+                if tool is not None:
+                    sources.keep(built.id, tool)  # its pages stay open for previous_response_id
 
         if not stream:
             await _drain(request, job, reader, first, built.feed)
@@ -219,11 +229,11 @@ def _model_card(model_id: str) -> dict:
 
 def _enc_if(job: Job, runner: EngineRunner):
     """The tokenizer, when the job asked for log-probabilities (their entries show each token's text)."""
-    return getattr(runner.chat, "enc", None) if job.logprobs is not None else None
+    return getattr(runner.session, "enc", None) if job.logprobs is not None else None
 
 
 def _counter(runner: EngineRunner):
-    return lambda text: runner.chat.count_tokens(text) if runner.chat else 0
+    return lambda text: runner.session.count_tokens(text) if runner.session else 0
 
 
 def _data(payload: str) -> str:

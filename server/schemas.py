@@ -232,6 +232,7 @@ class ChatRequest(Strict):
     store: Literal[False] | None = None  # chat completions are not kept (the Responses API keeps them)
     service_tier: str | None = None
     modalities: list[Literal["text"]] | None = None
+    web_search_options: dict[str, Any] | None = None  # the built-in web_search over --library/--zim (server.web_search)
 
 
 # ------------------------------------------------------------------ Responses
@@ -271,10 +272,18 @@ class ReasoningItem(Strict):
     status: str | None = None
 
 
+class WebSearchCallItem(BaseModel):
+    """A web_search_call output item sent back as input (its browsing is already in the conversation)."""
+
+    model_config = ConfigDict(strict=True, extra="allow")  # action, status, id
+    type: Literal["web_search_call"]
+
+
 InputItem = Annotated[Union[Annotated[InputMessage, Tag("type=message")],
                             Annotated[FunctionCallItem, Tag("type=function_call")],
                             Annotated[FunctionCallOutputItem, Tag("type=function_call_output")],
-                            Annotated[ReasoningItem, Tag("type=reasoning")]], _tagged("type", "message")]
+                            Annotated[ReasoningItem, Tag("type=reasoning")],
+                            Annotated[WebSearchCallItem, Tag("type=web_search_call")]], _tagged("type", "message")]
 
 
 class FunctionTool(Strict):
@@ -285,6 +294,20 @@ class FunctionTool(Strict):
     strict: bool | None = None
 
     _refs = field_validator("parameters")(classmethod(lambda cls, v: local_refs_only(v)))
+
+
+WebSearchType = Literal["web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11"]
+
+
+class WebSearchTool(BaseModel):
+    """The built-in web_search, served over the server's --library/--zim sources (server.web_search)."""
+
+    model_config = ConfigDict(strict=True, extra="allow")  # search_context_size, user_location, filters
+    type: WebSearchType
+
+
+class WebSearchChoice(Strict):
+    type: WebSearchType
 
 
 class ResponsesToolChoiceFunction(Strict):
@@ -331,8 +354,10 @@ class ResponsesRequest(Strict):
     top_p: TopP | None = None
     max_output_tokens: MaxTokens | None = None
     reasoning: ReasoningParam | None = None
-    tools: list[FunctionTool] | None = None
-    tool_choice: Union[Literal["none", "auto", "required"], ResponsesToolChoiceFunction] | None = None
+    tools: list[Annotated[Union[Annotated[FunctionTool, Tag("type=function")],
+                                *[Annotated[WebSearchTool, Tag(f"type={t}")] for t in WebSearchType.__args__]],
+                          _tagged("type")]] | None = None
+    tool_choice: Union[Literal["none", "auto", "required"], ResponsesToolChoiceFunction, WebSearchChoice] | None = None
     parallel_tool_calls: bool | None = None
     text: TextParam | None = None
     include: list[str] | None = None  # "message.output_text.logprobs" adds log-probabilities

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import QAbstractButton, QLabel, QLineEdit, QScrollArea, Q
 from scripted import FakeClock, ScriptedSession, answer_script
 
 from app.controller import ChatController
-from app.engine_bridge import LoadedEngine
 from app.ui.main_window import MainWindow
 from app.worker import EngineWorker
 from models.registry import DEMO
@@ -21,9 +20,9 @@ from models.registry import DEMO
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def loader_named(session, name, greedy=False):
-    return lambda folder, ctx: LoadedEngine(session=session, model_name=name, make_sampling=lambda t, p: (t, p),
-                                            greedy=greedy)
+def loader_named(session, name):
+    session.name = name
+    return lambda folder, ctx: session
 
 
 def open_window(qtbot, store, session, name="scripted model", clock=None, folder="/x", size=None):
@@ -334,9 +333,9 @@ def test_number_boxes_show_arrows_and_greedy_models_grey_out_sampling(qtbot, sto
 
 def test_the_window_knows_the_demo_decodes_greedily(qtbot, store, clock):
     from models.registry import demo_folder
-    c, w = open_window(qtbot, store, ScriptedSession(clock=clock), name=DEMO.label, clock=clock,
+    c, w = open_window(qtbot, store, ScriptedSession(clock=clock, greedy=True), name=DEMO.label, clock=clock,
                        folder=str(demo_folder()))
-    assert c.greedy
+    assert c.greedy  # the session's own verdict (engine.open_chat reads the folder's generation_config)
     c.shutdown()
 
 

@@ -12,7 +12,6 @@ pytest.importorskip("mlx.core")
 import tiktoken  # noqa: E402
 
 from app.controller import ChatController  # noqa: E402
-from app.engine_bridge import LoadedEngine  # noqa: E402
 from app.store import ChatStore  # noqa: E402
 from app.worker import EngineWorker  # noqa: E402
 from engine.loader import load_model  # noqa: E402
@@ -28,13 +27,12 @@ def ascii_only_session(folder) -> ChatSession:
     enc = tiktoken.Encoding(name="ascii-only", pat_str=GPT2_PATTERN,
                             mergeable_ranks={bytes([b]): b for b in range(128)},
                             special_tokens={n: 300 + k for k, n in enumerate(HARMONY)})
-    return ChatSession(load_model(folder, dtype="float32"), enc, context_length=4096, greedy=True)
+    return ChatSession(load_model(folder, dtype="float32"), enc, context_length=4096, greedy=True, name="ascii-only")
 
 
 def test_a_panic_while_answering_ends_the_answer_with_one_sentence_and_the_app_goes_on(qtbot, tmp_path):
     session = ascii_only_session(tmp_path / "m")
-    loader = lambda folder, context_length: LoadedEngine(session, "ascii-only", session.model, session.enc,  # noqa: E731
-                                                         greedy=True)
+    loader = lambda folder, context_length: session  # noqa: E731
     store = ChatStore(tmp_path / "h.sqlite3")
     c = ChatController(store, EngineWorker(loader=loader), flush_ms=10)
     c.settings.max_tokens = 4

@@ -14,10 +14,9 @@ import openai
 import pytest
 
 from engine.events import Done, MessageEnd, MessageStart, Stop, TextDelta
-from engine.generate import GenerationStats
+from engine.generate import GenerationStats, SamplingParams
 from engine.session import RenderedPrompt
 from server.app import create_app
-from server.model import OpenedChat
 from server.runner import EngineRunner
 
 
@@ -26,6 +25,12 @@ class BrokenSession:
     that never ended)."""
 
     context_length = 4096
+
+    def sampling(self, temperature=None, top_p=None, seed=None):  # the runner asks; a script ignores it
+        return SamplingParams(temperature=0.0)
+
+    def count_tokens(self, text):
+        return len(text.split())
 
     def render(self, messages, **options):
         return RenderedPrompt([1, 2, 3])
@@ -40,7 +45,7 @@ class BrokenSession:
 
 @pytest.fixture(scope="module")
 def broken_app():
-    runner = EngineRunner(opener=lambda: OpenedChat(BrokenSession(), enc=None, greedy=True, name="broken")).start()
+    runner = EngineRunner(opener=lambda: BrokenSession()).start()
     runner.loaded.wait(10)
     yield create_app(runner, "broken")
     runner.stop()

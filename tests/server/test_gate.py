@@ -10,11 +10,10 @@ import httpx
 import pytest
 
 from engine.events import Done, MessageEnd, MessageStart, Stop, TextDelta
-from engine.generate import GenerationStats
+from engine.generate import GenerationStats, SamplingParams
 from engine.session import RenderedPrompt
 from server.app import create_app
 from server.gate import default_max_body
-from server.model import OpenedChat
 from server.runner import EngineRunner
 
 ALLOWED = "http://localhost:3000"
@@ -23,6 +22,12 @@ CHAT = {"model": "hello", "messages": [{"role": "user", "content": "hi"}]}
 
 class HelloSession:
     context_length = 4096
+
+    def sampling(self, temperature=None, top_p=None, seed=None):  # the runner asks; a script ignores it
+        return SamplingParams(temperature=0.0)
+
+    def count_tokens(self, text):
+        return len(text.split())
 
     def render(self, messages, **options):
         return RenderedPrompt([1, 2, 3])
@@ -37,7 +42,7 @@ class HelloSession:
 
 @pytest.fixture(scope="module")
 def runner():
-    runner = EngineRunner(opener=lambda: OpenedChat(HelloSession(), enc=None, greedy=True, name="hello")).start()
+    runner = EngineRunner(opener=lambda: HelloSession()).start()
     runner.loaded.wait(10)
     yield runner
     runner.stop()

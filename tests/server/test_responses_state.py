@@ -14,10 +14,9 @@ import openai
 import pytest
 
 from engine.events import Done, MessageEnd, MessageStart, Stop, TextDelta
-from engine.generate import GenerationStats
+from engine.generate import GenerationStats, SamplingParams
 from engine.session import RenderedPrompt
 from server.app import create_app
-from server.model import OpenedChat
 from server.runner import EngineRunner
 
 ADD = {"type": "function", "name": "add", "description": "Adds two whole numbers.",
@@ -84,6 +83,12 @@ class AddingSession:
 
     context_length = 4096
 
+    def sampling(self, temperature=None, top_p=None, seed=None):  # the runner asks; a script ignores it
+        return SamplingParams(temperature=0.0)
+
+    def count_tokens(self, text):
+        return len(text.split())
+
     def __init__(self):
         self.seen: list[list[dict]] = []
 
@@ -115,7 +120,7 @@ def test_an_openai_agents_loop_with_a_function_tool(streamed):
     agents = pytest.importorskip("agents")
     agents.set_tracing_disabled(True)
     session = AddingSession()
-    runner = EngineRunner(opener=lambda: OpenedChat(session, enc=None, greedy=True, name="adder")).start()
+    runner = EngineRunner(opener=lambda: session).start()
     runner.loaded.wait(10)
     app = create_app(runner, "adder")
     ran: list[tuple[int, int]] = []

@@ -22,7 +22,6 @@ from engine.loader import load_model  # noqa: E402
 from engine.session import ChatSession  # noqa: E402
 from engine.tokenizer import GPT2_PATTERN  # noqa: E402
 from models.tiny import write_tiny_checkpoint  # noqa: E402
-from server.model import OpenedChat  # noqa: E402
 from server.runner import EngineRunner  # noqa: E402
 
 HARMONY = ["<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|return|>", "<|call|>", "<|constrain|>"]
@@ -34,9 +33,8 @@ def runner(tmp_path_factory):
     enc = tiktoken.Encoding(name="ascii-only", pat_str=GPT2_PATTERN,
                             mergeable_ranks={bytes([b]): b for b in range(128)},
                             special_tokens={n: 300 + k for k, n in enumerate(HARMONY)})
-    session = ChatSession(load_model(folder, dtype="float32"), enc, context_length=4096, greedy=True)
-    chat = OpenedChat(session, enc, greedy=True, name="ascii")
-    runner = EngineRunner(opener=lambda: chat).start()
+    session = ChatSession(load_model(folder, dtype="float32"), enc, context_length=4096, greedy=True, name="ascii")
+    runner = EngineRunner(opener=lambda: session).start()
     assert runner.loaded.wait(60)
     yield runner
     runner.stop()
