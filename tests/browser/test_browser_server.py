@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 
 from engine.browser.sources import open_sources
-from scripted import ScriptedSession
+from scripted_browsing import ScriptedSession
 from server.app import create_app
 from server.runner import EngineRunner
 from server.web_search import Sources
