@@ -167,12 +167,10 @@ class LocalApiServer(QObject):
             f"Port {preferred} is in use by another program, so the server listens on port {self.port}.")
         import uvicorn  # here, not at import: the app starts without the server's dependencies loaded
 
-        from server.app import create_app
-
         runner = _hosted_runner(self._post)
         self._runner = runner
         self._model_id = self._current_model_id()
-        self._asgi = SwappableApp(create_app(runner, self._model_id))
+        self._asgi = SwappableApp(self._api(runner, self._model_id))
         config = uvicorn.Config(self._asgi, lifespan="off", log_level="warning", access_log=False,
                                 timeout_graceful_shutdown=3)
         self._server = uvicorn.Server(config)
@@ -184,6 +182,17 @@ class LocalApiServer(QObject):
         emit(self.served_changed, 0)
         log.info("local API server listening on %s", self.url)
         return True
+
+    def _api(self, runner, model_id: str):
+        """The API app for `model_id`: no web page may call it unless Settings allows its origin; the
+        body limit follows the context length."""
+        from server.app import create_app
+        from server.gate import default_max_body
+        from server.names import aliases_for
+
+        s = self.c.settings
+        return create_app(runner, model_id, aliases=aliases_for(self._folder) if self._folder else (),
+                          allowed_origins=s.api_allowed_origins, max_body=default_max_body(s.context_length))
 
     def stop(self, wait: float = 0.0) -> None:
         """Stop listening at once (the port is free within a moment); the request answering stops at
@@ -224,11 +233,9 @@ class LocalApiServer(QObject):
         if engine is None:
             runner.attach(None, None if self._loading else (self.c.model_error or NO_MODEL))
             return
-        from server.app import create_app
-
         model_id = self._current_model_id()
         if model_id != self._model_id and self._asgi is not None:
-            self._asgi.inner, self._model_id = create_app(runner, model_id), model_id
+            self._asgi.inner, self._model_id = self._api(runner, model_id), model_id
         runner.attach(engine)
 
     def _attach_failed_load(self, message: str) -> None:

@@ -81,8 +81,15 @@ def _label(title: str, lines) -> str:
     return f"{name or 'source'}{where}"
 
 
+def defuse(answer: str) -> str:
+    """A citation link the model wrote itself is shown as text, never made a link: only this
+    module writes them, from the pages the model really saw."""
+    return re.sub(SCHEME + r"(\s*):", SCHEME + "\u200b:", answer, flags=re.I)
+
+
 def link_citations(answer: str, steps) -> str:
     """The answer with each resolvable citation as a Markdown link [title Lx-y](gptoss-cite:...)."""
+    answer = defuse(answer)
     seen = pages_seen(steps)
     if not seen or "【" not in answer:
         return answer

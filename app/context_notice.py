@@ -15,9 +15,16 @@ def trimmed_notice(dropped: int) -> str:
     return f"The oldest {dropped} messages no longer fit in the context and were left out of this answer."
 
 
-def too_long_notice(info: dict) -> str:
-    """Why nothing was generated: which part is too long, how long it is, and the limit."""
+def too_long_notice(info: dict, longer: bool = True) -> str:
+    """Why nothing was generated: which part is too long, how long it is, and the limit. `longer`:
+    a longer context is on offer in Settings (never suggest one the model or the memory refuses)."""
     context = int(info.get("context_length", 0))
+    text = _too_long(info, context)
+    return text if longer else text.replace(", or choose a longer context in Settings", "").replace(
+        " or choose a longer context in Settings", "")
+
+
+def _too_long(info: dict, context: int) -> str:
     answer = int(info.get("answer_tokens", 0))
     if info.get("culprit") == "instructions":
         return (f"Nothing was sent: the developer instructions in Settings are {info.get('instructions_tokens', 0):,} "
@@ -33,4 +40,5 @@ def too_long_notice(info: dict) -> str:
     fits_chars = chars * room // tokens if tokens else 0
     return (f"Nothing was sent: your message is {chars:,} characters ({tokens:,} tokens) but at most about "
             f"{room:,} tokens (roughly {fits_chars:,} characters) fit in this chat's {context:,}-token context "
-            f"with {answer:,} tokens kept for the answer; shorten it with Edit, or choose a longer context in Settings.")
+            f"with {answer:,} tokens kept for the answer; shorten it (it is back in the message box), or choose a longer "
+            "context in Settings.")

@@ -16,6 +16,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app import tool_steps
 from app.conversation import ChatMessage, ConversationModel
+from app.mcp import steps as mcp_steps
+from app.mcp.service import McpService
 from app.demo_examples import EFFORT as DEMO_EFFORT
 from app.settings import Settings
 from app.store import ChatStore, StoredMessage, StoreError
@@ -44,19 +46,23 @@ class ChatController(QObject):
     memory_changed = Signal("qint64")
     settings_changed = Signal()
     history_error = Signal(str)          # one sentence: the history couldn't be read or written
+    message_refused = Signal(str, str)   # a message taken back out of the chat (too long): text, why
     _request_load = Signal(str, int)
     _request_generate = Signal(int, object, object)  # object: PySide6 6.12 mis-counts None inside dict/list signals
     _request_tool = Signal(int, str, str)               # request id, chat, python code
     _request_warm = Signal(str)                         # chat: start its kernel while the user decides
     _request_browse = Signal(int, str, str, str)        # request id, chat, browser.<fn>, arguments
+    _mcp_listed = Signal(object, object)                # Turn, Listing (from the MCP client's thread)
+    _mcp_finished = Signal(int, object)                 # request id, dict like the tools thread's (ditto)
 
     def __init__(self, store: ChatStore, worker: EngineWorker | None = None, flush_ms: int = 30, parent=None,
-                 tools: ToolsWorker | None = None, library=None):
+                 tools: ToolsWorker | None = None, mcp: McpService | None = None, library=None):
         super().__init__(parent)
         self.store = store
         self.history_notice = store.notice   # shown once at start ('' when the history opened cleanly)
         try:
             self.store.purge_deleted()
+            self.store.purge_empty()        # New chats never written in don't pile up across restarts
             self.store.mark_interrupted()
         except StoreError as e:
             self.history_notice = self.history_notice or str(e)
@@ -90,6 +96,12 @@ class ChatController(QObject):
         self.tools.set_python_enabled(self.settings.python_tool)
         self.tools.set_disk_quota(self.settings.python_disk_quota_mb << 20)
         self._setup_browser(library)
+        # The user's MCP tool servers (mcp.json beside the history): started when a chat needs them,
+        # spoken to on their own thread; never offered to the local API's clients.
+        self.mcp = mcp or McpService(store, context_length=self.settings.context_length)
+        self._mcp_listed.connect(self._on_mcp_listed)
+        self._mcp_finished.connect(self._on_tool_finished)
+        self._mcp_calls: dict[int, object] = {}     # request id -> the call's Future (Stop cancels it)
         self._timer = QTimer(self)
         self._timer.setInterval(flush_ms)
         self._timer.timeout.connect(self.flush)
@@ -98,6 +110,7 @@ class ChatController(QObject):
         self.model_error = ""
         self.is_demo = False                        # the tiny demo model is loaded
         self.greedy = False                         # the loaded folder asks for greedy decoding
+        self.context_lengths: tuple = ()            # the context lengths the loaded model allows (): any
         self._folder = ""
         self.current_id = -1
         self.effort = "medium"
@@ -134,6 +147,10 @@ class ChatController(QObject):
         if enc is not None:   # the tokenizer only (pure, no MLX): holding the session would keep old models alive
             self.library.count_tokens = lambda text: len(enc.encode_ordinary(text)) if text else 0
         self.is_demo = name == DEMO.label
+        used, self.context_lengths = self.worker.context_info()
+        if self.context_lengths and used and used != self.settings.context_length:
+            self.settings.context_length = used     # the setting was more than this model or memory take
+            self._try(self.settings.save, self.store)
         if not self.model.messages():   # an empty chat takes the effort that suits this model
             self.effort = self.new_chat_effort()
             if self.current_id != -1:
@@ -147,6 +164,7 @@ class ChatController(QObject):
     def shutdown(self) -> None:
         """Stop any answer (keeping it), then end the engine and tools threads. Safe to call twice."""
         if not self.engine_thread.thread.isRunning() and not self.turns:
+            self.mcp.shutdown()      # (idempotent) the servers never outlive the app
             return
         for turn in self.turns.values():
             self.worker.cancel(turn.request_id)
@@ -155,6 +173,7 @@ class ChatController(QObject):
         self.tools.close_all()
         self.indexer.cancel()
         self.tools_thread.stop()
+        self.mcp.shutdown()
         self.flush()
         for turn in list(self.turns.values()):  # the worker never reported back: save what we have
             turn.finish({}, "cancelled")
@@ -200,6 +219,19 @@ class ChatController(QObject):
             return []
 
     def new_conversation(self) -> int:
+        """Open an empty chat: the one on screen or another one never written in, else a new one
+        (pressing New chat again doesn't pile up empty chats)."""
+        try:
+            empty = self.store.empty_conversation_ids()
+        except StoreError:
+            empty = []
+        if empty:
+            reuse = self.current_id if self.current_id in empty else empty[0]
+            if reuse != self.current_id:   # it starts like a new chat: with the effort a new one gets
+                self._try(self.store.set_effort, reuse, self.effort if self.current_id == -1
+                          else self.new_chat_effort())
+                self.open_conversation(reuse)
+            return reuse
         conv = self.store.create_conversation("New chat", self.effort if self.current_id == -1 else self.new_chat_effort())
         emit(self.conversations_changed)
         self.open_conversation(conv.id)
@@ -266,12 +298,16 @@ class ChatController(QObject):
     def save_settings(self, settings: Settings) -> None:
         old_context = self.settings.context_length
         self.settings = settings.clamped()
+        if self.ready and self.context_lengths and self.settings.context_length not in self.context_lengths:
+            self.settings.context_length = old_context   # refused: never unload a working model for it
         self._try(self.settings.save, self.store)  # kept for this session even if it can't be saved
         self.tools.set_python_enabled(self.settings.python_tool)
         self.tools.set_disk_quota(self.settings.python_disk_quota_mb << 20)
         emit(self.settings_changed)
-        if self.ready and old_context != self.settings.context_length and self.settings.model_folder:
-            self.load_model(self.settings.model_folder)
+        folder = self._folder or self.settings.model_folder
+        # After a failed load too: the setting that failed may be what the user just fixed.
+        if (self.ready or self.model_error) and old_context != self.settings.context_length and folder:
+            self.load_model(folder)
 
     # -- chatting --------------------------------------------------------------------------
     def can_send(self) -> bool:
@@ -371,6 +407,27 @@ class ChatController(QObject):
         self.model.append(turn.message)
         emit(self.busy_changed, True)
         self._timer.start()
+        if not self.is_demo and self.mcp.chat(self.current_id).on:
+            # The chat's MCP tools first (their servers may have to start): the window goes on meanwhile.
+            turn.message.phase = "mcp"
+            taken = {t.name for t in options.get("tools") or []}
+            self.mcp.tools_for(turn.conv, taken).add_done_callback(lambda f: self._mcp_listed_elsewhere(turn, f))
+        else:
+            turn.start()
+
+    def _mcp_listed_elsewhere(self, turn: Turn, future) -> None:
+        try:
+            emit(self._mcp_listed, turn, future.result())
+        except RuntimeError:     # the app is closing
+            pass
+
+    def _on_mcp_listed(self, turn: Turn, listing) -> None:
+        if turn.ended:           # stopped while its servers started
+            return
+        turn.options = {**turn.options, "tools": [*(turn.options.get("tools") or []),
+                                                  *(t.engine_tool() for t in listing.tools)]}
+        notes = listing.problems + [self.mcp.context_note(listing, self.settings.context_length)]
+        turn.message.notice = " ".join(n for n in notes if n)
         turn.start()
 
     def flush(self) -> None:
@@ -420,6 +477,41 @@ class ChatController(QObject):
         self.tools.interrupt(chat)
         self.library.cancel_indexing(chat)   # a browser call waiting for dropped files to be indexed
 
+    def mcp_route(self, conversation_id: int, function: str) -> tuple[str, str, str] | None:
+        """(decision, server, tool) for a call to one of the MCP tools ("ask", "always" or "off"),
+        None when `function` is not an MCP tool (the user's own function)."""
+        if not self.mcp.owns(function) or function in {f.get("name") for f in self.settings.functions}:
+            return None          # the user's own function (it keeps its name; an MCP tool gives way)
+        tool = self.mcp.manager.tool_of(function)
+        server, name = (tool.server, tool.tool) if tool else (function.split("__", 1)[0], function)
+        return self.mcp.decide(conversation_id, function), server, name
+
+    def run_mcp(self, conversation_id: int, function: str, arguments) -> int:
+        self._request_id += 1
+        rid = self._request_id
+        future = self._mcp_calls[rid] = self.mcp.call(conversation_id, function, arguments)
+        future.add_done_callback(lambda f: self._mcp_done_elsewhere(rid, conversation_id, f))
+        return rid
+
+    def _mcp_done_elsewhere(self, rid: int, conversation_id: int, future) -> None:
+        """On the MCP client's thread: save the images, then hand the result to the Qt thread."""
+        from app.mcp.results import McpOutput
+        output = McpOutput.failed(tool_steps.STOPPED) if future.cancelled() else future.result()
+        images = self.mcp.save_images(conversation_id, output) if output.images else []
+        folder = str(self.mcp.images_folder(conversation_id))
+        try:
+            emit(self._mcp_finished, rid, mcp_steps.tool_output(output, images, folder))
+        except RuntimeError:     # the app is closing
+            pass
+
+    def mcp_allow_always(self, conversation_id: int, function: str) -> None:
+        self.mcp.allow_always(conversation_id, function)
+
+    def cancel_mcp(self, request_id: int) -> None:
+        future = self._mcp_calls.get(request_id)
+        if future is not None:
+            future.cancel()
+
     def cancel(self, request_id: int) -> None:
         self.worker.cancel(request_id)
 
@@ -441,6 +533,27 @@ class ChatController(QObject):
                 self._timer.stop()
             emit(self.busy_changed, bool(self.turns))
         emit(self.conversations_changed)
+
+    def longer_context_offered(self) -> bool:
+        """Settings offers a longer context than the one in use (the model and the memory allow it)."""
+        return not self.context_lengths or max(self.context_lengths) > self.settings.context_length
+
+    def take_back(self, turn: Turn) -> bool:
+        """A message refused before anything ran (itself too long for the context) leaves the chat and
+        the history, and the chat's title is as before; message_refused hands its text back (whole)
+        to the message box with the sentence. False when it isn't the open chat's (then it stays)."""
+        users = [i for i, m in enumerate(self.model.messages()) if m.role == "user"]
+        if turn.conv != self.current_id or not users:
+            return False
+        text = self.model.message(users[-1]).text
+        if not self._delete_rows_from(users[-1]):
+            return False
+        conv_row = self.store.conversation(turn.conv)
+        if conv_row is not None and conv_row.title == " ".join(text.split())[:48].strip():
+            self._try(self.store.rename, turn.conv, "New chat")
+        self.turn_ended(turn)
+        emit(self.message_refused, text, turn.message.notice)
+        return True
 
     def saving_failed(self, turn: Turn, message: str) -> None:
         if turn.conv != self.current_id:  # not in view: say it where the user is
@@ -469,6 +582,7 @@ class ChatController(QObject):
             turn.on_failed(message)
 
     def _on_tool_finished(self, request_id: int, out: dict) -> None:
+        self._mcp_calls.pop(request_id, None)
         turn = self._turn_for(request_id)
         if turn is not None:
             turn.on_tool_finished(out)

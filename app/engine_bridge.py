@@ -37,17 +37,41 @@ def model_display_name(folder: str | Path) -> str:
     return folder.name
 
 
+def fitting_contexts(folder: str, budget: int | None = None) -> tuple[int, ...]:
+    """The Settings context lengths `folder`'s model takes (its config's maximum) and that its memory
+    plan fits on this machine; () when that can't be worked out (the load then says why)."""
+    from app.settings import CONTEXT_LENGTHS
+    try:
+        from engine.memory import plan_footprint, read_footprint
+        fp = read_footprint(folder)
+        return tuple(n for n in CONTEXT_LENGTHS if n <= fp.max_context and plan_footprint(fp, n, budget).fits)
+    except Exception as e:   # a broken folder: open_chat below gives the sentence
+        log.info("context lengths of %s not worked out: %s", folder, e)
+        return ()
+
+
+def nearest_allowed(asked: int, allowed: tuple[int, ...]) -> int:
+    """`asked`, or the longest allowed context when `asked` is longer than the model or memory take."""
+    if not allowed or asked <= max(allowed):
+        return asked
+    return max(allowed)
+
+
 def load_engine(folder: str, context_length: int):
     """Open `folder` for chat through engine.open_chat (no network: offline mode is on) and return
-    its engine.session.ChatSession, named with the registry's label for the status bar."""
+    its engine.session.ChatSession, named with the registry's label for the status bar. A context
+    longer than the model or the memory take is replaced by the longest one they allow, so a setting
+    never stops a model that can run; `context_lengths` on the handle lists those Settings offers."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    allowed = fitting_contexts(folder)
+    context_length = nearest_allowed(context_length, allowed)
     try:
         from engine.errors import ModelError
         from engine.front_door import NotEnoughMemory, open_chat
     except ImportError as e:
         raise LoadRefused(f"This copy of the app is missing part of its engine ({e.name}); reinstall the app.") from e
     try:
-        return open_chat(folder, context_length=context_length, name=model_display_name(folder))
+        session = open_chat(folder, context_length=context_length, name=model_display_name(folder))
     except NotEnoughMemory as e:
         reason = str(e).rstrip(".")
         raise LoadRefused(f"Not enough memory to load this model: {reason}. Close other apps, or choose a "
@@ -60,6 +84,8 @@ def load_engine(folder: str, context_length: int):
         log.exception("model load failed")
         raise LoadRefused(f"The model in {folder} could not be loaded ({e}); download it again or choose "
                           "another folder.") from e
+    session.context_lengths = allowed
+    return session
 
 
 def memory_in_use() -> int:

@@ -6,6 +6,7 @@ download, and hands a good folder to the controller.
 from __future__ import annotations
 
 import os
+import sys
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
@@ -19,6 +20,10 @@ from app.qt_compat import emit
 from app.ui.main_window import MainWindow
 from app.ui.setup_page import human_bytes
 from models.registry import GPT_OSS_20B, GPT_OSS_120B, demo_folder
+
+# The 120b offer speaks of "this Mac" and of Metal's fixed working set; elsewhere the budget is the
+# RAM free at that moment (a figure that changed on every visit) and the app isn't the Mac one.
+ON_MAC = sys.platform == "darwin"
 
 
 class Launcher(QObject):
@@ -64,6 +69,8 @@ class Launcher(QObject):
         from models.registry import offer
 
         self.big_offer_checked = True
+        if not ON_MAC:
+            return
         found = offer(GPT_OSS_120B, budget_bytes, int(self.c.settings.context_length))
         if not found.fits:
             return

@@ -25,6 +25,7 @@ class Settings:
     python_disk_quota_mb: int = 1024  # all one chat's Python folder may hold (engine.python_tool Limits.disk_quota)
     api_server: bool = False       # the local OpenAI-compatible API is on (started again at launch)
     api_port: int = 8000           # the port it tries first (the next free one when taken)
+    api_allowed_origins: list = field(default_factory=list)  # web pages that may call the API ("http://localhost:3000")
 
     @classmethod
     def load(cls, store) -> "Settings":
@@ -55,6 +56,7 @@ class Settings:
         self.python_disk_quota_mb = min(max(int(self.python_disk_quota_mb), 16), 1024 * 1024)
         self.api_port = min(max(int(self.api_port), 1024), 65535)
         self.functions = [f for f in self.functions if isinstance(f, dict)] if isinstance(self.functions, list) else []
+        self.api_allowed_origins = [o for o in self.api_allowed_origins if isinstance(o, str) and o]
         return self
 
 

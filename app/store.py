@@ -369,6 +369,23 @@ class ChatStore:
         return self._db.execute("DELETE FROM conversations WHERE deleted = 1").rowcount
 
     @_guarded
+    def empty_conversation_ids(self) -> list[int]:
+        """Chats without a message, newest first (a New chat never written in)."""
+        return [row[0] for row in self._db.execute(
+            "SELECT id FROM conversations c WHERE deleted = 0 AND NOT EXISTS "
+            "(SELECT 1 FROM messages m WHERE m.conversation_id = c.id) ORDER BY updated DESC, id DESC")]
+
+    @_guarded
+    def purge_empty(self) -> int:
+        """Remove chats never written in that still have the default title (left by New chat); only
+        the instance holding the lock, as for purge_deleted."""
+        if not self.exclusive:
+            return 0
+        return self._db.execute(
+            "DELETE FROM conversations WHERE title = 'New chat' AND NOT EXISTS "
+            "(SELECT 1 FROM messages m WHERE m.conversation_id = conversations.id)").rowcount
+
+    @_guarded
     def mark_interrupted(self) -> int:
         """Answers left 'streaming' by an app that died are marked 'interrupted' (lock holder only)."""
         if not self.exclusive:

@@ -56,6 +56,7 @@ class CallStep:
     images: list[str] = field(default_factory=list)
     folder: str = ""                    # the chat's Python folder (images are read only there)
     problem: str | None = None          # one sentence for the user (the code raised, timed out...)
+    mcp: dict | None = None             # an MCP tool's call: {"server": ..., "tool": ...} (app/mcp/steps.py)
 
     @property
     def python(self) -> bool:
@@ -83,7 +84,7 @@ class CallStep:
         return {"type": "call", "recipient": call.recipient, "channel": call.channel, "arguments": call.arguments,
                 "content_type": call.content_type, "recipient_after_channel": call.recipient_after_channel,
                 "error": call.error, "status": self.status, "result": self.result, "images": list(self.images),
-                "folder": self.folder, "problem": self.problem}
+                "folder": self.folder, "problem": self.problem, **({"mcp": self.mcp} if self.mcp else {})}
 
     @classmethod
     def from_json(cls, d: dict) -> "CallStep":
@@ -91,7 +92,8 @@ class CallStep:
                         d.get("content_type"), error=d.get("error"),
                         recipient_after_channel=bool(d.get("recipient_after_channel")))
         return cls(call.recipient, call.channel, call.arguments, call, d.get("status") or "done", d.get("result"),
-                   list(d.get("images") or []), d.get("folder") or "", d.get("problem"))
+                   list(d.get("images") or []), d.get("folder") or "", d.get("problem"),
+                   d.get("mcp") if isinstance(d.get("mcp"), dict) else None)
 
 
 Step = TextStep | CallStep

@@ -20,6 +20,7 @@ from app import tool_steps
 from app.context_notice import too_long_notice, trimmed_notice
 from app.conversation import ChatMessage
 from app.store import StoredMessage, StoreError
+from app.mcp import steps as mcp_steps
 from app.tool_steps import CallStep
 from engine.events import ContextTrimmed, MessageEnd, MessageStart, PrefillProgress, PromptTooLong, TextDelta, step_kind
 
@@ -57,10 +58,16 @@ class TurnHost(Protocol):
     def interrupt_python(self, chat: str) -> None: ...
     def cancel(self, request_id: int) -> None: ...
     def python_always(self, conversation_id: int) -> bool: ...
+    def mcp_route(self, conversation_id: int, function: str) -> tuple[str, str, str] | None: ...  # decision, server, tool
+    def run_mcp(self, conversation_id: int, function: str, arguments) -> int: ...   # -> request id
+    def mcp_allow_always(self, conversation_id: int, function: str) -> None: ...
+    def cancel_mcp(self, request_id: int) -> None: ...
     def set_python_always(self, conversation_id: int, on: bool) -> None: ...
     def show_turn(self, turn: "Turn") -> None: ...                            # repaint its row
     def turn_ended(self, turn: "Turn") -> None: ...
     def saving_failed(self, turn: "Turn", message: str) -> None: ...
+    def longer_context_offered(self) -> bool: ...
+    def take_back(self, turn: "Turn") -> bool: ...                           # a refused message: out of the chat
 
 
 class Turn:
@@ -75,6 +82,7 @@ class Turn:
         self.stats: dict = {}
         self.stopping = False          # Stop was pressed while code ran
         self.ended = False
+        self.too_long: dict | None = None   # the engine's PromptTooLong, as a dict, when it refused the prompt
         self._saved_at = 0.0
 
     # -- the requests ----------------------------------------------------------------------
@@ -108,6 +116,8 @@ class Turn:
             kind = step_kind(ev)
             if kind == "analysis":
                 msg.phase = "thinking"
+                if msg.analysis.strip() and not msg.analysis.endswith("\n\n"):
+                    msg.analysis += "\n\n"     # one reasoning message per paragraph, not run together
                 # Resume the clock where it stopped: only the model's own time is counted.
                 msg.think_started = t - (msg.thought_seconds or 0.0)
             elif kind == "final":
@@ -126,7 +136,8 @@ class Turn:
         elif isinstance(ev, ContextTrimmed):
             msg.notice = trimmed_notice(ev.dropped_messages)
         elif isinstance(ev, PromptTooLong):
-            msg.notice = too_long_notice(dataclasses.asdict(ev))
+            self.too_long = dataclasses.asdict(ev)
+            msg.notice = too_long_notice(self.too_long)
 
     def _stop_thinking(self, t: float) -> None:
         msg = self.message
@@ -139,6 +150,13 @@ class Turn:
         self.on_model = False
         if reason == "call" and self._take_call(stats):
             return
+        if reason == "too_long" and self.too_long is not None:
+            # Suggest a longer context only when Settings offers one; a refused message goes back
+            # to the message box rather than staying as a bubble (the host decides; False: it stays).
+            self.message.notice = too_long_notice(self.too_long, self.host.longer_context_offered())
+            if self.too_long.get("culprit") in ("message", "both") and self.host.take_back(self):
+                self.ended, self.on_model = True, False
+                return
         notice = stop_notice(reason)
         if notice:
             self.message.notice = notice
@@ -158,7 +176,10 @@ class Turn:
             self.finish(self.stats, "cancelled")
         elif step is not None and step.status == "running":
             self.stopping = True
-            self.host.interrupt_python(str(self.conv))
+            if step.mcp:
+                self.host.cancel_mcp(self.request_id)
+            else:
+                self.host.interrupt_python(str(self.conv))
         else:
             self.host.cancel(self.request_id)
             if not self.started:   # the engine never began it: nothing to wait for
@@ -250,6 +271,15 @@ class Turn:
                 self._run_python(step)
             else:
                 self._wait_for_user(step)
+        elif (route := self.host.mcp_route(self.conv, step.name)) is not None:
+            decision, server, tool = route      # an MCP server's tool: asks like Python, or may not run here
+            mcp_steps.mark(step, server, tool)
+            if decision == "off":
+                self._resolve(step, "off", mcp_steps.off_text(server))
+            elif decision == "always":
+                self._run_mcp(step)
+            else:
+                self._wait_for_user(step)
         else:
             self._wait_for_user(step)
         return True
@@ -262,7 +292,17 @@ class Turn:
         step = self.waiting_call()
         if step is None:
             return False
-        if step.python:
+        if step.mcp:
+            if choice == "always":
+                self.host.mcp_allow_always(self.conv, step.name)
+                choice = "run"
+            if choice == "run":
+                self._run_mcp(step)
+            elif choice == "decline":
+                self._resolve(step, "declined", mcp_steps.DECLINED)
+            else:
+                return False
+        elif step.python:
             if choice == "always":
                 self.host.set_python_always(self.conv, True)
                 choice = "run"
@@ -298,6 +338,12 @@ class Turn:
         self.message.phase = "tool"
         self.host.show_turn(self)
         self.request_id = self.host.run_browser(str(self.conv), step.recipient, step.arguments)
+
+    def _run_mcp(self, step: CallStep) -> None:
+        step.status = "running"
+        self.message.phase = "tool"
+        self.host.show_turn(self)
+        self.request_id = self.host.run_mcp(self.conv, step.name, mcp_steps.arguments_of(step))
 
     def on_tool_finished(self, out: dict) -> None:
         step = tool_steps.open_call(self.message.steps, "running")

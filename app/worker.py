@@ -76,6 +76,12 @@ class EngineWorker(QObject):
             if self._current == request_id:
                 self._cancel.set()
 
+    def context_info(self) -> tuple[int, tuple]:
+        """(context the loaded model was opened with, the lengths it allows); read after `loaded`."""
+        engine = self._engine
+        return (getattr(engine, "context_length", 0), tuple(getattr(engine, "context_lengths", ()))) \
+            if engine is not None else (0, ())
+
     def cancel_current(self) -> None:
         """Stop whatever is being generated now (any thread)."""
         with self._lock:

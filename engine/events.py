@@ -42,6 +42,15 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class TokenLogprobs:
+    """Only with SamplingParams.logprobs: the token just generated, before the parser's events for
+    it. logprob is the model's log-probability of it; top the k most likely (id, logprob), best first."""
+    token: int
+    logprob: float
+    top: tuple = ()
+
+
+@dataclass(frozen=True)
 class MessageEnd:
     channel: str
 
@@ -156,7 +165,7 @@ class Done:
 
 
 Event = MessageStart | TextDelta | MessageEnd | ToolCall | Stop  # what the harmony parser yields
-SessionEvent = ContextTrimmed | PromptTooLong | PrefillProgress | Event | Done  # what ChatSession.reply yields
+SessionEvent = ContextTrimmed | PromptTooLong | PrefillProgress | TokenLogprobs | Event | Done  # what ChatSession.reply yields
 
 __all__ = ["ContextTrimmed", "Done", "Event", "FUNCTIONS", "MessageEnd", "MessageStart", "PrefillProgress",
-           "PromptTooLong", "SessionEvent", "Stop", "TextDelta", "ToolCall", "step_kind"]
+           "PromptTooLong", "SessionEvent", "Stop", "TextDelta", "TokenLogprobs", "ToolCall", "step_kind"]

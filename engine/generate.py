@@ -14,6 +14,7 @@ iteration ends the cache holds the prompt and all yielded tokens.
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ class SamplingParams:
     top_p: float = 1.0
     min_p: float = 0.0
     seed: int | None = None
+    logprobs: int | None = None  # also report each token's log-probability and this many top ones (0-20)
 
 
 @dataclass
@@ -69,6 +71,24 @@ class Sampler:
     def __init__(self, params: SamplingParams):
         self.params = params
         self.key = mx.random.key(params.seed) if params.seed is not None else None
+        self.pending: collections.deque = collections.deque()  # lazy log-probs, one per sampled token
+
+    def note_logprobs(self, raw: mx.array, token: mx.array) -> None:
+        """Queue (lazily) the model's log-probability of `token` and its top-k, from the raw logits
+        [1, V] (before temperature, filters and masks: the model's own distribution). Only when asked."""
+        logp = raw.astype(mx.float32)
+        logp = logp - mx.logsumexp(logp, axis=-1, keepdims=True)  # [1, V]
+        chosen = mx.take_along_axis(logp, token.astype(mx.int32)[:, None], axis=-1)[:, 0]  # [1]
+        k = self.params.logprobs
+        top = mx.argpartition(-logp, k - 1, axis=-1)[:, :k] if k else mx.zeros((1, 0), dtype=mx.uint32)  # [1, k]
+        self.pending.append((chosen, top, mx.take_along_axis(logp, top, axis=-1)))
+
+    def take_logprobs(self) -> tuple[float, list[tuple[int, float]]]:
+        """The oldest queued token's (log-probability, [(id, log-probability)] best first)."""
+        chosen, top, top_logp = self.pending.popleft()
+        mx.eval(chosen, top, top_logp)
+        pairs = sorted(zip(top[0].tolist(), top_logp[0].tolist()), key=lambda p: -p[1])
+        return chosen.item(), pairs
 
     def __call__(self, logits: mx.array) -> mx.array:
         p = self.params
@@ -140,7 +160,10 @@ def decode_one_token(model, ids, cache, sampler: "Sampler", constraint=None, fed
         mask = constraint.next_mask(fed) if fed is None or fed >= 0 else None  # NONFINITE: the loop raises
         if mask is not None:
             logits = mx.where(mask, raw, mx.array(-float("inf"), dtype=raw.dtype))
-    return flag_nonfinite(raw, sampler(logits))
+    token = sampler(logits)
+    if sampler.params.logprobs is not None:
+        sampler.note_logprobs(raw, token)
+    return flag_nonfinite(raw, token)
 
 
 def flag_nonfinite(logits: mx.array, token: mx.array) -> mx.array:
@@ -179,6 +202,7 @@ class Generation:
         self.on_split = on_split
         self.constraint = constraint  # engine.structured.ReplyConstraint: masks logits where JSON is due
         self.stats = GenerationStats(prompt_tokens=len(self.prompt))
+        self.token_logprobs = None  # with sampling.logprobs: the yielded token's (logprob, [(id, logprob)])
         self._started: float | None = None
         self._prefilled = False
 
@@ -242,6 +266,8 @@ class Generation:
                 if stats.generated_tokens > 1:
                     stats.decode_tps = (stats.generated_tokens - 1) / max(now - first_at, 1e-9)
                 stats.peak_memory_bytes = mx.get_peak_memory()
+                if self.sampler.params.logprobs is not None:
+                    self.token_logprobs = self.sampler.take_logprobs()
                 # The reason is set before yielding: a consumer may close the generator right there.
                 if tid in self.stop_ids:
                     stats.stop_reason = "stop"

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from engine.events import ContextTrimmed, Done, Event, PrefillProgress, PromptTooLong, Stop
+from engine.events import ContextTrimmed, Done, Event, PrefillProgress, PromptTooLong, Stop, TokenLogprobs
 from engine.generate import Generation, GenerationStats, SamplingParams
 from engine.harmony import StreamParser, kept_messages, render_prompt
 from engine.prompt_fit import fit_prompt
@@ -111,7 +111,8 @@ class ChatSession:
     def _setup(self, effort, developer, date, identity, tools, python, tool_choice, response_format, final_only,
                browser=None):
         """(tools, constraint, render_prompt's arguments) for one reply."""
-        tools, constraint, extra = reply_setup(self.enc, tools, python, tool_choice, response_format, final_only)
+        tools, constraint, extra = reply_setup(self.enc, tools, python, tool_choice, response_format, final_only,
+                                               browser=browser is not None)
         render = {"effort": effort, "date": date, "developer": developer, **extra}
         if browser is not None:  # the names of the sources the built-in browser reads (engine.browser)
             render["browser"] = list(browser)
@@ -247,6 +248,9 @@ class ChatSession:
                 if not ttft:
                     ttft = time.perf_counter() - started
                 self.held.append(token)
+                if gen.token_logprobs is not None:
+                    logprob, top = gen.token_logprobs
+                    yield TokenLogprobs(token, logprob, tuple(top))
                 for ev in parser.feed(token):
                     yield ev
                     if isinstance(ev, Stop):

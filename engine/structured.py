@@ -6,9 +6,11 @@
 The reply is followed token by token with the harmony stream parser. The chain of thought stays
 free, as the model expects; the body of a final answer is held to `response_schema` (then
 <|return|>), and the body of a call to functions.NAME to that function's parameters (then
-<|call|>). Headers are free, unless the caller forces a shape: `final_only` (straight to a final
-answer) or tool_choice "required"/a function name (the reply must end in such a call; analysis may
-come first; final_only skips it). Why llguidance, and the other libraries measured: docs/structured_outputs.md.
+<|call|>). Headers are free, unless the reply's shape is demanded: a response schema (after at most
+one analysis message, only the final header with its `<|constrain|>json`, or a call to one of the
+functions offered), `final_only` (straight to a final answer) or tool_choice "required"/a function
+name (the reply must end in such a call; analysis may come first; final_only skips it). A weak
+model left free there can write a header that never ends and so never reach the schema. Why llguidance, and the other libraries measured: docs/structured_outputs.md.
 
 # V vocab, W = ceil(V / 32) mask words
 """
@@ -75,14 +77,14 @@ class ReplyConstraint:
     """
 
     def __init__(self, enc: tiktoken.Encoding, response_schema: dict | None = None, tools: list[Tool] = (),
-                 tool_choice: ToolChoice = ToolChoice(), final_only: bool = False):
+                 tool_choice: ToolChoice = ToolChoice(), final_only: bool = False, free_headers: bool = False):
         self.enc = enc
         self.vocab = enc.n_vocab
         self.response_schema = response_schema
         self.tools = {t.name: t for t in tools}
         self.parser = StreamParser(enc, tools=list(tools), browser=True)  # follows the reply; checks nothing
         self.words = np.zeros((1, (self.vocab + 31) // 32), dtype=np.int32)  # [1, W]
-        self.header_grammar = self._header_grammar(tool_choice, final_only)
+        self.header_grammar = self._header_grammar(tool_choice, final_only, free_headers)
         # Where the header is forced, a free chain of thought must not end the reply early, nor open
         # a header inside itself (always malformed): only <|end|> closes it, then the header is forced.
         barred = [enc.encode_single_token(n) for n in
@@ -93,11 +95,13 @@ class ReplyConstraint:
         self.in_forced_body = False
         self.done = False
 
-    def _header_grammar(self, choice: ToolChoice, final_only: bool) -> str | None:
+    def _header_grammar(self, choice: ToolChoice, final_only: bool, free_headers: bool) -> str | None:
         """Lark rules for forced headers (None when headers are free). final_only skips the chain
-        of thought: straight to the final answer, or to the call tool_choice demands."""
+        of thought: straight to the final answer, or to the call tool_choice demands. With a response
+        schema the answer's header is forced too (free_headers: not, e.g. when the python tool is on)."""
         forced_call = choice.mode == "function" or (choice.mode == "required" and self.tools)
-        if not (forced_call or final_only or choice.mode == BROWSER):
+        forced_answer = self.response_schema is not None and not free_headers
+        if not (forced_call or final_only or forced_answer or choice.mode == BROWSER):
             return None
         heads = [] if final_only else ['<|channel|> "analysis" <|message|>']
         if choice.mode == BROWSER:  # a built-in browser call, as gpt-oss writes it (engine.browser)
@@ -109,14 +113,24 @@ class ReplyConstraint:
             names = [choice.name] if choice.mode == "function" else sorted(self.tools)
             # The recipient goes where harmony renders it (before the channel), so a call sent back
             # in OpenAI's format renders to the same tokens and the cache carries on.
-            calls = " | ".join(_quote(f" to={FUNCTIONS}.{n}") for n in names)
-            heads.append(f'({calls}) <|channel|> "commentary" " " <|constrain|> "json" <|message|>')
+            heads.append(self._call_head(names))
         else:
-            heads.append('<|channel|> "final" <|message|>')
+            if forced_answer and self.tools and choice.mode == "auto" and not final_only:  # functions stay callable,
+                heads.append(self._call_head(sorted(self.tools)))     # the recipient before the channel
+                calls = " | ".join(_quote(f" to={FUNCTIONS}.{n}") for n in sorted(self.tools))
+                heads.append(f'<|channel|> "commentary" ({calls}) " " <|constrain|> "json" <|message|>')  # or after
+            json_answer = self.response_schema is not None
+            heads.append('<|channel|> "final" " " <|constrain|> "json" <|message|>' if json_answer else
+                         '<|channel|> "final" <|message|>')
         # After one analysis message the forced head must come: a weak model would otherwise start
         # analysis message after analysis message and never reach what the request demands.
         self.later_grammar = "start: " + " | ".join(h for h in heads if not h.startswith('<|channel|> "analysis"'))
         return "start: " + " | ".join(heads)
+
+    @staticmethod
+    def _call_head(names: list[str]) -> str:
+        calls = " | ".join(_quote(f" to={FUNCTIONS}.{n}") for n in names)
+        return f'({calls}) <|channel|> "commentary" " " <|constrain|> "json" <|message|>'
 
     def next_mask(self, token: int | None) -> mx.array | None:
         """The allowed next tokens after `token` (bool [V]), or None when unconstrained."""
@@ -200,7 +214,7 @@ def response_schema(response_format: dict | None) -> tuple[dict | None, dict | N
 
 
 def reply_setup(enc: tiktoken.Encoding, tools=None, python: bool = False, tool_choice=None,
-                response_format: dict | None = None, final_only: bool = False
+                response_format: dict | None = None, final_only: bool = False, browser: bool = False
                 ) -> tuple[list[Tool], ReplyConstraint | None, dict]:
     """What a reply needs for its options: the functions offered, the decoding constraint (None
     when nothing is constrained) and the extra render_prompt arguments. ValueError: bad request."""
@@ -219,5 +233,6 @@ def reply_setup(enc: tiktoken.Encoding, tools=None, python: bool = False, tool_c
         check_schema(enc, schema)
     constraint = None
     if schema is not None or functions or final_only or choice.mode == BROWSER:
-        constraint = ReplyConstraint(enc, schema, functions, choice, final_only)
+        # python and browser calls have headers of their own: with either offered, an answer's header stays free
+        constraint = ReplyConstraint(enc, schema, functions, choice, final_only, free_headers=python or browser)
     return functions, constraint, {"tools": functions, "python": python, "response_format": shown}

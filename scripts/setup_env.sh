@@ -9,9 +9,11 @@ if [ ! -x "$ROOT/.venv/bin/python" ]; then
 fi
 SPEC="$ROOT"
 [ -n "${1:-}" ] && SPEC="$ROOT[$1]"
-# Re-install only when pyproject.toml changed since the last install.
+# Re-install only when pyproject.toml changed since the last install. The test install holds all
+# the app needs, so after scripts/test, scripts/run installs nothing (pip would need the network).
 STAMP="$ROOT/.venv/.installed-${1:-run}"
-if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
+fresh() { [ -f "$1" ] && [ ! "$ROOT/pyproject.toml" -nt "$1" ]; }
+if ! fresh "$STAMP" && ! { [ -z "${1:-}" ] && fresh "$ROOT/.venv/.installed-test"; }; then
     "$ROOT/.venv/bin/python" -m pip install -q -e "$SPEC"
     touch "$STAMP"
 fi

@@ -1,5 +1,9 @@
 """python -m server --model FOLDER [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--context N]
-                   [--library FOLDER ...] [--zim FILE ...]   (the built-in web_search tool: docs/browser.md)
+                    [--allow-origin ORIGIN ...] [--max-body BYTES]
+                    [--library FOLDER ...] [--zim FILE ...]   (the built-in web_search tool: docs/browser.md)
+
+The port is taken and the model loaded before "Serving ..." is printed; when either fails, the
+server says why in one sentence and exits with status 1.
 
 Across Macs: `mlx.launch … -m server --model FOLDER --distributed` (docs/distributed.md): every
 rank loads its share of the layers; rank 0 serves the API, the others serve rank 0.
@@ -8,8 +12,10 @@ rank loads its share of the layers; rank 0 serves the API, the others serve rank
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -29,6 +35,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="serve a pipeline across Macs, as one rank under mlx.launch (rank 0 listens)")
     ap.add_argument("--max-waiting", type=int, default=16,
                     help="requests that may wait for the model before new ones get 429 (busy)")
+    ap.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                    help="a web page origin (e.g. http://localhost:3000) allowed to call the API from a browser; "
+                         "repeat for more (default: none, so no web page can use the model)")
+    ap.add_argument("--max-body", type=_size, default=None, metavar="BYTES",
+                    help="largest request body accepted, e.g. 8M (default: 64 bytes per token of context, "
+                         "at least 4M)")
     ap.add_argument("--library", action="append", default=[], metavar="FOLDER",
                     help="a folder of documents the built-in web_search tool searches (repeatable; nothing goes to the web)")
     ap.add_argument("--zim", action="append", default=[], metavar="FILE",
@@ -36,6 +48,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--index", default=None, metavar="FOLDER",
                     help="where the library's search index is kept (default: under ~/.cache/gpt-oss-chat)")
     return ap.parse_args(argv)
+
+
+def _size(text: str) -> int:
+    """'8M', '512K', '1G' or a number of bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip().upper().removesuffix("B")
+    try:
+        value = int(float(text[:-1]) * units[text[-1]]) if text and text[-1] in units else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size; give bytes or a number with K, M or G") from None
+    if value < 1024:
+        raise argparse.ArgumentTypeError("the body limit must be at least 1K")
+    return value
 
 
 def is_loopback(host: str) -> bool:
@@ -88,6 +113,8 @@ def main(argv=None) -> int:
     from engine import open_chat
     from engine.front_door import model_name
     from server.app import create_app
+    from server.gate import default_max_body
+    from server.names import aliases_for
     from server.runner import EngineRunner
 
     opener, closing = (lambda: open_chat(model, context_length=args.context)), None
@@ -105,15 +132,49 @@ def main(argv=None) -> int:
         say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
         opener = lambda: open_pipeline_chat(model, args.context, group=group, say=say)  # noqa: E731
         closing = lambda: runner.session and runner.session.model.close()  # noqa: E731 (the other ranks exit)
-    runner = EngineRunner(opener, max_waiting=args.max_waiting).start()
-    app = create_app(runner, model_name(model), args.api_key, sources)
-    print(f"Serving {model_name(model)} at http://{args.host}:{args.port}/v1 (loading the model…)",
-          file=sys.stderr)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        sock = listen(args.host, args.port)
+    except OSError as e:
+        print(e.strerror, file=sys.stderr)
+        return 1
+    name = model_name(model)
+    print(f"Loading {name}…", file=sys.stderr)
+    runner = EngineRunner(opener, max_waiting=args.max_waiting).start()
+    runner.loaded.wait()
+    if runner.load_error:
+        print(f"The model could not be loaded: {runner.load_error}", file=sys.stderr)
+        sock.close()
+        runner.stop(closing=closing)
+        return 1
+    app = create_app(runner, name, args.api_key, sources, aliases=aliases_for(model), allowed_origins=args.allow_origin,
+                     max_body=args.max_body or default_max_body(args.context), loopback_only=is_loopback(args.host))
+    print(f"Serving {name} at http://{args.host}:{args.port}/v1", file=sys.stderr)
+    try:
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     finally:
         runner.stop(closing=closing)
     return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port; OSError with a one-sentence strerror when that can't be."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    if os.name != "nt":  # our own last run's connections in TIME_WAIT don't hold the port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            why = f"Port {port} is already in use by another program; pass --port with a free port, or stop that program."
+        elif e.errno in (errno.EACCES, errno.EPERM):
+            why = f"This user may not listen on port {port}; pass --port 1024 or higher."
+        else:
+            why = f"The server can't listen on {host}:{port} ({e.strerror or e}); check --host and --port."
+        raise OSError(e.errno, why) from None
+    return sock
 
 
 def _index_progress(done: int, total: int, path) -> None:

@@ -1,30 +1,45 @@
-"""The FastAPI application: routes, API key, errors, streaming, and cancelling on disconnect."""
+"""The FastAPI application: routes, typed bodies, errors in OpenAI's shape, streaming, and cancelling on
+disconnect. What every request passes first (Host, Origin, key, content type, size): server.gate."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
+import logging
 import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from server import chat_api, responses_api, web_search
 from server.errors import APIError, bad_request
+from server.gate import Gate, default_max_body
 from server.reply import ReplyReader, merge
+from server.requests import check_model
 from server.runner import END, EngineRunner, Job
+from server.schemas import ChatRequest, ErrorBody, ResponsesRequest, parse_body
+
+log = logging.getLogger(__name__)
 
 PING_S = 15.0  # an SSE comment this often while nothing else is sent keeps proxies from timing out
 PING = b": ping\n\n"
 
 
-def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, sources=None) -> FastAPI:
-    """The API over one engine runner; when api_key is set, every /v1 request must carry it.
-    sources: server.web_search.Sources for the built-in web_search tool (None: not offered)."""
-    app = FastAPI(title="gpt-oss chat local API", docs_url=None, redoc_url=None)
+def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, sources=None, *, aliases=(),
+               allowed_origins=(), max_body: int | None = None, loopback_only: bool = True) -> FastAPI:
+    """The API over one engine runner. `aliases`: other names `model` may give (server.names);
+    `api_key`: required on everything but a bare liveness answer; `sources`: server.web_search.Sources
+    for the built-in web_search tool (None: not offered); `allowed_origins`: web pages that may call
+    the API; `max_body`: bytes a request body may have (server.gate.default_max_body)."""
+    app = FastAPI(title="gpt-oss chat local API", docs_url=None, redoc_url=None,
+                  description="OpenAI-compatible Chat Completions and Responses over a local gpt-oss model.")
     app.state.runner, app.state.requests_served = runner, 0
+    names = (model_id, *[a for a in aliases if a != model_id])
     store = responses_api.ResponseStore()
 
     @app.exception_handler(APIError)
@@ -33,40 +48,63 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, 
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_, exc):
-        return bad_request("The request body is not valid JSON.").response()
+        return bad_request("The request is not valid; see /openapi.json.").response()
 
-    if api_key:
-        app.add_middleware(RequireKey, api_key=api_key)
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 404:
+            return APIError(404, f"There is no {request.url.path} here; this server answers /v1/chat/completions, "
+                                 "/v1/responses and /v1/models.", code="unknown_url").response()
+        if exc.status_code == 405:
+            response = APIError(405, f"{request.method} is not allowed on {request.url.path}; see /openapi.json.",
+                                code="method_not_allowed").response()
+            response.headers["Allow"] = ", ".join(_methods_at(app, request.scope))  # RFC 9110
+            return response
+        return APIError(exc.status_code, str(exc.detail)).response()
 
-    @app.get("/health")
-    async def health():
+    @app.exception_handler(Exception)
+    async def _unexpected(_, exc: Exception):  # a bug of ours: one sentence, the traceback in the log only
+        log.exception("request failed")
+        return APIError(500, f"The server failed on this request ({type(exc).__name__}); retry, and report "
+                             "it if it happens again.").response()
+
+    app.add_middleware(Gate, api_key=api_key, allowed_origins=allowed_origins,
+                       max_body=max_body or default_max_body(8192), loopback_only=loopback_only)
+
+    @app.get("/health", responses=ERRORS)
+    async def health(request: Request):
+        """Liveness for anyone; the details (model, counts, last stop) only with the key."""
+        if runner.load_error:
+            status, code = "error", 503
+        else:
+            status = "ok" if runner.loaded.is_set() else "loading"
+            code = 200 if status == "ok" else 503
+        if not request.scope["state"].get("authorized"):
+            return JSONResponse({"status": status}, status_code=code)
         if runner.load_error:
             return JSONResponse({"status": "error", "error": runner.load_error}, status_code=503)
-        status = "ok" if runner.loaded.is_set() else "loading"
         last = runner.last_done
-        return JSONResponse({"status": status, "model": model_id, "waiting": runner.waiting,
-                             "generating": runner.active, "served": runner.served,
+        return JSONResponse({"status": status, "model": model_id, "aliases": list(names[1:]),
+                             "waiting": runner.waiting, "generating": runner.active, "served": runner.served,
                              "last_stop": last.stop_reason if last else None,
                              "last_generated_tokens": last.stats.generated_tokens if last else None},
-                            status_code=200 if status == "ok" else 503)
+                            status_code=code)
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", responses=ERRORS)
     async def models():
         return {"object": "list", "data": [_model_card(model_id)]}
 
-    @app.get("/v1/models/{name}")
+    @app.get("/v1/models/{name}", responses=ERRORS)
     async def model(name: str):
-        if name != model_id:
-            raise APIError(404, f"The model {name!r} does not exist here; this server runs {model_id!r}.",
-                           "model", "model_not_found")
+        check_model({"model": name}, names)
         return _model_card(model_id)
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", openapi_extra=body_of(ChatRequest), responses=answers())
     async def chat_completions(request: Request):
-        body = await _json(request)
-        job, stream, include_usage, stops = chat_api.parse(body, model_id)
+        body = parse_body(ChatRequest, await request.body())
+        job, stream, include_usage, stops = chat_api.parse(body, names)
         tool = web_search.chat_browser(body, sources, job, _counter(runner))
-        reader = ReplyReader(stops)
+        reader = ReplyReader(stops, enc=_enc_if(job, runner))
         completion = chat_api.ChatCompletion(model_id, reader, _counter(runner))
         first = await _start(runner, job)
         app.state.requests_served += 1
@@ -86,21 +124,24 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, 
         frames_of = lambda piece: [] if piece.kind == "web_search" else [completion.piece_frame(piece)]  # noqa: E731
         return _sse(_framed(job, reader, first, opening, frames_of, closing), job)
 
-    @app.post("/v1/responses")
+    @app.post("/v1/responses", openapi_extra=body_of(ResponsesRequest), responses=answers())
     async def responses(request: Request):
-        body = await _json(request)
+        body = parse_body(ResponsesRequest, await request.body())
         rest, browsing = web_search.split_tools(body.get("tools"))
-        job, stream, messages, names = responses_api.parse({**body, "tools": rest} if browsing else body, model_id, store)
-        reader = ReplyReader()
+        job, stream, messages, names_of_calls = responses_api.parse({**body, "tools": rest} if browsing else body,
+                                                                    names, store)
+        reader = ReplyReader(enc=_enc_if(job, runner))
         built = responses_api.ResponseBuilder(model_id, body, reader, _counter(runner))
         tool = web_search.responses_browser(browsing, body, sources, job, built, _counter(runner))
         first = await _start(runner, job)
         app.state.requests_served += 1
 
         def keep():
-            store.put(built.id, job.browsed or built.conversation(messages), names)
-            if tool is not None:
-                sources.keep(built.id, tool)  # its pages stay open for previous_response_id
+            if built.stored:
+                store.put(built.id, job.browsed or built.conversation(messages), built.call_names(names_of_calls),
+                          built.response("completed"))
+                if tool is not None:
+                    sources.keep(built.id, tool)  # its pages stay open for previous_response_id
 
         if not stream:
             await _drain(request, job, reader, first, built.feed)
@@ -118,11 +159,77 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, 
         return _sse(_framed(job, reader, first, opening, lambda piece: [_event(ev) for ev in built.feed(piece)],
                             closing), job)
 
+    @app.get("/v1/responses/{response_id}", responses=ERRORS)
+    async def get_response(response_id: str):
+        """The response as it was sent (unless it was made with store: false, or deleted)."""
+        return store.response(response_id)
+
+    @app.delete("/v1/responses/{response_id}", responses=ERRORS)
+    async def delete_response(response_id: str):
+        store.delete(response_id)
+        return {"id": response_id, "object": "response.deleted", "deleted": True}
+
+    @app.api_route("/v1/completions", methods=["GET", "POST"], include_in_schema=False)
+    @app.api_route("/v1/embeddings", methods=["GET", "POST"], include_in_schema=False)
+    async def not_served(request: Request):
+        raise APIError(404, f"{request.url.path} is not served here: this server runs a chat model only; use "
+                            "/v1/chat/completions or /v1/responses.", code="not_served")
+
+    app.openapi = lambda: _openapi(app)
     return app
+
+
+ERRORS = {status: {"model": ErrorBody, "description": what} for status, what in (
+    (400, "The request is not valid (the field is named in `param`)"), (401, "The API key is missing or wrong"),
+    (403, "A web page's origin or host that is not allowed"), (404, "No such model, response or route"),
+    (413, "The body or the conversation is too long"), (415, "The body is not JSON"),
+    (429, "Too many requests wait for the model"), (502, "The model's reply broke the chat format"),
+    (503, "The model is loading or could not be loaded"))}
+
+
+def answers(streamed_too: bool = True) -> dict:
+    """The documented responses of a generating route: JSON, or server-sent events when streaming."""
+    content = {"application/json": {"schema": {"type": "object"}}}
+    if streamed_too:
+        content["text/event-stream"] = {"schema": {}}  # JSON events, then "[DONE]" (Chat Completions)
+    return {200: {"description": "The answer (server-sent events with stream: true)", "content": content}, **ERRORS}
+
+
+def body_of(model) -> dict:
+    """The OpenAPI request body of a route that reads and checks its body itself (server.schemas)."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _openapi(app: FastAPI) -> dict:
+    """/openapi.json, with the request bodies' own definitions moved where their $refs point."""
+    if app.openapi_schema is None:
+        spec = get_openapi(title=app.title, version="1", description=app.description, routes=app.routes)
+        components = spec.setdefault("components", {}).setdefault("schemas", {})
+        for path in spec["paths"].values():
+            for op in path.values():
+                schema = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+                components.update(schema.pop("$defs", {}))
+        app.openapi_schema = spec
+    return app.openapi_schema
+
+
+def _methods_at(app: FastAPI, scope) -> list[str]:
+    """Every method some route serves at this path (Starlette's 405 names only the first route's)."""
+    methods = set()
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.matches(scope)[0] != Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
 
 
 def _model_card(model_id: str) -> dict:
     return {"id": model_id, "object": "model", "created": int(time.time()), "owned_by": "local"}
+
+
+def _enc_if(job: Job, runner: EngineRunner):
+    """The tokenizer, when the job asked for log-probabilities (their entries show each token's text)."""
+    return getattr(runner.session, "enc", None) if job.logprobs is not None else None
 
 
 def _counter(runner: EngineRunner):
@@ -137,30 +244,12 @@ def _event(ev: dict) -> str:
     return f"event: {ev['type']}\ndata: {json.dumps(ev)}\n\n"
 
 
-class RequireKey:
-    """Every /v1 request must carry the API key (pure ASGI: streamed chunks pass straight through)."""
-
-    def __init__(self, app, api_key: str):
-        self.app, self.expected = app, f"Bearer {api_key}".encode()
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["path"].startswith("/v1"):
-            sent = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(sent, self.expected):
-                response = APIError(401, "A valid API key is required: send it as 'Authorization: Bearer KEY'.",
-                                    code="invalid_api_key").response()
-                return await response(scope, receive, send)
-        await self.app(scope, receive, send)
-
-
-async def _json(request: Request) -> dict:
-    try:
-        body = json.loads(await request.body() or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise bad_request("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise bad_request("The request body must be a JSON object.")
-    return body
+def broken_reply(reason: str) -> APIError:
+    """The model's reply left the chat format (the engine stopped it): an error the client sees, never a
+    200 that looks like an empty answer. 502: our upstream, the model, gave an invalid reply."""
+    return APIError(502, "The model's reply broke the chat format and was stopped "
+                         f"({reason.removeprefix('malformed: ')}); retry, or lower the temperature.",
+                    code="invalid_model_output")
 
 
 async def _start(runner: EngineRunner, job: Job) -> list:
@@ -204,6 +293,8 @@ async def _pieces(job: Job, reader: ReplyReader, first: list):
                 yield None
             if error is not None:
                 raise error
+            if ended and reader.stop_reason.startswith("malformed"):
+                raise broken_reply(reader.stop_reason)
             if ended:
                 return
             items = await job.take()

@@ -8,15 +8,17 @@ import time
 
 from server.convert import chat_messages, effort_of, stop_strings
 from server.reply import Piece, ReplyReader
-from server.requests import check_model, sampling_job
+from server.requests import check_model, logprobs_of, sampling_job
 
 
-def parse(body: dict, model_id: str):
-    """Request body -> (job, stream, include_usage, stop strings)."""
-    check_model(body, model_id)
+def parse(body: dict, names):
+    """Request body (checked against server.schemas.ChatRequest) -> (job, stream, include_usage, stop
+    strings). `names`: the model's id and aliases."""
+    check_model(body, names)
     messages, developer = chat_messages(body.get("messages"))
     job = sampling_job(body, messages, developer, effort_of(body.get("reasoning_effort"), "reasoning_effort"),
                        ("max_tokens", "max_completion_tokens"))
+    job.logprobs = logprobs_of(body)
     # checked by the engine on its thread (engine.structured.reply_setup): a bad one is a 400 there
     job.extra = {"tools": body.get("tools"), "tool_choice": body.get("tool_choice"),
                  "response_format": body.get("response_format")}
@@ -44,19 +46,23 @@ class ChatCompletion:
         if r.calls:
             message["tool_calls"] = [{"id": c.id, "type": "function",
                                       "function": {"name": c.name, "arguments": c.arguments}} for c in r.calls]
+        logprobs = None if r.logprobs is None else {"content": r.logprobs, "refusal": None}
         return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
                 "system_fingerprint": None,
-                "choices": [{"index": 0, "message": message, "finish_reason": r.finish_reason, "logprobs": None}],
+                "choices": [{"index": 0, "message": message, "finish_reason": r.finish_reason, "logprobs": logprobs}],
                 "usage": r.usage(self.count_tokens)}
 
-    def chunk(self, delta: dict, finish_reason: str | None = None) -> str:
+    def chunk(self, delta: dict, finish_reason: str | None = None, logprobs: list | None = None) -> str:
+        shown = None if logprobs is None else {"content": logprobs, "refusal": None}
         return json.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                            "model": self.model, "system_fingerprint": None,
                            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason,
-                                        "logprobs": None}]})
+                                        "logprobs": shown}]})
 
     def piece_frame(self, piece: Piece) -> str:
         """The SSE frame (data: chunk) of one piece; the same JSON as chunk(delta(piece))."""
+        if piece.logprobs is not None:  # asked for log-probabilities: the whole chunk, built as JSON
+            return f"data: {self.chunk(self.delta(piece), logprobs=piece.logprobs)}\n\n"
         if piece.kind == "content":
             delta = '{"content": %s}' % json.dumps(piece.text)
         elif piece.kind == "reasoning":

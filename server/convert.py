@@ -29,9 +29,7 @@ def chat_messages(messages) -> tuple[list[dict], str | None]:
     try:
         developer, out = messages_from_openai(messages)
     except ValueError as e:  # the engine's own sentence, naming the message
-        raise bad_request(str(e), "messages") from None
-    if not out:
-        raise bad_request("The messages hold no user message to answer.", "messages")
+        raise bad_request(str(e), "messages", "invalid_conversation") from None
     return out, developer
 
 

@@ -12,7 +12,8 @@ import secrets
 from dataclasses import dataclass, field
 
 from engine.browser.turn import BrowserStep
-from engine.events import FUNCTIONS, ContextTrimmed, Done, MessageEnd, MessageStart, Stop, TextDelta, step_kind
+from engine.events import (FUNCTIONS, ContextTrimmed, Done, MessageEnd, MessageStart, Stop, TextDelta, TokenLogprobs,
+                           step_kind)
 from engine.tools import BROWSER
 
 FINISH = {"return": "stop", "call": "tool_calls", "max_tokens": "length", "cancelled": "stop"}
@@ -25,6 +26,7 @@ class Piece:
     kind: str
     text: str = ""
     call: int = -1  # index into ReplyReader.calls for call/arguments
+    logprobs: list | None = None  # content only, when asked: OpenAI's entries for the tokens of this text
 
 
 def merge(pieces: list[Piece]) -> list[Piece]:
@@ -34,7 +36,9 @@ def merge(pieces: list[Piece]) -> list[Piece]:
     for p in pieces:
         last = out[-1] if out else None
         if last is not None and p.kind == last.kind != "call" and p.call == last.call:
-            out[-1] = Piece(p.kind, last.text + p.text, p.call)
+            logprobs = None if last.logprobs is None and p.logprobs is None else \
+                (last.logprobs or []) + (p.logprobs or [])
+            out[-1] = Piece(p.kind, last.text + p.text, p.call, logprobs)
         else:
             out.append(p)
     return out
@@ -47,10 +51,20 @@ class ToolCallOut:
     arguments: str = ""
 
 
-class ReplyReader:
-    """Feed events; read pieces to stream, and the whole reply once Done arrives."""
+def logprob_entry(enc, token: int, logprob: float, top=()) -> dict:
+    """OpenAI's log-probability entry for one token: its text, bytes and the top alternatives."""
+    def one(t, lp):
+        raw = enc.decode_single_token_bytes(t)
+        return {"token": raw.decode("utf-8", errors="replace"), "logprob": lp, "bytes": list(raw)}
 
-    def __init__(self, stop_strings: list[str] = ()):
+    return {**one(token, logprob), "top_logprobs": [one(t, lp) for t, lp in top]}
+
+
+class ReplyReader:
+    """Feed events; read pieces to stream, and the whole reply once Done arrives. With `enc` given,
+    TokenLogprobs events (sent only when asked) become OpenAI's entries for the answer's tokens."""
+
+    def __init__(self, stop_strings: list[str] = (), enc=None):
         self.stops = list(stop_strings)
         self.hold = max((len(s) for s in self.stops), default=1) - 1  # chars kept back: a stop may span deltas
         self.reasoning, self.content = "", ""
@@ -64,8 +78,19 @@ class ReplyReader:
         self.done: Done | None = None
         self.trimmed = False
         self.searches: list[BrowserStep] = []  # one per web_search call
+        self.enc = enc
+        self.logprobs: list[dict] | None = [] if enc is not None else None  # every content token's entry
+        self._lp_pending: list[dict] = []  # entries not yet sent with a piece
+        self._specials = frozenset(enc.encode_single_token(s) for s in enc.special_tokens_set) if enc else ()
 
     def feed(self, ev) -> list[Piece]:
+        if isinstance(ev, TokenLogprobs):  # comes before the parser's events for its token
+            if self.kind in ("final", "preamble") and self.logprobs is not None and not self.hit_stop \
+                    and ev.token not in self._specials:
+                entry = logprob_entry(self.enc, ev.token, ev.logprob, ev.top)
+                self.logprobs.append(entry)
+                self._lp_pending.append(entry)
+            return []
         if isinstance(ev, BrowserStep):  # server.web_search: the browser answered a call
             self.searches.append(ev)
             return [Piece("web_search", call=len(self.searches) - 1)]
@@ -106,10 +131,16 @@ class ReplyReader:
             return [Piece("reasoning", text)]
         return self._content(text)
 
+    def _take_logprobs(self) -> list | None:
+        if self.logprobs is None:
+            return None
+        taken, self._lp_pending = self._lp_pending, []
+        return taken
+
     def _content(self, text: str) -> list[Piece]:
         if not self.stops:
             self.content += text
-            return [Piece("content", text)]
+            return [Piece("content", text, logprobs=self._take_logprobs())]
         self._pending += text
         cut = min((i for i in (self._pending.find(s) for s in self.stops) if i >= 0), default=-1)
         if cut >= 0:
@@ -119,12 +150,12 @@ class ReplyReader:
             keep = len(self._pending) - self.hold
             out, self._pending = self._pending[:max(keep, 0)], self._pending[max(keep, 0):]
         self.content += out
-        return [Piece("content", out)] if out else []
+        return [Piece("content", out, logprobs=self._take_logprobs())] if out else []
 
     def _release_all(self) -> list[Piece]:
         out, self._pending = self._pending, ""
         self.content += out
-        return [Piece("content", out)] if out else []
+        return [Piece("content", out, logprobs=self._take_logprobs())] if out else []
 
     @property
     def finish_reason(self) -> str:

@@ -7,13 +7,30 @@ from server.errors import APIError, bad_request
 from server.runner import Job
 
 
-def check_model(body: dict, model_id: str) -> None:
+def check_model(body: dict, names) -> None:
+    """`model` must name the model served: its id or one of its aliases (names[0] is the id)."""
+    names = (names,) if isinstance(names, str) else tuple(names)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise bad_request("`model` is required; GET /v1/models lists the one this server runs.", "model")
-    if model != model_id:
-        raise APIError(404, f"The model {model!r} does not exist here; this server runs {model_id!r}.",
+    if model not in names:
+        also = f" (also answering to {', '.join(repr(n) for n in names[1:])})" if len(names) > 1 else ""
+        raise APIError(404, f"The model {model[:100]!r} does not exist here; this server runs {names[0]!r}{also}.",
                        "model", "model_not_found")
+
+
+def logprobs_of(body: dict) -> int | None:
+    """How many top log-probabilities to report per token (0: only the chosen token's), or None when
+    not asked. Chat: `logprobs` (+ `top_logprobs`); Responses: `top_logprobs`, or `include` naming
+    "message.output_text.logprobs"."""
+    top = body.get("top_logprobs")
+    if "messages" in body:
+        if top and not body.get("logprobs"):
+            raise bad_request("`top_logprobs` needs `logprobs: true`.", "top_logprobs", "logprobs_not_asked")
+        return (top or 0) if body.get("logprobs") else None
+    if top or "message.output_text.logprobs" in (body.get("include") or []):
+        return top or 0
+    return None
 
 
 def sampling_job(body: dict, messages: list[dict], developer: str | None, effort: str,

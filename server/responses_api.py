@@ -13,26 +13,38 @@ import time
 from server.convert import effort_of, text_of, tool_call, tool_result
 from server.errors import APIError, bad_request
 from server.reply import Piece, ReplyReader
-from server.requests import check_model, flat_tools, sampling_job, text_format, tool_choice_of
+from server.requests import check_model, flat_tools, logprobs_of, sampling_job, text_format, tool_choice_of
 
 MAX_STORED = 1000  # responses kept for previous_response_id (oldest forgotten first)
 
 
 class ResponseStore:
-    """Conversations behind the responses this server made: id -> (harmony messages, call names)."""
+    """The responses this server made (unless `store: false`): id -> (the conversation as harmony
+    messages, call id -> function name for every call in it, the response object)."""
 
     def __init__(self):
-        self._items: dict[str, tuple[list[dict], dict]] = {}
+        self._items: dict[str, tuple[list[dict], dict, dict]] = {}
+
+    def _held(self, response_id: str, param: str | None) -> tuple:
+        if response_id not in self._items:
+            raise APIError(404, f"No response {response_id[:100]!r} is held by this server (responses last while "
+                                "it runs, unless sent with store: false); send the whole conversation instead.",
+                           param, "response_not_found")
+        return self._items[response_id]
 
     def get(self, response_id: str) -> tuple[list[dict], dict]:
-        if response_id not in self._items:
-            raise APIError(404, f"No response {response_id!r} is held by this server (responses last while "
-                                "it runs); send the whole conversation instead.", "previous_response_id")
-        messages, names = self._items[response_id]
+        messages, names, _ = self._held(response_id, "previous_response_id")
         return list(messages), dict(names)
 
-    def put(self, response_id: str, messages: list[dict], names: dict) -> None:
-        self._items[response_id] = (messages, names)
+    def response(self, response_id: str) -> dict:
+        return self._held(response_id, None)[2]
+
+    def delete(self, response_id: str) -> None:
+        self._held(response_id, None)
+        del self._items[response_id]
+
+    def put(self, response_id: str, messages: list[dict], names: dict, response: dict) -> None:
+        self._items[response_id] = (messages, names, response)
         while len(self._items) > MAX_STORED:
             self._items.pop(next(iter(self._items)))
 
@@ -70,7 +82,7 @@ def input_messages(value, names: dict) -> list[dict]:
             name = names.get(item.get("call_id"))
             if not name:
                 raise bad_request("A function_call_output's call_id must match an earlier function_call.",
-                                  f"{param}.call_id")
+                                  f"{param}.call_id", "unknown_call_id")
             output = item.get("output")
             out.append(tool_result(name, output if isinstance(output, str) else text_of(output, param)))
         elif kind == "web_search_call":
@@ -80,9 +92,10 @@ def input_messages(value, names: dict) -> list[dict]:
     return out
 
 
-def parse(body: dict, model_id: str, store: ResponseStore):
-    """Request body -> (job, stream, the conversation so far, call names)."""
-    check_model(body, model_id)
+def parse(body: dict, names, store: ResponseStore):
+    """Request body (checked against server.schemas.ResponsesRequest) -> (job, stream, the conversation
+    so far, call id -> function name). `names`: the model's id and aliases."""
+    check_model(body, names)
     previous = body.get("previous_response_id")
     history, names = store.get(previous) if previous else ([], {})
     messages = history + input_messages(body.get("input"), names)
@@ -92,11 +105,10 @@ def parse(body: dict, model_id: str, store: ResponseStore):
     if instructions is not None and not isinstance(instructions, str):
         raise bad_request("`instructions` must be a string.", "instructions")
     developer = "\n\n".join([p for p in [instructions, *developer_parts] if p]) or None
-    if not any(m["role"] == "user" for m in messages):
-        raise bad_request("The input holds no user message to answer.", "input")
     reasoning = body.get("reasoning") or {}
     job = sampling_job(body, messages, developer, effort_of(reasoning.get("effort"), "reasoning.effort"),
                        ("max_output_tokens",))
+    job.logprobs = logprobs_of(body)
     text = body.get("text") if isinstance(body.get("text"), dict) else {}
     job.extra = {"tools": flat_tools(body.get("tools")), "tool_choice": tool_choice_of(body.get("tool_choice")),
                  "response_format": text_format(text.get("format"))}
@@ -139,7 +151,17 @@ class ResponseBuilder:
                 "tools": b.get("tools") or [], "tool_choice": b.get("tool_choice", "auto"),
                 "parallel_tool_calls": False, "temperature": b.get("temperature"), "top_p": b.get("top_p"),
                 "max_output_tokens": b.get("max_output_tokens"), "text": b.get("text") or {"format": {"type": "text"}},
-                "metadata": b.get("metadata") or {}, "store": True}
+                "metadata": b.get("metadata") or {}, "store": self.stored}
+
+    @property
+    def stored(self) -> bool:
+        """Kept for previous_response_id and GET /v1/responses/{id} unless the client said store: false."""
+        return self.body.get("store") is not False
+
+    def call_names(self, earlier: dict) -> dict:
+        """Call id -> function name for the conversation so far: the calls the client sent and the ones
+        this response made, so a function_call_output sent next with previous_response_id finds its call."""
+        return {**earlier, **{item["call_id"]: item["name"] for item in self.output if item["type"] == "function_call"}}
 
     def conversation(self, messages: list[dict]) -> list[dict]:
         """The conversation to keep for previous_response_id: the input plus this output."""
@@ -173,7 +195,9 @@ class ResponseBuilder:
         if piece.kind in ("content", "reasoning") and piece.text:
             item["content"][0]["text"] += piece.text
             name = "response.output_text.delta" if kind == "message" else "response.reasoning_text.delta"
-            extra = {"logprobs": []} if kind == "message" else {}
+            extra = {"logprobs": piece.logprobs or []} if kind == "message" else {}
+            if piece.logprobs:
+                item["content"][0]["logprobs"] += piece.logprobs
             events.append(self.event(name, item_id=item["id"], output_index=index, content_index=0,
                                      delta=piece.text, **extra))
         elif piece.kind == "arguments":
@@ -198,8 +222,11 @@ class ResponseBuilder:
     def _open(self, kind: str, piece: Piece) -> list[dict]:
         self.open_kind = kind
         if kind == "message":
+            part = {"type": "output_text", "text": "", "annotations": []}
+            if self.reader.logprobs is not None:  # asked for log-probabilities
+                part["logprobs"] = []
             item = {"type": "message", "id": "msg_" + secrets.token_hex(12), "status": "in_progress",
-                    "role": "assistant", "content": [{"type": "output_text", "text": "", "annotations": []}]}
+                    "role": "assistant", "content": [part]}
         elif kind == "reasoning":
             item = {"type": "reasoning", "id": "rs_" + secrets.token_hex(12), "summary": [],
                     "content": [{"type": "reasoning_text", "text": ""}]}
@@ -230,7 +257,8 @@ class ResponseBuilder:
                 events.append(self.event("response.output_text.annotation.added", item_id=item["id"],
                                          output_index=index, content_index=0, annotation_index=i, annotation=note))
             events.append(self.event("response.output_text.done", item_id=item["id"], output_index=index,
-                                     content_index=0, text=item["content"][0]["text"], logprobs=[]))
+                                     content_index=0, text=item["content"][0]["text"],
+                                     logprobs=item["content"][0].get("logprobs", [])))
         elif kind == "reasoning":
             events.append(self.event("response.reasoning_text.done", item_id=item["id"], output_index=index,
                                      content_index=0, text=item["content"][0]["text"]))

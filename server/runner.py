@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import queue
 import threading
@@ -37,6 +38,7 @@ class Job:
     top_p: float | None = None
     seed: int | None = None
     max_tokens: int | None = None
+    logprobs: int | None = None  # report log-probabilities, with this many top ones (None: not asked)
     extra: dict = field(default_factory=dict)  # tools / response_format, passed to session.reply
     cancel: threading.Event = field(default_factory=threading.Event)
     loop: asyncio.AbstractEventLoop | None = None
@@ -185,7 +187,7 @@ class EngineRunner:
             options = engine_options(job.extra)  # tools, tool_choice (as the engine's types), response_format
             prompt = session.render(job.messages, effort=job.effort, developer=job.developer, **options)
         except ValueError as e:  # the engine's checks: one sentence each
-            raise APIError(400, str(e)) from None
+            raise APIError(400, str(e), code="invalid_tool_or_format") from None
         prompt_len = len(prompt.ids)
         context = session.context_length
         if prompt_len >= context:
@@ -195,6 +197,8 @@ class EngineRunner:
         room = context - prompt_len
         max_tokens = min(job.max_tokens or room, room)
         sampling = session.sampling(job.temperature, job.top_p, job.seed)
+        if job.logprobs is not None:  # the extra host work only when asked
+            sampling = dataclasses.replace(sampling, logprobs=job.logprobs)
         for ev in session.reply(job.messages, sampling=sampling, max_tokens=max_tokens, cancel=job.cancel,
                                 prompt=prompt):
             if isinstance(ev, Done):

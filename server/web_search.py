@@ -74,7 +74,7 @@ def split_tools(tools) -> tuple[list | None, bool]:
 def check_sources(sources: Sources | None, param: str) -> None:
     if sources is None or not sources.backends:
         raise bad_request("This server has no sources to search: start it with --library FOLDER or --zim FILE "
-                          "(nothing is searched on the web).", param)
+                          "(nothing is searched on the web).", param, "no_search_sources")
 
 
 def call_item(step: BrowserStep) -> dict:

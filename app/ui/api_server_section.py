@@ -1,6 +1,7 @@
 """Settings' "Local API server" switch: on/off, the URL to copy, the requests served, and who can reach it.
 
-The switch acts at once (it is not part of Save/Cancel): the URL is what the user came for.
+The switch acts at once, so the URL can be copied before Save; Cancel puts the server back as it was
+when the dialog opened (revert()).
 `api` is app.api_server.LocalApiServer (running, url, served, note, set_enabled, changed, served_changed).
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ class ApiServerSection(QWidget):
         lay.addWidget(QLabel("Local API", objectName="Title"))
         self.switch = QCheckBox("Local API server")
         self.switch.setChecked(api.running)
+        self._was_running = api.running
         self.switch.toggled.connect(self._toggled)
         lay.addWidget(self.switch)
         self.about = QLabel("Editors, scripts and agents can use the loaded model through the OpenAI API. They "
@@ -51,9 +53,18 @@ class ApiServerSection(QWidget):
         self.note = QLabel(objectName="Notice")
         self.note.setWordWrap(True)
         lay.addWidget(self.note)
+        # Bound methods, not lambdas: Qt drops them when this widget is deleted with its dialog.
         api.changed.connect(self.refresh)
-        api.served_changed.connect(lambda n: self.served.setText(served_text(int(n))))
+        api.served_changed.connect(self._show_served)
         self.refresh()
+
+    def _show_served(self, n: int) -> None:
+        self.served.setText(served_text(int(n)))
+
+    def revert(self) -> None:
+        """Cancel: the server on or off as it was when Settings opened."""
+        if self.api.running != self._was_running:
+            self.api.set_enabled(self._was_running)
 
     def refresh(self) -> None:
         on = self.api.running
@@ -71,24 +82,11 @@ class ApiServerSection(QWidget):
         self.note.setObjectName("Notice" if self.api.note and not on else "Caption")
         self.note.style().unpolish(self.note)
         self.note.style().polish(self.note)
-        QTimer.singleShot(0, self._fit_window)
-
-    def showEvent(self, e) -> None:
-        super().showEvent(e)
-        QTimer.singleShot(0, self._fit_window)
-
-    def _fit_window(self) -> None:
-        """Grow the dialog to its wrapped labels' height: Qt sizes a top-level window from its width-free
-        size hint, which clips word-wrapped text (and the URL row once the switch shows it)."""
-        w = self.window()
-        need = w.heightForWidth(w.width()) if w.layout() is not None and w.layout().hasHeightForWidth() else -1
-        if need > w.height():
-            w.resize(w.width(), need)
 
     def copy_url(self) -> None:
         QGuiApplication.clipboard().setText(self.url.text())
         self.copy_button.setText("Copied")
-        QTimer.singleShot(1500, lambda: self.copy_button.setText("Copy"))
+        QTimer.singleShot(1500, self.copy_button, lambda: self.copy_button.setText("Copy"))
 
     def _toggled(self, on: bool) -> None:
         self.api.set_enabled(on)

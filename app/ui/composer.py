@@ -99,6 +99,10 @@ class Composer(QWidget):
         tools.addWidget(self.edit_button)
         tools.addWidget(self.regenerate_button)
         outer.addLayout(tools)
+        self.notice = QLabel("", objectName="Notice")     # why the message in the box was not sent
+        self.notice.setWordWrap(True)
+        self.notice.hide()
+        outer.addWidget(self.notice)
         box = QWidget(objectName="ComposerBox")
         row = QHBoxLayout(box)
         row.setContentsMargins(10, 6, 6, 6)
@@ -127,6 +131,9 @@ class Composer(QWidget):
         idle = self._ready and not busy
         self.regenerate_button.setEnabled(idle and has_answer)
         self.edit_button.setEnabled(idle and has_user)
+        # Nothing to regenerate or edit in an empty chat: the buttons appear with the first message.
+        self.regenerate_button.setVisible(has_answer)
+        self.edit_button.setVisible(has_user)
 
     def _send_or_stop(self) -> None:
         if self._busy:
@@ -147,6 +154,18 @@ class Composer(QWidget):
         """The controller took the message: clear the box."""
         self.input.clear()
         self.end_edit()
+        self.show_notice("")
+
+    def show_notice(self, text: str) -> None:
+        self.notice.setText(text)
+        self.notice.setVisible(bool(text))
+
+    def take_back(self, text: str, notice: str) -> None:
+        """A refused message comes back into the box (before anything typed since), with why."""
+        typed = self.input.toPlainText()
+        self.input.setPlainText(text + ("\n\n" + typed if typed.strip() else ""))
+        self.show_notice(notice)
+        self.input.setFocus()
 
     def begin_edit(self, text: str) -> None:
         self.editing = True

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGridLayout, QLabel, QSlider, QWidget
 
 from app.qt_compat import emit
+from app.ui.theme import current_colors
 
 EFFORTS = ("low", "medium", "high")
 
@@ -23,6 +25,18 @@ class _StopLabel(QLabel):
         super().mousePressEvent(e)
 
 
+class _FocusSlider(QSlider):
+    """A slider that shows keyboard focus (the Fusion style draws none): a ring in the accent colour."""
+
+    def paintEvent(self, e) -> None:
+        super().paintEvent(e)
+        if self.hasFocus():
+            p = QPainter(self)
+            p.setPen(QPen(QColor(current_colors().accent), 1))
+            p.drawRoundedRect(self.rect().adjusted(0, 0, -1, -1), 4, 4)
+            p.end()
+
+
 class EffortSlider(QWidget):
     effort_changed = Signal(str)
 
@@ -35,7 +49,7 @@ class EffortSlider(QWidget):
         grid.setVerticalSpacing(0)
         self.caption = QLabel("Reasoning", objectName="Caption")
         grid.addWidget(self.caption, 0, 0, 2, 1)
-        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider = _FocusSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 2)
         self.slider.setPageStep(1)
         self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)

@@ -10,8 +10,10 @@ from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QMainWindow, Q
 from app.demo_examples import ACCURACY as DEMO_ACCURACY
 from app.demo_examples import EXAMPLES as DEMO_EXAMPLES
 
+from app.store import StoreError
 from app.ui.api_server_section import served_text
 from app.ui.composer import Composer
+from app.ui.context_meter import ContextMeter
 from app.ui.effort import EffortSlider
 from app.ui.elided_label import ElidedLabel
 from app.ui.message_view import THIS_MACHINE, MessageView
@@ -43,6 +45,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("gpt-oss chat")
         self.resize(1180, 780)
         self.setMinimumSize(760, 520)
+        self._restore_geometry()
         self.stack = QStackedWidget()
         self.setCentralWidget(self.stack)
         self.setup = SetupPage(size_text, dest_text)
@@ -110,7 +113,10 @@ class MainWindow(QMainWindow):
     def _status_bar(self) -> None:
         self.status_model = QLabel("No model loaded")
         self.status_memory = QLabel("")
+        self.context_meter = ContextMeter()
+        self.context_meter.hide()
         self.statusBar().addWidget(self.status_model)
+        self.statusBar().addPermanentWidget(self.context_meter)
         self.statusBar().addPermanentWidget(self.status_memory)
         self.statusBar().setSizeGripEnabled(False)
 
@@ -136,6 +142,10 @@ class MainWindow(QMainWindow):
         for a in (self.new_action, self.settings_action, self.find_action):
             menu.addAction(a)
             self.addAction(a)
+        menu.addSeparator()
+        self.export_md_action = menu.addAction("Export Chat as Markdown…", lambda: self._ask_export("md"))
+        self.export_json_action = menu.addAction("Export Chat as JSON…", lambda: self._ask_export("json"))
+        self.import_action = menu.addAction("Import Chat…", self._ask_import)
         help_menu = self.menuBar().addMenu("&Help")
         for a in help_menu_actions:
             help_menu.addAction(a)
@@ -169,6 +179,7 @@ class MainWindow(QMainWindow):
         c.model_failed.connect(self._model_failed)
         c.memory_changed.connect(lambda b: self.status_memory.setText(memory_text(int(b))))
         c.settings_changed.connect(lambda: self.messages.set_show_raw(c.settings.show_raw_cot))
+        c.message_refused.connect(self.composer.take_back)
 
     # -- behaviour -----------------------------------------------------------------------
     def show_setup(self, message: str = "") -> None:
@@ -191,11 +202,67 @@ class MainWindow(QMainWindow):
         self.sidebar.search.setFocus()
         self.sidebar.search.selectAll()
 
+    def about_text(self) -> str:
+        from app import __version__
+        return (f"<b>gpt-oss chat</b> <span>version {__version__}</span><p>Chat with OpenAI's open-weight gpt-oss "
+                f"models, fully offline on {THIS_MACHINE}. The model runs in this app's own MLX engine; chats stay "
+                "in a local database.</p>")
+
     def show_about(self) -> None:
-        QMessageBox.about(self, "About gpt-oss chat",
-                          "<b>gpt-oss chat</b><p>Chat with OpenAI's open-weight gpt-oss models, fully offline on "
-                          f"{THIS_MACHINE}. The model runs in this app's own MLX engine; chats stay in a local "
-                          "database.</p>")
+        QMessageBox.about(self, "About gpt-oss chat", self.about_text())
+
+    # -- export and import -----------------------------------------------------------------
+    def export_chat(self, path: str, kind: str, reasoning: bool = False) -> str:
+        """Write the open chat to `path` as Markdown ("md") or JSON; '' when done, else one sentence."""
+        import json
+
+        from app.chat_export import chat_json, chat_markdown
+        if self.c.current_id == -1 or not self.c.model.messages():
+            return "This chat is empty: there is nothing to export yet."
+        try:
+            text = (chat_markdown(self.c.store, self.c.current_id, reasoning) if kind == "md"
+                    else json.dumps(chat_json(self.c.store, self.c.current_id), ensure_ascii=False, indent=1))
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        except (OSError, StoreError) as e:
+            return f"The chat could not be exported ({e}); choose another place and try again."
+        return ""
+
+    def import_chat_file(self, path: str) -> str:
+        """Add the chat in the JSON file `path` to the history and open it; '' when done, else why not."""
+        from app.chat_export import ChatFileError, import_chat
+        from app.paths import app_data_dir
+        try:
+            conv_id = import_chat(self.c.store, path, app_data_dir() / "imported")
+        except (ChatFileError, StoreError) as e:
+            return str(e)
+        self.refresh_conversations()
+        self.c.open_conversation(conv_id)
+        self.refresh_conversations()
+        return ""
+
+    def _ask_export(self, kind: str) -> None:
+        from PySide6.QtWidgets import QFileDialog
+        conv = self.c.store.conversation(self.c.current_id) if self.c.current_id != -1 else None
+        name = "".join(ch for ch in (conv.title if conv else "chat") if ch.isalnum() or ch in " -_").strip() or "chat"
+        kinds = {"md": "Markdown (*.md)", "json": "JSON (*.json)"}
+        path, _ = QFileDialog.getSaveFileName(self, "Export Chat", f"{name}.{kind}", kinds[kind])
+        reasoning = False
+        if path and kind == "md" and any(m.analysis for m in self.c.model.messages()):
+            reasoning = QMessageBox.question(
+                self, "Export Chat", "Include the model's reasoning (unfiltered model output)?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
+        problem = self.export_chat(path, kind, reasoning) if path else ""
+        if problem:
+            QMessageBox.warning(self, "Export Chat", problem)
+
+    def _ask_import(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+        path, _ = QFileDialog.getOpenFileName(self, "Import Chat", "", "Chat exported as JSON (*.json)")
+        problem = self.import_chat_file(path) if path else ""
+        if problem:
+            QMessageBox.warning(self, "Import Chat", problem)
 
     def set_api_server(self, api) -> None:
         """The launcher's LocalApiServer: Settings shows its switch; the status bar says when it is on."""
@@ -218,12 +285,23 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.c.settings, self, greedy=self.c.greedy, api=self.api_server,
+                                context_lengths=self.c.context_lengths, mcp=self.c.mcp,
+                                conversation_id=self.c.current_id if self.c.current_id != -1 else None,
                                 library=(self.c.library, self.c.indexer))
-        if dialog.exec():
-            self.c.save_settings(dialog.result_settings())
+        try:
+            if dialog.exec():
+                self.c.save_settings(dialog.result_settings())
+        finally:   # a kept dialog keeps its connections to the API server alive
+            dialog.deleteLater()
         self.sources_switch.refresh()   # the Library section may have added or removed sources
 
     def _escape(self) -> None:
+        if self.sidebar.search.hasFocus():   # Esc in the search field: clear it, then back to the chat
+            if self.sidebar.search.text():
+                self.sidebar.search.clear()
+            else:
+                self.composer.input.setFocus()
+            return
         if self.c.answering_here:     # Esc stops the answer on screen, never one in another chat
             self.c.stop()
         elif self.composer.editing:
@@ -261,6 +339,7 @@ class MainWindow(QMainWindow):
 
     def _update_composer(self) -> None:
         msgs = self.c.model.messages()
+        self.context_meter.show_use(msgs, int(self.c.settings.context_length))
         # Stop belongs to the chat that is answering; other chats wait while it holds the model.
         self.composer.set_state(self.c.ready, self.c.answering_here, bool(msgs) and msgs[-1].role == "assistant",
                                 any(m.role == "user" for m in msgs), elsewhere=self.c.answering_elsewhere)
@@ -308,7 +387,24 @@ class MainWindow(QMainWindow):
                 self._theming = False
         super().changeEvent(e)
 
+    def _restore_geometry(self) -> None:
+        """Where and how large the window was left (Qt keeps it on a screen that still exists)."""
+        from PySide6.QtCore import QByteArray
+        try:
+            saved = self.c.store.get_setting("window_geometry", "")
+        except StoreError:
+            return
+        if isinstance(saved, str) and saved:
+            self.restoreGeometry(QByteArray.fromBase64(saved.encode()))
+
+    def _save_geometry(self) -> None:
+        try:
+            self.c.store.set_setting("window_geometry", bytes(self.saveGeometry().toBase64()).decode())
+        except (StoreError, AttributeError):   # unwritable, or already closed at shutdown
+            pass   # the window opens at its default size next time
+
     def closeEvent(self, e) -> None:
+        self._save_geometry()
         if self.api_server is not None:   # first: its request on the engine thread stops at the next token
             self.api_server.stop()
         self.c.shutdown()

@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QToolButton, QVBoxLayout, QWidget
 
+from app.ui.rich_text import StreamingHtml, markdown_html, open_link
 from app.ui.theme import current_colors
 
 FENCE = re.compile(r"^(```|~~~)[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:^\1[ \t]*$|\Z)", re.S | re.M)
@@ -47,14 +48,43 @@ def highlight_html(code: str, language: str, dark: bool) -> str:
     return f"<pre style='margin:0'>{html.escape(code)}</pre>"
 
 
-def prose_label(text: str, markdown: bool) -> QLabel:
-    label = QLabel()
-    label.setTextFormat(Qt.TextFormat.MarkdownText if markdown else Qt.TextFormat.PlainText)
-    label.setText(text)
-    label.setWordWrap(True)
-    label.setOpenExternalLinks(True)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
-    return label
+class ProseLabel(QLabel):
+    """Model text, shown literally: Markdown through rich_text (never Qt's HTML-passing reader), or
+    plain text. `source()` is the text as the model wrote it."""
+
+    def __init__(self, text: str, markdown: bool, streaming: bool = False):
+        super().__init__()
+        self.markdown = markdown
+        self._source = ""
+        # An answer being written is re-set per batch: render only its end. Finished text: all at once.
+        self._streaming = StreamingHtml() if streaming else None
+        self.setTextFormat(Qt.TextFormat.RichText if markdown else Qt.TextFormat.PlainText)
+        self.setWordWrap(True)
+        self.setOpenExternalLinks(False)        # a click goes through open_link: http(s) only
+        self.linkActivated.connect(open_link)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:   # noqa: N802 (Qt's name): every caller gets the safe path
+        self._source = text
+        if not (self.markdown and text):
+            shown = text
+        elif self._streaming is not None:
+            shown = self._streaming.render(text, current_colors())
+        else:
+            shown = markdown_html(text, current_colors())
+        super().setText(shown)
+        # A Tab stop only where there is a link to reach; elsewhere the mouse selects the text.
+        flags = Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.LinksAccessibleByMouse
+        if self.markdown and "<a href" in shown:
+            flags |= Qt.TextInteractionFlag.LinksAccessibleByKeyboard
+        self.setTextInteractionFlags(flags)
+
+    def source(self) -> str:
+        return self._source
+
+
+def prose_label(text: str, markdown: bool, streaming: bool = False) -> ProseLabel:
+    return ProseLabel(text, markdown, streaming)
 
 
 class CodeBlock(QFrame):
@@ -86,6 +116,7 @@ class CodeBlock(QFrame):
         body.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         # Long lines scroll sideways inside the block instead of widening the whole chat column.
         scroll = QScrollArea(objectName="CodeScroll")
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)     # its Copy button is the block's Tab stop
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidgetResizable(True)
         scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)

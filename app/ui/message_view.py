@@ -36,6 +36,8 @@ def thinking_text(msg: ChatMessage, now: float | None = None) -> str:
         return f"Thinking… {max(0, int(now - msg.think_started))} s"
     if msg.streaming and msg.phase == "queued":  # the model is answering another request (the local API)
         return "Waiting for the model…"
+    if msg.streaming and msg.phase == "mcp":      # the chat's MCP servers start (first message only)
+        return "Starting this chat's tool servers…"
     if msg.streaming and msg.phase == "waiting":
         if msg.reading is not None:  # only sent for prompts that take more than a second to read
             return f"Reading your message… {int(msg.reading * 100)}%"
@@ -65,7 +67,8 @@ def stats_text(msg: ChatMessage) -> str:
     if s.get("json_answer"):
         parts.append("Answer in your JSON format")
     if "generated_tokens" in s:
-        parts.append(f"{s['generated_tokens']} tokens")
+        n = s["generated_tokens"]
+        parts.append(f"{n} token" if n == 1 else f"{n} tokens")
     if s.get("decode_tps"):
         parts.append(f"{s['decode_tps']:.1f} tokens/s")
     if s.get("ttft_s"):
@@ -84,6 +87,7 @@ class UserBubble(QWidget):
         lay.setContentsMargins(14, 9, 14, 9)
         self.label = prose_label(msg.text, markdown=False)
         self.label.setObjectName("UserText")
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)   # no Tab stop: no links
         self._text = msg.text
         self._row_width = 460 + USER_INDENT + 30
         self._fit(msg.text)
@@ -147,23 +151,49 @@ class AssistantBubble(QWidget):
         lay.addLayout(self.body_box)
         # While streaming, one Markdown label (cheap to re-set per batch); code blocks with highlighting
         # and Copy buttons are built once the answer is finished.
-        self.plain = prose_label("", markdown=True)
+        self.plain = prose_label("", markdown=True, streaming=True)
         self.plain.setObjectName("AnswerStreaming")
         self.body_box.addWidget(self.plain)
         self.rendered: MarkdownView | None = None
         self.stats = QLabel(objectName="Stats")
         self.notice = QLabel(objectName="Notice")
         self.notice.setWordWrap(True)
-        lay.addWidget(self.stats)
+        footer = QHBoxLayout()
+        footer.setSpacing(6)
+        # The whole answer as the model wrote it (Markdown), for pasting elsewhere.
+        self.copy_button = QToolButton(text="Copy", objectName="CopyMessage")
+        self.copy_button.setToolTip("Copy this answer as Markdown")
+        self.copy_button.clicked.connect(self.copy_markdown)
+        self.copy_button.hide()
+        footer.addWidget(self.stats)
+        footer.addWidget(self.copy_button)
+        footer.addStretch(1)
+        lay.addLayout(footer)
+        self._markdown = ""
         lay.addWidget(self.notice)
         self.update_from(msg, show_raw)
+
+    def copy_markdown(self) -> None:
+        from PySide6.QtGui import QGuiApplication
+        QGuiApplication.clipboard().setText(self._markdown)
+        self.copy_button.setText("Copied")
+        QTimer.singleShot(1500, self.copy_button, lambda: self.copy_button.setText("Copy"))
 
     def _toggle_raw(self) -> None:
         if not self._has_raw:
             return   # hidden by the developer setting: the tooltip says so
         self._raw_open = not self._raw_open
         self.raw_panel.setVisible(self._raw_open and bool(self.raw_text.text()))
+        self._show_line()
         self._label_toggle()
+
+    def _show_line(self) -> None:
+        """'Thought for N s', with the arrow saying whether the reasoning is shown (▾) or folded (▸)."""
+        line = self._line
+        if line and self._has_raw and not self._streaming:
+            line += "  ▾" if self._raw_open else "  ▸"
+        self.thinking.setText(line)
+        self.thinking.setVisible(bool(line))
 
     def _label_toggle(self) -> None:
         if self._has_raw:
@@ -174,13 +204,10 @@ class AssistantBubble(QWidget):
             self.thinking.unsetCursor()
 
     def update_from(self, msg: ChatMessage, show_raw: bool) -> None:
-        line = thinking_text(msg)
         has_raw = show_raw and bool(msg.analysis)
         self._has_raw = has_raw
-        if line and has_raw and not msg.streaming:
-            line += "  ▾" if self._raw_open else "  ▸"
-        self.thinking.setText(line)
-        self.thinking.setVisible(bool(line))
+        self._line, self._streaming = thinking_text(msg), msg.streaming
+        self._show_line()
         self._label_toggle()
         if has_raw:
             self.raw_text.setText(msg.analysis)
@@ -204,6 +231,8 @@ class AssistantBubble(QWidget):
         stats = "" if msg.streaming else stats_text(msg)
         self.stats.setText(stats)
         self.stats.setVisible(bool(stats))
+        self._markdown = msg.text
+        self.copy_button.setVisible(not msg.streaming and bool(msg.text))
         self.notice.setText(msg.notice)
         self.notice.setVisible(bool(msg.notice))
 
@@ -218,6 +247,7 @@ class MessageView(QScrollArea):
         super().__init__(parent)
         self.model = model
         self.show_raw = False
+        self.setObjectName("Messages")
         self.setWidgetResizable(True)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         canvas = QWidget(objectName="MessageCanvas")
@@ -313,6 +343,7 @@ class MessageView(QScrollArea):
 
     def rebuild(self) -> None:
         for b in self.bubbles:
+            b.hide()          # now: a nested event loop (a menu) would show it until deleteLater runs
             b.deleteLater()
         self.bubbles = []
         self._insert(0, self.model.rowCount() - 1)
@@ -330,6 +361,7 @@ class MessageView(QScrollArea):
 
     def _remove(self, first: int, last: int) -> None:
         for bubble in self.bubbles[first:last + 1]:
+            bubble.hide()
             bubble.deleteLater()
         del self.bubbles[first:last + 1]
         self.empty_state.setVisible(not self.bubbles)

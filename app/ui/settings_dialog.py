@@ -4,24 +4,37 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLabel,
-                               QPlainTextEdit, QSpinBox, QVBoxLayout)
+from PySide6.QtCore import QRect
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QFrame,
+                               QLabel, QPlainTextEdit, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
 from app.settings import CONTEXT_LENGTHS, Settings
 from app.ui.api_server_section import ApiServerSection
 from app.ui.functions_editor import SCHEMA_EXAMPLE, FunctionsEditor
+from app.ui.mcp_section import McpSection
 from app.user_functions import check_answer_schema
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, settings: Settings, parent=None, greedy: bool = False, api=None, library=None):
+    def __init__(self, settings: Settings, parent=None, greedy: bool = False, api=None,
+                 context_lengths: tuple = (), mcp=None, conversation_id: int | None = None,
+                 library=None):
         """`greedy`: the loaded model decodes greedily, so temperature and top-p don't apply to it.
-        `api`: the app's LocalApiServer, for the "Local API server" switch (None: no switch)."""
+        `api`: the app's LocalApiServer, for the "Local API server" switch (None: no switch).
+        `context_lengths`: the lengths the loaded model and the memory plan allow (empty: all)."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setMinimumWidth(480)
         self._base = settings
-        lay = QVBoxLayout(self)
+        # Everything but Save/Cancel scrolls: the dialog is taller than a 13" screen otherwise.
+        outer = QVBoxLayout(self)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.content = QWidget(objectName="SettingsContent")
+        lay = QVBoxLayout(self.content)
+        lay.setContentsMargins(0, 0, 8, 0)      # room for the scroll bar beside the fields
         form = QFormLayout()
         self.developer = QPlainTextEdit(settings.developer)
         self.developer.setPlaceholderText("Instructions for every chat, e.g. “Answer in British English.”")
@@ -49,12 +62,19 @@ class SettingsDialog(QDialog):
         self.max_tokens.setSuffix(" tokens")
         form.addRow("Max answer length", self.max_tokens)
         self.context = QComboBox()
-        for n in CONTEXT_LENGTHS:
+        offered = [n for n in CONTEXT_LENGTHS if not context_lengths or n in context_lengths]
+        for n in offered or CONTEXT_LENGTHS:
             self.context.addItem(f"{n // 1024}K tokens", n)
         self.context.setCurrentIndex(max(0, self.context.findData(settings.context_length)))
         form.addRow("Context length", self.context)
         lay.addLayout(form)
-        lay.addWidget(QLabel("A longer context keeps more of the chat in mind but needs more memory.", objectName="Caption"))
+        context_note = "A longer context keeps more of the chat in mind but needs more memory."
+        if offered and offered[-1] < CONTEXT_LENGTHS[-1]:
+            context_note += (f" The loaded model, with this computer's memory, takes at most "
+                             f"{offered[-1] // 1024}K tokens.")
+        self.context_note = QLabel(context_note, objectName="Caption")
+        self.context_note.setWordWrap(True)
+        lay.addWidget(self.context_note)
         lay.addSpacing(8)
         self.python_tool = QCheckBox("Let the model run Python code")
         self.python_tool.setChecked(settings.python_tool)
@@ -80,6 +100,11 @@ class SettingsDialog(QDialog):
             lay.addSpacing(8)
             self.library_section = LibrarySection(*library)
             lay.addWidget(self.library_section)
+        self.mcp_section = None
+        if mcp is not None:   # app.mcp.service.McpService; the ticks are for the open chat
+            lay.addSpacing(8)
+            self.mcp_section = McpSection(mcp, conversation_id)
+            lay.addWidget(self.mcp_section)
         self.api_section = None
         if api is not None:
             lay.addSpacing(8)
@@ -115,7 +140,24 @@ class SettingsDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        lay.addWidget(buttons)
+        self.scroll.setWidget(self.content)
+        outer.addWidget(self.scroll, 1)
+        outer.addWidget(buttons)
+        self.buttons = buttons
+        self.fit_to_screen()
+
+    def fit_to_screen(self, available: QRect | None = None) -> None:
+        """As tall as the content, but never taller than the screen's free area (menu bar and Dock
+        excluded): a 1440x900 MacBook Air leaves about 800 points; the rest scrolls."""
+        if available is None:
+            screen = self.screen() or QGuiApplication.primaryScreen()
+            available = screen.availableGeometry()
+        frame = 40                                  # the title bar the window manager adds
+        margins = self.layout().contentsMargins()
+        want = (self.content.sizeHint().height() + self.buttons.sizeHint().height() + self.layout().spacing()
+                + margins.top() + margins.bottom())
+        self.setMinimumHeight(min(320, available.height() - frame))
+        self.resize(max(self.width(), 520), max(self.minimumHeight(), min(want, available.height() - frame)))
 
     def accept(self) -> None:
         _schema, problem = check_answer_schema(self.answer_schema.toPlainText())
@@ -124,6 +166,11 @@ class SettingsDialog(QDialog):
             self.answer_schema_error.show()
             return
         super().accept()
+
+    def reject(self) -> None:
+        if self.api_section is not None:
+            self.api_section.revert()
+        super().reject()
 
     def result_settings(self) -> Settings:
         return replace(self._base, developer=self.developer.toPlainText().strip(),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu, QPushButton,
                                QStyledItemDelegate, QVBoxLayout, QWidget)
 
@@ -30,6 +30,16 @@ class _RenameDelegate(QStyledItemDelegate):
         editor.setGeometry(rect)
 
 
+class ChatList(QListWidget):
+    """A right-click shows the chat's menu without opening the chat (it opened it under the menu)."""
+
+    def mousePressEvent(self, e) -> None:
+        if e.button() == Qt.MouseButton.RightButton:
+            e.accept()
+            return
+        super().mousePressEvent(e)
+
+
 class Sidebar(QWidget):
     new_requested = Signal()
     open_requested = Signal(int)
@@ -52,7 +62,7 @@ class Sidebar(QWidget):
         self.search = QLineEdit(placeholderText="Search chats")
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(lambda t: emit(self.search_changed, t))
-        self.list = QListWidget()
+        self.list = ChatList()
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.list.setUniformItemSizes(True)
@@ -61,6 +71,9 @@ class Sidebar(QWidget):
         self.list.customContextMenuRequested.connect(self._menu)
         self.list.itemSelectionChanged.connect(self._selected)
         self.list.itemChanged.connect(self._renamed)
+        # Delete (or Backspace, the Mac's delete key) on the selected chat: deleted, with Undo.
+        for key in (QKeySequence.StandardKey.Delete, QKeySequence(Qt.Key.Key_Backspace)):
+            QShortcut(key, self.list, self._delete_current, context=Qt.ShortcutContext.WidgetShortcut)
         self.empty = QLabel("No chats yet.", objectName="Muted", alignment=Qt.AlignmentFlag.AlignCenter)
         self.empty.setWordWrap(True)
         self.undo_bar = QWidget(objectName="UndoBar")
@@ -122,6 +135,11 @@ class Sidebar(QWidget):
         menu.addAction("Rename", lambda: self.list.editItem(item))
         menu.addAction("Delete", lambda: self.delete(int(item.data(IdRole))))
         menu.exec(self.list.mapToGlobal(pos))
+
+    def _delete_current(self) -> None:
+        item = self.list.currentItem()
+        if item is not None and self.list.state() != QListWidget.State.EditingState:
+            self.delete(int(item.data(IdRole)))
 
     def delete(self, conversation_id: int) -> None:
         """Delete at once and offer Undo for ten seconds."""

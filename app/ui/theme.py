@@ -19,6 +19,7 @@ class Colors:
     code_bg: str
     accent: str
     danger: str
+    focus_ring: str = "#8fb8ff"     # around a filled accent button, where the accent itself wouldn't show
 
 
 def current_colors() -> Colors:
@@ -39,6 +40,10 @@ def style_sheet(c: Colors) -> str:
     #Sidebar {{ background: {c.sidebar}; border-right: 1px solid {c.border}; }}
     #Sidebar QListWidget {{ background: transparent; border: none; outline: none; }}
     #Sidebar QListWidget::item {{ padding: 7px 10px; border-radius: 7px; margin: 1px 6px; }}
+    #Sidebar QScrollBar:vertical {{ width: 8px; background: transparent; margin: 2px 0; }}
+    #Sidebar QScrollBar::handle:vertical {{ background: {c.muted}; border-radius: 4px; min-height: 24px; }}
+    #Sidebar QScrollBar::add-line:vertical, #Sidebar QScrollBar::sub-line:vertical {{ height: 0; }}
+    #Sidebar QScrollBar::add-page:vertical, #Sidebar QScrollBar::sub-page:vertical {{ background: none; }}
     #Sidebar QListWidget::item:selected {{ background: {c.accent}; color: white; }}
     #Sidebar QListWidget::item:hover:!selected {{ background: {c.border}; }}
     QLineEdit, QPlainTextEdit, QTextEdit, QComboBox {{
@@ -87,5 +92,14 @@ def style_sheet(c: Colors) -> str:
     QProgressBar {{ border: none; border-radius: 4px; background: {c.border}; height: 8px; text-align: center; }}
     QProgressBar::chunk {{ border-radius: 4px; background: {c.accent}; }}
     QStatusBar {{ color: {c.muted}; border-top: 1px solid {c.border}; }}
+    QStatusBar QLabel {{ padding: 0 10px; }}
     QScrollArea {{ border: none; }}
+    /* Keyboard focus, visible on every Tab stop (a ring in the accent colour, as on macOS). */
+    QPushButton:focus {{ border: 2px solid {c.accent}; }}
+    QPushButton#Primary:focus, QPushButton#Danger:focus {{ border: 2px solid {c.focus_ring}; }}
+    QToolButton:focus {{ border: 1px solid {c.accent}; }}
+    #Sidebar QListWidget:focus {{ border: 1px solid {c.accent}; border-radius: 7px; }}
+    QScrollArea#Messages {{ border: 1px solid transparent; }}
+    QScrollArea#Messages:focus {{ border: 1px solid {c.accent}; }}
+    QCheckBox:focus {{ color: {c.accent}; }}
     """

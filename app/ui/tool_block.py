@@ -15,6 +15,7 @@ from PySide6.QtGui import QFontDatabase, QPixmap
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QToolButton, QVBoxLayout,
                                QWidget)
 
+from app.mcp import steps as mcp_steps
 from app.qt_compat import emit
 from app.tool_steps import CallStep, Step
 from app.ui.markdown_view import highlight_html, prose_label
@@ -31,6 +32,8 @@ def header_text(step: CallStep) -> str:
     if step.recipient.startswith("browser."):
         from app.ui.browser_header import browser_header
         return browser_header(step)
+    if step.mcp:
+        return mcp_steps.header(step)
     if step.python:
         return {"writing": "Writing Python code…", "pending": "Python code", "waiting": "Run this Python code?",
                 "running": "Running Python code…", "declined": "Python code not run (you declined)",
@@ -54,14 +57,15 @@ def mono_label(text: str) -> QLabel:
     return label
 
 
-def load_image(path: str, folder: str) -> QPixmap | None:
-    """A PNG the code saved, read safely; None when it is gone, moved or not a PNG any more."""
+def load_image(path: str, folder: str, mcp: bool = False) -> QPixmap | None:
+    """A PNG the code saved (or an image an MCP tool returned), read safely; None when it is gone,
+    moved or not such an image any more."""
     from engine.python_tool.output import read_image   # no Qt, no MLX: safe in the UI
-    data = read_image(path, folder) if folder else None
+    data = (mcp_steps.read_image if mcp else read_image)(path, folder) if folder else None
     if data is None:
         return None
     pix = QPixmap()
-    return pix if pix.loadFromData(data, "PNG") else None
+    return pix if pix.loadFromData(data) else None
 
 
 class ToolBlock(QFrame):
@@ -121,11 +125,11 @@ class ToolBlock(QFrame):
 
     def _fill(self, step: CallStep) -> None:
         self._clear()
-        python = step.python
+        python, mcp = step.python, bool(step.mcp)
         status = step.status
         self.code_text = step.arguments
-        if python and status == "waiting":
-            note = QLabel(CONSENT_TEXT, objectName="Caption")
+        if (python or mcp) and status == "waiting":
+            note = QLabel(mcp_steps.consent_text(step) if mcp else CONSENT_TEXT, objectName="Caption")
             note.setWordWrap(True)
             self.body_lay.addWidget(note)
         if python:
@@ -144,7 +148,7 @@ class ToolBlock(QFrame):
         if step.error:
             self.body_lay.addWidget(_caption(f"The call could not be used: {step.error}"))
         if status == "waiting":
-            self._choices(python)
+            self._choices(python, mcp)
         self.output = None
         result = step.result
         if result is not None and status not in ("invalid",):
@@ -157,10 +161,11 @@ class ToolBlock(QFrame):
             self.body_lay.addWidget(_caption(step.problem))
         self.images: list[QLabel] = []
         for path in step.images:
-            pix = load_image(path, step.folder)
+            pix = load_image(path, step.folder, mcp)
             label = QLabel(objectName="ToolImage")
             if pix is None:
-                label.setText("(an image the code saved is no longer in this chat's folder)")
+                label.setText("(an image the tool returned is no longer in this chat's folder)" if mcp else
+                              "(an image the code saved is no longer in this chat's folder)")
                 label.setObjectName("Caption")
             else:
                 if pix.width() > IMAGE_WIDTH:
@@ -169,14 +174,15 @@ class ToolBlock(QFrame):
                 self.images.append(label)
             self.body_lay.addWidget(label)
 
-    def _choices(self, python: bool) -> None:
+    def _choices(self, python: bool, mcp: bool = False) -> None:
         row = QHBoxLayout()
         row.setSpacing(8)
-        if python:
+        if python or mcp:
             self.run_button = QPushButton("Run", objectName="Primary")
-            self.always_button = QPushButton("Always in this chat")
+            self.always_button = QPushButton("Always for this tool in this chat" if mcp else "Always in this chat")
             self.decline_button = QPushButton("Don't run")
-            self.always_button.setToolTip("Run this code and any later code in this chat without asking")
+            self.always_button.setToolTip("Run this tool now and whenever this chat calls it again, without asking"
+                                          if mcp else "Run this code and any later code in this chat without asking")
             self.run_button.clicked.connect(lambda: emit(self.decision, "run", ""))
             self.always_button.clicked.connect(lambda: emit(self.decision, "always", ""))
             self.decline_button.clicked.connect(lambda: emit(self.decision, "decline", ""))

@@ -38,7 +38,7 @@ def main(out: Path) -> Path:
     from engine.tokenizer import load_tokenizer
     from models.tokenizer_json import shared_o200k_harmony_folder
 
-    spec = importlib.util.spec_from_file_location("browser_scripted", ROOT / "tests" / "browser" / "scripted.py")
+    spec = importlib.util.spec_from_file_location("browser_scripted", ROOT / "tests" / "browser" / "scripted_browsing.py")
     scripted = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(scripted)
     home = Path(os.environ["GPT_OSS_CHAT_HOME"])
@@ -66,7 +66,7 @@ def main(out: Path) -> Path:
     while c.busy:
         spin(100)
     saved: list[Path] = []
-    take(w, out / "12-browser-cited-answer.png", saved)
+    take(w, out / "18-browser-cited-answer.png", saved)
     c.shutdown()
     w.close()
     return saved[0]

@@ -97,6 +97,52 @@ def scripted_states(out: Path, size: tuple[int, int], prefix: str = "") -> list[
     return saved
 
 
+RICH_FINAL = ("Euler's identity \\( e^{i\\pi} + 1 = 0 \\) ties five constants together. The Gaussian integral:\n\n"
+              "$$\\int_{-\\infty}^{\\infty} e^{-x^2}\\,dx = \\sqrt{\\pi}$$\n\n"
+              "| Rust type | Owns its data | Example |\n|---|:---:|---|\n"
+              "| `Vec<String>` | yes | `vec![\"a\".into()]` |\n| `&[&str]` | no | `&[\"a\"]` |\n\n"
+              "> Set the header to <your-api-key>; a <script> tag here is only text.\n\n"
+              "1. Read the [docs](https://doc.rust-lang.org/std/vec/struct.Vec.html)\n"
+              "2. Then try `HashMap<K, V>` with \\(\\alpha \\le \\frac{1}{2}\\)")
+
+
+def rich_states(out: Path, size: tuple[int, int], prefix: str = "") -> list[Path]:
+    """An answer with math, a table, a block quote, inline code and text in angle brackets: all of it
+    shown (issue 29 items 1 and 18)."""
+    from app.controller import ChatController
+    from app.store import ChatStore
+    from app.ui.main_window import MainWindow
+    from app.worker import EngineWorker
+
+    session = ScriptedSession(answer_script(analysis="Math, a table, a quote.", final=RICH_FINAL, think_s=0, pieces=20),
+                              name="Scripted answers (screenshot script)")
+    loader = lambda folder, ctx: session  # noqa: E731
+    store = ChatStore(Path(tempfile.mkdtemp(dir=os.environ["GPT_OSS_CHAT_HOME"])) / "history.sqlite3")
+    c = ChatController(store, EngineWorker(loader=loader))
+    w = MainWindow(c)
+    w.resize(*size)
+    w.show()
+    c.load_model("/screens")
+    spin(400)
+    w.show_chat()
+    saved: list[Path] = []
+    w.composer.input.setPlainText("Show me some math, a Rust table and a quote.")
+    w.composer.submit()
+    while c.busy:
+        spin(100)
+    take(w, out / f"{prefix}12-rich-answer.png", saved)
+    if not prefix:   # Settings at its own size: it fits a 1440x900 screen and scrolls (issue 29 item 3)
+        from app.api_server import LocalApiServer
+        from app.ui.settings_dialog import SettingsDialog
+        dialog = SettingsDialog(c.settings, w, api=LocalApiServer(c), context_lengths=(4096, 8192, 16384))
+        dialog.show()
+        take(dialog, out / "13-settings.png", saved)
+        dialog.close()
+    c.shutdown()
+    w.close()
+    return saved
+
+
 def demo_states(out: Path, size: tuple[int, int], prefix: str = "") -> list[Path]:
     """The real tiny demo model through the real engine: its empty chat with example questions,
     then the answer to the first example at the effort the app starts it with."""
@@ -227,6 +273,8 @@ def main(out: Path = ROOT / "docs" / "screenshots") -> list[Path]:
     app.setStyle("Fusion")
     saved = scripted_states(out, DEFAULT)
     saved += scripted_states(out, MINIMUM, prefix="min-")
+    saved += rich_states(out, DEFAULT)
+    saved += rich_states(out, MINIMUM, prefix="min-")
     try:
         import mlx.core  # noqa: F401
     except ImportError:   # no engine here: the scripted states are all we can show
@@ -237,6 +285,14 @@ def main(out: Path = ROOT / "docs" / "screenshots") -> list[Path]:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["rich"]:   # only the rich answer (math, table, quote)
+        target = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "docs" / "screenshots"
+        target.mkdir(parents=True, exist_ok=True)
+        app = QApplication.instance() or QApplication(sys.argv[:1])
+        app.setStyle("Fusion")
+        for p in rich_states(target, DEFAULT) + rich_states(target, MINIMUM, prefix="min-"):
+            print(p)
+        sys.exit(0)
     if sys.argv[1:2] == ["tools"]:   # only the tool call and structured answer states
         target = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "docs" / "screenshots"
         target.mkdir(parents=True, exist_ok=True)

@@ -318,3 +318,27 @@ def test_with_no_model_in_the_app_the_api_says_so_in_one_sentence(qtbot, store):
     finally:
         api.stop(wait=5)
         c.shutdown()
+
+
+def test_web_pages_reach_the_api_only_from_the_origins_settings_allow(qtbot, store):
+    """A page the user visits can't make the app's model work (any Origin is refused), unless
+    Settings lists its origin; the answer then carries the CORS header its page needs."""
+    from app.api_server import LocalApiServer
+
+    c = ChatController(store, EngineWorker(), flush_ms=10)
+    c.settings.api_port = free_port()
+    c.settings.api_allowed_origins = ["http://localhost:3000"]
+    api = LocalApiServer(c)
+    try:
+        assert api.start()
+        models = api.url + "/models"
+        foreign = InThread(lambda: httpx.get(models, headers={"Origin": "https://evil.example"})).wait(qtbot)
+        assert foreign.status_code == 403 and foreign.json()["error"]["code"] == "origin_not_allowed"
+        page = InThread(lambda: httpx.get(models, headers={"Origin": "http://localhost:3000"})).wait(qtbot)
+        assert page.status_code == 200 and page.headers["access-control-allow-origin"] == "http://localhost:3000"
+        simple = InThread(lambda: httpx.post(api.url + "/chat/completions", content=b'{"model": "none"}', headers={
+            "Origin": "http://localhost:3000", "Content-Type": "text/plain"})).wait(qtbot)
+        assert simple.status_code == 415  # even an allowed page sends JSON as JSON
+    finally:
+        api.stop(wait=5)
+        c.shutdown()

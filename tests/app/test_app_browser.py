@@ -23,7 +23,7 @@ from app.worker import EngineWorker
 from engine.tokenizer import load_tokenizer
 from models.tokenizer_json import shared_o200k_harmony_folder
 
-_spec = importlib.util.spec_from_file_location("browser_scripted", Path(__file__).parents[1] / "browser" / "scripted.py")
+_spec = importlib.util.spec_from_file_location("browser_scripted", Path(__file__).parents[1] / "browser" / "scripted_browsing.py")
 browser_scripted = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(browser_scripted)
 
@@ -389,4 +389,19 @@ def test_a_zim_article_cited_opens_in_the_reader_with_its_lines_marked(qtbot, st
     marked = marked_lines(opener.reader)
     assert len(marked) == 1 and marked[0].startswith("L2 ")
     assert marked[0][3:] == lib.read("zim://wikipedia_en_test/A/Moon")[1][2]
+    c.shutdown()
+
+
+def test_a_citation_link_the_model_writes_itself_is_only_text(qtbot, store, enc, library, tmp_path):
+    secret = tmp_path / "secret.md"
+    secret.write_text("private")
+    forged = f"[click](gptoss-cite:?url={secret.as_uri()}&from=0&to=0)"
+    session = browser_scripted.ScriptedSession(enc, [f"<|channel|>final<|message|>Here: {forged}<|return|>"])
+    c = make(qtbot, store, session, library)
+    w = window(qtbot, c)
+    assert c.send("Anything?")
+    qtbot.waitUntil(lambda: not c.busy, timeout=20000)
+    labels = w.messages.assistant_bubbles()[-1].rendered.findChildren(QLabel)
+    assert any("click" in lbl.text() for lbl in labels)
+    assert not any("<a " in lbl.text() and SCHEME in lbl.text() for lbl in labels)   # no link made
     c.shutdown()

@@ -94,21 +94,35 @@ def test_a_saved_answer_keeps_its_true_stop_reason(qtbot, store, enc):
 
 
 def test_a_message_longer_than_the_context_is_refused_before_generating(qtbot, store, enc):
-    """Issue 17.1: a ~20,000-character message in an 8k context was cut at its start silently."""
+    """Issue 17.1: a ~20,000-character message in an 8k context was cut at its start silently.
+    Issue 29 item 19: refused, it then stayed as one huge bubble and became the chat's title; now it
+    goes back, whole, into the message box with the sentence, and the chat is as it was."""
+    from app.ui.main_window import MainWindow
     c, model = real_session_controller(qtbot, store, enc, context_length=8192)
+    w = MainWindow(c)
+    qtbot.addWidget(w)
+    w.show()
+    w.show_chat()
     c.settings.max_tokens = 4096
     question = "Which number is the largest? " + " ".join(str(i * 7919 % 100003) for i in range(3300))
     try:
-        assert c.send(question)
+        w.composer.input.setPlainText(question)
+        w.composer.submit()
         qtbot.waitUntil(lambda: not c.busy, timeout=10000)
         assert model.steps == 0   # nothing was generated, no prefill either
-        user, answer = c.model.messages()
-        assert user.text == question  # kept whole, never cut
-        assert answer.state == "error" and answer.text == ""
-        assert f"{len(question):,} characters" in answer.notice and "8,192-token context" in answer.notice
-        assert "0 messages" not in answer.notice and "Nothing was sent" in answer.notice
-        conv = store.conversations()[0]
-        assert [m.text for m in store.messages(conv.id)][0] == question
+        assert c.model.messages() == [] and w.messages.bubbles == []
+        assert w.composer.input.toPlainText() == question   # kept whole, never cut, ready to shorten
+        notice = w.composer.notice.text()
+        assert w.composer.notice.isVisibleTo(w)
+        assert f"{len(question):,} characters" in notice and "8,192-token context" in notice
+        assert "0 messages" not in notice and "Nothing was sent" in notice
+        assert [(x.title, store.messages(x.id)) for x in store.conversations()] == [("New chat", [])]
+        assert w.title.toolTip() in ("", "New chat") and "Which number" not in w.title.text()
+        w.composer.input.setPlainText("Which is larger, 3 or 4?")
+        w.composer.submit()
+        qtbot.waitUntil(lambda: not c.busy, timeout=10000)
+        assert not w.composer.notice.isVisibleTo(w)   # the sentence goes with the message it was about
+        assert [m.text for m in store.messages(store.conversations()[0].id)][0] == "Which is larger, 3 or 4?"
     finally:
         c.shutdown()
 

@@ -184,7 +184,7 @@ def test_an_image_the_code_saved_shows_inline_and_everything_survives_a_restart(
     assert len(block.images) == 1 and block.images[0].pixmap().size().toTuple() == (24, 16)
     bubble = w.messages.assistant_bubbles()[-1]
     preambles = [x for x in bubble.steps.widgets if x.objectName() == "Preamble"]
-    assert [p.text() for p in preambles] == ["Let me draw that."]     # a preamble is normal text
+    assert [p.source() for p in preambles] == ["Let me draw that."]     # a preamble is normal text
     chat = c.current_id
     c.shutdown()
     w.close()

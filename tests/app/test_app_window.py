@@ -44,7 +44,7 @@ def test_enter_sends_shift_enter_adds_a_line(qtbot, store, clock):
     bubble = w.messages.assistant_bubbles()[-1]
     assert bubble.rendered is not None          # finished answers are rendered as Markdown
     (prose,) = bubble.rendered.findChildren(type(bubble.stats))
-    assert prose.textFormat() == Qt.TextFormat.MarkdownText and prose.text() == "Hello **there**."
+    assert prose.source() == "Hello **there**." and "<b>there</b>" in prose.text().replace("strong", "b")
     assert bubble.thinking.text() == "Thought for 3 s" and bubble.thinking.isVisibleTo(w)
     assert bubble.stats.text() == "Medium effort · 17 tokens · 42.0 tokens/s · 0.05 s to first token"
     c.shutdown()
@@ -214,3 +214,84 @@ def test_code_blocks_get_a_copy_button(qtbot):
     qtbot.mouseClick(block.copy_button, Qt.MouseButton.LeftButton)
     assert QGuiApplication.clipboard().text() == "print('hi')"
     assert block.copy_button.text() == "Copied"
+
+
+def test_new_chat_again_does_not_pile_up_empty_chats_and_they_go_at_restart(qtbot, store, clock, scripted):
+    """Issue 29 item 15: Ctrl+N made one more empty "New chat" each time, kept across restarts; Edit
+    and Regenerate showed in an empty chat."""
+    c, w = make_window(qtbot, store, scripted, clock)
+    assert not w.composer.edit_button.isVisibleTo(w) and not w.composer.regenerate_button.isVisibleTo(w)
+    type_and_enter(qtbot, w, "apples")
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    assert w.composer.edit_button.isVisibleTo(w) and w.composer.regenerate_button.isVisibleTo(w)
+    for _ in range(3):
+        qtbot.keyClick(w, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+    assert [x.title for x in store.conversations()] == ["New chat", "apples"]
+    assert c.model.messages() == [] and w.sidebar.list.count() == 2
+    assert not w.composer.edit_button.isVisibleTo(w) and not w.composer.regenerate_button.isVisibleTo(w)
+    w.sidebar.list.item(1).setSelected(True)           # back to "apples", then New chat: the empty one again
+    qtbot.keyClick(w, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+    assert len(store.conversations()) == 2 and c.model.messages() == []
+    c.shutdown()
+    c2 = ChatController(store, EngineWorker(loader=scripted_loader(scripted), clock=clock))
+    assert [x.title for x in store.conversations()] == ["apples"]      # the empty chat left nothing behind
+    c2.shutdown()
+
+
+def test_right_clicking_another_chat_keeps_the_open_one_on_screen(qtbot, store, clock, scripted, monkeypatch):
+    """Issue 29 item 13: the right-click selected (and so opened) the chat under the mouse while its
+    menu was open, and the menu's event loop kept the old bubbles alive: two transcripts mixed."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.message_view import UserBubble
+    c, w = make_window(qtbot, store, scripted, clock)
+    type_and_enter(qtbot, w, "apples")
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    w.new_action.trigger()
+    type_and_enter(qtbot, w, "bananas")
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    open_id = c.current_id
+    seen = []
+
+    def look_and_close():
+        """While the menu is open: which chat is open and which user bubbles are on screen."""
+        menu = QApplication.activePopupWidget()
+        if menu is not None:
+            shown = [b._text for b in w.messages.findChildren(UserBubble) if b.isVisible()]
+            seen.append((c.current_id, shown, [a.text() for a in menu.actions()]))
+            menu.close()
+    other = next(w.sidebar.list.item(i) for i in range(w.sidebar.list.count()) if w.sidebar.list.item(i).text() == "apples")
+    pos = w.sidebar.list.visualItemRect(other).center()
+    QTimer.singleShot(0, look_and_close)
+    qtbot.mouseClick(w.sidebar.list.viewport(), Qt.MouseButton.RightButton, pos=pos)
+    QTimer.singleShot(0, look_and_close)
+    w.sidebar.list.customContextMenuRequested.emit(pos)    # where the platform sends no context-menu event
+    assert seen and seen[-1][2] == ["Rename", "Delete"]
+    assert all(s[:2] == (open_id, ["bananas"]) for s in seen), seen
+    assert c.current_id == open_id and [m.text for m in c.model.messages()][0] == "bananas"
+    c.shutdown()
+
+
+def test_the_raw_reasoning_arrow_flips_and_segments_are_apart(qtbot, store, clock):
+    """Issue 29 item 14: the arrow stayed ▾ when the reasoning was folded; two reasoning messages
+    (before and after a tool call, say) ran together without a space."""
+    from scripted import MessageEnd, MessageStart, Stop, TextDelta
+    script = [(0.0, MessageStart("assistant", "analysis")), (1.0, TextDelta("analysis", "First part.")),
+              (0.0, MessageEnd("analysis")), (0.0, MessageStart("assistant", "analysis")),
+              (1.0, TextDelta("analysis", "Second part.")), (0.0, MessageEnd("analysis")),
+              (0.0, MessageStart("assistant", "final")), (0.0, TextDelta("final", "Done.")),
+              (0.0, MessageEnd("final")), (0.0, Stop("return"))]
+    c, w = make_window(qtbot, store, ScriptedSession(script, clock=clock), clock)
+    c.settings.show_raw_cot = True
+    w.messages.set_show_raw(True)
+    type_and_enter(qtbot, w, "think twice")
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    bubble = w.messages.assistant_bubbles()[-1]
+    assert "First part.\n\nSecond part." == c.model.last().analysis
+    assert bubble.thinking.text().endswith("▾") and bubble.raw_panel.isVisibleTo(w)
+    qtbot.mouseClick(bubble.thinking, Qt.MouseButton.LeftButton)
+    assert bubble.thinking.text().endswith("▸") and not bubble.raw_panel.isVisibleTo(w)
+    qtbot.mouseClick(bubble.thinking, Qt.MouseButton.LeftButton)
+    assert bubble.thinking.text().endswith("▾") and bubble.raw_panel.isVisibleTo(w)
+    c.shutdown()

@@ -14,7 +14,8 @@ from app.worker import EngineWorker
 from engine.memory import mac_budget
 
 
-def _launcher(qtbot, store, monkeypatch, tmp_path, ram_gb, endpoint=""):
+def _launcher(qtbot, store, monkeypatch, tmp_path, ram_gb, endpoint="", on_mac=True):
+    monkeypatch.setattr(launcher_mod, "ON_MAC", on_mac)
     monkeypatch.setattr(engine.memory, "device_budget", lambda: mac_budget(ram_gb))
     monkeypatch.setattr(launcher_mod, "demo_folder", lambda: tmp_path / "no-demo")
     monkeypatch.setattr("app.model_manager.demo_folder", lambda: tmp_path / "no-demo")
@@ -47,6 +48,7 @@ def test_the_memory_budget_is_measured_off_the_gui_thread(qtbot, store, app_home
     """device_budget imports MLX (Metal's working set): on the GUI thread it delayed the first window."""
     import threading
     threads = []
+    monkeypatch.setattr(launcher_mod, "ON_MAC", True)
     monkeypatch.setattr(engine.memory, "device_budget", lambda: threads.append(threading.current_thread()) or mac_budget(32))
     c = ChatController(store, EngineWorker(loader=scripted_loader(ScriptedSession())))
     lc = Launcher(c)
@@ -103,3 +105,18 @@ def test_taking_the_offer_downloads_and_loads_it(qtbot, store, app_home, tmp_pat
     assert (lc.big_dest / "model.safetensors").read_bytes() == FILES["model.safetensors"]
     lc.shutdown()
     c.shutdown()
+
+
+def test_120b_is_never_offered_off_a_mac(qtbot, store, app_home, tmp_path, monkeypatch):
+    """Issue 29 item 12: on Linux the page offered the 120b "on this Mac", sized by the RAM free at
+    that moment. Not a Mac: no offer, whatever the memory."""
+    c, lc = _launcher(qtbot, store, monkeypatch, tmp_path, 192, on_mac=False)
+    assert not lc.window.setup.big_card.isVisibleTo(lc.window)
+    assert "Mac" not in lc.window.setup.big_plan.text()
+    lc.shutdown()
+    c.shutdown()
+
+
+def test_on_linux_the_launcher_does_not_think_it_is_a_mac():
+    import sys
+    assert launcher_mod.ON_MAC == (sys.platform == "darwin")

@@ -10,7 +10,8 @@ import pytest
 from PySide6.QtGui import QImage
 
 SCRIPT = Path(__file__).with_name("screens.py")
-SCRIPTED = ["1-empty", "2-streaming", "3-finished-reasoning-hidden", "4-raw-reasoning-shown", "5-setup-download"]
+SCRIPTED = ["1-empty", "2-streaming", "3-finished-reasoning-hidden", "4-raw-reasoning-shown", "5-setup-download",
+            "12-rich-answer"]
 DEMO = ["6-demo-examples", "7-demo-answer"]      # the real demo model, when MLX is installed
 try:
     import mlx.core  # noqa: F401

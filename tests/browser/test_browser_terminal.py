@@ -12,7 +12,7 @@ from pathlib import Path
 from engine.browser import BrowserTool
 from engine.browser.sources import open_sources
 from engine.chat import Chat
-from scripted import ScriptedSession
+from scripted_browsing import ScriptedSession
 from test_browser_turn import FINAL, OPEN, SEARCH
 
 ROOT = Path(__file__).resolve().parents[2]

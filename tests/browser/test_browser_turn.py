@@ -10,7 +10,7 @@ from engine.browser import BrowserTool, Library, citations
 from engine.browser.turn import BrowserStep, browse_turn
 from engine.events import Done, MessageStart, TextDelta
 from engine.tools import ToolCall
-from scripted import ScriptedSession
+from scripted_browsing import ScriptedSession
 
 SEARCH = '<|channel|>analysis<|message|>I should search the notes.<|end|><|start|>assistant<|channel|>analysis to=browser.search code<|message|>{"query": "spring tide Brest"}<|call|>'
 OPEN = '<|channel|>analysis to=browser.open code<|message|>{"id": 0, "cursor": 0}<|call|>'

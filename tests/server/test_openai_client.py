@@ -152,7 +152,8 @@ def test_errors_have_openai_shape_and_status(demo_server):
     with pytest.raises(openai.APIStatusError) as e:  # 2048-token context; this is ~4,000 tokens
         client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "7 + 8 = 15. " * 1000}])
     assert e.value.status_code == 413 and e.value.code == "context_length_exceeded"
-    raw = httpx.post(demo_server.url + "/v1/chat/completions", content=b"{not json", timeout=10)
+    raw = httpx.post(demo_server.url + "/v1/chat/completions", content=b"{not json", timeout=10,
+                     headers={"Content-Type": "application/json"})
     assert raw.status_code == 400 and raw.json()["error"]["type"] == "invalid_request_error"
 
 

@@ -44,7 +44,7 @@ def ask(runner, content: str, stream: bool) -> httpx.Response:
     app = server.app.create_app(runner, "ascii")
 
     async def post():
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
             return await client.post("/v1/chat/completions", json={
                 "model": "ascii", "stream": stream, "max_tokens": 4, "messages": [{"role": "user", "content": content}]})
     return asyncio.run(asyncio.wait_for(post(), 60))  # a dead engine thread would leave it waiting forever
@@ -61,9 +61,11 @@ def test_a_panic_while_answering_is_one_sentence_and_the_next_request_is_answere
         message = next(line for line in r.text.splitlines() if '"error"' in line)
     assert "engine" in message and "PanicException" in message and "Traceback" not in message
 
-    ok = ask(runner, "Hello", stream)  # the engine thread is still there
-    assert ok.status_code == 200, ok.text
-    if not stream:
-        assert ok.json()["choices"][0]["finish_reason"] in ("stop", "length")
+    ok = ask(runner, "Hello", stream)  # the engine thread is still there: it answers
+    # (this random model's reply may leave the chat format: then the answer is a 502 invalid_model_output)
+    if ok.status_code == 502 or '"invalid_model_output"' in ok.text:
+        assert "broke the chat format" in ok.text
+    elif not stream:
+        assert ok.status_code == 200 and ok.json()["choices"][0]["finish_reason"] in ("stop", "length")
     else:
-        assert ok.text.rstrip().endswith("data: [DONE]")
+        assert ok.status_code == 200 and ok.text.rstrip().endswith("data: [DONE]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -11,7 +12,7 @@ import openai
 import pytest
 
 from models.registry import demo_folder
-from served import ROOT, Server
+from served import ROOT, Server, free_port
 
 Q = {"model": "demo", "messages": [{"role": "user", "content": "Multiply 987 by 9."}], "reasoning_effort": "high"}
 
@@ -71,3 +72,50 @@ def test_a_folder_that_is_not_a_model_gets_one_sentence(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=60,
                             env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
     assert result.returncode == 1 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def _run_server(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "server", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+
+
+def test_a_model_that_fails_to_load_ends_the_server_with_one_sentence(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    result = _run_server("--model", str(tmp_path), "--port", str(free_port()))
+    assert result.returncode == 1, result.stderr
+    assert "could not be loaded" in result.stderr and "Traceback" not in result.stderr
+    assert "Serving" not in result.stderr
+
+
+def test_a_port_in_use_ends_the_server_with_one_sentence():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = _run_server("--model", str(demo_folder()), "--port", str(port))
+    assert result.returncode == 1
+    assert f"Port {port} is already in use" in result.stderr and "Traceback" not in result.stderr
+    assert "Serving" not in result.stderr
+
+
+def test_the_readme_api_examples_work_as_written_with_the_demo():
+    """A fresh install serves the demo model: the README's examples name gpt-oss-20b, an alias it answers to."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Local API server"):]
+    curl = re.search(r"```sh\n(curl .*?)\n```", section, re.S).group(1)
+    python = re.search(r"```python\n(from openai import OpenAI.*?)\n```", section, re.S).group(1)
+    server = Server("--model", str(demo_folder()))
+    try:
+        body = json.loads(re.search(r"-d '(.*)'", curl, re.S).group(1))
+        r = httpx.post(server.url + "/v1/chat/completions", json=body, timeout=120)
+        assert r.status_code == 200, r.text
+        script = python.replace("http://127.0.0.1:8000/v1", server.url + "/v1")
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip()
+    finally:
+        server.stop()

@@ -51,7 +51,7 @@ async def post_streaming(app, body: dict, on_chunk) -> int:
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
              "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
              "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000), "server": ("test", 80),
-             "headers": [(b"host", b"test"), (b"content-type", b"application/json"),
+             "headers": [(b"host", b"localhost"), (b"content-type", b"application/json"),
                          (b"content-length", str(len(raw)).encode())]}
     sent, status = [False], [0]
 

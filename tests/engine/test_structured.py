@@ -23,7 +23,7 @@ from engine.session import ChatSession, Done
 from engine.tokenizer import load_tokenizer
 from engine.tools import Tool, ToolCall, ToolChoice, tool_result_message
 from models.tokenizer_json import shared_o200k_harmony_folder
-from tests.test_session import ScriptedModel
+from tests.engine.test_session import ScriptedModel
 
 DATE = "2026-11-22"
 
@@ -81,7 +81,7 @@ def test_constrained_final_answers_always_parse_and_validate(session, schema, se
                                 final_only=True, sampling=SamplingParams(temperature=1.0, seed=seed)))
     assert events[-1].stop_reason == "return", events[-3:]
     harmony = [e for e in events if not isinstance(e, PrefillProgress)]  # progress shows on a slow machine
-    assert harmony[0] == MessageStart("assistant", "final")
+    assert harmony[0] == MessageStart("assistant", "final", content_type="<|constrain|>json")  # the answer's header
     text = final_text(events)
     jsonschema.validate(json.loads(text), schema)
 
@@ -191,3 +191,37 @@ def test_a_free_chain_of_thought_before_a_forced_call_cannot_open_a_message_insi
     assert allowed == {"<|start|>": False, "<|channel|>": False, "<|message|>": False, "<|constrain|>": False,
                        "<|return|>": False, "<|call|>": False, "<|end|>": True}
     assert mask[enc.encode(" 843")[0]].item()          # and text stays free
+
+
+OK_SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"], "additionalProperties": False}
+
+
+def _reply_to_schema(enc, reply, **options):
+    model = ScriptedModel(enc.encode(reply, allowed_special="all"), enc.n_vocab)
+    return list(ChatSession(model, enc).reply([U("hi")], date=DATE, response_format=json_format(OK_SCHEMA),
+                                              sampling=SamplingParams(temperature=0.0), max_tokens=120, **options))
+
+
+def test_a_header_that_never_ends_is_bent_into_the_json_answer(enc):
+    """The probe's demo reply: with a schema demanded, the model wrote a header that never closed and
+    the reply died as malformed. The header is forced now: the answer's, with <|constrain|>json."""
+    events = _reply_to_schema(enc, "<|channel|>final" + " and the user wants" * 40 + "<|message|>{}<|return|>")
+    assert events[-1].stop_reason == "return"
+    assert json.loads(final_text(events)) in ({"ok": True}, {"ok": False})
+    starts = [e for e in events if isinstance(e, MessageStart)]
+    assert [(s.channel, s.content_type) for s in starts] == [("final", "<|constrain|>json")]
+
+
+def test_after_one_analysis_message_only_the_answer_may_follow(enc):
+    reply = ("<|channel|>analysis<|message|>First thought.<|end|>"
+             "<|start|>assistant<|channel|>analysis<|message|>Second thought.<|end|>" * 3)
+    events = _reply_to_schema(enc, reply)
+    assert [e.channel for e in events if isinstance(e, MessageStart)] == ["analysis", "final"]
+    assert json.loads(final_text(events)) in ({"ok": True}, {"ok": False})
+
+
+def test_with_a_schema_the_offered_functions_stay_callable(enc):
+    reply = '<|channel|>commentary to=functions.add <|constrain|>json<|message|>{"a": 1, "b": 2}<|call|>'
+    events = _reply_to_schema(enc, reply, tools=[ADD])
+    call = next(e for e in events if isinstance(e, ToolCall))
+    assert call.recipient == "functions.add" and call.parsed == {"a": 1, "b": 2}

@@ -21,7 +21,7 @@ from models.demo_train.conversations import (encode_example, examples, heldout_e
 from models.demo_train.evaluate import grade
 from models.demo_train.tasks import DAYS, EFFORTS, GENERATORS, PLACES, TOOL_GENERATORS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "models" / "demo"
 SPECIAL = re.compile(r"<\|[a-z_0-9]+\|>")
 
@@ -276,7 +276,7 @@ def test_prompt_text_matches_openai_harmony(tmp_path, monkeypatch):
 def test_tool_conversations_are_what_the_engine_renders_and_parses(demo_tokenizer_path):
     """Training ids of a conversation with the python tool: before each stretch the model writes,
     exactly the prompt the engine's session renders (the engine matches openai-harmony, see
-    tests/test_harmony_tools.py); the stretch before the tool's result parses as the python call;
+    tests/engine/test_harmony_tools.py); the stretch before the tool's result parses as the python call;
     the loss covers only the model's stretches, never the tool's output."""
     from engine.harmony import StreamParser, render_prompt
     from engine.tokenizer import load_tokenizer

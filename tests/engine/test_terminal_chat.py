@@ -20,7 +20,7 @@ from engine.tokenizer import load_tokenizer
 from models.tokenizer_json import shared_o200k_harmony_folder
 
 pexpect = pytest.importorskip("pexpect")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,148 @@
+"""Issue 29 items 16 and 17: what a person sees and does around the chat: visible keyboard focus,
+Esc and Delete in the sidebar, the window's place remembered, the sidebar's scroll bar, the status
+bar's margins, "1 token", and About with its version."""
+import re
+import tomllib
+from pathlib import Path
+
+from PySide6.QtCore import QPoint, Qt
+from scripted import ScriptedSession, answer_script
+
+from app.conversation import ChatMessage
+from app.ui.message_view import stats_text
+from test_app_window import make_window, type_and_enter
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_one_token_is_not_tokens():
+    assert stats_text(ChatMessage(role="assistant", stats={"generated_tokens": 1})) == "1 token"
+    assert stats_text(ChatMessage(role="assistant", stats={"generated_tokens": 2})) == "2 tokens"
+
+
+def test_about_names_the_version_of_pyproject(qtbot, store, clock, scripted):
+    c, w = make_window(qtbot, store, scripted, clock)
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert f"version {version}" in w.about_text()
+    c.shutdown()
+
+
+def test_status_bar_text_keeps_off_the_window_edges(qtbot, store, clock, scripted):
+    c, w = make_window(qtbot, store, scripted, clock)
+    w.status_memory.setText("Memory in use: 98.8 MB")
+    qtbot.waitUntil(lambda: w.status_model.text() == "scripted model")
+    bar = w.statusBar()
+    left = w.status_model.mapTo(bar, QPoint(0, 0)).x() + w.status_model.contentsRect().left()
+    right = w.status_memory.mapTo(bar, QPoint(0, 0)).x() + w.status_memory.contentsRect().right()
+    assert left >= 8 and bar.width() - right >= 8
+    c.shutdown()
+
+
+def test_the_sidebar_scroll_bar_draws_no_black_block_at_the_minimum_size(qtbot, store, clock, scripted):
+    """Its page area was transparent over nothing: black on X11. The bar's pixels are the sidebar's."""
+    for i in range(40):
+        store.create_conversation(f"chat {i}", "medium")
+    c, w = make_window(qtbot, store, scripted, clock)
+    w.resize(w.minimumSize())
+    w.refresh_conversations()
+    bar = w.sidebar.list.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.isVisible() and bar.maximum() > 0, timeout=3000)
+    from PySide6.QtCore import QRect
+    image = w.grab(QRect(bar.mapTo(w, QPoint(0, 0)), bar.size())).toImage()   # as the window draws it
+    dark = sum(1 for x in range(image.width()) for y in range(image.height())
+               if image.pixelColor(x, y).lightness() < 40)
+    assert dark < image.width() * image.height() // 20, f"{dark} near-black pixels in the sidebar's scroll bar"
+    c.shutdown()
+
+
+def tab_stops(w) -> list:
+    """The widgets Tab visits in the chat page, in order, from the message box round to it."""
+    from PySide6.QtWidgets import QApplication
+    w.composer.input.setFocus(Qt.FocusReason.TabFocusReason)
+    stops = [w.composer.input]
+    for _ in range(40):
+        w.focusNextChild()
+        f = QApplication.focusWidget()
+        if f is None or f in stops:
+            break
+        stops.append(f)
+    return stops
+
+
+def test_keyboard_focus_is_visible_on_every_tab_stop(qtbot, store, clock):
+    from PySide6.QtWidgets import QApplication
+    c, w = make_window(qtbot, store, ScriptedSession(answer_script(final="See:\n\n```python\nx = 1\n```"),
+                                                     clock=clock), clock)
+    type_and_enter(qtbot, w, "hi")
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow, timeout=3000)
+    stops = tab_stops(w)
+    assert len(stops) >= 6
+    unmarked = []
+    for f in stops:
+        f.setFocus(Qt.FocusReason.TabFocusReason)
+        QApplication.processEvents()
+        focused = f.grab().toImage()
+        w.setFocus()            # focus elsewhere, the widget otherwise unchanged (hover, state)
+        QApplication.processEvents()
+        if f.grab().toImage() == focused:
+            unmarked.append(f"{type(f).__name__} {f.objectName() or getattr(f, 'text', lambda: '')()}")
+    assert unmarked == [], "\n".join(unmarked)
+    c.shutdown()
+
+
+def test_escape_clears_the_search_and_delete_removes_the_selected_chat(qtbot, store, clock, scripted):
+    c, w = make_window(qtbot, store, scripted, clock)
+    for text in ("apples", "bananas"):
+        w.new_action.trigger()
+        type_and_enter(qtbot, w, text)
+        qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow, timeout=3000)
+    w.find_action.trigger()
+    qtbot.keyClicks(w.sidebar.search, "appl")
+    assert w.sidebar.list.count() == 1
+    qtbot.keyClick(w.sidebar.search, Qt.Key.Key_Escape)
+    assert w.sidebar.search.text() == "" and w.sidebar.list.count() == 2
+    qtbot.keyClick(w.sidebar.search, Qt.Key.Key_Escape)      # empty: Esc goes back to the message box
+    assert w.composer.input.hasFocus()
+    item = next(w.sidebar.list.item(i) for i in range(w.sidebar.list.count()) if w.sidebar.list.item(i).text() == "apples")
+    w.sidebar.list.setCurrentItem(item)
+    w.sidebar.list.setFocus()
+    qtbot.keyClick(w.sidebar.list, Qt.Key.Key_Delete)
+    assert [x.title for x in store.conversations()] == ["bananas"] and w.sidebar.undo_bar.isVisibleTo(w)
+    qtbot.mouseClick(w.sidebar.undo_button, Qt.MouseButton.LeftButton)     # and Undo brings it back
+    assert sorted(x.title for x in store.conversations()) == ["apples", "bananas"]
+    c.shutdown()
+
+
+def test_the_window_opens_where_and_as_large_as_it_was_left(qtbot, store, clock, scripted):
+    from app.ui.main_window import MainWindow
+    c, w = make_window(qtbot, store, scripted, clock)
+    w.resize(770, 540)   # within the offscreen screen (800x600): Qt keeps a window on its screen
+    qtbot.waitUntil(lambda: w.size().toTuple() == (770, 540), timeout=3000)
+    w.close()
+    w2 = MainWindow(c)
+    qtbot.addWidget(w2)
+    assert w2.size().toTuple() == (770, 540)
+    c.shutdown()
+
+
+def test_the_context_meter_shows_the_chats_use_and_what_goes_first(qtbot, store, clock):
+    """Issue 29, a context meter: the last answer's prompt plus what it wrote, of the context."""
+    session = ScriptedSession(answer_script(final="abcdefgh", pieces=8), clock=clock)
+    c, w = make_window(qtbot, store, session, clock)
+    assert not w.context_meter.isVisibleTo(w)           # an empty chat uses nothing yet
+    type_and_enter(qtbot, w, "The first question, about pears")
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    stats = c.model.last().stats
+    used = stats["prompt_tokens"] + stats["generated_tokens"]     # the scripted session's own counts
+    assert used > 0 and w.context_meter.isVisibleTo(w)
+    assert w.context_meter.label.text() == f"Context {used} / 8K"
+    assert w.context_meter.bar.value() == int(used / 8192 * 1000)
+    assert f"about {used:,} of its 8,192-token context" in w.context_meter.toolTip()
+    assert "next would be your message “The first question, about pears”" in w.context_meter.toolTip()
+    w.new_action.trigger()
+    assert not w.context_meter.isVisibleTo(w)
+    c.shutdown()

@@ -1,0 +1,100 @@
+"""A reply the engine stopped as malformed never looks like success on the wire: a 502 in OpenAI's
+shape before a stream starts, an error frame the openai client raises on after it started, in both
+APIs. And the probe's structured answer (a nested schema the demo model once left unanswered with a
+200 and empty content) now comes back as JSON that validates."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import jsonschema
+import openai
+import pytest
+
+from engine.events import Done, MessageEnd, MessageStart, Stop, TextDelta
+from engine.generate import GenerationStats, SamplingParams
+from engine.session import RenderedPrompt
+from server.app import create_app
+from server.runner import EngineRunner
+
+
+class BrokenSession:
+    """Starts an answer, then the parser stops it as malformed (what the engine yields for a header
+    that never ended)."""
+
+    context_length = 4096
+
+    def sampling(self, temperature=None, top_p=None, seed=None):  # the runner asks; a script ignores it
+        return SamplingParams(temperature=0.0)
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def render(self, messages, **options):
+        return RenderedPrompt([1, 2, 3])
+
+    def reply(self, messages, prompt=None, **kw):
+        yield MessageStart("assistant", "final")
+        yield TextDelta("final", "Half an ans")
+        yield MessageEnd("final")
+        yield Stop("malformed: message header never ended")
+        yield Done(GenerationStats(generated_tokens=4, stop_reason="stop"), "malformed: message header never ended", 0, 3)
+
+
+@pytest.fixture(scope="module")
+def broken_app():
+    runner = EngineRunner(opener=lambda: BrokenSession()).start()
+    runner.loaded.wait(10)
+    yield create_app(runner, "broken")
+    runner.stop()
+
+
+def _client(app) -> openai.AsyncOpenAI:
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost")
+    return openai.AsyncOpenAI(base_url="http://localhost/v1", api_key="unused", max_retries=0, http_client=http)
+
+
+async def _chat(client, stream):
+    got = await client.chat.completions.create(model="broken", messages=[{"role": "user", "content": "hi"}],
+                                               stream=stream)
+    if stream:
+        async for _ in got:
+            pass
+
+
+async def _responses(client, stream):
+    got = await client.responses.create(model="broken", input="hi", stream=stream)
+    if stream:
+        async for _ in got:
+            pass
+
+
+@pytest.mark.parametrize("api", [_chat, _responses], ids=["chat", "responses"])
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_malformed_stop_is_an_error_the_client_sees(broken_app, api, stream):
+    with pytest.raises(openai.APIError) as e:
+        asyncio.run(api(_client(broken_app), stream))
+    assert "broke the chat format" in e.value.message
+    if not stream:
+        assert e.value.status_code == 502 and e.value.code == "invalid_model_output"
+
+
+NESTED = {"type": "object", "additionalProperties": False, "required": ["city", "stats", "tags"], "properties": {
+    "city": {"type": "string", "maxLength": 12},
+    "stats": {"type": "object", "additionalProperties": False, "required": ["population", "rank"], "properties": {
+        "population": {"type": "integer", "minimum": 0, "maximum": 100000000},
+        "rank": {"type": "integer", "minimum": 1, "maximum": 10}}},
+    "tags": {"type": "array", "maxItems": 3, "items": {"enum": ["old", "big", "coastal"]}}}}
+
+
+def test_the_probes_structured_answer_is_json_not_an_empty_200(demo_server):
+    client = demo_server.client()
+    for stream in (False, True):
+        got = client.chat.completions.create(
+            model="demo", messages=[{"role": "user", "content": "Describe Lisbon."}], max_tokens=600, stream=stream,
+            response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": NESTED}})
+        text = "".join(c.choices[0].delta.content or "" for c in got if c.choices) if stream else \
+            got.choices[0].message.content
+        jsonschema.validate(json.loads(text), NESTED)
