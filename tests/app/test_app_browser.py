@@ -11,8 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QObject, QPoint, Qt, QTimer, QUrl, Slot
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import QPoint, Qt, QTimer, QUrl
 from PySide6.QtWidgets import QLabel
 
 from app.browser_worker import LibraryIndexer
@@ -208,12 +207,10 @@ def test_stop_while_browsing_ends_the_answer_after_the_call(qtbot, store, enc, l
     c.shutdown()
 
 
-def test_the_citation_opens_a_zim_style_source_in_the_reader_when_no_app_can(qtbot, store, library, notes):
+def test_the_opener_refuses_what_the_library_does_not_hold_and_the_reader_marks_lines(qtbot, store, library, notes):
     from app.citation_links import citation_url
     from app.ui.citation_opener import CitationOpener
     opener = CitationOpener(library)
-    QDesktopServices.setUrlHandler("file", opener, "open_link")   # stands for "no app opens it": refused below
-    QDesktopServices.unsetUrlHandler("file")
     url = (notes / "tides.md").as_uri()
     lib = library.library()
     assert lib.fetch(url) is not None
