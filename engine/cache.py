@@ -5,7 +5,8 @@ A ModelCache can snapshot and restore its state cheaply, so a chat can rewind to
 its history diverges from what was generated (harmony drops earlier analysis) and prefill only
 the new tokens:
 - full layers only need the offset (positions before it are never overwritten);
-- sliding layers keep their last window as immutable MLX arrays, so a snapshot is a reference.
+- sliding layers keep their window in a buffer written in place, so a snapshot copies the window
+  (127 rows per layer), and a decoded token allocates nothing.
 
 # B batch, KV kv heads, S cached tokens, T new tokens, hd head dim
 """
@@ -112,38 +113,89 @@ class QuantizedFullCache(_PositionCache):
 
 
 class SlidingCache:
-    """Only the last `window - 1` positions are kept: a query sees itself and the 127 before it."""
+    """Only the last `window - 1` positions are kept: a query sees itself and the 127 before it.
+
+    They live in one buffer of window - 1 + LAP rows written in place: a decoded token is one row
+    written, no array made. Once per lap (LAP tokens) the window moves back to the front of a fresh
+    buffer. update() returns a view of the held rows plus the new ones, in position order, so the
+    attention sees exactly the keys (and sums them in the order) it did when this was a concatenation.
+    A snapshot copies the held window (the buffer is overwritten afterwards); that is the only copy.
+    """
+
+    LAP = 256
 
     def __init__(self, window: int, start: int = 0):
         self.window = window
-        self.keys = self.values = None
+        self.keep = window - 1
         self.offset = start
+        self.buffers = (None, None)  # keys, values [B, KV, rows, hd]
+        self.lo = self.used = 0  # the held window is rows lo..used of the buffers
+
+    def _room(self, k: mx.array, T: int) -> None:
+        """Make rows used..used+T free, moving the held window to the front of a new buffer if needed."""
+        rows = self.keep + max(self.LAP, T)
+        if self.buffers[0] is not None and self.used + T <= self.buffers[0].shape[2]:
+            return
+        held = self.used - self.lo
+        if self.buffers[0] is not None and self.buffers[0].shape[2] > rows:
+            rows = self.buffers[0].shape[2]
+        moved = []
+        for old in self.buffers:
+            b = mx.zeros((*k.shape[:2], rows, k.shape[3]), k.dtype)
+            if old is not None and held:
+                b[:, :, :held] = old[:, :, self.lo:self.used]
+            moved.append(b)
+        self.buffers = tuple(moved)
+        self.lo, self.used = 0, held
 
     def update(self, k: mx.array, v: mx.array) -> tuple[mx.array, mx.array, int]:
         T = k.shape[2]
-        if self.keys is not None:
-            k = mx.concatenate([self.keys, k], axis=2)
-            v = mx.concatenate([self.values, v], axis=2)
-        start = self.offset + T - k.shape[2]  # position of k's first row
+        self._room(k, T)
+        keys, values = self.buffers
+        end = self.used + T
+        keys[:, :, self.used:end] = k  # in place: nothing else holds the buffer (snapshots are copies)
+        values[:, :, self.used:end] = v
+        self.buffers = (keys, values)
+        first = self.lo
+        start = self.offset - (self.used - first)  # position of the first returned row
         self.offset += T
-        keep = self.window - 1
-        # New arrays, never written in place: old snapshots stay valid.
-        self.keys, self.values = k[:, :, -keep:], v[:, :, -keep:]
-        return k, v, start
+        self.used = end
+        self.lo = max(first, end - self.keep)
+        return keys[:, :, first:end], values[:, :, first:end], start
 
     def held(self) -> int:
         """Keys held now (at most window - 1): what the next update's keys come after."""
-        return 0 if self.keys is None else self.keys.shape[2]
+        return self.used - self.lo
+
+    def window_rows(self) -> tuple[mx.array | None, mx.array | None]:
+        """Views of the held keys and values (position order), or (None, None) when empty."""
+        if self.buffers[0] is None or self.used == self.lo:
+            return None, None
+        return tuple(b[:, :, self.lo:self.used] for b in self.buffers)
 
     def snapshot(self):
-        return (self.offset, self.keys, self.values)
+        k, v = self.window_rows()
+        if k is None:
+            return (self.offset, None, None)
+        k, v = mx.contiguous(k), mx.contiguous(v)
+        mx.async_eval(k, v)  # copied now, so the next in-place write finds the buffer unshared
+        return (self.offset, k, v)
 
     def restore(self, snap) -> None:
-        self.offset, self.keys, self.values = snap
+        offset, k, v = snap
+        self.offset = offset
+        self.lo = self.used = 0
+        if k is not None:
+            self._room(k, k.shape[2])
+            keys, values = self.buffers
+            keys[:, :, :k.shape[2]] = k
+            values[:, :, :k.shape[2]] = v
+            self.buffers = (keys, values)
+            self.used = k.shape[2]
 
     @property
     def state(self):
-        return [] if self.keys is None else [self.keys, self.values]
+        return [] if self.buffers[0] is None else list(self.buffers)
 
 
 @dataclass(frozen=True)
