@@ -13,9 +13,12 @@ the new tokens:
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import mlx.core as mx
+
+from engine.memory import SLIDING_LAP
 
 GROW_STEP = 256  # full caches grow in steps to avoid a reallocation per token
 
@@ -57,6 +60,19 @@ class _PositionCache:
     def restore(self, snap) -> None:
         self.offset = snap
 
+    def _stored(self) -> tuple:
+        raise NotImplementedError
+
+    def fork(self, snap):
+        """A new cache of the same kind holding a copy of positions start..snap (this one is untouched)."""
+        new = copy.copy(self)
+        n = snap - self.start
+        stored = self._stored()
+        new._set_stored(_append((None,) * len(stored), tuple(a[:, :, :n] for a in stored), 0)
+                        if n and stored[0] is not None else (None,) * len(stored))
+        new.offset = snap
+        return new
+
 
 class FullCache(_PositionCache):
     """Keys/values of every position so far.
@@ -79,6 +95,12 @@ class FullCache(_PositionCache):
     @property
     def state(self):
         return [] if self.keys is None else [self.keys, self.values]
+
+    def _stored(self) -> tuple:
+        return (self.keys, self.values)
+
+    def _set_stored(self, stored: tuple) -> None:
+        self.keys, self.values = stored
 
 
 class QuantizedFullCache(_PositionCache):
@@ -111,6 +133,12 @@ class QuantizedFullCache(_PositionCache):
     def state(self):
         return [] if self.stored[0] is None else list(self.stored)
 
+    def _stored(self) -> tuple:
+        return self.stored
+
+    def _set_stored(self, stored: tuple) -> None:
+        self.stored = stored
+
 
 class SlidingCache:
     """Only the last `window - 1` positions are kept: a query sees itself and the 127 before it.
@@ -122,7 +150,7 @@ class SlidingCache:
     A snapshot copies the held window (the buffer is overwritten afterwards); that is the only copy.
     """
 
-    LAP = 256
+    LAP = SLIDING_LAP
 
     def __init__(self, window: int, start: int = 0):
         self.window = window
@@ -197,6 +225,12 @@ class SlidingCache:
     def state(self):
         return [] if self.buffers[0] is None else list(self.buffers)
 
+    def fork(self, snap):
+        """A new window holding `snap` (a snapshot of this one)."""
+        new = SlidingCache(self.window)
+        new.restore(snap)
+        return new
+
 
 @dataclass(frozen=True)
 class CacheSnapshot:
@@ -227,6 +261,10 @@ class ModelCache:
 
     def state(self) -> list[mx.array]:
         return [a for c in self.layers for a in c.state]
+
+    def fork(self, snap: CacheSnapshot) -> "ModelCache":
+        """A new cache at `snap` (a snapshot of this one), sharing nothing this one will overwrite."""
+        return ModelCache([c.fork(s) for c, s in zip(self.layers, snap.layers)])
 
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self.state())

@@ -65,9 +65,14 @@ def open_chat(folder: str | Path, context_length: int = 8192, budget: int | None
     enc = load_tokenizer(folder)  # first: a broken tokenizer is found before the long load
     with wired_limit():
         model = load_model(folder, dtype=dtype, policy=policy)
+    from engine.prompt_cache import PromptCache
+
+    # Other conversations' caches get what the plan leaves free (never an expert slot).
+    prompt_cache = PromptCache(model.make_cache, budget_bytes=plan.prompt_cache_bytes if plan is not None else None)
     session = ChatSession(model, enc, context_length=context_length,
                           **({"prefill_chunk": plan.prefill_chunk} if plan is not None else {}),
-                          defaults=SamplingParams(), greedy=prefers_greedy(folder), wired_limit=wired_limit)
+                          defaults=SamplingParams(), greedy=prefers_greedy(folder), wired_limit=wired_limit,
+                          prompt_cache=prompt_cache)
     session.plan = plan
     return session
 
