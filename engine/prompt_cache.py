@@ -57,7 +57,8 @@ class Conversation:
     snapshots: list[Snapshot] = field(default_factory=list)
     owner: str | None = None
     used_at: int = 0
-    from_disk: bool = False  # loaded from the store (its file is the copy on disk)
+    from_disk: bool = False  # loaded from the store
+    saved_key: str | None = None  # the store's file that holds exactly this state (nothing to write)
 
     def reach(self, ids: list[int]) -> tuple[int, Snapshot | None]:
         """(how many of ids[:-1] this can resume, the snapshot to restore or None to carry on in place)."""
