@@ -249,7 +249,26 @@ from engine.tokenizer import load_tokenizer
 from engine.generate import SamplingParams
 import engine.prompt_store as ps
 
-ps.WRITE_BLOCK = 4096  # many small writes: the kill lands in the middle of one file
+import builtins, time
+
+ps.WRITE_BLOCK = 2048  # many small, slowed writes: the kill lands in the middle of a file
+
+
+class SlowFile:
+    def __init__(self, fh):
+        self.fh = fh
+    def write(self, data):
+        time.sleep(0.01)
+        return self.fh.write(data)
+    def __getattr__(self, name):
+        return getattr(self.fh, name)
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        return self.fh.__exit__(*exc)
+
+
+ps.open = lambda *a, **k: SlowFile(builtins.open(*a, **k))  # the store's writes only
 folder, cache = sys.argv[1], sys.argv[2]
 model = load_model(folder, dtype="float32", policy=Policy(embed_on_cpu=True, kv_bits=8))
 store = PromptStore(cache, folder)
@@ -262,6 +281,17 @@ while True:
 '''
 
 
+def _partly_written(cache: Path) -> bool:
+    """A .tmp a few blocks in (each write is slowed in the subprocess: many more are to come)."""
+    for tmp in cache.glob("*/*.tmp"):
+        try:
+            if tmp.stat().st_size >= 4096:
+                return True
+        except FileNotFoundError:  # renamed just now
+            pass
+    return False
+
+
 def test_kill_9_while_a_file_is_written_leaves_no_bad_file(tmp_path, enc, caplog):
     folder = chat_folder(tmp_path / "model")
     cache = tmp_path / "cache"
@@ -269,9 +299,9 @@ def test_kill_9_while_a_file_is_written_leaves_no_bad_file(tmp_path, enc, caplog
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(folder), str(cache)], env=env)
     try:
         deadline = time.monotonic() + 240
-        while not list(cache.glob("*/*.tmp")) or len(list(cache.glob("*/*.safetensors"))) < 2:
+        while not (len(list(cache.glob("*/*.safetensors"))) >= 2 and _partly_written(cache)):
             assert proc.poll() is None and time.monotonic() < deadline, "the writer never got going"
-        os.kill(proc.pid, signal.SIGKILL)  # while a .tmp is being written
+        os.kill(proc.pid, signal.SIGKILL)  # while the .tmp is being written
         proc.wait(30)
     finally:
         if proc.poll() is None:
