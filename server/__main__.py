@@ -1,10 +1,12 @@
-"""python -m server --model FOLDER [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--context N]"""
+"""python -m server --model FOLDER [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--context N]
+[--prompt-cache FOLDER]"""
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -22,6 +24,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--context", type=int, default=8192, help="context length in tokens")
     ap.add_argument("--max-waiting", type=int, default=16,
                     help="requests that may wait for the model before new ones get 429 (busy)")
+    ap.add_argument("--prompt-cache", default=None, metavar="FOLDER",
+                    help="keep conversations' caches in FOLDER across restarts (default: in memory only)")
     return ap.parse_args(argv)
 
 
@@ -66,10 +70,14 @@ def main(argv=None) -> int:
     from server.model import model_id_for, open_model
     from server.runner import EngineRunner
 
-    runner = EngineRunner(lambda: open_model(model, args.context), max_waiting=args.max_waiting).start()
+    runner = EngineRunner(lambda: open_model(model, args.context, args.prompt_cache),
+                          max_waiting=args.max_waiting).start()
     app = create_app(runner, model_id_for(model), args.api_key)
     print(f"Serving {model_id_for(model)} at http://{args.host}:{args.port}/v1 (loading the model…)",
           file=sys.stderr)
+    # uvicorn re-raises SIGTERM once it has shut down: exit through `finally`, so the engine thread
+    # gets to write the prompt cache instead of the process dying on the spot.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:

@@ -24,13 +24,14 @@ class OpenedChat:
         return len(self.enc.encode_ordinary(text)) if text else 0
 
 
-def open_model(folder: str | Path, context_length: int) -> OpenedChat:
+def open_model(folder: str | Path, context_length: int, cache_folder: str | Path | None = None) -> OpenedChat:
     """The engine's front door (plan, load, tokenizer, generation defaults) for the server.
+    cache_folder: where conversations' caches survive a restart (None: memory only).
 
     Raises ModelError (one sentence) when the folder can't be opened or doesn't fit."""
     from engine import open_chat
 
-    session = open_chat(folder, context_length=context_length)
+    session = open_chat(folder, context_length=context_length, cache_folder=cache_folder)
     return OpenedChat(session, session.enc, session.greedy, model_id_for(folder))
 
 

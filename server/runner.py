@@ -139,8 +139,18 @@ class EngineRunner:
         while True:
             work = self._jobs.get()
             if work is None:
+                self._close_chat()
                 return
             work()
+
+    def _close_chat(self) -> None:
+        """On the engine thread, at stop: the session writes its cached conversations to disk (if it keeps them)."""
+        close = getattr(getattr(self.chat, "session", None), "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                log.exception("the prompt cache could not be written at exit")
 
     def execute(self, job: Job) -> None:
         """Serve one job to its end; every job's stream ends with END, whatever happens."""
@@ -183,7 +193,7 @@ class EngineRunner:
             temperature = 0.0 if self.chat.greedy else 1.0
         sampling = self.chat.sampling(temperature=temperature, top_p=job.top_p, seed=job.seed)
         for ev in session.reply(job.messages, sampling=sampling, max_tokens=max_tokens, cancel=job.cancel,
-                                prompt=prompt):
+                                prompt=prompt, owner="api"):
             if isinstance(ev, Done):
                 self.last_done = ev
             job.put(ev)
