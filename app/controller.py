@@ -18,6 +18,7 @@ from app import tool_steps
 from app.context_notice import too_long_notice, trimmed_notice
 from app.conversation import ChatMessage, ConversationModel
 from app.demo_examples import EFFORT as DEMO_EFFORT
+from app.paths import prompt_cache_dir
 from app.settings import Settings
 from app.store import ChatStore, StoredMessage, StoreError
 from app.user_functions import openai_tools, response_format
@@ -66,6 +67,8 @@ class ChatController(QObject):
     _request_generate = Signal(int, object, object)  # object: PySide6 6.12 mis-counts None inside dict/list signals
     _request_tool = Signal(int, str, str)               # request id, chat, python code
     _request_warm = Signal(str)                         # chat: start its kernel while the user decides
+    _request_clear_cache = Signal()                     # Settings' "Clear cached conversations"
+    _request_cache_bytes = Signal("qint64")             # Settings' disk space for them
 
     def __init__(self, store: ChatStore, worker: EngineWorker | None = None, flush_ms: int = 30, parent=None):
         super().__init__(parent)
@@ -99,6 +102,10 @@ class ChatController(QObject):
             except StoreError:
                 pass
         self.worker.set_python_enabled(self.settings.python_tool)
+        self._request_clear_cache.connect(self.worker.clear_prompt_cache)
+        self._request_cache_bytes.connect(self.worker.set_prompt_cache_bytes)
+        self.worker.prompt_cache = {"cache_folder": str(prompt_cache_dir()),
+                                    "cache_disk_bytes": int(self.settings.prompt_cache_gb * 1e9)}
         self._timer = QTimer(self)
         self._timer.setInterval(flush_ms)
         self._timer.timeout.connect(self.flush)
@@ -160,6 +167,10 @@ class ChatController(QObject):
         self.flush()
         if self._busy and self._stream is not None:  # the worker never reported back: save what we have
             self._finish_stream({}, "cancelled")
+
+    def clear_prompt_cache(self) -> None:
+        """Forget every cached conversation (memory and disk), on the engine thread."""
+        emit(self._request_clear_cache)
 
     @property
     def busy(self) -> bool:
@@ -261,6 +272,7 @@ class ChatController(QObject):
         self.settings = settings.clamped()
         self._try(self.settings.save, self.store)  # kept for this session even if it can't be saved
         self.worker.set_python_enabled(self.settings.python_tool)
+        emit(self._request_cache_bytes, int(self.settings.prompt_cache_gb * 1e9))
         emit(self.settings_changed)
         if self.ready and old_context != self.settings.context_length and self.settings.model_folder:
             self.load_model(self.settings.model_folder)

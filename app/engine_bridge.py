@@ -47,8 +47,10 @@ def model_display_name(folder: str | Path) -> str:
     return folder.name
 
 
-def load_engine(folder: str, context_length: int) -> LoadedEngine:
-    """Open `folder` for chat through engine.open_chat (no network: offline mode is on)."""
+def load_engine(folder: str, context_length: int, cache_folder: str | None = None,
+                cache_disk_bytes: int | None = None) -> LoadedEngine:
+    """Open `folder` for chat through engine.open_chat (no network: offline mode is on).
+    cache_folder: where conversations' caches are kept across restarts (the app's data folder)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         from engine.errors import ModelError
@@ -56,7 +58,8 @@ def load_engine(folder: str, context_length: int) -> LoadedEngine:
     except ImportError as e:
         raise LoadRefused(f"This copy of the app is missing part of its engine ({e.name}); reinstall the app.") from e
     try:
-        session = open_chat(folder, context_length=context_length)
+        session = open_chat(folder, context_length=context_length, cache_folder=cache_folder,
+                            cache_disk_bytes=cache_disk_bytes)
     except NotEnoughMemory as e:
         reason = str(e).rstrip(".")
         raise LoadRefused(f"Not enough memory to load this model: {reason}. Close other apps, or choose a "

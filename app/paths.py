@@ -26,3 +26,8 @@ def history_path() -> Path:
 
 def models_dir() -> Path:
     return app_data_dir() / "models"
+
+
+def prompt_cache_dir() -> Path:
+    """Conversations' KV caches, so reopened chats skip their prefill (engine/prompt_store.py)."""
+    return app_data_dir() / "prompt-cache"

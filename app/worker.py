@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from app.qt_compat import emit
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from app.engine_bridge import LoadRefused, load_engine, memory_in_use
 from engine.events import Done, Stop
@@ -77,6 +77,7 @@ class EngineWorker(QObject):
         self._cancel = threading.Event()
         self._current = -1
         self._cancelled: set[int] = set()
+        self.prompt_cache = {}  # cache_folder, cache_disk_bytes for the loader (set by the controller)
 
     def cancel(self, request_id: int) -> None:
         """Stop generation `request_id` (callable from the GUI thread; the loop checks per token)."""
@@ -87,9 +88,10 @@ class EngineWorker(QObject):
 
     @Slot(str, int)
     def load(self, folder: str, context_length: int) -> None:
-        self._engine = None
+        self._close_engine()  # the old model's cached conversations go to disk first
+        extra = {k: v for k, v in self.prompt_cache.items() if _accepts(self._loader, k)}
         try:
-            self._engine = self._loader(folder, context_length)
+            self._engine = self._loader(folder, context_length, **extra)
         except LoadRefused as e:
             emit(self.load_failed, str(e))
             return
@@ -118,7 +120,7 @@ class EngineWorker(QObject):
             events = self._engine.session.reply(
                 messages, effort=options.get("effort", "medium"), developer=options.get("developer") or None,
                 sampling=sampling, max_tokens=int(options.get("max_tokens", 2048)), cancel=cancel,
-                **self._tool_options(options))
+                **self._tool_options(options), **self._owner())
             for ev in events:
                 if isinstance(ev, Done):
                     done = ev
@@ -138,6 +140,43 @@ class EngineWorker(QObject):
                 self._cancelled.discard(request_id)
         emit(self.finished, request_id, done if done is not None else Done(None, "stop"))
         emit(self.memory, memory_in_use())
+
+    # -- the prompt cache (engine/prompt_cache.py, engine/prompt_store.py) -------------------
+    def _owner(self) -> dict:
+        """The window's conversations are evicted from memory after the API's, each one's newest last."""
+        return {"owner": "window"} if _accepts(self._engine.session.reply, "owner") else {}
+
+    @Slot()
+    def clear_prompt_cache(self) -> None:
+        """Settings' button: forget the cached conversations, in memory and on disk."""
+        session = getattr(self._engine, "session", None)
+        cache = getattr(session, "prompt_cache", None)
+        if cache is not None:
+            cache.clear()
+            session.conversation = None
+            if cache.store is not None:
+                cache.store.clear()
+        folder = self.prompt_cache.get("cache_folder")
+        if folder:  # files of models not loaded now go too
+            for path in Path(folder).glob("*/*.safetensors"):
+                path.unlink(missing_ok=True)
+
+    @Slot("qint64")
+    def set_prompt_cache_bytes(self, n: int) -> None:
+        self.prompt_cache["cache_disk_bytes"] = int(n)
+        store = getattr(getattr(getattr(self._engine, "session", None), "prompt_cache", None), "store", None)
+        if store is not None:
+            store.budget_bytes = int(n)  # the writer applies it after its next file
+
+    def _close_engine(self) -> None:
+        """On the engine thread: write the cached conversations to disk (the app quits or loads another model)."""
+        close = getattr(getattr(self._engine, "session", None), "close", None)
+        self._engine = None
+        if close is not None:
+            try:
+                close()
+            except Exception:  # never let it stop the app from quitting
+                log.exception("the cached conversations could not be written")
 
     @property
     def engine(self):
@@ -236,6 +275,8 @@ class EngineThread(QObject):
         self.thread = QThread()
         self.thread.setObjectName("engine")
         worker.moveToThread(self.thread)
+        # Emitted on the engine thread as its loop ends: the session writes its cache there (MLX's thread).
+        self.thread.finished.connect(worker._close_engine, Qt.ConnectionType.DirectConnection)
         self.thread.start()
 
     def stop(self, timeout_ms: int = 10000) -> None:

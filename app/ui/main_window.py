@@ -210,6 +210,7 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.c.settings, self, greedy=self.c.greedy, api=self.api_server)
+        dialog.cache_section.clear_requested.connect(self.c.clear_prompt_cache)
         if dialog.exec():
             self.c.save_settings(dialog.result_settings())
 
