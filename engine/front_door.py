@@ -70,8 +70,8 @@ def open_chat(folder: str | Path, context_length: int = 8192, budget: int | None
         model = load_model(folder, dtype=dtype, policy=policy)
     from engine.prompt_cache import PromptCache
 
-    # Other conversations' caches get what the plan leaves free (never an expert slot).
-    prompt_cache = PromptCache(model.make_cache, budget_bytes=plan.prompt_cache_bytes if plan is not None else None,
+    # Other conversations' caches get what the plan leaves free (never an expert slot); unplanned: none.
+    prompt_cache = PromptCache(model.make_cache, budget_bytes=plan.prompt_cache_bytes if plan is not None else 0,
                                store=_prompt_store(cache_folder, folder, cache_disk_bytes))
     session = ChatSession(model, enc, context_length=context_length,
                           **({"prefill_chunk": plan.prefill_chunk} if plan is not None else {}),
