@@ -96,6 +96,55 @@ def reopen(folder: Path, sizes: list[int], chunk: int, label: str) -> list[dict]
     return rows
 
 
+def restore_only(folder: Path, sizes: list[int], chunk: int, label: str) -> None:
+    """Time to first token from disk for caches filled with random keys of the real shapes (no
+    model compute: for sizes whose full prefill is too slow to run here). The load does not
+    depend on the values; the full prefill is not measured for these sizes."""
+    import gc
+
+    import mlx.core as mx
+
+    from engine import load_model
+    from engine.memory import Policy
+    from engine.prompt_cache import Conversation, PromptCache
+    from engine.prompt_store import PromptStore
+
+    policy = Policy(embed_on_cpu=True, kv_bits=8)
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as cache_dir:
+            model = load_model(folder, dtype="bfloat16", policy=policy)
+            cfg = model.config
+            cache = model.make_cache()
+            rng = np.random.default_rng(n)
+            for done in range(0, n, chunk):
+                t = min(chunk, n - done)
+                kv = mx.array(rng.standard_normal((1, cfg.num_key_value_heads, t, cfg.head_dim)).astype(np.float32))
+                for layer in cache.layers:
+                    layer.update(kv.astype(mx.bfloat16), kv.astype(mx.bfloat16))
+                mx.eval(cache.state())
+            ids = rng.integers(0, min(cfg.vocab_size, 199000), n).tolist()
+            conv = Conversation(cache, list(ids))
+            conv.add_snapshot(ids, n)
+            store = PromptStore(cache_dir, folder)
+            store.save(conv)
+            store.wait()
+            store.close()
+            size = sum(p.stat().st_size for p in Path(cache_dir).glob("*/*.safetensors"))
+            del model, cache, conv
+            gc.collect()
+            model = load_model(folder, dtype="bfloat16", policy=policy)
+            more = ids + rng.integers(0, min(cfg.vocab_size, 199000), 16).tolist()
+            t0 = time.perf_counter()
+            pc = PromptCache(model.make_cache, store=PromptStore(cache_dir, folder))
+            _, reused = first_token(model, pc, more, chunk)
+            disk_s = time.perf_counter() - t0
+            pc.store.close()
+            print(f"  {label:<28} {n:>6} tokens: from disk {disk_s:6.2f} s ({reused} reused, file "
+                  f"{size / 1e6:6.1f} MB); full prefill not run", flush=True)
+            del model, pc
+            gc.collect()
+
+
 # ---------------------------------------------------------------------- 2. and 3. (child processes)
 
 def alternate(folder: str, turns: int) -> dict:
@@ -163,6 +212,8 @@ def main(argv=None) -> int:
     ap.add_argument("--vocab", type=int, default=32768)
     ap.add_argument("--sizes", type=int, nargs="*", default=[2048, 8192])
     ap.add_argument("--demo-sizes", type=int, nargs="*", default=[2048, 8192])
+    ap.add_argument("--restore-sizes", type=int, nargs="*", default=[],
+                    help="20b-shape sizes timed from disk only (random keys; no full prefill)")
     ap.add_argument("--chunk", type=int, default=512)
     ap.add_argument("--turns", type=int, default=10)
     ap.add_argument("--decode", type=int, default=24)
@@ -187,6 +238,7 @@ def main(argv=None) -> int:
         print(f"1. reopening a chat after a restart (8-bit KV, bf16, prefill chunk {a.chunk})", flush=True)
         reopen(folder, a.sizes, a.chunk, f"20b shapes, {a.layers} layers")
         reopen(demo_folder(), a.demo_sizes, a.chunk, "demo model")
+        restore_only(folder, a.restore_sizes, a.chunk, f"20b shapes, {a.layers} layers")
     if "2" in a.parts:
         print(f"2. window + two API clients alternating, {a.turns} turns each (demo model)", flush=True)
         for name, root in (("today", a.today), ("prompt cache", ours)):
