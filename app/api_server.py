@@ -1,7 +1,7 @@
 """The app's "Local API server" switch: server/ (the OpenAI-compatible API) served by uvicorn on a
 background thread, answering with the chat window's model on the chat window's engine thread.
 
-One engine thread: each API request is posted to the EngineWorker (its `run` slot) and queues there,
+One engine thread: each API request is posted to the EngineWorker (`post`, thread-safe) and queues there,
 in order, with the window's own replies, so the two never generate at the same time and share one
 model (and its session's cache). The model is attached to the server's runner on the engine thread
 right after each load, and detached before the next load starts, so the server never keeps an old
@@ -97,7 +97,6 @@ class LocalApiServer(QObject):
     changed = Signal()              # switched on or off, or the note changed
     served_changed = Signal(int)    # requests served since it was switched on
     answering_changed = Signal(bool)  # an API request is on the engine now (the window's send waits)
-    _to_engine = Signal(object)     # a function for the engine thread (worker.run)
     _failed = Signal(object, str)   # the uvicorn.Server that stopped by itself, one sentence
 
     def __init__(self, controller, host: str = HOST, parent=None):
@@ -114,9 +113,8 @@ class LocalApiServer(QObject):
         self._folder = controller.folder
         self._loading = False
         worker = controller.worker
-        self._to_engine.connect(worker.run, Qt.ConnectionType.QueuedConnection)
         # Direct: called on the engine thread inside the load, before any job queued behind it.
-        worker.loaded.connect(lambda _name: self._attach_current(), Qt.ConnectionType.DirectConnection)
+        worker.loaded.connect(lambda *_: self._attach_current(), Qt.ConnectionType.DirectConnection)
         worker.load_failed.connect(self._attach_failed_load, Qt.ConnectionType.DirectConnection)
         controller.model_loading.connect(self._on_loading)
         self._failed.connect(self._on_failed)
@@ -181,7 +179,7 @@ class LocalApiServer(QObject):
         self._thread = threading.Thread(target=self._serve, args=(self._server, sock), name="local-api",
                                         daemon=True)
         self._thread.start()
-        emit(self._to_engine, lambda: self._attach_current(runner))
+        self.c.worker.post(lambda: self._attach_current(runner))
         emit(self.changed)
         emit(self.served_changed, 0)
         log.info("local API server listening on %s", self.url)
@@ -196,16 +194,16 @@ class LocalApiServer(QObject):
             self._server.should_exit = True
             self._server = None
             # Let go of the model after the job running now, so a later load doesn't keep two alive.
-            emit(self._to_engine, lambda: runner.attach(None))
+            self.c.worker.post(lambda: runner.attach(None))
             emit(self.changed)
         if wait and self._thread is not None:
             self._thread.join(wait)
 
     # -- the model -----------------------------------------------------------------------
     def _current_model_id(self) -> str:
-        from server.model import model_id_for
+        from engine.front_door import model_name
 
-        return model_id_for(self._folder) if self._folder else "none"
+        return model_name(self._folder) if self._folder else "none"
 
     def _set_loading(self, loading: bool) -> None:
         self._loading = loading
@@ -215,7 +213,7 @@ class LocalApiServer(QObject):
         self._folder, self._loading = folder, True
         runner = self._runner
         if runner is not None:
-            emit(self._to_engine, lambda: runner.attach(None))
+            self.c.worker.post(lambda: runner.attach(None))
 
     def _attach_current(self, runner=None) -> None:
         """Engine thread: hand the runner the loaded model (or say why there is none)."""
@@ -227,13 +225,11 @@ class LocalApiServer(QObject):
             runner.attach(None, None if self._loading else (self.c.model_error or NO_MODEL))
             return
         from server.app import create_app
-        from server.model import OpenedChat
 
         model_id = self._current_model_id()
         if model_id != self._model_id and self._asgi is not None:
             self._asgi.inner, self._model_id = create_app(runner, model_id), model_id
-        session = engine.session
-        runner.attach(OpenedChat(session, session.enc, bool(engine.greedy), model_id))
+        runner.attach(engine)
 
     def _attach_failed_load(self, message: str) -> None:
         runner = self._runner
@@ -253,7 +249,7 @@ class LocalApiServer(QObject):
                 emit(self.answering_changed, False)
                 emit(self.served_changed, runner.served)
 
-        emit(self._to_engine, job)
+        self.c.worker.post(job)
 
     # -- the server's own thread ---------------------------------------------------------
     def _serve(self, server, sock: socket.socket) -> None:

@@ -1,50 +1,32 @@
 """The chat logic between widgets, history and the engine thread. No widgets here.
 
-The controller owns the ChatStore, the ConversationModel of the open chat and the EngineWorker.
-Widgets call its methods (send, stop, regenerate, edit_last, ...) and listen to its signals.
-Token events are drained from the worker's outbox by a QTimer every `flush_ms` so the view is
-updated in small batches. A finished or stopped answer is written to the store at once.
+The controller owns the ChatStore, the ConversationModel of the open chat, the settings and the
+model's lifecycle (EngineWorker) and the tools worker. The answer being written is an app.turn.Turn:
+the controller starts it, routes the workers' results to it and repaints its row. Widgets call
+its methods (send, stop, regenerate, edit_last, ...) and listen to its signals. Token events are
+drained from the worker's outbox by a QTimer every `flush_ms` so the view is updated in small
+batches.
 """
 from __future__ import annotations
 
-import dataclasses
 import queue
-import time
 
 from app.qt_compat import emit
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app import tool_steps
-from app.context_notice import too_long_notice, trimmed_notice
 from app.conversation import ChatMessage, ConversationModel
 from app.demo_examples import EFFORT as DEMO_EFFORT
 from app.paths import prompt_cache_dir
 from app.settings import Settings
 from app.store import ChatStore, StoredMessage, StoreError
-from app.user_functions import openai_tools, response_format
-from app.worker import EngineThread, EngineWorker, done_stats
-from engine.events import ContextTrimmed, Done, MessageEnd, MessageStart, PrefillProgress, PromptTooLong, TextDelta
+from app.tool_steps import CallStep
+from app.tools_worker import ToolsWorker
+from app.turn import Turn, clause
+from app.user_functions import engine_tools, response_format
+from app.worker import EngineThread, EngineWorker, WorkerThread, done_stats
+from engine.events import Done
 from models.registry import DEMO
-
-ANALYSIS_CHANNELS = ("analysis", "commentary")
-SAVE_EVERY_S = 1.0   # the answer being written is saved this often, so a crash keeps most of it
-
-
-def stop_notice(reason: str) -> str:
-    """One sentence under an answer that ended other than normally ('' when it ended normally)."""
-    if reason == "max_tokens":
-        return "The answer reached the maximum length; raise “Max answer length” in Settings for longer answers."
-    if reason.startswith("malformed"):
-        return "The model's reply ended in an unexpected format; try Regenerate."
-    if reason == "call":
-        return "The model tried to call a tool, which this app does not offer; try Regenerate or rephrase."
-    return ""
-
-
-def clause(e: Exception) -> str:
-    """A one-sentence error as a clause inside another sentence."""
-    text = str(e).strip().rstrip(".")
-    return text[:1].lower() + text[1:]
 
 
 def to_chat(m: StoredMessage) -> ChatMessage:
@@ -70,7 +52,8 @@ class ChatController(QObject):
     _request_clear_cache = Signal()                     # Settings' "Clear cached conversations"
     _request_cache_bytes = Signal("qint64")             # Settings' disk space for them
 
-    def __init__(self, store: ChatStore, worker: EngineWorker | None = None, flush_ms: int = 30, parent=None):
+    def __init__(self, store: ChatStore, worker: EngineWorker | None = None, flush_ms: int = 30, parent=None,
+                 tools: ToolsWorker | None = None):
         super().__init__(parent)
         self.store = store
         self.history_notice = store.notice   # shown once at start ('' when the history opened cleanly)
@@ -93,15 +76,20 @@ class ChatController(QObject):
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
         self.worker.memory.connect(self.memory_changed)
-        self._request_tool.connect(self.worker.run_python)
-        self._request_warm.connect(self.worker.warm_python)
-        self.worker.tool_finished.connect(self._on_tool_finished)
+        self.worker.started.connect(self._on_started)
+        # Tools run on their own thread: a long cell never holds the model (or the local API) up.
+        self.tools = tools or ToolsWorker()
+        self.worker.python_offered = self.tools.python_offered
+        self.tools_thread = WorkerThread(self.tools, "tools", self.tools.close_all)  # a running cell is ended first
+        self._request_tool.connect(self.tools.run_python)
+        self._request_warm.connect(self.tools.warm_python)
+        self.tools.finished.connect(self._on_tool_finished)
         if self.store.exclusive:   # purged chats' Python folders go with them
             try:
-                self.worker.sweep_python_folders(self.store.conversation_ids(), self.store.path)
+                self.tools.sweep_python_folders(self.store.conversation_ids(), self.store.path)
             except StoreError:
                 pass
-        self.worker.set_python_enabled(self.settings.python_tool)
+        self.tools.set_python_enabled(self.settings.python_tool)
         self._request_clear_cache.connect(self.worker.clear_prompt_cache)
         self._request_cache_bytes.connect(self.worker.set_prompt_cache_bytes)
         self.worker.prompt_cache = {"cache_folder": str(prompt_cache_dir()),
@@ -118,15 +106,8 @@ class ChatController(QObject):
         self.current_id = -1
         self.effort = "medium"
         self._request_id = 0
-        self._busy = False
-        self._stream: ChatMessage | None = None     # the answer being written
-        self._stream_conv = -1                      # ...and the conversation it belongs to
-        self._stream_saved_at = 0.0
+        self.turns: dict[int, Turn] = {}            # the answers being written, by conversation id
         self._last_deleted: int | None = None
-        self._turn_history: list[dict] = []          # the request that began the answer being written
-        self._turn_options: dict = {}
-        self._turn_stats: dict = {}
-        self._stopping = False                      # Stop was pressed while code ran
 
     # -- model -----------------------------------------------------------------------------
     def load_model(self, folder: str) -> None:
@@ -137,14 +118,9 @@ class ChatController(QObject):
         emit(self.model_loading, folder)
         emit(self._request_load, folder, int(self.settings.context_length))
 
-    def _on_loaded(self, name: str) -> None:
-        self.ready, self.model_name = True, name
+    def _on_loaded(self, name: str, greedy: bool) -> None:
+        self.ready, self.model_name, self.greedy = True, name, greedy
         self.is_demo = name == DEMO.label
-        try:
-            from engine.generation_config import prefers_greedy   # pure JSON reading, no MLX
-            self.greedy = prefers_greedy(self._folder)
-        except ImportError:
-            self.greedy = False
         if not self.model.messages():   # an empty chat takes the effort that suits this model
             self.effort = self.new_chat_effort()
             if self.current_id != -1:
@@ -156,17 +132,18 @@ class ChatController(QObject):
         emit(self.model_failed, message)
 
     def shutdown(self) -> None:
-        """Stop any answer (keeping it), then end the engine thread. Safe to call twice."""
-        if not self.engine_thread.thread.isRunning() and not self._busy:
+        """Stop any answer (keeping it), then end the engine and tools threads. Safe to call twice."""
+        if not self.engine_thread.thread.isRunning() and not self.turns:
             return
-        if self._busy:
-            self.worker.cancel(self._request_id)
-            self.worker.interrupt_tool(str(self._stream_conv))
+        for turn in self.turns.values():
+            self.worker.cancel(turn.request_id)
+            self.tools.interrupt(str(turn.conv))
         self.engine_thread.stop()
-        self.worker.close_tools()
+        self.tools.close_all()
+        self.tools_thread.stop()
         self.flush()
-        if self._busy and self._stream is not None:  # the worker never reported back: save what we have
-            self._finish_stream({}, "cancelled")
+        for turn in list(self.turns.values()):  # the worker never reported back: save what we have
+            turn.finish({}, "cancelled")
 
     def clear_prompt_cache(self) -> None:
         """Forget every cached conversation (memory and disk), on the engine thread."""
@@ -174,7 +151,19 @@ class ChatController(QObject):
 
     @property
     def busy(self) -> bool:
-        return self._busy
+        """An answer is being written in some chat."""
+        return bool(self.turns)
+
+    @property
+    def turn(self) -> Turn | None:
+        """The answer being written in the open chat, if any."""
+        return self.turns.get(self.current_id)
+
+    @property
+    def answering_elsewhere(self) -> bool:
+        """Another chat's answer holds the model (one answer is written at a time; a chat whose
+        answer waits for the user or runs code does not hold it)."""
+        return any(t.on_model for conv, t in self.turns.items() if conv != self.current_id)
 
     @property
     def folder(self) -> str:
@@ -184,17 +173,13 @@ class ChatController(QObject):
     @property
     def answering_here(self) -> bool:
         """An answer is being written in the open chat (not in another one)."""
-        return self._busy and self._stream_conv == self.current_id
+        return self.turn is not None
 
     def new_chat_effort(self) -> str:
         """The effort last chosen; before any choice, high for the demo model (it is only right
         there, see models/demo/README.md) and medium for gpt-oss."""
         return self.settings.effort or (DEMO_EFFORT if self.is_demo else "medium")
 
-    def _set_busy(self, busy: bool) -> None:
-        if busy != self._busy:
-            self._busy = busy
-            emit(self.busy_changed, busy)
 
     # -- conversations ---------------------------------------------------------------------
     def conversations(self, search: str = ""):
@@ -225,7 +210,7 @@ class ChatController(QObject):
             emit(self.current_changed, -1)
             return
         self.current_id, self.effort = conv.id, conv.effort
-        streaming = self._stream if self._busy and self._stream_conv == conv.id else None
+        streaming = self.turns[conv.id].message if conv.id in self.turns else None
         rows = [to_chat(m) for m in stored if streaming is None or m.id != streaming.id]
         self._attach_steps(conv.id, rows)
         if streaming is not None:
@@ -241,11 +226,11 @@ class ChatController(QObject):
 
     def delete(self, conversation_id: int) -> None:
         """Soft delete; `undo_delete()` brings it back until the app restarts."""
-        if self._busy and self._stream_conv == conversation_id:
-            self.stop()
+        if conversation_id in self.turns:
+            self.turns[conversation_id].stop()
         self.store.delete(conversation_id)
         self._last_deleted = conversation_id
-        self.worker.forget_python(str(conversation_id))
+        self.tools.forget(str(conversation_id))
         if conversation_id == self.current_id:
             rest = self.store.conversations()
             self.open_conversation(rest[0].id if rest else -1)
@@ -271,7 +256,7 @@ class ChatController(QObject):
         old_context = self.settings.context_length
         self.settings = settings.clamped()
         self._try(self.settings.save, self.store)  # kept for this session even if it can't be saved
-        self.worker.set_python_enabled(self.settings.python_tool)
+        self.tools.set_python_enabled(self.settings.python_tool)
         emit(self._request_cache_bytes, int(self.settings.prompt_cache_gb * 1e9))
         emit(self.settings_changed)
         if self.ready and old_context != self.settings.context_length and self.settings.model_folder:
@@ -279,7 +264,7 @@ class ChatController(QObject):
 
     # -- chatting --------------------------------------------------------------------------
     def can_send(self) -> bool:
-        return self.ready and not self._busy
+        return self.ready and self.turn is None and not self.answering_elsewhere
 
     def send(self, text: str) -> bool:
         """Add a user message and start the answer. False (nothing changes) if not possible now."""
@@ -356,233 +341,120 @@ class ChatController(QObject):
         return row
 
     def stop(self) -> None:
-        """End the answer now; what was written is kept and saved as stopped. Code that is running
-        is interrupted; a call waiting for the user is left unanswered."""
-        if not self._busy:
-            return
-        step = tool_steps.open_call(self._stream.steps) if self._stream is not None else None
-        if step is not None and step["status"] == "waiting":
-            self._finish_stream(self._turn_stats, "cancelled")
-        elif step is not None and step["status"] == "running":
-            self._stopping = True
-            self.worker.interrupt_tool(str(self._stream_conv))
-        else:
-            self.worker.cancel(self._request_id)
+        """End the answer now; what was written is kept and saved as stopped (see Turn.stop)."""
+        if self.turn is not None:
+            self.turn.stop()
 
     def _start_reply(self) -> None:
-        history = engine_history(self.model.messages())
         s = self.settings
         options = {"effort": self.effort, "developer": s.developer, "temperature": s.temperature,
-                   "top_p": s.top_p, "max_tokens": s.max_tokens}
+                   "top_p": s.top_p, "max_tokens": s.max_tokens, "python": s.python_tool}
         if not self.is_demo:   # the demo model learnt no functions or answer schemas: those sections would be new to it
-            options.update(python=s.python_tool, tools=openai_tools(s.functions),
-                           response_format=response_format(s.answer_schema))
-        else:   # python only: it learnt to call it for long multiplications (models/demo/README.md)
-            options.update(python=s.python_tool)
-        self._turn_history, self._turn_options, self._turn_stats, self._stopping = history, options, {}, False
-        self._stream = ChatMessage(role="assistant", effort=self.effort, state="streaming", phase="waiting")
-        self._stream_started = time.monotonic()
-        self._stream_conv = self.current_id
-        self._save_stream_row()
-        self.model.append(self._stream)
-        self._request_id += 1
-        self._set_busy(True)
+            options.update(tools=engine_tools(s.functions), response_format=response_format(s.answer_schema))
+        turn = self.turns[self.current_id] = Turn(self, self.current_id, engine_history(self.model.messages()),
+                                                  options, self.effort)
+        self.model.append(turn.message)
+        emit(self.busy_changed, True)
         self._timer.start()
-        emit(self._request_generate, self._request_id, history, options)
+        turn.start()
 
     def flush(self) -> None:
-        """Apply every queued token event to the streaming message, then repaint it once."""
-        changed = False
+        """Apply every queued token event to the answers being written, then repaint each once."""
+        changed: set[Turn] = set()
         while True:
             try:
                 rid, t, ev = self.worker.outbox.get_nowait()
             except queue.Empty:
                 break
-            if rid != self._request_id or self._stream is None:
-                continue
-            self._apply(self._stream, t, ev)
-            changed = True
-        if changed:
-            self._touch_stream()
-            if time.monotonic() - self._stream_saved_at >= SAVE_EVERY_S:
-                self._save_stream_row()
+            turn = self._turn_for(rid)
+            if turn is not None:
+                turn.apply(t, ev)
+                changed.add(turn)
+        for turn in changed:
+            self.show_turn(turn)
+            turn.save_progress(force=False)
 
-    def _save_stream_row(self) -> None:
-        """Write the answer being written as a 'streaming' row, so kill -9 keeps it (marked at restart)."""
-        msg = self._stream
-        if msg is None:
+    # -- what a Turn asks of its host (app/turn.py) -----------------------------------------
+    def generate(self, messages: list[dict], options: dict) -> int:
+        self._request_id += 1
+        self._timer.start()
+        emit(self._request_generate, self._request_id, messages, options)
+        return self._request_id
+
+    def run_python(self, chat: str, code: str) -> int:
+        self._request_id += 1
+        emit(self._request_tool, self._request_id, chat, code)
+        return self._request_id
+
+    def warm_python(self, chat: str) -> None:
+        emit(self._request_warm, chat)
+
+    def interrupt_python(self, chat: str) -> None:
+        self.tools.interrupt(chat)
+
+    def cancel(self, request_id: int) -> None:
+        self.worker.cancel(request_id)
+
+    def show_turn(self, turn: Turn) -> None:
+        """Repaint the turn's row, if its chat is the one open."""
+        if turn.conv != self.current_id:
             return
-        self._stream_saved_at = time.monotonic()
-        row = StoredMessage("assistant", msg.text, msg.analysis, msg.effort, "streaming", msg.thought_seconds, {},
-                            id=msg.id)
-        try:
-            if msg.id is None:
-                msg.id = self.store.add_message(self._stream_conv, row).id
-            else:
-                self.store.update_message(row)
-        except StoreError:
-            pass  # the final save says it to the user, once
+        rows = self.model.messages()
+        for i in range(len(rows) - 1, -1, -1):
+            if rows[i] is turn.message:
+                self.model.touch(i)
+                break
 
-    def _touch_stream(self) -> None:
-        if self._stream_conv == self.current_id:
-            rows = self.model.messages()
-            for i in range(len(rows) - 1, -1, -1):
-                if rows[i] is self._stream:
-                    self.model.touch(i)
-                    break
-
-    @staticmethod
-    def _apply(msg: ChatMessage, t: float, ev) -> None:
-        """Apply one engine.events event (see app/worker.py) to the streaming message."""
-        if tool_steps.apply_event(msg.steps, ev):   # a call's code or a preamble: not chain of thought
-            if isinstance(ev, MessageStart):
-                msg.phase = "tool" if ev.recipient else "answering"
-            return
-        if isinstance(ev, MessageStart):
-            if ev.channel in ANALYSIS_CHANNELS:
-                msg.phase = "thinking"
-                if msg.think_started is None:
-                    msg.think_started = t
-            elif ev.channel == "final":
-                if msg.think_started is not None and msg.thought_seconds is None:
-                    msg.thought_seconds = t - msg.think_started
-                msg.phase = "answering"
-        elif isinstance(ev, TextDelta):
-            if ev.channel == "final":
-                msg.text += ev.text
-            else:
-                msg.analysis += ev.text
-        elif isinstance(ev, MessageEnd):
-            if ev.channel in ANALYSIS_CHANNELS and msg.think_started is not None:
-                msg.thought_seconds = t - msg.think_started
-        elif isinstance(ev, PrefillProgress):
-            msg.reading = ev.fraction if ev.fraction < 1.0 else None
-        elif isinstance(ev, ContextTrimmed):
-            msg.notice = trimmed_notice(ev.dropped_messages)
-        elif isinstance(ev, PromptTooLong):
-            msg.notice = too_long_notice(dataclasses.asdict(ev))
-
-    def _on_finished(self, request_id: int, done: Done) -> None:
-        if request_id != self._request_id:
-            return
-        stats, reason = done_stats(done), str(done.stop_reason)
-        self.flush()
-        if reason == "call" and self._take_call(stats):
-            return
-        if self._stream is not None:
-            notice = stop_notice(reason)
-            if notice:
-                self._stream.notice = notice
-        self._finish_stream(stats, reason)
-
-    def _on_failed(self, request_id: int, message: str) -> None:
-        if request_id != self._request_id:
-            return
-        self.flush()
-        if self._stream is not None:
-            self._stream.notice = message
-        self._finish_stream({}, "error")
-
-    def _finish_stream(self, stats: dict, reason: str) -> None:
-        msg, conv = self._stream, self._stream_conv
-        self._timer.stop()
-        self._stream = None
-        self._stopping = False
-        if msg is not None:
-            tool_steps.close_open_steps(msg.steps)
-            msg.state = {"cancelled": "stopped", "error": "error", "too_long": "error"}.get(reason, "done")
-            msg.phase = ""
-            if msg.think_started is not None and msg.thought_seconds is None:
-                msg.thought_seconds = time.monotonic() - msg.think_started
-            msg.stats = dict(stats) if reason != "too_long" else {}  # nothing ran: no token counts to show
-            # The engine's own stats may say "cancelled" for a reply that ended normally (the
-            # session closes the token stream after <|return|>): the Done reason is the truth.
-            msg.stats["stop_reason"] = reason
-            if self._turn_options.get("response_format"):
-                msg.stats["json_answer"] = True    # shown as a JSON block
-            if msg.notice:
-                msg.stats["notice"] = msg.notice
-            self._save_finished(conv, msg)
-            if tool_steps.worth_saving(msg.steps) and msg.id is not None:
-                self._try(self.store.set_tool_steps, msg.id, msg.steps)
-            if conv == self.current_id:
-                self._stream = msg
-                self._touch_stream()
-                self._stream = None
-        self._set_busy(False)
+    def turn_ended(self, turn: Turn) -> None:
+        self.show_turn(turn)
+        if self.turns.get(turn.conv) is turn:
+            del self.turns[turn.conv]
+            if not self.turns:
+                self._timer.stop()
+            emit(self.busy_changed, bool(self.turns))
         emit(self.conversations_changed)
 
-    def _save_finished(self, conv: int, msg: ChatMessage) -> None:
-        """Save the finished answer; if that fails it stays on screen and says it wasn't saved."""
-        row = StoredMessage("assistant", msg.text, msg.analysis, msg.effort, msg.state, msg.thought_seconds,
-                            msg.stats, id=msg.id)
-        try:
-            if msg.id is not None:
-                self.store.update_message(row)
-            elif self.store.conversation(conv) is not None:  # not deleted meanwhile
-                msg.id = self.store.add_message(conv, row).id
-        except StoreError as e:
-            msg.notice = " ".join(filter(None, [msg.notice, f"This answer wasn't saved ({clause(e)}); copy it if you "
-                                                            "need it."]))
-            if conv != self.current_id:  # not in view: say it where the user is
-                emit(self.history_error, f"An answer in another chat couldn't be saved: {clause(e)}.")
+    def saving_failed(self, turn: Turn, message: str) -> None:
+        if turn.conv != self.current_id:  # not in view: say it where the user is
+            emit(self.history_error, message)
+
+    # -- the workers' results, for the turn they belong to -----------------------------------
+    def _turn_for(self, request_id: int) -> Turn | None:
+        return next((t for t in self.turns.values() if t.request_id == request_id), None)
+
+    def _on_started(self, request_id: int) -> None:
+        turn = self._turn_for(request_id)
+        if turn is not None:
+            turn.on_started()
+
+    def _on_finished(self, request_id: int, done: Done) -> None:
+        self.flush()
+        turn = self._turn_for(request_id)
+        if turn is not None:
+            turn.on_finished(done_stats(done), str(done.stop_reason))
+            emit(self.busy_changed, self.busy)   # a call may have freed the model for other chats
+
+    def _on_failed(self, request_id: int, message: str) -> None:
+        self.flush()
+        turn = self._turn_for(request_id)
+        if turn is not None:
+            turn.on_failed(message)
+
+    def _on_tool_finished(self, request_id: int, out: dict) -> None:
+        turn = self._turn_for(request_id)
+        if turn is not None:
+            turn.on_tool_finished(out)
 
     # -- tools -----------------------------------------------------------------------------
-    def _take_call(self, stats: dict) -> bool:
-        """The answer stopped at a tool call: run it, ask the user, or send back why not.
-        False when there is no call to take (the caller ends the answer with a notice)."""
-        msg = self._stream
-        step = tool_steps.open_call(msg.steps, "pending") if msg is not None else None
-        if step is None:
-            return False
-        self._turn_stats = stats
-        if len(tool_steps.calls(msg.steps)) > tool_steps.MAX_CALLS_PER_TURN:
-            msg.notice = (f"The model called tools more than {tool_steps.MAX_CALLS_PER_TURN} times in one answer, "
-                          "so it was stopped; try Regenerate or rephrase.")
-            self._finish_stream(stats, "cancelled")
-            return True
-        if step.get("error"):          # a malformed call: the model reads why and tries again
-            self._resolve(step, "invalid", step["error"])
-        elif step["recipient"] == tool_steps.PYTHON:
-            if not self.settings.python_tool:
-                self._resolve(step, "off", tool_steps.PYTHON_OFF)
-            elif self.python_always(self._stream_conv):
-                self._run_python(step)
-            else:
-                self._wait_for_user(step)
-        else:
-            self._wait_for_user(step)
-        return True
-
     def answer_tool(self, choice: str, text: str = "") -> bool:
         """The user's answer to the call waiting in the open answer. Python code: "run", "always"
         (run, and don't ask again in this chat) or "decline". A function: "answer" with `text`
         as its result, or "decline". False when nothing is waiting."""
-        msg = self._stream
-        step = tool_steps.open_call(msg.steps, "waiting") if msg is not None else None
-        if step is None:
-            return False
-        if step["recipient"] == tool_steps.PYTHON:
-            if choice == "always":
-                self.set_python_always(self._stream_conv, True)
-                choice = "run"
-            if choice == "run":
-                self._run_python(step)
-            elif choice == "decline":
-                self._resolve(step, "declined", tool_steps.DECLINED_CODE)
-            else:
-                return False
-        elif choice == "answer":
-            self._resolve(step, "answered", text)
-        elif choice == "decline":
-            self._resolve(step, "declined", tool_steps.DECLINED_CALL)
-        else:
-            return False
-        return True
+        return self.turn is not None and self.turn.answer_tool(choice, text)
 
-    def waiting_call(self) -> dict | None:
+    def waiting_call(self) -> CallStep | None:
         """The call in the answer being written that waits for the user, if any."""
-        return tool_steps.open_call(self._stream.steps, "waiting") if self._stream is not None else None
+        return self.turn.waiting_call() if self.turn is not None else None
 
     def python_always(self, conversation_id: int) -> bool:
         """The user chose "Always in this chat" for this conversation's Python code."""
@@ -600,49 +472,6 @@ class ChatController(QObject):
         ids = ids | {conversation_id} if on else ids - {conversation_id}
         self._try(self.store.set_setting, "python_always", sorted(ids))
 
-    def _wait_for_user(self, step: dict) -> None:
-        step["status"] = "waiting"
-        self._stream.phase = "tool"
-        self._timer.stop()
-        self._touch_stream()
-        if step["recipient"] == tool_steps.PYTHON:
-            emit(self._request_warm, str(self._stream_conv))
-
-    def _run_python(self, step: dict) -> None:
-        step["status"] = "running"
-        self._stream.phase = "tool"
-        self._touch_stream()
-        self._request_id += 1
-        emit(self._request_tool, self._request_id, str(self._stream_conv), step["arguments"])
-
-    def _on_tool_finished(self, request_id: int, out: dict) -> None:
-        if request_id != self._request_id or self._stream is None:
-            return
-        step = tool_steps.open_call(self._stream.steps, "running")
-        if step is None:
-            return
-        step.update(result=out.get("text", ""), images=list(out.get("images") or []), folder=out.get("folder", ""),
-                    problem=out.get("error"), status="done")
-        if self._stopping:
-            step["status"] = "stopped"
-            self._finish_stream(self._turn_stats, "cancelled")
-        else:
-            self._continue_turn()
-
-    def _resolve(self, step: dict, status: str, result: str) -> None:
-        step["status"], step["result"] = status, result
-        self._continue_turn()
-
-    def _continue_turn(self) -> None:
-        """Send the turn so far (calls and results included) back to the model: it carries on."""
-        msg = self._stream
-        msg.phase = "waiting"
-        self._touch_stream()
-        messages = self._turn_history + tool_steps.engine_messages(msg.steps)
-        self._request_id += 1
-        self._timer.start()
-        emit(self._request_generate, self._request_id, messages, self._turn_options)
-
     def _attach_steps(self, conversation_id: int, rows: list[ChatMessage]) -> None:
         try:
             saved = self.store.tool_steps(conversation_id)
@@ -651,7 +480,7 @@ class ChatController(QObject):
             return
         for m in rows:
             if m.id in saved:
-                m.steps = saved[m.id]
+                m.steps = tool_steps.from_json(saved[m.id])
 
 
 def engine_history(rows: list[ChatMessage]) -> list[dict]:

@@ -23,14 +23,14 @@ class ChatMessage:
     analysis: str = ""
     effort: str | None = None
     state: str = "done"            # "streaming" | "done" | "stopped" | "error"
-    phase: str = ""                # while streaming: "waiting" | "thinking" | "answering"
-    think_started: float | None = None   # monotonic time the analysis channel opened
+    phase: str = ""                # while streaming: "queued" | "waiting" | "thinking" | "answering" | "tool"
+    think_started: float | None = None   # while thinking: now minus this is the model's thinking time so far
     thought_seconds: float | None = None
     reading: float | None = None   # while a long prompt is read: the share read so far (0..1)
     stats: dict = field(default_factory=dict)
     notice: str = ""               # one sentence shown under the bubble (context trimmed, error, ...)
     id: int | None = None          # row id in the store once saved
-    steps: list = field(default_factory=list)   # tool calls, results, preambles (app/tool_steps.py)
+    steps: list = field(default_factory=list)   # app.tool_steps.TextStep / CallStep, in order
 
     @property
     def streaming(self) -> bool:

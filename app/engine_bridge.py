@@ -1,7 +1,13 @@
-"""The one place in app/ that imports the engine (and so MLX). Runs on the worker thread only.
+"""The one place in app/ that opens a model (and so loads MLX). Runs on the engine thread only.
+
+The rule for app/: the model is opened here, through engine.open_chat, and MLX is touched only on
+the engine thread (here, the worker, and the launcher's memory-budget check). Other app/ files may
+import the engine's plain modules, which load no MLX: engine.events, engine.tools, engine.errors,
+engine.python_tool, engine.config and engine.checkpoint_format (folder checks). app/ui never
+imports mlx.
 
 `load_engine(folder, context_length)` opens the model through the engine's front door
-(engine.open_chat) and returns its session plus a few facts for the status bar. Every failure
+(engine.open_chat) and returns its typed handle, the engine.session.ChatSession. Every failure
 becomes one sentence for the user, never a traceback.
 """
 from __future__ import annotations
@@ -9,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -17,21 +22,6 @@ log = logging.getLogger(__name__)
 
 class LoadRefused(Exception):
     """Loading was refused or failed; str() is one clear sentence with a way forward."""
-
-
-@dataclass
-class LoadedEngine:
-    session: object          # has .reply(messages, effort=, developer=, sampling=, max_tokens=, cancel=, date=)
-    model_name: str
-    model: object = None
-    tokenizer: object = None
-    make_sampling: object = None   # (temperature, top_p) -> sampling params; None -> engine.generate.SamplingParams
-    greedy: bool = False           # the model folder asks for greedy decoding (the tiny demo model does)
-
-    def sampling(self, temperature: float, top_p: float):
-        if self.greedy:
-            temperature = 0.0
-        return (self.make_sampling or sampling_params)(temperature, top_p)
 
 
 def model_display_name(folder: str | Path) -> str:
@@ -48,8 +38,9 @@ def model_display_name(folder: str | Path) -> str:
 
 
 def load_engine(folder: str, context_length: int, cache_folder: str | None = None,
-                cache_disk_bytes: int | None = None) -> LoadedEngine:
-    """Open `folder` for chat through engine.open_chat (no network: offline mode is on).
+                cache_disk_bytes: int | None = None):
+    """Open `folder` for chat through engine.open_chat (no network: offline mode is on) and return
+    its engine.session.ChatSession, named with the registry's label for the status bar.
     cache_folder: where conversations' caches are kept across restarts (the app's data folder)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
@@ -58,8 +49,8 @@ def load_engine(folder: str, context_length: int, cache_folder: str | None = Non
     except ImportError as e:
         raise LoadRefused(f"This copy of the app is missing part of its engine ({e.name}); reinstall the app.") from e
     try:
-        session = open_chat(folder, context_length=context_length, cache_folder=cache_folder,
-                            cache_disk_bytes=cache_disk_bytes)
+        return open_chat(folder, context_length=context_length, name=model_display_name(folder),
+                         cache_folder=cache_folder, cache_disk_bytes=cache_disk_bytes)
     except NotEnoughMemory as e:
         reason = str(e).rstrip(".")
         raise LoadRefused(f"Not enough memory to load this model: {reason}. Close other apps, or choose a "
@@ -72,8 +63,6 @@ def load_engine(folder: str, context_length: int, cache_folder: str | None = Non
         log.exception("model load failed")
         raise LoadRefused(f"The model in {folder} could not be loaded ({e}); download it again or choose "
                           "another folder.") from e
-    return LoadedEngine(session, model_display_name(folder), session.model, session.enc,
-                        make_sampling=lambda t, p: session.sampling(t, p), greedy=session.greedy)
 
 
 def memory_in_use() -> int:
@@ -97,7 +86,3 @@ def process_resident_bytes() -> int:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return rss if os.uname().sysname == "Darwin" else rss * 1024
 
-
-def sampling_params(temperature: float, top_p: float):
-    from engine.generate import SamplingParams
-    return SamplingParams(temperature=temperature, top_p=top_p)

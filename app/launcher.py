@@ -22,7 +22,6 @@ from models.registry import GPT_OSS_20B, GPT_OSS_120B, demo_folder
 
 
 class Launcher(QObject):
-    _to_engine = Signal(object)        # a function for the engine thread (worker.run)
     _budget_known = Signal("qint64")   # bytes MLX may use on this machine
 
     def __init__(self, controller: ChatController, endpoint: str = "", parent=None):
@@ -52,8 +51,7 @@ class Launcher(QObject):
         # which imports MLX anyway, so the window shows without waiting for that import.
         self.big_offer_checked = False
         self._budget_known.connect(lambda budget: self._offer_big_model(setup, budget))
-        self._to_engine.connect(controller.worker.run, Qt.ConnectionType.QueuedConnection)
-        emit(self._to_engine, self._measure_budget)
+        controller.worker.post(self._measure_budget)
 
     def _measure_budget(self) -> None:
         """Engine thread: the bytes MLX may use here, sent back to the GUI thread."""

@@ -125,6 +125,7 @@ def _folder_problem(folder: Path) -> str | None:
     from engine.checkpoint_format import read_checkpoint
     from engine.config import load_config
     from engine.errors import ModelError
+    from engine.tokenizer import read_tokenizer
 
     redo = "download the model again or choose another folder"
     unreadable = unreadable_problem(folder)
@@ -152,7 +153,9 @@ def _folder_problem(folder: Path) -> str | None:
     if not (folder / "tokenizer.json").is_file():
         return f"{folder} has no tokenizer.json; {redo}."
     try:
-        read_checkpoint(folder, load_config(folder))
+        cfg = load_config(folder)
+        read_checkpoint(folder, cfg)
+        read_tokenizer(folder, cfg.vocab_size)  # a whole vocabulary (the round trip runs at load)
     except ModelError as exc:
         return str(exc)
     return None

@@ -38,18 +38,16 @@ def check_function(name: str, description: str, schema_text: str, taken: set[str
     return {"name": name, "description": description.strip(), "parameters": parameters}, ""
 
 
-def openai_tools(functions: list[dict]) -> list[dict]:
-    """Saved functions in the OpenAI `tools` shape the engine takes (invalid entries skipped)."""
+def engine_tools(functions: list[dict]) -> list:
+    """Saved functions as the engine's engine.tools.Tool (invalid entries skipped)."""
+    from engine.tools import Tool   # no MLX: the engine's plain types
+
     out = []
     for f in functions or []:
         checked, problem = check_function(str(f.get("name", "")), str(f.get("description", "")),
                                           json.dumps(f["parameters"]) if f.get("parameters") is not None else "")
-        if checked is None:
-            continue
-        fn = {"name": checked["name"], "description": checked["description"]}
-        if checked["parameters"] is not None:
-            fn["parameters"] = checked["parameters"]
-        out.append({"type": "function", "function": fn})
+        if checked is not None:
+            out.append(Tool(checked["name"], checked["description"], checked["parameters"]))
     return out
 
 

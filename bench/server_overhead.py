@@ -65,10 +65,10 @@ class EngineThread:
     def __init__(self, folder: str):
         from concurrent.futures import ThreadPoolExecutor
 
-        from server.model import open_model
+        from engine import open_chat
 
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
-        self.chat = self.pool.submit(open_model, folder, 8192).result()
+        self.chat = self.pool.submit(open_chat, folder, 8192).result()
         self.cpu: list[float] = []  # ms per token
 
     def run(self, messages) -> tuple[float, int, float, int]:
@@ -89,7 +89,7 @@ def direct_run(chat, messages) -> tuple[float, int, float, int]:
 
     t = time.perf_counter()
     first, tokens, texts = 0.0, 0, 0
-    for ev in chat.session.reply(messages, effort=EFFORT, sampling=chat.sampling(0.0, 1.0, None), max_tokens=1024):
+    for ev in chat.reply(messages, effort=EFFORT, sampling=chat.sampling(0.0), max_tokens=1024):
         if isinstance(ev, TextDelta):
             texts += 1
             first = first or time.perf_counter() - t
@@ -150,13 +150,13 @@ class Served:
 
     def __init__(self, name: str, folder: str, root: Path, raw: bool = False, server=None):
         from served import Server
-        from server.model import model_id_for
+        from engine.front_door import model_name
 
         self.name, self.raw = name, raw
         self.server = server or Server("--model", folder, "--context", "8192", root=root)
         self.client = self.server.client()
         self.http = httpx.Client(timeout=120)
-        self.model_id = model_id_for(folder)
+        self.model_id = model_name(folder)
         self.per_token, self.loop_cpu, self.server_cpu, self.client_cpu, self.chunks = [], [], [], [], []
 
     def run(self, messages) -> tuple[float, int, float, int]:

@@ -347,6 +347,9 @@ def check_layout(tensors: dict[str, TensorInfo], cfg: GptOssConfig, folder: str 
     floats = [tensors[n] for n, (_, dtypes) in expected.items() if dtypes == FLOAT_DTYPES]
     stated = CONFIG_DTYPE.get(cfg.torch_dtype or "")
     common = stated or Counter(t.dtype for t in floats).most_common(1)[0][0]
+    if cfg.torch_dtype is not None and stated is None:  # e.g. "float64" over BF16 weights: which is right?
+        raise ModelError(f"config.json says the weights are {cfg.torch_dtype}, but they are {common}, and this app "
+                         f"reads {', '.join(CONFIG_DTYPE)} weights only; the file is damaged or was altered: {_REDO}.")
     for info in floats:
         if info.dtype != common:
             said = (f"config.json says the weights are {cfg.torch_dtype} ({common})" if stated

@@ -176,6 +176,7 @@ def config_from_dict(raw: dict, path: Path | str = "config.json") -> GptOssConfi
     if stored is not None and not isinstance(stored, str):
         raise _bad(path, "torch_dtype", "a dtype name such as \"bfloat16\"", stored)
     values["torch_dtype"] = stored
+    _check_quantization(path, raw.get("quantization_config"))
     layers = values["num_hidden_layers"]
     # gpt-oss alternates: even layers slide, odd layers see everything.
     types = raw.get("layer_types") or [
@@ -196,7 +197,26 @@ def config_from_dict(raw: dict, path: Path | str = "config.json") -> GptOssConfi
         raise ModelError(f"{path}: 'num_attention_heads' must be a multiple of 'num_key_value_heads'.")
     if not 0 < cfg.num_experts_per_tok <= cfg.num_local_experts:
         raise ModelError(f"{path}: 'num_experts_per_tok' must be between 1 and num_local_experts.")
+    for key in ("eos_token_id", "pad_token_id"):
+        ids = getattr(cfg, key)
+        outside = [i for i in (ids if isinstance(ids, tuple) else (ids,)) if i is not None and i >= cfg.vocab_size]
+        if outside:
+            raise ModelError(f"{path} gives '{key}' as {outside[0]}, outside the model's vocabulary of "
+                             f"{cfg.vocab_size} tokens ('vocab_size'); the file is damaged or belongs to "
+                             "another model (download the model again).")
     return cfg
+
+
+def _check_quantization(path: Path, quant) -> None:
+    """quantization_config, when given, must describe gpt-oss's own MXFP4 experts (the only format read)."""
+    if quant is None:
+        return
+    if not isinstance(quant, dict):
+        raise _bad(path, "quantization_config", "an object such as {\"quant_method\": \"mxfp4\", ...}", quant)
+    method = quant.get("quant_method")
+    if method != "mxfp4":
+        raise ModelError(f"{path} says the weights are quantized with {method!r} ('quantization_config'), but "
+                         "this app reads gpt-oss's own MXFP4 checkpoint only; download the original model.")
 
 
 def read_regular_text(path: Path) -> str:

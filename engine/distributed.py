@@ -366,29 +366,39 @@ def open_pipeline(folder, context_length: int = 4096, dtype: str | None = None, 
     return None, split
 
 
+def open_pipeline_chat(folder, context_length: int = 4096, dtype: str | None = None, group=None, say=None):
+    """The front door for a pipeline: on rank 0 the ChatSession over the whole pipeline (the same
+    handle engine.open_chat returns, with the folder's sampling defaults; close it with
+    `session.model.close()`); on the other ranks this serves rank 0 until it closes, then returns None.
+    say: prints on rank 0 only (the split). Raises ModelError (one sentence)."""
+    from engine.front_door import chat_session
+    from engine.tokenizer import load_tokenizer
+
+    group = group or init_group()
+    enc = load_tokenizer(folder) if group.rank() == 0 else None  # a broken tokenizer is found before the load
+    model, split = open_pipeline(folder, context_length, dtype, group=group)
+    if model is None:
+        return None
+    if say is not None:
+        say(split.summary())
+    return chat_session(model, enc, folder, context_length, split.stages[0].plan.prefill_chunk)
+
+
 def chat_main(args, chat_class) -> int:
     """engine.chat --distributed: every rank opens the pipeline; rank 0 runs the terminal chat
     (chat_class, engine.chat.Chat) on it, the other ranks serve until it ends."""
-    from engine.generation_config import prefers_greedy
-    from engine.session import ChatSession
-    from engine.tokenizer import load_tokenizer
-
     group = init_group()
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if group.rank() == 0 else (lambda text: None)
     try:
-        enc = load_tokenizer(args.model) if group.rank() == 0 else None
         say(f"Loading {args.model} across {group.size()} processes…")
-        model, split = open_pipeline(args.model, args.context, args.dtype, group=group)
+        session = open_pipeline_chat(args.model, args.context, args.dtype, group=group, say=say)
     except ModelError as exc:
         say(str(exc))
         return 1
-    if model is None:
+    if session is None:
         return 0
-    say(split.summary())
-    if args.temperature is None:
-        args.temperature = 0.0 if prefers_greedy(args.model) else 1.0
+    model = session.model
     try:
-        session = ChatSession(model, enc, context_length=args.context, prefill_chunk=split.stages[0].plan.prefill_chunk)
         chat_class(session, args).run()
     except DistributedError as exc:
         say(str(exc))

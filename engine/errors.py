@@ -20,3 +20,9 @@ def require_folder(folder) -> None:
         raise unreadable(f"The model folder {folder}") from None
     if not is_folder:
         raise ModelError(f"The model folder {folder} does not exist; choose the folder that holds config.json.")
+
+
+# What a boundary that runs engine work (the app's worker, the server's runner) lets through: the
+# signals to stop. Everything else is caught there, including a Rust extension's panic (tiktoken's
+# pyo3_runtime.PanicException derives from BaseException, so `except Exception` misses it).
+STOP_SIGNALS = (KeyboardInterrupt, SystemExit, GeneratorExit)

@@ -1,10 +1,11 @@
 """What a chat session yields while it answers. Plain dataclasses: no MLX, no Qt, so the app,
 the terminal chat and tests can match on them (`isinstance`) without loading the engine.
 
-    ContextTrimmed?  PrefillProgress*  (MessageStart TextDelta* MessageEnd)*  Stop  Done
+    ContextTrimmed?  PrefillProgress*  (MessageStart TextDelta* MessageEnd)*  ToolCall?  Stop  Done
 
-MessageStart/TextDelta/MessageEnd/Stop come from the harmony stream parser; ContextTrimmed,
-PrefillProgress and Done from the session. Done is always last.
+MessageStart/TextDelta/MessageEnd/ToolCall/Stop come from the harmony stream parser; ContextTrimmed,
+PrefillProgress and Done from the session. Done is always last. `step_kind` says what a message
+is (reasoning, a preamble, the answer, a call): the one place that reads channels and recipients.
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ class MessageStart:
     @property
     def user_visible(self) -> bool:
         """Final answers and preambles (commentary to nobody) are for the user; the rest is not."""
-        return self.recipient is None and self.channel in ("final", "commentary")
+        return step_kind(self) in ("final", "preamble")
+
+
+def step_kind(start: MessageStart) -> str:
+    """What a message is: "call" (addressed to a tool), "preamble" (commentary to nobody: words for
+    the user before calls), "final" (the answer) or "analysis" (chain of thought)."""
+    if start.recipient and start.recipient != "all":
+        return "call"
+    return {"commentary": "preamble", "final": "final"}.get(start.channel, "analysis")
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,42 @@ class TextDelta:
 @dataclass(frozen=True)
 class MessageEnd:
     channel: str
+
+
+FUNCTIONS = "functions"  # the namespace of user functions: recipients are "functions.NAME"
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """The model called a tool (its reply ended in <|call|>).
+
+    `arguments` is the raw text the model wrote; `parsed` the decoded JSON (functions only);
+    `error` one sentence when the call can't be run (bad JSON, schema violation, unknown tool):
+    send `engine.tools.tool_result_message(call, call.error)` back so the model can correct itself.
+    `message` is the assistant message to append to the conversation, as the model wrote it.
+    """
+
+    recipient: str  # "functions.get_weather" or "python"
+    arguments: str
+    channel: str = "commentary"
+    content_type: str | None = None
+    parsed: object = None
+    error: str | None = None
+    recipient_after_channel: bool = False  # header order the model used (kept for exact re-rendering)
+
+    @property
+    def name(self) -> str:
+        """The function's name without its namespace ("get_weather")."""
+        return self.recipient.split(".", 1)[1] if self.recipient.startswith(FUNCTIONS + ".") else self.recipient
+
+    @property
+    def message(self) -> dict:
+        m = {"role": "assistant", "channel": self.channel, "recipient": self.recipient, "content": self.arguments}
+        if self.content_type:
+            m["content_type"] = self.content_type
+        if self.recipient_after_channel:
+            m["recipient_after_channel"] = True
+        return m
 
 
 @dataclass(frozen=True)
@@ -110,8 +155,8 @@ class Done:
     ttft_s: float = 0.0  # reply() start -> first token, cache rewind and prefill included
 
 
-Event = MessageStart | TextDelta | MessageEnd | Stop
-SessionEvent = ContextTrimmed | PromptTooLong | PrefillProgress | MessageStart | TextDelta | MessageEnd | Stop | Done
+Event = MessageStart | TextDelta | MessageEnd | ToolCall | Stop  # what the harmony parser yields
+SessionEvent = ContextTrimmed | PromptTooLong | PrefillProgress | Event | Done  # what ChatSession.reply yields
 
-__all__ = ["ContextTrimmed", "Done", "Event", "MessageEnd", "MessageStart", "PrefillProgress", "PromptTooLong",
-           "SessionEvent", "Stop", "TextDelta"]
+__all__ = ["ContextTrimmed", "Done", "Event", "FUNCTIONS", "MessageEnd", "MessageStart", "PrefillProgress",
+           "PromptTooLong", "SessionEvent", "Stop", "TextDelta", "ToolCall", "step_kind"]

@@ -29,11 +29,32 @@ class NotEnoughMemory(ModelError):
         self.plan = plan
 
 
+def model_name(folder: str | Path) -> str:
+    """What a model is called when its opener names it nothing else: its folder's name
+    (e.g. "gpt-oss-20b"; the id the local server answers to)."""
+    return Path(folder).expanduser().resolve().name
+
+
+def chat_session(model, enc, folder: str | Path, context_length: int, prefill_chunk: int | None = None,
+                 name: str | None = None, **kw):
+    """The engine.session.ChatSession for a loaded `model` (one process's or a pipeline's), with the
+    folder's generation defaults: every opener goes through here so sampling is decided alike."""
+    from engine.generate import SamplingParams
+    from engine.generation_config import prefers_greedy, sampling_defaults
+    from engine.session import ChatSession
+
+    if prefill_chunk is not None:
+        kw["prefill_chunk"] = prefill_chunk
+    return ChatSession(model, enc, context_length=context_length, defaults=SamplingParams(**sampling_defaults(folder)),
+                       greedy=prefers_greedy(folder), name=name or model_name(folder), **kw)
+
+
 def open_chat(folder: str | Path, context_length: int = 8192, budget: int | None = None,
-              dtype: str | None = None, policy=PLANNED, on_loading=None, cache_folder: str | Path | None = None,
-              cache_disk_bytes: int | None = None):
+              dtype: str | None = None, policy=PLANNED, on_loading=None, name: str | None = None,
+              cache_folder: str | Path | None = None, cache_disk_bytes: int | None = None):
     """Open `folder` (official gpt-oss layout) for chat and return its engine.session.ChatSession.
 
+    name: what the caller calls the model (default: the folder's name).
     budget: bytes the model may use (default: this machine's GPU budget, engine.memory).
     policy: PLANNED (default), None for everything resident as stored, or an engine.memory.Policy.
     on_loading: called with no arguments once the plan accepts, just before the weights are read.
@@ -57,15 +78,15 @@ def open_chat(folder: str | Path, context_length: int = 8192, budget: int | None
         if plan is not None and not plan.fits:
             raise NotEnoughMemory(plan.reason, plan)
         policy = plan.policy if plan is not None else None
-    from engine.generate import SamplingParams
-    from engine.generation_config import prefers_greedy
     from engine.loader import load_model
-    from engine.session import ChatSession
     from engine.tokenizer import load_tokenizer
 
     if on_loading is not None:
         on_loading()
-    enc = load_tokenizer(folder)  # first: a broken tokenizer is found before the long load
+    from engine.config import load_config
+
+    # First: a broken tokenizer is found before the long load.
+    enc = load_tokenizer(folder, vocab_size=load_config(folder).vocab_size)
     with wired_limit():
         model = load_model(folder, dtype=dtype, policy=policy)
     from engine.prompt_cache import PromptCache
@@ -73,10 +94,8 @@ def open_chat(folder: str | Path, context_length: int = 8192, budget: int | None
     # Other conversations' caches get what the plan leaves free (never an expert slot); unplanned: none.
     prompt_cache = PromptCache(model.make_cache, budget_bytes=plan.prompt_cache_bytes if plan is not None else 0,
                                store=_prompt_store(cache_folder, folder, cache_disk_bytes))
-    session = ChatSession(model, enc, context_length=context_length,
-                          **({"prefill_chunk": plan.prefill_chunk} if plan is not None else {}),
-                          defaults=SamplingParams(), greedy=prefers_greedy(folder), wired_limit=wired_limit,
-                          prompt_cache=prompt_cache)
+    session = chat_session(model, enc, folder, context_length, plan.prefill_chunk if plan is not None else None,
+                           name=name, wired_limit=wired_limit, prompt_cache=prompt_cache)
     session.plan = plan
     return session
 
@@ -94,4 +113,4 @@ def _prompt_store(cache_folder, model_folder, disk_bytes):
         return None
 
 
-__all__ = ["NotEnoughMemory", "PLANNED", "open_chat"]
+__all__ = ["NotEnoughMemory", "PLANNED", "chat_session", "model_name", "open_chat"]

@@ -30,9 +30,17 @@ MAX_HEADER_TOKENS = 64  # a header longer than this is the model rambling, not a
 
 
 def system_text(effort: str, date: str, identity: str = DEFAULT_IDENTITY, python: bool = False,
-                functions: bool = False) -> str:
-    """The system message body (identity, cutoff, date, reasoning effort, built-in tools, channels)."""
-    tools = f"{tools_section([(PYTHON, PYTHON_DESCRIPTION, [])])}\n\n" if python else ""
+                functions: bool = False, browser: list[str] | None = None) -> str:
+    """The system message body (identity, cutoff, date, reasoning effort, built-in tools, channels).
+    browser: the names of the sources the browser reads (None: no browser); harmony puts it first."""
+    builtins = []
+    if browser is not None:
+        from engine.browser.spec import namespace  # the browser's definitions live with the browser
+
+        builtins.append(namespace(browser))
+    if python:
+        builtins.append((PYTHON, PYTHON_DESCRIPTION, []))
+    tools = f"{tools_section(builtins)}\n\n" if builtins else ""
     channels = CHANNELS_LINE + (f"\n{FUNCTIONS_CHANNEL_LINE}" if functions else "")
     return (
         f"{identity}\nKnowledge cutoff: {KNOWLEDGE_CUTOFF}\nCurrent date: {date}\n\n"
@@ -148,6 +156,7 @@ def render_prompt(
     tools: list[Tool] | None = None,
     python: bool = False,
     response_format: dict | None = None,
+    browser: list[str] | None = None,
 ) -> list[int]:
     """Token ids of the whole conversation, ending with `<|start|>assistant` ready for completion.
 
@@ -157,6 +166,7 @@ def render_prompt(
     tool's `name` (its answer goes to the assistant). tools: user functions (developer message);
     python: offer the built-in python tool (system message); response_format: OpenAI's json_schema
     ({"name", "description"?, "schema"}) shown to the model. date defaults to today (YYYY-MM-DD).
+    browser: offer the built-in browser over these named sources (engine.browser).
     """
     if effort not in EFFORTS:
         raise ValueError(f"Reasoning effort must be one of {', '.join(EFFORTS)}, not {effort!r}.")
@@ -165,7 +175,8 @@ def render_prompt(
             raise ValueError(f"A chat message's role must be user, assistant or tool, not {m.get('role')!r}.")
     date = date or _dt.date.today().isoformat()
     tools = list(tools or [])
-    out = render_message(enc, "system", system_text(effort, date, identity, python=python, functions=bool(tools)))
+    out = render_message(enc, "system", system_text(effort, date, identity, python=python, functions=bool(tools),
+                                                         browser=browser))
     if developer or tools or response_format is not None:
         out += render_message(enc, "developer", developer_text(developer, tools, response_format))
     for m in kept_messages(messages):
@@ -176,9 +187,7 @@ def render_prompt(
 # ---------------------------------------------------------------- streaming parser events
 
 
-# The parser's events live in engine.events (no MLX, no tiktoken), re-exported here; a reply can
-# also yield engine.tools.ToolCall.
-Event = MessageStart | TextDelta | MessageEnd | ToolCall | Stop
+# The parser's events (engine.events.Event, ToolCall included) live in engine.events: no MLX, no tiktoken.
 
 
 class StreamParser:
@@ -192,8 +201,10 @@ class StreamParser:
 
     HEADER, CONTENT, BETWEEN, STOPPED = range(4)
 
-    def __init__(self, enc: tiktoken.Encoding, role: str = "assistant", tools: list[Tool] | None = None):
+    def __init__(self, enc: tiktoken.Encoding, role: str = "assistant", tools: list[Tool] | None = None,
+                 browser: bool = False):
         self.enc = enc
+        self.browser = browser  # the built-in browser is offered: its calls are checked, not refused
         self.tools = {t.name: t for t in tools or ()}
         self.recipient: str | None = None
         self.content_type: str | None = None
@@ -265,7 +276,7 @@ class StreamParser:
             if self.recipient is None:
                 return events + [Stop("malformed: <|call|> ended a message that was not to a tool")]
             call = check_call(self.recipient, "".join(self.call_text), self.tools, self.channel,
-                              self.content_type, self.recipient_after_channel)
+                              self.content_type, self.recipient_after_channel, self.browser)
             return events + [call, Stop("call")]
         if self._is_special(token):
             return self._stop(f"malformed: {self._describe(token)} inside a message")

@@ -39,15 +39,22 @@ class RenderedPrompt:
     ids: list[int]
     tools: list | None = None
     constraint: object = None  # engine.structured.ReplyConstraint for tools / response_format
+    browser: bool = False  # the built-in browser is offered (its calls are checked, not refused)
 
 
 class ChatSession:
-    """Holds the KV cache between turns; one per model (not thread-safe: use from one thread)."""
+    """The handle engine.open_chat returns: one per model, holding the KV cache between turns (not
+    thread-safe: use it from the thread that opened it).
+
+    What callers need besides reply(): `name` (the folder's name unless the opener chose one),
+    `enc` (the tokenizer), `context_length`, `greedy` (the folder asks for greedy decoding),
+    `sampling()` (the one place sampling is decided) and `count_tokens()`.
+    """
 
     def __init__(self, model, enc, context_length: int = 8192, prefill_chunk: int = PREFILL_CHUNK,
                  defaults: SamplingParams = SamplingParams(), greedy: bool = False, wired_limit=None,
-                 prompt_cache: PromptCache | None = None):
-        self.model, self.enc = model, enc
+                 name: str = "model", prompt_cache: PromptCache | None = None):
+        self.model, self.enc, self.name = model, enc, name
         self.context_length = context_length
         self.prefill_chunk = prefill_chunk  # the memory plan shrinks it for long contexts
         self.defaults, self.greedy = defaults, greedy  # the model folder's generation defaults
@@ -101,20 +108,24 @@ class ChatSession:
     def render(self, messages: list[dict], effort: str = "medium", developer: str | None = None,
                date: str | None = None, identity: str | None = None, tools: list | None = None,
                python: bool = False, tool_choice=None, response_format: dict | None = None,
-               final_only: bool = False) -> RenderedPrompt:
+               final_only: bool = False, browser: list[str] | None = None) -> RenderedPrompt:
         """The whole prompt as reply() would render it (no turn dropped), its tools and constraint:
         for a caller that checks the length itself (the local server's 413) and then passes it to
         reply(prompt=...), so the prompt is rendered and the grammar compiled once. Raises
         ValueError (one sentence) for bad tools, tool_choice or response_format. One reply per render:
         the constraint keeps the answer's state."""
         tools, constraint, render = self._setup(effort, developer, date, identity, tools, python, tool_choice,
-                                                response_format, final_only)
-        return RenderedPrompt(render_prompt(kept_messages(messages), self.enc, **render), tools, constraint)
+                                                response_format, final_only, browser)
+        return RenderedPrompt(render_prompt(kept_messages(messages), self.enc, **render), tools, constraint,
+                              browser is not None)
 
-    def _setup(self, effort, developer, date, identity, tools, python, tool_choice, response_format, final_only):
+    def _setup(self, effort, developer, date, identity, tools, python, tool_choice, response_format, final_only,
+               browser=None):
         """(tools, constraint, render_prompt's arguments) for one reply."""
         tools, constraint, extra = reply_setup(self.enc, tools, python, tool_choice, response_format, final_only)
         render = {"effort": effort, "date": date, "developer": developer, **extra}
+        if browser is not None:  # the names of the sources the built-in browser reads (engine.browser)
+            render["browser"] = list(browser)
         if identity:
             render["identity"] = identity
         return tools, constraint, render
@@ -158,41 +169,51 @@ class ChatSession:
 
     # ------------------------------------------------------------------ one turn
 
-    def sampling(self, temperature: float | None = None, top_p: float | None = None) -> SamplingParams:
-        """The user's sampling settings over the model folder's defaults; greedy if the folder asks."""
+    def sampling(self, temperature: float | None = None, top_p: float | None = None,
+                 seed: int | None = None) -> SamplingParams:
+        """The one place sampling is decided, for the window, the server and the terminal chat alike:
+        the caller's settings (None: not set) over the folder's defaults, and greedy whatever was
+        asked when the folder says so (the demo model: sampled, a model that small goes wrong)."""
         d = self.defaults
+        seed = d.seed if seed is None else seed
         if self.greedy:
-            return SamplingParams(temperature=0.0, top_p=d.top_p, min_p=d.min_p, seed=d.seed)
+            return SamplingParams(temperature=0.0, top_p=d.top_p, min_p=d.min_p, seed=seed)
         return SamplingParams(temperature=d.temperature if temperature is None else temperature,
-                              top_p=d.top_p if top_p is None else top_p, min_p=d.min_p, seed=d.seed)
+                              top_p=d.top_p if top_p is None else top_p, min_p=d.min_p, seed=seed)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens `text` takes as ordinary text (no control tokens)."""
+        return len(self.enc.encode_ordinary(text)) if text else 0
 
     def reply(self, messages: list[dict], effort: str = "medium", developer: str | None = None,
               sampling: SamplingParams | None = None, max_tokens: int = 2048,
               cancel: threading.Event | None = None, date: str | None = None, identity: str | None = None,
               tools: list | None = None, python: bool = False, tool_choice=None,
               response_format: dict | None = None, final_only: bool = False, prompt: RenderedPrompt | None = None,
-              owner: str | None = None):
+              browser: list[str] | None = None, owner: str | None = None):
         """Generate the assistant's answer to `messages` (ending with the user's message or a tool result).
 
         Yields ContextTrimmed (if needed), PrefillProgress (only once reading the prompt has taken
         more than PROGRESS_AFTER_S), then harmony parser events, then Done. Model output never
         raises: a malformed reply ends with Stop("malformed: ..."). sampling=None: self.sampling().
-        With tools (engine.tools.Tool or OpenAI function dicts), a reply that calls one yields a
+        With tools (engine.tools.Tool; tool_choice an engine.tools.ToolChoice), a reply that calls one yields a
         ToolCall then Stop("call"): append `call.message` and the tool's answer
         (tool_result_message) and call reply again; the cache carries on from the call.
         response_format: OpenAI's {"type": "json_schema", "json_schema": {...}} or
         {"type": "json_object"}: the final answer is held to it. prompt: from render(), answered as it
         is (no turn dropped; the caller made sure it fits) and the rendering arguments are unused.
+        browser: offer the built-in browser over these named sources; its calls come as ToolCalls
+        to "browser.search"/"browser.open"/"browser.find" (engine.browser.BrowserTool runs them).
         owner: who asks ("window", "api"): the prompt cache evicts each owner's newest conversation last.
         """
         started = time.perf_counter()
         if prompt is not None:
             with self.wired_limit():
                 yield from self._answer(prompt.ids, started, sampling or self.sampling(), max_tokens, cancel,
-                                        prompt.tools, prompt.constraint, owner)
+                                        prompt.tools, prompt.constraint, prompt.browser, owner)
             return
         tools, constraint, render = self._setup(effort, developer, date, identity, tools, python, tool_choice,
-                                                response_format, final_only)
+                                                response_format, final_only, browser)
         ids, trimmed = self.fit_prompt(messages, max_tokens, **render)
         if trimmed:
             yield trimmed
@@ -201,15 +222,16 @@ class ChatSession:
             return
         with self.wired_limit():
             yield from self._answer(ids, started, sampling or self.sampling(), max_tokens, cancel, tools, constraint,
-                                    owner)
+                                    browser is not None, owner)
 
-    def _answer(self, ids, started, sampling, max_tokens, cancel, tools=None, constraint=None, owner=None):
+    def _answer(self, ids, started, sampling, max_tokens, cancel, tools=None, constraint=None, browser=False,
+                owner=None):
         reused = self._rewind(ids, owner)
         room = max(1, self.context_length - len(ids))
         gen = self._generation(ids, reused, (self._last_message_start(ids),), sampling=sampling,
                                max_tokens=min(max_tokens, room), stop_ids=self.stop_ids, cancel=cancel,
                                constraint=constraint)
-        parser = StreamParser(self.enc, tools=tools)
+        parser = StreamParser(self.enc, tools=tools, browser=browser)
         body = len(ids) - 1 - reused
         for done in gen.prefill_steps():
             if time.perf_counter() - started > PROGRESS_AFTER_S:

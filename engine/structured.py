@@ -26,7 +26,7 @@ import numpy as np
 import tiktoken
 
 from engine.harmony import MessageEnd, MessageStart, Stop, StreamParser
-from engine.tools import FUNCTIONS, Tool, ToolChoice, functions_from_openai, tool_choice_from_openai
+from engine.tools import BROWSER, FUNCTIONS, Tool, ToolChoice
 
 # Fixed separators (as json.dumps writes them): flexible whitespace lets a weak model pad forever.
 JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
@@ -80,7 +80,7 @@ class ReplyConstraint:
         self.vocab = enc.n_vocab
         self.response_schema = response_schema
         self.tools = {t.name: t for t in tools}
-        self.parser = StreamParser(enc, tools=list(tools))
+        self.parser = StreamParser(enc, tools=list(tools), browser=True)  # follows the reply; checks nothing
         self.words = np.zeros((1, (self.vocab + 31) // 32), dtype=np.int32)  # [1, W]
         self.header_grammar = self._header_grammar(tool_choice, final_only)
         # Where the header is forced, a free chain of thought must not end the reply early, nor open
@@ -97,10 +97,13 @@ class ReplyConstraint:
         """Lark rules for forced headers (None when headers are free). final_only skips the chain
         of thought: straight to the final answer, or to the call tool_choice demands."""
         forced_call = choice.mode == "function" or (choice.mode == "required" and self.tools)
-        if not (forced_call or final_only):
+        if not (forced_call or final_only or choice.mode == BROWSER):
             return None
         heads = [] if final_only else ['<|channel|> "analysis" <|message|>']
-        if forced_call:
+        if choice.mode == BROWSER:  # a built-in browser call, as gpt-oss writes it (engine.browser)
+            recipient = _quote(f" to={BROWSER}.{choice.name or 'search'}")
+            heads.append(f'{recipient} <|channel|> "analysis" " code" <|message|>')
+        elif forced_call:
             if choice.mode == "function" and choice.name not in self.tools:
                 raise ValueError(f"tool_choice names {choice.name!r}, which is not one of the tools given.")
             names = [choice.name] if choice.mode == "function" else sorted(self.tools)
@@ -112,7 +115,7 @@ class ReplyConstraint:
             heads.append('<|channel|> "final" <|message|>')
         # After one analysis message the forced head must come: a weak model would otherwise start
         # analysis message after analysis message and never reach what the request demands.
-        self.later_grammar = "start: " + " | ".join(h for h in heads if '"analysis"' not in h)
+        self.later_grammar = "start: " + " | ".join(h for h in heads if not h.startswith('<|channel|> "analysis"'))
         return "start: " + " | ".join(heads)
 
     def next_mask(self, token: int | None) -> mx.array | None:
@@ -164,6 +167,11 @@ class ReplyConstraint:
                 return _matcher(self.enc, json_grammar(schema, "<|call|>"))
             except ValueError:  # keywords llguidance lacks: ignore them, jsonschema still checks the call
                 return _matcher(self.enc, json_grammar(schema, "<|call|>", lenient=True))
+        if start.recipient and start.recipient.startswith(BROWSER + "."):
+            from engine.browser.spec import bounded_parameters  # typed as the reference, strings bounded
+
+            schema = bounded_parameters(start.recipient[len(BROWSER) + 1:])
+            return _matcher(self.enc, json_grammar(schema, "<|call|>")) if schema else None
         if start.channel == "final" and start.recipient is None and self.response_schema is not None:
             return _matcher(self.enc, json_grammar(self.response_schema, "<|return|>"))
         return None
@@ -196,10 +204,12 @@ def reply_setup(enc: tiktoken.Encoding, tools=None, python: bool = False, tool_c
                 ) -> tuple[list[Tool], ReplyConstraint | None, dict]:
     """What a reply needs for its options: the functions offered, the decoding constraint (None
     when nothing is constrained) and the extra render_prompt arguments. ValueError: bad request."""
-    functions = [t if isinstance(t, Tool) else None for t in tools or []]
-    if None in functions:
-        functions = functions_from_openai(tools)
-    choice = tool_choice if isinstance(tool_choice, ToolChoice) else tool_choice_from_openai(tool_choice)
+    functions = list(tools or [])
+    if not all(isinstance(t, Tool) for t in functions):
+        raise ValueError("tools must be engine.tools.Tool (server/openai_format.py reads OpenAI's shape).")
+    choice = tool_choice or ToolChoice()
+    if not isinstance(choice, ToolChoice):
+        raise ValueError("tool_choice must be an engine.tools.ToolChoice (server/openai_format.py reads OpenAI's shape).")
     if choice.mode == "none":
         functions = []  # not even shown: the model can't call what it doesn't know
     if choice.mode in ("required", "function") and not functions:
@@ -208,6 +218,6 @@ def reply_setup(enc: tiktoken.Encoding, tools=None, python: bool = False, tool_c
     if schema is not None:
         check_schema(enc, schema)
     constraint = None
-    if schema is not None or functions or final_only:
+    if schema is not None or functions or final_only or choice.mode == BROWSER:
         constraint = ReplyConstraint(enc, schema, functions, choice, final_only)
     return functions, constraint, {"tools": functions, "python": python, "response_format": shown}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import regex
 import tiktoken
 
 from engine.config import read_regular_text
@@ -40,16 +41,19 @@ def byte_decoder() -> dict[str, int]:
     return {chr(c): b for b, c in zip(printable, chars)}
 
 
-def _split_pattern(pre_tokenizer: dict | None) -> str:
+def _split_pattern(path: Path, pre_tokenizer) -> str:
     """The regex the file's pre-tokenizer splits text with (tiktoken applies it the same way)."""
     if not pre_tokenizer:
         return GPT2_PATTERN
-    if pre_tokenizer.get("type") == "Sequence":
-        for sub in pre_tokenizer.get("pretokenizers", []):
-            if sub.get("type") == "Split" and "Regex" in (sub.get("pattern") or {}):
-                return sub["pattern"]["Regex"]
-    if pre_tokenizer.get("type") == "Split" and "Regex" in (pre_tokenizer.get("pattern") or {}):
-        return pre_tokenizer["pattern"]["Regex"]
+    steps = pre_tokenizer.get("pretokenizers") if isinstance(pre_tokenizer, dict) and \
+        pre_tokenizer.get("type") == "Sequence" else [pre_tokenizer]
+    if not isinstance(steps, list) or not all(isinstance(step, dict) for step in steps):
+        raise ModelError(f"{path} has a 'pre_tokenizer' that is not a list of pre-tokenizer objects; "
+                         "download the model again.")
+    for step in steps:
+        pattern = step.get("pattern")
+        if step.get("type") == "Split" and isinstance(pattern, dict) and isinstance(pattern.get("Regex"), str):
+            return pattern["Regex"]
     return GPT2_PATTERN
 
 
@@ -92,26 +96,32 @@ def _specials(path: Path, added) -> dict[str, int]:
     return specials
 
 
-def load_tokenizer(folder: str | Path) -> tiktoken.Encoding:
-    """Build the tiktoken Encoding described by `folder/tokenizer.json` (no network needed).
+# Text that must come back unchanged from encode + decode: spaces, tabs and line ends (a
+# pre-tokenizer regex that skips them loses them), accents, CJK, an emoji, digits, harmony names.
+ROUND_TRIP_PROBE = ("Hello, world!  It's 12:30 - 4567 apples.\n\tcafé naïve Größe 日本語 🙂\r\n"
+                    "<|start|>user<|message|>x<|end|>  \n")
 
-    Raises ModelError with one sentence when the file is missing, malformed or lacks the harmony tokens.
-    """
-    path = Path(folder) / "tokenizer.json"
-    data = _read_json(path)
-    model = data.get("model")
-    if not isinstance(model, dict) or model.get("type") != "BPE" or not isinstance(model.get("vocab"), dict):
-        raise ModelError(f"{path} is not a byte-level BPE tokenizer; this app runs gpt-oss models only.")
 
-    specials = _specials(path, data.get("added_tokens", []))
+def _to_latin1_table() -> dict[int, str]:
+    """str.translate table: a byte-level character -> the latin-1 character of its byte, any other
+    character below 256 -> U+FFFF (so .encode("latin-1") fails on it, as on anything above 255)."""
+    table = {ord(ch): chr(b) for ch, b in byte_decoder().items()}
+    for code in range(256):
+        table.setdefault(code, "\uffff")
+    return table
+
+
+def _ranks(path: Path, vocab: dict, specials: dict[str, int]) -> dict[bytes, int]:
+    """vocab -> tiktoken's mergeable ranks, checked to be whole: every id one token, every byte present,
+    no id missing below the highest (a cut-down vocabulary makes tiktoken panic on the first reply)."""
     owner = {}  # id -> token text: every id must name one token (tiktoken panics otherwise)
     for text, i in specials.items():
         if owner.setdefault(i, text) != text:
             raise ModelError(f"{path} gives the id {i} to both {owner[i]!r} and {text!r}; download the model again.")
-    to_byte = byte_decoder()
+    to_latin1 = _to_latin1_table()
     ranks: dict[bytes, int] = {}
     try:
-        for text, rank in model["vocab"].items():
+        for text, rank in vocab.items():
             if not isinstance(rank, int) or isinstance(rank, bool) or rank < 0:
                 raise ModelError(f"{path} gives the token {text[:20]!r} the id {rank!r}, not a token id; "
                                  "download the model again.")
@@ -120,22 +130,79 @@ def load_tokenizer(folder: str | Path) -> tiktoken.Encoding:
             if owner.setdefault(rank, text) != text:
                 raise ModelError(f"{path} gives the id {rank} to both {owner[rank][:20]!r} and {text[:20]!r}; "
                                  "download the model again.")
-            ranks[bytes(to_byte[ch] for ch in text)] = rank
-    except KeyError as e:
-        raise ModelError(f"{path} is not a byte-level vocabulary (unexpected character {e}); download the model again.") from e
+            ranks[text.translate(to_latin1).encode("latin-1")] = rank  # each character is one byte
+    except UnicodeEncodeError as e:
+        raise ModelError(f"{path} is not a byte-level vocabulary (unexpected character {e.object[e.start]!r} "
+                         f"in the token {e.object[:20]!r}); download the model again.") from None
+    except AttributeError:  # a token that is not a string (JSON keys always are; kept for safety)
+        raise ModelError(f"{path} is not a byte-level vocabulary; download the model again.") from None
+    missing = [b for b in range(256) if bytes([b]) not in ranks]
+    if missing:
+        raise ModelError(f"{path} has a cut-down vocabulary: it lacks {len(missing)} of the 256 single-byte tokens "
+                         f"(the first is byte {missing[0]}), so some text can't be encoded; "
+                         "download the model again.")
+    top = max(ranks.values())
+    hole = next((i for i in range(top) if i not in owner), None) if len(ranks) != top + 1 else None
+    if hole is not None:
+        raise ModelError(f"{path} has a cut-down vocabulary: no token has the id {hole}, below the highest "
+                         f"id {top}; download the model again.")
+    return ranks
 
+
+def read_tokenizer(folder: str | Path, vocab_size: int | None = None) -> tuple[dict[bytes, int], dict[str, int], str]:
+    """The checks that need no tiktoken (the app's folder check runs them): the file's shape, a whole
+    vocabulary, the harmony specials, and (given the model's vocab_size) every id inside it.
+
+    Returns (mergeable ranks, special tokens, split regex); raises ModelError with one sentence.
+    """
+    path = Path(folder) / "tokenizer.json"
+    data = _read_json(path)
+    model = data.get("model")
+    if not isinstance(model, dict) or model.get("type") != "BPE" or not isinstance(model.get("vocab"), dict):
+        raise ModelError(f"{path} is not a byte-level BPE tokenizer; this app runs gpt-oss models only.")
+    specials = _specials(path, data.get("added_tokens", []))
+    ranks = _ranks(path, model["vocab"], specials)
+    top = max(max(ranks.values()), max(specials.values()))
+    if vocab_size is not None and top >= vocab_size:
+        raise ModelError(f"{path} has token ids up to {top}, but the model in {Path(folder).name} knows only "
+                         f"{vocab_size} tokens ('vocab_size' in config.json), so they don't belong together; "
+                         "download the model again.")
+    pattern = _split_pattern(path, data.get("pre_tokenizer"))
+    try:  # tiktoken encodes only what the regex matches: the same regex here shows what it would drop
+        kept = "".join(m.group(0) for m in regex.finditer(pattern, ROUND_TRIP_PROBE, timeout=1.0))
+    except (regex.error, TypeError, ValueError, TimeoutError):
+        kept = ROUND_TRIP_PROBE  # a syntax only tiktoken's engine reads: load_tokenizer's round trip decides
+    _check_round_trip(path, kept)
+    return ranks, specials, pattern
+
+
+def _check_round_trip(path: Path, back: str) -> None:
+    if back != ROUND_TRIP_PROBE:
+        at = next((i for i, (a, b) in enumerate(zip(ROUND_TRIP_PROBE, back)) if a != b),
+                  min(len(back), len(ROUND_TRIP_PROBE)))
+        raise ModelError(f"{path} does not give text back unchanged (a test text encoded and decoded changes at "
+                         f"character {at}, {ROUND_TRIP_PROBE[at:at + 1]!r}: its pre-tokenizer drops text); "
+                         "download the model again.")
+
+
+def load_tokenizer(folder: str | Path, vocab_size: int | None = None) -> tiktoken.Encoding:
+    """Build the tiktoken Encoding described by `folder/tokenizer.json` (no network needed).
+
+    Raises ModelError with one sentence when the file is missing, malformed, lacks the harmony
+    tokens, has a cut-down vocabulary, or can't write the probe text and read it back unchanged.
+    """
+    path = Path(folder) / "tokenizer.json"
+    ranks, specials, pattern = read_tokenizer(folder, vocab_size)
     name = "o200k_harmony" if len(ranks) == O200K_SIZE else f"{Path(folder).name}_bpe"
     try:
-        return tiktoken.Encoding(
-            name=name,
-            pat_str=_split_pattern(data.get("pre_tokenizer")),
-            mergeable_ranks=ranks,
-            special_tokens=specials,
-        )
+        enc = tiktoken.Encoding(name=name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=specials)
+        back = enc.decode(enc.encode_ordinary(ROUND_TRIP_PROBE))
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # tiktoken rejects a bad regex or ids out of range; its Rust panics are BaseException
         raise ModelError(f"{path} can't be used as a tokenizer ({str(e)[:80]}); download the model again.") from None
+    _check_round_trip(path, back)
+    return enc
 
 
 def special_id(enc: tiktoken.Encoding, name: str) -> int:

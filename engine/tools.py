@@ -1,6 +1,6 @@
 """Tools in harmony: function definitions, the built-in python tool, calls and their results.
 
-    tools = functions_from_openai([{"type": "function", "function": {"name": "get_weather", ...}}])
+    tools = [Tool("get_weather", "Weather now", {"type": "object", ...})]
     for ev in session.reply(messages, tools=tools): ...   # a ToolCall when the model calls one
     messages += [call.message, tool_result_message(call, '{"temp": 20}')]
 
@@ -9,7 +9,8 @@ the developer message, rendered from their JSON Schemas exactly as openai-harmon
 (its quirks included: that text is what the model was trained on). The python tool is described
 in the system message. A call's arguments are untrusted model output: they are parsed and
 validated here, and a bad call becomes a ToolCall with `error` set, which the caller sends back
-to the model as the tool's result so that it can try again.
+to the model as the tool's result so that it can try again. OpenAI's shapes of all this are the
+server's business (server/openai_format.py): the engine speaks only these types.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from decimal import Decimal
 
 import jsonschema
 
-FUNCTIONS = "functions"  # the namespace of user functions: recipients are "functions.NAME"
+from engine.events import FUNCTIONS, ToolCall  # noqa: F401 (re-exported: the call is an event too)
+
 PYTHON = "python"
+BROWSER = "browser"  # the built-in browser: recipients are "browser.search", "browser.open", "browser.find"
 JSON_CONTENT_TYPE = "<|constrain|>json"  # what a JSON function call says after its channel
 PYTHON_DESCRIPTION = (
     "Use this tool to execute Python code in your chain of thought. The code will not be shown to the "
@@ -34,6 +37,9 @@ PYTHON_DESCRIPTION = (
     "Internet access for this session is UNKNOWN. Depends on the cluster."
 )
 FUNCTIONS_CHANNEL_LINE = "Calls to these tools must go to the commentary channel: 'functions'."
+# What a tool answers when the user says no (the window's "Don't run"; the demo model learnt it).
+DECLINED_CODE = "The user chose not to run this code. Continue without running it, or ask the user."
+DECLINED_CALL = "The user declined to answer this call. Continue without it, or ask the user."
 
 
 @dataclass(frozen=True)
@@ -43,39 +49,6 @@ class Tool:
     name: str
     description: str = ""
     parameters: dict | None = None  # None: the function takes no arguments
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """The model called a tool (its reply ended in <|call|>).
-
-    `arguments` is the raw text the model wrote; `parsed` the decoded JSON (functions only);
-    `error` one sentence when the call can't be run (bad JSON, schema violation, unknown tool):
-    send `tool_result_message(call, call.error)` back so the model can correct itself.
-    `message` is the assistant message to append to the conversation, as the model wrote it.
-    """
-
-    recipient: str  # "functions.get_weather" or "python"
-    arguments: str
-    channel: str = "commentary"
-    content_type: str | None = None
-    parsed: object = None
-    error: str | None = None
-    recipient_after_channel: bool = False  # header order the model used (kept for exact re-rendering)
-
-    @property
-    def name(self) -> str:
-        """The function's name without its namespace ("get_weather")."""
-        return self.recipient.split(".", 1)[1] if self.recipient.startswith(FUNCTIONS + ".") else self.recipient
-
-    @property
-    def message(self) -> dict:
-        m = {"role": "assistant", "channel": self.channel, "recipient": self.recipient, "content": self.arguments}
-        if self.content_type:
-            m["content_type"] = self.content_type
-        if self.recipient_after_channel:
-            m["recipient_after_channel"] = True
-        return m
 
 
 @dataclass(frozen=True)
@@ -110,108 +83,23 @@ def tool_result_message(call: ToolCall, output: str) -> dict:
     return ToolResult(call, output).message
 
 
-# ---------------------------------------------------------------- the OpenAI API's shapes
-
-
-def functions_from_openai(tools: list[dict] | None) -> list[Tool]:
-    """OpenAI `tools=[{"type": "function", "function": {name, description, parameters}}]` -> Tools.
-
-    Raises ValueError with one sentence when a definition is unusable (the server answers 400)."""
-    out: list[Tool] = []
-    seen: set[str] = set()
-    for i, t in enumerate(tools or []):
-        if not isinstance(t, dict):
-            raise ValueError(f"tools[{i}] must be an object like {{\"type\": \"function\", \"function\": {{...}}}}.")
-        fn = t.get("function") if t.get("type", "function") == "function" else None
-        if not isinstance(fn, dict):
-            raise ValueError(f"tools[{i}] must have type \"function\" and a \"function\" object; other tool types are not supported.")
-        name = fn.get("name")
-        if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-" for c in name):
-            raise ValueError(f"tools[{i}].function.name must be letters, digits, _ or -, not {name!r}.")
-        if name in seen:
-            raise ValueError(f"Two tools are named {name!r}; tool names must be unique.")
-        seen.add(name)
-        params = fn.get("parameters")
-        if params is not None:
-            if not isinstance(params, dict):
-                raise ValueError(f"tools[{i}].function.parameters must be a JSON Schema object.")
-            try:
-                jsonschema.validators.validator_for(params).check_schema(params)
-            except jsonschema.SchemaError as e:
-                raise ValueError(f"The parameters of tool {name!r} are not a valid JSON Schema: {e.message}.") from None
-        out.append(Tool(name, fn.get("description") or "", params))
-    return out
-
-
-def tool_choice_from_openai(choice: str | dict | None) -> ToolChoice:
-    """OpenAI `tool_choice` ("auto" | "none" | "required" | {"type": "function", "function": {"name"}})."""
-    if choice is None or choice in ("auto", "none", "required"):
-        return ToolChoice(choice or "auto")
-    if isinstance(choice, dict) and isinstance(choice.get("function"), dict) and choice["function"].get("name"):
-        return ToolChoice("function", choice["function"]["name"])
-    raise ValueError('tool_choice must be "auto", "none", "required" or {"type": "function", "function": {"name": ...}}.')
-
-
-def openai_tool_call(call: ToolCall, call_id: str) -> dict:
-    """A ToolCall as an entry of an OpenAI assistant message's `tool_calls`."""
-    return {"id": call_id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
-
-
-def messages_from_openai(messages: list[dict]) -> tuple[str | None, list[dict]]:
-    """OpenAI chat messages -> (developer instructions, harmony messages for render_prompt).
-
-    system/developer text becomes the developer message's instructions; an assistant message's
-    `reasoning_content` (or `reasoning`) its analysis, its `tool_calls` calls to functions.NAME;
-    a `tool` message answers the call whose `tool_call_id` it names. ValueError: bad input."""
-    instructions: list[str] = []
-    out: list[dict] = []
-    names: dict[str, str] = {}  # tool_call_id -> function name
-    for i, m in enumerate(messages):
-        role, content = m.get("role"), _text(m.get("content"))
-        if role in ("system", "developer"):
-            instructions.append(content)
-        elif role == "user":
-            out.append({"role": "user", "content": content})
-        elif role == "assistant":
-            thinking = m.get("reasoning_content") or m.get("reasoning")
-            if isinstance(thinking, str) and thinking:
-                out.append({"role": "assistant", "channel": "analysis", "content": thinking})
-            calls = m.get("tool_calls") or []
-            if content:
-                out.append({"role": "assistant", "channel": "commentary" if calls else "final", "content": content})
-            for c in calls:
-                fn = c.get("function") or {}
-                if not fn.get("name"):
-                    raise ValueError(f"messages[{i}].tool_calls needs a function name in every call.")
-                names[c.get("id", "")] = fn["name"]
-                out.append(function_call(fn["name"], fn.get("arguments") or "{}").message)
-        elif role == "tool":
-            name = names.get(m.get("tool_call_id", "")) or m.get("name")
-            if not name:
-                raise ValueError(f"messages[{i}] answers tool call {m.get('tool_call_id')!r}, which no earlier assistant message made.")
-            out.append(tool_result_message(function_call(name), content))
-        else:
-            raise ValueError(f"messages[{i}].role must be system, developer, user, assistant or tool, not {role!r}.")
-    return ("\n\n".join(t for t in instructions if t) or None), out
-
-
-def _text(content) -> str:
-    """OpenAI content: a string, or a list of parts of which the text ones count."""
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") in ("text", "input_text"))
-    return content if isinstance(content, str) else ""
-
-
 # ---------------------------------------------------------------- validating a call
 
 
 def check_call(recipient: str, arguments: str, tools: dict[str, Tool], channel: str = "commentary",
-               content_type: str | None = None, recipient_after_channel: bool = False) -> ToolCall:
-    """Parse and validate a call the model made; problems become `error`, never an exception."""
+               content_type: str | None = None, recipient_after_channel: bool = False,
+               browser: bool = False) -> ToolCall:
+    """Parse and validate a call the model made; problems become `error`, never an exception.
+    browser: the built-in browser is offered (otherwise a call to it is an error the model reads)."""
     common = dict(recipient=recipient, arguments=arguments, channel=channel, content_type=content_type,
                   recipient_after_channel=recipient_after_channel)
     if recipient == PYTHON:
         return ToolCall(**common)
+    if recipient.startswith(BROWSER + ".") and browser:  # the built-in browser checks its own typed arguments
+        from engine.browser.calls import check_browser_call
+
+        parsed, error = check_browser_call(recipient, arguments)
+        return ToolCall(**common, parsed=parsed, error=error)
     name = recipient.split(".", 1)[1] if recipient.startswith(FUNCTIONS + ".") else None
     tool = tools.get(name) if name else None
     if tool is None:

@@ -156,6 +156,19 @@ def tokenizer_json_dict() -> dict:
     }
 
 
+def small_harmony_tokenizer_dict(first_special: int = 256) -> dict:
+    """A whole byte-level tokenizer.json as a dict: the 256 bytes (no merges) and the named harmony
+    specials from id `first_special` on; the smallest tokenizer the engine and the app's folder check
+    accept (for tiny test checkpoints whose vocab_size is above first_special + 10)."""
+    byte_map = bytes_to_unicode()
+    return {
+        "model": {"type": "BPE", "vocab": {byte_map[b]: b for b in range(256)}, "merges": []},
+        "added_tokens": [{"id": first_special + k, "content": name, "special": True}
+                         for k, name in enumerate(HARMONY_SPECIALS.values())],
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True},
+    }
+
+
 def write_o200k_harmony_tokenizer(folder: str | Path) -> Path:
     """Write `folder/tokenizer.json` (o200k_harmony, real ids); returns its path."""
     out = Path(folder) / "tokenizer.json"

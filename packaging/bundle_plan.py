@@ -47,6 +47,8 @@ HIDDEN_IMPORTS = [
     "engine.python_tool.kernel_entry", "ipykernel", "ipykernel.kernelapp", "ipykernel.ipkernel",
     "ipykernel.zmqshell", "ipykernel.comm", "IPython", "IPython.core.interactiveshell", "comm",
     "jupyter_client", "zmq", "tornado", "psutil",
+    # The Linux sandbox's seccomp filter (engine/python_tool/seccomp.py imports it when a kernel starts).
+    *(["pyseccomp"] if sys.platform.startswith("linux") else []),
 ]
 # Packages that read their own installed version at import (importlib.metadata): their dist-info
 # must travel with them or the import fails in the frozen app.

@@ -1,5 +1,10 @@
 """python -m server --model FOLDER [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--context N]
-[--prompt-cache FOLDER]"""
+                   [--library FOLDER ...] [--zim FILE ...]   (the built-in web_search tool: docs/browser.md)
+                   [--prompt-cache FOLDER]   (conversations' caches kept across restarts)
+
+Across Macs: `mlx.launch … -m server --model FOLDER --distributed` (docs/distributed.md): every
+rank loads its share of the layers; rank 0 serves the API, the others serve rank 0.
+"""
 
 from __future__ import annotations
 
@@ -22,10 +27,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--api-key", default=os.environ.get("GPT_OSS_API_KEY"),
                     help="require 'Authorization: Bearer KEY' (required when --host is not loopback)")
     ap.add_argument("--context", type=int, default=8192, help="context length in tokens")
+    ap.add_argument("--distributed", action="store_true",
+                    help="serve a pipeline across Macs, as one rank under mlx.launch (rank 0 listens)")
     ap.add_argument("--max-waiting", type=int, default=16,
                     help="requests that may wait for the model before new ones get 429 (busy)")
     ap.add_argument("--prompt-cache", default=None, metavar="FOLDER",
                     help="keep conversations' caches in FOLDER across restarts (default: in memory only)")
+    ap.add_argument("--library", action="append", default=[], metavar="FOLDER",
+                    help="a folder of documents the built-in web_search tool searches (repeatable; nothing goes to the web)")
+    ap.add_argument("--zim", action="append", default=[], metavar="FILE",
+                    help="an offline encyclopedia (Kiwix .zim) for web_search (repeatable)")
+    ap.add_argument("--index", default=None, metavar="FOLDER",
+                    help="where the library's search index is kept (default: under ~/.cache/gpt-oss-chat)")
     return ap.parse_args(argv)
 
 
@@ -43,7 +56,7 @@ def default_model() -> str:
     from models.registry import demo_folder
 
     try:
-        from app.paths import models_dir  # no Qt import: the app's folder layout only
+        from models.locations import models_dir  # where the desktop app downloads models
         for folder in sorted(Path(models_dir()).glob("*gpt-oss-20b*")):
             if (folder / "config.json").is_file():
                 return str(folder)
@@ -64,16 +77,41 @@ def main(argv=None) -> int:
               "tokenizer.json and the weights.", file=sys.stderr)
         return 1
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sources = None
+    if args.library or args.zim:  # indexed before serving: a search never waits for it
+        from engine.browser.sources import open_sources
+        from server.web_search import Sources
+
+        try:
+            sources = Sources(open_sources(args.library, args.zim, args.index, _index_progress))
+        except ValueError as e:
+            print(str(e), file=sys.stderr)
+            return 1
     import uvicorn
 
+    from engine import open_chat
+    from engine.front_door import model_name
     from server.app import create_app
-    from server.model import model_id_for, open_model
     from server.runner import EngineRunner
 
-    runner = EngineRunner(lambda: open_model(model, args.context, args.prompt_cache),
-                          max_waiting=args.max_waiting).start()
-    app = create_app(runner, model_id_for(model), args.api_key)
-    print(f"Serving {model_id_for(model)} at http://{args.host}:{args.port}/v1 (loading the model…)",
+    opener, closing = (lambda: open_chat(model, context_length=args.context, cache_folder=args.prompt_cache)), None
+    if args.distributed:
+        from engine.distributed import init_group, open_pipeline_chat
+        from engine.errors import ModelError
+
+        group = init_group()
+        if group.rank() != 0:  # serve rank 0's layers requests until it closes the pipeline
+            try:
+                open_pipeline_chat(model, args.context, group=group)
+            except ModelError:
+                return 1  # rank 0 says why
+            return 0
+        say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+        opener = lambda: open_pipeline_chat(model, args.context, group=group, say=say)  # noqa: E731
+        closing = lambda: runner.session and runner.session.model.close()  # noqa: E731 (the other ranks exit)
+    runner = EngineRunner(opener, max_waiting=args.max_waiting).start()
+    app = create_app(runner, model_name(model), args.api_key, sources)
+    print(f"Serving {model_name(model)} at http://{args.host}:{args.port}/v1 (loading the model…)",
           file=sys.stderr)
     # uvicorn re-raises SIGTERM once it has shut down: exit through `finally`, so the engine thread
     # gets to write the prompt cache instead of the process dying on the spot.
@@ -81,8 +119,13 @@ def main(argv=None) -> int:
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:
-        runner.stop()
+        runner.stop(closing=closing)
     return 0
+
+
+def _index_progress(done: int, total: int, path) -> None:
+    if done == total or done % 500 == 0:
+        print(f"Indexing the library: {done}/{total} files", file=sys.stderr)
 
 
 if __name__ == "__main__":

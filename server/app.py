@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from server import chat_api, responses_api
+from server import chat_api, responses_api, web_search
 from server.errors import APIError, bad_request
 from server.reply import ReplyReader, merge
 from server.runner import END, EngineRunner, Job
@@ -20,8 +20,9 @@ PING_S = 15.0  # an SSE comment this often while nothing else is sent keeps prox
 PING = b": ping\n\n"
 
 
-def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None) -> FastAPI:
-    """The API over one engine runner; when api_key is set, every /v1 request must carry it."""
+def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, sources=None) -> FastAPI:
+    """The API over one engine runner; when api_key is set, every /v1 request must carry it.
+    sources: server.web_search.Sources for the built-in web_search tool (None: not offered)."""
     app = FastAPI(title="gpt-oss chat local API", docs_url=None, redoc_url=None)
     app.state.runner, app.state.requests_served = runner, 0
     store = responses_api.ResponseStore()
@@ -64,34 +65,42 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None) 
     async def chat_completions(request: Request):
         body = await _json(request)
         job, stream, include_usage, stops = chat_api.parse(body, model_id)
+        tool = web_search.chat_browser(body, sources, job, _counter(runner))
         reader = ReplyReader(stops)
         completion = chat_api.ChatCompletion(model_id, reader, _counter(runner))
         first = await _start(runner, job)
         app.state.requests_served += 1
         if not stream:
             await _drain(request, job, reader, first)
-            return completion.whole()
+            return web_search.with_chat_annotations(completion.whole(), reader, tool)
 
         def closing():
-            frames = [_data(completion.chunk({}, reader.finish_reason))]
+            notes = web_search.chat_annotations(reader.content, tool)
+            frames = [_data(completion.chunk({"annotations": notes}))] if notes else []
+            frames += [_data(completion.chunk({}, reader.finish_reason))]
             if include_usage:
                 frames.append(_data(completion.usage_chunk()))
             return frames + ["data: [DONE]\n\n"]
 
         opening = [_data(completion.chunk({"role": "assistant", "content": ""}))]
-        return _sse(_framed(job, reader, first, opening, lambda piece: [completion.piece_frame(piece)], closing), job)
+        frames_of = lambda piece: [] if piece.kind == "web_search" else [completion.piece_frame(piece)]  # noqa: E731
+        return _sse(_framed(job, reader, first, opening, frames_of, closing), job)
 
     @app.post("/v1/responses")
     async def responses(request: Request):
         body = await _json(request)
-        job, stream, messages, names = responses_api.parse(body, model_id, store)
+        rest, browsing = web_search.split_tools(body.get("tools"))
+        job, stream, messages, names = responses_api.parse({**body, "tools": rest} if browsing else body, model_id, store)
         reader = ReplyReader()
         built = responses_api.ResponseBuilder(model_id, body, reader, _counter(runner))
+        tool = web_search.responses_browser(browsing, body, sources, job, built, _counter(runner))
         first = await _start(runner, job)
         app.state.requests_served += 1
 
         def keep():
-            store.put(built.id, built.conversation(messages), names)
+            store.put(built.id, job.browsed or built.conversation(messages), names)
+            if tool is not None:
+                sources.keep(built.id, tool)  # its pages stay open for previous_response_id
 
         if not stream:
             await _drain(request, job, reader, first, built.feed)
@@ -117,7 +126,7 @@ def _model_card(model_id: str) -> dict:
 
 
 def _counter(runner: EngineRunner):
-    return lambda text: runner.chat.count_tokens(text) if runner.chat else 0
+    return lambda text: runner.session.count_tokens(text) if runner.session else 0
 
 
 def _data(payload: str) -> str:

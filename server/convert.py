@@ -1,6 +1,6 @@
 """OpenAI request bodies -> the engine's harmony conversation (and the bits of a reply back).
 
-The engine does the conversion (engine.tools.messages_from_openai): OpenAI's `system` and
+server/openai_format.py does the conversion (messages_from_openai): OpenAI's `system` and
 `developer` messages become harmony's developer instructions; reasoning a client sends back on an
 assistant message (`reasoning` or `reasoning_content`) becomes an analysis message, so a tool loop
 keeps its chain of thought, and the engine drops it once a final answer ends the turn. Here: the
@@ -11,31 +11,11 @@ from __future__ import annotations
 
 import json
 
-from engine.tools import function_call, messages_from_openai, tool_result_message
+from engine.tools import function_call, tool_result_message
 from server.errors import bad_request
+from server.openai_format import messages_from_openai, text_of  # noqa: F401 (text_of: re-exported)
 
 EFFORTS = ("low", "medium", "high")
-
-
-def text_of(content, param: str) -> str:
-    """A message's content as text: a string, or a list of text parts."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        out = []
-        for i, part in enumerate(content):
-            if isinstance(part, str):
-                out.append(part)
-            elif isinstance(part, dict) and part.get("type") in ("text", "input_text", "output_text"):
-                out.append(str(part.get("text") or ""))
-            else:
-                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise bad_request(f"Content parts of type {kind!r} are not supported (this model reads text "
-                                  "only); send text parts.", f"{param}[{i}]")
-        return "".join(out)
-    raise bad_request("A message's content must be a string or a list of text parts.", param)
 
 
 def chat_messages(messages) -> tuple[list[dict], str | None]:

@@ -1,8 +1,9 @@
 """Reads the engine's harmony events for one request and keeps reasoning, answer and calls apart.
 
-The analysis channel is reasoning; the final channel (and commentary with no recipient, the
-model's preambles) is content; commentary addressed `to=functions.NAME` is a tool call whose text
-is its JSON arguments. Harmony tokens never reach the text: the engine's parser strips them.
+What a message is comes from engine.events.step_kind: chain of thought is reasoning; the final
+answer and preambles (commentary to nobody) are content; a call to `functions.NAME` is a tool call
+whose text is its JSON arguments (calls to built-in tools, never offered here, count as reasoning).
+Harmony tokens never reach the text: the engine's parser strips them.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from engine.harmony import MessageEnd, MessageStart, Stop, TextDelta
-from engine.session import ContextTrimmed, Done
+from engine.browser.turn import BrowserStep
+from engine.events import FUNCTIONS, ContextTrimmed, Done, MessageEnd, MessageStart, Stop, TextDelta, step_kind
+from engine.tools import BROWSER
 
 FINISH = {"return": "stop", "call": "tool_calls", "max_tokens": "length", "cancelled": "stop"}
 
@@ -54,23 +56,31 @@ class ReplyReader:
         self.reasoning, self.content = "", ""
         self._pending = ""  # content not yet released (might begin a stop string)
         self.calls: list[ToolCallOut] = []
-        self.recipient: str | None = None
+        self.kind = ""  # step_kind of the message being read: analysis, preamble, final or call
+        self.function_call = False  # ...and it is a call to one of the client's functions
+        self.browser_call = False  # ...or to the built-in browser (web_search)
         self.stop_reason = ""
         self.hit_stop = False  # a client stop string ended the answer
         self.done: Done | None = None
         self.trimmed = False
+        self.searches: list[BrowserStep] = []  # one per web_search call
 
     def feed(self, ev) -> list[Piece]:
+        if isinstance(ev, BrowserStep):  # server.web_search: the browser answered a call
+            self.searches.append(ev)
+            return [Piece("web_search", call=len(self.searches) - 1)]
         if isinstance(ev, MessageStart):
-            self.recipient = ev.recipient
-            if ev.recipient and ev.recipient.startswith("functions."):
-                self.calls.append(ToolCallOut(ev.recipient.removeprefix("functions.")))
+            self.kind = step_kind(ev)
+            self.function_call = self.kind == "call" and ev.recipient.startswith(FUNCTIONS + ".")
+            self.browser_call = self.kind == "call" and ev.recipient.startswith(BROWSER + ".")
+            if self.function_call:
+                self.calls.append(ToolCallOut(ev.recipient.removeprefix(FUNCTIONS + ".")))
                 return [Piece("call", call=len(self.calls) - 1)]
             return []
         if isinstance(ev, TextDelta):
             return self._text(ev.channel, ev.text)
         if isinstance(ev, MessageEnd):
-            self.recipient = None
+            self.kind, self.function_call, self.browser_call = "", False, False
             return []
         if isinstance(ev, Stop):
             self.stop_reason = ev.reason
@@ -86,11 +96,13 @@ class ReplyReader:
     def _text(self, channel: str, text: str) -> list[Piece]:
         if self.hit_stop or not text:
             return []
-        if self.recipient and self.recipient.startswith("functions.") and self.calls:
+        if self.function_call and self.calls:
             self.calls[-1].arguments += text
             return [Piece("arguments", text, len(self.calls) - 1)]
-        if channel == "analysis" or self.recipient:  # built-in tools' calls are not offered: keep them apart
-            self.reasoning += text
+        if self.browser_call:
+            return []  # a web_search call: it becomes a web_search_call item (server.web_search), not text
+        if self.kind in ("analysis", "call") or (not self.kind and channel == "analysis"):
+            self.reasoning += text   # built-in tools' calls are not offered: kept apart with the reasoning
             return [Piece("reasoning", text)]
         return self._content(text)
 

@@ -28,7 +28,7 @@ def sampling_job(body: dict, messages: list[dict], developer: str | None, effort
         raise bad_request("Only n=1 is supported: one model answers one request at a time.", "n")
     return Job(messages=messages, developer=developer, effort=effort,
                temperature=number(body, "temperature", None, 0, 2),
-               top_p=number(body, "top_p", 1.0, 0, 1) or 1.0,
+               top_p=number(body, "top_p", None, 0, 1) or None,  # None (or 0): the session decides
                seed=number(body, "seed", None, -(1 << 63), (1 << 63) - 1, integer=True),
                max_tokens=max_tokens)
 

@@ -73,6 +73,8 @@ def input_messages(value, names: dict) -> list[dict]:
                                   f"{param}.call_id")
             output = item.get("output")
             out.append(tool_result(name, output if isinstance(output, str) else text_of(output, param)))
+        elif kind == "web_search_call":
+            continue  # a search this server ran, sent back by a client: the answer after it carries what it found
         else:
             raise bad_request(f"Input items of type {kind!r} are not supported.", param)
     return out
@@ -111,6 +113,7 @@ class ResponseBuilder:
         self.output: list[dict] = []
         self.open_kind: str | None = None
         self.seq = 0
+        self.annotate = None  # text -> url_citation annotations, when web_search is on (server.web_search)
 
     # -- the response object
 
@@ -146,6 +149,8 @@ class ResponseBuilder:
                 out.append({"role": "assistant", "channel": "analysis", "content": item["content"][0]["text"]})
             elif item["type"] == "message":
                 out.append({"role": "assistant", "channel": "final", "content": item["content"][0]["text"]})
+            elif item["type"] == "web_search_call":
+                continue  # its call and page are in the browsing job's own conversation (app.py keeps that)
             else:
                 out.append(tool_call(item["name"], item["arguments"]))
         return out
@@ -157,6 +162,8 @@ class ResponseBuilder:
         return {"type": kind, "sequence_number": self.seq - 1, **fields}
 
     def feed(self, piece: Piece) -> list[dict]:
+        if piece.kind == "web_search":
+            return self.close() + self._web_search(piece)
         kind = {"content": "message", "reasoning": "reasoning"}.get(piece.kind, "function_call")
         events = []
         if piece.kind == "call" or kind != self.open_kind:
@@ -174,6 +181,19 @@ class ResponseBuilder:
             events.append(self.event("response.function_call_arguments.delta", item_id=item["id"],
                                      output_index=index, delta=piece.text))
         return events
+
+    def _web_search(self, piece: Piece) -> list[dict]:
+        """A web_search_call item, whole: added, searching, completed, done (the call is already answered)."""
+        from server.web_search import call_item
+
+        item = call_item(self.reader.searches[piece.call])
+        self.output.append(item)
+        index, stage = len(self.output) - 1, {**item, "status": "in_progress"}
+        return [self.event("response.output_item.added", output_index=index, item=stage),
+                self.event("response.web_search_call.in_progress", output_index=index, item_id=item["id"]),
+                self.event("response.web_search_call.searching", output_index=index, item_id=item["id"]),
+                self.event("response.web_search_call.completed", output_index=index, item_id=item["id"]),
+                self.event("response.output_item.done", output_index=index, item=item)]
 
     def _open(self, kind: str, piece: Piece) -> list[dict]:
         self.open_kind = kind
@@ -205,6 +225,10 @@ class ResponseBuilder:
         events = []
         if kind == "message":
             item["status"] = "completed"
+            for i, note in enumerate(self.annotate(item["content"][0]["text"]) if self.annotate else []):
+                item["content"][0]["annotations"].append(note)
+                events.append(self.event("response.output_text.annotation.added", item_id=item["id"],
+                                         output_index=index, content_index=0, annotation_index=i, annotation=note))
             events.append(self.event("response.output_text.done", item_id=item["id"], output_index=index,
                                      content_index=0, text=item["content"][0]["text"], logprobs=[]))
         elif kind == "reasoning":

@@ -17,8 +17,10 @@ import queue
 import threading
 from dataclasses import dataclass, field
 
+from engine.errors import STOP_SIGNALS
 from engine.session import Done
 from server.errors import APIError
+from server.openai_format import engine_options
 
 log = logging.getLogger(__name__)
 END = object()  # the last item of every job's event stream
@@ -31,8 +33,8 @@ class Job:
     messages: list[dict]
     effort: str = "medium"
     developer: str | None = None
-    temperature: float | None = None  # None: the model folder's default (greedy for the demo model)
-    top_p: float = 1.0
+    temperature: float | None = None  # None: the model folder's default (the session decides; greedy for the demo)
+    top_p: float | None = None
     seed: int | None = None
     max_tokens: int | None = None
     extra: dict = field(default_factory=dict)  # tools / response_format, passed to session.reply
@@ -42,6 +44,9 @@ class Job:
     _signalled: bool = False  # a wake-up is on its way to the loop: the next put need not send another
     _ready: asyncio.Event | None = None
     ping_due: bool = False  # set on the loop by a streaming response's keep-alive timer
+    browser: object = None  # engine.browser.BrowserTool when web_search is on (server.web_search)
+    sources: object = None  # server.web_search.Sources that runs its calls
+    browsed: list | None = None  # the conversation with the browsing turn, once answered
 
     def put(self, item) -> None:
         """Called on the engine thread: hand one item to the waiting request."""
@@ -75,7 +80,7 @@ class EngineRunner:
     Standalone (python -m server): `opener()` runs on a thread of the runner's own, which then
     serves jobs in arrival order. Hosted (the desktop app): `post(fn)` runs fn on the host's engine
     thread, queued with the host's own work (the chat window's replies), and the host calls
-    `attach(chat)` once it has loaded a model.
+    `attach(session)` once it has loaded a model. Either way `session` is engine.open_chat's handle.
     """
 
     def __init__(self, opener=None, max_waiting: int = 16, post=None):
@@ -85,7 +90,7 @@ class EngineRunner:
         self._waiting = 0
         self._lock = threading.Lock()
         self.max_waiting = max_waiting
-        self.chat = None
+        self.session = None  # engine.session.ChatSession, once loaded
         self.load_error: str | None = None
         self.loaded = threading.Event()
         self.served = 0
@@ -98,14 +103,17 @@ class EngineRunner:
             self._thread.start()
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, closing=None) -> None:
+        """End the engine thread after the jobs queued; `closing()` runs on it last (a pipeline closes)."""
         if self._thread is not None:
+            if closing is not None:
+                self._jobs.put(closing)
             self._jobs.put(None)
             self._thread.join(timeout)
 
-    def attach(self, chat, error: str | None = None) -> None:
-        """Hosted mode: the host loaded `chat` (or failed with `error`, one sentence)."""
-        self.chat, self.load_error = chat, error
+    def attach(self, session, error: str | None = None) -> None:
+        """Hosted mode: the host loaded `session` (or failed with `error`, one sentence)."""
+        self.session, self.load_error = session, error
         self.loaded.set()
 
     @property
@@ -130,8 +138,10 @@ class EngineRunner:
 
     def _run(self) -> None:
         try:
-            self.chat = self._opener()
-        except Exception as e:  # the opener's errors are already one sentence (ModelError)
+            self.session = self._opener()
+        except STOP_SIGNALS:
+            raise
+        except BaseException as e:  # the opener's errors are already one sentence (ModelError); or a panic
             self.load_error = str(e).rstrip(".") + "."
             log.error("model load failed: %s", e)
         finally:
@@ -145,7 +155,7 @@ class EngineRunner:
 
     def _close_chat(self) -> None:
         """On the engine thread, at stop: the session writes its cached conversations to disk (if it keeps them)."""
-        close = getattr(getattr(self.chat, "session", None), "close", None)
+        close = getattr(self.session, "close", None)
         if close is not None:
             try:
                 close()
@@ -162,7 +172,9 @@ class EngineRunner:
                 self._serve(job)
         except APIError as e:
             job.put(e)
-        except Exception as e:  # never kill the engine thread: the next request must still work
+        except STOP_SIGNALS:
+            raise
+        except BaseException as e:  # a bug or a Rust panic (a BaseException) must not kill the engine thread
             log.exception("generation failed")
             job.put(APIError(500, f"The engine failed while answering ({type(e).__name__}); retry."))
         finally:
@@ -171,12 +183,16 @@ class EngineRunner:
             job.put(END)
 
     def _serve(self, job: Job) -> None:
-        if self.chat is None:
+        if self.session is None:
             raise APIError(503, f"The model could not be loaded: {self.load_error}" if self.load_error else
                            "The model is still loading; retry in a moment.")
-        session = self.chat.session
-        options = {k: v for k, v in job.extra.items() if v is not None}  # tools, tool_choice, response_format
+        if job.browser is not None:  # web_search: the browsing loop (server/web_search.py)
+            from server import web_search
+
+            return web_search.serve(self, job)
+        session = self.session
         try:  # rendered once: its length decides 413, then the session answers it as it is
+            options = engine_options(job.extra)  # tools, tool_choice (as the engine's types), response_format
             prompt = session.render(job.messages, effort=job.effort, developer=job.developer, **options)
         except ValueError as e:  # the engine's checks: one sentence each
             raise APIError(400, str(e)) from None
@@ -188,10 +204,7 @@ class EngineRunner:
         # Clamp to the room left so the session never has to drop part of the conversation.
         room = context - prompt_len
         max_tokens = min(job.max_tokens or room, room)
-        temperature = job.temperature
-        if temperature is None:
-            temperature = 0.0 if self.chat.greedy else 1.0
-        sampling = self.chat.sampling(temperature=temperature, top_p=job.top_p, seed=job.seed)
+        sampling = session.sampling(job.temperature, job.top_p, job.seed)
         for ev in session.reply(job.messages, sampling=sampling, max_tokens=max_tokens, cancel=job.cancel,
                                 prompt=prompt, owner="api"):
             if isinstance(ev, Done):

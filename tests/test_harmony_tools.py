@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 
 from engine.harmony import MessageStart, Stop, StreamParser, TextDelta, kept_messages, render_prompt
 from engine.tokenizer import load_tokenizer
-from engine.tools import (Tool, ToolCall, functions_from_openai, json_display, schema_to_typescript,
-                          tool_choice_from_openai, tool_result_message)
+from engine.tools import Tool, ToolCall, json_display, schema_to_typescript, tool_result_message
 from models.tokenizer_json import shared_o200k_harmony_folder
 
 oh = pytest.importorskip("openai_harmony")
@@ -315,6 +314,8 @@ def test_unknown_tool_and_call_without_recipient(enc):
 
 
 def test_openai_function_format():
+    from server.openai_format import functions_from_openai, tool_choice_from_openai
+
     tools = functions_from_openai([{"type": "function", "function": {"name": "get_weather",
                                                                       "description": WEATHER.description,
                                                                       "parameters": WEATHER.parameters}},
@@ -332,7 +333,7 @@ def test_openai_function_format():
 
 
 def test_openai_chat_messages_with_tool_calls(enc, reference):
-    from engine.tools import messages_from_openai, openai_tool_call
+    from server.openai_format import messages_from_openai, openai_tool_call
 
     openai = [
         {"role": "system", "content": "Be brief."},

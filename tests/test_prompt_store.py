@@ -29,14 +29,13 @@ from engine.prompt_cache import PromptCache
 from engine.prompt_store import PromptStore
 from engine.session import ChatSession, Done
 from engine.tokenizer import load_tokenizer
+from engine.tools import Tool
 from models.tiny import write_tiny_checkpoint
 from models.tokenizer_json import shared_o200k_harmony_folder
 
 GREEDY = SamplingParams(temperature=0.0)
 DATE = "2026-11-22"
-WEATHER = [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
-                                              "parameters": {"type": "object",
-                                                             "properties": {"city": {"type": "string"}}}}}]
+WEATHER = [Tool("get_weather", "Weather in a city", {"type": "object", "properties": {"city": {"type": "string"}}})]
 
 
 @pytest.fixture(scope="module")

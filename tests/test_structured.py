@@ -21,7 +21,7 @@ from engine.events import PrefillProgress
 from engine.harmony import MessageStart, Stop, TextDelta
 from engine.session import ChatSession, Done
 from engine.tokenizer import load_tokenizer
-from engine.tools import Tool, ToolCall, tool_result_message
+from engine.tools import Tool, ToolCall, ToolChoice, tool_result_message
 from models.tokenizer_json import shared_o200k_harmony_folder
 from tests.test_session import ScriptedModel
 
@@ -108,7 +108,7 @@ def test_tool_loop_reuses_the_cache_and_ends_in_a_valid_answer(session, enc):
     chat = [U("What is 12 + 30? Use the tool.")]
     options = dict(date=DATE, max_tokens=60, tools=[ADD], final_only=True, response_format=json_format(ANSWER),
                    sampling=SamplingParams(temperature=0.0))
-    step1 = list(session.reply(chat, tool_choice={"type": "function", "function": {"name": "add"}}, **options))
+    step1 = list(session.reply(chat, tool_choice=ToolChoice("function", "add"), **options))
     call = next(e for e in step1 if isinstance(e, ToolCall))
     assert step1[-2] == Stop("call") and call.recipient == "functions.add" and call.error is None
     jsonschema.validate(call.parsed, ADD.parameters)
@@ -156,9 +156,9 @@ def test_bad_requests_are_one_clear_sentence(session):
     with pytest.raises(ValueError, match="response_format"):
         list(session.reply([U("x")], response_format={"type": "yaml"}))
     with pytest.raises(ValueError, match="not one of the tools"):
-        list(session.reply([U("x")], tools=[ADD], tool_choice={"type": "function", "function": {"name": "mul"}}))
+        list(session.reply([U("x")], tools=[ADD], tool_choice=ToolChoice("function", "mul")))
     with pytest.raises(ValueError, match="needs at least one function"):
-        list(session.reply([U("x")], tool_choice="required"))
+        list(session.reply([U("x")], tool_choice=ToolChoice("required")))
 
 
 def test_required_tool_choice_lets_the_model_think_then_forces_a_call(enc):
@@ -166,7 +166,8 @@ def test_required_tool_choice_lets_the_model_think_then_forces_a_call(enc):
     reply = ("<|channel|>analysis<|message|>No need for tools.<|end|>"
              "<|start|>assistant<|channel|>commentary<|message|>It is 42.<|end|>")
     model = ScriptedModel(enc.encode(reply, allowed_special="all"), enc.n_vocab)
-    events = list(ChatSession(model, enc).reply([U("12+30?")], date=DATE, tools=[ADD], tool_choice="required",
+    events = list(ChatSession(model, enc).reply([U("12+30?")], date=DATE, tools=[ADD],
+                                               tool_choice=ToolChoice("required"),
                                                sampling=SamplingParams(temperature=0.0), max_tokens=80))
     analysis = "".join(e.text for e in events if isinstance(e, TextDelta) and e.channel == "analysis")
     assert analysis == "No need for tools."
@@ -180,7 +181,6 @@ def test_a_free_chain_of_thought_before_a_forced_call_cannot_open_a_message_insi
     (the retrained demo model wrote `<|start|>` without `<|end|>`, and the reply died as malformed)
     can never be well-formed: only `<|end|>` may close it, and then the call's header is forced."""
     from engine.structured import ReplyConstraint
-    from engine.tools import ToolChoice
 
     constraint = ReplyConstraint(enc, tools=[ADD], tool_choice=ToolChoice("function", "add"))
     mask = None

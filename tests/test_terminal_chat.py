@@ -7,7 +7,7 @@ import io
 import os
 import shutil
 import sys
-import time
+import termios
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from engine.chat import TerminalView
 from engine.generate import GenerationStats
 from engine.harmony import MessageEnd, MessageStart, Stop, TextDelta
 from engine.session import Done
+from engine.tokenizer import load_tokenizer
 from models.tokenizer_json import shared_o200k_harmony_folder
 
 pexpect = pytest.importorskip("pexpect")
@@ -29,8 +30,14 @@ def tiny_model(tiny_chat_folder):
 
 def spawn(*args):
     env = dict(os.environ, PYTHONPATH=str(ROOT), TERM="xterm")
-    return pexpect.spawn(sys.executable, ["-m", "engine.chat", *args], cwd=str(ROOT), env=env,
+    chat = pexpect.spawn(sys.executable, ["-m", "engine.chat", *args], cwd=str(ROOT), env=env,
                          encoding="utf-8", timeout=60, dimensions=(40, 200))
+    # A Ctrl-C makes the terminal discard output not yet read: with NOFLSH off, the chat's reply to
+    # it ("(stopped)") could be thrown away if written in that instant, and the test would wait in vain.
+    attrs = termios.tcgetattr(chat.child_fd)
+    attrs[3] |= termios.NOFLSH
+    termios.tcsetattr(chat.child_fd, termios.TCSANOW, attrs)
+    return chat
 
 
 def test_chat_commands_and_ctrl_c_in_a_real_terminal(tiny_model):
@@ -55,21 +62,74 @@ def test_chat_commands_and_ctrl_c_in_a_real_terminal(tiny_model):
     assert chat.exitstatus == 0 and "Traceback" not in chat.before
 
 
-def test_ctrl_c_stops_the_answer_not_the_chat(tiny_model):
-    # Up to 4000 tokens: the random model writes until its reply is cut as malformed (> 64 tokens
-    # of header), seconds away, so the Ctrl-C lands while it writes.
-    chat = spawn("--model", str(tiny_model), "--temperature", "0", "--max-tokens", "4000")
+@pytest.fixture(scope="module")
+def endless_model(tmp_path_factory):
+    """A tiny checkpoint whose answer never ends by itself: attention and experts write nothing, so
+    each next token depends on the last one alone, and lm_head chains (greedy) `assistant` ->
+    <|channel|> -> `final` -> <|message|> -> ` la` -> ` la` -> ... until the token limit."""
+    import numpy as np
+
+    from models.tiny import random_tensors, tiny_config, write_checkpoint
+
+    enc = load_tokenizer(shared_o200k_harmony_folder())
+    ids = [enc.encode_single_token(t) for t in ("assistant", "<|channel|>", "final", "<|message|>", " la")]
+    chain = dict(zip(ids, ids[1:] + ids[-1:]))  # ` la` follows itself
+    cfg = tiny_config(layers=2, experts=4, hidden=64, vocab=enc.n_vocab)
+    t = random_tensors(cfg, seed=0)
+    for name, a in t.items():
+        if name.endswith(("o_proj.weight", "o_proj.bias", "down_proj_blocks", "down_proj_bias")):
+            a[...] = 0  # the layers add nothing to the residual stream
+    embed, head = t["model.embed_tokens.weight"], t["lm_head.weight"]
+    embed[...], head[...], t["model.norm.weight"][...] = 0, 0, 1
+    for k, (token, following) in enumerate(chain.items()):
+        embed[token, k] = 1.0
+        head[following, k] = 10.0  # RMS-normed e_k is 8 e_k: logit 80 for the next token, 0 for the rest
+    folder = write_checkpoint(tmp_path_factory.mktemp("endless"), cfg, t)
+    shutil.copy(shared_o200k_harmony_folder() / "tokenizer.json", folder / "tokenizer.json")
+    assert np.count_nonzero(embed) == len(chain)
+    return folder
+
+
+def test_the_endless_model_streams_until_the_token_limit(endless_model):
+    """What the Ctrl-C test below relies on: this model's answer only ends at the limit."""
+    from engine.front_door import open_chat
+
+    session = open_chat(endless_model, context_length=1024, dtype="float32")
+    events = list(session.reply([{"role": "user", "content": "Write a long story."}], max_tokens=40,
+                                sampling=session.sampling(0.0, 1.0)))
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == " la" * 37  # 3 header tokens first
+    assert isinstance(events[-1], Done) and events[-1].stop_reason == "max_tokens"
+
+
+def interrupt_at_the_prompt(chat, tries: int = 5) -> None:
+    """Ctrl-C at the prompt until the chat answers it with its hint. Python's input() misses a
+    Ctrl-C that lands between printing the prompt and starting to read (it acts on it only after
+    the next Enter; 1 in 300 here under load), so the test presses it again rather than guessing
+    when the chat has started reading."""
+    for _ in range(tries):
+        chat.sendintr()
+        if chat.expect([r"\(type /quit or press Ctrl-D to leave\)", pexpect.TIMEOUT], timeout=10) == 0:
+            return
+    raise AssertionError(f"{tries} Ctrl-Cs at the prompt got no answer: {chat.before[-300:]!r}")
+
+
+def test_ctrl_c_stops_the_answer_not_the_chat(endless_model):
+    # The answer never ends by itself (up to 30,000 tokens, minutes here), so the Ctrl-C lands
+    # while it is written: the test waits until the streamed text shows, never on a clock.
+    chat = spawn("--model", str(endless_model), "--temperature", "0", "--max-tokens", "30000",
+                 "--context", "32768")
     chat.expect(">>> ")
     chat.sendline("Write a very long story.")
-    chat.expect("Write a very long story.")
-    time.sleep(0.5)  # let the chat read the line (a Ctrl-C before that would flush it)
+    chat.expect(" la la la")  # the answer is streaming: the line was read, the answer handler is set
     chat.sendintr()
     chat.expect(r"\(stopped\)")
     chat.expect(">>> ")
-    chat.sendintr()  # at the prompt Ctrl-C doesn't leave either
-    chat.expect("/quit")
+    interrupt_at_the_prompt(chat)  # at the prompt Ctrl-C doesn't leave either: it says how to
     chat.sendline("again")
-    chat.expect("tokens/s")
+    chat.expect(" la la la")  # the chat still answers
+    chat.sendintr()
+    chat.expect(r"\(stopped\)")
+    chat.expect(">>> ")
     chat.sendline("/quit")
     chat.expect(pexpect.EOF)
     chat.close()

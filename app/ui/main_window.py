@@ -252,9 +252,9 @@ class MainWindow(QMainWindow):
 
     def _update_composer(self) -> None:
         msgs = self.c.model.messages()
-        # Stop belongs to the chat that is answering; other chats wait (one answer at a time).
+        # Stop belongs to the chat that is answering; other chats wait while it holds the model.
         self.composer.set_state(self.c.ready, self.c.answering_here, bool(msgs) and msgs[-1].role == "assistant",
-                                any(m.role == "user" for m in msgs), elsewhere=self.c.busy and not self.c.answering_here)
+                                any(m.role == "user" for m in msgs), elsewhere=self.c.answering_elsewhere)
         self._show_title()
 
     def _model_ready(self, name: str) -> None:

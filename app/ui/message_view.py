@@ -33,6 +33,8 @@ def thinking_text(msg: ChatMessage, now: float | None = None) -> str:
     if msg.streaming and msg.phase == "thinking" and msg.think_started is not None:
         now = time.monotonic() if now is None else now
         return f"Thinking… {max(0, int(now - msg.think_started))} s"
+    if msg.streaming and msg.phase == "queued":  # the model is answering another request (the local API)
+        return "Waiting for the model…"
     if msg.streaming and msg.phase == "waiting":
         if msg.reading is not None:  # only sent for prompts that take more than a second to read
             return f"Reading your message… {int(msg.reading * 100)}%"
@@ -336,7 +338,7 @@ class MessageView(QScrollArea):
 
     def _tick(self) -> None:
         last = self.model.last()
-        if last is not None and last.streaming and last.phase in ("thinking", "waiting") and self.bubbles:
+        if last is not None and last.streaming and last.phase in ("thinking", "waiting", "queued") and self.bubbles:
             self.bubbles[-1].update_from(last, self.show_raw)
 
     def assistant_bubbles(self) -> list[AssistantBubble]:

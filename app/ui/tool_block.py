@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPus
                                QWidget)
 
 from app.qt_compat import emit
-from app.tool_steps import PYTHON, function_name
+from app.tool_steps import CallStep, Step
 from app.ui.markdown_view import highlight_html, prose_label
 from app.ui.theme import current_colors
 
@@ -25,16 +25,16 @@ CONSENT_TEXT = ("The model wants to run this Python code. It runs in a sandbox o
                 "and it can only change files in this chat's own folder.")
 
 
-def header_text(step: dict) -> str:
+def header_text(step: CallStep) -> str:
     """The block's one line, e.g. "Ran Python code" or "get_weather is waiting for your answer"."""
-    status = step.get("status")
-    if step.get("recipient") == PYTHON:
+    status = step.status
+    if step.python:
         return {"writing": "Writing Python code…", "pending": "Python code", "waiting": "Run this Python code?",
                 "running": "Running Python code…", "declined": "Python code not run (you declined)",
                 "stopped": "Python code stopped", "off": "Python code not run (the tool is off in Settings)",
                 "invalid": "Python call could not be read",
-                }.get(status, "Ran Python code" + (" · error" if step.get("problem") else ""))
-    name = function_name(step)
+                }.get(status, "Ran Python code" + (" · error" if step.problem else ""))
+    name = step.name
     return {"writing": f"Calling {name}…", "pending": f"Call to {name}", "waiting": f"{name} is waiting for your answer",
             "declined": f"Call to {name} declined", "stopped": f"Call to {name} stopped",
             "invalid": f"Call to {name} could not be used",
@@ -66,7 +66,7 @@ class ToolBlock(QFrame):
 
     decision = Signal(str, str)
 
-    def __init__(self, step: dict, parent=None):
+    def __init__(self, step: CallStep, parent=None):
         super().__init__(parent)
         self.setObjectName("ToolBlock")
         self._open: bool | None = None      # None: follow the status (open while it needs the user)
@@ -88,7 +88,7 @@ class ToolBlock(QFrame):
 
     @property
     def is_open(self) -> bool:
-        return self._open if self._open is not None else self._step.get("status") in ("waiting", "running", "writing")
+        return self._open if self._open is not None else self._step.status in ("waiting", "running", "writing")
 
     def toggle(self) -> None:
         self._open = not self.is_open
@@ -98,10 +98,10 @@ class ToolBlock(QFrame):
     def _refresh_header(self) -> None:
         self.header.setText(("▾ " if self.is_open else "▸ ") + header_text(self._step))
 
-    def update_step(self, step: dict) -> None:
+    def update_step(self, step: CallStep) -> None:
         self._step = step
         self._refresh_header()
-        key = (step.get("status"), len(step.get("arguments") or ""), step.get("result"), tuple(step.get("images") or ()))
+        key = (step.status, len(step.arguments), step.result, tuple(step.images))
         if key != self._shown_for:
             self._shown_for = key
             self._fill(step)
@@ -116,11 +116,11 @@ class ToolBlock(QFrame):
             elif item.layout() is not None:
                 _drop_layout(item.layout())
 
-    def _fill(self, step: dict) -> None:
+    def _fill(self, step: CallStep) -> None:
         self._clear()
-        python = step.get("recipient") == PYTHON
-        status = step.get("status")
-        self.code_text = step.get("arguments") or ""
+        python = step.python
+        status = step.status
+        self.code_text = step.arguments
         if python and status == "waiting":
             note = QLabel(CONSENT_TEXT, objectName="Caption")
             note.setWordWrap(True)
@@ -128,32 +128,32 @@ class ToolBlock(QFrame):
         if python:
             self.code = QLabel(objectName="ToolCode")
             self.code.setTextFormat(Qt.TextFormat.RichText)
-            self.code.setText(highlight_html(step.get("arguments") or "", "python", current_colors().dark))
+            self.code.setText(highlight_html(step.arguments, "python", current_colors().dark))
             self.code.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
             self.code.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.code.setWordWrap(True)
             self.body_lay.addWidget(self.code)
         else:
             self.body_lay.addWidget(QLabel("Arguments", objectName="Caption"))
-            self.code = mono_label(pretty_json(step.get("arguments") or ""))
+            self.code = mono_label(pretty_json(step.arguments))
             self.code.setObjectName("ToolCode")
             self.body_lay.addWidget(self.code)
-        if step.get("error"):
-            self.body_lay.addWidget(_caption(f"The call could not be used: {step['error']}"))
+        if step.error:
+            self.body_lay.addWidget(_caption(f"The call could not be used: {step.error}"))
         if status == "waiting":
             self._choices(python)
         self.output = None
-        result = step.get("result")
+        result = step.result
         if result is not None and status not in ("invalid",):
             self.body_lay.addWidget(QLabel("Output" if python else "Result", objectName="Caption"))
             self.output = mono_label(result if result.strip() else "(no output)")
             self.output.setObjectName("ToolOutput")
             self.body_lay.addWidget(self.output)
-        if step.get("problem"):
-            self.body_lay.addWidget(_caption(step["problem"]))
+        if step.problem:
+            self.body_lay.addWidget(_caption(step.problem))
         self.images: list[QLabel] = []
-        for path in step.get("images") or []:
-            pix = load_image(path, step.get("folder", ""))
+        for path in step.images:
+            pix = load_image(path, step.folder)
             label = QLabel(objectName="ToolImage")
             if pix is None:
                 label.setText("(an image the code saved is no longer in this chat's folder)")
@@ -231,9 +231,9 @@ class StepsView(QWidget):
     def blocks(self) -> list[ToolBlock]:
         return [w for w in self.widgets if isinstance(w, ToolBlock)]
 
-    def update_steps(self, steps: list[dict]) -> None:
-        shown = [s for s in steps if s.get("type") == "call" or (s.get("type") == "preamble" and s.get("text"))]
-        kinds = [s["type"] for s in shown]
+    def update_steps(self, steps: list[Step]) -> None:
+        shown = [s for s in steps if s.type == "call" or (s.type == "preamble" and s.text)]
+        kinds = [s.type for s in shown]
         if kinds[:len(self._kinds)] != self._kinds:   # a different answer (regenerate): start over
             for w in self.widgets:
                 w.deleteLater()
@@ -244,17 +244,17 @@ class StepsView(QWidget):
                 if isinstance(w, ToolBlock):
                     w.update_step(step)
                 else:
-                    w.setText(step["text"])
+                    w.setText(step.text)
                 continue
-            if step["type"] == "call":
+            if step.type == "call":
                 w = ToolBlock(step)
                 w.decision.connect(self.decision)
             else:
-                w = prose_label(step["text"], markdown=True)
+                w = prose_label(step.text, markdown=True)
                 w.setObjectName("Preamble")
             self.lay.addWidget(w)
             self.widgets.append(w)
-            self._kinds.append(step["type"])
+            self._kinds.append(step.type)
         self.setVisible(bool(self.widgets))
 
 

@@ -19,6 +19,7 @@ class Limits:
     memory: int = 2 * GiB          # address space of each process (Linux), resident total (watchdog)
     processes: int = 64            # processes alive in the sandbox at once, the kernel included
     file_size: int = 1 * GiB       # largest file the code may write
+    disk_quota: int = 1 * GiB      # all the chat folder may hold (the code can pass it by one file's cap at most)
     tmp_size: int = 256 * MiB      # the sandbox's private /tmp and /dev/shm (memory-backed)
     output_chars: int = 10_000     # text sent back to the model; the rest is cut with a note
     startup_timeout: float = 60.0  # the kernel's first reply (2 shared cores can be slow)

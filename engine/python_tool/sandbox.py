@@ -1,15 +1,20 @@
 """The walls around the kernel: which command starts it, per platform.
 
-Linux: bubblewrap. The sandbox's filesystem starts EMPTY and only what Python needs is bound into
-it read-only (system folders, the interpreter, its packages), plus the chat's folder read-write and
-the run folder that holds the kernel's sockets. So the user's home, ~/.ssh, other chats and the
+Linux: bubblewrap. The sandbox's filesystem starts EMPTY (and is made read-only once set up) and
+only what the kernel needs is bound into it read-only: system folders, the interpreter with its
+standard library, the site-packages that hold the kernel's packages, and the entry script; never
+the folder the app was started from, a checkout on sys.path, or the home. Then the chat's folder
+read-write and the folder of the kernel's sockets. So the user's home, ~/.ssh, other chats and the
 model files simply do not exist inside. New network, pid, ipc and uts namespaces: no network at
 all, only a loopback that reaches nothing of the host. /tmp and /dev/shm are small private tmpfs.
+A seccomp filter (seccomp.py) denies what a container runtime denies; no capability is left.
 macOS: sandbox-exec with a generated deny-by-default profile (see macos_profile()).
 
 The kernel talks to the app over ZMQ *ipc* (unix sockets in the run folder), not TCP: a kernel
 in its own network namespace can't reach the host's loopback, while a unix socket is a file and
-crosses namespaces through the bind mount. The macOS profile allows exactly those sockets.
+crosses namespaces through the bind mount. The macOS profile allows exactly those sockets. The
+messages are signed with a random key that reaches the kernel through an inherited pipe, never
+through a file the sandbox can read.
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ ENTRY = Path(__file__).with_name("kernel_entry.py")
 # The frozen app is its own kernel: started with this flag it runs kernel_entry.main, no window.
 KERNEL_FLAG = "--python-tool-kernel"
 NOBODY = 65534
+# As root, each kernel runs as a uid (and gid) of its own, with no name, never `nobody`: RLIMIT_NPROC
+# counts per user, so a fork bomb in one chat can't starve another chat's kernel (or a daemon that
+# runs as nobody), and no other process on the host shares the kernel's user. Above the ranges
+# container tools hand out (systemd-nspawn's end at 0x6FFF0000), below systemd's reserved 0x80000000.
+SANDBOX_UIDS = range(0x7E000000, 0x7F000000)
 DATA_DRIVE = "/mnt/data"  # the chat folder's second name inside the Linux sandbox
 
 # Linux system folders the interpreter and its C libraries read; missing ones are skipped.
@@ -43,28 +53,48 @@ class SandboxSpec:
     """Everything the command depends on, so that building it is a pure function (and testable)."""
 
     workdir: Path       # the chat's folder: the only place the code can write that outlives it
-    run_dir: Path       # connection file and sockets (and, on macOS, HOME and TMPDIR)
+    run_dir: Path       # the kernel's sockets (and, on macOS, HOME and TMPDIR); never the connection file
     python: Path        # the interpreter that has ipykernel
     limits: Limits
     read_only: tuple[Path, ...]  # what Python needs besides the system
     home: Path          # the user's home, hidden (macOS; on Linux nothing unbound is visible)
-    as_nobody: bool = False
+    as_nobody: bool = False           # root: the code runs as `uid` (see SANDBOX_UIDS), not as root
+    uid: int = NOBODY
+    connection_fd: int | None = None  # a pipe holding the connection file's JSON (key included)
+    seccomp_fd: int | None = None     # the BPF program for bubblewrap (Linux)
+    hidden: tuple[Path, ...] = ()     # macOS: folders to deny besides the home (the start folder, sys.path)
+
+
+def sandbox_uid() -> int:
+    """A fresh uid for one root-mode kernel (a random one in SANDBOX_UIDS: two kernels alive at once
+    share one with a chance of about one in 16 million)."""
+    import secrets
+
+    return SANDBOX_UIDS[secrets.randbelow(len(SANDBOX_UIDS))]
 
 
 def python_paths(python: str | os.PathLike = sys.executable) -> tuple[Path, ...]:
-    """Folders the kernel's Python must read: its prefixes and every sys.path folder outside them
-    (PYTHONPATH, .pth entries), never the home folder itself, an ancestor of it, or /."""
+    """What the kernel's Python must read, and nothing more: each prefix's bin/ and lib/ (the
+    interpreter, its standard library, a venv's site-packages) and a venv's pyvenv.cfg, the
+    site-packages folders that hold ipykernel and what it needs, and the entry script alone. Never
+    the folder the app was started from or a checkout on sys.path (they are not site folders), the
+    home folder itself, an ancestor of it, or /."""
     home = Path.home().resolve()
     exe = Path(os.path.realpath(python))
     if is_frozen_app(python):
         # The app's own files only: the onedir folder on Linux, Contents/ (MacOS, Frameworks,
         # Resources) on macOS; never the folder the app was unpacked beside.
         return (exe.parent.parent if sys.platform == "darwin" else exe.parent,)
-    candidates = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), exe.parent.parent,
-                  ENTRY.parent]
-    candidates += [Path(p) for p in sys.path if p and os.path.isdir(p)]
+    candidates = [ENTRY, exe.parent]
+    for prefix in {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), exe.parent.parent}:
+        # "Python" is a framework build's library (macOS).
+        candidates += [prefix / name for name in ("bin", "lib", "lib64", "pyvenv.cfg", "Python")]
+    if exe == Path(os.path.realpath(sys.executable)):
+        candidates += _kernel_site_dirs()  # another interpreter's packages are under its prefix
     chosen: list[Path] = []
     for path in candidates:
+        if not os.path.exists(path):
+            continue
         path = path.resolve()
         if path == Path("/") or path == home or path in home.parents:
             continue
@@ -74,13 +104,61 @@ def python_paths(python: str | os.PathLike = sys.executable) -> tuple[Path, ...]
     return tuple(chosen)
 
 
+@lru_cache(maxsize=1)
+def _kernel_site_dirs() -> tuple[Path, ...]:
+    """The interpreter's own site-packages and every folder holding ipykernel or a package it
+    needs, found through the packages' metadata (a user site, a --system-site-packages venv)."""
+    import site
+    from importlib import metadata
+
+    found = {Path(p) for p in site.getsitepackages() if os.path.isdir(p)}
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:
+        Requirement = None
+    seen, todo = set(), ["ipykernel", "jupyter_client"]
+    while todo:
+        name = todo.pop().lower().replace("-", "_")
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        found.add(Path(dist.locate_file("")))
+        for line in (dist.requires or []) if Requirement else []:
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return tuple(sorted(found))
+
+
+def hidden_paths(read_only: tuple[Path, ...]) -> tuple[Path, ...]:
+    """Folders the kernel must not read that a deny-by-default filesystem (Linux) hides anyway
+    but macOS's read-everything-but profile would show: the start folder and every sys.path
+    folder that is not one of Python's own (read_only)."""
+    found = []
+    for p in [os.getcwd(), *sys.path]:
+        if not p or not os.path.isdir(p):
+            continue
+        path = Path(p).resolve()
+        # Denied before the carve-outs (later rules win): a checkout holding the entry script is
+        # hidden all the same, the script itself comes back.
+        if path == Path("/") or any(path == r or r in path.parents for r in read_only):
+            continue
+        if path not in found:
+            found.append(path)
+    return tuple(found)
+
+
 def sandbox_env(spec: SandboxSpec) -> dict[str, str]:
     """A clean environment: nothing of the app's (tokens, paths) leaks into the kernel."""
     if sys.platform == "darwin":
         home, tmp = spec.run_dir / "home", spec.run_dir / "tmp"
     else:
         home, tmp = Path("/tmp/home"), Path("/tmp")
-    extra = [str(p) for p in spec.read_only if p != ENTRY.parent and not _is_prefix(p, spec.python)]
+    extra = [str(p) for p in spec.read_only if p.is_dir() and not _is_prefix(p, spec.python)]
     env = {
         "PATH": os.pathsep.join([str(Path(spec.python).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
         "HOME": str(home), "TMPDIR": str(tmp), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
@@ -110,10 +188,10 @@ def is_frozen_app(python: str | os.PathLike) -> bool:
 def entry_args(spec: SandboxSpec) -> list[str]:
     lim = spec.limits
     entry = KERNEL_FLAG if is_frozen_app(spec.python) else str(ENTRY)
-    args = [str(spec.python), entry, str(spec.run_dir / "kernel.json"),
+    args = [str(spec.python), entry, str(spec.connection_fd),
             str(lim.memory), str(lim.processes), str(lim.file_size)]
     if spec.as_nobody:
-        args += [str(NOBODY), str(NOBODY)]
+        args += [str(spec.uid), str(spec.uid)]
     return args
 
 
@@ -123,12 +201,15 @@ def bwrap_command(spec: SandboxSpec, bwrap: str = "bwrap") -> list[str]:
     """The bwrap argv that starts the kernel. Later mounts win, so the chat folder comes last."""
     cmd = [bwrap, "--die-with-parent", "--new-session",  # new session: no TIOCSTI into our terminal
            "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-           "--hostname", "sandbox"]
+           "--hostname", "sandbox", "--cap-drop", "ALL"]
     if spec.as_nobody:
-        # No user namespace: the entry needs setuid to become nobody, then holds no capability.
-        cmd += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        # No user namespace: the entry needs setuid to become nobody and SETPCAP to empty the
+        # bounding set first; after setuid it holds no capability at all.
+        cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
     else:
         cmd += ["--unshare-user", "--disable-userns"]
+    if spec.seccomp_fd is not None:
+        cmd += ["--seccomp", str(spec.seccomp_fd)]
     for d in _SYSTEM_DIRS:
         if os.path.islink(d):
             cmd += ["--symlink", os.readlink(d), d]
@@ -155,6 +236,8 @@ def bwrap_command(spec: SandboxSpec, bwrap: str = "bwrap") -> list[str]:
     # gpt-oss was told "The drive at '/mnt/data' can be used to save and persist user files":
     # here it can, it is the chat folder again (and the working directory).
     cmd += ["--perms", "0755", "--dir", "/mnt", "--bind", str(spec.workdir), DATA_DRIVE]
+    # The root itself read-only: the only writable places are the mounts meant to be.
+    cmd += ["--remount-ro", "/"]
     return cmd + ["--chdir", DATA_DRIVE, "--"] + entry_args(spec)
 
 
@@ -173,6 +256,9 @@ def macos_profile(spec: SandboxSpec) -> str:
     files. Child processes inherit it. Later rules win, so carve-outs follow the denials."""
     work, run = _sb(spec.workdir), _sb(spec.run_dir)
     readable = " ".join(f"(subpath {_sb(p)})" for p in spec.read_only)
+    # As on Linux, where they are simply not mounted: the folder the app was started from and
+    # the sys.path folders that are not Python's own (a checkout), wherever they are.
+    hidden = "".join(f" (subpath {_sb(p)})" for p in spec.hidden)
     return "\n".join([
         "(version 1)",
         "(deny default)",
@@ -191,7 +277,7 @@ def macos_profile(spec: SandboxSpec) -> str:
         ";; reading: the system yes; the home folder, other homes, volumes, temp files of others no",
         "(allow file-read*)",
         f'(deny file-read* (subpath {_sb(spec.home)}) (subpath "/Users") (subpath "/Volumes")'
-        ' (subpath "/private/var/folders") (subpath "/private/tmp"))',
+        f' (subpath "/private/var/folders") (subpath "/private/tmp") (subpath "/private/var/root"){hidden})',
         # Names along the way stay visible (realpath, stat), never contents or listings.
         '(allow file-read-metadata)',
         f"(allow file-read* (subpath {work}) (subpath {run}) {readable})",
@@ -244,6 +330,11 @@ def sandbox_problem(python: str = sys.executable) -> str | None:
                  "--proc", "/proc"]
         probe += [] if os.geteuid() == 0 else ["--unshare-user"]
         probe += ["true"]
+        from engine.python_tool.seccomp import seccomp_problem
+
+        problem = seccomp_problem()
+        if problem:
+            return problem
     else:
         return "The Python tool runs code only on macOS and Linux, where it can be sandboxed."
     try:

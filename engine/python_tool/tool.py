@@ -7,7 +7,9 @@
 
 The kernel starts on the first run and lives until close(); variables persist between calls.
 Every limit hit becomes a sentence in the text the model reads, and in ToolOutput.error for the
-user; a kernel that had to be killed is restarted on the spot and the text says so.
+user; a kernel that had to be killed is restarted on the spot and the text says so. Between calls
+nothing of the code runs: processes it left are ended, its threads paused (the text says so), and
+setuid/setgid bits it set in its folder are removed.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import threading
 import time
 from pathlib import Path
 
-from engine.python_tool.kernel import KernelStartError, SandboxedKernel
+from engine.python_tool.folder import strip_setid
+from engine.python_tool.kernel import KernelStartError, SandboxedKernel, _size
 from engine.python_tool.limits import GiB, Limits
 from engine.python_tool.output import RunCollector, ToolOutput
 from engine.python_tool.sandbox import sandbox_problem
@@ -68,7 +71,14 @@ class PythonTool:
             failed = self._ensure_kernel()
             if failed:
                 return failed
-            self._kernel.busy.set()
+            used = self._kernel.disk_used()
+            self._kernel.allow_disk(used)
+            if used > self.limits.disk_quota:
+                restarted_note = (restarted_note + "\n" if restarted_note else "") + (
+                    f"[The chat's folder holds {_size(used)}, over its disk quota of "
+                    f"{_size(self.limits.disk_quota)}: delete files in it before writing more.]")
+            self._kernel.resume()
+            self._kernel.working(True)
             try:
                 out = self._execute(code, self.limits.timeout if timeout is None else timeout)
             except Exception as e:  # noqa: BLE001 - a broken connection must not take the app down
@@ -78,11 +88,23 @@ class PythonTool:
                 return _failure(f"The Python tool lost its kernel ({e}); the next call starts a new one.")
             finally:
                 if self._kernel is not None:
-                    self._kernel.busy.clear()
+                    self._kernel.working(False)
+            out.text += self._between_calls()
             if restarted_note:
                 out.text = restarted_note + "\n" + out.text
-                out.restarted = True
+                out.restarted = out.restarted or "restarted" in restarted_note
             return out
+
+    def _between_calls(self) -> str:
+        """Stop everything of the code until the next call and sweep its folder; -> the note for
+        the model (and the user) when something it left running had to be ended."""
+        ended = self._kernel.pause() if self._kernel is not None else 0
+        strip_setid(self.workdir)  # nothing of the code runs now: no race with it
+        if not ended:
+            return ""
+        return (f"\n[Nothing of the code runs between calls: {ended} process{'es' if ended > 1 else ''} "
+                f"the code left running {'were' if ended > 1 else 'was'} ended, and threads it started "
+                "are paused until the next call.]")
 
     def _ensure_kernel(self) -> ToolOutput | None:
         """A running kernel (started if needed) -> None, or the failure to report. Holds _lock."""
@@ -102,6 +124,7 @@ class PythonTool:
                 log.exception("python tool: kernel start failed")
                 e = f"The Python tool could not start its sandboxed kernel ({e})."
             return _failure(str(e))
+        kernel.pause()  # nothing runs until the first call
         self._kernel = kernel
         return None
 
@@ -192,9 +215,11 @@ class PythonTool:
                 msg = kernel.client.get_iopub_msg(timeout=0.1)
             except queue.Empty:
                 # The end is the idle status on iopub; if a flood of output made ZMQ drop it, the
-                # execute_reply on the shell channel still says the run is over.
+                # execute_reply on the shell channel still says the run is over. The reply can come
+                # well before a flood's last output (the kernel's iopub thread lags, more so on a
+                # loaded machine): only 2 s of silence after it ends the wait.
                 replied_at = replied_at or (_replied(kernel, msg_id) and now)
-                if replied_at and now > replied_at + 0.5:
+                if replied_at and now > replied_at + 2.0:
                     return why_interrupted, None
                 continue
             if msg.get("parent_header", {}).get("msg_id") != msg_id:

@@ -152,8 +152,7 @@ def tool_system_text(effort: str, date: str, description: str) -> str:
 def tool_turn(ex: Example) -> list[tuple[dict, bool]]:
     """The turn after the user's question as harmony messages, each with whether the model writes it
     (True) or it is the tool's result (False). Only for examples with the python tool."""
-    from app.tool_steps import DECLINED_CODE  # the app's words when the user says "Don't run"
-    from engine.tools import PYTHON
+    from engine.tools import DECLINED_CODE, PYTHON  # the words a tool answers when the user says "Don't run"
 
     t = ex.task
     if t.kind not in TOOL_GENERATORS:  # worked out in its head, as without the tool

@@ -52,7 +52,6 @@ def scripted_states(out: Path, size: tuple[int, int], prefix: str = "") -> list[
     """Empty chat, streaming, finished (reasoning hidden, then shown), setup page: scripted answers."""
     from app.controller import ChatController
     from app.download import Progress
-    from app.engine_bridge import LoadedEngine
     from app.model_manager import check_folder
     from app.store import ChatStore
     from app.ui.main_window import MainWindow
@@ -60,8 +59,8 @@ def scripted_states(out: Path, size: tuple[int, int], prefix: str = "") -> list[
     from models.registry import demo_folder
 
     session = ScriptedSession(answer_script(analysis=ANALYSIS, final=FINAL, think_s=0, pieces=60), delay=0.012)
-    loader = lambda folder, ctx: LoadedEngine(session, "Scripted answers (screenshot script)",  # noqa: E731
-                                              make_sampling=lambda t, p: None)
+    session.name = "Scripted answers (screenshot script)"
+    loader = lambda folder, ctx: session  # noqa: E731
     store = ChatStore(Path(tempfile.mkdtemp(dir=os.environ["GPT_OSS_CHAT_HOME"])) / "history.sqlite3")
     c = ChatController(store, EngineWorker(loader=loader))
     w = MainWindow(c, size_text="13.8 GB", dest_text="~/Library/Application Support/gpt-oss chat/models/gpt-oss-20b")
@@ -166,9 +165,9 @@ def tool_states(out: Path, size: tuple[int, int], prefix: str = "") -> list[Path
     import json
 
     from app.controller import ChatController
-    from app.engine_bridge import LoadedEngine
     from app.store import ChatStore
     from app.ui.main_window import MainWindow
+    from app.tools_worker import ToolsWorker
     from app.worker import EngineWorker
     from engine.python_tool import PythonToolPool
     from scripted import call_script
@@ -178,12 +177,12 @@ def tool_states(out: Path, size: tuple[int, int], prefix: str = "") -> list[Path
         call_script(PRIMES_CODE, analysis=think, preamble="I'll count them with a quick sieve and chart them."),
         answer_script(analysis="1229 primes; counts per block from the output.", final=PRIMES_FINAL, think_s=0, pieces=30),
         answer_script(analysis="Return the forecast as the schema asks.", final=WEATHER_JSON, think_s=0, pieces=10)])
-    loader = lambda folder, ctx: LoadedEngine(session, "Scripted answers (screenshot script)",  # noqa: E731
-                                              make_sampling=lambda t, p: None)
+    session.name = "Scripted answers (screenshot script)"
+    loader = lambda folder, ctx: session  # noqa: E731
     home = Path(tempfile.mkdtemp(dir=os.environ["GPT_OSS_CHAT_HOME"]))
     store = ChatStore(home / "history.sqlite3")
     pool = PythonToolPool(home / "python")
-    c = ChatController(store, EngineWorker(loader=loader, pool=pool))
+    c = ChatController(store, EngineWorker(loader=loader), tools=ToolsWorker(pool))
     w = MainWindow(c)
     w.resize(*size)
     w.show()

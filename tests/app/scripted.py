@@ -1,7 +1,8 @@
 """A scripted stand-in for engine.session.ChatSession: yields a fixed harmony event stream.
 
 Used only where a deterministic stream is needed (analysis/final split, "Thought for N s",
-stopping mid-answer). It yields the engine's own event classes (engine.events, no MLX).
+stopping mid-answer). It yields the engine's own event classes and shares the real session's
+sampling rule; test_scripted_session.py fails when its methods drift from the real session's.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import time
 from dataclasses import dataclass
 
 from engine.events import ContextTrimmed, Done, MessageEnd, MessageStart, Stop, TextDelta  # noqa: F401
+from engine.generate import SamplingParams
+from engine.session import ChatSession
 
 
 @dataclass
@@ -45,9 +48,17 @@ def answer_script(analysis="Let me think.", final="Hello **there**.", think_s=3.
 
 
 class ScriptedSession:
-    """reply() yields the script; `delay` really sleeps per step so tests can stop mid-stream."""
+    """reply() yields the script; `delay` really sleeps per step so tests can stop mid-stream.
+    Stands in for engine.open_chat's handle (engine.session.ChatSession)."""
 
-    def __init__(self, script=None, clock: FakeClock | None = None, delay: float = 0.0, queue=None):
+    context_length = 8192
+    enc = None
+    defaults = SamplingParams()
+    sampling = ChatSession.sampling  # the one rule, not a copy of it
+
+    def __init__(self, script=None, clock: FakeClock | None = None, delay: float = 0.0, queue=None,
+                 name: str = "scripted model", greedy: bool = False):
+        self.name, self.greedy = name, greedy
         self.script = script if script is not None else answer_script()
         self.queue = list(queue or [])   # scripts for the next replies, in order (then `script`)
         self.clock = clock
@@ -55,10 +66,25 @@ class ScriptedSession:
         self.calls: list[dict] = []
         self.started = threading.Event()
 
-    def reply(self, messages, effort="medium", developer=None, sampling=None, max_tokens=2048, cancel=None, date=None,
-              **tools):
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def reset(self) -> None:
+        pass
+
+    def render(self, messages, effort="medium", developer=None, date=None, identity=None, tools=None, python=False,
+               tool_choice=None, response_format=None, final_only=False):
+        """What the local server asks first (its length decides 413): a short stand-in prompt."""
+        from engine.session import RenderedPrompt
+        return RenderedPrompt([1, 2, 3])
+
+    def reply(self, messages, effort="medium", developer=None, sampling=None, max_tokens=2048, cancel=None,
+              date=None, identity=None, tools=None, python=False, tool_choice=None, response_format=None,
+              final_only=False, prompt=None):
+        offered = {"tools": tools, "python": python, "response_format": response_format, "tool_choice": tool_choice}
         self.calls.append({"messages": [dict(m) for m in messages], "effort": effort, "developer": developer,
-                           "max_tokens": max_tokens, **tools})
+                           "max_tokens": max_tokens, "sampling": sampling,
+                           **{k: v for k, v in offered.items() if v}})
         self.started.set()
         n = 0
         reason = "stop"
@@ -80,11 +106,7 @@ class ScriptedSession:
 
 def scripted_loader(session):
     """A load_engine stand-in for EngineWorker that returns `session` as the loaded engine."""
-    from app.engine_bridge import LoadedEngine
-
-    def load(folder, context_length):
-        return LoadedEngine(session=session, model_name="scripted model", make_sampling=lambda t, p: (t, p))
-    return load
+    return lambda folder, context_length: session
 
 
 def call_script(code: str, analysis: str = "I'll compute it.", recipient: str = "python", preamble: str = ""):

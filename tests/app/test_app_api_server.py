@@ -100,7 +100,7 @@ class ReleaseCheckingLoader:
             gc.collect()
             self.alive_at_load.append(self.previous() is not None)
         loaded = load_engine(folder, context_length)
-        self.previous = weakref.ref(loaded.session)
+        self.previous = weakref.ref(loaded)
         return loaded
 
 
@@ -195,7 +195,7 @@ def window_answer(c):
 
 def test_window_and_api_take_turns_on_one_engine_thread_and_answer_as_each_alone(qtbot, demo_app):
     c, api, _ = demo_app
-    spy = ReplySpy(c.worker.engine.session)
+    spy = ReplySpy(c.worker.engine)
     assert api.start()
     url = api.url
 

@@ -1,5 +1,6 @@
 """Model download against a fake Hub on loopback: resume after a cut, a cancel and a restart;
 checksum verification; the disk-space check; a dead server gives one sentence."""
+import json
 import os
 import tempfile
 import threading
@@ -12,6 +13,7 @@ from app.download import DownloadCancelled, DownloadError, download_model
 from app.model_manager import check_folder
 from models.registry import KnownModel, ModelFile
 from models.tiny import write_tiny_checkpoint
+from models.tokenizer_json import small_harmony_tokenizer_dict
 
 def tiny_model_files() -> dict[str, bytes]:
     """A real (tiny, random) gpt-oss folder with one ~3 MB safetensors file: check_folder accepts it."""
@@ -19,7 +21,7 @@ def tiny_model_files() -> dict[str, bytes]:
         folder = write_tiny_checkpoint(Path(tmp), layers=2, experts=4, hidden=128, vocab=6144, shard_bytes=1 << 30)
         return {"config.json": (folder / "config.json").read_bytes(),
                 "model.safetensors": next(folder.glob("model-*.safetensors")).read_bytes(),
-                "tokenizer.json": b'{"fake": true}'}
+                "tokenizer.json": json.dumps(small_harmony_tokenizer_dict()).encode()}  # the app's check reads it
 
 
 FILES = tiny_model_files()

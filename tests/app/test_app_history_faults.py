@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 from app.controller import ChatController
-from app.engine_bridge import LoadedEngine
 from app.store import INTERRUPTED_NOTICE, ChatStore, StoredMessage
 from app.worker import EngineWorker
 from engine.session import ChatSession
@@ -73,11 +72,8 @@ class ScriptedModel:
 
 def real_session_controller(qtbot, store, enc, context_length=8192):
     model = ScriptedModel(enc)
-    session = ChatSession(model, enc, context_length=context_length)
-
-    def load(folder, ctx):
-        return LoadedEngine(session=session, model_name="scripted harmony model", tokenizer=enc)
-    c = ChatController(store, EngineWorker(loader=load), flush_ms=10)
+    session = ChatSession(model, enc, context_length=context_length, name="scripted harmony model")
+    c = ChatController(store, EngineWorker(loader=lambda folder, ctx: session), flush_ms=10)
     with qtbot.waitSignal(c.model_ready, timeout=10000):
         c.load_model("/nowhere")
     return c, model

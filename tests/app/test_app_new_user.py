@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QAbstractButton, QLabel, QLineEdit, QScrollArea
+from PySide6.QtWidgets import QAbstractButton, QLabel, QLineEdit, QScrollArea, QWidget
 from scripted import FakeClock, ScriptedSession, answer_script
 
 from app.controller import ChatController
-from app.engine_bridge import LoadedEngine
 from app.ui.main_window import MainWindow
 from app.worker import EngineWorker
 from models.registry import DEMO
@@ -21,9 +20,9 @@ from models.registry import DEMO
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def loader_named(session, name, greedy=False):
-    return lambda folder, ctx: LoadedEngine(session=session, model_name=name, make_sampling=lambda t, p: (t, p),
-                                            greedy=greedy)
+def loader_named(session, name):
+    session.name = name
+    return lambda folder, ctx: session
 
 
 def open_window(qtbot, store, session, name="scripted model", clock=None, folder="/x", size=None):
@@ -38,6 +37,19 @@ def open_window(qtbot, store, session, name="scripted model", clock=None, folder
         c.load_model(folder)
     w.show_chat()
     return c, w
+
+
+def settled(qtbot, w, timeout=10000):
+    """Wait until the window's layout stops changing: two looks in a row, with the event loop run
+    between them (posted layout requests handled), see the same geometry for every widget."""
+    last = []
+
+    def unchanged():
+        now = [(id(x), x.isVisible(), x.geometry().getRect()) for x in [w, *w.findChildren(QWidget)]]
+        same = now == last
+        last[:] = now
+        return same
+    qtbot.waitUntil(unchanged, timeout=timeout)
 
 
 def send(qtbot, w, c, text):
@@ -165,19 +177,20 @@ def test_composer_grows_with_new_and_wrapped_lines_then_scrolls(qtbot, store, cl
     box = w.composer.input
     one = box.height()
     box.setPlainText("first\nsecond\nthird")
-    qtbot.wait(10)
-    three = box.height()
-    assert three > one and box.verticalScrollBar().maximum() == 0      # all three lines show
+    qtbot.waitUntil(lambda: box.height() > one)
+    settled(qtbot, w)
+    assert box.verticalScrollBar().maximum() == 0                        # all three lines show
     box.setPlainText("word " * 120)                                       # one paragraph, wrapped
-    qtbot.wait(10)
-    assert box.height() > one and box.verticalScrollBar().maximum() == 0
+    qtbot.waitUntil(lambda: box.height() > one)
+    settled(qtbot, w)
+    assert box.verticalScrollBar().maximum() == 0
     box.setPlainText("\n".join(f"line {i}" for i in range(40)))
-    qtbot.wait(10)
+    qtbot.waitUntil(lambda: box.verticalScrollBar().maximum() > 0)
+    settled(qtbot, w)
     tall = box.height()
     assert tall < 300 and box.verticalScrollBar().maximum() > 0          # capped, then it scrolls
     box.setPlainText("")
-    qtbot.wait(10)
-    assert box.height() == one
+    qtbot.waitUntil(lambda: box.height() == one)
     c.shutdown()
 
 
@@ -232,13 +245,13 @@ def test_nothing_is_clipped_at_the_minimum_and_default_sizes(qtbot, store, clock
     assert w.get_model_button.isVisibleTo(w)
     send(qtbot, w, c, "Hello! Who are you and what can you do for me today, in a long title?")
     send(qtbot, w, c, long_line)
-    qtbot.wait(50)
+    settled(qtbot, w)
     bad = clipped_widgets(w)
     assert bad == [], "\n".join(bad)
     s = c.settings
     s.show_raw_cot = True            # the raw reasoning and its caption wrap too
     c.save_settings(s)
-    qtbot.wait(50)
+    settled(qtbot, w)
     bad = clipped_widgets(w)
     assert bad == [], "\n".join(bad)
     labels = w.effort.labels
@@ -249,13 +262,13 @@ def test_nothing_is_clipped_at_the_minimum_and_default_sizes(qtbot, store, clock
 
 def test_a_long_title_keeps_the_sidebar_width(qtbot, store, clock):
     c, w = open_window(qtbot, store, ScriptedSession(clock=clock), clock=clock, size=(960, 640))
-    qtbot.wait(20)
+    settled(qtbot, w)
     before = w.sidebar.width()
     send(qtbot, w, c, "x" * 47)
     c.rename(c.current_id, "A very long title " * 10)
-    qtbot.wait(20)
+    qtbot.waitUntil(lambda: w.title.toolTip().startswith("A very long title"))
+    settled(qtbot, w)
     assert w.sidebar.width() == before
-    assert w.title.toolTip().startswith("A very long title")
     c.shutdown()
 
 
@@ -320,9 +333,9 @@ def test_number_boxes_show_arrows_and_greedy_models_grey_out_sampling(qtbot, sto
 
 def test_the_window_knows_the_demo_decodes_greedily(qtbot, store, clock):
     from models.registry import demo_folder
-    c, w = open_window(qtbot, store, ScriptedSession(clock=clock), name=DEMO.label, clock=clock,
+    c, w = open_window(qtbot, store, ScriptedSession(clock=clock, greedy=True), name=DEMO.label, clock=clock,
                        folder=str(demo_folder()))
-    assert c.greedy
+    assert c.greedy  # the session's own verdict (engine.open_chat reads the folder's generation_config)
     c.shutdown()
 
 

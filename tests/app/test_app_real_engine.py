@@ -28,7 +28,7 @@ class PromptSpy:
 
     def __call__(self, folder, context_length):
         loaded = load_engine(folder, context_length)
-        session, enc = loaded.session, loaded.tokenizer
+        session, enc = loaded, loaded.enc
         fit = session.fit_prompt
 
         def spy(*a, **k):
@@ -114,4 +114,4 @@ def test_the_app_loads_with_the_memory_plans_policy(tiny_folder):
     # The plan keeps the embedding table in the memory-mapped checkpoint: the app must follow it.
     assert expected.policy.embed_on_cpu
     assert isinstance(loaded.model.embed.table, np.memmap)
-    assert loaded.session.prefill_chunk == expected.prefill_chunk
+    assert loaded.prefill_chunk == expected.prefill_chunk

@@ -12,8 +12,10 @@ import pytest
 from scripted import ScriptedSession, answer_script, call_script, scripted_loader
 
 from app import tool_steps
+from engine.tools import Tool
 from app.controller import ChatController
 from app.store import ChatStore
+from app.tools_worker import ToolsWorker
 from app.worker import EngineWorker
 from engine.python_tool import Limits, PythonToolPool, sandbox_problem
 
@@ -40,7 +42,8 @@ def pool(tmp_path):
 
 
 def make_controller(qtbot, store, session, pool):
-    c = ChatController(store, EngineWorker(loader=scripted_loader(session), pool=pool), flush_ms=10)
+    c = ChatController(store, EngineWorker(loader=scripted_loader(session)), flush_ms=10,
+                       tools=ToolsWorker(pool))
     with qtbot.waitSignal(c.model_ready, timeout=5000):
         c.load_model("/nowhere")
     return c
@@ -77,7 +80,7 @@ def test_run_asks_first_shows_the_code_then_runs_it_and_the_answer_continues(qtb
     answer = c.model.last()
     assert answer.text == "It is **42**." and answer.state == "done"
     call = tool_steps.calls(answer.steps)[0]
-    assert call["status"] == "done" and call["result"].strip() == "42"
+    assert call.status == "done" and call.result.strip() == "42"
     # The model got its own call back, then the kernel's real output, on the call's channel.
     sent = session.calls[1]["messages"]
     assert sent[0] == {"role": "user", "content": "What is 6 times 7?", "channel": "final"}
@@ -127,7 +130,7 @@ def test_always_in_this_chat_runs_later_code_without_asking_and_only_in_this_cha
     wait_idle(qtbot, c)
     assert not any(waited)                     # never asked
     second = tool_steps.calls(c.model.last().steps)[0]
-    assert second["result"].strip() == "10"    # the same kernel: n survived between turns
+    assert second.result.strip() == "10"    # the same kernel: n survived between turns
     # The earlier turn's python call was sent back as written (harmony drops it, not the app).
     assert any(m.get("recipient") == "python" for m in session.calls[2]["messages"])
     c.new_conversation()                       # another chat asks again
@@ -140,22 +143,23 @@ def test_always_in_this_chat_runs_later_code_without_asking_and_only_in_this_cha
 
 
 def test_stop_interrupts_running_code_and_keeps_the_answer_as_stopped(qtbot, store, pool):
-    session = ScriptedSession(queue=[call_script("import time\nprint('start', flush=True)\nwhile True:\n    pass")])
+    session = ScriptedSession(queue=[call_script("open('started', 'w').close()\nwhile True:\n    pass")])
     c = make_controller(qtbot, store, session, pool)
     w = window(qtbot, c)
     c.send("loop forever")
     qtbot.waitUntil(lambda: c.waiting_call() is not None, timeout=5000)
     blocks(w)[0].run_button.click()
     step = tool_steps.calls(c.model.last().steps)[0]
-    assert step["status"] == "running" and c.busy
-    qtbot.wait(3000)                           # the kernel starts and enters the loop
+    assert step.status == "running" and c.busy
+    started = pool.folder(str(c.current_id)) / "started"
+    qtbot.waitUntil(started.exists, timeout=60000)  # the kernel started and the code is in its loop
     assert c.busy
     assert w.composer.send_button.text() == "Stop"
     w.composer.send_button.click()             # the user's Stop
     wait_idle(qtbot, c, timeout=15000)         # well inside the 60 s time limit: Stop did it
     answer = c.model.last()
     assert answer.state == "stopped"
-    assert step["status"] == "stopped" and "The code was stopped." in step["result"]
+    assert step.status == "stopped" and "The code was stopped." in step.result
     assert len(session.calls) == 1             # the model was not asked to carry on
     saved = store.messages(c.current_id)[-1]
     assert saved.state == "stopped" and store.tool_steps(c.current_id)[saved.id][-1]["status"] == "stopped"
@@ -174,7 +178,7 @@ def test_an_image_the_code_saved_shows_inline_and_everything_survives_a_restart(
     c.answer_tool("run")
     wait_idle(qtbot, c)
     step = tool_steps.calls(c.model.last().steps)[0]
-    assert [p.rsplit("/", 1)[-1] for p in step["images"]] == ["plot.png"]
+    assert [p.rsplit("/", 1)[-1] for p in step.images] == ["plot.png"]
     block = blocks(w)[0]
     block.header.click()
     assert len(block.images) == 1 and block.images[0].pixmap().size().toTuple() == (24, 16)
@@ -191,7 +195,7 @@ def test_an_image_the_code_saved_shows_inline_and_everything_survives_a_restart(
     w2 = window(qtbot, c2)
     c2.open_conversation(chat)
     answer = c2.model.last()
-    assert answer.text == "Here is the picture." and tool_steps.calls(answer.steps)[0]["result"].startswith("saved")
+    assert answer.text == "Here is the picture." and tool_steps.calls(answer.steps)[0].result.startswith("saved")
     block = blocks(w2)[0]
     assert not block.is_open and block.header.text() == "▸ Ran Python code"
     block.header.click()
@@ -215,7 +219,7 @@ def test_an_image_swapped_for_a_link_is_not_shown(qtbot, store, pool, tmp_path):
     wait_idle(qtbot, c)
     step = tool_steps.calls(c.model.last().steps)[0]
     from pathlib import Path
-    image = Path(step["images"][0])
+    image = Path(step.images[0])
     image.unlink()
     image.symlink_to(secret)
     from app.ui.tool_block import ToolBlock
@@ -236,9 +240,7 @@ def test_a_developer_function_is_answered_by_hand(qtbot, store, pool):
     w = window(qtbot, c)
     c.send("Weather in Paris?")
     qtbot.waitUntil(lambda: c.waiting_call() is not None, timeout=5000)
-    assert session.calls[0]["tools"] == [{"type": "function", "function": {"name": "get_weather",
-                                                                          "description": "Weather now",
-                                                                          "parameters": schema}}]
+    assert session.calls[0]["tools"] == [Tool("get_weather", "Weather now", schema)]  # the engine's own type
     block = blocks(w)[0]
     assert "get_weather is waiting for your answer" in block.header.text() and '"Paris"' in block.code.text()
     block.answer_box.setPlainText('{"sky": "sunny"}')
@@ -276,7 +278,7 @@ def test_stop_while_the_call_waits_for_consent_ends_the_answer(qtbot, store, poo
     c.stop()
     assert not c.busy and c.model.last().state == "stopped"
     step = tool_steps.calls(c.model.last().steps)[0]
-    assert step["status"] == "stopped" and step["result"] == tool_steps.STOPPED
+    assert step.status == "stopped" and step.result == tool_steps.STOPPED
     # The next turn hands the model its unanswered call with that result (never a dangling call).
     session.queue = [answer_script(final="ok")]
     c.send("never mind")
@@ -295,7 +297,7 @@ def test_a_call_the_engine_found_invalid_goes_back_to_the_model_without_asking(q
     c.send("x")
     wait_idle(qtbot, c)
     assert session.calls[1]["messages"][-1]["content"] == "There is no tool 'functions.nope'."
-    assert tool_steps.calls(c.model.last().steps)[0]["status"] == "invalid"
+    assert tool_steps.calls(c.model.last().steps)[0].status == "invalid"
     c.shutdown()
 
 
@@ -320,18 +322,19 @@ def test_old_history_without_tool_steps_opens_and_gains_the_table(tmp_path):
 
 def test_steps_json_round_trip_keeps_what_the_model_wrote():
     from engine.events import MessageStart, TextDelta
-    steps: list[dict] = []
+    steps: list = []
     for _, ev in call_script("print(2)", preamble="Checking."):
         tool_steps.apply_event(steps, ev)
-    again = json.loads(json.dumps(steps))
+    tool_steps.calls(steps)[0].resolve("done", "2")
+    again = tool_steps.from_json(json.loads(json.dumps(tool_steps.to_json(steps))))
     assert tool_steps.engine_messages(again) == tool_steps.engine_messages(steps)
-    assert [s["type"] for s in steps] == ["analysis", "preamble", "call"]
-    assert all("open" not in s for s in steps)
+    assert [s.type for s in steps] == ["analysis", "preamble", "call"]
+    assert not any(getattr(s, "open", False) for s in steps)
     # A call cut off while being written is dropped when the turn ends; it was never a call.
     tool_steps.apply_event(steps, MessageStart("assistant", "analysis", "python"))
     tool_steps.apply_event(steps, TextDelta("analysis", "pri"))
     tool_steps.close_open_steps(steps)
-    assert [s["type"] for s in steps] == ["analysis", "preamble", "call"]
+    assert [s.type for s in steps] == ["analysis", "preamble", "call"]
 
 
 def test_function_schemas_are_checked_with_one_sentence():
@@ -404,21 +407,6 @@ def test_settings_dialog_keeps_a_bad_answer_format_open_with_one_sentence(qtbot,
     assert not d.isVisible() and d.result_settings().answer_schema == '{"type": "object"}'
 
 
-def test_an_engine_without_tools_is_not_offered_them_and_still_answers(qtbot, store, pool):
-    class PlainSession(ScriptedSession):
-        def reply(self, messages, effort="medium", developer=None, sampling=None, max_tokens=2048, cancel=None,
-                  date=None):
-            return ScriptedSession.reply(self, messages, effort, developer, sampling, max_tokens, cancel, date)
-
-    session = PlainSession(answer_script(final="Plain."))
-    c = make_controller(qtbot, store, session, pool)
-    c.send("hi")
-    wait_idle(qtbot, c)
-    assert c.model.last().text == "Plain." and c.model.last().state == "done"
-    assert set(session.calls[0]) == {"messages", "effort", "developer", "max_tokens"}
-    c.shutdown()
-
-
 def test_editing_a_function_keeps_its_own_name_and_a_misspelt_type_is_named(qtbot):
     from app.ui.functions_editor import FunctionsEditor
     editor = FunctionsEditor([{"name": "get_weather", "description": "", "parameters": None},
@@ -464,13 +452,13 @@ def test_settings_say_why_python_cannot_run_when_the_sandbox_cannot(qtbot, store
 
 def test_quitting_while_code_runs_interrupts_it_and_keeps_the_answer(qtbot, store, pool):
     import time
-    session = ScriptedSession(queue=[call_script("while True:\n    pass")])
+    session = ScriptedSession(queue=[call_script("open('started', 'w').close()\nwhile True:\n    pass")])
     c = make_controller(qtbot, store, session, pool)
     c.set_python_always(c.new_conversation(), True)
     c.send("spin")
-    qtbot.waitUntil(lambda: any(s["status"] == "running" for s in tool_steps.calls(c.model.last().steps)),
+    qtbot.waitUntil(lambda: any(s.status == "running" for s in tool_steps.calls(c.model.last().steps)),
                     timeout=5000)
-    qtbot.wait(3000)
+    qtbot.waitUntil((pool.folder(str(c.current_id)) / "started").exists, timeout=60000)  # in its loop now
     started = time.monotonic()
     c.shutdown()
     assert time.monotonic() - started < 12

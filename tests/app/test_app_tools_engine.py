@@ -14,6 +14,8 @@ mx = pytest.importorskip("mlx.core")
 
 from scripted import scripted_loader  # noqa: E402
 
+from app.tools_worker import ToolsWorker  # noqa: E402
+
 from app import tool_steps  # noqa: E402
 from app.controller import ChatController  # noqa: E402
 from app.worker import EngineWorker  # noqa: E402
@@ -64,7 +66,6 @@ class ForcedModel:
 
 def test_a_python_call_through_the_real_session_reuses_the_cache_and_runs_in_the_sandbox(qtbot, tmp_path, tiny_chat_folder):
     from engine import load_model
-    from engine.generate import SamplingParams
     from engine.tokenizer import load_tokenizer
     from app.store import ChatStore
 
@@ -92,19 +93,20 @@ def test_a_python_call_through_the_real_session_reuses_the_cache_and_runs_in_the
     loader = scripted_loader(session)
     store = ChatStore(tmp_path / "history.sqlite3")
     pool = PythonToolPool(tmp_path / "python", Limits(timeout=60.0))
-    worker = EngineWorker(loader=lambda f, c: _with_greedy(loader(f, c), SamplingParams), pool=pool)
-    c = ChatController(store, worker, flush_ms=10)
+    session.greedy = True  # the tiny model's scripted answer is only sure greedy
+    worker = EngineWorker(loader=loader)
+    c = ChatController(store, worker, flush_ms=10, tools=ToolsWorker(pool))
     with qtbot.waitSignal(c.model_ready, timeout=10000):
         c.load_model(str(tiny_chat_folder))
     c.send("What is 123 times 456?")
     qtbot.waitUntil(lambda: c.waiting_call() is not None, timeout=60000)
     step = c.waiting_call()
-    assert (step["recipient"], step["arguments"], step["channel"]) == ("python", "print(123 * 456)", "analysis")
+    assert (step.recipient, step.arguments, step.channel) == ("python", "print(123 * 456)", "analysis")
     c.answer_tool("run")
     qtbot.waitUntil(lambda: not c.busy, timeout=90000)
     answer = c.model.last()
     assert answer.text == "123 × 456 = 56088." and answer.state == "done"
-    assert tool_steps.calls(answer.steps)[0]["result"].strip() == "56088"
+    assert tool_steps.calls(answer.steps)[0].result.strip() == "56088"
     assert [d.stop_reason for d in dones] == ["call", "return"]
     # The second prompt begins with exactly the tokens the first step left in the cache (its prompt
     # and the call as the model wrote it): the app handed the turn back unchanged, so the session
@@ -117,6 +119,3 @@ def test_a_python_call_through_the_real_session_reuses_the_cache_and_runs_in_the
     store.close()
 
 
-def _with_greedy(loaded, sampling_params):
-    loaded.make_sampling = lambda t, p: sampling_params(temperature=0.0)
-    return loaded

@@ -62,8 +62,8 @@ def test_the_demo_model_answers_every_shown_example_right():
     wrong = []
     for e in EXAMPLES:
         final, reason = "", ""
-        for ev in engine.session.reply([{"role": "user", "content": e.question}], effort=EFFORT,
-                                       sampling=engine.sampling(1.0, 1.0), max_tokens=600):
+        for ev in engine.reply([{"role": "user", "content": e.question}], effort=EFFORT,
+                                sampling=engine.sampling(1.0, 1.0), max_tokens=600):
             if type(ev).__name__ == "TextDelta" and ev.channel == "final":
                 final += ev.text
             elif type(ev).__name__ == "Done":

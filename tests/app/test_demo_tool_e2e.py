@@ -49,20 +49,20 @@ def test_demo_model_calls_python_with_consent_and_answers_from_its_output(qtbot,
         qtbot.waitUntil(lambda: c.waiting_call() is not None or not c.busy, timeout=120000)
         step = c.waiting_call()
         assert step is not None, f"no python call; the model answered {c.model.last().text!r}"
-        assert step["recipient"] == "python" and str(A) in step["arguments"] and str(B) in step["arguments"]
+        assert step.recipient == "python" and str(A) in step.arguments and str(B) in step.arguments
         def consent_block():
             return next((b for b in w.findChildren(ToolBlock) if getattr(b, "run_button", None) is not None
                          and b.run_button.isVisibleTo(w)), None)
 
         qtbot.waitUntil(lambda: consent_block() is not None, timeout=5000)
         block = consent_block()
-        assert block.code_text == step["arguments"]
+        assert block.code_text == step.arguments
         qtbot.mouseClick(block.run_button, Qt.MouseButton.LeftButton)   # the user's consent
 
         qtbot.waitUntil(lambda: not c.busy, timeout=180000)
         answer = c.model.last()
         (call,) = tool_steps.calls(answer.steps)
-        assert call["status"] == "done" and call["result"].strip() == str(A * B)   # the sandbox ran it
+        assert call.status == "done" and call.result.strip() == str(A * B)   # the sandbox ran it
         assert answer.state == "done" and str(A * B) in re.findall(r"\d+", answer.text), answer.text
     finally:
         lc.shutdown()

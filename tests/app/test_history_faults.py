@@ -14,7 +14,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -234,8 +233,8 @@ for k in range(100000):
     text += f"word{k} "
     m.text = text
     s.update_message(m)
-    if k == 20:
-        print("streaming", flush=True)
+    if k in (20, 40):
+        print("streaming", k, flush=True)
     time.sleep(0.001)
 """
 
@@ -245,8 +244,8 @@ def test_kill_9_while_an_answer_streams(tmp_path):
     path = tmp_path / "h.sqlite3"
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True,
                             cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    assert proc.stdout.readline().strip() == "streaming"
-    time.sleep(0.05)
+    assert proc.stdout.readline().strip() == "streaming 20"
+    assert proc.stdout.readline().strip() == "streaming 40"  # mid-stream: it keeps writing for ~100 s
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     store = ChatStore(path)

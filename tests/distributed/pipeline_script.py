@@ -15,6 +15,7 @@ import os
 import socket
 import sys
 import time
+from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
@@ -46,13 +47,15 @@ def scenario(model, vocab: int) -> dict[str, np.ndarray]:
     return {k: np.array(v.astype(mx.float32) if v.dtype != mx.int32 else v) for k, v in out.items()}
 
 
-def _drop_connections(grace_s: float = 3.0) -> None:
-    """Shut down every socket of this process, then wait a moment before the crash.
+def _drop_connections(reported: Path, deadline_s: float = 60.0) -> None:
+    """Shut down every socket of this process, then wait until rank 0 has reported, before the crash.
 
     A crashed rank's sockets close at once, but mlx.launch also stops the surviving ranks within
     a second of seeing the exit, so whether rank 0 got to report first was a race (lost under load
-    in a full test run). Dropping the connections first and exiting after a grace period checks
-    what the test is about: rank 0 reading a lost connection as one sentence."""
+    in a full test run, and still possible with a fixed grace period). Dropping the connections
+    first and exiting once rank 0 has said so (the file `reported`) checks what the test is about:
+    rank 0 reading a lost connection as one sentence. The deadline only bounds a rank 0 that never
+    reports, which the test then fails on."""
     for fd in map(int, os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ()):
         try:
             if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
@@ -61,10 +64,12 @@ def _drop_connections(grace_s: float = 3.0) -> None:
                 sock.detach()  # the fd stays MLX's
         except OSError:
             pass
-    time.sleep(grace_s)
+    until = time.monotonic() + deadline_s
+    while not reported.exists() and time.monotonic() < until:
+        time.sleep(0.05)  # polling a condition with a deadline
 
 
-def _sabotage(stage_class, at: int, how: str) -> None:
+def _sabotage(stage_class, at: int, how: str, reported: Path) -> None:
     """Make this rank crash (die) or stop answering (hang) on its at-th forward pass."""
     calls = {"n": 0}
     inner = stage_class.__call__
@@ -73,12 +78,16 @@ def _sabotage(stage_class, at: int, how: str) -> None:
         calls["n"] += 1
         if calls["n"] == at:
             if how == "die":
-                _drop_connections()
+                _drop_connections(reported)
                 os._exit(9)
-            time.sleep(3600)
+            time.sleep(3600)  # the fault under test: a rank that stops answering
         return inner(self, x, cache)
 
     stage_class.__call__ = call
+
+
+def _reported(out: str) -> Path:
+    return Path(out + ".rank0-reported")
 
 
 def main(argv=None) -> int:
@@ -95,7 +104,8 @@ def main(argv=None) -> int:
 
     group = distributed.init_group()
     if (args.die_at or args.hang_at) and group.rank() == group.size() - 1:
-        _sabotage(distributed.PipelineStage, args.die_at or args.hang_at, "die" if args.die_at else "hang")
+        _sabotage(distributed.PipelineStage, args.die_at or args.hang_at, "die" if args.die_at else "hang",
+                  _reported(args.out))
     cuts = [int(c) for c in args.cuts.split(",")] if args.cuts else None
     try:
         model, split = distributed.open_pipeline(args.folder, 1024, "float32", cuts=cuts, group=group,
@@ -107,6 +117,8 @@ def main(argv=None) -> int:
         model.close()
     except ModelError as exc:
         print(f"rank {group.rank()}: {exc}", file=sys.stderr, flush=True)
+        if group.rank() == 0:
+            _reported(args.out).touch()  # the crashing rank may exit now (see _drop_connections)
         return 2
     np.savez(args.out, **result)
     print("wrote", args.out, flush=True)

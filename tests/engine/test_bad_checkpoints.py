@@ -16,15 +16,29 @@ from app.model_manager import check_folder
 from engine import load_model
 from engine.errors import ModelError
 from engine.memory import plan
+from models.tiny import write_tiny_checkpoint
 
 INDEX = "model.safetensors.index.json"
+HARMONY = ["<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|return|>", "<|call|>"]
+
+
+def small_tokenizer() -> dict:
+    """A whole byte-level vocabulary: 256 bytes, two merges, the harmony specials at 300.."""
+    from models.tokenizer_json import bytes_to_unicode
+
+    byte_map = bytes_to_unicode()
+    vocab = {byte_map[b]: b for b in range(256)}
+    vocab.update({"he": 256, "llo": 257})
+    return {"model": {"type": "BPE", "vocab": vocab, "merges": [["h", "e"], ["l", "lo"]]},
+            "added_tokens": [{"id": 300 + k, "content": n, "special": True} for k, n in enumerate(HARMONY)],
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}}
 
 
 @pytest.fixture
 def folder(tmp_path, tiny_dir):
     dst = tmp_path / "model"
     shutil.copytree(tiny_dir, dst)
-    (dst / "tokenizer.json").write_text("{}")  # the app's check wants one; its content is tested elsewhere
+    (dst / "tokenizer.json").write_text(json.dumps(small_tokenizer()))  # whole: the cases below break the weights
     return dst
 
 
@@ -278,7 +292,7 @@ def test_hugging_face_cache_layout_is_fine(tmp_path, tiny_dir):
     for i, src in enumerate(sorted(tiny_dir.iterdir())):
         shutil.copy(src, blobs / f"blob{i}")
         os.symlink(f"../../blobs/blob{i}", snap / src.name)
-    (blobs / "tok").write_text("{}")
+    (blobs / "tok").write_text(json.dumps(small_tokenizer()))
     os.symlink("../../blobs/tok", snap / "tokenizer.json")
     assert check_folder(snap) is None
     load_model(snap)
@@ -302,3 +316,123 @@ def test_the_format_module_and_the_apps_check_import_no_mlx():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     assert out.stdout.strip() == "[]"
+
+
+# ----------------------------------------------------------------------------- config and tokenizer: a table
+# Each row is a malformed folder found by the probe of issue 24 (or a neighbour of one). Every entry
+# point a user meets refuses it in one sentence: the front door (open_chat, which the app, the
+# terminal chat and the server use) and the app's folder check; the loader and the planner too when
+# the fault is in config.json. Before issue 24 the first twelve rows loaded (three then panicked in
+# tiktoken on the first reply) and the app's check passed all but the last.
+
+@pytest.fixture
+def whole_folder(tmp_path, tiny_dir):
+    dst = tmp_path / "model"
+    shutil.copytree(tiny_dir, dst)
+    (dst / "tokenizer.json").write_text(json.dumps(small_tokenizer()))
+    return dst
+
+
+def edit_json(folder, name, edit):
+    path = folder / name
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+
+
+def edit_vocab(edit):
+    def apply(tok):
+        tok["model"]["vocab"] = edit(tok["model"]["vocab"])
+        return tok
+    return lambda folder: edit_json(folder, "tokenizer.json", apply)
+
+
+def edit_config(**changes):
+    return lambda folder: edit_json(folder, "config.json", lambda c: {**c, **changes})
+
+
+def only_ids(keep):
+    return edit_vocab(lambda v: {t: i for t, i in v.items() if keep(i)})
+
+
+def with_pattern(regex):
+    """A Split pre-tokenizer whose regex decides which pieces of text tiktoken encodes at all."""
+    return lambda folder: edit_json(folder, "tokenizer.json", lambda t: {**t, "pre_tokenizer": {
+        "type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": False}})
+
+
+def model_with_vocab(vocab):
+    """Weights for a model of `vocab` tokens (the tokenizer's specials at 300.. lie beyond 299)."""
+    def apply(folder):
+        for f in [*folder.glob("*.safetensors"), folder / INDEX]:
+            f.unlink(missing_ok=True)
+        write_tiny_checkpoint(folder, layers=2, experts=4, hidden=64, vocab=vocab)
+    return apply
+
+
+# id: (edit of the folder, fragments every sentence names, whether config.json is at fault)
+MALFORMED_FOLDERS = {
+    # tiktoken panicked (pyo3_runtime.PanicException) on the first reply that needed a missing byte
+    "vocab-cut-to-ascii": (only_ids(lambda i: i < 128 or i >= 256), ("tokenizer.json", "byte"), False),
+    "vocab-cut-to-its-first-200": (only_ids(lambda i: i < 200), ("tokenizer.json", "byte"), False),
+    "vocab-missing-one-byte": (only_ids(lambda i: i != ord("e")), ("tokenizer.json", "byte"), False),
+    "vocab-missing-a-merged-token": (only_ids(lambda i: i != 256), ("tokenizer.json", "256"), False),
+    "pre-tokenizer-drops-spaces": (with_pattern(r"\S+"), ("tokenizer.json", "back"), False),
+    "tokenizer-ids-beyond-the-model": (model_with_vocab(300), ("tokenizer.json", "300"), False),
+    "eos-outside-the-vocabulary": (edit_config(eos_token_id=512), ("eos_token_id", "512"), True),
+    "eos-list-with-one-outside": (edit_config(eos_token_id=[511, 10 ** 6]), ("eos_token_id",), True),
+    "pad-outside-the-vocabulary": (edit_config(pad_token_id=512), ("pad_token_id", "512"), True),
+    "torch_dtype-float64-with-bf16-weights": (edit_config(torch_dtype="float64"), ("float64", "BF16"), True),
+    "quantization_config-a-list": (edit_config(quantization_config=[{"quant_method": "mxfp4"}]),
+                                   ("quantization_config",), True),
+    "quantization_config-another-method": (edit_config(quantization_config={"quant_method": "gptq"}),
+                                           ("quantization_config", "gptq"), True),
+    # refused before issue 24 too
+    "harmony-special-missing": (lambda f: edit_json(f, "tokenizer.json", lambda t: {
+        **t, "added_tokens": t["added_tokens"][:-1]}), ("<|call|>",), False),
+    "eos-a-string": (edit_config(eos_token_id="200002"), ("eos_token_id",), True),
+}
+
+
+def open_chat_refuses(folder) -> str:
+    from engine.front_door import open_chat
+
+    with pytest.raises(ModelError) as info:
+        open_chat(folder, context_length=256)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_FOLDERS))
+def test_malformed_folder_is_refused_in_one_sentence(whole_folder, case):
+    edit, fragments, in_config = MALFORMED_FOLDERS[case]
+    edit(whole_folder)
+    messages = [open_chat_refuses(whole_folder), check_folder(whole_folder)]
+    if in_config:
+        messages += refused(whole_folder)  # load_model, plan and check_folder
+    for message in messages:
+        assert message and "\n" not in message and "Traceback" not in message, message
+        assert message.rstrip().endswith("."), message
+        for fragment in fragments:
+            assert fragment in message, (fragment, message)
+
+
+def test_the_tables_base_folder_opens_and_answers(whole_folder):
+    """Each row above fails for its own defect: the folder it edits opens and replies."""
+    from engine.events import Done
+    from engine.front_door import open_chat
+
+    assert check_folder(whole_folder) is None
+    session = open_chat(whole_folder, context_length=256)
+    events = list(session.reply([{"role": "user", "content": "héllo wörld 👋"}], max_tokens=4))
+    assert isinstance(events[-1], Done)
+
+
+def test_a_cut_down_vocabulary_made_tiktoken_panic_on_the_first_reply():
+    """The fault the table's first rows guard against, shown with tiktoken itself: a vocabulary
+    without the byte 0xc3 panics (a BaseException, not an Exception) as soon as text needs it."""
+    import tiktoken
+
+    ranks = {bytes([b]): b for b in range(128)}
+    enc = tiktoken.Encoding(name="cut", pat_str=r"\S+|\s+", mergeable_ranks=ranks, special_tokens={})
+    assert enc.encode_ordinary("hello") == list(b"hello")
+    with pytest.raises(BaseException) as info:
+        enc.encode_ordinary("héllo")
+    assert not isinstance(info.value, Exception) and type(info.value).__name__ == "PanicException"

@@ -3,6 +3,9 @@ itself can't run on this machine, with the reason."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from engine.python_tool import Limits, PythonTool, sandbox_problem
@@ -42,3 +45,33 @@ def sandbox_mode(request, monkeypatch):
             pytest.skip("not root: the default run already is the user-namespace sandbox")
         monkeypatch.setattr(SandboxedKernel, "drop_root", False)
     return request.param
+
+
+def wait_until(condition, timeout=20.0, what="the condition"):
+    """Poll condition() until it is true; fail with `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def run_in_background():
+    """run_in_background(tool, code) -> a thread running tool.run(code); .result holds its output.
+    For Stop tests: wait until the code has really started, then interrupt (no timer guessing)."""
+    threads = []
+
+    def start(tool, code):
+        thread = threading.Thread(target=lambda: setattr(thread, "result", tool.run(code)), daemon=True)
+        thread.start()
+        threads.append(thread)
+        return thread
+
+    yield start
+    for thread in threads:
+        thread.join(timeout=30)
+
+
+@pytest.fixture(name="wait_until")
+def wait_until_fixture():
+    return wait_until

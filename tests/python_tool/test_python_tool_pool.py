@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 from engine.python_tool import Limits, PythonToolPool, tool_description
 
 
-def test_each_chat_has_its_own_kernel_and_folder(needs_sandbox, tmp_path):
+def test_each_chat_has_its_own_kernel_and_folder(needs_sandbox, tmp_path, run_in_background, wait_until):
     pool = PythonToolPool(tmp_path / "chats", Limits(timeout=30))
     try:
         a, b = pool.tool("chat-a"), pool.tool("chat-b")
@@ -18,9 +17,12 @@ def test_each_chat_has_its_own_kernel_and_folder(needs_sandbox, tmp_path):
         assert b.run("import os\nprint(os.path.exists('who.txt'))").text == "False\n"
         assert (tmp_path / "chats" / "chat-a" / "who.txt").read_text() == "a"
         # Stop through the pool interrupts that chat's running code.
-        threading.Timer(1.0, pool.interrupt, args=("chat-a",)).start()
         started = time.monotonic()
-        assert a.run("import time\ntime.sleep(60)").error == "The code was stopped."
+        runner = run_in_background(a, "import time\nopen('started', 'w').close()\ntime.sleep(60)")
+        wait_until(lambda: (tmp_path / "chats" / "chat-a" / "started").exists(), what="the code to start")
+        pool.interrupt("chat-a")
+        runner.join(timeout=20)
+        assert runner.result.error == "The code was stopped."
         assert time.monotonic() - started < 10
         # Switched off: every kernel ends now, no tool is handed out, the folders stay.
         pool.enabled = False

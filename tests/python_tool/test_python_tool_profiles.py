@@ -99,6 +99,40 @@ def test_profile_hides_the_home_but_the_chat_folder_and_python(tmp_path):
     assert not any(str(ssh) == a or str(ssh).startswith(a + "/") for a in allowed)
 
 
+def test_profile_hides_the_start_folder_and_the_checkout_as_linux_does(tmp_path, monkeypatch):
+    """Linux mounts only what the kernel needs; macOS reads everything but what the profile denies,
+    so the folder the app was started from and a checkout on sys.path are denied by name, and of
+    the checkout only the entry script (and a venv inside it, Python's own) comes back."""
+    repo = sandbox.ENTRY.parents[2]
+    start = tmp_path / "Users" / "ada" / "Documents"
+    start.mkdir(parents=True)
+    monkeypatch.chdir(start)
+    monkeypatch.syspath_prepend(str(repo))
+    read_only = python_paths()
+    spec = dataclasses.replace(_spec(tmp_path), read_only=read_only, hidden=sandbox.hidden_paths(read_only))
+    rules = _rules(macos_profile(spec))
+    deny = next(r for r in rules if r.startswith("(deny file-read*"))
+    assert f'(subpath "{_real(start)}")' in deny and f'(subpath "{_real(repo)}")' in deny
+    after = rules[rules.index(deny) + 1:]
+    allowed = set().union(*(re.findall(r'\(subpath "([^"]*)"\)', r) for r in after if r.startswith("(allow file-read*")))
+    prefix = _real(sys.prefix)
+    inside = {a for a in allowed if a == _real(repo) or a.startswith(_real(repo) + "/")}
+    assert inside - {_real(sandbox.ENTRY)} <= {a for a in inside if a.startswith(prefix + "/")}
+    assert not any(_real(repo / ".git").startswith(a + "/") or a == _real(repo / ".git") for a in allowed)
+    assert not any(a == _real(start) or _real(start).startswith(a + "/") for a in allowed)
+
+
+def test_the_kernel_reads_python_its_packages_and_its_entry_script_only():
+    paths = python_paths()
+    assert sandbox.ENTRY.resolve() in paths and sandbox.ENTRY.parent.resolve() not in paths
+    import ipykernel
+    import jupyter_client
+
+    for module in (ipykernel, jupyter_client, sys.modules["os"]):
+        where = Path(module.__file__).resolve()
+        assert any(p == where or p in where.parents for p in paths), where
+
+
 def test_profile_quotes_strange_folder_names(tmp_path):
     spec = _spec(tmp_path, workdir=tmp_path / 'chat "7") (allow default' / "x\\y")
     profile = macos_profile(spec)
@@ -126,6 +160,9 @@ def test_bwrap_command_unshares_the_network_and_binds_no_home(tmp_path):
     for flag in ("--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session"):
         assert flag in cmd
     assert "--unshare-user" in cmd and "--disable-userns" in cmd  # a normal user's sandbox
+    assert cmd[cmd.index("--cap-drop") + 1] == "ALL" and "--cap-add" not in cmd
+    assert cmd[cmd.index("--remount-ro") + 1] == "/"  # the root read-only once set up
+    assert "--seccomp" in bwrap_command(dataclasses.replace(spec, seccomp_fd=9))
     sources = [cmd[i + 1] for i, a in enumerate(cmd) if a in ("--bind", "--ro-bind")]
     assert "/" not in sources and str(Path.home()) not in sources and "/etc" not in sources
     writable = [(cmd[i + 1], cmd[i + 2]) for i, a in enumerate(cmd) if a == "--bind"]
@@ -139,8 +176,10 @@ def test_bwrap_command_as_root_runs_the_code_as_nobody(tmp_path):
     cmd = bwrap_command(_spec(tmp_path, nobody=True, workdir=tmp_path / "chat"))
     assert "--unshare-user" not in cmd
     assert cmd[cmd.index("--cap-drop") + 1] == "ALL"
-    assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "--cap-add"] == ["CAP_SETUID", "CAP_SETGID"]
-    assert cmd[-2:] == ["65534", "65534"]
+    # setuid/setgid to become nobody, SETPCAP to empty the bounding set first (kernel_entry.py)
+    assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "--cap-add"] == ["CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"]
+    assert cmd[-2:] == ["65534", "65534"]  # the spec's uid; kernel.py gives each kernel its own
+    assert {sandbox.sandbox_uid() for _ in range(5)} <= set(sandbox.SANDBOX_UIDS)
 
 
 def test_sandbox_problem_says_what_to_install_without_bubblewrap(monkeypatch):
@@ -177,9 +216,9 @@ def test_a_frozen_app_is_its_own_kernel_and_the_sandbox_reads_only_the_app(monke
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "executable", str(exe))
     assert sandbox.python_paths(str(exe)) == ((onedir.parent if sys.platform == "darwin" else onedir).resolve(),)
-    spec = dataclasses.replace(_spec(tmp_path), python=exe)
+    spec = dataclasses.replace(_spec(tmp_path), python=exe, connection_fd=7)
     args = sandbox.entry_args(spec)
-    assert args[:3] == [str(exe), sandbox.KERNEL_FLAG, str(spec.run_dir / "kernel.json")]
+    assert args[:3] == [str(exe), sandbox.KERNEL_FLAG, "7"]  # the connection comes through a pipe
     assert str(sandbox.ENTRY) not in args
     # A real interpreter beside the frozen app still gets the script.
     other = sandbox.entry_args(dataclasses.replace(_spec(tmp_path), python=Path("/usr/bin/python3")))

@@ -18,16 +18,16 @@ HARMONY_MARKERS = ("<|", "|>", "analysis", "final", "commentary", "assistant<")
 @pytest.fixture(scope="module")
 def direct():
     """The engine itself, in this process: what the server must return (the demo decodes greedily)."""
-    from server.model import open_model
+    from engine import open_chat
 
-    chat = open_model(demo_folder(), 2048)
+    chat = open_chat(demo_folder(), context_length=2048)
 
     def reply(messages, effort="medium", developer=None):
         parts = {"analysis": "", "final": ""}
         from engine.harmony import TextDelta
 
-        for ev in chat.session.reply(messages, effort=effort, developer=developer,
-                                     sampling=chat.sampling(0.0, 1.0, None), max_tokens=1024):
+        for ev in chat.reply(messages, effort=effort, developer=developer,
+                                     sampling=chat.sampling(0.0), max_tokens=1024):
             if isinstance(ev, TextDelta):
                 parts[ev.channel] = parts.get(ev.channel, "") + ev.text
         return parts

@@ -66,11 +66,11 @@ def test_take_gets_every_item_in_order_and_never_misses_a_wake_up():
 @pytest.fixture(scope="module")
 def engine_events():
     """The demo model's own events for one answer (it decodes greedily)."""
-    from server.model import open_model
+    from engine import open_chat
 
-    chat = open_model(demo_folder(), 2048)
-    return list(chat.session.reply([{"role": "user", "content": QUESTION}], effort="high",
-                                   sampling=chat.sampling(0.0, 1.0, None), max_tokens=1024))
+    chat = open_chat(demo_folder(), context_length=2048)
+    return list(chat.reply([{"role": "user", "content": QUESTION}], effort="high",
+                            sampling=chat.sampling(0.0), max_tokens=1024))
 
 
 def _texts(pieces) -> dict:
