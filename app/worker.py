@@ -28,13 +28,14 @@ from engine.errors import STOP_SIGNALS, ModelError
 log = logging.getLogger(__name__)
 
 
-def _accepts(function, name: str) -> bool:
-    """Whether `function` takes the keyword `name` (a scripted engine or loader may not)."""
+def _accepts(function, name: str, named: bool = False) -> bool:
+    """Whether `function` takes the keyword `name` (a scripted engine or loader may not); named:
+    only by that name (a wrapper's **kwargs may pass it on to a function that doesn't)."""
     try:
         params = inspect.signature(function).parameters
     except (TypeError, ValueError):
         return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return name in params or (not named and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()))
 
 
 def stats_to_dict(stats) -> dict:
@@ -139,7 +140,7 @@ class EngineWorker(QObject):
                 sampling=engine.sampling(options.get("temperature"), options.get("top_p")),
                 max_tokens=int(options.get("max_tokens", 2048)), cancel=cancel, python=python,
                 tools=list(options.get("tools") or []) or None, response_format=options.get("response_format"),
-                **({"owner": "window"} if _accepts(engine.reply, "owner") else {}))
+                **({"owner": "window"} if _accepts(engine.reply, "owner", named=True) else {}))
             for ev in events:
                 if isinstance(ev, Done):
                     done = ev
