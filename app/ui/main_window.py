@@ -279,6 +279,7 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.c.settings, self, greedy=self.c.greedy, api=self.api_server,
                                 context_lengths=self.c.context_lengths, mcp=self.c.mcp,
                                 conversation_id=self.c.current_id if self.c.current_id != -1 else None)
+        dialog.cache_section.clear_requested.connect(self.c.clear_prompt_cache)
         try:
             if dialog.exec():
                 self.c.save_settings(dialog.result_settings())

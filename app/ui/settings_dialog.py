@@ -13,6 +13,7 @@ from app.settings import CONTEXT_LENGTHS, Settings
 from app.ui.api_server_section import ApiServerSection
 from app.ui.functions_editor import SCHEMA_EXAMPLE, FunctionsEditor
 from app.ui.mcp_section import McpSection
+from app.ui.prompt_cache_section import PromptCacheSection
 from app.user_functions import check_answer_schema
 
 
@@ -97,6 +98,9 @@ class SettingsDialog(QDialog):
             lay.addSpacing(8)
             self.api_section = ApiServerSection(api)
             lay.addWidget(self.api_section)
+        lay.addSpacing(8)
+        self.cache_section = PromptCacheSection(settings.prompt_cache_gb)
+        lay.addWidget(self.cache_section)
         self.show_raw = QCheckBox("Show raw chain of thought")
         self.show_raw.setChecked(settings.show_raw_cot)
         lay.addSpacing(8)
@@ -165,4 +169,5 @@ class SettingsDialog(QDialog):
                        max_tokens=self.max_tokens.value(), context_length=int(self.context.currentData()),
                        show_raw_cot=self.show_raw.isChecked(), python_tool=self.python_tool.isChecked(),
                        functions=self.functions.functions(),
-                       answer_schema=self.answer_schema.toPlainText().strip()).clamped()
+                       answer_schema=self.answer_schema.toPlainText().strip(),
+                       prompt_cache_gb=self.cache_section.gigabytes()).clamped()
