@@ -294,7 +294,7 @@ def _partly_written(cache: Path) -> bool:
 def test_kill_9_while_a_file_is_written_leaves_no_bad_file(tmp_path, enc, caplog):
     folder = chat_folder(tmp_path / "model")
     cache = tmp_path / "cache"
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(folder), str(cache)], env=env)
     try:
         deadline = time.monotonic() + 240
