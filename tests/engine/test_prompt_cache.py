@@ -17,16 +17,9 @@ from engine.generate import SamplingParams
 from engine.harmony import render_prompt
 from engine.prompt_cache import PromptCache
 from engine.session import ChatSession, Done
-from engine.tokenizer import load_tokenizer
-from models.tokenizer_json import shared_o200k_harmony_folder
 
 GREEDY = SamplingParams(temperature=0.0)
 DATE = "2026-11-22"
-
-
-@pytest.fixture(scope="module")
-def enc():
-    return load_tokenizer(shared_o200k_harmony_folder())
 
 
 @pytest.fixture(scope="module")

@@ -38,11 +38,6 @@ DATE = "2026-11-22"
 WEATHER = [Tool("get_weather", "Weather in a city", {"type": "object", "properties": {"city": {"type": "string"}}})]
 
 
-@pytest.fixture(scope="module")
-def enc():
-    return load_tokenizer(shared_o200k_harmony_folder())
-
-
 def chat_folder(path: Path, seed: int = 0) -> Path:
     write_tiny_checkpoint(path, layers=2, experts=4, hidden=64, seed=seed, vocab=201088)
     shutil.copy(shared_o200k_harmony_folder() / "tokenizer.json", path / "tokenizer.json")
