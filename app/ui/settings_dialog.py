@@ -17,9 +17,14 @@ from app.ui.prompt_cache_section import PromptCacheSection
 from app.user_functions import check_answer_schema
 
 
+DEMO_IGNORES = ("The demo model is not offered your functions, the answer format or MCP servers: it never "
+                "learnt them and would answer with nonsense. They apply as soon as a gpt-oss model is loaded "
+                "(the local API passes a client's own tools and formats to any model).")
+
+
 class SettingsDialog(QDialog):
     def __init__(self, settings: Settings, parent=None, greedy: bool = False, api=None,
-                 context_lengths: tuple = (), mcp=None, conversation_id: int | None = None):
+                 context_lengths: tuple = (), mcp=None, conversation_id: int | None = None, demo: bool = False):
         """`greedy`: the loaded model decodes greedily, so temperature and top-p don't apply to it.
         `api`: the app's LocalApiServer, for the "Local API server" switch (None: no switch).
         `context_lengths`: the lengths the loaded model and the memory plan allow (empty: all)."""
@@ -105,6 +110,11 @@ class SettingsDialog(QDialog):
         self.show_raw.setChecked(settings.show_raw_cot)
         lay.addSpacing(8)
         lay.addWidget(QLabel("Developer", objectName="Title"))
+        # The window ignores these for the demo (it never learnt them): say so rather than look broken.
+        self.demo_note = QLabel(DEMO_IGNORES, objectName="Notice")
+        self.demo_note.setWordWrap(True)
+        self.demo_note.setVisible(demo)
+        lay.addWidget(self.demo_note)
         lay.addWidget(self.show_raw)
         note = QLabel("The chain of thought is unfiltered model output: it is not checked for accuracy or safety "
                       "the way final answers are. Shown beside each answer, collapsible.", objectName="Caption")
