@@ -19,6 +19,7 @@ from app.conversation import ChatMessage, ConversationModel
 from app.mcp import steps as mcp_steps
 from app.mcp.service import McpService
 from app.demo_examples import EFFORT as DEMO_EFFORT
+from app.paths import prompt_cache_dir
 from app.settings import Settings
 from app.store import ChatStore, StoredMessage, StoreError
 from app.tool_steps import CallStep
@@ -54,6 +55,8 @@ class ChatController(QObject):
     _request_browse = Signal(int, str, str, str)        # request id, chat, browser.<fn>, arguments
     _mcp_listed = Signal(object, object)                # Turn, Listing (from the MCP client's thread)
     _mcp_finished = Signal(int, object)                 # request id, dict like the tools thread's (ditto)
+    _request_clear_cache = Signal()                     # Settings' "Clear cached conversations"
+    _request_cache_bytes = Signal("qint64")             # Settings' disk space for them
 
     def __init__(self, store: ChatStore, worker: EngineWorker | None = None, flush_ms: int = 30, parent=None,
                  tools: ToolsWorker | None = None, mcp: McpService | None = None, library=None):
@@ -102,6 +105,10 @@ class ChatController(QObject):
         self._mcp_listed.connect(self._on_mcp_listed)
         self._mcp_finished.connect(self._on_tool_finished)
         self._mcp_calls: dict[int, object] = {}     # request id -> the call's Future (Stop cancels it)
+        self._request_clear_cache.connect(self.worker.clear_prompt_cache)
+        self._request_cache_bytes.connect(self.worker.set_prompt_cache_bytes)
+        self.worker.prompt_cache = {"cache_folder": str(prompt_cache_dir()),
+                                    "cache_disk_bytes": int(self.settings.prompt_cache_gb * 1e9)}
         self._timer = QTimer(self)
         self._timer.setInterval(flush_ms)
         self._timer.timeout.connect(self.flush)
@@ -177,6 +184,10 @@ class ChatController(QObject):
         self.flush()
         for turn in list(self.turns.values()):  # the worker never reported back: save what we have
             turn.finish({}, "cancelled")
+
+    def clear_prompt_cache(self) -> None:
+        """Forget every cached conversation (memory and disk), on the engine thread."""
+        emit(self._request_clear_cache)
 
     @property
     def busy(self) -> bool:
@@ -303,6 +314,7 @@ class ChatController(QObject):
         self._try(self.settings.save, self.store)  # kept for this session even if it can't be saved
         self.tools.set_python_enabled(self.settings.python_tool)
         self.tools.set_disk_quota(self.settings.python_disk_quota_mb << 20)
+        emit(self._request_cache_bytes, int(self.settings.prompt_cache_gb * 1e9))
         emit(self.settings_changed)
         folder = self._folder or self.settings.model_folder
         # After a failed load too: the setting that failed may be what the user just fixed.

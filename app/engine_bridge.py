@@ -57,11 +57,13 @@ def nearest_allowed(asked: int, allowed: tuple[int, ...]) -> int:
     return max(allowed)
 
 
-def load_engine(folder: str, context_length: int):
+def load_engine(folder: str, context_length: int, cache_folder: str | None = None,
+                cache_disk_bytes: int | None = None):
     """Open `folder` for chat through engine.open_chat (no network: offline mode is on) and return
     its engine.session.ChatSession, named with the registry's label for the status bar. A context
     longer than the model or the memory take is replaced by the longest one they allow, so a setting
-    never stops a model that can run; `context_lengths` on the handle lists those Settings offers."""
+    never stops a model that can run; `context_lengths` on the handle lists those Settings offers.
+    cache_folder: where conversations' caches are kept across restarts (the app's data folder)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     allowed = fitting_contexts(folder)
     context_length = nearest_allowed(context_length, allowed)
@@ -71,7 +73,8 @@ def load_engine(folder: str, context_length: int):
     except ImportError as e:
         raise LoadRefused(f"This copy of the app is missing part of its engine ({e.name}); reinstall the app.") from e
     try:
-        session = open_chat(folder, context_length=context_length, name=model_display_name(folder))
+        session = open_chat(folder, context_length=context_length, name=model_display_name(folder),
+                            cache_folder=cache_folder, cache_disk_bytes=cache_disk_bytes)
     except NotEnoughMemory as e:
         reason = str(e).rstrip(".")
         raise LoadRefused(f"Not enough memory to load this model: {reason}. Close other apps, or choose a "

@@ -9,3 +9,8 @@ from models.locations import APP_NAME, app_data_dir, models_dir  # noqa: F401 (r
 
 def history_path() -> Path:
     return app_data_dir() / "history.sqlite3"
+
+
+def prompt_cache_dir() -> Path:
+    """Conversations' KV caches, so reopened chats skip their prefill (engine/prompt_store.py)."""
+    return app_data_dir() / "prompt-cache"

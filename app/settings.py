@@ -26,6 +26,7 @@ class Settings:
     api_server: bool = False       # the local OpenAI-compatible API is on (started again at launch)
     api_port: int = 8000           # the port it tries first (the next free one when taken)
     api_allowed_origins: list = field(default_factory=list)  # web pages that may call the API ("http://localhost:3000")
+    prompt_cache_gb: float = 4.0   # disk space for cached conversations (reopened chats skip their prefill)
 
     @classmethod
     def load(cls, store) -> "Settings":
@@ -55,6 +56,7 @@ class Settings:
         self.context_length = min(max(int(self.context_length), 1024), 131072)
         self.python_disk_quota_mb = min(max(int(self.python_disk_quota_mb), 16), 1024 * 1024)
         self.api_port = min(max(int(self.api_port), 1024), 65535)
+        self.prompt_cache_gb = min(max(float(self.prompt_cache_gb), 0.0), 1000.0)
         self.functions = [f for f in self.functions if isinstance(f, dict)] if isinstance(self.functions, list) else []
         self.api_allowed_origins = [o for o in self.api_allowed_origins if isinstance(o, str) and o]
         return self

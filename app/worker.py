@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from pathlib import Path
 
 from app.qt_compat import emit
 from PySide6.QtCore import QObject, QThread, Qt, Signal, Slot
@@ -56,10 +57,14 @@ class EngineWorker(QObject):
     started = Signal(int)                   # request id: the engine took it (it may have waited behind others)
     _job = Signal(object)                   # post(): a function for this thread, queued with the requests
 
-    def __init__(self, loader=load_engine, clock=time.monotonic):
+    def __init__(self, loader=None, clock=time.monotonic):
         super().__init__()
         self.python_offered = lambda: False  # set by the controller: the tools worker's answer (thread-safe)
-        self._loader = loader
+        # The app's own loader keeps conversations' caches where `prompt_cache` says (the controller
+        # names the data folder); a test's loader takes (folder, context_length) and keeps none.
+        self.prompt_cache: dict = {}  # cache_folder, cache_disk_bytes
+        self._loader = loader or (lambda folder, context_length: load_engine(folder, context_length,
+                                                                             **self.prompt_cache))
         self.clock = clock
         self.outbox: queue.SimpleQueue = queue.SimpleQueue()
         self._engine = None
@@ -89,7 +94,7 @@ class EngineWorker(QObject):
 
     @Slot(str, int)
     def load(self, folder: str, context_length: int) -> None:
-        self._engine = None
+        self._close_engine()  # the old model's cached conversations go to disk first
         try:
             self._engine = self._loader(folder, context_length)
         except LoadRefused as e:
@@ -132,6 +137,7 @@ class EngineWorker(QObject):
                 sampling=engine.sampling(options.get("temperature"), options.get("top_p")),
                 max_tokens=int(options.get("max_tokens", 2048)), cancel=cancel, python=python,
                 tools=list(options.get("tools") or []) or None, response_format=options.get("response_format"),
+                owner="window",
                 **({"browser": list(options["browser"])} if options.get("browser") else {}))  # the chat's sources
             for ev in events:
                 if isinstance(ev, Done):
@@ -159,6 +165,38 @@ class EngineWorker(QObject):
     def engine(self):
         """The loaded engine.session.ChatSession or None; use it on the engine thread only."""
         return self._engine
+
+    # -- the prompt cache (engine/prompt_cache.py, engine/prompt_store.py) -------------------
+    @Slot()
+    def clear_prompt_cache(self) -> None:
+        """Settings' button: forget the cached conversations, in memory and on disk (every model's)."""
+        cache = getattr(self._engine, "prompt_cache", None)
+        if cache is not None:
+            cache.clear()
+            self._engine.conversation = None
+            if cache.store is not None:
+                cache.store.clear()
+        folder = self.prompt_cache.get("cache_folder")
+        if folder:
+            for path in Path(folder).glob("*/*.safetensors"):
+                path.unlink(missing_ok=True)
+
+    @Slot("qint64")
+    def set_prompt_cache_bytes(self, n: int) -> None:
+        self.prompt_cache["cache_disk_bytes"] = int(n)
+        store = getattr(getattr(self._engine, "prompt_cache", None), "store", None)
+        if store is not None:
+            store.budget_bytes = int(n)  # the writer applies it after its next file
+
+    def _close_engine(self) -> None:
+        """On the engine thread: write the cached conversations to disk (the app quits or loads another model)."""
+        close = getattr(self._engine, "close", None)
+        self._engine = None
+        if close is not None:
+            try:
+                close()
+            except Exception:  # never let it stop the app from quitting
+                log.exception("the cached conversations could not be written")
 
     def post(self, fn) -> None:
         """Run fn() on the engine thread, in turn with the window's requests (any thread; the local
@@ -195,4 +233,7 @@ class WorkerThread(QObject):
 
 def EngineThread(worker: EngineWorker) -> WorkerThread:  # noqa: N802 (a thread, named as one)
     """The engine worker's thread; stopping it cancels the answer being generated first."""
-    return WorkerThread(worker, "engine", worker.cancel_current)
+    thread = WorkerThread(worker, "engine", worker.cancel_current)
+    # Emitted on the engine thread as its loop ends: the session writes its cache there (MLX's thread).
+    thread.thread.finished.connect(worker._close_engine, Qt.ConnectionType.DirectConnection)
+    return thread

@@ -5,16 +5,20 @@ A ModelCache can snapshot and restore its state cheaply, so a chat can rewind to
 its history diverges from what was generated (harmony drops earlier analysis) and prefill only
 the new tokens:
 - full layers only need the offset (positions before it are never overwritten);
-- sliding layers keep their last window as immutable MLX arrays, so a snapshot is a reference.
+- sliding layers keep their window in a buffer written in place, so a snapshot copies the window
+  (127 rows per layer), and a decoded token allocates nothing.
 
 # B batch, KV kv heads, S cached tokens, T new tokens, hd head dim
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import mlx.core as mx
+
+from engine.memory import SLIDING_LAP
 
 GROW_STEP = 256  # full caches grow in steps to avoid a reallocation per token
 
@@ -56,6 +60,19 @@ class _PositionCache:
     def restore(self, snap) -> None:
         self.offset = snap
 
+    def _stored(self) -> tuple:
+        raise NotImplementedError
+
+    def fork(self, snap):
+        """A new cache of the same kind holding a copy of positions start..snap (this one is untouched)."""
+        new = copy.copy(self)
+        n = snap - self.start
+        stored = self._stored()
+        new._set_stored(_append((None,) * len(stored), tuple(a[:, :, :n] for a in stored), 0)
+                        if n and stored[0] is not None else (None,) * len(stored))
+        new.offset = snap
+        return new
+
 
 class FullCache(_PositionCache):
     """Keys/values of every position so far.
@@ -78,6 +95,12 @@ class FullCache(_PositionCache):
     @property
     def state(self):
         return [] if self.keys is None else [self.keys, self.values]
+
+    def _stored(self) -> tuple:
+        return (self.keys, self.values)
+
+    def _set_stored(self, stored: tuple) -> None:
+        self.keys, self.values = stored
 
 
 class QuantizedFullCache(_PositionCache):
@@ -110,40 +133,103 @@ class QuantizedFullCache(_PositionCache):
     def state(self):
         return [] if self.stored[0] is None else list(self.stored)
 
+    def _stored(self) -> tuple:
+        return self.stored
+
+    def _set_stored(self, stored: tuple) -> None:
+        self.stored = stored
+
 
 class SlidingCache:
-    """Only the last `window - 1` positions are kept: a query sees itself and the 127 before it."""
+    """Only the last `window - 1` positions are kept: a query sees itself and the 127 before it.
+
+    They live in one buffer of window - 1 + LAP rows written in place: a decoded token is one row
+    written, no array made. Once per lap (LAP tokens) the window moves back to the front of a fresh
+    buffer. update() returns a view of the held rows plus the new ones, in position order, so the
+    attention sees exactly the keys (and sums them in the order) it did when this was a concatenation.
+    A snapshot copies the held window (the buffer is overwritten afterwards); that is the only copy.
+    """
+
+    LAP = SLIDING_LAP
 
     def __init__(self, window: int, start: int = 0):
         self.window = window
-        self.keys = self.values = None
+        self.keep = window - 1
         self.offset = start
+        self.buffers = (None, None)  # keys, values [B, KV, rows, hd]
+        self.lo = self.used = 0  # the held window is rows lo..used of the buffers
+
+    def _room(self, k: mx.array, T: int) -> None:
+        """Make rows used..used+T free, moving the held window to the front of a new buffer if needed."""
+        rows = self.keep + max(self.LAP, T)
+        if self.buffers[0] is not None and self.used + T <= self.buffers[0].shape[2]:
+            return
+        held = self.used - self.lo
+        if self.buffers[0] is not None and self.buffers[0].shape[2] > rows:
+            rows = self.buffers[0].shape[2]
+        moved = []
+        for old in self.buffers:
+            b = mx.zeros((*k.shape[:2], rows, k.shape[3]), k.dtype)
+            if old is not None and held:
+                b[:, :, :held] = old[:, :, self.lo:self.used]
+            moved.append(b)
+        self.buffers = tuple(moved)
+        self.lo, self.used = 0, held
 
     def update(self, k: mx.array, v: mx.array) -> tuple[mx.array, mx.array, int]:
         T = k.shape[2]
-        if self.keys is not None:
-            k = mx.concatenate([self.keys, k], axis=2)
-            v = mx.concatenate([self.values, v], axis=2)
-        start = self.offset + T - k.shape[2]  # position of k's first row
+        self._room(k, T)
+        keys, values = self.buffers
+        end = self.used + T
+        keys[:, :, self.used:end] = k  # in place: nothing else holds the buffer (snapshots are copies)
+        values[:, :, self.used:end] = v
+        self.buffers = (keys, values)
+        first = self.lo
+        start = self.offset - (self.used - first)  # position of the first returned row
         self.offset += T
-        keep = self.window - 1
-        # New arrays, never written in place: old snapshots stay valid.
-        self.keys, self.values = k[:, :, -keep:], v[:, :, -keep:]
-        return k, v, start
+        self.used = end
+        self.lo = max(first, end - self.keep)
+        return keys[:, :, first:end], values[:, :, first:end], start
 
     def held(self) -> int:
         """Keys held now (at most window - 1): what the next update's keys come after."""
-        return 0 if self.keys is None else self.keys.shape[2]
+        return self.used - self.lo
+
+    def window_rows(self) -> tuple[mx.array | None, mx.array | None]:
+        """Views of the held keys and values (position order), or (None, None) when empty."""
+        if self.buffers[0] is None or self.used == self.lo:
+            return None, None
+        return tuple(b[:, :, self.lo:self.used] for b in self.buffers)
 
     def snapshot(self):
-        return (self.offset, self.keys, self.values)
+        k, v = self.window_rows()
+        if k is None:
+            return (self.offset, None, None)
+        k, v = mx.contiguous(k), mx.contiguous(v)
+        mx.async_eval(k, v)  # copied now, so the next in-place write finds the buffer unshared
+        return (self.offset, k, v)
 
     def restore(self, snap) -> None:
-        self.offset, self.keys, self.values = snap
+        offset, k, v = snap
+        self.offset = offset
+        self.lo = self.used = 0
+        if k is not None:
+            self._room(k, k.shape[2])
+            keys, values = self.buffers
+            keys[:, :, :k.shape[2]] = k
+            values[:, :, :k.shape[2]] = v
+            self.buffers = (keys, values)
+            self.used = k.shape[2]
 
     @property
     def state(self):
-        return [] if self.keys is None else [self.keys, self.values]
+        return [] if self.buffers[0] is None else list(self.buffers)
+
+    def fork(self, snap):
+        """A new window holding `snap` (a snapshot of this one)."""
+        new = SlidingCache(self.window)
+        new.restore(snap)
+        return new
 
 
 @dataclass(frozen=True)
@@ -175,6 +261,10 @@ class ModelCache:
 
     def state(self) -> list[mx.array]:
         return [a for c in self.layers for a in c.state]
+
+    def fork(self, snap: CacheSnapshot) -> "ModelCache":
+        """A new cache at `snap` (a snapshot of this one), sharing nothing this one will overwrite."""
+        return ModelCache([c.fork(s) for c, s in zip(self.layers, snap.layers)])
 
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self.state())

@@ -50,13 +50,16 @@ def chat_session(model, enc, folder: str | Path, context_length: int, prefill_ch
 
 
 def open_chat(folder: str | Path, context_length: int = 8192, budget: int | None = None,
-              dtype: str | None = None, policy=PLANNED, on_loading=None, name: str | None = None):
+              dtype: str | None = None, policy=PLANNED, on_loading=None, name: str | None = None,
+              cache_folder: str | Path | None = None, cache_disk_bytes: int | None = None):
     """Open `folder` (official gpt-oss layout) for chat and return its engine.session.ChatSession.
 
     name: what the caller calls the model (default: the folder's name).
     budget: bytes the model may use (default: this machine's GPU budget, engine.memory).
     policy: PLANNED (default), None for everything resident as stored, or an engine.memory.Policy.
     on_loading: called with no arguments once the plan accepts, just before the weights are read.
+    cache_folder: where conversations' caches are kept across restarts (engine/prompt_store.py; the
+    app's data folder); cache_disk_bytes bounds it. None: in memory only.
     Raises ModelError (NotEnoughMemory when it can't fit) with one sentence and a way forward.
     """
     from engine.memory import plan as plan_memory
@@ -86,10 +89,28 @@ def open_chat(folder: str | Path, context_length: int = 8192, budget: int | None
     enc = load_tokenizer(folder, vocab_size=load_config(folder).vocab_size)
     with wired_limit():
         model = load_model(folder, dtype=dtype, policy=policy)
+    from engine.prompt_cache import PromptCache
+
+    # Other conversations' caches get what the plan leaves free (never an expert slot); unplanned: none.
+    prompt_cache = PromptCache(model.make_cache, budget_bytes=plan.prompt_cache_bytes if plan is not None else 0,
+                               store=_prompt_store(cache_folder, folder, cache_disk_bytes))
     session = chat_session(model, enc, folder, context_length, plan.prefill_chunk if plan is not None else None,
-                           name=name, wired_limit=wired_limit)
+                           name=name, wired_limit=wired_limit, prompt_cache=prompt_cache)
     session.plan = plan
     return session
+
+
+def _prompt_store(cache_folder, model_folder, disk_bytes):
+    """The disk store for conversations' caches, or None (no folder, or one we can't use: logged)."""
+    if cache_folder is None:
+        return None
+    from engine.prompt_store import DEFAULT_BUDGET, PromptStore
+
+    try:
+        return PromptStore(cache_folder, model_folder, DEFAULT_BUDGET if disk_bytes is None else disk_bytes)
+    except OSError as e:  # a read-only or vanished folder: chats still work, from memory only
+        log.warning("prompt cache folder %s can't be used: %s", cache_folder, e)
+        return None
 
 
 __all__ = ["NotEnoughMemory", "PLANNED", "chat_session", "model_name", "open_chat"]

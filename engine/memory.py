@@ -17,6 +17,10 @@ The ladder (docs/memory.md says why):
      costs against float32, while a step down in weights costs 3x that and an expert slot less
      costs speed (docs/memory.md has the figures)
 The embedding table always stays in the memory-mapped checkpoint (rows gathered on the CPU).
+Cached conversations (engine/prompt_cache.py) get a share of what the chosen policy leaves free,
+never more: the policy is chosen first, so no expert slot or bit of precision is traded for them
+(Plan.prompt_cache_tokens says how many tokens of cached prefixes fit; 0 on a tight Mac, where
+they go to disk instead).
 Experts are never requantized: they stay in the checkpoint's MXFP4.
 
 # E experts, D hidden, I expert intermediate, V vocab, H query heads, KV kv heads, hd head dim,
@@ -43,6 +47,8 @@ MIN_PREFILL_CHUNK = 16
 # scale and bias per group of QUANT_GROUP along the head dim (full-attention layers only).
 KV_BITS_SUPPORTED: tuple[int | None, ...] = (None, 8)
 ATTENTION_SHARE = 16  # a prefill chunk's attention scores may take 1/16 of the budget
+SLIDING_LAP = 256  # a sliding layer's buffer holds its window plus this many rows (engine/cache.py)
+PROMPT_CACHE_SHARE = 0.5  # cached conversations may take half of what the plan leaves free
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,12 @@ class Plan:
     breakdown: dict[str, int] = field(default_factory=dict)  # group -> bytes
     context_cap: int = 0  # the longest context this policy fits in the budget
     prefill_chunk: int = DEFAULT_PREFILL_CHUNK
+    prompt_cache_tokens: int = 0  # tokens of other conversations' cached prefixes that fit beside it
+    cached_token_bytes: int = 0  # what one such token costs (full-attention layers, the policy's KV)
+
+    @property
+    def prompt_cache_bytes(self) -> int:
+        return self.prompt_cache_tokens * self.cached_token_bytes
 
     def summary(self) -> str:
         """One line per group, for logs and the benchmarks."""
@@ -180,10 +192,24 @@ def kv_cache_bytes(fp: Footprint, context: int, kv_bits: int | None, chunk: int,
         group = QUANT_GROUP if fp.head_dim % QUANT_GROUP == 0 else fp.head_dim
         full_per_elem = kv_bits / 8 + 2 * itemsize / group
     full_tokens = math.ceil(context / KV_STEP) * KV_STEP
-    # A sliding layer keeps window-1 keys and holds them plus the new chunk while it attends.
-    sliding_tokens = min(context, fp.sliding_window - 1 + chunk)
+    # A sliding layer's buffer holds window-1 keys plus a lap (or a whole chunk, if larger).
+    sliding_tokens = fp.sliding_window - 1 + max(SLIDING_LAP, chunk)
     full = per_token_layer * fp.full_layers * full_tokens * full_per_elem
     return int(full + per_token_layer * fp.sliding_layers * sliding_tokens * itemsize)
+
+
+def cached_token_bytes(fp: Footprint, kv_bits: int | None, itemsize: int = 2) -> int:
+    """Bytes one more cached token costs in memory: keys and values of every full-attention layer
+    (the sliding layers' windows are a fixed cost per conversation, not per token)."""
+    per_elem = itemsize if kv_bits is None else kv_bits / 8 + 2 * itemsize / (
+        QUANT_GROUP if fp.head_dim % QUANT_GROUP == 0 else fp.head_dim)
+    return math.ceil(2 * fp.kv_heads * fp.head_dim * fp.full_layers * per_elem)
+
+
+def prompt_cache_tokens(fp: Footprint, policy: Policy, peak: int, budget: int, itemsize: int = 2) -> int:
+    """Tokens of cached conversations that fit in PROMPT_CACHE_SHARE of what `peak` leaves free."""
+    free = max(0, budget - peak)
+    return int(free * PROMPT_CACHE_SHARE) // max(1, cached_token_bytes(fp, policy.kv_bits, itemsize))
 
 
 def workspace_bytes(fp: Footprint, policy: Policy, chunk: int, itemsize: int = 2) -> int:
@@ -346,7 +372,10 @@ def plan_footprint(fp: Footprint, context_length: int = 4096, budget_bytes: int 
         peak = sum(parts.values())
         if peak <= budget:
             cap = _context_cap(fp, policy, budget, chunk, dtype)
-            return Plan(policy, peak, True, "", budget, parts, cap, chunk)
+            itemsize = 4 if dtype == "float32" else 2
+            return Plan(policy, peak, True, "", budget, parts, cap, chunk,
+                        prompt_cache_tokens(fp, policy, peak, budget, itemsize),
+                        cached_token_bytes(fp, policy.kv_bits, itemsize))
     leanest = candidates[-1]
     parts = breakdown(fp, leanest, chunk, dtype)
     peak = sum(parts.values())

@@ -4,12 +4,13 @@
     for ev in session.reply(messages, effort="medium"):
         ...  # engine.events: ContextTrimmed?, PrefillProgress*, MessageStart/TextDelta/MessageEnd..., Stop, Done
 
-`reply` gets the whole conversation each time. The cache is reused for the longest prefix of the
-new prompt that it still holds: harmony drops a finished turn's analysis, so the history diverges
-from what was generated right after the previous prompt. Sliding-window layers can't be trimmed,
-so the session keeps cache snapshots at the end of each prompt (minus its last token) and rewinds
-to the newest one that is still a prefix; only the tokens after it are prefilled. Regenerate,
-edit-and-resend and switching conversations fall out of the same rule.
+`reply` gets the whole conversation each time. The session's prompt cache (engine/prompt_cache.py)
+holds several conversations' KV caches; the new prompt resumes from the longest prefix any of them
+(or a file on disk, engine/prompt_store.py) still holds: harmony drops a finished turn's analysis,
+so the history diverges from what was generated right after the previous prompt. Sliding-window
+layers can't be trimmed, so each conversation keeps snapshots at the end of each prompt (minus
+its last token) and rewinds to the newest one that is still a prefix; only the tokens after it
+are prefilled. Regenerate, edit-and-resend and switching conversations fall out of the same rule.
 """
 
 from __future__ import annotations
@@ -17,33 +18,18 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from engine.events import ContextTrimmed, Done, Event, PrefillProgress, PromptTooLong, Stop, TokenLogprobs
 from engine.generate import Generation, GenerationStats, SamplingParams
 from engine.harmony import StreamParser, kept_messages, render_prompt
+from engine.prompt_cache import MAX_SNAPSHOTS, PromptCache, common_prefix
 from engine.prompt_fit import fit_prompt
 from engine.tokenizer import special_id
 from engine.structured import reply_setup
 
-MAX_SNAPSHOTS = 8  # each holds the sliding layers' windows (a few MB for gpt-oss-20b)
 PREFILL_CHUNK = 512
 PROGRESS_AFTER_S = 1.0  # a prompt read faster than this shows no progress
-
-
-@dataclass
-class _Snapshot:
-    position: int
-    state: object = field(repr=False)
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    """Length of the longest common prefix of two id lists."""
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
 
 
 @dataclass
@@ -67,7 +53,7 @@ class ChatSession:
 
     def __init__(self, model, enc, context_length: int = 8192, prefill_chunk: int = PREFILL_CHUNK,
                  defaults: SamplingParams = SamplingParams(), greedy: bool = False, wired_limit=None,
-                 name: str = "model"):
+                 name: str = "model", prompt_cache: PromptCache | None = None):
         self.model, self.enc, self.name = model, enc, name
         self.context_length = context_length
         self.prefill_chunk = prefill_chunk  # the memory plan shrinks it for long contexts
@@ -75,18 +61,43 @@ class ChatSession:
         # Held while answering (engine.memory.wired_limit when opened by engine.open_chat).
         self.wired_limit = wired_limit or contextlib.nullcontext
         self.plan = None  # engine.memory.Plan when opened by engine.open_chat
-        self.cache = None
-        self.held: list[int] = []  # the ids the cache holds, in order
-        self.snapshots: list[_Snapshot] = []
+        # The conversations' caches; without a memory plan, only their number is bounded.
+        self.prompt_cache = prompt_cache or PromptCache(model.make_cache)
+        self.conversation = None  # engine.prompt_cache.Conversation answered last
         self.start_id = special_id(enc, "<|start|>")
         self.stop_ids = frozenset(special_id(enc, n) for n in ("<|return|>", "<|call|>"))
 
     def _last_message_start(self, ids: list[int]) -> int:
         return _last_start(ids, self.start_id)
 
+    # The conversation in use: its cache, the ids it holds (in order) and its snapshots.
+    @property
+    def cache(self):
+        return None if self.conversation is None else self.conversation.cache
+
+    @property
+    def held(self) -> list[int]:
+        return [] if self.conversation is None else self.conversation.held
+
+    @held.setter
+    def held(self, ids: list[int]) -> None:
+        self.conversation.held = ids
+
+    @property
+    def snapshots(self) -> list:
+        return [] if self.conversation is None else self.conversation.snapshots
+
     def reset(self) -> None:
-        """Forget the cache (the next reply prefills from scratch)."""
-        self.cache, self.held, self.snapshots = None, [], []
+        """Forget the cached conversations in memory (the next reply prefills from scratch, unless
+        the prompt cache's disk store holds it)."""
+        self.prompt_cache.clear()
+        self.conversation = None
+
+    def close(self) -> None:
+        """The app quits: write the conversations in memory to the disk store, if any, and wait."""
+        self.prompt_cache.flush(wait=True)
+        if self.prompt_cache.store is not None:
+            self.prompt_cache.store.close()
 
     # ------------------------------------------------------------------ prompt fitting
 
@@ -122,28 +133,20 @@ class ChatSession:
 
     # ------------------------------------------------------------------ cache reuse
 
-    def _rewind(self, ids: list[int]) -> int:
-        """Rewind the cache to the newest snapshot that is a prefix of ids[:-1]; returns its position."""
-        target = len(ids) - 1
-        reusable = min(common_prefix(self.held, ids), target)
-        if self.cache is not None and reusable == len(self.held) == self.cache.offset:
-            return reusable  # the prompt extends everything held (a tool result after a call): no rewind
-        snap = next((s for s in reversed(self.snapshots) if s.position <= reusable), None)
-        if self.cache is None or snap is None:
-            self.cache, self.held, self.snapshots = self.model.make_cache(), [], []
-            return 0
-        self.cache.restore(snap.state)
-        self.held = self.held[:snap.position]
-        # A full-attention cache is overwritten in place after the rewind: later snapshots die.
-        self.snapshots = [s for s in self.snapshots if s.position <= snap.position]
-        return snap.position
+    def _rewind(self, ids: list[int], owner: str | None = None) -> int:
+        """Take the cached conversation that holds the longest prefix of ids[:-1], rewound (or forked)
+        to it; returns how many ids it holds."""
+        self.conversation, reused = self.prompt_cache.resume(ids, owner)
+        return reused
 
     def _snapshot_at(self, ids: list[int], position: int) -> None:
         """Called by the prefill when the cache holds ids[:position]: remember it, keep a snapshot."""
-        self.held = list(ids[:position])
-        if not self.snapshots or self.snapshots[-1].position < position:
-            self.snapshots.append(_Snapshot(position, self.cache.snapshot()))
-        self.snapshots = self.snapshots[-MAX_SNAPSHOTS:]
+        self.conversation.add_snapshot(ids, position)
+
+    def _forget_current(self) -> None:
+        """The cache can't be accounted for: drop it (never reuse what we can't trust)."""
+        self.prompt_cache.discard(self.conversation)
+        self.conversation = None
 
     def _generation(self, ids: list[int], start: int, marks, **kw) -> Generation:
         """The one prefill/decode pipeline for ids[start:], snapshotting at `marks` and at ids[:-1]."""
@@ -188,7 +191,7 @@ class ChatSession:
               cancel: threading.Event | None = None, date: str | None = None, identity: str | None = None,
               tools: list | None = None, python: bool = False, tool_choice=None,
               response_format: dict | None = None, final_only: bool = False, prompt: RenderedPrompt | None = None,
-              browser: list[str] | None = None):
+              browser: list[str] | None = None, owner: str | None = None):
         """Generate the assistant's answer to `messages` (ending with the user's message or a tool result).
 
         Yields ContextTrimmed (if needed), PrefillProgress (only once reading the prompt has taken
@@ -202,12 +205,13 @@ class ChatSession:
         is (no turn dropped; the caller made sure it fits) and the rendering arguments are unused.
         browser: offer the built-in browser over these named sources; its calls come as ToolCalls
         to "browser.search"/"browser.open"/"browser.find" (engine.browser.BrowserTool runs them).
+        owner: who asks ("window", "api"): the prompt cache evicts each owner's newest conversation last.
         """
         started = time.perf_counter()
         if prompt is not None:
             with self.wired_limit():
                 yield from self._answer(prompt.ids, started, sampling or self.sampling(), max_tokens, cancel,
-                                        prompt.tools, prompt.constraint, prompt.browser)
+                                        prompt.tools, prompt.constraint, prompt.browser, owner)
             return
         tools, constraint, render = self._setup(effort, developer, date, identity, tools, python, tool_choice,
                                                 response_format, final_only, browser)
@@ -219,10 +223,11 @@ class ChatSession:
             return
         with self.wired_limit():
             yield from self._answer(ids, started, sampling or self.sampling(), max_tokens, cancel, tools, constraint,
-                                    browser is not None)
+                                    browser is not None, owner)
 
-    def _answer(self, ids, started, sampling, max_tokens, cancel, tools=None, constraint=None, browser=False):
-        reused = self._rewind(ids)
+    def _answer(self, ids, started, sampling, max_tokens, cancel, tools=None, constraint=None, browser=False,
+                owner=None):
+        reused = self._rewind(ids, owner)
         room = max(1, self.context_length - len(ids))
         gen = self._generation(ids, reused, (self._last_message_start(ids),), sampling=sampling,
                                max_tokens=min(max_tokens, room), stop_ids=self.stop_ids, cancel=cancel,
@@ -260,7 +265,7 @@ class ChatSession:
         finally:
             tokens.close()  # its cleanup lets the queued decode step land in the cache
             if self.cache.offset != len(self.held):  # never trust a cache we can't account for
-                self.reset()
+                self._forget_current()
         if stop is None:
             reason = {"stop": "return", "max_tokens": "max_tokens"}.get(gen.stats.stop_reason, "cancelled")
             events = parser.finish(reason)

@@ -1,6 +1,7 @@
 """python -m server --model FOLDER [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--context N]
                     [--allow-origin ORIGIN ...] [--max-body BYTES]
                     [--library FOLDER ...] [--zim FILE ...]   (the built-in web_search tool: docs/browser.md)
+                   [--prompt-cache FOLDER]   (conversations' caches kept across restarts)
 
 The port is taken and the model loaded before "Serving ..." is printed; when either fails, the
 server says why in one sentence and exits with status 1.
@@ -16,6 +17,7 @@ import errno
 import ipaddress
 import os
 import socket
+import signal
 import sys
 from pathlib import Path
 
@@ -41,6 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--max-body", type=_size, default=None, metavar="BYTES",
                     help="largest request body accepted, e.g. 8M (default: 64 bytes per token of context, "
                          "at least 4M)")
+    ap.add_argument("--prompt-cache", default=None, metavar="FOLDER",
+                    help="keep conversations' caches in FOLDER across restarts (default: in memory only)")
     ap.add_argument("--library", action="append", default=[], metavar="FOLDER",
                     help="a folder of documents the built-in web_search tool searches (repeatable; nothing goes to the web)")
     ap.add_argument("--zim", action="append", default=[], metavar="FILE",
@@ -117,7 +121,7 @@ def main(argv=None) -> int:
     from server.names import aliases_for
     from server.runner import EngineRunner
 
-    opener, closing = (lambda: open_chat(model, context_length=args.context)), None
+    opener, closing = (lambda: open_chat(model, context_length=args.context, cache_folder=args.prompt_cache)), None
     if args.distributed:
         from engine.distributed import init_group, open_pipeline_chat
         from engine.errors import ModelError
@@ -149,6 +153,9 @@ def main(argv=None) -> int:
     app = create_app(runner, name, args.api_key, sources, aliases=aliases_for(model), allowed_origins=args.allow_origin,
                      max_body=args.max_body or default_max_body(args.context), loopback_only=is_loopback(args.host))
     print(f"Serving {name} at http://{args.host}:{args.port}/v1", file=sys.stderr)
+    # uvicorn re-raises SIGTERM once it has shut down: exit through `finally`, so the engine thread
+    # gets to write the prompt cache instead of the process dying on the spot.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     finally:

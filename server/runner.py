@@ -151,8 +151,18 @@ class EngineRunner:
         while True:
             work = self._jobs.get()
             if work is None:
+                self._close_chat()
                 return
             work()
+
+    def _close_chat(self) -> None:
+        """On the engine thread, at stop: the session writes its cached conversations to disk (if it keeps them)."""
+        close = getattr(self.session, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                log.exception("the prompt cache could not be written at exit")
 
     def execute(self, job: Job) -> None:
         """Serve one job to its end; every job's stream ends with END, whatever happens."""
@@ -200,7 +210,7 @@ class EngineRunner:
         if job.logprobs is not None:  # the extra host work only when asked
             sampling = dataclasses.replace(sampling, logprobs=job.logprobs)
         for ev in session.reply(job.messages, sampling=sampling, max_tokens=max_tokens, cancel=job.cancel,
-                                prompt=prompt):
+                                prompt=prompt, owner="api"):
             if isinstance(ev, Done):
                 self.last_done = ev
             job.put(ev)

@@ -1,11 +1,26 @@
 """Fixtures shared across the suite."""
 
+import os
 import shutil
 
 import pytest
 
+from engine.tokenizer import load_tokenizer
 from models.tiny import write_tiny_checkpoint
 from models.tokenizer_json import shared_o200k_harmony_folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_writes_to_the_users_data_folder(tmp_path_factory):
+    """The app's data folder (history, settings, cached conversations, mcp.json) is a temporary one
+    for the whole run; tests that look at it ask for app_home (tests/app/conftest.py)."""
+    os.environ.setdefault("GPT_OSS_CHAT_HOME", str(tmp_path_factory.mktemp("app-home")))
+
+
+@pytest.fixture(scope="session")
+def enc():
+    """The real o200k_harmony tokenizer (from the bpe-openai package), loaded once for the run."""
+    return load_tokenizer(shared_o200k_harmony_folder())
 
 
 @pytest.fixture(scope="session")

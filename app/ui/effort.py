@@ -11,6 +11,11 @@ from app.ui.theme import current_colors
 EFFORTS = ("low", "medium", "high")
 
 
+EFFORT_TIP = "How long gpt-oss reasons before answering. Takes effect from the next message."
+# The demo with Python offered writes its whole working at every effort (models/demo/README.md).
+DEMO_PYTHON_TIP = ("With Python on, the demo model writes out its full working at every effort; turn Python off "
+                   "in Settings to see effort change its answers. gpt-oss follows effort either way.")
+
 class _StopLabel(QLabel):
     """A label under the slider that moves the slider to its stop when clicked."""
 
@@ -42,7 +47,7 @@ class EffortSlider(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setToolTip("How long gpt-oss reasons before answering. Takes effect from the next message.")
+        self.setToolTip(EFFORT_TIP)
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setHorizontalSpacing(6)

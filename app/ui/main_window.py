@@ -14,7 +14,7 @@ from app.store import StoreError
 from app.ui.api_server_section import served_text
 from app.ui.composer import Composer
 from app.ui.context_meter import ContextMeter
-from app.ui.effort import EffortSlider
+from app.ui.effort import DEMO_PYTHON_TIP, EFFORT_TIP, EffortSlider
 from app.ui.elided_label import ElidedLabel
 from app.ui.message_view import THIS_MACHINE, MessageView
 from app.ui.settings_dialog import SettingsDialog
@@ -287,10 +287,12 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.c.settings, self, greedy=self.c.greedy, api=self.api_server,
                                 context_lengths=self.c.context_lengths, mcp=self.c.mcp,
                                 conversation_id=self.c.current_id if self.c.current_id != -1 else None,
-                                library=(self.c.library, self.c.indexer))
+                                demo=self.c.is_demo, library=(self.c.library, self.c.indexer))
+        dialog.cache_section.clear_requested.connect(self.c.clear_prompt_cache)
         try:
             if dialog.exec():
                 self.c.save_settings(dialog.result_settings())
+                self.effort_hint()
         finally:   # a kept dialog keeps its connections to the API server alive
             dialog.deleteLater()
         self.sources_switch.refresh()   # the Library section may have added or removed sources
@@ -354,7 +356,12 @@ class MainWindow(QMainWindow):
                                       f"Ask anything. Answers are written on {THIS_MACHINE}, offline.")
         self.messages.set_examples([e.question for e in DEMO_EXAMPLES] if demo else [])
         self.effort.set_effort(self.c.effort)
+        self.effort_hint()
         self._update_composer()
+
+    def effort_hint(self) -> None:
+        """The effort slider's tooltip says why it seems not to matter where that is so (the demo, Python on)."""
+        self.effort.setToolTip(DEMO_PYTHON_TIP if self.c.is_demo and self.c.settings.python_tool else EFFORT_TIP)
 
     def _model_failed(self, message: str) -> None:
         self.status_model.setText("No model loaded")

@@ -13,12 +13,18 @@ from app.settings import CONTEXT_LENGTHS, Settings
 from app.ui.api_server_section import ApiServerSection
 from app.ui.functions_editor import SCHEMA_EXAMPLE, FunctionsEditor
 from app.ui.mcp_section import McpSection
+from app.ui.prompt_cache_section import PromptCacheSection
 from app.user_functions import check_answer_schema
+
+
+DEMO_IGNORES = ("The demo model is not offered your functions, the answer format or MCP servers: it never "
+                "learnt them and would answer with nonsense. They apply as soon as a gpt-oss model is loaded "
+                "(the local API passes a client's own tools and formats to any model).")
 
 
 class SettingsDialog(QDialog):
     def __init__(self, settings: Settings, parent=None, greedy: bool = False, api=None,
-                 context_lengths: tuple = (), mcp=None, conversation_id: int | None = None,
+                 context_lengths: tuple = (), mcp=None, conversation_id: int | None = None, demo: bool = False,
                  library=None):
         """`greedy`: the loaded model decodes greedily, so temperature and top-p don't apply to it.
         `api`: the app's LocalApiServer, for the "Local API server" switch (None: no switch).
@@ -110,10 +116,18 @@ class SettingsDialog(QDialog):
             lay.addSpacing(8)
             self.api_section = ApiServerSection(api)
             lay.addWidget(self.api_section)
+        lay.addSpacing(8)
+        self.cache_section = PromptCacheSection(settings.prompt_cache_gb)
+        lay.addWidget(self.cache_section)
         self.show_raw = QCheckBox("Show raw chain of thought")
         self.show_raw.setChecked(settings.show_raw_cot)
         lay.addSpacing(8)
         lay.addWidget(QLabel("Developer", objectName="Title"))
+        # The window ignores these for the demo (it never learnt them): say so rather than look broken.
+        self.demo_note = QLabel(DEMO_IGNORES, objectName="Notice")
+        self.demo_note.setWordWrap(True)
+        self.demo_note.setVisible(demo)
+        lay.addWidget(self.demo_note)
         lay.addWidget(self.show_raw)
         note = QLabel("The chain of thought is unfiltered model output: it is not checked for accuracy or safety "
                       "the way final answers are. Shown beside each answer, collapsible.", objectName="Caption")
@@ -178,4 +192,5 @@ class SettingsDialog(QDialog):
                        max_tokens=self.max_tokens.value(), context_length=int(self.context.currentData()),
                        show_raw_cot=self.show_raw.isChecked(), python_tool=self.python_tool.isChecked(),
                        functions=self.functions.functions(), python_disk_quota_mb=self.disk_quota.value(),
-                       answer_schema=self.answer_schema.toPlainText().strip()).clamped()
+                       answer_schema=self.answer_schema.toPlainText().strip(),
+                       prompt_cache_gb=self.cache_section.gigabytes()).clamped()

@@ -80,7 +80,7 @@ class ScriptedSession:
 
     def reply(self, messages, effort="medium", developer=None, sampling=None, max_tokens=2048, cancel=None,
               date=None, identity=None, tools=None, python=False, tool_choice=None, response_format=None,
-              final_only=False, prompt=None, browser=None):
+              final_only=False, prompt=None, browser=None, owner=None):
         offered = {"tools": tools, "python": python, "response_format": response_format, "tool_choice": tool_choice,
                    "browser": browser}
         self.calls.append({"messages": [dict(m) for m in messages], "effort": effort, "developer": developer,

@@ -11,28 +11,19 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-import pytest
 
 from app.controller import ChatController
 from app.store import INTERRUPTED_NOTICE, ChatStore, StoredMessage
 from app.worker import EngineWorker
 from engine.session import ChatSession
-from engine.tokenizer import load_tokenizer
-from models.tokenizer_json import shared_o200k_harmony_folder
 from scripted import ScriptedSession, answer_script, scripted_loader
 
 ROOT = Path(__file__).resolve().parents[2]
 REPLY = "<|channel|>analysis<|message|>Two plus two.<|end|><|start|>assistant<|channel|>final<|message|>4<|return|>"
-
-
-@pytest.fixture(scope="module")
-def enc():
-    return load_tokenizer(shared_o200k_harmony_folder())
 
 
 class CountingCache:

@@ -6,13 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from engine.tokenizer import load_tokenizer
-from models.tokenizer_json import shared_o200k_harmony_folder
-
-
-@pytest.fixture(scope="session")
-def enc():
-    return load_tokenizer(shared_o200k_harmony_folder())
 
 
 @pytest.fixture(scope="session")

@@ -10,17 +10,11 @@ import pytest
 
 from engine.browser import spec
 from engine.harmony import render_prompt
-from engine.tokenizer import load_tokenizer
 from engine.tools import check_call, tool_result_message
 from models.tokenizer_json import shared_o200k_harmony_folder
 
 oh = pytest.importorskip("openai_harmony")
 DATE = "2026-12-07"
-
-
-@pytest.fixture(scope="module")
-def enc():
-    return load_tokenizer(shared_o200k_harmony_folder())
 
 
 @pytest.fixture(scope="module")

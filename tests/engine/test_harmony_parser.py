@@ -10,13 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.harmony import MessageEnd, MessageStart, Stop, StreamParser, TextDelta
-from engine.tokenizer import load_tokenizer
 from models.tokenizer_json import shared_o200k_harmony_folder
-
-
-@pytest.fixture(scope="module")
-def enc():
-    return load_tokenizer(shared_o200k_harmony_folder())
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,9 @@ import os
 import pytest
 
 from engine.harmony import kept_messages, render_prompt
-from engine.tokenizer import load_tokenizer
 from models.tokenizer_json import shared_o200k_harmony_folder
 
 oh = pytest.importorskip("openai_harmony")
-
-
-@pytest.fixture(scope="module")
-def enc():
-    return load_tokenizer(shared_o200k_harmony_folder())
 
 
 @pytest.fixture(scope="module")

@@ -12,17 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.harmony import MessageStart, Stop, StreamParser, TextDelta, kept_messages, render_prompt
-from engine.tokenizer import load_tokenizer
 from engine.tools import Tool, ToolCall, json_display, schema_to_typescript, tool_result_message
 from models.tokenizer_json import shared_o200k_harmony_folder
 
 oh = pytest.importorskip("openai_harmony")
 DATE = "2026-11-22"
-
-
-@pytest.fixture(scope="module")
-def enc():
-    return load_tokenizer(shared_o200k_harmony_folder())
 
 
 @pytest.fixture(scope="module")

@@ -143,7 +143,7 @@ def test_kv_cache_prediction_matches_the_cache(small, kv_bits):
     model(mx.array([list(range(tokens))]), cache, last_only=True)
     mx.eval(cache.state())
     fp = read_footprint(small)
-    assert cache.nbytes() == kv_cache_bytes(fp, tokens, kv_bits, chunk=0)
+    assert cache.nbytes() == kv_cache_bytes(fp, tokens, kv_bits, chunk=tokens)  # one 300-token chunk
     assert kv_cache_bytes(fp, 4096, 8, 512) < kv_cache_bytes(fp, 4096, None, 512)
     assert math.ceil(tokens / KV_STEP) * KV_STEP >= tokens
 
@@ -195,3 +195,22 @@ def test_planner_trades_the_kv_cache_for_expert_slots_at_long_contexts(full20b):
         assert now.policy.non_expert_bits == before.non_expert_bits
         assert now.policy.expert_slots > before.expert_slots
         assert now.breakdown["kv_cache"] < 0.55 * breakdown(read_footprint(full20b), before, now.prefill_chunk)["kv_cache"]
+
+
+def test_cached_conversations_take_only_what_the_policy_leaves(full20b):
+    """The prompt cache's share is computed after the policy is chosen: a 16 GB Mac keeps the same
+    expert slots as a plan that knew nothing of it, and its cached tokens fit in what is left."""
+    from engine.memory import PROMPT_CACHE_SHARE, cached_token_bytes
+
+    fp = read_footprint(full20b)
+    for budget in (MAC16_BUDGET, 24 * GB, 64 * GB):
+        p = plan(full20b, 8192, budget_bytes=budget)
+        cheapest_first = [pol for pol in candidate_policies(fp, 8192) if sum(breakdown(fp, pol, p.prefill_chunk).values()) <= budget]
+        assert p.policy == cheapest_first[0]  # the richest policy that fits, as without a prompt cache
+        assert p.cached_token_bytes == cached_token_bytes(fp, p.policy.kv_bits)
+        assert p.peak_bytes + p.prompt_cache_bytes <= p.peak_bytes + (budget - p.peak_bytes) * PROMPT_CACHE_SHARE
+        assert p.prompt_cache_bytes + p.cached_token_bytes > (budget - p.peak_bytes) * PROMPT_CACHE_SHARE
+    # 20b: 12 full layers x 8 kv heads x 64 x 2 (k, v) x 2 bytes = 24 KiB per token in bf16
+    assert cached_token_bytes(fp, None) == 24 * 1024
+    assert cached_token_bytes(fp, 8) == 12 * 8 * 64 * 2 * (1 + 4 / 64)
+    assert plan(full20b, 8192, budget_bytes=64 * GB).prompt_cache_tokens > 100_000

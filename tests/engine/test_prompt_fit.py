@@ -10,15 +10,8 @@ import pytest
 
 from engine.harmony import kept_messages, render_prompt
 from engine.prompt_fit import ContextTrimmed, PromptTooLong, fit_prompt, prompt_budget
-from engine.tokenizer import load_tokenizer
-from models.tokenizer_json import shared_o200k_harmony_folder
 
 DATE = "2026-11-22"
-
-
-@pytest.fixture(scope="module")
-def enc():
-    return load_tokenizer(shared_o200k_harmony_folder())
 
 
 def U(text):

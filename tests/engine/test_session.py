@@ -14,15 +14,8 @@ from engine import load_model
 from engine.generate import SamplingParams
 from engine.harmony import MessageEnd, MessageStart, Stop, TextDelta, render_prompt
 from engine.session import ChatSession, ContextTrimmed, Done, PromptTooLong
-from engine.tokenizer import load_tokenizer
-from models.tokenizer_json import shared_o200k_harmony_folder
 
 GREEDY = SamplingParams(temperature=0.0)
-
-
-@pytest.fixture(scope="module")
-def enc():
-    return load_tokenizer(shared_o200k_harmony_folder())
 
 
 @pytest.fixture(scope="module")

@@ -20,17 +20,10 @@ from engine.generate import SamplingParams
 from engine.events import PrefillProgress
 from engine.harmony import MessageStart, Stop, TextDelta
 from engine.session import ChatSession, Done
-from engine.tokenizer import load_tokenizer
 from engine.tools import Tool, ToolCall, ToolChoice, tool_result_message
-from models.tokenizer_json import shared_o200k_harmony_folder
 from tests.engine.test_session import ScriptedModel
 
 DATE = "2026-11-22"
-
-
-@pytest.fixture(scope="module")
-def enc():
-    return load_tokenizer(shared_o200k_harmony_folder())
 
 
 @pytest.fixture(scope="module")

@@ -14,18 +14,12 @@ from mcp_fixtures import stdio_entry
 from app.mcp.results import clean, max_chars, output_of
 from app.mcp.tools import function_names, model_schema
 from engine.harmony import render_prompt
-from engine.tokenizer import load_tokenizer
 from engine.tools import check_call
 from models.tokenizer_json import shared_o200k_harmony_folder
 
 oh = pytest.importorskip("openai_harmony")
 DATE = "2026-12-07"
 T = 60
-
-
-@pytest.fixture(scope="module")
-def enc():
-    return load_tokenizer(shared_o200k_harmony_folder())
 
 
 @pytest.fixture(scope="module")
