@@ -19,8 +19,6 @@ from app.citation_links import SCHEME, parse_citation_url
 from app.controller import ChatController
 from app.library_sources import LibrarySources
 from app.worker import EngineWorker
-from engine.tokenizer import load_tokenizer
-from models.tokenizer_json import shared_o200k_harmony_folder
 
 _spec = importlib.util.spec_from_file_location("browser_scripted", Path(__file__).parents[1] / "browser" / "scripted_browsing.py")
 browser_scripted = importlib.util.module_from_spec(_spec)
@@ -31,11 +29,6 @@ SEARCH = ('<|channel|>analysis<|message|>I should search the notes.<|end|><|star
 OPEN = '<|channel|>analysis to=browser.open code<|message|>{"id": 0, "cursor": 0}<|call|>'
 FINAL = '<|channel|>final<|message|>The spring tide at Brest peaks at 7.9 metres 【1†L2】.<|return|>'
 PLAIN = '<|channel|>final<|message|>I only know what I was trained on.<|return|>'
-
-
-@pytest.fixture(scope="module")
-def enc():
-    return load_tokenizer(shared_o200k_harmony_folder())
 
 
 @pytest.fixture
