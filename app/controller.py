@@ -52,13 +52,14 @@ class ChatController(QObject):
     _request_generate = Signal(int, object, object)  # object: PySide6 6.12 mis-counts None inside dict/list signals
     _request_tool = Signal(int, str, str)               # request id, chat, python code
     _request_warm = Signal(str)                         # chat: start its kernel while the user decides
+    _request_browse = Signal(int, str, str, str)        # request id, chat, browser.<fn>, arguments
     _mcp_listed = Signal(object, object)                # Turn, Listing (from the MCP client's thread)
     _mcp_finished = Signal(int, object)                 # request id, dict like the tools thread's (ditto)
     _request_clear_cache = Signal()                     # Settings' "Clear cached conversations"
     _request_cache_bytes = Signal("qint64")             # Settings' disk space for them
 
     def __init__(self, store: ChatStore, worker: EngineWorker | None = None, flush_ms: int = 30, parent=None,
-                 tools: ToolsWorker | None = None, mcp: McpService | None = None):
+                 tools: ToolsWorker | None = None, mcp: McpService | None = None, library=None):
         super().__init__(parent)
         self.store = store
         self.history_notice = store.notice   # shown once at start ('' when the history opened cleanly)
@@ -96,6 +97,8 @@ class ChatController(QObject):
             except StoreError:
                 pass
         self.tools.set_python_enabled(self.settings.python_tool)
+        self.tools.set_disk_quota(self.settings.python_disk_quota_mb << 20)
+        self._setup_browser(library)
         # The user's MCP tool servers (mcp.json beside the history): started when a chat needs them,
         # spoken to on their own thread; never offered to the local API's clients.
         self.mcp = mcp or McpService(store, context_length=self.settings.context_length)
@@ -122,6 +125,20 @@ class ChatController(QObject):
         self.turns: dict[int, Turn] = {}            # the answers being written, by conversation id
         self._last_deleted: int | None = None
 
+    def _setup_browser(self, library) -> None:
+        """The browser over the user's library: its calls on the tools thread (app/browser_worker.py)."""
+        from app.browser_worker import BrowserWorker, LibraryIndexer
+        from app.library_sources import LibrarySources
+        if library is None:
+            from app.paths import app_data_dir
+            library = LibrarySources(self.store, app_data_dir() / "browser")
+        self.library = library
+        self.indexer = LibraryIndexer(library, self)
+        self.browser = BrowserWorker(library)
+        self.browser.moveToThread(self.tools_thread.thread)
+        self._request_browse.connect(self.browser.run)
+        self.browser.finished.connect(self._on_tool_finished)
+
     # -- model -----------------------------------------------------------------------------
     def load_model(self, folder: str) -> None:
         """Start loading on the engine thread; model_ready or model_failed follows."""
@@ -133,6 +150,9 @@ class ChatController(QObject):
 
     def _on_loaded(self, name: str, greedy: bool) -> None:
         self.ready, self.model_name, self.greedy = True, name, greedy
+        enc = getattr(self.worker.engine, "enc", None)   # the browser's pages are sized in the model's tokens
+        if enc is not None:   # the tokenizer only (pure, no MLX): holding the session would keep old models alive
+            self.library.count_tokens = lambda text: len(enc.encode_ordinary(text)) if text else 0
         self.is_demo = name == DEMO.label
         used, self.context_lengths = self.worker.context_info()
         if self.context_lengths and used and used != self.settings.context_length:
@@ -158,6 +178,7 @@ class ChatController(QObject):
             self.tools.interrupt(str(turn.conv))
         self.engine_thread.stop()
         self.tools.close_all()
+        self.indexer.cancel()
         self.tools_thread.stop()
         self.mcp.shutdown()
         self.flush()
@@ -263,6 +284,7 @@ class ChatController(QObject):
         self.store.delete(conversation_id)
         self._last_deleted = conversation_id
         self.tools.forget(str(conversation_id))
+        self.library.forget(str(conversation_id))
         if conversation_id == self.current_id:
             rest = self.store.conversations()
             self.open_conversation(rest[0].id if rest else -1)
@@ -291,6 +313,7 @@ class ChatController(QObject):
             self.settings.context_length = old_context   # refused: never unload a working model for it
         self._try(self.settings.save, self.store)  # kept for this session even if it can't be saved
         self.tools.set_python_enabled(self.settings.python_tool)
+        self.tools.set_disk_quota(self.settings.python_disk_quota_mb << 20)
         emit(self._request_cache_bytes, int(self.settings.prompt_cache_gb * 1e9))
         emit(self.settings_changed)
         folder = self._folder or self.settings.model_folder
@@ -385,6 +408,10 @@ class ChatController(QObject):
         s = self.settings
         options = {"effort": self.effort, "developer": s.developer, "temperature": s.temperature,
                    "top_p": s.top_p, "max_tokens": s.max_tokens, "python": s.python_tool}
+        names = self.library.names_for(str(self.current_id))
+        if names and self.library.on_for(self.current_id):   # the chat's sources are on
+            self.library.prepare(str(self.current_id), engine_history(self.model.messages()))
+            options["browser"] = names
         if not self.is_demo:   # the demo model learnt no functions or answer schemas: those sections would be new to it
             options.update(tools=engine_tools(s.functions), response_format=response_format(s.answer_schema))
         turn = self.turns[self.current_id] = Turn(self, self.current_id, engine_history(self.model.messages()),
@@ -443,11 +470,24 @@ class ChatController(QObject):
         emit(self._request_tool, self._request_id, chat, code)
         return self._request_id
 
+    def run_browser(self, chat: str, recipient: str, arguments: str) -> int:
+        self._request_id += 1
+        emit(self._request_browse, self._request_id, chat, recipient, arguments)
+        return self._request_id
+
+    def browser_on(self, conversation_id: int) -> bool:
+        """The chat's sources are on: the model is offered the browser over the library."""
+        return self.library.on_for(conversation_id)
+
+    def set_browser_on(self, conversation_id: int, on: bool) -> None:
+        self.library.set_on_for(conversation_id, on)
+
     def warm_python(self, chat: str) -> None:
         emit(self._request_warm, chat)
 
     def interrupt_python(self, chat: str) -> None:
         self.tools.interrupt(chat)
+        self.library.cancel_indexing(chat)   # a browser call waiting for dropped files to be indexed
 
     def mcp_route(self, conversation_id: int, function: str) -> tuple[str, str, str] | None:
         """(decision, server, tool) for a call to one of the MCP tools ("ask", "always" or "off"),

@@ -22,6 +22,7 @@ class Settings:
     python_tool: bool = True       # offer the sandboxed Python tool (each chat asks before its first run)
     functions: list = field(default_factory=list)  # developer's functions: [{name, description, parameters}]
     answer_schema: str = ""        # developer: JSON Schema every final answer must follow ("": free text)
+    python_disk_quota_mb: int = 1024  # all one chat's Python folder may hold (engine.python_tool Limits.disk_quota)
     api_server: bool = False       # the local OpenAI-compatible API is on (started again at launch)
     api_port: int = 8000           # the port it tries first (the next free one when taken)
     api_allowed_origins: list = field(default_factory=list)  # web pages that may call the API ("http://localhost:3000")
@@ -53,6 +54,7 @@ class Settings:
         self.top_p = min(max(float(self.top_p), 0.05), 1.0)
         self.max_tokens = min(max(int(self.max_tokens), 16), 131072)
         self.context_length = min(max(int(self.context_length), 1024), 131072)
+        self.python_disk_quota_mb = min(max(int(self.python_disk_quota_mb), 16), 1024 * 1024)
         self.api_port = min(max(int(self.api_port), 1024), 65535)
         self.prompt_cache_gb = min(max(float(self.prompt_cache_gb), 0.0), 1000.0)
         self.functions = [f for f in self.functions if isinstance(f, dict)] if isinstance(self.functions, list) else []

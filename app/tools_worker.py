@@ -24,6 +24,7 @@ class ToolsWorker(QObject):
         super().__init__()
         self._pool = pool                  # made on first use, under the app-data folder
         self._enabled = True
+        self._disk_quota: int | None = None   # bytes; None: engine.python_tool's default (Settings sets it)
         self._lock = threading.Lock()
 
     @property
@@ -34,6 +35,8 @@ class ToolsWorker(QObject):
                 from app.paths import app_data_dir
                 from engine.python_tool import PythonToolPool
                 self._pool = PythonToolPool(app_data_dir() / "python", enabled=self._enabled)
+                if self._disk_quota is not None:
+                    self.set_disk_quota(self._disk_quota, pool=self._pool)
             return self._pool
 
     def python_offered(self) -> bool:
@@ -45,6 +48,14 @@ class ToolsWorker(QObject):
         self._enabled = on
         if self._pool is not None:
             self._pool.enabled = on
+
+    def set_disk_quota(self, quota: int, pool=None) -> None:
+        """All one chat's folder may hold (Settings); kernels started from now on take it."""
+        import dataclasses
+        self._disk_quota = quota
+        pool = pool or self._pool
+        if pool is not None:
+            pool.limits = dataclasses.replace(pool.limits, disk_quota=quota)
 
     @Slot(int, str, str)
     def run_python(self, request_id: int, chat: str, code: str) -> None:

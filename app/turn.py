@@ -53,6 +53,7 @@ class TurnHost(Protocol):
 
     def generate(self, messages: list[dict], options: dict) -> int: ...      # -> request id
     def run_python(self, chat: str, code: str) -> int: ...                   # -> request id
+    def run_browser(self, chat: str, recipient: str, arguments: str) -> int: ...  # -> request id (app/browser_worker.py)
     def warm_python(self, chat: str) -> None: ...
     def interrupt_python(self, chat: str) -> None: ...
     def cancel(self, request_id: int) -> None: ...
@@ -261,6 +262,8 @@ class Turn:
             return True
         if step.error:          # a malformed call: the model reads why and tries again
             self._resolve(step, "invalid", step.error)
+        elif step.recipient.startswith("browser."):   # reads only what the user added: no consent
+            self._run_browser(step)
         elif step.python:
             if not self.host.settings.python_tool:
                 self._resolve(step, "off", tool_steps.PYTHON_OFF)
@@ -329,6 +332,12 @@ class Turn:
         self.message.phase = "tool"
         self.host.show_turn(self)
         self.request_id = self.host.run_python(str(self.conv), step.arguments)
+
+    def _run_browser(self, step: CallStep) -> None:
+        step.status = "running"
+        self.message.phase = "tool"
+        self.host.show_turn(self)
+        self.request_id = self.host.run_browser(str(self.conv), step.recipient, step.arguments)
 
     def _run_mcp(self, step: CallStep) -> None:
         step.status = "running"

@@ -55,6 +55,11 @@ class MainWindow(QMainWindow):
         self._actions()
         self._wire()
         self.apply_theme()
+        from app.ui.citation_opener import CitationOpener   # 【6†L9】 links in answers open their source
+        self.citation_opener = CitationOpener(self.c.library, self)
+        self.citation_opener.install()
+        from app.ui.composer_drop import ComposerDrop   # files dropped on the composer: this chat's sources
+        self.composer_drop = ComposerDrop(self)
         self.refresh_conversations()
         self._update_composer()
 
@@ -86,6 +91,9 @@ class MainWindow(QMainWindow):
         h.addWidget(self.model_badge)
         h.addWidget(self.get_model_button)
         h.addSpacing(10)
+        from app.ui.chat_sources import ChatSourcesSwitch   # the chat's library on/off (the browser tool)
+        self.sources_switch = ChatSourcesSwitch(self.c)
+        h.addWidget(self.sources_switch)
         h.addWidget(self.effort)
         self.header = header
         header.installEventFilter(self)
@@ -279,7 +287,7 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.c.settings, self, greedy=self.c.greedy, api=self.api_server,
                                 context_lengths=self.c.context_lengths, mcp=self.c.mcp,
                                 conversation_id=self.c.current_id if self.c.current_id != -1 else None,
-                                demo=self.c.is_demo)
+                                demo=self.c.is_demo, library=(self.c.library, self.c.indexer))
         dialog.cache_section.clear_requested.connect(self.c.clear_prompt_cache)
         try:
             if dialog.exec():
@@ -287,6 +295,7 @@ class MainWindow(QMainWindow):
                 self.effort_hint()
         finally:   # a kept dialog keeps its connections to the API server alive
             dialog.deleteLater()
+        self.sources_switch.refresh()   # the Library section may have added or removed sources
 
     def _escape(self) -> None:
         if self.sidebar.search.hasFocus():   # Esc in the search field: clear it, then back to the chat

@@ -16,6 +16,7 @@ from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QToolButton,
                                QVBoxLayout, QWidget)
 
+from app.citation_links import link_citations
 from app.conversation import ChatMessage, ConversationModel, MessageRole
 from app.qt_compat import emit
 from app.ui.markdown_view import MarkdownView, prose_label
@@ -221,7 +222,8 @@ class AssistantBubble(QWidget):
         elif self._rendered_for != msg.text:
             if self.rendered is not None:
                 self.rendered.deleteLater()
-            self.rendered = MarkdownView(json_block(msg.text) if msg.stats.get("json_answer") else msg.text)
+            self.rendered = MarkdownView(json_block(msg.text) if msg.stats.get("json_answer")
+                                         else link_citations(msg.text, msg.steps))   # 【6†L9】 -> a link
             self.rendered.setObjectName("AnswerBody")
             self.body_box.addWidget(self.rendered)
             self.plain.hide()

@@ -19,6 +19,9 @@ from app.ui.math_text import find_math, latex_html
 from app.ui.theme import Colors
 
 SAFE_SCHEMES = ("http", "https")     # issue 24: only web links open, in the browser
+# and citations (app/citation_links.py): only the app makes them (a model's own are defused there),
+# and they open only what the user's library holds (app/ui/citation_opener.py).
+SAFE_SCHEMES += ("gptoss-cite",)
 PH_OPEN, PH_CLOSE = "\ue000", "\ue001"          # private-use characters: a math span's placeholder
 PLACEHOLDER = re.compile(f"{PH_OPEN}(\\d+){PH_CLOSE}")
 ALONE = re.compile(f"<p>{PH_OPEN}(\\d+){PH_CLOSE}</p>")

@@ -24,7 +24,8 @@ DEMO_IGNORES = ("The demo model is not offered your functions, the answer format
 
 class SettingsDialog(QDialog):
     def __init__(self, settings: Settings, parent=None, greedy: bool = False, api=None,
-                 context_lengths: tuple = (), mcp=None, conversation_id: int | None = None, demo: bool = False):
+                 context_lengths: tuple = (), mcp=None, conversation_id: int | None = None, demo: bool = False,
+                 library=None):
         """`greedy`: the loaded model decodes greedily, so temperature and top-p don't apply to it.
         `api`: the app's LocalApiServer, for the "Local API server" switch (None: no switch).
         `context_lengths`: the lengths the loaded model and the memory plan allow (empty: all)."""
@@ -93,6 +94,18 @@ class SettingsDialog(QDialog):
         if problem:   # the switch keeps its value for when the sandbox can run
             self.python_tool.setEnabled(False)
             python_note.setText(f"Python can't run here: {problem}")
+        self.disk_quota = QSpinBox(minimum=16, maximum=1024 * 1024, singleStep=256, suffix=" MB")
+        self.disk_quota.setValue(settings.python_disk_quota_mb)
+        self.disk_quota.setToolTip("All that one chat's Python folder may hold.")
+        quota_row = QFormLayout()
+        quota_row.addRow("Python disk space per chat", self.disk_quota)
+        lay.addLayout(quota_row)
+        self.library_section = None
+        if library is not None:   # (library sources, indexer): Settings → Library (app/ui/library_section.py)
+            from app.ui.library_section import LibrarySection
+            lay.addSpacing(8)
+            self.library_section = LibrarySection(*library)
+            lay.addWidget(self.library_section)
         self.mcp_section = None
         if mcp is not None:   # app.mcp.service.McpService; the ticks are for the open chat
             lay.addSpacing(8)
@@ -178,6 +191,6 @@ class SettingsDialog(QDialog):
                        temperature=self.temperature.value(), top_p=self.top_p.value(),
                        max_tokens=self.max_tokens.value(), context_length=int(self.context.currentData()),
                        show_raw_cot=self.show_raw.isChecked(), python_tool=self.python_tool.isChecked(),
-                       functions=self.functions.functions(),
+                       functions=self.functions.functions(), python_disk_quota_mb=self.disk_quota.value(),
                        answer_schema=self.answer_schema.toPlainText().strip(),
                        prompt_cache_gb=self.cache_section.gigabytes()).clamped()

@@ -29,6 +29,9 @@ CONSENT_TEXT = ("The model wants to run this Python code. It runs in a sandbox o
 def header_text(step: CallStep) -> str:
     """The block's one line, e.g. "Ran Python code" or "get_weather is waiting for your answer"."""
     status = step.status
+    if step.recipient.startswith("browser."):
+        from app.ui.browser_header import browser_header
+        return browser_header(step)
     if step.mcp:
         return mcp_steps.header(step)
     if step.python:
@@ -149,7 +152,8 @@ class ToolBlock(QFrame):
         self.output = None
         result = step.result
         if result is not None and status not in ("invalid",):
-            self.body_lay.addWidget(QLabel("Output" if python else "Result", objectName="Caption"))
+            caption = "Output" if python else "Page the model saw" if step.recipient.startswith("browser.") else "Result"
+            self.body_lay.addWidget(QLabel(caption, objectName="Caption"))
             self.output = mono_label(result if result.strip() else "(no output)")
             self.output.setObjectName("ToolOutput")
             self.body_lay.addWidget(self.output)
