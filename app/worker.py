@@ -137,8 +137,7 @@ class EngineWorker(QObject):
                 sampling=engine.sampling(options.get("temperature"), options.get("top_p")),
                 max_tokens=int(options.get("max_tokens", 2048)), cancel=cancel, python=python,
                 tools=list(options.get("tools") or []) or None, response_format=options.get("response_format"),
-                owner="window",
-                **({"browser": list(options["browser"])} if options.get("browser") else {}))  # the chat's sources
+                browser=list(options.get("browser") or []) or None, owner="window")  # browser: the chat's sources
             for ev in events:
                 if isinstance(ev, Done):
                     done = ev
