@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 
 from app.qt_compat import emit
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from app import tool_steps
 from app.conversation import ChatMessage, ConversationModel
@@ -102,8 +102,10 @@ class ChatController(QObject):
         # The user's MCP tool servers (mcp.json beside the history): started when a chat needs them,
         # spoken to on their own thread; never offered to the local API's clients.
         self.mcp = mcp or McpService(store, context_length=self.settings.context_length)
-        self._mcp_listed.connect(self._on_mcp_listed)
-        self._mcp_finished.connect(self._on_tool_finished)
+        # Queued even when emitted on this thread: a Future that is already done runs its callback at
+        # once, and the result must not reach the turn before run_mcp has returned its request id.
+        self._mcp_listed.connect(self._on_mcp_listed, Qt.ConnectionType.QueuedConnection)
+        self._mcp_finished.connect(self._on_tool_finished, Qt.ConnectionType.QueuedConnection)
         self._mcp_calls: dict[int, object] = {}     # request id -> the call's Future (Stop cancels it)
         self._request_clear_cache.connect(self.worker.clear_prompt_cache)
         self._request_cache_bytes.connect(self.worker.set_prompt_cache_bytes)

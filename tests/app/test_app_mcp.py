@@ -228,3 +228,28 @@ def test_stop_while_the_chats_servers_start(qtbot, store):
     qtbot.waitUntil(lambda: not c.busy, timeout=5000)
     assert c.model.last().state == "stopped" and session.calls == []
     c.shutdown()
+
+
+def test_a_call_whose_result_is_ready_at_once_still_reaches_the_answer(qtbot, store, monkeypatch):
+    """A fast server can answer before the controller attaches its callback to the call's Future;
+    the result must still reach the turn (it was dropped, and the answer hung: 1 run in 6 under load)."""
+    session = ScriptedSession(queue=[mcp_call("notes__add", {"a": 2, "b": 40}), answer_script(final="It is 42.")])
+    c = make(qtbot, store, session)
+    real_call = c.mcp.call
+
+    def already_done(*args):
+        future = real_call(*args)
+        future.result(timeout=30)   # the server has answered before anyone listens
+        return future
+
+    monkeypatch.setattr(c.mcp, "call", already_done)
+    chat = c.new_conversation()
+    c.mcp.set_on(chat, "notes", True)
+    assert c.send("Add 2 and 40 with the tool.")
+    qtbot.waitUntil(lambda: c.waiting_call() is not None, timeout=T)
+    c.answer_tool("run")
+    qtbot.waitUntil(lambda: not c.busy, timeout=T)
+    (call,) = tool_steps.calls(c.model.last().steps)
+    assert call.status == "done" and call.result == "42"
+    assert c.model.last().text == "It is 42."
+    c.shutdown()
