@@ -276,7 +276,10 @@ def test_nothing_of_the_code_runs_between_calls(make_tool, tmp_path, sandbox_mod
               for tid in os.listdir(f"/proc/{pid}/task")}
     assert set(states.values()) == {"T"}, states
     # The next call continues them: the thread was paused, not lost.
-    again = tool.run("before = ticks[0]\ntime.sleep(0.3)\nprint(ticks[0] > before)")
+    # Waits for the thread to tick (up to 30 s), not for a fixed 0.3 s a loaded machine may outlast.
+    again = tool.run("before = ticks[0]\nend = time.monotonic() + 30\n"
+                     "while ticks[0] == before and time.monotonic() < end:\n    time.sleep(0.01)\n"
+                     "print(ticks[0] > before)")
     assert again.text.startswith("True\n") and not again.restarted
 
 
