@@ -13,39 +13,17 @@ import jsonschema
 import openai
 import pytest
 
-from engine.events import Done, MessageEnd, MessageStart, Stop, TextDelta
-from engine.generate import GenerationStats, SamplingParams
-from engine.session import RenderedPrompt
 from server.app import create_app
 from server.runner import EngineRunner
 
+from one_answer import OneAnswerSession
 
-class BrokenSession:
-    """Starts an answer, then the parser stops it as malformed (what the engine yields for a header
-    that never ended)."""
-
-    context_length = 4096
-
-    def sampling(self, temperature=None, top_p=None, seed=None):  # the runner asks; a script ignores it
-        return SamplingParams(temperature=0.0)
-
-    def count_tokens(self, text):
-        return len(text.split())
-
-    def render(self, messages, **options):
-        return RenderedPrompt([1, 2, 3])
-
-    def reply(self, messages, prompt=None, **kw):
-        yield MessageStart("assistant", "final")
-        yield TextDelta("final", "Half an ans")
-        yield MessageEnd("final")
-        yield Stop("malformed: message header never ended")
-        yield Done(GenerationStats(generated_tokens=4, stop_reason="stop"), "malformed: message header never ended", 0, 3)
+MALFORMED = "malformed: message header never ended"  # what the parser reports
 
 
 @pytest.fixture(scope="module")
 def broken_app():
-    runner = EngineRunner(opener=lambda: BrokenSession()).start()
+    runner = EngineRunner(opener=lambda: OneAnswerSession("Half an ans", MALFORMED)).start()
     runner.loaded.wait(10)
     yield create_app(runner, "broken")
     runner.stop()

@@ -9,40 +9,19 @@ import asyncio
 import httpx
 import pytest
 
-from engine.events import Done, MessageEnd, MessageStart, Stop, TextDelta
-from engine.generate import GenerationStats, SamplingParams
-from engine.session import RenderedPrompt
 from server.app import create_app
 from server.gate import default_max_body
 from server.runner import EngineRunner
+
+from one_answer import OneAnswerSession
 
 ALLOWED = "http://localhost:3000"
 CHAT = {"model": "hello", "messages": [{"role": "user", "content": "hi"}]}
 
 
-class HelloSession:
-    context_length = 4096
-
-    def sampling(self, temperature=None, top_p=None, seed=None):  # the runner asks; a script ignores it
-        return SamplingParams(temperature=0.0)
-
-    def count_tokens(self, text):
-        return len(text.split())
-
-    def render(self, messages, **options):
-        return RenderedPrompt([1, 2, 3])
-
-    def reply(self, messages, prompt=None, **kw):
-        yield MessageStart("assistant", "final")
-        yield TextDelta("final", "Hello")
-        yield MessageEnd("final")
-        yield Stop("return")
-        yield Done(GenerationStats(generated_tokens=1, stop_reason="stop"), "return", 0, 3)
-
-
 @pytest.fixture(scope="module")
 def runner():
-    runner = EngineRunner(opener=lambda: HelloSession()).start()
+    runner = EngineRunner(opener=lambda: OneAnswerSession("Hello")).start()
     runner.loaded.wait(10)
     yield runner
     runner.stop()

@@ -9,36 +9,13 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from engine.events import Done, MessageEnd, MessageStart, Stop, TextDelta
-from engine.generate import GenerationStats, SamplingParams
-from engine.session import RenderedPrompt
 from server.app import create_app
 from server.runner import EngineRunner
 
-
-class EchoSession:
-    """Answers every conversation with a short final answer at once."""
-
-    context_length = 4096
-
-    def sampling(self, temperature=None, top_p=None, seed=None):  # the runner asks; a script ignores it
-        return SamplingParams(temperature=0.0)
-
-    def count_tokens(self, text):
-        return len(text.split())
-
-    def render(self, messages, **options):
-        return RenderedPrompt(list(range(len(messages) + 3)))
-
-    def reply(self, messages, prompt=None, **kw):
-        yield MessageStart("assistant", "final")
-        yield TextDelta("final", "ok")
-        yield MessageEnd("final")
-        yield Stop("return")
-        yield Done(GenerationStats(generated_tokens=1, stop_reason="stop"), "return", 0, len(prompt.ids))
+from one_answer import OneAnswerSession
 
 
-_runner = EngineRunner(opener=lambda: EchoSession()).start()
+_runner = EngineRunner(opener=lambda: OneAnswerSession("ok")).start()
 _runner.loaded.wait(10)
 # The in-process client names its host "testserver": the Host check has its own test (test_bad_requests).
 schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(_runner, "echo", loopback_only=False))
