@@ -55,7 +55,9 @@ def chat_json(store: ChatStore, conversation_id: int) -> dict:
             entry["tool_steps"] = [dict(s, images=[i for i in map(_image_entry, s.get("images") or []) if i])
                                    for s in steps[m.id]]
         messages.append(entry)
-    return {"format": FORMAT, "title": conv.title, "effort": conv.effort, "messages": messages}
+    from app.chat_options import ChatOptionsStore   # the chat's own instructions and sampling go with it
+    return {"format": FORMAT, "title": conv.title, "effort": conv.effort,
+            "options": ChatOptionsStore(store).get(conversation_id).to_json(), "messages": messages}
 
 
 def _check(data) -> None:
@@ -87,6 +89,8 @@ def import_chat(store: ChatStore, path: str | Path, images_dir: Path) -> int:
     _check(data)
     effort = data.get("effort") if data.get("effort") in ("low", "medium", "high") else "medium"
     conv = store.create_conversation(" ".join(data["title"].split())[:200] or "Imported chat", effort)
+    from app.chat_options import ChatOptions, ChatOptionsStore   # each field checked; a bad one is dropped
+    ChatOptionsStore(store).set(conv.id, ChatOptions.from_json(data.get("options")))
     folder = images_dir / str(conv.id)
     for m in data["messages"]:
         state = m.get("state") if m.get("state") in STATES else "done"

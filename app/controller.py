@@ -15,6 +15,7 @@ from app.qt_compat import emit
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from app import tool_steps
+from app.chat_options import ChatOptionsStore
 from app.conversation import ChatMessage, ConversationModel
 from app.mcp import steps as mcp_steps
 from app.mcp.service import McpService
@@ -74,6 +75,7 @@ class ChatController(QObject):
         except StoreError:
             self.settings = Settings()
         self.model = ConversationModel(self)
+        self.chat_options = ChatOptionsStore(store)   # each chat's own instructions and sampling, presets
         self.worker = worker or EngineWorker()
         self.engine_thread = EngineThread(self.worker)
         self._request_load.connect(self.worker.load)
@@ -220,7 +222,8 @@ class ChatController(QObject):
     def new_chat_effort(self) -> str:
         """The effort last chosen; before any choice, high for the demo model (it is only right
         there, see models/demo/README.md) and medium for gpt-oss."""
-        return self.settings.effort or (DEMO_EFFORT if self.is_demo else "medium")
+        return (self.chat_options.default_effort() or self.settings.effort
+                or (DEMO_EFFORT if self.is_demo else "medium"))
 
 
     # -- conversations ---------------------------------------------------------------------
@@ -243,9 +246,11 @@ class ChatController(QObject):
             if reuse != self.current_id:   # it starts like a new chat: with the effort a new one gets
                 self._try(self.store.set_effort, reuse, self.effort if self.current_id == -1
                           else self.new_chat_effort())
+                self._try(self.chat_options.start_new_chat, reuse)
                 self.open_conversation(reuse)
             return reuse
         conv = self.store.create_conversation("New chat", self.effort if self.current_id == -1 else self.new_chat_effort())
+        self._try(self.chat_options.start_new_chat, conv.id)
         emit(self.conversations_changed)
         self.open_conversation(conv.id)
         return conv.id
@@ -408,8 +413,8 @@ class ChatController(QObject):
 
     def _start_reply(self) -> None:
         s = self.settings
-        options = {"effort": self.effort, "developer": s.developer, "temperature": s.temperature,
-                   "top_p": s.top_p, "max_tokens": s.max_tokens, "python": s.python_tool}
+        options = {"effort": self.effort, **self.chat_options.for_turn(self.current_id, s),
+                   "max_tokens": s.max_tokens, "python": s.python_tool}
         names = self.library.names_for(str(self.current_id))
         if names and self.library.on_for(self.current_id):   # the chat's sources are on
             self.library.prepare(str(self.current_id), engine_history(self.model.messages()))

@@ -452,6 +452,11 @@ class ChatStore:
         self._db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                          (key, json.dumps(value)))
 
+    @_guarded
+    def run(self, sql: str, args: tuple = ()) -> list[tuple]:
+        """One statement for a table kept by another module (app/chat_options.py); its rows."""
+        return self._db.execute(sql, args).fetchall()
+
     # -- tool steps ----------------------------------------------------------------------
     @_guarded
     def set_tool_steps(self, message_id: int, steps: list[dict]) -> None:

@@ -94,6 +94,9 @@ class MainWindow(QMainWindow):
         from app.ui.chat_sources import ChatSourcesSwitch   # the chat's library on/off (the browser tool)
         self.sources_switch = ChatSourcesSwitch(self.c)
         h.addWidget(self.sources_switch)
+        from app.ui.chat_options import ChatOptionsButton   # the chat's own instructions, effort, sampling; presets
+        self.chat_options_button = ChatOptionsButton(self.c, self.effort)
+        h.addWidget(self.chat_options_button)
         h.addWidget(self.effort)
         self.header = header
         header.installEventFilter(self)
@@ -142,6 +145,7 @@ class MainWindow(QMainWindow):
         for a in (self.new_action, self.settings_action, self.find_action):
             menu.addAction(a)
             self.addAction(a)
+        menu.addAction("Chat Settings…", self.chat_options_button.open_dialog)
         menu.addSeparator()
         self.export_md_action = menu.addAction("Export Chat as Markdown…", lambda: self._ask_export("md"))
         self.export_json_action = menu.addAction("Export Chat as JSON…", lambda: self._ask_export("json"))
