@@ -97,7 +97,8 @@ def parse_number(text: str, label: str, bounds: tuple[float, float], app_value: 
 
 def turn_options(settings, options: ChatOptions) -> dict:
     """The instructions and sampling one turn of the chat is sent with: its own, else the app's."""
-    return {"developer": settings.developer if options.developer is None else options.developer,
+    own = {"instructions_in": "this chat's settings"} if options.developer is not None else {}
+    return {"developer": settings.developer if options.developer is None else options.developer, **own,
             "temperature": settings.temperature if options.temperature is None else options.temperature,
             "top_p": settings.top_p if options.top_p is None else options.top_p}
 

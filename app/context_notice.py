@@ -26,13 +26,14 @@ def too_long_notice(info: dict, longer: bool = True) -> str:
 
 def _too_long(info: dict, context: int) -> str:
     answer = int(info.get("answer_tokens", 0))
+    where = info.get("instructions_in") or "Settings"   # "this chat's settings" when the chat has its own
     if info.get("culprit") == "instructions":
-        return (f"Nothing was sent: the developer instructions in Settings are {info.get('instructions_tokens', 0):,} "
+        return (f"Nothing was sent: the developer instructions in {where} are {info.get('instructions_tokens', 0):,} "
                 f"tokens, more than this chat's {context:,}-token context can take with {answer:,} tokens kept for "
                 "the answer; shorten them or choose a longer context in Settings.")
     if info.get("culprit") == "both":
         return (f"Nothing was sent: your message ({info.get('message_tokens', 0):,} tokens) and the developer "
-                f"instructions in Settings ({info.get('instructions_tokens', 0):,} tokens) don't fit together in this "
+                f"instructions in {where} ({info.get('instructions_tokens', 0):,} tokens) don't fit together in this "
                 f"chat's {context:,}-token context with {answer:,} tokens kept for the answer; shorten one of them, "
                 "or choose a longer context in Settings.")
     room = max(0, int(info.get("budget", 0)) - int(info.get("system_tokens", 0)) - int(info.get("instructions_tokens", 0)))

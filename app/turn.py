@@ -136,7 +136,8 @@ class Turn:
         elif isinstance(ev, ContextTrimmed):
             msg.notice = trimmed_notice(ev.dropped_messages)
         elif isinstance(ev, PromptTooLong):
-            self.too_long = dataclasses.asdict(ev)
+            where = self.options.get("instructions_in", "Settings")   # the chat's own instructions say so
+            self.too_long = dict(dataclasses.asdict(ev), instructions_in=where)
             msg.notice = too_long_notice(self.too_long)
 
     def _stop_thinking(self, t: float) -> None:

@@ -1,16 +1,16 @@
 """The open chat's own settings: developer instructions, reasoning effort, temperature and top-p,
 and the presets they can be saved as and taken from (app/chat_options.py keeps them).
 
-The header's "Chat settings" button opens the dialog; it reads "Preset: <name>" or "Own settings"
-(in the accent colour) when the chat differs from Settings, so a chat that behaves differently
-says why. Fields left empty use the app-wide value. Presets are saved, renamed and deleted at
-once; the chat's own values when the dialog is saved.
+The "Chat settings" button at the left of the composer's tools opens the dialog; it reads "Preset:
+<name>" or "This chat's own settings" (in the accent colour) when the chat differs from Settings, so
+a chat that behaves differently says why. Fields left empty use the app-wide value. Presets are
+saved, renamed and deleted at once; the chat's own values when the dialog is saved.
 """
 from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEvent, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout,
                                QInputDialog, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QPushButton,
                                QToolButton, QVBoxLayout)
@@ -64,9 +64,9 @@ class ChatOptionsDialog(QDialog):
         row.addWidget(self.preset_box, 1)
         self.save_as_button = QPushButton("Save as Preset…")
         self.save_as_button.clicked.connect(self._ask_save_preset)
-        self.rename_button = QToolButton(text="Rename…")
+        self.rename_button = QPushButton("Rename…")
         self.rename_button.clicked.connect(self._ask_rename)
-        self.delete_button = QToolButton(text="Delete")
+        self.delete_button = QPushButton("Delete")
         self.delete_button.clicked.connect(self._ask_delete)
         for b in (self.save_as_button, self.rename_button, self.delete_button):
             row.addWidget(b)
@@ -257,7 +257,7 @@ def _number(value: float | None) -> str:
 
 
 class ChatOptionsButton(QToolButton):
-    """The header's way into the open chat's settings; shows when the chat has its own."""
+    """The way into the open chat's settings (beside the composer); shows when the chat has its own."""
     saved = Signal()
 
     def __init__(self, controller, effort_slider=None, parent=None):
@@ -281,13 +281,23 @@ class ChatOptionsButton(QToolButton):
     def refresh(self) -> None:
         options = self.options()
         own = options.own
-        self.setText(f"Preset: {options.preset}" if own and options.preset else
-                     "Own settings" if own else "Chat settings")
+        name = options.preset if len(options.preset) <= 20 else options.preset[:19] + "…"
+        text = f"Preset: {name}" if own and options.preset else "This chat's own settings" if own else "Chat settings"
+        self.setText("⚙ " + text)
         why = describe(options, self.c.settings)
         self.setToolTip((why + " " if why else "") + "Instructions, effort and temperature for this chat, "
                         "and presets.")
         self.setStyleSheet(f"QToolButton#ChatOptions {{ color: {current_colors().accent}; font-weight: 600; }}"
                            if own else "")
+
+    def follow_editing(self, banner) -> None:
+        """Step aside while the composer edits the last message: its banner needs the row's room."""
+        banner.installEventFilter(self)
+
+    def eventFilter(self, obj, e) -> bool:
+        if e.type() in (QEvent.Type.Show, QEvent.Type.Hide):
+            self.setVisible(e.type() == QEvent.Type.Hide)
+        return super().eventFilter(obj, e)
 
     def open_dialog(self) -> ChatOptionsDialog:
         """Open the dialog (modal); its result is saved for the open chat. Returns it (tests)."""

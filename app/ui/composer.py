@@ -85,7 +85,7 @@ class Composer(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(24, 6, 24, 12)
         outer.setSpacing(4)
-        tools = QHBoxLayout()
+        tools = self.tools = QHBoxLayout()   # the window adds the chat's settings button at its left
         self.edit_banner = QLabel("Editing your last message: Enter resends it, Esc cancels.", objectName="Caption")
         self.edit_banner.hide()
         self.regenerate_button = QToolButton(text="↻ Regenerate")

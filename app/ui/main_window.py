@@ -94,9 +94,6 @@ class MainWindow(QMainWindow):
         from app.ui.chat_sources import ChatSourcesSwitch   # the chat's library on/off (the browser tool)
         self.sources_switch = ChatSourcesSwitch(self.c)
         h.addWidget(self.sources_switch)
-        from app.ui.chat_options import ChatOptionsButton   # the chat's own instructions, effort, sampling; presets
-        self.chat_options_button = ChatOptionsButton(self.c, self.effort)
-        h.addWidget(self.chat_options_button)
         h.addWidget(self.effort)
         self.header = header
         header.installEventFilter(self)
@@ -105,6 +102,10 @@ class MainWindow(QMainWindow):
         self.messages.set_show_raw(self.c.settings.show_raw_cot)
         v.addWidget(self.messages, 1)
         self.composer = Composer()
+        from app.ui.chat_options import ChatOptionsButton   # the chat's own instructions, effort, sampling; presets
+        self.chat_options_button = ChatOptionsButton(self.c, self.effort)
+        self.composer.tools.insertWidget(0, self.chat_options_button)
+        self.chat_options_button.follow_editing(self.composer.edit_banner)
         v.addWidget(self.composer)
         split.addWidget(pane)
         split.setStretchFactor(0, 0)     # the window's width goes to the chat, not the sidebar

@@ -5,7 +5,6 @@ file; bad input gets one sentence; a purged chat's options go with it; export/im
 import json
 
 import pytest
-from scripted import ScriptedSession
 
 from app.chat_export import chat_json, import_chat
 from app.chat_options import ChatOptions, ChatOptionsStore, PresetError, parse_number

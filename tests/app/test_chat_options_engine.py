@@ -53,3 +53,21 @@ def test_the_real_session_renders_the_chats_own_instructions(qtbot, store, app_h
         assert "pirate" not in prompts[-1]
     finally:
         c.shutdown()
+
+
+def test_a_chats_own_instructions_too_long_are_named_as_the_chats(qtbot, store, app_home):
+    """The too-long sentence points at where the instructions are: this chat's settings, not Settings."""
+    c = ChatController(store, EngineWorker(), flush_ms=10)
+    try:
+        with qtbot.waitSignal(c.model_ready, timeout=120000):
+            c.load_model(str(demo_folder()))
+        c.settings.max_tokens = 8
+        own = c.new_conversation()
+        c.chat_options.set(own, ChatOptions("Always answer in verse. " * 3000))   # ~18k tokens in an 8k context
+        assert c.send("What is 2 + 3?")
+        qtbot.waitUntil(lambda: not c.busy, timeout=120000)
+        notice = c.model.last().notice
+        assert "developer instructions in this chat's settings are" in notice, notice
+        assert "in Settings are" not in notice
+    finally:
+        c.shutdown()

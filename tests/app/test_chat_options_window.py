@@ -23,7 +23,7 @@ def test_saved_chat_settings_reach_the_model_and_the_button_says_so(qtbot, store
     session = ScriptedSession(clock=clock)
     c, w = make_window(qtbot, store, session, clock)
     c.settings.developer = "App-wide instructions."
-    assert w.chat_options_button.text() == "Chat settings" and w.chat_options_button.isVisible()
+    assert w.chat_options_button.text() == "⚙ Chat settings" and w.chat_options_button.isVisible()
     # The real Save path: the modal dialog from the header button, its Save button clicked.
     def click_save():
         dialog = QApplication.activeModalWidget()
@@ -33,7 +33,7 @@ def test_saved_chat_settings_reach_the_model_and_the_button_says_so(qtbot, store
         dialog.buttons.button(QDialogButtonBox.StandardButton.Save).click()
     QTimer.singleShot(0, click_save)
     qtbot.mouseClick(w.chat_options_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.chat_options_button.text() == "Own settings")
+    qtbot.waitUntil(lambda: w.chat_options_button.text() == "⚙ This chat's own settings")
     assert "temperature 0.4" in w.chat_options_button.toolTip()
     assert w.effort.effort() == "low" and c.effort == "low"
     type_and_enter(qtbot, w, "Hello")
@@ -42,7 +42,7 @@ def test_saved_chat_settings_reach_the_model_and_the_button_says_so(qtbot, store
     assert call["developer"] == "Answer like a pirate." and call["effort"] == "low"
     assert call["sampling"].temperature == 0.4
     w.new_chat()
-    assert w.chat_options_button.text() == "Chat settings"   # another chat follows Settings
+    assert w.chat_options_button.text() == "⚙ Chat settings"   # another chat follows Settings
 
 
 def test_bad_input_gets_one_sentence_and_the_dialog_keeps_what_was_typed(qtbot, store, clock):
@@ -75,12 +75,12 @@ def test_presets_from_the_dialog_apply_to_a_chat_and_start_new_chats(qtbot, stor
     assert d.rename_preset("Short") == "" and d.preset_box.currentText() == "Short"
     d.close()
     conv = c.new_conversation()
-    assert w.chat_options_button.text() == "Preset: Short" and c.effort == "high"
+    assert w.chat_options_button.text() == "⚙ Preset: Short" and c.effort == "high"
     d = dialog_of(qtbot, w)      # a fresh chat, filled from the default preset
     assert d.developer.toPlainText() == "Be terse." and d.top_p.text() == "0.8"
     d.clear()
     assert w.chat_options_button.save(d)
-    assert not c.chat_options.get(conv).own and w.chat_options_button.text() == "Chat settings"
+    assert not c.chat_options.get(conv).own and w.chat_options_button.text() == "⚙ Chat settings"
     d = dialog_of(qtbot, w)
     d.choose_preset("Short")
     assert d.developer.toPlainText() == "Be terse."
@@ -89,7 +89,7 @@ def test_presets_from_the_dialog_apply_to_a_chat_and_start_new_chats(qtbot, stor
     d = dialog_of(qtbot, w)
     d.developer.setPlainText("Be terse, in French.")    # changed: the chat's own, no longer the preset
     assert w.chat_options_button.save(d)
-    assert w.chat_options_button.text() == "Own settings"
+    assert w.chat_options_button.text() == "⚙ This chat's own settings"
     d = dialog_of(qtbot, w)
     d.choose_preset("Short")
     d.delete_preset()
@@ -111,3 +111,29 @@ def test_a_greedy_model_says_temperature_does_not_apply_and_gpt_oss_says_nothing
     assert d.model_note.isVisible() and d.model_note.text() == GREEDY_NOTE
     c2, w2 = make_window(qtbot, store, ScriptedSession(clock=clock, name="gpt-oss-20b"), clock)
     assert not dialog_of(qtbot, w2).model_note.isVisible()
+
+
+def test_the_chat_settings_screenshots_render_under_xvfb(tmp_path):
+    """tests/app/options_screens.py under a real X server: the window and its dialog, at the default
+    and minimum sizes, to non-blank PNGs at least as large as the window."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pytest
+    from PySide6.QtGui import QImage
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("needs Xvfb (apt-get install xvfb libxcb-cursor0)")
+    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}   # a real X server, not offscreen
+    script = Path(__file__).with_name("options_screens.py")
+    run = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1400x900x24", sys.executable, str(script), str(tmp_path)],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    for name, size in (("21-chat-options", (1180, 780)), ("min-21-chat-options", (760, 520))):
+        image = QImage(str(tmp_path / f"{name}.png"))
+        assert not image.isNull(), name
+        assert image.width() >= size[0] and image.height() >= size[1], (name, image.size())
+        small = image.scaled(80, 50)
+        assert len({small.pixel(x, y) for x in range(80) for y in range(50)}) > 20, f"{name}.png looks blank"
