@@ -252,6 +252,29 @@ class ChatOptionsDialog(QDialog):
             self.delete_preset()
 
 
+def add_presets_menu(menu, button: "ChatOptionsButton"):
+    """"Apply Preset" under the Chat menu: the saved presets (the chat's own ticked) and a way back to Settings."""
+    sub = menu.addMenu("Apply Preset")
+
+    def fill() -> None:
+        sub.clear()
+        try:
+            names = button.c.chat_options.presets()
+        except StoreError:
+            names = []
+        current = button.options().preset
+        for name in names:
+            action = sub.addAction(name, lambda n=name: button.apply_preset(n))
+            action.setCheckable(True)
+            action.setChecked(name == current)
+        if not names:
+            sub.addAction("No presets yet: save one in Chat Settings…").setEnabled(False)
+        sub.addSeparator()
+        sub.addAction("Use Settings (no values of its own)", lambda: button.apply_preset(""))
+    sub.aboutToShow.connect(fill)
+    return sub
+
+
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
@@ -315,8 +338,19 @@ class ChatOptionsButton(QToolButton):
     def save(self, dialog: ChatOptionsDialog) -> bool:
         """Keep the dialog's values for the open chat (a new chat is made for them if none is open)."""
         options, problem = dialog.chosen()
-        if problem:
+        return not problem and self.give(options)
+
+    def apply_preset(self, name: str) -> bool:
+        """The Chat menu's Apply Preset: the preset's values for the open chat ('' : back to Settings)."""
+        try:
+            options = self.c.chat_options.preset(name) if name else ChatOptions()
+        except StoreError as e:
+            QMessageBox.warning(self, "Chat Settings", str(e))
             return False
+        return self.give(options)
+
+    def give(self, options: ChatOptions) -> bool:
+        """Make `options` the open chat's, its effort included; False (said in a box) if it can't be saved."""
         if self.c.current_id == -1:
             self.c.new_conversation()
         try:

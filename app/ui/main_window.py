@@ -147,6 +147,8 @@ class MainWindow(QMainWindow):
             menu.addAction(a)
             self.addAction(a)
         menu.addAction("Chat Settings…", self.chat_options_button.open_dialog)
+        from app.ui.chat_options import add_presets_menu
+        self.presets_menu = add_presets_menu(menu, self.chat_options_button)
         menu.addSeparator()
         self.export_md_action = menu.addAction("Export Chat as Markdown…", lambda: self._ask_export("md"))
         self.export_json_action = menu.addAction("Export Chat as JSON…", lambda: self._ask_export("json"))

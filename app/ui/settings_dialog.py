@@ -45,6 +45,7 @@ class SettingsDialog(QDialog):
         self.developer = QPlainTextEdit(settings.developer)
         self.developer.setPlaceholderText("Instructions for every chat, e.g. “Answer in British English.”")
         self.developer.setFixedHeight(90)
+        self.developer.setToolTip("A chat with instructions of its own (⚙ Chat settings) uses those instead.")
         form.addRow("Developer instructions", self.developer)
         self.temperature = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=2.0, singleStep=0.1)
         self.temperature.setValue(settings.temperature)

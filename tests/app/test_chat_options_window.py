@@ -137,3 +137,27 @@ def test_the_chat_settings_screenshots_render_under_xvfb(tmp_path):
         assert image.width() >= size[0] and image.height() >= size[1], (name, image.size())
         small = image.scaled(80, 50)
         assert len({small.pixel(x, y) for x in range(80) for y in range(50)}) > 20, f"{name}.png looks blank"
+
+
+def test_the_chat_menu_applies_a_preset_and_goes_back_to_settings(qtbot, store, clock):
+    session = ScriptedSession(clock=clock)
+    c, w = make_window(qtbot, store, session, clock)
+    c.settings.developer = "App-wide."
+    c.chat_options.save_preset("Pirate", ChatOptions("Arr.", 0.9, effort="low"))
+    c.new_conversation()
+    w.presets_menu.aboutToShow.emit()
+    actions = {a.text(): a for a in w.presets_menu.actions()}
+    assert not actions["Pirate"].isChecked()
+    actions["Pirate"].trigger()
+    assert w.chat_options_button.text() == "⚙ Preset: Pirate" and w.effort.effort() == "low"
+    type_and_enter(qtbot, w, "Ahoy")
+    qtbot.waitUntil(lambda: not c.busy)
+    assert session.calls[-1]["developer"] == "Arr." and session.calls[-1]["effort"] == "low"
+    w.presets_menu.aboutToShow.emit()
+    actions = {a.text(): a for a in w.presets_menu.actions()}
+    assert actions["Pirate"].isChecked()
+    actions["Use Settings (no values of its own)"].trigger()
+    assert w.chat_options_button.text() == "⚙ Chat settings"
+    type_and_enter(qtbot, w, "Hello")
+    qtbot.waitUntil(lambda: not c.busy)
+    assert session.calls[-1]["developer"] == "App-wide."
