@@ -173,7 +173,7 @@ class ChatOptionsStore:
         name = check_name(name)
         taken = self._taken(name)
         if taken and not replace_existing:
-            raise PresetError(f"A preset named “{taken}” already exists; choose another name or update that one.")
+            raise PresetError(f"A preset named “{taken}” already exists; choose another name.")
         data = json.dumps(replace(options, preset="").to_json())
         if taken:
             self.store.run("UPDATE chat_presets SET options = ? WHERE name = ?", (data, name))
@@ -216,6 +216,10 @@ class ChatOptionsStore:
             return self.preset(name).effort if name else None
         except StoreError:
             return None
+
+    def find(self, name: str) -> str:
+        """The saved spelling of the preset called `name` (any case), '' when there is none."""
+        return self._taken(" ".join(name.split()))
 
     def _taken(self, name: str) -> str:
         rows = self.store.run("SELECT name FROM chat_presets WHERE name = ?", (name,))

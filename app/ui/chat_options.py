@@ -172,12 +172,13 @@ class ChatOptionsDialog(QDialog):
         self._preset = name
         self._fill_presets(name)
 
-    def save_preset(self, name: str) -> str:
-        """Save the fields as a new preset `name`; '' when done, else the sentence shown."""
+    def save_preset(self, name: str, replace_existing: bool = False) -> str:
+        """Save the fields as preset `name` (a new one unless `replace_existing`); '' when done, else the
+        sentence shown."""
         options, problem = self.chosen()
         if not problem:
             try:
-                self._preset = self.presets.save_preset(name, options)
+                self._preset = self.presets.save_preset(name, options, replace_existing)
             except (PresetError, StoreError) as e:
                 problem = str(e)
         self.say(problem)
@@ -237,8 +238,14 @@ class ChatOptionsDialog(QDialog):
     def _ask_save_preset(self) -> None:
         name, ok = QInputDialog.getText(self, "Save as Preset", "Name of the preset:",
                                         text=self._preset or "")
-        if ok:
-            self.save_preset(name)
+        if not ok:
+            return
+        taken = self._read(self.presets.find, name)
+        if isinstance(taken, str) and taken:   # the same name again: update that preset, once confirmed
+            answer = QMessageBox.question(self, "Save as Preset", f"Replace the preset “{taken}” with these values?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        self.save_preset(name, replace_existing=bool(taken))
 
     def _ask_rename(self) -> None:
         name, ok = QInputDialog.getText(self, "Rename Preset", "New name:", text=self._preset)

@@ -59,6 +59,9 @@ def test_bad_input_gets_one_sentence_and_the_dialog_keeps_what_was_typed(qtbot, 
     assert d.save_preset("Mine") == ""
     assert d.save_preset("mine").startswith("A preset named “Mine” already exists")
     assert d.problem.isVisible()
+    d.temperature.setText("0.5")      # the same name, confirmed: that preset takes the new values
+    assert d.save_preset("mine", replace_existing=True) == "" and not d.problem.isVisible()
+    assert c.chat_options.presets() == ["Mine"] and c.chat_options.preset("Mine").temperature == 0.5
 
 
 def test_presets_from_the_dialog_apply_to_a_chat_and_start_new_chats(qtbot, store, clock):
