@@ -102,7 +102,7 @@ class MainWindow(QMainWindow):
         self.messages.set_show_raw(self.c.settings.show_raw_cot)
         v.addWidget(self.messages, 1)
         self.composer = Composer()
-        from app.ui.chat_options import ChatOptionsButton   # the chat's own instructions, effort, sampling; presets
+        from app.ui.chat_options_button import ChatOptionsButton   # the chat's own instructions, effort, sampling; presets
         self.chat_options_button = ChatOptionsButton(self.c, self.effort)
         self.composer.tools.insertWidget(0, self.chat_options_button)
         self.chat_options_button.follow_editing(self.composer.edit_banner)
@@ -147,7 +147,7 @@ class MainWindow(QMainWindow):
             menu.addAction(a)
             self.addAction(a)
         menu.addAction("Chat Settings…", self.chat_options_button.open_dialog)
-        from app.ui.chat_options import add_presets_menu
+        from app.ui.chat_options_button import add_presets_menu
         self.presets_menu = add_presets_menu(menu, self.chat_options_button)
         menu.addSeparator()
         self.export_md_action = menu.addAction("Export Chat as Markdown…", lambda: self._ask_export("md"))
