@@ -5,11 +5,10 @@ so a chat that behaves differently says why. app/ui/chat_options.py is the dialo
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, Signal
+from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QMessageBox, QToolButton
 
 from app.chat_options import ChatOptions
-from app.qt_compat import emit
 from app.store import StoreError
 from app.ui.chat_options import ChatOptionsDialog
 from app.ui.theme import current_colors
@@ -32,7 +31,6 @@ def describe(options: ChatOptions, settings) -> str:
 
 class ChatOptionsButton(QToolButton):
     """The way into the open chat's settings (beside the composer); shows when the chat has its own."""
-    saved = Signal()
 
     def __init__(self, controller, effort_slider=None, parent=None):
         super().__init__(parent)
@@ -114,7 +112,6 @@ class ChatOptionsButton(QToolButton):
             if self.effort_slider is not None:
                 self.effort_slider.set_effort(options.effort)
         self.refresh()
-        emit(self.saved)
         return True
 
 
