@@ -35,6 +35,7 @@ def test_the_demo_says_which_settings_it_ignores_and_why(qtbot, store):
     assert d.demo_note.isVisible()
     text = d.demo_note.text()
     assert "demo" in text and "functions" in text and "answer format" in text and "MCP" in text
+    assert "developer instructions" in text     # ignored by the demo too (the chat's own say so as well)
     c.settings.python_tool = True
     w.effort_hint()   # the window refreshes it when a model loads and when Settings are saved
     assert "Python" in w.effort.toolTip() and "demo" in w.effort.toolTip()
