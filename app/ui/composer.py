@@ -167,8 +167,11 @@ class Composer(QWidget):
         self.show_notice(notice)
         self.input.setFocus()
 
-    def begin_edit(self, text: str) -> None:
+    def begin_edit(self, text: str, what: str = "your last message") -> None:
+        """Edit mode: Enter sends `text` (changed) in place of `what`; the old branch is kept."""
         self.editing = True
+        self.edit_banner.setText(f"Editing {what}: Enter sends it as a new branch (the old one is kept), "
+                                 "Esc cancels.")
         self.edit_banner.show()
         self.input.setPlainText(text)
         self.input.setFocus()
