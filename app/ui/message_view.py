@@ -189,6 +189,7 @@ class AssistantBubble(QWidget):
         self.copy_button.clicked.connect(self.copy_markdown)
         self.copy_button.hide()
         self.switcher = AlternativeSwitcher("answer")   # ‹ 2/3 ›: regenerated answers
+        self._idle = True
         footer.addWidget(self.switcher)
         footer.addWidget(self.stats)
         footer.addWidget(self.copy_button)
@@ -260,7 +261,12 @@ class AssistantBubble(QWidget):
         self.copy_button.setVisible(not msg.streaming and bool(msg.text))
         self.notice.setText(msg.notice)
         self.notice.setVisible(bool(msg.notice))
-        self.switcher.set_state(msg.alternatives, not msg.streaming)
+        self.switcher.set_state(msg.alternatives, self._idle and not msg.streaming)
+
+    def set_idle(self, idle: bool, msg: ChatMessage) -> None:
+        """While this chat answers, its alternatives wait."""
+        self._idle = idle
+        self.switcher.set_state(msg.alternatives, idle and not msg.streaming)
 
 
 class MessageView(QScrollArea):
@@ -368,10 +374,10 @@ class MessageView(QScrollArea):
         if msg.role == "user":
             bubble = UserBubble(msg)
             bubble.edit_button.clicked.connect(lambda: self._ask(bubble, self.edit_requested))
-            bubble.set_idle(self._idle, msg)
         else:
             bubble = AssistantBubble(msg, self.show_raw)
             bubble.steps.decision.connect(self.tool_decision)
+        bubble.set_idle(self._idle, msg)
         bubble.switcher.step.connect(lambda d: self._flip(bubble, d))
         return bubble
 
@@ -392,8 +398,7 @@ class MessageView(QScrollArea):
         """False while the open chat answers: its user messages can't be edited or flipped meanwhile."""
         self._idle = idle
         for row, b in enumerate(self.bubbles):
-            if isinstance(b, UserBubble):
-                b.set_idle(idle, self.model.data(self.model.index(row), MessageRole))
+            b.set_idle(idle, self.model.data(self.model.index(row), MessageRole))
 
     def rebuild(self) -> None:
         for b in self.bubbles:
