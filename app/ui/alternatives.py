@@ -6,7 +6,7 @@ view is rebuilt, then gives focus back to the same arrow so a keyboard user can 
 """
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QWidget
 
 from app.qt_compat import emit
@@ -71,3 +71,18 @@ class EditButton(QToolButton):
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.setToolTip("Edit this message and send it again; the conversation from here on is kept as "
                         "another branch")
+
+
+class FittedLabel(QLabel):
+    """One line when there is room, wrapped when there isn't (an answer's figures beside its arrows
+    in a narrow window). A plain word-wrapped label would wrap even with room to spare."""
+
+    def __init__(self, parent=None, objectName: str = ""):
+        super().__init__(parent, objectName=objectName)
+        self.setWordWrap(True)
+
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()
+        m = self.contentsMargins()
+        width = self.fontMetrics().horizontalAdvance(self.text()) + m.left() + m.right() + 2
+        return QSize(width, self.heightForWidth(width))

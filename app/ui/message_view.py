@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QScrollArea, QS
 from app.citation_links import link_citations
 from app.conversation import ChatMessage, ConversationModel, MessageRole
 from app.qt_compat import emit
-from app.ui.alternatives import AlternativeSwitcher, EditButton
+from app.ui.alternatives import AlternativeSwitcher, EditButton, FittedLabel
 from app.ui.markdown_view import MarkdownView, prose_label
 from app.ui.tool_block import StepsView
 
@@ -178,7 +178,7 @@ class AssistantBubble(QWidget):
         self.plain.setObjectName("AnswerStreaming")
         self.body_box.addWidget(self.plain)
         self.rendered: MarkdownView | None = None
-        self.stats = QLabel(objectName="Stats")
+        self.stats = FittedLabel(objectName="Stats")   # beside ‹ k/n ›, wraps in a narrow window
         self.notice = QLabel(objectName="Notice")
         self.notice.setWordWrap(True)
         footer = QHBoxLayout()
