@@ -95,8 +95,11 @@ class Branches:
             has_message = self._db.execute("SELECT 1 FROM messages WHERE conversation_id = ? AND position = ?",
                                            (conversation_id, position)).fetchone()
             slots = self._slots(conversation_id, position)
-            if has_message or not slots:
-                continue
+            before = position == 0 or self._db.execute(
+                "SELECT 1 FROM messages WHERE conversation_id = ? AND position = ?", (conversation_id, position - 1)
+            ).fetchone()
+            if has_message or not slots or not before:   # (a refused regenerate took its question too: the
+                continue                                  # old answers stay stored, exported with the chat)
             with self.store._tx():
                 # The empty branch's own rows: its place here and any fork inside it.
                 self._db.execute("DELETE FROM branches WHERE conversation_id = ? AND (position > ? OR"

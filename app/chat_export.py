@@ -35,6 +35,9 @@ def chat_markdown(store: ChatStore, conversation_id: int, reasoning: bool = Fals
             out += ["> Reasoning (unfiltered model output):", ">"]
             out += [f"> {line}" if line else ">" for line in m.analysis.splitlines()] + [""]
         out += [m.text or "*(no answer)*", ""]
+    if Branches(store).counts(conversation_id):
+        out += ["---", "", "*This is the branch shown in the app; the chat's other answers and branches are in its "
+                           "JSON export.*", ""]
     return "\n".join(out).rstrip() + "\n"
 
 

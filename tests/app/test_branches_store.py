@@ -122,3 +122,23 @@ def test_a_malformed_branch_in_an_imported_file_is_left_out(store, tmp_path):
     (tmp_path / "c.json").write_text(json.dumps(data))
     new = import_chat(store, tmp_path / "c.json", tmp_path / "img")
     assert texts(store, new) == ["Q1", "A1"] and Branches(store).counts(new) == {}
+
+
+def test_the_markdown_export_says_it_is_the_branch_shown(store):
+    from app.chat_export import chat_markdown
+    cid = chat(store, ("Q1", "A1"))
+    assert "branch shown" not in chat_markdown(store, cid)
+    Branches(store).fork(cid, 1)
+    store.add_message(cid, StoredMessage("assistant", "A1 again"))
+    text = chat_markdown(store, cid)
+    assert "A1 again" in text and "A1\n" not in text and "branch shown in the app" in text
+
+
+def test_a_refused_regenerate_that_took_its_question_leaves_no_gap_and_keeps_the_answers(store):
+    cid = chat(store, ("Q1", "A1"), ("Q2", "A2"))
+    b = Branches(store)
+    b.fork(cid, 3)                                    # Regenerate, then the question was refused (too long now)
+    store.delete_messages_from(cid, 2)
+    assert not b.heal(cid)
+    assert texts(store, cid) == ["Q1", "A1"]          # no answer without its question
+    assert "A2" in json.dumps(chat_json(store, cid)["branches"])
