@@ -56,8 +56,7 @@ class Branches:
                     self._db.execute("INSERT INTO branches VALUES (?, ?, ?, ?)",
                                      (conversation_id, position, shown, json.dumps(tail)))
                 else:
-                    self._db.execute("UPDATE branches SET tail = ? WHERE conversation_id = ? AND position = ? AND slot = ?",
-                                     (json.dumps(tail), conversation_id, position, shown))
+                    self._set_tail(conversation_id, position, shown, tail)
                 new_slot = max([s for s, _ in slots] + [shown]) + 1
                 self._db.execute("INSERT INTO branches VALUES (?, ?, ?, NULL)", (conversation_id, position, new_slot))
             if first is not None:
@@ -77,10 +76,8 @@ class Branches:
         target_slot, target_tail = slots[shown + step]
         with self.store._tx():
             tail = self._take_tail(conversation_id, position)
-            self._db.execute("UPDATE branches SET tail = ? WHERE conversation_id = ? AND position = ? AND slot = ?",
-                             (json.dumps(tail), conversation_id, position, order[shown]))
-            self._db.execute("UPDATE branches SET tail = NULL WHERE conversation_id = ? AND position = ? AND slot = ?",
-                             (conversation_id, position, target_slot))
+            self._set_tail(conversation_id, position, order[shown], tail)
+            self._set_tail(conversation_id, position, target_slot, None)
             self._put_tail(conversation_id, _loads(target_tail))
         return True
 
@@ -112,8 +109,7 @@ class Branches:
                         self._db.execute("DELETE FROM branches WHERE conversation_id = ? AND position = ?",
                                          (conversation_id, position))
                     else:
-                        self._db.execute("UPDATE branches SET tail = NULL WHERE conversation_id = ? AND position = ?"
-                                         " AND slot = ?", (conversation_id, position, slot))
+                        self._set_tail(conversation_id, position, slot, None)
             changed = True
         return changed
 
@@ -137,7 +133,8 @@ class Branches:
                 alts = fork.get("alternatives") if isinstance(fork, dict) else None
                 position = fork.get("position") if isinstance(fork, dict) else None
                 if (not isinstance(position, int) or not isinstance(alts, list) or len(alts) < 2
-                        or sum(a is None for a in alts) != 1 or not all(a is None or _tail_ok(a, position) for a in alts)):
+                        or sum(a is None for a in alts) != 1
+                        or not all(a is None or _tail_ok(a, position) for a in alts)):
                     continue
                 for slot, alt in enumerate(alts):
                     self._db.execute("INSERT OR REPLACE INTO branches VALUES (?, ?, ?, ?)",
@@ -149,6 +146,11 @@ class Branches:
     def _slots(self, conversation_id: int, position: int) -> list[tuple[int, str | None]]:
         return self._db.execute("SELECT slot, tail FROM branches WHERE conversation_id = ? AND position = ?"
                                 " ORDER BY slot", (conversation_id, position)).fetchall()
+
+    def _set_tail(self, conversation_id: int, position: int, slot: int, tail: dict | None) -> None:
+        """None: this alternative is the one shown (its messages are in `messages`)."""
+        self._db.execute("UPDATE branches SET tail = ? WHERE conversation_id = ? AND position = ? AND slot = ?",
+                         (None if tail is None else json.dumps(tail), conversation_id, position, slot))
 
     def _take_tail(self, conversation_id: int, position: int) -> dict:
         """Remove the shown messages from `position` on, and the fork points inside them; return them."""
@@ -164,7 +166,8 @@ class Branches:
             messages.append(entry)
         inner = self._db.execute("SELECT position, slot, tail FROM branches WHERE conversation_id = ? AND position > ?"
                                  " ORDER BY position, slot", (conversation_id, position)).fetchall()
-        self._db.execute("DELETE FROM messages WHERE conversation_id = ? AND position >= ?", (conversation_id, position))
+        self._db.execute("DELETE FROM messages WHERE conversation_id = ? AND position >= ?",
+                         (conversation_id, position))
         self._db.execute("DELETE FROM branches WHERE conversation_id = ? AND position > ?", (conversation_id, position))
         return {"messages": messages,
                 "branches": [{"position": p, "slot": s, "tail": None if t is None else _loads(t)} for p, s, t in inner]}
@@ -204,7 +207,8 @@ def _tail_ok(tail, start: int) -> bool:
         return False
     for m in tail.get("messages", []):
         if not (isinstance(m, dict) and m.get("role") in ("user", "assistant") and isinstance(m.get("position"), int)
-                and m["position"] >= start and isinstance(m.get("text", ""), str) and isinstance(m.get("analysis", ""), str)
+                and m["position"] >= start and isinstance(m.get("text", ""), str)
+                and isinstance(m.get("analysis", ""), str)
                 and isinstance(m.get("stats", {}), dict) and isinstance(m.get("tool_steps", []), list)):
             return False
     inner = tail.get("branches", [])

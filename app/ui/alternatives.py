@@ -82,7 +82,6 @@ class FittedLabel(QLabel):
         self.setWordWrap(True)
 
     def sizeHint(self) -> QSize:
-        hint = super().sizeHint()
         m = self.contentsMargins()
         width = self.fontMetrics().horizontalAdvance(self.text()) + m.left() + m.right() + 2
         return QSize(width, self.heightForWidth(width))

@@ -407,13 +407,17 @@ class MessageView(QScrollArea):
         self.bubbles = []
         self._insert(0, self.model.rowCount() - 1)
         self._stick = True
-        if self._refocus is not None and self._refocus[0] < len(self.bubbles):   # flipped from the keyboard
-            row, step = self._refocus
-            self._stick = False     # stay at the message flipped, not the chat's end
-            switcher = self.bubbles[row].switcher
-            arrow = switcher.next if step > 0 else switcher.prev
-            (arrow if arrow.isEnabled() else switcher.prev if step > 0 else switcher.next).setFocus()
-            QTimer.singleShot(0, self, lambda: self.ensureWidgetVisible(self.bubbles[row]) if row < len(self.bubbles) else None)
+        if self._refocus is not None and self._refocus[0] < len(self.bubbles):
+            self._back_to_flipped(*self._refocus)
+
+    def _back_to_flipped(self, row: int, step: int) -> None:
+        """After a flip the view is rebuilt: stay at that message (not the chat's end) and give its
+        arrow the focus again (the other one at the last alternative) so ← / → can go on."""
+        self._stick = False
+        switcher = self.bubbles[row].switcher
+        arrow, other = (switcher.next, switcher.prev) if step > 0 else (switcher.prev, switcher.next)
+        (arrow if arrow.isEnabled() else other).setFocus()
+        QTimer.singleShot(0, self, lambda: row < len(self.bubbles) and self.ensureWidgetVisible(self.bubbles[row]))
 
     def _insert(self, first: int, last: int) -> None:
         for row in range(first, last + 1):
