@@ -53,12 +53,13 @@ class Branches:
                 shown = next((s for s, t in slots if t is None), None)
                 if shown is None:    # the first fork here (or a damaged row lost the shown one)
                     shown = max((s for s, _ in slots), default=-1) + 1
-                    self._db.execute("INSERT INTO branches VALUES (?, ?, ?, ?)",
-                                     (conversation_id, position, shown, json.dumps(tail)))
+                    self._db.execute("INSERT INTO branches (conversation_id, position, slot, tail)"
+                                     " VALUES (?, ?, ?, ?)", (conversation_id, position, shown, json.dumps(tail)))
                 else:
                     self._set_tail(conversation_id, position, shown, tail)
                 new_slot = max([s for s, _ in slots] + [shown]) + 1
-                self._db.execute("INSERT INTO branches VALUES (?, ?, ?, NULL)", (conversation_id, position, new_slot))
+                self._db.execute("INSERT INTO branches (conversation_id, position, slot, came_from)"
+                                 " VALUES (?, ?, ?, ?)", (conversation_id, position, new_slot, shown))
             if first is not None:
                 first.id, first.position = self._insert(conversation_id, position, first), position
             self._db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (time.time(), conversation_id))
@@ -92,6 +93,8 @@ class Branches:
             has_message = self._db.execute("SELECT 1 FROM messages WHERE conversation_id = ? AND position = ?",
                                            (conversation_id, position)).fetchone()
             slots = self._slots(conversation_id, position)
+            came_from = self._db.execute("SELECT came_from FROM branches WHERE conversation_id = ? AND position = ? AND"
+                                         " tail IS NULL", (conversation_id, position)).fetchone()
             before = position == 0 or self._db.execute(
                 "SELECT 1 FROM messages WHERE conversation_id = ? AND position = ?", (conversation_id, position - 1)
             ).fetchone()
@@ -103,7 +106,8 @@ class Branches:
                                  " (position = ? AND tail IS NULL))", (conversation_id, position, position))
                 kept = [(s, t) for s, t in slots if t is not None]
                 if kept:
-                    slot, tail = kept[-1]   # the branch the edit left
+                    # The branch the edit left (else the newest one).
+                    slot, tail = next(((s, t) for s, t in kept if came_from and s == came_from[0]), kept[-1])
                     self._put_tail(conversation_id, _loads(tail))
                     if len(kept) == 1:     # no fork left here
                         self._db.execute("DELETE FROM branches WHERE conversation_id = ? AND position = ?",
@@ -137,7 +141,8 @@ class Branches:
                         or not all(a is None or _tail_ok(a, position) for a in alts)):
                     continue
                 for slot, alt in enumerate(alts):
-                    self._db.execute("INSERT OR REPLACE INTO branches VALUES (?, ?, ?, ?)",
+                    self._db.execute("INSERT OR REPLACE INTO branches (conversation_id, position, slot, tail)"
+                                     " VALUES (?, ?, ?, ?)",
                                      (conversation_id, position, slot, None if alt is None else json.dumps(alt)))
                 kept += 1
         return kept
@@ -181,7 +186,7 @@ class Branches:
                 self._db.execute("INSERT INTO tool_steps (message_id, steps) VALUES (?, ?)",
                                  (mid, json.dumps(m["tool_steps"])))
         for b in tail.get("branches", []):
-            self._db.execute("INSERT INTO branches VALUES (?, ?, ?, ?)", (
+            self._db.execute("INSERT INTO branches (conversation_id, position, slot, tail) VALUES (?, ?, ?, ?)", (
                 conversation_id, b["position"], b["slot"], None if b.get("tail") is None else json.dumps(b["tail"])))
 
     def _insert(self, conversation_id: int, position: int, m: StoredMessage) -> int:

@@ -65,13 +65,14 @@ CREATE TABLE IF NOT EXISTS tool_steps (
 
 # A chat's other branches (app/branches.py): at a fork `position`, one row per alternative in
 # ‹ k/n › order; the one shown has tail NULL (its messages are in `messages`), the others keep
-# theirs as JSON. Gone with their chat.
+# theirs as JSON; came_from is the slot shown when this one was made. Gone with their chat.
 _BRANCHES_TABLE = """
 CREATE TABLE IF NOT EXISTS branches (
     conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
     position INTEGER NOT NULL,
     slot INTEGER NOT NULL,
     tail TEXT,
+    came_from INTEGER,
     PRIMARY KEY (conversation_id, position, slot)
 )"""
 

@@ -142,3 +142,16 @@ def test_a_refused_regenerate_that_took_its_question_leaves_no_gap_and_keeps_the
     assert not b.heal(cid)
     assert texts(store, cid) == ["Q1", "A1"]          # no answer without its question
     assert "A2" in json.dumps(chat_json(store, cid)["branches"])
+
+
+def test_a_refused_edit_goes_back_to_the_branch_it_was_made_from_not_the_newest(store):
+    cid = chat(store, ("Q1", "A1"))
+    b = Branches(store)
+    for q in ("Q1 b", "Q1 c"):
+        b.fork(cid, 0, StoredMessage("user", q))
+    assert b.switch(cid, 0, -1) and b.switch(cid, 0, -1)
+    assert texts(store, cid) == ["Q1", "A1"] and b.counts(cid) == {0: (1, 3)}
+    b.fork(cid, 0, StoredMessage("user", "refused"))
+    store.delete_messages_from(cid, 0)
+    assert b.heal(cid)
+    assert texts(store, cid) == ["Q1", "A1"] and b.counts(cid) == {0: (1, 3)}
