@@ -168,7 +168,10 @@ class Composer(QWidget):
         self.input.setFocus()
 
     def begin_edit(self, text: str, what: str = "your last message") -> None:
-        """Edit mode: Enter sends `text` (changed) in place of `what`; the old branch is kept."""
+        """Edit mode: Enter sends `text` (changed) in place of `what`; the old branch is kept. What
+        was typed in the box meanwhile comes back when the edit ends."""
+        if not self.editing:
+            self._draft = self.input.toPlainText()
         self.editing = True
         self.edit_banner.setText(f"Editing {what}: Enter sends it as a new branch (the old one is kept), "
                                  "Esc cancels.")
@@ -179,6 +182,10 @@ class Composer(QWidget):
 
     def end_edit(self) -> None:
         if self.editing:
+            draft, self._draft = getattr(self, "_draft", ""), ""
+            typed = self.input.toPlainText()
+            if draft.strip() and typed != draft:   # never lose either text: the draft follows the edit
+                self.input.setPlainText(f"{typed}\n\n{draft}" if typed.strip() else draft)
             self.editing = False
             self.edit_banner.hide()
             self.send_button.setText("Stop" if self._busy else "Send")

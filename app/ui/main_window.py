@@ -309,8 +309,8 @@ class MainWindow(QMainWindow):
         if self.c.answering_here:     # Esc stops the answer on screen, never one in another chat
             self.c.stop()
         elif self.composer.editing:
+            self.composer.input.clear()     # the edit is dropped; a draft typed before it comes back
             self.composer.end_edit()
-            self.composer.input.clear()
 
     def _send(self, text: str) -> None:
         if self.c.send(text):
@@ -330,7 +330,12 @@ class MainWindow(QMainWindow):
 
     def _edit(self, text: str) -> None:
         row = getattr(self, "_edit_row", None)
-        if self.c.edit_at(row, text) if row is not None else self.c.edit_last(text):
+        self._sending_edit = True      # the chat reopens on its new branch: the edit ends with accepted()
+        try:
+            sent = self.c.edit_at(row, text) if row is not None else self.c.edit_last(text)
+        finally:
+            self._sending_edit = False
+        if sent:
             self.composer.accepted()
 
     def refresh_conversations(self) -> None:
@@ -347,7 +352,8 @@ class MainWindow(QMainWindow):
         item = self.sidebar.item_for(conversation_id)
         if item is not None and not item.isSelected():
             self.refresh_conversations()
-        self.composer.end_edit()
+        if not getattr(self, "_sending_edit", False):
+            self.composer.end_edit()
         self._update_composer()
 
     def _update_composer(self) -> None:

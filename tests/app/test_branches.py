@@ -210,3 +210,17 @@ def test_an_edit_that_cant_be_saved_stays_in_the_box(qtbot, store, monkeypatch):
     assert w.composer.input.toPlainText() == "Q1 changed" and w.composer.editing
     assert "still in the message box" in errors[0]
     assert shown(c) == ["Q1", "Hello **there**."]
+
+
+def test_a_draft_in_the_box_comes_back_after_an_edit(qtbot, store):
+    session = ScriptedSession(clock=FakeClock())
+    c, w = make_window(qtbot, store, session)
+    send(qtbot, c, w, "Q1")
+    w.composer.input.setPlainText("half a thought")
+    w.messages.bubbles[0].edit_button.click()
+    assert w.composer.input.toPlainText() == "Q1"
+    qtbot.keyClick(w.composer.input, Qt.Key.Key_Escape)       # cancelled
+    assert w.composer.input.toPlainText() == "half a thought" and not w.composer.editing
+    w.messages.bubbles[0].edit_button.click()
+    send(qtbot, c, w, "Q1 again")                              # sent
+    assert shown(c)[0] == "Q1 again" and w.composer.input.toPlainText() == "half a thought"
