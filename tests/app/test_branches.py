@@ -6,6 +6,7 @@ from PySide6.QtWidgets import QApplication
 from scripted import FakeClock, ScriptedSession, answer_script, scripted_loader
 
 from app.controller import ChatController
+from app.tool_steps import calls
 from app.store import ChatStore, StoreError
 from app.ui.main_window import MainWindow
 from app.ui.message_view import AssistantBubble, UserBubble
@@ -224,3 +225,33 @@ def test_a_draft_in_the_box_comes_back_after_an_edit(qtbot, store):
     w.messages.bubbles[0].edit_button.click()
     send(qtbot, c, w, "Q1 again")                              # sent
     assert shown(c)[0] == "Q1 again" and w.composer.input.toPlainText() == "half a thought"
+
+
+def test_an_alternative_keeps_its_tool_calls_and_the_model_reads_them_when_it_is_shown(qtbot, store):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    from scripted import call_script
+    session = ScriptedSession(clock=FakeClock(), queue=[
+        call_script('{"city": "Paris"}', recipient="functions.get_weather"),
+        answer_script(final="It is sunny in Paris."), answer_script(final="No idea, sorry.")])
+    c, w = make_window(qtbot, store, session)
+    s = c.settings
+    s.functions = [{"name": "get_weather", "description": "Weather now", "parameters": schema}]
+    c.save_settings(s)
+    c.send("Weather in Paris?")
+    qtbot.waitUntil(lambda: c.waiting_call() is not None, timeout=5000)
+    assert c.answer_tool("answer", '{"sky": "sunny"}')
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    assert c.regenerate()
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    assert shown(c)[-1] == "No idea, sorry." and not calls(c.model.last().steps)
+    assert c.switch_alternative(1, -1)
+    kept = c.model.last()
+    assert kept.text == "It is sunny in Paris." and [st.result for st in calls(kept.steps)] == ['{"sky": "sunny"}']
+    (block,) = w.messages.bubbles[-1].steps.blocks()                # its call block is shown again
+    assert "get_weather" in block.header.text()
+    session.script = answer_script(final="Yes.")
+    c.send("Sure?")
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    sent_now = [m.get("content") for m in session.calls[-1]["messages"]]
+    assert sent_now[0] == "Weather in Paris?" and sent_now[-2:] == ["It is sunny in Paris.", "Sure?"]
+    assert '{"city": "Paris"}' in sent_now and '{"sky": "sunny"}' in sent_now and "No idea, sorry." not in sent_now
