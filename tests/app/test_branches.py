@@ -255,3 +255,13 @@ def test_an_alternative_keeps_its_tool_calls_and_the_model_reads_them_when_it_is
     sent_now = [m.get("content") for m in session.calls[-1]["messages"]]
     assert sent_now[0] == "Weather in Paris?" and sent_now[-2:] == ["It is sunny in Paris.", "Sure?"]
     assert '{"city": "Paris"}' in sent_now and '{"sky": "sunny"}' in sent_now and "No idea, sorry." not in sent_now
+
+
+def test_editing_does_not_widen_the_window_at_its_minimum_size(qtbot, store):
+    c, w = make_window(qtbot, store, ScriptedSession(clock=FakeClock()))
+    send(qtbot, c, w, "Q1")
+    w.resize(w.minimumSize())
+    w.messages.bubbles[0].edit_button.click()
+    assert w.composer.edit_banner.isVisible()
+    qtbot.waitUntil(lambda: w.composer.width() > 0 and w.width() == w.minimumSize().width())
+    assert w.composer.minimumSizeHint().width() <= w.composer.width()   # the banner wraps instead
