@@ -31,6 +31,7 @@ class AlternativeSwitcher(QWidget):
             button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
             button.setCursor(Qt.CursorShape.PointingHandCursor)
             button.setAutoRaise(True)
+            button.setMinimumSize(24, 22)     # a target a pointer can hit, not just the glyph
             button.clicked.connect(lambda _=False, d=delta: emit(self.step, d))
             button.installEventFilter(self)
         row.addWidget(self.prev)
