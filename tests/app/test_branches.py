@@ -265,3 +265,23 @@ def test_editing_does_not_widen_the_window_at_its_minimum_size(qtbot, store):
     assert w.composer.edit_banner.isVisible()
     qtbot.waitUntil(lambda: w.composer.width() > 0 and w.width() == w.minimumSize().width())
     assert w.composer.minimumSizeHint().width() <= w.composer.width()   # the banner wraps instead
+
+
+def test_flipping_an_earlier_message_keeps_it_in_view(qtbot, store):
+    session = ScriptedSession(clock=FakeClock(), script=answer_script(final="A long answer. " * 60))
+    c, w = make_window(qtbot, store, session)
+    w.resize(w.minimumSize())
+    send(qtbot, c, w, "Q1")
+    assert c.edit_at(0, "Q1 edited")
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    for q in ("Q2", "Q3"):
+        send(qtbot, c, w, q)
+    view = w.messages
+    qtbot.waitUntil(lambda: view.verticalScrollBar().value() > 0)     # at the chat's end, Q1 out of view
+    qtbot.mouseClick(view.bubbles[0].switcher.prev, Qt.MouseButton.LeftButton)
+    assert shown(c)[0] == "Q1"
+
+    def q1_in_view():
+        top = view.bubbles[0].mapTo(view.viewport(), view.bubbles[0].rect().topLeft()).y()
+        return 0 <= top < view.viewport().height()
+    qtbot.waitUntil(q1_in_view, timeout=2000)
