@@ -1,5 +1,6 @@
 """A chat as a file: Markdown to read or share (reasoning optional), JSON with everything (messages,
 reasoning, tool calls and their outputs, the images code saved, inline) that imports back whole.
+"messages" is the branch shown; "branches" the chat's other alternatives and branches (app/branches.py).
 
 No Qt here. A file to import is untrusted: its shape is checked, and a bad one gets one sentence.
 """
@@ -9,6 +10,7 @@ import base64
 import json
 from pathlib import Path
 
+from app.branches import Branches
 from app.store import ChatStore, StoredMessage
 
 FORMAT = "gpt-oss-chat/1"
@@ -33,6 +35,9 @@ def chat_markdown(store: ChatStore, conversation_id: int, reasoning: bool = Fals
             out += ["> Reasoning (unfiltered model output):", ">"]
             out += [f"> {line}" if line else ">" for line in m.analysis.splitlines()] + [""]
         out += [m.text or "*(no answer)*", ""]
+    if Branches(store).counts(conversation_id):
+        out += ["---", "", "*This is the branch shown in the app; the chat's other answers and branches are in its "
+                           "JSON export.*", ""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -56,8 +61,13 @@ def chat_json(store: ChatStore, conversation_id: int) -> dict:
                                    for s in steps[m.id]]
         messages.append(entry)
     from app.chat_options import ChatOptionsStore   # the chat's own instructions and sampling go with it
-    return {"format": FORMAT, "title": conv.title, "effort": conv.effort,
-            "options": ChatOptionsStore(store).get(conversation_id).to_json(), "messages": messages}
+    out = {"format": FORMAT, "title": conv.title, "effort": conv.effort,
+           "options": ChatOptionsStore(store).get(conversation_id).to_json(), "messages": messages}
+    forks = Branches(store).export(conversation_id)
+    if forks:   # the other branches, as the history keeps them, their images inline too
+        out["branches"] = _each_step(forks, lambda s: dict(s, images=[
+            i for i in map(_image_entry, [p for p in s.get("images") or [] if isinstance(p, str)]) if i]))
+    return out
 
 
 def _check(data) -> None:
@@ -101,7 +111,27 @@ def import_chat(store: ChatStore, path: str | Path, images_dir: Path) -> int:
         steps = [s for s in m.get("tool_steps", []) if isinstance(s, dict)]
         if steps and m["role"] == "assistant":
             store.set_tool_steps(saved.id, [dict(s, images=_write_images(s.get("images"), folder)) for s in steps])
+    forks = _each_step(data.get("branches"), lambda s: dict(s, images=_write_images(s.get("images"), folder)))
+    Branches(store).restore(conv.id, forks)   # malformed ones are left out, the chat imports
     return conv.id
+
+
+def _each_step(forks, change):
+    """`forks` (Branches.export's shape) with `change` applied to every tool step in every tail;
+    anything malformed is passed on as it is (Branches.restore leaves it out)."""
+    def tail(t):
+        if not isinstance(t, dict):
+            return t
+        msgs = [dict(m, tool_steps=[change(s) if isinstance(s, dict) else s for s in m["tool_steps"]])
+                if isinstance(m, dict) and isinstance(m.get("tool_steps"), list) else m
+                for m in t.get("messages") or []] if isinstance(t.get("messages"), list) else t.get("messages")
+        inner = ([dict(b, tail=tail(b.get("tail"))) if isinstance(b, dict) else b for b in t["branches"]]
+                 if isinstance(t.get("branches"), list) else t.get("branches"))
+        return dict(t, messages=msgs, branches=inner if inner is not None else [])
+    if not isinstance(forks, list):
+        return forks
+    return [dict(f, alternatives=[tail(a) for a in f["alternatives"]])
+            if isinstance(f, dict) and isinstance(f.get("alternatives"), list) else f for f in forks]
 
 
 def _write_images(images, folder: Path) -> list[str]:

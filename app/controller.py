@@ -14,7 +14,8 @@ import queue
 from app.qt_compat import emit
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
-from app import tool_steps
+from app import branch_actions, tool_steps
+from app.branches import Branches
 from app.chat_options import ChatOptionsStore
 from app.conversation import ChatMessage, ConversationModel
 from app.mcp import steps as mcp_steps
@@ -76,6 +77,7 @@ class ChatController(QObject):
             self.settings = Settings()
         self.model = ConversationModel(self)
         self.chat_options = ChatOptionsStore(store)   # each chat's own instructions and sampling, presets
+        self.branches = Branches(store)             # regenerated answers and edited messages (app/branch_actions.py)
         self.worker = worker or EngineWorker()
         self.engine_thread = EngineThread(self.worker)
         self._request_load.connect(self.worker.load)
@@ -273,6 +275,7 @@ class ChatController(QObject):
         streaming = self.turns[conv.id].message if conv.id in self.turns else None
         rows = [to_chat(m) for m in stored if streaming is None or m.id != streaming.id]
         self._attach_steps(conv.id, rows)
+        branch_actions.mark(self, conv.id, stored, rows)
         if streaming is not None:
             rows.append(streaming)  # the answer still being written in this chat
         self.model.set_messages(rows)
@@ -354,15 +357,16 @@ class ChatController(QObject):
         return True
 
     def regenerate(self) -> bool:
-        """Drop the last answer and write a new one."""
-        last = self.model.last()
-        if not self.can_send() or last is None or last.role != "assistant":
-            return False
-        row = self.model.rowCount() - 1
-        if not self._delete_rows_from(row):
-            return False
-        self._start_reply()
-        return True
+        """Write the last answer again; the old one stays as an alternative (‹ 1/2 ›)."""
+        return branch_actions.regenerate(self)
+
+    def edit_at(self, row: int, text: str) -> bool:
+        """Send `text` in place of the user message at `row`, forking the chat there."""
+        return branch_actions.edit_at(self, row, text)
+
+    def switch_alternative(self, row: int, step: int) -> bool:
+        """Show the previous (-1) or next (+1) alternative of the message at `row`."""
+        return branch_actions.switch(self, row, step)
 
     def last_user_text(self) -> str:
         for m in reversed(self.model.messages()):
@@ -371,14 +375,9 @@ class ChatController(QObject):
         return ""
 
     def edit_last(self, text: str) -> bool:
-        """Replace the last user message (and its answer) with `text` and send it again."""
-        rows = self.model.messages()
-        users = [i for i, m in enumerate(rows) if m.role == "user"]
-        if not self.can_send() or not users or not text.strip():
-            return False
-        if not self._delete_rows_from(users[-1]):
-            return False
-        return self.send(text)
+        """Send `text` in place of the last user message (the old branch is kept)."""
+        users = [i for i, m in enumerate(self.model.messages()) if m.role == "user"]
+        return bool(users) and self.edit_at(users[-1], text)
 
     def _delete_rows_from(self, row: int) -> bool:
         first = self.model.message(row)
@@ -571,6 +570,7 @@ class ChatController(QObject):
         if conv_row is not None and conv_row.title == " ".join(text.split())[:48].strip():
             self._try(self.store.rename, turn.conv, "New chat")
         self.turn_ended(turn)
+        branch_actions.heal(self, turn.conv)   # a refused edit: the branch it came from is shown again
         emit(self.message_refused, text, turn.message.notice)
         return True
 

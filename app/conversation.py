@@ -31,6 +31,7 @@ class ChatMessage:
     notice: str = ""               # one sentence shown under the bubble (context trimmed, error, ...)
     id: int | None = None          # row id in the store once saved
     steps: list = field(default_factory=list)   # app.tool_steps.TextStep / CallStep, in order
+    alternatives: tuple = ()       # at a fork (app/branches.py): (the one shown, from 1; how many)
 
     @property
     def streaming(self) -> bool:

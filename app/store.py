@@ -63,6 +63,19 @@ CREATE TABLE IF NOT EXISTS tool_steps (
     steps TEXT NOT NULL DEFAULT '[]'
 )"""
 
+# A chat's other branches (app/branches.py): at a fork `position`, one row per alternative in
+# ‹ k/n › order; the one shown has tail NULL (its messages are in `messages`), the others keep
+# theirs as JSON; came_from is the slot shown when this one was made. Gone with their chat.
+_BRANCHES_TABLE = """
+CREATE TABLE IF NOT EXISTS branches (
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    slot INTEGER NOT NULL,
+    tail TEXT,
+    came_from INTEGER,
+    PRIMARY KEY (conversation_id, position, slot)
+)"""
+
 EFFORTS = ("low", "medium", "high")
 FULL_CHECK_BYTES = 32 * 2**20  # integrity_check below this size (it also compares indexes), quick_check above
 INTERRUPTED_NOTICE = "This answer was cut off: the app closed before it finished."
@@ -287,6 +300,7 @@ class ChatStore:
             self._db.executescript(f"BEGIN; {_SCHEMA_V1} PRAGMA user_version=1; COMMIT;")
         # Later schema versions add `if version < N:` steps here.
         self._db.execute(_TOOL_STEPS_TABLE)   # additive: old histories simply have none
+        self._db.execute(_BRANCHES_TABLE)     # (the same)
 
     def _tx(self):
         """A transaction for multi-statement writes (autocommit mode otherwise)."""

@@ -87,6 +87,7 @@ class Composer(QWidget):
         outer.setSpacing(4)
         tools = self.tools = QHBoxLayout()   # the window adds the chat's settings button at its left
         self.edit_banner = QLabel("Editing your last message: Enter resends it, Esc cancels.", objectName="Caption")
+        self.edit_banner.setWordWrap(True)    # a narrow window wraps it rather than widening the window
         self.edit_banner.hide()
         self.regenerate_button = QToolButton(text="↻ Regenerate")
         self.regenerate_button.setToolTip("Write the last answer again")
@@ -133,7 +134,8 @@ class Composer(QWidget):
         self.edit_button.setEnabled(idle and has_user)
         # Nothing to regenerate or edit in an empty chat: the buttons appear with the first message.
         self.regenerate_button.setVisible(has_answer)
-        self.edit_button.setVisible(has_user)
+        self._has_user = has_user
+        self.edit_button.setVisible(has_user and not self.editing)
 
     def _send_or_stop(self) -> None:
         if self._busy:
@@ -167,15 +169,28 @@ class Composer(QWidget):
         self.show_notice(notice)
         self.input.setFocus()
 
-    def begin_edit(self, text: str) -> None:
+    def begin_edit(self, text: str, what: str = "your last message") -> None:
+        """Edit mode: Enter sends `text` (changed) in place of `what`; the old branch is kept. What
+        was typed in the box meanwhile comes back when the edit ends."""
+        if not self.editing:
+            self._draft = self.input.toPlainText()
         self.editing = True
+        self.edit_banner.setText(f"Editing {what}: Enter sends it as a new branch, Esc cancels.")
+        self.edit_banner.setToolTip("The conversation from this message on is kept as it is; ‹ › under the "
+                                    "message flips between the branches.")
         self.edit_banner.show()
+        self.edit_button.hide()       # (it is the edit in progress)
         self.input.setPlainText(text)
         self.input.setFocus()
         self.send_button.setText("Resend")
 
     def end_edit(self) -> None:
         if self.editing:
+            draft, self._draft = getattr(self, "_draft", ""), ""
+            typed = self.input.toPlainText()
+            if draft.strip() and typed != draft:   # never lose either text: the draft follows the edit
+                self.input.setPlainText(f"{typed}\n\n{draft}" if typed.strip() else draft)
             self.editing = False
             self.edit_banner.hide()
+            self.edit_button.setVisible(self._has_user)
             self.send_button.setText("Stop" if self._busy else "Send")

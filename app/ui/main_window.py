@@ -173,7 +173,9 @@ class MainWindow(QMainWindow):
         self.composer.edit_requested.connect(self._edit)
         self.composer.stop_requested.connect(c.stop)
         self.composer.regenerate_requested.connect(c.regenerate)
-        self.composer.begin_edit_requested.connect(lambda: self.composer.begin_edit(c.last_user_text()))
+        self.composer.begin_edit_requested.connect(lambda: self._begin_edit_at(None))
+        self.messages.edit_requested.connect(self._begin_edit_at)
+        self.messages.alternative_step.connect(c.switch_alternative)
         self.effort.effort_changed.connect(c.set_effort)
         c.conversations_changed.connect(self.refresh_conversations)
         c.current_changed.connect(self._current_changed)
@@ -314,8 +316,8 @@ class MainWindow(QMainWindow):
         if self.c.answering_here:     # Esc stops the answer on screen, never one in another chat
             self.c.stop()
         elif self.composer.editing:
+            self.composer.input.clear()     # the edit is dropped; a draft typed before it comes back
             self.composer.end_edit()
-            self.composer.input.clear()
 
     def _send(self, text: str) -> None:
         if self.c.send(text):
@@ -325,8 +327,22 @@ class MainWindow(QMainWindow):
         # An example goes out as it is; whatever the user had typed stays in the box.
         self.c.send(text)
 
+    def _begin_edit_at(self, row: int | None) -> None:
+        """Edit the user message at `row` (None: the last one) in the message box."""
+        self._edit_row = row
+        if row is None:
+            self.composer.begin_edit(self.c.last_user_text())
+        else:
+            self.composer.begin_edit(self.c.model.message(row).text, "this message")
+
     def _edit(self, text: str) -> None:
-        if self.c.edit_last(text):
+        row = getattr(self, "_edit_row", None)
+        self._sending_edit = True      # the chat reopens on its new branch: the edit ends with accepted()
+        try:
+            sent = self.c.edit_at(row, text) if row is not None else self.c.edit_last(text)
+        finally:
+            self._sending_edit = False
+        if sent:
             self.composer.accepted()
 
     def refresh_conversations(self) -> None:
@@ -343,7 +359,8 @@ class MainWindow(QMainWindow):
         item = self.sidebar.item_for(conversation_id)
         if item is not None and not item.isSelected():
             self.refresh_conversations()
-        self.composer.end_edit()
+        if not getattr(self, "_sending_edit", False):
+            self.composer.end_edit()
         self._update_composer()
 
     def _update_composer(self) -> None:
@@ -352,6 +369,7 @@ class MainWindow(QMainWindow):
         # Stop belongs to the chat that is answering; other chats wait while it holds the model.
         self.composer.set_state(self.c.ready, self.c.answering_here, bool(msgs) and msgs[-1].role == "assistant",
                                 any(m.role == "user" for m in msgs), elsewhere=self.c.answering_elsewhere)
+        self.messages.set_idle(not self.c.answering_here)
         self._show_title()
 
     def _model_ready(self, name: str) -> None:

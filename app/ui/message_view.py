@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QScrollArea, QS
 from app.citation_links import link_citations
 from app.conversation import ChatMessage, ConversationModel, MessageRole
 from app.qt_compat import emit
+from app.ui.alternatives import AlternativeSwitcher, EditButton, FittedLabel
 from app.ui.markdown_view import MarkdownView, prose_label
 from app.ui.tool_block import StepsView
 
@@ -79,7 +80,11 @@ def stats_text(msg: ChatMessage) -> str:
 class UserBubble(QWidget):
     def __init__(self, msg: ChatMessage, parent=None):
         super().__init__(parent)
-        row = QHBoxLayout(self)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        row = QHBoxLayout()
+        outer.addLayout(row)
         row.setContentsMargins(USER_INDENT, 4, 0, 4)
         row.addStretch(1)
         bubble = QWidget(objectName="UserBubble")
@@ -94,6 +99,17 @@ class UserBubble(QWidget):
         lay.addWidget(self.label)
         bubble.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
         row.addWidget(bubble)
+        # Under the bubble, right-aligned: this message's branches (‹ 1/2 ›) and Edit.
+        footer = QHBoxLayout()
+        footer.setContentsMargins(USER_INDENT, 0, 0, 2)
+        footer.addStretch(1)
+        self._idle = True
+        self.switcher = AlternativeSwitcher("version")
+        self.edit_button = EditButton()
+        footer.addWidget(self.switcher)
+        footer.addWidget(self.edit_button)
+        outer.addLayout(footer)
+        self.switcher.set_state(msg.alternatives, True)
 
     def _fit(self, text: str) -> None:
         # A word-wrapped label in a shrinking bubble collapses to its narrowest; ask for the text's width,
@@ -114,6 +130,13 @@ class UserBubble(QWidget):
         self.label.setText(msg.text)
         self._text = msg.text
         self._fit(msg.text)
+        self.switcher.set_state(msg.alternatives, self._idle)
+
+    def set_idle(self, idle: bool, msg: ChatMessage) -> None:
+        """While this chat answers, its branches and edits wait."""
+        self._idle = idle
+        self.switcher.set_state(msg.alternatives, idle)
+        self.edit_button.setEnabled(idle)
 
 
 class AssistantBubble(QWidget):
@@ -155,7 +178,7 @@ class AssistantBubble(QWidget):
         self.plain.setObjectName("AnswerStreaming")
         self.body_box.addWidget(self.plain)
         self.rendered: MarkdownView | None = None
-        self.stats = QLabel(objectName="Stats")
+        self.stats = FittedLabel(objectName="Stats")   # beside ‹ k/n ›, wraps in a narrow window
         self.notice = QLabel(objectName="Notice")
         self.notice.setWordWrap(True)
         footer = QHBoxLayout()
@@ -165,6 +188,9 @@ class AssistantBubble(QWidget):
         self.copy_button.setToolTip("Copy this answer as Markdown")
         self.copy_button.clicked.connect(self.copy_markdown)
         self.copy_button.hide()
+        self.switcher = AlternativeSwitcher("answer")   # ‹ 2/3 ›: regenerated answers
+        self._idle = True
+        footer.addWidget(self.switcher)
         footer.addWidget(self.stats)
         footer.addWidget(self.copy_button)
         footer.addStretch(1)
@@ -235,6 +261,12 @@ class AssistantBubble(QWidget):
         self.copy_button.setVisible(not msg.streaming and bool(msg.text))
         self.notice.setText(msg.notice)
         self.notice.setVisible(bool(msg.notice))
+        self.switcher.set_state(msg.alternatives, self._idle and not msg.streaming)
+
+    def set_idle(self, idle: bool, msg: ChatMessage) -> None:
+        """While this chat answers, its alternatives wait."""
+        self._idle = idle
+        self.switcher.set_state(msg.alternatives, idle and not msg.streaming)
 
 
 class MessageView(QScrollArea):
@@ -242,6 +274,8 @@ class MessageView(QScrollArea):
     An empty chat shows a placeholder and, when set, example questions as buttons."""
     example_chosen = Signal(str)
     tool_decision = Signal(str, str)     # the user's answer to a waiting tool call (see ToolBlock)
+    alternative_step = Signal(int, int)  # row, -1/+1: show that message's previous/next alternative
+    edit_requested = Signal(int)         # row of a user message to edit (a new branch from there)
 
     def __init__(self, model: ConversationModel, parent=None):
         super().__init__(parent)
@@ -281,6 +315,8 @@ class MessageView(QScrollArea):
         self.setWidget(canvas)
         self.bubbles: list[QWidget] = []
         self._stick = True
+        self._idle = True
+        self._refocus: tuple[int, int] | None = None   # (row, step) of an alternative being flipped
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(lambda v: setattr(self, "_stick", v >= bar.maximum() - 40))
         bar.rangeChanged.connect(lambda lo, hi: bar.setValue(hi) if self._stick else None)
@@ -336,10 +372,33 @@ class MessageView(QScrollArea):
 
     def _make(self, msg: ChatMessage) -> QWidget:
         if msg.role == "user":
-            return UserBubble(msg)
-        bubble = AssistantBubble(msg, self.show_raw)
-        bubble.steps.decision.connect(self.tool_decision)
+            bubble = UserBubble(msg)
+            bubble.edit_button.clicked.connect(lambda: self._ask(bubble, self.edit_requested))
+        else:
+            bubble = AssistantBubble(msg, self.show_raw)
+            bubble.steps.decision.connect(self.tool_decision)
+        bubble.set_idle(self._idle, msg)
+        bubble.switcher.step.connect(lambda d: self._flip(bubble, d))
         return bubble
+
+    def _ask(self, bubble: QWidget, signal, *args) -> None:
+        if bubble in self.bubbles:
+            emit(signal, self.bubbles.index(bubble), *args)
+
+    def _flip(self, bubble: QWidget, step: int) -> None:
+        """Ask for another alternative; the rebuilt row's same arrow gets the focus back."""
+        if bubble not in self.bubbles:
+            return
+        row = self.bubbles.index(bubble)
+        self._refocus = (row, step)
+        emit(self.alternative_step, row, step)
+        self._refocus = None
+
+    def set_idle(self, idle: bool) -> None:
+        """False while the open chat answers: its user messages can't be edited or flipped meanwhile."""
+        self._idle = idle
+        for row, b in enumerate(self.bubbles):
+            b.set_idle(idle, self.model.data(self.model.index(row), MessageRole))
 
     def rebuild(self) -> None:
         for b in self.bubbles:
@@ -348,6 +407,17 @@ class MessageView(QScrollArea):
         self.bubbles = []
         self._insert(0, self.model.rowCount() - 1)
         self._stick = True
+        if self._refocus is not None and self._refocus[0] < len(self.bubbles):
+            self._back_to_flipped(*self._refocus)
+
+    def _back_to_flipped(self, row: int, step: int) -> None:
+        """After a flip the view is rebuilt: stay at that message (not the chat's end) and give its
+        arrow the focus again (the other one at the last alternative) so ← / → can go on."""
+        self._stick = False
+        switcher = self.bubbles[row].switcher
+        arrow, other = (switcher.next, switcher.prev) if step > 0 else (switcher.prev, switcher.next)
+        (arrow if arrow.isEnabled() else other).setFocus()
+        QTimer.singleShot(0, self, lambda: row < len(self.bubbles) and self.ensureWidgetVisible(self.bubbles[row]))
 
     def _insert(self, first: int, last: int) -> None:
         for row in range(first, last + 1):

@@ -2,6 +2,7 @@
 Enter sends, Stop/Esc keep partial text, raw chain of thought hidden by default and shown by the
 developer toggle, "Thought for N s", edit/regenerate buttons, search, settings, setup screen."""
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
 from scripted import FakeClock, ScriptedSession, answer_script, scripted_loader
 
 from app.controller import ChatController
@@ -43,7 +44,7 @@ def test_enter_sends_shift_enter_adds_a_line(qtbot, store, clock):
     assert w.composer.send_button.text() == "Send"
     bubble = w.messages.assistant_bubbles()[-1]
     assert bubble.rendered is not None          # finished answers are rendered as Markdown
-    (prose,) = bubble.rendered.findChildren(type(bubble.stats))
+    (prose,) = bubble.rendered.findChildren(QLabel)   # (the stats line is a QLabel subclass)
     assert prose.source() == "Hello **there**." and "<b>there</b>" in prose.text().replace("strong", "b")
     assert bubble.thinking.text() == "Thought for 3 s" and bubble.thinking.isVisibleTo(w)
     assert bubble.stats.text() == "Medium effort · 17 tokens · 42.0 tokens/s · 0.05 s to first token"
