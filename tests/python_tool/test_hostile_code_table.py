@@ -235,6 +235,8 @@ def entry_folder_only(scene, out):
 def no_checkout_on_the_path(scene, out):
     """The kernel's environment, read from the host, puts nothing of the start folder or the
     checkout on its path (the venv may live inside the checkout, as scripts/test makes it)."""
+    if not LINUX:
+        return  # no /proc: the text's empty list is the check there
     with open(f"/proc/{scene.tool._kernel.kernel_pid}/environ", "rb") as f:
         env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
     venv = Path(sys.prefix).resolve()
