@@ -1,5 +1,5 @@
-"""Hostile code through the Python tool, one row per piece of code: the 31 the probe of issue 24
-ran and every wall of docs/python_tool.md. Each row is the attack as the model would write it, run
+"""Hostile code through the Python tool, one row per piece of code: what the probe of issue 24
+threw at it (31 pieces) and every wall of docs/python_tool.md. Each row is the attack as the model would write it, run
 for real in a real sandboxed kernel, and what must hold: the text the model gets back (and the
 sentence for the user), a check made from the host that the attack had no effect there, and that
 the next call in the same tool still answers (or the kernel restarted and said so).
@@ -226,7 +226,9 @@ def entry_folder_only(scene, out):
     # Writing beside the entry script fails (read-only), or lands in the sandbox's private /tmp
     # when the checkout lives under /tmp (bubblewrap makes the mount point there).
     assert not (ENTRY.parent / "pwned.txt").exists()
-    if out.error is None:
+    if out.error is not None:
+        assert re.search(f"Read-only file system|{NOT_THERE}", out.error), out.error
+    else:
         assert str(ENTRY).startswith("/tmp/"), "a write beside the entry script succeeded outside the private /tmp"
     if LINUX:
         assert os.listdir(scene.inside / str(ENTRY.parent).lstrip("/")) == ["kernel_entry.py"]
