@@ -55,6 +55,7 @@ class SandboxedKernel:
         self.busy = threading.Event()  # set (through working()) while code runs: the watchdog looks closer
         self._nudge = threading.Event()  # wakes the watchdog at once when a call starts or on stop()
         self.disk_allowed = limits.disk_quota  # what the folder may hold in this call (see allow_disk)
+        self._threads_seen: set[int] | None = None  # the kernel's thread ids at the last pause
 
     # ------------------------------------------------------------ lifecycle
 
@@ -164,12 +165,13 @@ class SandboxedKernel:
 
     # ------------------------------------------------------------ between calls
 
-    def pause(self) -> int:
+    def pause(self) -> tuple[int, int]:
         """Nothing of the code may run between calls: stop every process of the sandbox (again and
         again until none is new, so a fork can't slip through), end all but the kernel, leave the
-        kernel stopped with all its threads. -> how many processes were ended."""
+        kernel stopped with all its threads. -> (processes ended, threads of the kernel that are
+        new since the last pause: started by the code of this call, or a library it imported)."""
         if not self.alive() or self.kernel_pid is None:
-            return 0
+            return 0, 0
         keep = {self.proc.pid, *self.first_pids}
         init = self.first_pids[0] if sys.platform.startswith("linux") and len(self.first_pids) > 1 else None
         stopped: set[int] = set()
@@ -191,7 +193,12 @@ class SandboxedKernel:
         deadline = time.monotonic() + 2
         while time.monotonic() < deadline and (any(_running(pid) for pid in ended) or not _stopped(self.kernel_pid)):
             time.sleep(0.002)
-        return len(ended)
+        # Counted by the host (the code could fake anything it reports itself). The first pause,
+        # before any code ran, learns the kernel's own threads.
+        threads = _threads(self.kernel_pid)
+        new = threads - self._threads_seen if self._threads_seen is not None else set()
+        self._threads_seen = threads
+        return len(ended), len(new)
 
     def resume(self) -> None:
         """Continue the kernel for the next call."""
@@ -349,6 +356,21 @@ def _kill_tree(proc: subprocess.Popen, wait_for: list[int] = ()) -> None:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(_running(pid) for pid in [*pids[1:], *wait_for]):
         time.sleep(0.02)
+
+
+def _threads(pid: int) -> set[int]:
+    """The ids of pid's threads (empty when it is gone)."""
+    try:
+        return {int(tid) for tid in os.listdir(f"/proc/{pid}/task")}
+    except FileNotFoundError:
+        if sys.platform.startswith("linux"):
+            return set()
+    import psutil
+
+    try:
+        return {t.id for t in psutil.Process(pid).threads()}
+    except psutil.Error:
+        return set()
 
 
 def _stopped(pid: int) -> bool:

@@ -98,6 +98,9 @@ def main(argv: list) -> None:
         "-f", connection_file,
         "--HistoryManager.enabled=False",  # no sqlite history file, nothing written outside /tmp
         "--IPKernelApp.log_level=ERROR",
+        # Copy every message: the first big zero-copy one (a flood of output) starts pyzmq's
+        # garbage-collector threads, which the host would take for threads the code left running.
+        f"--Session.copy_threshold={2**62}",
     ]
     if sys.platform == "darwin":
         # No --die-with-parent there: the kernel exits by itself when the app is gone.

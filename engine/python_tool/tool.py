@@ -8,7 +8,7 @@
 The kernel starts on the first run and lives until close(); variables persist between calls.
 Every limit hit becomes a sentence in the text the model reads, and in ToolOutput.error for the
 user; a kernel that had to be killed is restarted on the spot and the text says so. Between calls
-nothing of the code runs: processes it left are ended, its threads paused (the text says so), and
+nothing of the code runs: processes it left are ended, its threads paused (the text says both), and
 setuid/setgid bits it set in its folder are removed.
 """
 
@@ -97,14 +97,12 @@ class PythonTool:
 
     def _between_calls(self) -> str:
         """Stop everything of the code until the next call and sweep its folder; -> the note for
-        the model (and the user) when something it left running had to be ended."""
-        ended = self._kernel.pause() if self._kernel is not None else 0
+        the model (and the user, who sees the same text in the tool step) on what the code left
+        running: processes are ended, threads paused with the kernel."""
+        ended, threads = self._kernel.pause() if self._kernel is not None else (0, 0)
         strip_setid(self.workdir)  # nothing of the code runs now: no race with it
-        if not ended:
-            return ""
-        return (f"\n[Nothing of the code runs between calls: {ended} process{'es' if ended > 1 else ''} "
-                f"the code left running {'were' if ended > 1 else 'was'} ended, and threads it started "
-                "are paused until the next call.]")
+        return "".join("\n" + note for note in (_left_running(threads, "thread"), _left_running(ended, "process"))
+                       if note)
 
     def _ensure_kernel(self) -> ToolOutput | None:
         """A running kernel (started if needed) -> None, or the failure to report. Holds _lock."""
@@ -247,6 +245,20 @@ def tool_description(limits: Limits | None = None) -> str:
             "Jupyter notebook environment. python will respond with the output of the execution or time "
             f"out after {limits.timeout:.1f} seconds. The current working directory can be used to save "
             "and persist user files. Internet access for this session is disabled.")
+
+
+def _left_running(count: int, kind: str) -> str:
+    """The note on what the code left running, or ''. Threads of a library count too (numpy's
+    BLAS pool, once, when it is imported): the sentence says so, or the model would look for
+    a thread it never started."""
+    if not count:
+        return ""
+    what = f"A background {kind}" if count == 1 else f"{count} background {kind}{'es' if kind == 'process' else 's'}"
+    was = "was" if count == 1 else "were"
+    if kind == "process":
+        return f"[{what} started by this code {was} ended when the call returned.]"
+    resume = "it resumes" if count == 1 else "they resume"
+    return f"[{what} started by this code (or a library it used) {was} paused; {resume} during the next call.]"
 
 
 def _failure(sentence: str) -> ToolOutput:

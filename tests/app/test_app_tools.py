@@ -97,6 +97,27 @@ def test_run_asks_first_shows_the_code_then_runs_it_and_the_answer_continues(qtb
     c.shutdown()
 
 
+def test_work_left_running_is_told_to_the_model_and_shown_in_the_tool_step(qtbot, store, pool):
+    code = ("import subprocess, threading, time\n"
+            "threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\n"
+            "child = subprocess.Popen(['sleep', '600'])\nprint('started')")
+    session = ScriptedSession(queue=[call_script(code), answer_script(final="Started.")])
+    c = make_controller(qtbot, store, session, pool)
+    w = window(qtbot, c)
+    c.send("Start something in the background")
+    qtbot.waitUntil(lambda: c.waiting_call() is not None, timeout=5000)
+    blocks(w)[0].run_button.click()
+    wait_idle(qtbot, c)
+    notes = ("[A background thread started by this code (or a library it used) was paused; it resumes during "
+             "the next call.]", "[A background process started by this code was ended when the call returned.]")
+    tool_msg = session.calls[1]["messages"][-1]
+    assert tool_msg["role"] == "tool" and tool_msg["content"] == "started\n\n" + "\n".join(notes)
+    block = blocks(w)[0]
+    block.header.click()
+    assert all(note in block.output.text() for note in notes)
+    c.shutdown()
+
+
 def test_dont_run_sends_back_that_the_user_declined_and_nothing_runs(qtbot, store, pool):
     code = "open('ran.txt', 'w').write('yes')"
     session = ScriptedSession(queue=[call_script(code), answer_script(final="Fine, I won't.")])

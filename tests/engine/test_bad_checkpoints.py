@@ -349,6 +349,19 @@ def edit_config(**changes):
     return lambda folder: edit_json(folder, "config.json", lambda c: {**c, **changes})
 
 
+def edit_tokenizer(edit):
+    return lambda folder: edit_json(folder, "tokenizer.json", edit)
+
+
+def edit_added(edit):
+    return edit_tokenizer(lambda t: {**t, "added_tokens": edit(t["added_tokens"])})
+
+
+def edit_rope(**changes):
+    return lambda folder: edit_json(folder, "config.json", lambda c: {
+        **c, "rope_scaling": {**c["rope_scaling"], **changes}})
+
+
 def only_ids(keep):
     return edit_vocab(lambda v: {t: i for t, i in v.items() if keep(i)})
 
@@ -389,6 +402,42 @@ MALFORMED_FOLDERS = {
     "harmony-special-missing": (lambda f: edit_json(f, "tokenizer.json", lambda t: {
         **t, "added_tokens": t["added_tokens"][:-1]}), ("<|call|>",), False),
     "eos-a-string": (edit_config(eos_token_id="200002"), ("eos_token_id",), True),
+    # the other cases docs/faults.md names, here through every entry point (their own tests,
+    # test_bad_input.py and test_tokenizer.py, ask the loader or the tokenizer alone)
+    "config-missing": (lambda f: (f / "config.json").unlink(), ("config.json",), True),
+    "config-not-json": (lambda f: (f / "config.json").write_text("{ truncated"), ("config.json",), True),
+    "config-a-fifo": (lambda f: ((f / "config.json").unlink(), os.mkfifo(f / "config.json")), ("config.json",), True),
+    "hidden_size-a-string": (edit_config(hidden_size="96"), ("'hidden_size'", "whole number"), True),
+    "num_key_value_heads-0": (edit_config(num_key_value_heads=0), ("'num_key_value_heads'",), True),
+    "num_hidden_layers-4.0": (edit_config(num_hidden_layers=4.0), ("'num_hidden_layers'", "whole number"), True),
+    "num_hidden_layers-10^12": (edit_config(num_hidden_layers=10 ** 12), ("'num_hidden_layers'",), True),
+    "rope_theta-1": (edit_config(rope_theta=1), ("'rope_theta'",), True),
+    "rms_norm_eps-0": (edit_config(rms_norm_eps=0), ("'rms_norm_eps'",), True),
+    "swiglu_limit-negative": (edit_config(swiglu_limit=-1), ("'swiglu_limit'",), True),
+    "sliding_window-0": (edit_config(sliding_window=0), ("'sliding_window'",), True),
+    "rope_scaling-factor-0": (edit_rope(factor=0), ("'rope_scaling.factor'",), True),
+    "rope_scaling-truncate-a-string": (edit_rope(truncate="false"), ("'rope_scaling.truncate'", "true or false"), True),
+    "rope_scaling-a-string": (edit_config(rope_scaling="yarn"), ("'rope_scaling'",), True),
+    "attention_bias-yes": (edit_config(attention_bias="yes"), ("'attention_bias'", "true or false"), True),
+    "tie_word_embeddings-1": (edit_config(tie_word_embeddings=1), ("'tie_word_embeddings'", "true or false"), True),
+    "pad_token_id-negative": (edit_config(pad_token_id=-5), ("'pad_token_id'", "token id"), True),
+    "head_dim-odd": (edit_config(head_dim=33), ("'head_dim'", "even"), True),
+    "layer_types-a-string": (edit_config(layer_types="sliding_attention"), ("'layer_types'",), True),
+    "tokenizer-missing": (lambda f: (f / "tokenizer.json").unlink(), ("tokenizer.json",), False),
+    "tokenizer-not-json": (lambda f: (f / "tokenizer.json").write_text("{ truncated"), ("tokenizer.json",), False),
+    "tokenizer-not-a-bpe": (edit_tokenizer(lambda t: {**t, "model": {"type": "Unigram", "vocab": []}}),
+                            ("tokenizer.json", "byte-level BPE"), False),
+    "tokenizer-a-list": (edit_tokenizer(lambda t: [t]), ("tokenizer.json",), False),
+    "tokenizer-model-a-string": (edit_tokenizer(lambda t: {**t, "model": "BPE"}), ("tokenizer.json",), False),
+    "added-token-without-an-id": (edit_added(lambda a: [{"content": a[0]["content"]}, *a[1:]]), ("tokenizer.json",),
+                                  False),
+    "added-token-id-a-string": (edit_added(lambda a: [{**a[0], "id": "300"}, *a[1:]]), ("tokenizer.json",), False),
+    "added-tokens-an-object": (edit_added(lambda a: {t["content"]: t["id"] for t in a}), ("tokenizer.json",), False),
+    "vocab-id-not-a-number": (edit_vocab(lambda v: {**v, "he": "256"}), ("tokenizer.json",), False),
+    # tiktoken panicked (a BaseException that escaped `except Exception`): found by the fuzz test
+    "two-tokens-one-id": (edit_vocab(lambda v: {**v, "zz": 256}), ("tokenizer.json", "256"), False),
+    "special-id-taken-by-a-byte": (edit_added(lambda a: [{**a[0], "id": 65}, *a[1:]]), ("tokenizer.json", "65"),
+                                   False),
 }
 
 
