@@ -60,6 +60,8 @@ class MainWindow(QMainWindow):
         self.citation_opener.install()
         from app.ui.composer_drop import ComposerDrop   # files dropped on the composer: this chat's sources
         self.composer_drop = ComposerDrop(self)
+        from app.ui.model_picker import ModelPickerUi
+        self.model_picker = ModelPickerUi(self)
         self.refresh_conversations()
         self._update_composer()
 
@@ -79,7 +81,8 @@ class MainWindow(QMainWindow):
         h.setContentsMargins(20, 10, 20, 10)
         # Title and model name give way (elided, whole text in the tooltip) before anything is cut.
         self.title = ElidedLabel("New chat", objectName="Title")
-        self.model_badge = ElidedLabel(objectName="Caption")
+        from app.ui.model_picker import ModelButton   # the model's name opens the model picker
+        self.model_badge = ModelButton()
         self.get_model_button = QPushButton("Download gpt-oss-20b…")
         self.get_model_button.setToolTip("Set up the real gpt-oss-20b: download it or choose a folder that has it")
         self.get_model_button.hide()
@@ -378,7 +381,6 @@ class MainWindow(QMainWindow):
         its button, so the title keeps room."""
         compact = self.header.width() < COMPACT_BELOW
         self.effort.caption.setVisible(not compact)
-        self.model_badge.setVisible(not compact)
         self.get_model_button.setText("Get gpt-oss-20b…" if compact else "Download gpt-oss-20b…")
 
     # -- theme ---------------------------------------------------------------------------
