@@ -70,7 +70,7 @@ def plan_line(folder: str | Path, context_length: int, budget: int | None) -> tu
     slots = p.policy.expert_slots
     how = ("all experts in memory" if slots is None else
            f"{slots} of {fp.num_experts} experts per layer in memory, the rest streamed from disk (slower)")
-    size = f"{p.peak_bytes / GB:.1f} GB" if p.peak_bytes >= 0.1 * GB else f"{p.peak_bytes / 1e6:.0f} MB"
+    size = f"{p.peak_bytes / GB:.1f} GB" if p.peak_bytes >= GB else f"{p.peak_bytes / 1e6:.0f} MB"
     return True, p.peak_bytes, f"Fits: about {size}, {how}, up to {p.context_cap:,} tokens of context"
 
 

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QDialog, QFileDialog, QHBoxLayout, QLabel, QListW
                                QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from app.model_picker import BUSY, ModelChoice, ModelPicker
+from app.ui.theme import current_colors
 from models.registry import GPT_OSS_20B
 
 NO_MODEL = "No model loaded"
@@ -88,7 +89,7 @@ class ModelPickerDialog(QDialog):
         self.setWindowTitle("Models")
         self.setObjectName("ModelPicker")
         self.setMinimumWidth(520)
-        self.resize(600, 440)
+        self.resize(640, 400)
         self._armed = ""          # the button whose second click confirms what the notice says
         self._after_stop = None   # what to do once the answers being written have stopped
         v = QVBoxLayout(self)
@@ -109,11 +110,14 @@ class ModelPickerDialog(QDialog):
         self.notice.hide()
         v.addWidget(self.notice)
         row = QHBoxLayout()
-        self.add_button = QPushButton("Add a Model Folder…")
+        self.add_button = QPushButton("Add Folder…")
         self.add_button.clicked.connect(self._ask_folder)
+        self.add_button.setToolTip("A folder that holds a gpt-oss model (config.json, model-*.safetensors, "
+                                   "tokenizer.json)")
         self.download_button = QPushButton(f"Download {GPT_OSS_20B.label}…")
         self.download_button.clicked.connect(self._download)
-        self.remove_button = QPushButton("Remove from List")
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.setToolTip("Take this folder off the list; its files stay where they are")
         self.remove_button.clicked.connect(self.remove_selected)
         self.unload_button = QPushButton("Unload")
         self.unload_button.clicked.connect(self.unload)
@@ -122,10 +126,17 @@ class ModelPickerDialog(QDialog):
         self.load_button.clicked.connect(self.load_selected)
         for b in (self.add_button, self.download_button):
             row.addWidget(b)
+        row.addSpacing(16)
         row.addStretch(1)
         for b in (self.remove_button, self.unload_button, self.load_button):
             row.addWidget(b)
+        for b in (self.add_button, self.download_button, self.remove_button, self.unload_button):
+            b.setMinimumWidth(b.sizeHint().width())   # never cut a button's words
+        self.load_button.setMinimumWidth(QPushButton("Unload and Load").sizeHint().width())
         v.addLayout(row)
+        colors = current_colors()   # a quiet selection: the plan's grey line stays readable on it
+        self.list.setStyleSheet(f"QListWidget#ModelList::item:selected {{ background: {colors.user_bubble}; "
+                                f"border-radius: 6px; }} QListWidget#ModelList::item {{ border-radius: 6px; }}")
         picker.changed.connect(self.refresh)
         self._switched = False    # a switch started here: the sheet closes once it is done
         picker.switching.connect(self._on_switching)
@@ -145,7 +156,7 @@ class ModelPickerDialog(QDialog):
             row = ModelRow(choice, self.picker.is_current(choice.folder))
             self.list.addItem(item)
             self.list.setItemWidget(item, row)
-            item.setSizeHint(QSize(0, row.sizeHint().height() + self._wrap_extra(row)))
+            item.setSizeHint(QSize(0, self._row_height(row)))
         folders = [c.folder for c in self.choices]
         from app.model_picker import same_folder
         pick = next((i for i, f in enumerate(folders) if selected and same_folder(f, selected)), 0)
@@ -164,10 +175,10 @@ class ModelPickerDialog(QDialog):
         self._switched = False     # it failed: the sheet stays open with the sentence
         self.say(text, warn=True)
 
-    def _wrap_extra(self, row: ModelRow) -> int:
-        """The plan's wrapped lines at the list's width (a row's size hint assumes one line)."""
-        width = max(200, self.list.viewport().width() - 30)
-        return max(0, row.detail.heightForWidth(width) - row.detail.sizeHint().height())
+    def _row_height(self, row: ModelRow) -> int:
+        """The row's height at the list's width, its sentence wrapped (a size hint assumes no width)."""
+        width = max(200, self.list.viewport().width() - 2 * self.list.spacing())
+        return max(row.minimumSizeHint().height(), row.heightForWidth(width))
 
     def resizeEvent(self, e) -> None:
         super().resizeEvent(e)
@@ -175,7 +186,7 @@ class ModelPickerDialog(QDialog):
             item = self.list.item(i)
             row = self.list.itemWidget(item)
             if row is not None:
-                item.setSizeHint(QSize(0, row.sizeHint().height() + self._wrap_extra(row)))
+                item.setSizeHint(QSize(0, self._row_height(row)))
 
     def selected_folder(self) -> str:
         item = self.list.currentItem() if hasattr(self, "list") else None
