@@ -124,12 +124,16 @@ class ModelPicker(QObject):
             return f"The list of model folders couldn't be saved ({e}); it is kept until the app quits."
         return ""
 
-    def installed_folders(self) -> list[tuple[str, bool]]:
-        """(folder, added by the user) for every model on this computer, the demo first."""
-        out: list[tuple[str, bool]] = [(str(demo_folder()), False)]
+    @staticmethod
+    def found_folders() -> list[str]:
+        """The models the app finds by itself: the demo, its downloads, the Hugging Face cache, bundled ones."""
         found = [default_download_folder(), models_dir() / GPT_OSS_120B.key, *hf_cache_folders(GPT_OSS_20B.repo_id),
                  *hf_cache_folders(GPT_OSS_120B.repo_id), *bundled_folders()]
-        out += [(str(f), False) for f in found if f.is_dir()]
+        return [str(demo_folder())] + [str(f) for f in found if f.is_dir()]
+
+    def installed_folders(self) -> list[tuple[str, bool]]:
+        """(folder, added by the user) for every model on this computer, the demo first."""
+        out: list[tuple[str, bool]] = [(f, False) for f in self.found_folders()]
         if self.c.settings.model_folder:
             out.append((self.c.settings.model_folder, False))
         if self.c.folder:
@@ -258,6 +262,7 @@ class ModelPicker(QObject):
     def _on_ready(self, _name: str) -> None:
         if self.pending and same_folder(self.pending, self.c.folder):
             self._remember(self.pending)
+        self._keep_listed(self.c.folder)
         self.pending = self._fallback = ""
         emit(self.changed)
 
@@ -268,6 +273,17 @@ class ModelPicker(QObject):
             self.c.settings.save(self.c.store)
         except StoreError:
             pass   # it is used for this session; the next launch loads the last one saved
+
+    def _keep_listed(self, folder: str) -> None:
+        """A folder chosen on the setup page stays in the list after a switch to another model."""
+        known = [*self.found_folders(), *self.added_folders()]
+        if folder and not any(same_folder(folder, f) for f in known):
+            self._save_added([*self.added_folders(), folder])
+
+    @property
+    def recovering(self) -> bool:
+        """The new model failed after the old one was unloaded for it: the old one is being loaded again."""
+        return bool(self._fallback)
 
     def _switch_failed(self, message: str) -> None:
         """load_beside failed: the old model was never unloaded."""

@@ -368,6 +368,8 @@ class MainWindow(QMainWindow):
 
     def _model_failed(self, message: str) -> None:
         self.status_model.setText("No model loaded")
+        if self.model_picker.picker.recovering:   # the model picker loads the previous model again
+            return
         self.show_setup(message)
         self._update_composer()
 

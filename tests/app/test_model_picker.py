@@ -118,9 +118,23 @@ def test_a_chosen_folder_leaves_the_20b_download_and_the_demo_within_reach(qtbot
         assert c.is_demo and c.model_name == DEMO.label and w.model_badge.full_text() == DEMO.label
         qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=5000)     # done: back to the chat
         assert Settings.load(store).model_folder == str(demo_folder())   # and the demo at the next launch
+        dialog = open_picker(qtbot, w)
+        assert str(tiny_chat_folder) in rows(dialog), "the folder chosen at setup left the list"
+        assert dialog.download_button.isVisibleTo(dialog)
     finally:
         lc.shutdown()
         c.shutdown()
+    # The next launch opens the demo (the folder is still there, no need to move it away).
+    again = ChatController(store, EngineWorker(), flush_ms=10)
+    lc = Launcher(again)
+    qtbot.addWidget(lc.window)
+    try:
+        with qtbot.waitSignal(again.model_ready, timeout=60000):
+            lc.start()
+        assert again.is_demo and str(tiny_chat_folder) in [f for f, _ in lc.window.model_picker.picker.installed_folders()]
+    finally:
+        lc.shutdown()
+        again.shutdown()
 
 
 def test_the_list_shows_every_installed_model_with_its_memory_plan_and_marks_the_one_in_use(
@@ -254,6 +268,7 @@ def test_a_load_that_fails_keeps_the_model_in_use(qtbot, store, app_home, tmp_pa
     try:
         with qtbot.waitSignal(c.model_ready, timeout=60000):
             c.load_model(str(demo_folder()))
+        w.show_chat()
         picker = w.model_picker.picker
         picker.budget = BIG
         dialog = open_picker(qtbot, w)
@@ -286,6 +301,7 @@ def test_a_load_that_fails_keeps_the_model_in_use(qtbot, store, app_home, tmp_pa
             dialog.load_button.click()
         qtbot.waitUntil(lambda: c.ready and c.is_demo, timeout=60000)
         assert loader.alive_at_load[-2:] == [False, False]   # dropped first, then the demo again
+        assert w.stack.currentIndex() == 1, "the window left the chat for the setup page meanwhile"
     finally:
         c.shutdown()
 
