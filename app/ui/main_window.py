@@ -355,6 +355,7 @@ class MainWindow(QMainWindow):
         demo = self.c.is_demo
         self.model_badge.set_full_text(name)
         self.get_model_button.setVisible(demo)
+        self._fit_header()
         self.messages.set_placeholder(DEMO_PLACEHOLDER if demo else
                                       f"Ask anything. Answers are written on {THIS_MACHINE}, offline.")
         self.messages.set_examples([e.question for e in DEMO_EXAMPLES] if demo else [])
@@ -383,6 +384,8 @@ class MainWindow(QMainWindow):
         its button, so the title keeps room."""
         compact = self.header.width() < COMPACT_BELOW
         self.effort.caption.setVisible(not compact)
+        # Narrow, the demo's download button keeps the room; Model ▸ Choose Model… (Ctrl+L) stays.
+        self.model_badge.setVisible(not (compact and self.get_model_button.isVisibleTo(self.header)))
         self.get_model_button.setText("Get gpt-oss-20b…" if compact else "Download gpt-oss-20b…")
 
     # -- theme ---------------------------------------------------------------------------

@@ -364,6 +364,7 @@ class ModelPickerUi:
         w.status_model.setText(f"{NO_MODEL} · {SHORTCUT} to choose one")
         w.model_badge.set_full_text(NO_MODEL)
         w.get_model_button.hide()
+        w._fit_header()
         w.messages.set_placeholder(HOW_TO_LOAD)
         w.messages.set_examples([])
         w.status_memory.setText("")
