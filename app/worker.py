@@ -142,8 +142,8 @@ class EngineWorker(QObject):
     def unload(self) -> None:
         """Drop the model (its cached conversations go to disk first) and free its memory."""
         self._close_engine()
-        emit(self.unloaded)
         emit(self.memory, memory_in_use())
+        emit(self.unloaded)      # last: the window then shows no memory figure for a model that isn't there
 
     @Slot(int, object, object)
     def generate(self, request_id: int, messages: list, options: dict) -> None:

@@ -15,9 +15,17 @@ from app.ui.theme import current_colors
 from models.registry import GPT_OSS_20B
 
 NO_MODEL = "No model loaded"
-HOW_TO_LOAD = ("No model is loaded. Choose one with the model button at the top of the chat, or "
-               "Model ▸ Choose Model… (Ctrl+L); your chats are all still here.")
 SHORTCUT = "Ctrl+L"      # ⌘L on macOS, as in other local-model apps
+
+
+def shortcut_text() -> str:
+    """The shortcut as this platform writes it (⌘L on a Mac)."""
+    return QKeySequence(SHORTCUT).toString(QKeySequence.SequenceFormat.NativeText)
+
+
+def how_to_load() -> str:
+    return (f"No model is loaded. Choose one with the model button at the top of the chat, or "
+            f"Model ▸ Choose Model… ({shortcut_text()}); your chats are all still here.")
 
 
 class ModelButton(QToolButton):
@@ -33,7 +41,7 @@ class ModelButton(QToolButton):
 
     def set_full_text(self, text: str) -> None:
         self._full = text
-        self.setToolTip(f"{text}: choose, load or unload a model ({SHORTCUT})")
+        self.setToolTip(f"{text}: choose, load or unload a model ({shortcut_text()})")
         self._elide()
 
     def full_text(self) -> str:
@@ -361,11 +369,11 @@ class ModelPickerUi:
 
     def _unloaded(self) -> None:
         w = self.w
-        w.status_model.setText(f"{NO_MODEL} · {SHORTCUT} to choose one")
+        w.status_model.setText(f"{NO_MODEL} · {shortcut_text()} to choose one")
         w.model_badge.set_full_text(NO_MODEL)
         w.get_model_button.hide()
         w._fit_header()
-        w.messages.set_placeholder(HOW_TO_LOAD)
+        w.messages.set_placeholder(how_to_load())
         w.messages.set_examples([])
         w.status_memory.setText("")
         w._update_composer()

@@ -202,7 +202,8 @@ def test_switching_loads_the_new_model_before_dropping_the_old_and_the_api_follo
         w.model_picker.unload_action.trigger()
         qtbot.waitUntil(lambda: c.worker.engine is None and not c.ready, timeout=30000)
         qtbot.waitUntil(lambda: w.model_badge.full_text() == "No model loaded", timeout=5000)
-        assert "No model is loaded" in w.messages.placeholder.text()
+        assert "No model is loaded" in w.messages.placeholder.text() and w.status_memory.text() == ""
+        assert w.status_model.text().startswith("No model loaded")
         assert not w.composer.send_button.isEnabled()
         reply = InThread(lambda: httpx.post(api.url + "/chat/completions", timeout=30, json={
             "model": tiny, "messages": [{"role": "user", "content": "Hi"}]})).wait(qtbot)
