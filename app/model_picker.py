@@ -15,6 +15,7 @@ again if the new one fails. The local API follows (app/api_server.py attaches th
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,29 @@ def same_folder(a: str | Path, b: str | Path) -> bool:
         return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
     except OSError:
         return str(a) == str(b)
+
+
+_checked: dict[str, tuple[tuple, str | None]] = {}   # folder -> (what its files looked like, check_folder's answer)
+
+
+def folder_signature(folder: str | Path) -> tuple:
+    """Name, size and time of every file in `folder` (a listing, no reading): a changed, added or
+    removed file changes it."""
+    try:
+        with os.scandir(folder) as entries:
+            return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries))
+    except OSError as e:
+        return ("unreadable", type(e).__name__)
+
+
+def checked(folder: str | Path) -> str | None:
+    """check_folder(folder), remembered while the folder's files stay as they were: the check reads the
+    whole tokenizer (a second or two for gpt-oss's), and the list is drawn again often."""
+    key, signature = str(folder), folder_signature(folder)
+    seen = _checked.get(key)
+    if seen is None or seen[0] != signature:
+        seen = _checked[key] = (signature, check_folder(folder))
+    return seen[1]
 
 
 def plan_line(folder: str | Path, context_length: int, budget: int | None) -> tuple[bool, int, str]:
@@ -155,7 +179,7 @@ class ModelPicker(QObject):
         """The row for `folder`: its name, and its plan or the one sentence saying why it can't be used."""
         is_demo = same_folder(folder, demo_folder())
         name = DEMO.label if is_demo else (label_for_folder(folder) or Path(folder).name or folder)
-        problem = check_folder(folder)
+        problem = checked(folder)
         if problem:
             return ModelChoice(folder, name, problem=problem, added=added)
         try:
@@ -170,13 +194,13 @@ class ModelPicker(QObject):
         return bool(self.c.folder) and self.c.ready and same_folder(folder, self.c.folder)
 
     def twenty_b_installed(self) -> bool:
-        return any(label_for_folder(f) == GPT_OSS_20B.label and not check_folder(f)
+        return any(label_for_folder(f) == GPT_OSS_20B.label and not checked(f)
                    for f, _ in self.installed_folders())
 
     # -- adding and removing folders -----------------------------------------------------
     def add_folder(self, folder: str) -> str:
         """Remember `folder` in the list; '' when added, else the one sentence why not (nothing added)."""
-        problem = check_folder(folder)
+        problem = checked(folder)
         if problem:
             return problem
         folders = self.added_folders()
