@@ -131,7 +131,8 @@ def test_a_chosen_folder_leaves_the_20b_download_and_the_demo_within_reach(qtbot
     try:
         with qtbot.waitSignal(again.model_ready, timeout=60000):
             lc.start()
-        assert again.is_demo and str(tiny_chat_folder) in [f for f, _ in lc.window.model_picker.picker.installed_folders()]
+        listed = [f for f, _ in lc.window.model_picker.picker.installed_folders()]
+        assert again.is_demo and str(tiny_chat_folder) in listed
     finally:
         lc.shutdown()
         again.shutdown()
@@ -295,9 +296,10 @@ def test_a_load_that_fails_keeps_the_model_in_use(qtbot, store, app_home, tmp_pa
         select(dialog, damaged)
         dialog.load_button.click()
         assert dialog.load_button.text() == "Unload and Load" and c.ready
+        tiny = "gpt-oss (2 layers, 4 experts)"
         assert dialog.notice.text() == (f"There isn't memory for both models, so {DEMO.label} is unloaded first to "
-                                        f"make room for gpt-oss (2 layers, 4 experts); if gpt-oss (2 layers, 4 experts) can't be loaded, "
-                                        f"{DEMO.label} is loaded again.")
+                                        f"make room for {tiny}; if {tiny} can't be loaded, {DEMO.label} is loaded "
+                                        "again.")
         with qtbot.waitSignal(picker.notice, timeout=60000):
             dialog.load_button.click()
         qtbot.waitUntil(lambda: c.ready and c.is_demo, timeout=60000)
