@@ -359,7 +359,9 @@ class ModelPickerUi:
 
     def _notice(self, text: str) -> None:
         """Said in the sheet when it is open; otherwise in the status bar for a while."""
-        if self.dialog is None:
+        if self.w.stack.currentWidget() is self.w.setup:   # a folder chosen on the setup page
+            self.w.setup.show_message(text)
+        elif self.dialog is None:
             self.w.statusBar().showMessage(text, 20000)
         w, c = self.w, self.w.c
         if c.ready:

@@ -339,3 +339,36 @@ def test_switching_while_an_answer_is_written_asks_then_stops_it_and_keeps_every
         assert c.folder == str(demo_folder()) and w.composer.input.toPlainText() == "My next question, half typed"
     finally:
         c.shutdown()
+
+
+def test_a_folder_chosen_on_the_setup_page_loads_beside_the_model_in_use(qtbot, store, app_home, tmp_path,
+                                                                       monkeypatch, tiny_chat_folder):
+    """The setup page's "Choose a folder that has it…" with the demo in use: the demo stays until the
+    chosen model is in, and stays in use when the chosen one can't be loaded."""
+    from app.launcher import Launcher
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_chat_folder, damaged)
+    loader = WatchingLoader(refuse=[damaged])
+    Settings(context_length=2048).save(store)
+    c = ChatController(store, EngineWorker(loader=loader), flush_ms=10)
+    lc = Launcher(c)
+    w = lc.window
+    qtbot.addWidget(w)
+    try:
+        with qtbot.waitSignal(c.model_ready, timeout=60000):
+            lc.start()
+        assert c.is_demo
+        lc.show_setup_page()
+        with qtbot.waitSignal(w.model_picker.picker.notice, timeout=60000):
+            w.setup.folder_chosen.emit(str(damaged))
+        assert c.ready and c.is_demo and loader.alive_at_load == [True]
+        assert w.setup.message.text().startswith("gpt-oss (2 layers, 4 experts) could not be loaded, so ")
+        with qtbot.waitSignal(c.model_ready, timeout=60000):
+            w.setup.folder_chosen.emit(str(tiny_chat_folder))
+        assert loader.alive_at_load == [True, True] and c.folder == str(tiny_chat_folder)
+        assert w.stack.currentIndex() == 1 and Settings.load(store).model_folder == str(tiny_chat_folder)
+    finally:
+        lc.shutdown()
+        c.shutdown()
