@@ -144,11 +144,15 @@ def test_the_list_shows_every_installed_model_with_its_memory_plan_and_marks_the
     from engine.memory import plan, read_footprint
 
     w, _ = window
-    downloaded = default_download_folder()       # a model the app downloaded (the tiny one, for speed)
-    shutil.copytree(tiny_chat_folder, downloaded)
+    from app.paths import models_dir
+
+    downloaded = default_download_folder()       # models the app downloaded (the tiny one, for speed)
+    big = models_dir() / "gpt-oss-120b"
+    for folder in (downloaded, big):
+        shutil.copytree(tiny_chat_folder, folder)
     dialog = open_picker(qtbot, w)
     shown = rows(dialog)
-    assert list(shown)[0] == str(demo_folder()) and str(downloaded) in shown
+    assert list(shown) == [str(demo_folder()), str(downloaded), str(big)]
     demo_row = shown[str(demo_folder())]
     assert demo_row.mark.isVisibleTo(dialog) and not shown[str(downloaded)].mark.isVisibleTo(dialog)
     fp = read_footprint(demo_folder())
