@@ -24,6 +24,7 @@ HOST = "127.0.0.1"       # this computer only: the API has no key in the app
 PORTS_TRIED = 20         # the preferred port and the next ones, when it is taken
 MAX_WAITING = 16         # requests waiting for the engine before new ones get 429
 NO_MODEL = "the app has no model yet; choose or download one in the app."
+UNLOADED = "no model is loaded in the app (it was unloaded); choose one in the app's model picker."
 SWITCHED_OFF = "The local API server was switched off in the app; switch it on again in Settings to continue."
 
 
@@ -116,6 +117,7 @@ class LocalApiServer(QObject):
         # Direct: called on the engine thread inside the load, before any job queued behind it.
         worker.loaded.connect(lambda *_: self._attach_current(), Qt.ConnectionType.DirectConnection)
         worker.load_failed.connect(self._attach_failed_load, Qt.ConnectionType.DirectConnection)
+        worker.unloaded.connect(lambda: self._attach_failed_load(UNLOADED), Qt.ConnectionType.DirectConnection)
         controller.model_loading.connect(self._on_loading)
         self._failed.connect(self._on_failed)
         controller.model_ready.connect(lambda _name: self._set_loading(False))
@@ -233,6 +235,7 @@ class LocalApiServer(QObject):
         if engine is None:
             runner.attach(None, None if self._loading else (self.c.model_error or NO_MODEL))
             return
+        self._folder = self.c.worker.folder or self._folder   # a model picker switch loads without model_loading
         model_id = self._current_model_id()
         if model_id != self._model_id and self._asgi is not None:
             self._asgi.inner, self._model_id = self._api(runner, model_id), model_id

@@ -156,6 +156,7 @@ class ChatController(QObject):
 
     def _on_loaded(self, name: str, greedy: bool) -> None:
         self.ready, self.model_name, self.greedy = True, name, greedy
+        self._folder = self.worker.folder or self._folder   # the model picker's switches load without load_model
         enc = getattr(self.worker.engine, "enc", None)   # the browser's pages are sized in the model's tokens
         if enc is not None:   # the tokenizer only (pure, no MLX): holding the session would keep old models alive
             self.library.count_tokens = lambda text: len(enc.encode_ordinary(text)) if text else 0

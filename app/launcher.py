@@ -159,6 +159,12 @@ class Launcher(QObject):
         if problem:
             self.window.show_setup(problem)
             return
+        if self.c.ready and not self.c.busy:   # a model is in use: it stays until the new one is in
+            enable_offline_mode()
+            why = self.window.model_picker.picker.switch_to(folder)
+            if why:
+                self.window.show_setup(why)
+            return
         s = self.c.settings
         s.model_folder = folder
         s.save(self.c.store)

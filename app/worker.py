@@ -46,6 +46,12 @@ def done_stats(done: Done) -> dict:
     return stats
 
 
+def load_failure(e: BaseException) -> str:
+    """The sentence for a load that failed in a way the loader did not put into words."""
+    return (f"The model could not be loaded ({type(e).__name__}: {e}); "
+            "choose another model folder or download it again.")
+
+
 class EngineWorker(QObject):
     """Owns the model. Slots run on the engine thread; results go out by signal and `outbox`."""
 
@@ -55,6 +61,8 @@ class EngineWorker(QObject):
     failed = Signal(int, str)               # request id, one sentence
     memory = Signal("qint64")               # bytes in use
     started = Signal(int)                   # request id: the engine took it (it may have waited behind others)
+    switch_failed = Signal(str)             # load_beside: the new model didn't load; the old one is still in use
+    unloaded = Signal()                     # unload(): no model is loaded now
     _job = Signal(object)                   # post(): a function for this thread, queued with the requests
 
     def __init__(self, loader=None, clock=time.monotonic):
@@ -68,6 +76,7 @@ class EngineWorker(QObject):
         self.clock = clock
         self.outbox: queue.SimpleQueue = queue.SimpleQueue()
         self._engine = None
+        self.folder = ""                    # the loaded model's folder (set on this thread before `loaded`)
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._current = -1
@@ -104,11 +113,37 @@ class EngineWorker(QObject):
             raise
         except BaseException as e:  # never let a load bug (or a Rust panic) reach the user as a traceback
             log.exception("unexpected load failure")
-            emit(self.load_failed, f"The model could not be loaded ({type(e).__name__}: {e}); "
-                                  "choose another model folder or download it again.")
+            emit(self.load_failed, load_failure(e))
             return
+        self.folder = folder
         emit(self.loaded, self._engine.name, bool(self._engine.greedy))
         emit(self.memory, memory_in_use())
+
+    @Slot(str, int)
+    def load_beside(self, folder: str, context_length: int) -> None:
+        """Switch models without a gap (app/model_picker.py, when memory holds both): the new model
+        loads while the old one stays; only then is the old one dropped. On failure the old one
+        stays in use and `switch_failed` says why."""
+        try:
+            new = self._loader(folder, context_length)
+        except STOP_SIGNALS:
+            raise
+        except BaseException as e:  # never a traceback; the working model is kept
+            if not isinstance(e, LoadRefused):
+                log.exception("unexpected load failure")
+            emit(self.switch_failed, str(e) if isinstance(e, LoadRefused) else load_failure(e))
+            return
+        self._close_engine()
+        self._engine, self.folder = new, folder
+        emit(self.loaded, new.name, bool(new.greedy))
+        emit(self.memory, memory_in_use())
+
+    @Slot()
+    def unload(self) -> None:
+        """Drop the model (its cached conversations go to disk first) and free its memory."""
+        self._close_engine()
+        emit(self.memory, memory_in_use())
+        emit(self.unloaded)      # last: the window then shows no memory figure for a model that isn't there
 
     @Slot(int, object, object)
     def generate(self, request_id: int, messages: list, options: dict) -> None:
@@ -190,7 +225,7 @@ class EngineWorker(QObject):
     def _close_engine(self) -> None:
         """On the engine thread: write the cached conversations to disk (the app quits or loads another model)."""
         close = getattr(self._engine, "close", None)
-        self._engine = None
+        self._engine, self.folder = None, ""
         if close is not None:
             try:
                 close()

@@ -60,6 +60,8 @@ class MainWindow(QMainWindow):
         self.citation_opener.install()
         from app.ui.composer_drop import ComposerDrop   # files dropped on the composer: this chat's sources
         self.composer_drop = ComposerDrop(self)
+        from app.ui.model_picker import ModelPickerUi
+        self.model_picker = ModelPickerUi(self)
         self.refresh_conversations()
         self._update_composer()
 
@@ -79,7 +81,8 @@ class MainWindow(QMainWindow):
         h.setContentsMargins(20, 10, 20, 10)
         # Title and model name give way (elided, whole text in the tooltip) before anything is cut.
         self.title = ElidedLabel("New chat", objectName="Title")
-        self.model_badge = ElidedLabel(objectName="Caption")
+        from app.ui.model_picker import ModelButton   # the model's name opens the model picker
+        self.model_badge = ModelButton()
         self.get_model_button = QPushButton("Download gpt-oss-20b…")
         self.get_model_button.setToolTip("Set up the real gpt-oss-20b: download it or choose a folder that has it")
         self.get_model_button.hide()
@@ -377,6 +380,7 @@ class MainWindow(QMainWindow):
         demo = self.c.is_demo
         self.model_badge.set_full_text(name)
         self.get_model_button.setVisible(demo)
+        self._fit_header()
         self.messages.set_placeholder(DEMO_PLACEHOLDER if demo else
                                       f"Ask anything. Answers are written on {THIS_MACHINE}, offline.")
         self.messages.set_examples([e.question for e in DEMO_EXAMPLES] if demo else [])
@@ -390,6 +394,8 @@ class MainWindow(QMainWindow):
 
     def _model_failed(self, message: str) -> None:
         self.status_model.setText("No model loaded")
+        if self.model_picker.picker.recovering:   # the model picker loads the previous model again
+            return
         self.show_setup(message)
         self._update_composer()
 
@@ -403,7 +409,8 @@ class MainWindow(QMainWindow):
         its button, so the title keeps room."""
         compact = self.header.width() < COMPACT_BELOW
         self.effort.caption.setVisible(not compact)
-        self.model_badge.setVisible(not compact)
+        # Narrow, the demo's download button keeps the room; Model ▸ Choose Model… (Ctrl+L) stays.
+        self.model_badge.setVisible(not (compact and self.get_model_button.isVisibleTo(self.header)))
         self.get_model_button.setText("Get gpt-oss-20b…" if compact else "Download gpt-oss-20b…")
 
     # -- theme ---------------------------------------------------------------------------

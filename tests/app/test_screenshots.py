@@ -70,3 +70,17 @@ def test_tool_states_render_under_xvfb(tmp_path):
         return any(image.pixelColor(x, y).getRgb()[:3] == (66, 133, 244)
                    for x in range(0, image.width(), 4) for y in range(0, image.height(), 4))
     assert has_bars(images["10-tool-call-expanded"]) and not has_bars(images["9-tool-call-collapsed"])
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None or not HAVE_MLX, reason="needs Xvfb and MLX (the demo model)")
+def test_model_picker_renders_under_xvfb(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+    run = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1400x900x24", sys.executable,
+                          str(SCRIPT.with_name("picker_screens.py")), str(tmp_path)],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    for name, size in (("19-model-picker", (1180, 780)), ("min-19-model-picker", (760, 520))):
+        image = QImage(str(tmp_path / f"{name}.png"))
+        assert not image.isNull() and (image.width(), image.height()) == size, name
+        small = image.scaled(80, 50)
+        assert len({small.pixel(x, y) for x in range(80) for y in range(50)}) > 20, f"{name}.png looks blank"
