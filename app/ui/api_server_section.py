@@ -26,6 +26,11 @@ def served_text(n: int) -> str:
     return f"{n} request served" if n == 1 else f"{n} requests served"
 
 
+def errors_text(n: int) -> str:
+    """Requests answered with a 4xx or 5xx status (beside the ones served: they never reached the model)."""
+    return "1 error" if n == 1 else f"{n} errors"
+
+
 def _row(*widgets, stretch_first: bool = True) -> QWidget:
     row = QWidget()
     lay = QHBoxLayout(row)
@@ -54,6 +59,7 @@ class ApiServerSection(QWidget):
         form = QFormLayout()
         self.port = QSpinBox(minimum=PORT_RANGE[0], maximum=PORT_RANGE[1])
         self.port.setValue(int(settings.api_port))
+        self.port.setMaximumWidth(110)
         self.port.setToolTip("When the server starts with the app and this port is taken, it takes the next free one.")
         form.addRow("Port", _row(self.port, QWidget()))
         self.key = QLineEdit(settings.api_key)
@@ -158,7 +164,7 @@ class ApiServerSection(QWidget):
         requests = self.api.requests
         failed = requests.failures
         served = served_text(self.api.served) if self.api.running else "Switched off"
-        self.served.setText(served + (f" · {failed} failed" if failed else ""))
+        self.served.setText(served + (f" · {errors_text(failed)}" if failed else ""))
         self.served.setObjectName("Notice" if failed else "Caption")
         self._repolish(self.served)
         self._show_note(self.api.note, problem=not self.api.running)

@@ -1,5 +1,5 @@
 """The local API's request log: the last requests answered, newest first, failures (4xx/5xx) in red,
-a "Failures only" filter and Clear. Opened from Settings' Local API section and from the status bar.
+an "Errors only" filter and Clear. Opened from Settings' Local API section and from the status bar.
 
 `log` is app.request_log.RequestLog (records(), failures, clear(), changed). What a client sent is
 never here (the server records no bodies or keys); the path and model it named are shown as plain text.
@@ -34,8 +34,10 @@ def status_tip(status: int) -> str:
 def summary_text(n: int, failed: int) -> str:
     if not n:
         return EMPTY
+    from app.ui.api_server_section import errors_text
+
     text = "1 request" if n == 1 else f"{n} requests"
-    return text + (f" · {failed} failed" if failed else " · none failed")
+    return text + f" · {errors_text(failed) if failed else 'no errors'}"
 
 
 class RequestLogView(QDialog):
@@ -48,7 +50,7 @@ class RequestLogView(QDialog):
         lay = QVBoxLayout(self)
         top = QHBoxLayout()
         self.summary = QLabel(objectName="Caption")
-        self.failures_only = QCheckBox("Failures only")
+        self.failures_only = QCheckBox("Errors only")
         self.failures_only.toggled.connect(self.refresh)
         top.addWidget(self.summary, 1)
         top.addWidget(self.failures_only)
@@ -123,12 +125,12 @@ class StatusLink(QLabel):
 
 
 def status_text(api, answering: bool = False) -> str:
-    """'API on 127.0.0.1:8000 · 3 requests served · 1 failed' ("" when off)."""
-    from app.ui.api_server_section import served_text
+    """'API on 127.0.0.1:8000 · 3 requests served · 1 error' ("" when off)."""
+    from app.ui.api_server_section import errors_text, served_text
 
     if not api.running:
         return ""
     doing = "answering a request" if answering else served_text(api.served)
     failed = api.requests.failures
     return (f"API on {api.url.removeprefix('http://').removesuffix('/v1')} · {doing}"
-            + (f" · {failed} failed" if failed else ""))
+            + (f" · {errors_text(failed)}" if failed else ""))

@@ -141,8 +141,10 @@ class SettingsDialog(QDialog):
         functions_note.setWordWrap(True)
         lay.addWidget(functions_note)
         lay.addSpacing(4)
-        lay.addWidget(QLabel("Answer format: a JSON Schema every answer must follow (empty: free text)",
-                             objectName="Caption"))
+        format_label = QLabel("Answer format: a JSON Schema every answer must follow (empty: free text)",
+                              objectName="Caption")
+        format_label.setWordWrap(True)   # unwrapped, it was wider than the dialog's minimum width
+        lay.addWidget(format_label)
         self.answer_schema = QPlainTextEdit(settings.answer_schema)
         self.answer_schema.setPlaceholderText(SCHEMA_EXAMPLE.replace("city", "answer"))
         self.answer_schema.setFixedHeight(70)

@@ -146,7 +146,7 @@ def test_the_request_log_shows_newest_first_failures_in_red_and_clears(qtbot, co
     api.apply(True, controller.settings.api_port, "", False)
     d, section = open_dialog(qtbot, controller, api)
     _answer_two(qtbot, api)
-    assert section.served.text().endswith("· 1 failed") and section.served.objectName() == "Notice"
+    assert section.served.text().endswith("· 1 error") and section.served.objectName() == "Notice"
     shown = []
 
     def look():
@@ -161,7 +161,7 @@ def test_the_request_log_shows_newest_first_failures_in_red_and_clears(qtbot, co
     qtbot.addWidget(view)
     view.show()
     t = view.table
-    assert t.rowCount() == 2 and view.summary.text() == "2 requests · 1 failed"
+    assert t.rowCount() == 2 and view.summary.text() == "2 requests · 1 error"
     assert [t.item(r, 2).text() for r in range(2)] == ["GET /v1/models/nothing-here", "GET /v1/models"]
     assert t.item(0, 4).text() == "404" and t.item(0, 4).toolTip() == "404 Not Found"
     assert t.item(0, 4).foreground().color() == QColor(current_colors().danger)
@@ -186,10 +186,20 @@ def test_the_status_bar_counts_failures_and_opens_the_log(qtbot, store, clock):
     try:
         assert api.apply(True, free_port(), "", False) == ""
         _answer_two(qtbot, api)
-        qtbot.waitUntil(lambda: w.status_api.text().endswith("· 1 failed"), timeout=5000)
+        qtbot.waitUntil(lambda: w.status_api.text().endswith("· 1 error"), timeout=5000)
         assert w.status_api.text().startswith(f"API on 127.0.0.1:{api.port} · ")
         qtbot.mouseClick(w.status_api, Qt.MouseButton.LeftButton)
         assert w.request_log_view.isVisible() and w.request_log_view.table.rowCount() == 2
     finally:
         api.stop(wait=5)
         c.shutdown()
+
+
+def test_settings_at_its_smallest_needs_no_sideways_scrolling(qtbot, controller, api):
+    d, section = open_dialog(qtbot, controller, api)
+    section.generate_button.click()
+    section.switch.setChecked(True)
+    d.resize(d.minimumWidth(), d.minimumHeight())
+    qtbot.waitUntil(lambda: d.scroll.verticalScrollBar().maximum() > 0, timeout=2000)
+    assert d.scroll.horizontalScrollBar().maximum() == 0
+    assert d.content.minimumSizeHint().width() <= d.scroll.viewport().width()
