@@ -207,7 +207,8 @@ class LocalApiServer(QObject):
         if on and network and not key:
             return NEEDS_KEY
         host = EVERYWHERE if network else HOST
-        if on and (not self.running or port != s.api_port or host != self.host):
+        moved = port not in (s.api_port, self.port)   # the port it listens on now is no move either
+        if on and (not self.running or moved or host != self.host):
             old = (s.api_key, s.api_network)
             s.api_key, s.api_network = key, network   # what the new server's gate reads
             problem = self._rebind(host, port)

@@ -218,3 +218,17 @@ def test_the_request_log_records_what_was_answered_never_the_key_or_bodies(qtbot
     finally:
         api.stop(wait=5)
         c.shutdown()
+
+
+def test_naming_the_port_it_already_took_at_launch_keeps_it_running(qtbot, api, controller):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    try:
+        controller.settings.api_port = taken.getsockname()[1]
+        assert api.start() and api.port != controller.settings.api_port    # the next free one, at launch
+        server, port = api._server, api.port
+        assert api.apply(True, port, "", False) == ""
+        assert api._server is server and api.port == port and controller.settings.api_port == port
+    finally:
+        taken.close()

@@ -203,3 +203,22 @@ def test_settings_at_its_smallest_needs_no_sideways_scrolling(qtbot, controller,
     qtbot.waitUntil(lambda: d.scroll.verticalScrollBar().maximum() > 0, timeout=2000)
     assert d.scroll.horizontalScrollBar().maximum() == 0
     assert d.content.minimumSizeHint().width() <= d.scroll.viewport().width()
+
+
+def test_closed_dialogs_leave_no_connection_to_the_request_log(qtbot, store, clock):
+    from PySide6.QtCore import SIGNAL, QEvent
+
+    from app.api_server import LocalApiServer
+    from test_app_window import make_window
+
+    c, w = make_window(qtbot, store, ScriptedSession(clock=clock), clock)
+    api = LocalApiServer(c)
+    w.set_api_server(api)
+    before = api.requests.receivers(SIGNAL("changed()"))
+    for _ in range(3):
+        QTimer.singleShot(0, lambda: QApplication.activeModalWidget().reject())
+        w.open_settings()
+        QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert api.requests.receivers(SIGNAL("changed()")) == before
+    api.requests.clear()           # no slot of a deleted section runs ("Internal C++ object already deleted")
+    c.shutdown()
