@@ -11,12 +11,14 @@ after a stream began).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 120  # a client's path or model name is shown cut to this (it is the client's text)
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 CLIENT_GONE = 499  # the client went away before an answer started (nginx's name for it)
 
 
@@ -83,4 +85,14 @@ class RequestRecorder:
 
 
 def _cut(text: str) -> str:
+    """The client's text, printable (no terminal escapes in a printed log) and cut to MAX_TEXT."""
+    text = CONTROL.sub("\ufffd", text)
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 1] + "…"
+
+
+def log_line(r: RequestRecord) -> str:
+    """One line for a terminal: '14:03:12 127.0.0.1 POST /v1/chat/completions demo 200 85->32 tokens 0.41 s'."""
+    tokens = f" {r.tokens_in}->{r.tokens_out} tokens" if r.tokens_in is not None else ""
+    model = f" {r.model}" if r.model else ""
+    return (f"{time.strftime('%H:%M:%S', time.localtime(r.at))} {r.client} {r.method} {r.path}{model} {r.status}"
+            f"{tokens} {r.duration_s:.2f} s")
