@@ -117,10 +117,10 @@ class LocalApiServer(QObject):
     answering_changed = Signal(bool)  # an API request is on the engine now (the window's send waits)
     _failed = Signal(object, str)   # the uvicorn.Server that stopped by itself, one sentence
 
-    def __init__(self, controller, host: str = HOST, parent=None):
+    def __init__(self, controller, parent=None):
         super().__init__(parent)
         self.c = controller
-        self.host = host
+        self.host = HOST            # where it listens: Settings' reach decides (start, apply)
         self.port = 0
         self.note = ""              # one sentence: another port was taken, or it could not start
         self._runner = None
@@ -217,6 +217,7 @@ class LocalApiServer(QObject):
                 return problem
         elif not on:
             self.stop()
+            self.note = ""          # what it said about its last start is history
         elif key != s.api_key and self._asgi is not None:
             s.api_key = key
             self._asgi.inner = self._api(self._runner, self._model_id)
