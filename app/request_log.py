@@ -31,9 +31,9 @@ class RequestLog(QObject):
         emit(self.changed)
 
     def records(self) -> list:
-        """Oldest first."""
+        """Oldest first, by arrival (a long stream that ended last still shows when it began)."""
         with self._lock:
-            return list(self._records)
+            return sorted(self._records, key=lambda r: r.at)
 
     def clear(self) -> None:
         with self._lock:

@@ -146,7 +146,8 @@ def test_the_request_log_shows_newest_first_failures_in_red_and_clears(qtbot, co
     api.apply(True, controller.settings.api_port, "", False)
     d, section = open_dialog(qtbot, controller, api)
     _answer_two(qtbot, api)
-    assert section.served.text().endswith("· 1 error") and section.served.objectName() == "Notice"
+    qtbot.waitUntil(lambda: section.served.text().endswith("· 1 error"), timeout=5000)   # a queued signal
+    assert section.served.objectName() == "Notice"
     shown = []
 
     def look():
