@@ -25,6 +25,8 @@ class Settings:
     python_disk_quota_mb: int = 1024  # all one chat's Python folder may hold (engine.python_tool Limits.disk_quota)
     api_server: bool = False       # the local OpenAI-compatible API is on (started again at launch)
     api_port: int = 8000           # the port it tries first (the next free one when taken)
+    api_key: str = ""              # clients must send it as a Bearer token ("": none, this computer only)
+    api_network: bool = False      # other devices on the network may reach it (only with api_key)
     api_allowed_origins: list = field(default_factory=list)  # web pages that may call the API ("http://localhost:3000")
     prompt_cache_gb: float = 4.0   # disk space for cached conversations (reopened chats skip their prefill)
 

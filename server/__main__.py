@@ -2,6 +2,7 @@
                     [--allow-origin ORIGIN ...] [--max-body BYTES]
                     [--library FOLDER ...] [--zim FILE ...]   (the built-in web_search tool: docs/browser.md)
                    [--prompt-cache FOLDER]   (conversations' caches kept across restarts)
+                   [--log-requests]   (one line per request on stderr; never bodies or the key)
 
 The port is taken and the model loaded before "Serving ..." is printed; when either fails, the
 server says why in one sentence and exits with status 1.
@@ -45,6 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                          "at least 4M)")
     ap.add_argument("--prompt-cache", default=None, metavar="FOLDER",
                     help="keep conversations' caches in FOLDER across restarts (default: in memory only)")
+    ap.add_argument("--log-requests", action="store_true",
+                    help="print one line per request answered on stderr: time, client, method, path, model, "
+                         "status, tokens, duration (never what was sent, nor the key)")
     ap.add_argument("--library", action="append", default=[], metavar="FOLDER",
                     help="a folder of documents the built-in web_search tool searches (repeatable; nothing goes to the web)")
     ap.add_argument("--zim", action="append", default=[], metavar="FILE",
@@ -151,7 +155,8 @@ def main(argv=None) -> int:
         runner.stop(closing=closing)
         return 1
     app = create_app(runner, name, args.api_key, sources, aliases=aliases_for(model), allowed_origins=args.allow_origin,
-                     max_body=args.max_body or default_max_body(args.context), loopback_only=is_loopback(args.host))
+                     max_body=args.max_body or default_max_body(args.context), loopback_only=is_loopback(args.host),
+                     on_request=_print_request if args.log_requests else None)
     print(f"Serving {name} at http://{args.host}:{args.port}/v1", file=sys.stderr)
     # uvicorn re-raises SIGTERM once it has shut down: exit through `finally`, so the engine thread
     # gets to write the prompt cache instead of the process dying on the spot.
@@ -182,6 +187,12 @@ def listen(host: str, port: int) -> socket.socket:
             why = f"The server can't listen on {host}:{port} ({e.strerror or e}); check --host and --port."
         raise OSError(e.errno, why) from None
     return sock
+
+
+def _print_request(record) -> None:
+    from server.request_log import log_line
+
+    print(log_line(record), file=sys.stderr, flush=True)
 
 
 def _index_progress(done: int, total: int, path) -> None:

@@ -20,6 +20,7 @@ from server import chat_api, responses_api, web_search
 from server.errors import APIError, bad_request
 from server.gate import Gate, default_max_body
 from server.reply import ReplyReader, merge
+from server.request_log import RequestRecorder
 from server.requests import check_model
 from server.runner import END, EngineRunner, Job
 from server.schemas import ChatRequest, ErrorBody, ResponsesRequest, parse_body
@@ -31,11 +32,13 @@ PING = b": ping\n\n"
 
 
 def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, sources=None, *, aliases=(),
-               allowed_origins=(), max_body: int | None = None, loopback_only: bool = True) -> FastAPI:
+               allowed_origins=(), max_body: int | None = None, loopback_only: bool = True,
+               on_request=None) -> FastAPI:
     """The API over one engine runner. `aliases`: other names `model` may give (server.names);
     `api_key`: required on everything but a bare liveness answer; `sources`: server.web_search.Sources
     for the built-in web_search tool (None: not offered); `allowed_origins`: web pages that may call
-    the API; `max_body`: bytes a request body may have (server.gate.default_max_body)."""
+    the API; `max_body`: bytes a request body may have (server.gate.default_max_body); `on_request`:
+    called with a server.request_log.RequestRecord once each request has been answered."""
     app = FastAPI(title="gpt-oss chat local API", docs_url=None, redoc_url=None,
                   description="OpenAI-compatible Chat Completions and Responses over a local gpt-oss model.")
     app.state.runner, app.state.requests_served = runner, 0
@@ -70,6 +73,8 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, 
 
     app.add_middleware(Gate, api_key=api_key, allowed_origins=allowed_origins,
                        max_body=max_body or default_max_body(8192), loopback_only=loopback_only)
+    if on_request is not None:  # added last, so it wraps the gate and records its refusals too
+        app.add_middleware(RequestRecorder, on_request=on_request)
 
     @app.get("/health", responses=ERRORS)
     async def health(request: Request):
@@ -102,9 +107,10 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, 
     @app.post("/v1/chat/completions", openapi_extra=body_of(ChatRequest), responses=answers())
     async def chat_completions(request: Request):
         body = parse_body(ChatRequest, await request.body())
+        request.state.model = body.get("model")  # for the request log
         job, stream, include_usage, stops = chat_api.parse(body, names)
         tool = web_search.chat_browser(body, sources, job, _counter(runner))
-        reader = ReplyReader(stops, enc=_enc_if(job, runner))
+        reader = request.state.reader = ReplyReader(stops, enc=_enc_if(job, runner))
         completion = chat_api.ChatCompletion(model_id, reader, _counter(runner))
         first = await _start(runner, job)
         app.state.requests_served += 1
@@ -127,10 +133,11 @@ def create_app(runner: EngineRunner, model_id: str, api_key: str | None = None, 
     @app.post("/v1/responses", openapi_extra=body_of(ResponsesRequest), responses=answers())
     async def responses(request: Request):
         body = parse_body(ResponsesRequest, await request.body())
+        request.state.model = body.get("model")  # for the request log
         rest, browsing = web_search.split_tools(body.get("tools"))
         job, stream, messages, names_of_calls = responses_api.parse({**body, "tools": rest} if browsing else body,
                                                                     names, store)
-        reader = ReplyReader(enc=_enc_if(job, runner))
+        reader = request.state.reader = ReplyReader(enc=_enc_if(job, runner))
         built = responses_api.ResponseBuilder(model_id, body, reader, _counter(runner))
         tool = web_search.responses_browser(browsing, body, sources, job, built, _counter(runner))
         first = await _start(runner, job)
@@ -327,13 +334,17 @@ async def _framed(job: Job, reader: ReplyReader, first: list, opening: list[str]
     frames `frames_of(piece)` gives, all in one write (a keep-alive comment when one is due and
     nothing came), then the frames `closing()` gives once the reply has ended."""
     frames = opening
-    async for pieces in _pieces(job, reader, first):
-        if pieces is None:
-            yield PING
-            continue
-        frames += [frame for piece in pieces for frame in frames_of(piece)]
-        yield "".join(frames).encode()  # one write for everything that was ready
-        frames = []
+    try:
+        async for pieces in _pieces(job, reader, first):
+            if pieces is None:
+                yield PING
+                continue
+            frames += [frame for piece in pieces for frame in frames_of(piece)]
+            yield "".join(frames).encode()  # one write for everything that was ready
+            frames = []
+    except APIError as e:  # sent as an error event (_sse); the request log shows it as a failure
+        reader.failed = e.status
+        raise
     yield "".join(frames + closing()).encode()
 
 

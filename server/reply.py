@@ -78,6 +78,7 @@ class ReplyReader:
         self.done: Done | None = None
         self.trimmed = False
         self.searches: list[BrowserStep] = []  # one per web_search call
+        self.failed: int | None = None  # status of an error sent after the stream began (the request log)
         self.enc = enc
         self.logprobs: list[dict] | None = [] if enc is not None else None  # every content token's entry
         self._lp_pending: list[dict] = []  # entries not yet sent with a piece

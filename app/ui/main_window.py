@@ -11,7 +11,7 @@ from app.demo_examples import ACCURACY as DEMO_ACCURACY
 from app.demo_examples import EXAMPLES as DEMO_EXAMPLES
 
 from app.store import StoreError
-from app.ui.api_server_section import served_text
+from app.ui.request_log_view import RequestLogView, StatusLink, status_text
 from app.ui.composer import Composer
 from app.ui.context_meter import ContextMeter
 from app.ui.effort import DEMO_PYTHON_TIP, EFFORT_TIP, EffortSlider
@@ -279,21 +279,29 @@ class MainWindow(QMainWindow):
     def set_api_server(self, api) -> None:
         """The launcher's LocalApiServer: Settings shows its switch; the status bar says when it is on."""
         self.api_server = api
-        self.status_api = QLabel("", objectName="Caption")
+        self.status_api = StatusLink()      # a click opens the request log
         self.statusBar().insertPermanentWidget(0, self.status_api)   # left of the memory figure
+        self.status_api.clicked.connect(self.show_request_log)
         api.changed.connect(self._show_api_server)
         api.served_changed.connect(lambda _n: self._show_api_server())
+        api.requests.changed.connect(self._show_api_server)
         api.answering_changed.connect(self._show_api_server)
         self._show_api_server()
 
     def _show_api_server(self, answering: bool = False) -> None:
         """'API on 127.0.0.1:8000 · 3 requests served', saying so while it answers (a chat sent then waits)."""
         api = self.api_server
-        doing = "answering a request" if answering else served_text(api.served)
-        self.status_api.setText(f"API on {api.url.removeprefix('http://').removesuffix('/v1')} · {doing}"
-                                if api.running else "")
-        self.status_api.setToolTip(f"Local API server: {api.url}" if api.running else "")
+        self.status_api.setText(status_text(api, answering))
+        self.status_api.setToolTip(f"Local API server: {api.url}. Click for the request log." if api.running else "")
         self.status_api.setVisible(api.running)
+
+    def show_request_log(self) -> None:
+        """The local API's request log, beside the window (one at a time)."""
+        view = getattr(self, "request_log_view", None)
+        if view is None:
+            view = self.request_log_view = RequestLogView(self.api_server.requests, self)
+        view.show()
+        view.raise_()
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.c.settings, self, greedy=self.c.greedy, api=self.api_server,

@@ -115,7 +115,7 @@ class SettingsDialog(QDialog):
         self.api_section = None
         if api is not None:
             lay.addSpacing(8)
-            self.api_section = ApiServerSection(api)
+            self.api_section = ApiServerSection(api, settings)
             lay.addWidget(self.api_section)
         lay.addSpacing(8)
         self.cache_section = PromptCacheSection(settings.prompt_cache_gb)
@@ -142,8 +142,10 @@ class SettingsDialog(QDialog):
         functions_note.setWordWrap(True)
         lay.addWidget(functions_note)
         lay.addSpacing(4)
-        lay.addWidget(QLabel("Answer format: a JSON Schema every answer must follow (empty: free text)",
-                             objectName="Caption"))
+        format_label = QLabel("Answer format: a JSON Schema every answer must follow (empty: free text)",
+                              objectName="Caption")
+        format_label.setWordWrap(True)   # unwrapped, it was wider than the dialog's minimum width
+        lay.addWidget(format_label)
         self.answer_schema = QPlainTextEdit(settings.answer_schema)
         self.answer_schema.setPlaceholderText(SCHEMA_EXAMPLE.replace("city", "answer"))
         self.answer_schema.setFixedHeight(70)
@@ -180,12 +182,10 @@ class SettingsDialog(QDialog):
             self.answer_schema_error.setText(problem)
             self.answer_schema_error.show()
             return
+        if self.api_section is not None and not self.api_section.apply():   # its note says why
+            self.scroll.ensureWidgetVisible(self.api_section.note)
+            return
         super().accept()
-
-    def reject(self) -> None:
-        if self.api_section is not None:
-            self.api_section.revert()
-        super().reject()
 
     def result_settings(self) -> Settings:
         return replace(self._base, developer=self.developer.toPlainText().strip(),
@@ -194,4 +194,5 @@ class SettingsDialog(QDialog):
                        show_raw_cot=self.show_raw.isChecked(), python_tool=self.python_tool.isChecked(),
                        functions=self.functions.functions(), python_disk_quota_mb=self.disk_quota.value(),
                        answer_schema=self.answer_schema.toPlainText().strip(),
-                       prompt_cache_gb=self.cache_section.gigabytes()).clamped()
+                       prompt_cache_gb=self.cache_section.gigabytes(),
+                       **(self.api_section.values() if self.api_section is not None else {})).clamped()

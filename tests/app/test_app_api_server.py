@@ -137,6 +137,10 @@ def test_the_switch_serves_the_model_through_the_openai_client_and_frees_the_por
     url = section.url.text()
     assert url == f"http://127.0.0.1:{port}/v1" and section.url_row.isVisible()
     assert "127.0.0.1" in section.reach.text() and section.reach.isVisible()
+    assert not api.running        # until Save
+    dialog.accept()
+    dialog.show()                 # the same widgets, as they look now that it runs
+    assert api.running and section.url.text() == url
     assert section.served.text() == "0 requests served" and not section.note.isVisible()
     # Nothing clipped once the URL row appears: every wrapped line and the row fit in the dialog.
     qtbot.waitUntil(lambda: dialog.height() >= dialog.heightForWidth(dialog.width()), timeout=2000)
@@ -153,6 +157,7 @@ def test_the_switch_serves_the_model_through_the_openai_client_and_frees_the_por
     qtbot.waitUntil(lambda: section.served.text() == "1 request served", timeout=5000)
 
     section.switch.click()
+    dialog.accept()
     assert not section.url_row.isVisible() and Settings.load(store).api_server is False
     qtbot.waitUntil(lambda: port_is_free(port), timeout=5000)
     with pytest.raises(openai.APIConnectionError):
@@ -275,8 +280,10 @@ def test_the_switch_is_remembered_and_on_at_launch_on_the_next_free_port(qtbot, 
         assert [m.id for m in InThread(lambda: client(api.url).models.list().data).wait(qtbot)] == [tiny]
         shown = []   # the status bar while the request runs (the window's slot is connected first)
         api.answering_changed.connect(lambda _on: shown.append(lc.window.status_api.text()))
+        # Greedy: the tiny model's weights are random, and sampled it sometimes wrote a reserved token
+        # into its reply's header (a 502, seen 1 run in 4 of this file beside its neighbours).
         got = InThread(lambda: client(api.url).chat.completions.create(
-            model=tiny, messages=[{"role": "user", "content": "Hi"}], max_tokens=4)).wait(qtbot)
+            model=tiny, messages=[{"role": "user", "content": "Hi"}], max_tokens=4, temperature=0)).wait(qtbot)
         assert got.usage.completion_tokens >= 1
         where = f"API on 127.0.0.1:{api.port}"
         qtbot.waitUntil(lambda: lc.window.status_api.text() == f"{where} · 1 request served", timeout=5000)

@@ -10,7 +10,7 @@ MACBOOK_AIR_FREE = QRect(0, 25, 1440, 900 - 25 - 75)   # 1440x900 points minus t
 
 
 class FakeApi(QWidget):
-    """The LocalApiServer's face to the dialog (running, url, served, note, set_enabled and its
+    """The LocalApiServer's face to the dialog (running, url, served, note, requests, apply and its
     signals), without a socket: the switch's wiring is what is tested here."""
     from PySide6.QtCore import Signal
     changed = Signal()
@@ -19,17 +19,19 @@ class FakeApi(QWidget):
 
     def __init__(self):
         super().__init__()
-        self.running, self.served, self.note, self.calls = False, 0, "", []
+        from app.request_log import RequestLog
+        self.running, self.served, self.note, self.calls, self.on_network = False, 0, "", [], False
+        self.requests = RequestLog()
 
     @property
     def url(self):
         return "http://127.0.0.1:8000/v1" if self.running else ""
 
-    def set_enabled(self, on):
+    def apply(self, on, port, key, network):
         self.calls.append(on)
         self.running = on
         self.changed.emit()
-        return True
+        return ""
 
     def stop(self, wait=0.0):
         self.running = False
@@ -73,15 +75,16 @@ def test_local_api_switch_honours_cancel_and_save(qtbot, controller):
     api = FakeApi()
     d = SettingsDialog(controller.settings, api=api)
     qtbot.addWidget(d)
-    d.api_section.switch.setChecked(True)       # on at once, so the URL can be copied
-    assert api.running and d.api_section.url.text() == api.url
+    d.api_section.switch.setChecked(True)       # the address it will have shows at once, to copy
+    assert d.api_section.url.text() == f"http://127.0.0.1:{controller.settings.api_port}/v1"
+    assert not api.running and api.calls == []
     d.reject()
-    assert not api.running and api.calls == [True, False]
+    assert not api.running and api.calls == []
     d2 = SettingsDialog(controller.settings, api=api)
     qtbot.addWidget(d2)
     d2.api_section.switch.setChecked(True)
     d2.accept()
-    assert api.running and api.calls[-1] is True
+    assert api.running and api.calls == [True]
 
 
 def test_a_closed_settings_dialog_leaves_no_connection_behind(qtbot, store, clock, monkeypatch):
