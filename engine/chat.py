@@ -199,6 +199,11 @@ class Chat:
                 view.write(view.dim(f"【{c.cursor}†{c.text}】 {c.title}: {c.url}{lines}") + "\n")
 
     def run(self, read=input) -> None:
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN and threading.current_thread() is threading.main_thread():
+            # Started with SIGINT ignored (a background job of a script): answers would still stop
+            # on Ctrl-C (answer() sets its own handler) but the prompt would ignore it. Ctrl-C is
+            # this chat's stop key in both places.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         print(f"Chatting with {self.args.model} (reasoning effort {self.effort}). {HELP}", file=self.out)
         while True:
             try:

@@ -136,6 +136,26 @@ def test_ctrl_c_stops_the_answer_not_the_chat(endless_model):
     assert chat.exitstatus == 0 and "Traceback" not in chat.before
 
 
+def test_ctrl_c_at_the_prompt_works_when_started_with_sigint_ignored(tiny_model):
+    """A program started with SIGINT ignored (a background job of a script; once, the suite's own
+    process) passes that on to the chat: Ctrl-C then stopped answers but was ignored at the prompt,
+    and the full suite's Ctrl-C test failed with five unanswered ^Cs. The chat is interactive:
+    Ctrl-C is its stop key in both places."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the child across exec
+    try:
+        chat = spawn("--model", str(tiny_model), "--temperature", "0", "--max-tokens", "12")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    chat.expect(">>> ")
+    interrupt_at_the_prompt(chat)
+    chat.sendline("/quit")
+    chat.expect(pexpect.EOF)
+    chat.close()
+    assert chat.exitstatus == 0 and "Traceback" not in chat.before
+
+
 @pytest.mark.parametrize("make", ["missing", "empty", "broken config"])
 def test_missing_or_broken_model_is_one_sentence(tmp_path, make):
     folder = tmp_path / "model"
