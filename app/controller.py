@@ -25,7 +25,7 @@ from app.store import ChatStore, StoredMessage, StoreError
 from app.tool_steps import CallStep
 from app.tools_worker import ToolsWorker
 from app.turn import Turn, clause
-from app.user_functions import engine_tools, response_format
+from app.user_functions import answer_format, engine_tools
 from app.worker import EngineThread, EngineWorker, WorkerThread, done_stats
 from engine.events import Done
 from models.registry import DEMO
@@ -415,7 +415,7 @@ class ChatController(QObject):
             self.library.prepare(str(self.current_id), engine_history(self.model.messages()))
             options["browser"] = names
         if not self.is_demo:   # the demo model learnt no functions or answer schemas: those sections would be new to it
-            options.update(tools=engine_tools(s.functions), response_format=response_format(s.answer_schema))
+            options.update(tools=engine_tools(s.functions), answer_format=answer_format(s.answer_schema))
         turn = self.turns[self.current_id] = Turn(self, self.current_id, engine_history(self.model.messages()),
                                                   options, self.effort)
         self.model.append(turn.message)

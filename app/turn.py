@@ -219,7 +219,7 @@ class Turn:
         msg.stats["stop_reason"] = reason
         if msg.state == "done" and not msg.text.strip() and not msg.notice:
             msg.notice = NO_ANSWER   # never an empty bubble with nothing said
-        if self.options.get("response_format"):
+        if self.options.get("answer_format"):
             msg.stats["json_answer"] = True    # shown as a JSON block
         if msg.notice:
             msg.stats["notice"] = msg.notice

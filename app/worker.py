@@ -136,7 +136,7 @@ class EngineWorker(QObject):
                 messages, effort=options.get("effort", "medium"), developer=options.get("developer") or None,
                 sampling=engine.sampling(options.get("temperature"), options.get("top_p")),
                 max_tokens=int(options.get("max_tokens", 2048)), cancel=cancel, python=python,
-                tools=list(options.get("tools") or []) or None, response_format=options.get("response_format"),
+                tools=list(options.get("tools") or []) or None, answer_format=options.get("answer_format"),
                 browser=list(options.get("browser") or []) or None, owner="window")  # browser: the chat's sources
             for ev in events:
                 if isinstance(ev, Done):

@@ -19,7 +19,8 @@ def parse(body: dict, names):
     job = sampling_job(body, messages, developer, effort_of(body.get("reasoning_effort"), "reasoning_effort"),
                        ("max_tokens", "max_completion_tokens"))
     job.logprobs = logprobs_of(body)
-    # checked by the engine on its thread (engine.structured.reply_setup): a bad one is a 400 there
+    # read into the engine's types and checked on the engine thread (openai_format.engine_options,
+    # engine.structured.reply_setup): a bad one is a 400 there
     job.extra = {"tools": body.get("tools"), "tool_choice": body.get("tool_choice"),
                  "response_format": body.get("response_format")}
     options = body.get("stream_options") or {}
