@@ -5,6 +5,7 @@
     messages_from_openai(body["messages"])      -> (developer instructions, harmony messages)
     answer_format_from_openai(body["response_format"]) -> engine.answer_format.AnswerFormat | None
     openai_tool_call(call, call_id)             <- engine.events.ToolCall, for a reply's `tool_calls`
+    openai_tool_call_opened(call, call_id, i)  <- the same, as the first streamed delta of call i
 
 OpenAI's `system` and `developer` messages become harmony's developer instructions; reasoning a
 client sends back on an assistant message (`reasoning` or `reasoning_content`) becomes an analysis
@@ -12,6 +13,9 @@ message, so a tool loop keeps its chain of thought. Each ValueError is one sente
 """
 
 from __future__ import annotations
+
+import dataclasses
+import secrets
 
 import jsonschema
 
@@ -103,9 +107,19 @@ def answer_format_from_openai(fmt: dict | None) -> AnswerFormat | None:
                      '{"type": "json_schema", "json_schema": {...}}.')
 
 
+def new_call_id() -> str:
+    """The id a client answers a call by (`tool_call_id`, `call_id`): the wire's, not the engine's."""
+    return "call_" + secrets.token_hex(12)
+
+
 def openai_tool_call(call: ToolCall, call_id: str) -> dict:
     """A ToolCall as an entry of an OpenAI assistant message's `tool_calls`."""
     return {"id": call_id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+
+
+def openai_tool_call_opened(call: ToolCall, call_id: str, index: int) -> dict:
+    """A streamed call's first delta: its index, id and name; its arguments follow in later deltas."""
+    return {"index": index, **openai_tool_call(dataclasses.replace(call, arguments=""), call_id)}
 
 
 def messages_from_openai(messages: list[dict]) -> tuple[str | None, list[dict]]:
