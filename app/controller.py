@@ -12,16 +12,16 @@ from __future__ import annotations
 import queue
 
 from app.qt_compat import emit
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from app import tool_steps
 from app.conversation import ChatMessage, ConversationModel
-from app.mcp import steps as mcp_steps
 from app.mcp.service import McpService
 from app.demo_examples import EFFORT as DEMO_EFFORT
 from app.paths import prompt_cache_dir
 from app.settings import Settings
 from app.store import ChatStore, StoredMessage, StoreError
+from app.tool_calls import ToolCalls
 from app.tool_steps import CallStep
 from app.tools_worker import ToolsWorker
 from app.turn import Turn, clause
@@ -53,8 +53,6 @@ class ChatController(QObject):
     _request_tool = Signal(int, str, str)               # request id, chat, python code
     _request_warm = Signal(str)                         # chat: start its kernel while the user decides
     _request_browse = Signal(int, str, str, str)        # request id, chat, browser.<fn>, arguments
-    _mcp_listed = Signal(object, object)                # Turn, Listing (from the MCP client's thread)
-    _mcp_finished = Signal(int, object)                 # request id, dict like the tools thread's (ditto)
     _request_clear_cache = Signal()                     # Settings' "Clear cached conversations"
     _request_cache_bytes = Signal("qint64")             # Settings' disk space for them
 
@@ -102,11 +100,8 @@ class ChatController(QObject):
         # The user's MCP tool servers (mcp.json beside the history): started when a chat needs them,
         # spoken to on their own thread; never offered to the local API's clients.
         self.mcp = mcp or McpService(store, context_length=self.settings.context_length)
-        # Queued even when emitted on this thread: a Future that is already done runs its callback at
-        # once, and the result must not reach the turn before run_mcp has returned its request id.
-        self._mcp_listed.connect(self._on_mcp_listed, Qt.ConnectionType.QueuedConnection)
-        self._mcp_finished.connect(self._on_tool_finished, Qt.ConnectionType.QueuedConnection)
-        self._mcp_calls: dict[int, object] = {}     # request id -> the call's Future (Stop cancels it)
+        self.calls = ToolCalls(self.mcp, lambda: self.settings, self._next_request_id, self)
+        self.calls.finished.connect(self._on_tool_finished)
         self._request_clear_cache.connect(self.worker.clear_prompt_cache)
         self._request_cache_bytes.connect(self.worker.set_prompt_cache_bytes)
         self.worker.prompt_cache = {"cache_folder": str(prompt_cache_dir()),
@@ -422,27 +417,9 @@ class ChatController(QObject):
         emit(self.busy_changed, True)
         self._timer.start()
         if not self.is_demo and self.mcp.chat(self.current_id).on:
-            # The chat's MCP tools first (their servers may have to start): the window goes on meanwhile.
-            turn.message.phase = "mcp"
-            taken = {t.name for t in options.get("tools") or []}
-            self.mcp.tools_for(turn.conv, taken).add_done_callback(lambda f: self._mcp_listed_elsewhere(turn, f))
+            self.calls.start_with_mcp_tools(turn)   # their servers may have to start: the window goes on
         else:
             turn.start()
-
-    def _mcp_listed_elsewhere(self, turn: Turn, future) -> None:
-        try:
-            emit(self._mcp_listed, turn, future.result())
-        except RuntimeError:     # the app is closing
-            pass
-
-    def _on_mcp_listed(self, turn: Turn, listing) -> None:
-        if turn.ended:           # stopped while its servers started
-            return
-        turn.options = {**turn.options, "tools": [*(turn.options.get("tools") or []),
-                                                  *(t.engine_tool() for t in listing.tools)]}
-        notes = listing.problems + [self.mcp.context_note(listing, self.settings.context_length)]
-        turn.message.notice = " ".join(n for n in notes if n)
-        turn.start()
 
     def flush(self) -> None:
         """Apply every queued token event to the answers being written, then repaint each once."""
@@ -461,11 +438,15 @@ class ChatController(QObject):
             turn.save_progress(force=False)
 
     # -- what a Turn asks of its host (app/turn.py) -----------------------------------------
-    def generate(self, messages: list[dict], options: dict) -> int:
+    def _next_request_id(self) -> int:
         self._request_id += 1
-        self._timer.start()
-        emit(self._request_generate, self._request_id, messages, options)
         return self._request_id
+
+    def generate(self, messages: list[dict], options: dict) -> int:
+        rid = self._next_request_id()
+        self._timer.start()
+        emit(self._request_generate, rid, messages, options)
+        return rid
 
     def run_python(self, chat: str, code: str) -> int:
         self._request_id += 1
@@ -490,41 +471,6 @@ class ChatController(QObject):
     def interrupt_python(self, chat: str) -> None:
         self.tools.interrupt(chat)
         self.library.cancel_indexing(chat)   # a browser call waiting for dropped files to be indexed
-
-    def mcp_route(self, conversation_id: int, function: str) -> tuple[str, str, str] | None:
-        """(decision, server, tool) for a call to one of the MCP tools ("ask", "always" or "off"),
-        None when `function` is not an MCP tool (the user's own function)."""
-        if not self.mcp.owns(function) or function in {f.get("name") for f in self.settings.functions}:
-            return None          # the user's own function (it keeps its name; an MCP tool gives way)
-        tool = self.mcp.manager.tool_of(function)
-        server, name = (tool.server, tool.tool) if tool else (function.split("__", 1)[0], function)
-        return self.mcp.decide(conversation_id, function), server, name
-
-    def run_mcp(self, conversation_id: int, function: str, arguments) -> int:
-        self._request_id += 1
-        rid = self._request_id
-        future = self._mcp_calls[rid] = self.mcp.call(conversation_id, function, arguments)
-        future.add_done_callback(lambda f: self._mcp_done_elsewhere(rid, conversation_id, f))
-        return rid
-
-    def _mcp_done_elsewhere(self, rid: int, conversation_id: int, future) -> None:
-        """On the MCP client's thread: save the images, then hand the result to the Qt thread."""
-        from app.mcp.results import McpOutput
-        output = McpOutput.failed(tool_steps.STOPPED) if future.cancelled() else future.result()
-        images = self.mcp.save_images(conversation_id, output) if output.images else []
-        folder = str(self.mcp.images_folder(conversation_id))
-        try:
-            emit(self._mcp_finished, rid, mcp_steps.tool_output(output, images, folder))
-        except RuntimeError:     # the app is closing
-            pass
-
-    def mcp_allow_always(self, conversation_id: int, function: str) -> None:
-        self.mcp.allow_always(conversation_id, function)
-
-    def cancel_mcp(self, request_id: int) -> None:
-        future = self._mcp_calls.get(request_id)
-        if future is not None:
-            future.cancel()
 
     def cancel(self, request_id: int) -> None:
         self.worker.cancel(request_id)
@@ -596,7 +542,6 @@ class ChatController(QObject):
             turn.on_failed(message)
 
     def _on_tool_finished(self, request_id: int, out: dict) -> None:
-        self._mcp_calls.pop(request_id, None)
         turn = self._turn_for(request_id)
         if turn is not None:
             turn.on_tool_finished(out)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from app import tool_steps
 from app.context_notice import too_long_notice, trimmed_notice
@@ -23,6 +23,9 @@ from app.store import StoredMessage, StoreError
 from app.mcp import steps as mcp_steps
 from app.tool_steps import CallStep
 from engine.events import ContextTrimmed, MessageEnd, MessageStart, PrefillProgress, PromptTooLong, TextDelta, step_kind
+
+if TYPE_CHECKING:
+    from app.tool_calls import ToolCalls
 
 SAVE_EVERY_S = 1.0   # the answer being written is saved this often, so a crash keeps most of it
 NO_ANSWER = "The model ended without an answer; try Regenerate or rephrase."
@@ -50,6 +53,7 @@ class TurnHost(Protocol):
 
     store: object
     settings: object
+    calls: "ToolCalls"    # app/tool_calls.py: where the tools' calls are started
 
     def generate(self, messages: list[dict], options: dict) -> int: ...      # -> request id
     def run_python(self, chat: str, code: str) -> int: ...                   # -> request id
@@ -58,10 +62,6 @@ class TurnHost(Protocol):
     def interrupt_python(self, chat: str) -> None: ...
     def cancel(self, request_id: int) -> None: ...
     def python_always(self, conversation_id: int) -> bool: ...
-    def mcp_route(self, conversation_id: int, function: str) -> tuple[str, str, str] | None: ...  # decision, server, tool
-    def run_mcp(self, conversation_id: int, function: str, arguments) -> int: ...   # -> request id
-    def mcp_allow_always(self, conversation_id: int, function: str) -> None: ...
-    def cancel_mcp(self, request_id: int) -> None: ...
     def set_python_always(self, conversation_id: int, on: bool) -> None: ...
     def show_turn(self, turn: "Turn") -> None: ...                            # repaint its row
     def turn_ended(self, turn: "Turn") -> None: ...
@@ -93,6 +93,15 @@ class Turn:
     def _generate(self, messages: list[dict]) -> None:
         self.message.phase, self.started, self.on_model = "queued", False, True
         self.request_id = self.host.generate(messages, self.options)
+
+    def on_mcp_tools(self, tools: list, notes: list[str]) -> None:
+        """The chat's MCP tools are listed (their servers started): offer them too, say in a notice
+        what went wrong, and start (app/tool_calls.py)."""
+        if self.ended:           # stopped while its servers started
+            return
+        self.options = {**self.options, "tools": [*(self.options.get("tools") or []), *tools]}
+        self.message.notice = " ".join(n for n in notes if n)
+        self.start()
 
     def on_started(self) -> None:
         """The engine took this turn's request (until then it answered another one)."""
@@ -177,7 +186,7 @@ class Turn:
         elif step is not None and step.status == "running":
             self.stopping = True
             if step.mcp:
-                self.host.cancel_mcp(self.request_id)
+                self.host.calls.cancel_mcp(self.request_id)
             else:
                 self.host.interrupt_python(str(self.conv))
         else:
@@ -271,7 +280,7 @@ class Turn:
                 self._run_python(step)
             else:
                 self._wait_for_user(step)
-        elif (route := self.host.mcp_route(self.conv, step.name)) is not None:
+        elif (route := self.host.calls.mcp_route(self.conv, step.name)) is not None:
             decision, server, tool = route      # an MCP server's tool: asks like Python, or may not run here
             mcp_steps.mark(step, server, tool)
             if decision == "off":
@@ -294,7 +303,7 @@ class Turn:
             return False
         if step.mcp:
             if choice == "always":
-                self.host.mcp_allow_always(self.conv, step.name)
+                self.host.calls.mcp_allow_always(self.conv, step.name)
                 choice = "run"
             if choice == "run":
                 self._run_mcp(step)
@@ -343,7 +352,7 @@ class Turn:
         step.status = "running"
         self.message.phase = "tool"
         self.host.show_turn(self)
-        self.request_id = self.host.run_mcp(self.conv, step.name, mcp_steps.arguments_of(step))
+        self.request_id = self.host.calls.run_mcp(self.conv, step.name, mcp_steps.arguments_of(step))
 
     def on_tool_finished(self, out: dict) -> None:
         step = tool_steps.open_call(self.message.steps, "running")

@@ -1,0 +1,86 @@
+"""A turn's tool calls, started off the model's thread and reported back to the Qt thread.
+
+The turns (app/turn.py) start calls here; each call gets a request id from the host's counter
+(shared with the engine's requests, so a result finds its turn) and its result comes back by one
+signal, `finished(request id, out)`, with `out` a dict like the tools thread's (text, images,
+error, folder). MCP tools are spoken to on the MCP client's thread (app/mcp/service.py).
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Qt, Signal
+
+from app import tool_steps
+from app.mcp import steps as mcp_steps
+from app.qt_compat import emit
+
+
+class ToolCalls(QObject):
+    finished = Signal(int, object)      # request id, dict: text, images, error, folder
+    _mcp_listed = Signal(object, object)                # Turn, Listing (from the MCP client's thread)
+    _mcp_finished = Signal(int, object)                 # request id, dict like the tools thread's (ditto)
+
+    def __init__(self, mcp, settings, next_id, parent=None):
+        """mcp: app.mcp.service.McpService; settings(): the app's Settings now; next_id(): a new request id."""
+        super().__init__(parent)
+        self.mcp, self._settings, self._next_id = mcp, settings, next_id
+        # Queued even when emitted on this thread: a Future that is already done runs its callback at
+        # once, and the result must not reach the turn before run_mcp has returned its request id.
+        self._mcp_listed.connect(self._on_mcp_listed, Qt.ConnectionType.QueuedConnection)
+        self._mcp_finished.connect(self._on_mcp_finished, Qt.ConnectionType.QueuedConnection)
+        self._mcp_calls: dict[int, object] = {}     # request id -> the call's Future (Stop cancels it)
+
+    # -- MCP tools -----------------------------------------------------------------------------
+    def start_with_mcp_tools(self, turn) -> None:
+        """The chat's MCP tools first (their servers may have to start): the window goes on meanwhile,
+        and the turn starts once they are listed (Turn.on_mcp_tools)."""
+        turn.message.phase = "mcp"
+        taken = {t.name for t in turn.options.get("tools") or []}
+        self.mcp.tools_for(turn.conv, taken).add_done_callback(lambda f: self._mcp_listed_elsewhere(turn, f))
+
+    def _mcp_listed_elsewhere(self, turn, future) -> None:
+        try:
+            emit(self._mcp_listed, turn, future.result())
+        except RuntimeError:     # the app is closing
+            pass
+
+    def _on_mcp_listed(self, turn, listing) -> None:
+        notes = listing.problems + [self.mcp.context_note(listing, self._settings().context_length)]
+        turn.on_mcp_tools([t.engine_tool() for t in listing.tools], notes)
+
+    def mcp_route(self, conversation_id: int, function: str) -> tuple[str, str, str] | None:
+        """(decision, server, tool) for a call to one of the MCP tools ("ask", "always" or "off"),
+        None when `function` is not an MCP tool (the user's own function)."""
+        if not self.mcp.owns(function) or function in {f.get("name") for f in self._settings().functions}:
+            return None          # the user's own function (it keeps its name; an MCP tool gives way)
+        tool = self.mcp.manager.tool_of(function)
+        server, name = (tool.server, tool.tool) if tool else (function.split("__", 1)[0], function)
+        return self.mcp.decide(conversation_id, function), server, name
+
+    def run_mcp(self, conversation_id: int, function: str, arguments) -> int:
+        rid = self._next_id()
+        future = self._mcp_calls[rid] = self.mcp.call(conversation_id, function, arguments)
+        future.add_done_callback(lambda f: self._mcp_done_elsewhere(rid, conversation_id, f))
+        return rid
+
+    def _mcp_done_elsewhere(self, rid: int, conversation_id: int, future) -> None:
+        """On the MCP client's thread: save the images, then hand the result to the Qt thread."""
+        from app.mcp.results import McpOutput
+        output = McpOutput.failed(tool_steps.STOPPED) if future.cancelled() else future.result()
+        images = self.mcp.save_images(conversation_id, output) if output.images else []
+        folder = str(self.mcp.images_folder(conversation_id))
+        try:
+            emit(self._mcp_finished, rid, mcp_steps.tool_output(output, images, folder))
+        except RuntimeError:     # the app is closing
+            pass
+
+    def _on_mcp_finished(self, request_id: int, out: dict) -> None:
+        self._mcp_calls.pop(request_id, None)
+        emit(self.finished, request_id, out)
+
+    def mcp_allow_always(self, conversation_id: int, function: str) -> None:
+        self.mcp.allow_always(conversation_id, function)
+
+    def cancel_mcp(self, request_id: int) -> None:
+        future = self._mcp_calls.get(request_id)
+        if future is not None:
+            future.cancel()
