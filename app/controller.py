@@ -26,7 +26,7 @@ from app.tool_steps import CallStep
 from app.tools_worker import ToolsWorker
 from app.turn import Turn, clause
 from app.user_functions import answer_format, engine_tools
-from app.worker import EngineThread, EngineWorker, WorkerThread, done_stats
+from app.worker import EngineThread, EngineWorker, done_stats
 from engine.events import Done
 from models.registry import DEMO
 
@@ -50,9 +50,6 @@ class ChatController(QObject):
     message_refused = Signal(str, str)   # a message taken back out of the chat (too long): text, why
     _request_load = Signal(str, int)
     _request_generate = Signal(int, object, object)  # object: PySide6 6.12 mis-counts None inside dict/list signals
-    _request_tool = Signal(int, str, str)               # request id, chat, python code
-    _request_warm = Signal(str)                         # chat: start its kernel while the user decides
-    _request_browse = Signal(int, str, str, str)        # request id, chat, browser.<fn>, arguments
     _request_clear_cache = Signal()                     # Settings' "Clear cached conversations"
     _request_cache_bytes = Signal("qint64")             # Settings' disk space for them
 
@@ -82,26 +79,14 @@ class ChatController(QObject):
         self.worker.failed.connect(self._on_failed)
         self.worker.memory.connect(self.memory_changed)
         self.worker.started.connect(self._on_started)
-        # Tools run on their own thread: a long cell never holds the model (or the local API) up.
-        self.tools = tools or ToolsWorker()
-        self.worker.python_offered = self.tools.python_offered
-        self.tools_thread = WorkerThread(self.tools, "tools", self.tools.close_all)  # a running cell is ended first
-        self._request_tool.connect(self.tools.run_python)
-        self._request_warm.connect(self.tools.warm_python)
-        self.tools.finished.connect(self._on_tool_finished)
-        if self.store.exclusive:   # purged chats' Python folders go with them
-            try:
-                self.tools.sweep_python_folders(self.store.conversation_ids(), self.store.path)
-            except StoreError:
-                pass
-        self.tools.set_python_enabled(self.settings.python_tool)
-        self.tools.set_disk_quota(self.settings.python_disk_quota_mb << 20)
-        self._setup_browser(library)
-        # The user's MCP tool servers (mcp.json beside the history): started when a chat needs them,
-        # spoken to on their own thread; never offered to the local API's clients.
-        self.mcp = mcp or McpService(store, context_length=self.settings.context_length)
-        self.calls = ToolCalls(self.mcp, lambda: self.settings, self._next_request_id, self)
+        # The tools' calls, off the model's thread: Python and the browser on the tools thread, the
+        # user's MCP tool servers on their client's (app/tool_calls.py).
+        self.calls = ToolCalls(store, lambda: self.settings, self._next_request_id, tools, mcp, library, self)
         self.calls.finished.connect(self._on_tool_finished)
+        self.worker.python_offered = self.calls.tools.python_offered
+        # Their workers and services, for the window, Settings and shutdown:
+        self.tools, self.tools_thread, self.mcp = self.calls.tools, self.calls.tools_thread, self.calls.mcp
+        self.library, self.indexer = self.calls.library, self.calls.indexer
         self._request_clear_cache.connect(self.worker.clear_prompt_cache)
         self._request_cache_bytes.connect(self.worker.set_prompt_cache_bytes)
         self.worker.prompt_cache = {"cache_folder": str(prompt_cache_dir()),
@@ -121,20 +106,6 @@ class ChatController(QObject):
         self._request_id = 0
         self.turns: dict[int, Turn] = {}            # the answers being written, by conversation id
         self._last_deleted: int | None = None
-
-    def _setup_browser(self, library) -> None:
-        """The browser over the user's library: its calls on the tools thread (app/browser_worker.py)."""
-        from app.browser_worker import BrowserWorker, LibraryIndexer
-        from app.library_sources import LibrarySources
-        if library is None:
-            from app.paths import app_data_dir
-            library = LibrarySources(self.store, app_data_dir() / "browser")
-        self.library = library
-        self.indexer = LibraryIndexer(library, self)
-        self.browser = BrowserWorker(library)
-        self.browser.moveToThread(self.tools_thread.thread)
-        self._request_browse.connect(self.browser.run)
-        self.browser.finished.connect(self._on_tool_finished)
 
     # -- model -----------------------------------------------------------------------------
     def load_model(self, folder: str) -> None:
@@ -448,29 +419,12 @@ class ChatController(QObject):
         emit(self._request_generate, rid, messages, options)
         return rid
 
-    def run_python(self, chat: str, code: str) -> int:
-        self._request_id += 1
-        emit(self._request_tool, self._request_id, chat, code)
-        return self._request_id
-
-    def run_browser(self, chat: str, recipient: str, arguments: str) -> int:
-        self._request_id += 1
-        emit(self._request_browse, self._request_id, chat, recipient, arguments)
-        return self._request_id
-
     def browser_on(self, conversation_id: int) -> bool:
         """The chat's sources are on: the model is offered the browser over the library."""
         return self.library.on_for(conversation_id)
 
     def set_browser_on(self, conversation_id: int, on: bool) -> None:
         self.library.set_on_for(conversation_id, on)
-
-    def warm_python(self, chat: str) -> None:
-        emit(self._request_warm, chat)
-
-    def interrupt_python(self, chat: str) -> None:
-        self.tools.interrupt(chat)
-        self.library.cancel_indexing(chat)   # a browser call waiting for dropped files to be indexed
 
     def cancel(self, request_id: int) -> None:
         self.worker.cancel(request_id)

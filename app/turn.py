@@ -56,10 +56,6 @@ class TurnHost(Protocol):
     calls: "ToolCalls"    # app/tool_calls.py: where the tools' calls are started
 
     def generate(self, messages: list[dict], options: dict) -> int: ...      # -> request id
-    def run_python(self, chat: str, code: str) -> int: ...                   # -> request id
-    def run_browser(self, chat: str, recipient: str, arguments: str) -> int: ...  # -> request id (app/browser_worker.py)
-    def warm_python(self, chat: str) -> None: ...
-    def interrupt_python(self, chat: str) -> None: ...
     def cancel(self, request_id: int) -> None: ...
     def python_always(self, conversation_id: int) -> bool: ...
     def set_python_always(self, conversation_id: int, on: bool) -> None: ...
@@ -188,7 +184,7 @@ class Turn:
             if step.mcp:
                 self.host.calls.cancel_mcp(self.request_id)
             else:
-                self.host.interrupt_python(str(self.conv))
+                self.host.calls.interrupt_python(str(self.conv))
         else:
             self.host.cancel(self.request_id)
             if not self.started:   # the engine never began it: nothing to wait for
@@ -334,19 +330,19 @@ class Turn:
         self.message.phase = "tool"
         self.host.show_turn(self)
         if step.python:
-            self.host.warm_python(str(self.conv))
+            self.host.calls.warm_python(str(self.conv))
 
     def _run_python(self, step: CallStep) -> None:
         step.status = "running"
         self.message.phase = "tool"
         self.host.show_turn(self)
-        self.request_id = self.host.run_python(str(self.conv), step.arguments)
+        self.request_id = self.host.calls.run_python(str(self.conv), step.arguments)
 
     def _run_browser(self, step: CallStep) -> None:
         step.status = "running"
         self.message.phase = "tool"
         self.host.show_turn(self)
-        self.request_id = self.host.run_browser(str(self.conv), step.recipient, step.arguments)
+        self.request_id = self.host.calls.run_browser(str(self.conv), step.recipient, step.arguments)
 
     def _run_mcp(self, step: CallStep) -> None:
         step.status = "running"
