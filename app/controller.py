@@ -50,8 +50,6 @@ class ChatController(QObject):
     message_refused = Signal(str, str)   # a message taken back out of the chat (too long): text, why
     _request_load = Signal(str, int)
     _request_generate = Signal(int, object, object)  # object: PySide6 6.12 mis-counts None inside dict/list signals
-    _request_clear_cache = Signal()                     # Settings' "Clear cached conversations"
-    _request_cache_bytes = Signal("qint64")             # Settings' disk space for them
 
     def __init__(self, store: ChatStore, worker: EngineWorker | None = None, flush_ms: int = 30, parent=None,
                  tools: ToolsWorker | None = None, mcp: McpService | None = None, library=None):
@@ -87,10 +85,7 @@ class ChatController(QObject):
         # Their workers and services, for the window, Settings and shutdown:
         self.tools, self.tools_thread, self.mcp = self.calls.tools, self.calls.tools_thread, self.calls.mcp
         self.library, self.indexer = self.calls.library, self.calls.indexer
-        self._request_clear_cache.connect(self.worker.clear_prompt_cache)
-        self._request_cache_bytes.connect(self.worker.set_prompt_cache_bytes)
-        self.worker.prompt_cache = {"cache_folder": str(prompt_cache_dir()),
-                                    "cache_disk_bytes": int(self.settings.prompt_cache_gb * 1e9)}
+        self.worker.keep_prompt_cache(str(prompt_cache_dir()), int(self.settings.prompt_cache_gb * 1e9))
         self._timer = QTimer(self)
         self._timer.setInterval(flush_ms)
         self._timer.timeout.connect(self.flush)
@@ -155,7 +150,7 @@ class ChatController(QObject):
 
     def clear_prompt_cache(self) -> None:
         """Forget every cached conversation (memory and disk), on the engine thread."""
-        emit(self._request_clear_cache)
+        self.worker.clear_prompt_cache_soon()
 
     @property
     def busy(self) -> bool:
@@ -282,7 +277,7 @@ class ChatController(QObject):
         self._try(self.settings.save, self.store)  # kept for this session even if it can't be saved
         self.tools.set_python_enabled(self.settings.python_tool)
         self.tools.set_disk_quota(self.settings.python_disk_quota_mb << 20)
-        emit(self._request_cache_bytes, int(self.settings.prompt_cache_gb * 1e9))
+        self.worker.set_prompt_cache_bytes_soon(int(self.settings.prompt_cache_gb * 1e9))
         emit(self.settings_changed)
         folder = self._folder or self.settings.model_folder
         # After a failed load too: the setting that failed may be what the user just fixed.

@@ -166,6 +166,19 @@ class EngineWorker(QObject):
         return self._engine
 
     # -- the prompt cache (engine/prompt_cache.py, engine/prompt_store.py) -------------------
+    def keep_prompt_cache(self, folder: str, disk_bytes: int) -> None:
+        """Before the first load (the controller names the data folder): the app's loader keeps
+        conversations' caches there, at most `disk_bytes` of them."""
+        self.prompt_cache = {"cache_folder": folder, "cache_disk_bytes": disk_bytes}
+
+    def clear_prompt_cache_soon(self) -> None:
+        """Settings' "Clear cached conversations" (any thread): done on the engine thread, in turn."""
+        self.post(self.clear_prompt_cache)
+
+    def set_prompt_cache_bytes_soon(self, n: int) -> None:
+        """Settings' disk space for them (any thread): applied on the engine thread, in turn."""
+        self.post(lambda: self.set_prompt_cache_bytes(n))
+
     @Slot()
     def clear_prompt_cache(self) -> None:
         """Settings' button: forget the cached conversations, in memory and on disk (every model's)."""
