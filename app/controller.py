@@ -24,7 +24,7 @@ from app.store import ChatStore, StoredMessage, StoreError
 from app.tool_calls import ToolCalls
 from app.tool_steps import CallStep
 from app.tools_worker import ToolsWorker
-from app.turn import Turn, clause
+from app.turn import Turn, clause, engine_history
 from app.user_functions import answer_format, engine_tools
 from app.worker import EngineThread, EngineWorker, done_stats
 from engine.events import Done
@@ -532,17 +532,3 @@ class ChatController(QObject):
             if m.id in saved:
                 m.steps = tool_steps.from_json(saved[m.id])
 
-
-def engine_history(rows: list[ChatMessage]) -> list[dict]:
-    """The conversation for the engine. An answer that used tools is sent as the model wrote it
-    (calls, results, then the final text: harmony keeps commentary calls of earlier turns);
-    any other message as its final text only."""
-    out: list[dict] = []
-    for m in rows:
-        if m.role == "assistant" and tool_steps.calls(m.steps):
-            out += tool_steps.engine_messages(m.steps)
-            if m.text.strip():
-                out.append({"role": "assistant", "content": m.text, "channel": "final"})
-        elif m.text.strip():
-            out.append({"role": m.role, "content": m.text, "channel": "final"})
-    return out

@@ -48,6 +48,21 @@ def clause(e: Exception) -> str:
     return text[:1].lower() + text[1:]
 
 
+def engine_history(rows: list[ChatMessage]) -> list[dict]:
+    """The conversation for the engine. An answer that used tools is sent as the model wrote it
+    (calls, results, then the final text: harmony keeps commentary calls of earlier turns);
+    any other message as its final text only."""
+    out: list[dict] = []
+    for m in rows:
+        if m.role == "assistant" and tool_steps.calls(m.steps):
+            out += tool_steps.engine_messages(m.steps)
+            if m.text.strip():
+                out.append({"role": "assistant", "content": m.text, "channel": "final"})
+        elif m.text.strip():
+            out.append({"role": m.role, "content": m.text, "channel": "final"})
+    return out
+
+
 class TurnHost(Protocol):
     """What a turn needs from outside (app.controller.ChatController)."""
 
