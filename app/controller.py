@@ -1,8 +1,9 @@
 """The chat logic between widgets, history and the engine thread. No widgets here.
 
 The controller owns the ChatStore, the ConversationModel of the open chat, the settings and the
-model's lifecycle (EngineWorker) and the tools worker. The answer being written is an app.turn.Turn:
-the controller starts it, routes the workers' results to it and repaints its row. Widgets call
+model's lifecycle (EngineWorker) and the turns' tool calls (app.tool_calls.ToolCalls: the tools
+thread, the browser, MCP). The answer being written is an app.turn.Turn: the controller starts it,
+routes the workers' results to it and repaints its row. Widgets call
 its methods (send, stop, regenerate, edit_last, ...) and listen to its signals. Token events are
 drained from the worker's outbox by a QTimer every `flush_ms` so the view is updated in small
 batches.
@@ -83,7 +84,7 @@ class ChatController(QObject):
         self.calls.finished.connect(self._on_tool_finished)
         self.worker.python_offered = self.calls.tools.python_offered
         # Their workers and services, for the window, Settings and shutdown:
-        self.tools, self.tools_thread, self.mcp = self.calls.tools, self.calls.tools_thread, self.calls.mcp
+        self.tools, self.mcp = self.calls.tools, self.calls.mcp
         self.library, self.indexer = self.calls.library, self.calls.indexer
         self.worker.keep_prompt_cache(str(prompt_cache_dir()), int(self.settings.prompt_cache_gb * 1e9))
         self._timer = QTimer(self)
@@ -140,10 +141,7 @@ class ChatController(QObject):
             self.worker.cancel(turn.request_id)
             self.tools.interrupt(str(turn.conv))
         self.engine_thread.stop()
-        self.tools.close_all()
-        self.indexer.cancel()
-        self.tools_thread.stop()
-        self.mcp.shutdown()
+        self.calls.shutdown()
         self.flush()
         for turn in list(self.turns.values()):  # the worker never reported back: save what we have
             turn.finish({}, "cancelled")
@@ -246,8 +244,7 @@ class ChatController(QObject):
             self.turns[conversation_id].stop()
         self.store.delete(conversation_id)
         self._last_deleted = conversation_id
-        self.tools.forget(str(conversation_id))
-        self.library.forget(str(conversation_id))
+        self.calls.forget(str(conversation_id))
         if conversation_id == self.current_id:
             rest = self.store.conversations()
             self.open_conversation(rest[0].id if rest else -1)
@@ -275,8 +272,7 @@ class ChatController(QObject):
         if self.ready and self.context_lengths and self.settings.context_length not in self.context_lengths:
             self.settings.context_length = old_context   # refused: never unload a working model for it
         self._try(self.settings.save, self.store)  # kept for this session even if it can't be saved
-        self.tools.set_python_enabled(self.settings.python_tool)
-        self.tools.set_disk_quota(self.settings.python_disk_quota_mb << 20)
+        self.calls.apply_settings(self.settings)
         self.worker.set_prompt_cache_bytes_soon(int(self.settings.prompt_cache_gb * 1e9))
         emit(self.settings_changed)
         folder = self._folder or self.settings.model_folder

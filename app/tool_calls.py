@@ -43,8 +43,7 @@ class ToolCalls(QObject):
                 self.tools.sweep_python_folders(self.store.conversation_ids(), self.store.path)
             except StoreError:
                 pass
-        self.tools.set_python_enabled(settings().python_tool)
-        self.tools.set_disk_quota(settings().python_disk_quota_mb << 20)
+        self.apply_settings(settings())
         self._setup_browser(library)
         # The user's MCP tool servers (mcp.json beside the history): started when a chat needs them,
         # spoken to on their own thread; never offered to the local API's clients.
@@ -68,6 +67,23 @@ class ToolCalls(QObject):
         self.browser.moveToThread(self.tools_thread.thread)
         self._request_browse.connect(self.browser.run)
         self.browser.finished.connect(self.finished)
+
+    def apply_settings(self, settings) -> None:
+        """The Python switch and the disk space of a chat's Python folder (Settings)."""
+        self.tools.set_python_enabled(settings.python_tool)
+        self.tools.set_disk_quota(settings.python_disk_quota_mb << 20)
+
+    def forget(self, chat: str) -> None:
+        """A deleted chat: end its kernel, drop its sources from the browser (its folders stay for Undo)."""
+        self.tools.forget(chat)
+        self.library.forget(chat)
+
+    def shutdown(self) -> None:
+        """The app quits (after the engine thread): end the kernels and indexing, the tools thread, the MCP servers."""
+        self.tools.close_all()
+        self.indexer.cancel()
+        self.tools_thread.stop()
+        self.mcp.shutdown()
 
     # -- Python and the browser (the tools thread) -----------------------------------------------
     def run_python(self, chat: str, code: str) -> int:
