@@ -1,8 +1,9 @@
 """The chat logic between widgets, history and the engine thread. No widgets here.
 
 The controller owns the ChatStore, the ConversationModel of the open chat, the settings and the
-model's lifecycle (EngineWorker) and the tools worker. The answer being written is an app.turn.Turn:
-the controller starts it, routes the workers' results to it and repaints its row. Widgets call
+model's lifecycle (EngineWorker) and the turns' tool calls (app.tool_calls.ToolCalls: the tools
+thread, the browser, MCP). The answer being written is an app.turn.Turn: the controller starts it,
+routes the workers' results to it and repaints its row. Widgets call
 its methods (send, stop, regenerate, edit_last, ...) and listen to its signals. Token events are
 drained from the worker's outbox by a QTimer every `flush_ms` so the view is updated in small
 batches.
@@ -12,23 +13,23 @@ from __future__ import annotations
 import queue
 
 from app.qt_compat import emit
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from app import branch_actions, tool_steps
 from app.branches import Branches
 from app.chat_options import ChatOptionsStore
 from app.conversation import ChatMessage, ConversationModel
-from app.mcp import steps as mcp_steps
 from app.mcp.service import McpService
 from app.demo_examples import EFFORT as DEMO_EFFORT
 from app.paths import prompt_cache_dir
 from app.settings import Settings
 from app.store import ChatStore, StoredMessage, StoreError
+from app.tool_calls import ToolCalls
 from app.tool_steps import CallStep
 from app.tools_worker import ToolsWorker
-from app.turn import Turn, clause
-from app.user_functions import engine_tools, response_format
-from app.worker import EngineThread, EngineWorker, WorkerThread, done_stats
+from app.turn import Turn, clause, engine_history
+from app.user_functions import answer_format, engine_tools
+from app.worker import EngineThread, EngineWorker, done_stats
 from engine.events import Done
 from models.registry import DEMO
 
@@ -52,13 +53,6 @@ class ChatController(QObject):
     message_refused = Signal(str, str)   # a message taken back out of the chat (too long): text, why
     _request_load = Signal(str, int)
     _request_generate = Signal(int, object, object)  # object: PySide6 6.12 mis-counts None inside dict/list signals
-    _request_tool = Signal(int, str, str)               # request id, chat, python code
-    _request_warm = Signal(str)                         # chat: start its kernel while the user decides
-    _request_browse = Signal(int, str, str, str)        # request id, chat, browser.<fn>, arguments
-    _mcp_listed = Signal(object, object)                # Turn, Listing (from the MCP client's thread)
-    _mcp_finished = Signal(int, object)                 # request id, dict like the tools thread's (ditto)
-    _request_clear_cache = Signal()                     # Settings' "Clear cached conversations"
-    _request_cache_bytes = Signal("qint64")             # Settings' disk space for them
 
     def __init__(self, store: ChatStore, worker: EngineWorker | None = None, flush_ms: int = 30, parent=None,
                  tools: ToolsWorker | None = None, mcp: McpService | None = None, library=None):
@@ -88,33 +82,15 @@ class ChatController(QObject):
         self.worker.failed.connect(self._on_failed)
         self.worker.memory.connect(self.memory_changed)
         self.worker.started.connect(self._on_started)
-        # Tools run on their own thread: a long cell never holds the model (or the local API) up.
-        self.tools = tools or ToolsWorker()
-        self.worker.python_offered = self.tools.python_offered
-        self.tools_thread = WorkerThread(self.tools, "tools", self.tools.close_all)  # a running cell is ended first
-        self._request_tool.connect(self.tools.run_python)
-        self._request_warm.connect(self.tools.warm_python)
-        self.tools.finished.connect(self._on_tool_finished)
-        if self.store.exclusive:   # purged chats' Python folders go with them
-            try:
-                self.tools.sweep_python_folders(self.store.conversation_ids(), self.store.path)
-            except StoreError:
-                pass
-        self.tools.set_python_enabled(self.settings.python_tool)
-        self.tools.set_disk_quota(self.settings.python_disk_quota_mb << 20)
-        self._setup_browser(library)
-        # The user's MCP tool servers (mcp.json beside the history): started when a chat needs them,
-        # spoken to on their own thread; never offered to the local API's clients.
-        self.mcp = mcp or McpService(store, context_length=self.settings.context_length)
-        # Queued even when emitted on this thread: a Future that is already done runs its callback at
-        # once, and the result must not reach the turn before run_mcp has returned its request id.
-        self._mcp_listed.connect(self._on_mcp_listed, Qt.ConnectionType.QueuedConnection)
-        self._mcp_finished.connect(self._on_tool_finished, Qt.ConnectionType.QueuedConnection)
-        self._mcp_calls: dict[int, object] = {}     # request id -> the call's Future (Stop cancels it)
-        self._request_clear_cache.connect(self.worker.clear_prompt_cache)
-        self._request_cache_bytes.connect(self.worker.set_prompt_cache_bytes)
-        self.worker.prompt_cache = {"cache_folder": str(prompt_cache_dir()),
-                                    "cache_disk_bytes": int(self.settings.prompt_cache_gb * 1e9)}
+        # The tools' calls, off the model's thread: Python and the browser on the tools thread, the
+        # user's MCP tool servers on their client's (app/tool_calls.py).
+        self.calls = ToolCalls(store, lambda: self.settings, self._next_request_id, tools, mcp, library, self)
+        self.calls.finished.connect(self._on_tool_finished)
+        self.worker.python_offered = self.calls.tools.python_offered
+        # Their workers and services, for the window, Settings and shutdown:
+        self.tools, self.mcp = self.calls.tools, self.calls.mcp
+        self.library, self.indexer = self.calls.library, self.calls.indexer
+        self.worker.keep_prompt_cache(str(prompt_cache_dir()), int(self.settings.prompt_cache_gb * 1e9))
         self._timer = QTimer(self)
         self._timer.setInterval(flush_ms)
         self._timer.timeout.connect(self.flush)
@@ -130,20 +106,6 @@ class ChatController(QObject):
         self._request_id = 0
         self.turns: dict[int, Turn] = {}            # the answers being written, by conversation id
         self._last_deleted: int | None = None
-
-    def _setup_browser(self, library) -> None:
-        """The browser over the user's library: its calls on the tools thread (app/browser_worker.py)."""
-        from app.browser_worker import BrowserWorker, LibraryIndexer
-        from app.library_sources import LibrarySources
-        if library is None:
-            from app.paths import app_data_dir
-            library = LibrarySources(self.store, app_data_dir() / "browser")
-        self.library = library
-        self.indexer = LibraryIndexer(library, self)
-        self.browser = BrowserWorker(library)
-        self.browser.moveToThread(self.tools_thread.thread)
-        self._request_browse.connect(self.browser.run)
-        self.browser.finished.connect(self._on_tool_finished)
 
     # -- model -----------------------------------------------------------------------------
     def load_model(self, folder: str) -> None:
@@ -184,17 +146,14 @@ class ChatController(QObject):
             self.worker.cancel(turn.request_id)
             self.tools.interrupt(str(turn.conv))
         self.engine_thread.stop()
-        self.tools.close_all()
-        self.indexer.cancel()
-        self.tools_thread.stop()
-        self.mcp.shutdown()
+        self.calls.shutdown()
         self.flush()
         for turn in list(self.turns.values()):  # the worker never reported back: save what we have
             turn.finish({}, "cancelled")
 
     def clear_prompt_cache(self) -> None:
         """Forget every cached conversation (memory and disk), on the engine thread."""
-        emit(self._request_clear_cache)
+        self.worker.clear_prompt_cache_soon()
 
     @property
     def busy(self) -> bool:
@@ -294,8 +253,7 @@ class ChatController(QObject):
             self.turns[conversation_id].stop()
         self.store.delete(conversation_id)
         self._last_deleted = conversation_id
-        self.tools.forget(str(conversation_id))
-        self.library.forget(str(conversation_id))
+        self.calls.forget(str(conversation_id))
         if conversation_id == self.current_id:
             rest = self.store.conversations()
             self.open_conversation(rest[0].id if rest else -1)
@@ -323,9 +281,8 @@ class ChatController(QObject):
         if self.ready and self.context_lengths and self.settings.context_length not in self.context_lengths:
             self.settings.context_length = old_context   # refused: never unload a working model for it
         self._try(self.settings.save, self.store)  # kept for this session even if it can't be saved
-        self.tools.set_python_enabled(self.settings.python_tool)
-        self.tools.set_disk_quota(self.settings.python_disk_quota_mb << 20)
-        emit(self._request_cache_bytes, int(self.settings.prompt_cache_gb * 1e9))
+        self.calls.apply_settings(self.settings)
+        self.worker.set_prompt_cache_bytes_soon(int(self.settings.prompt_cache_gb * 1e9))
         emit(self.settings_changed)
         folder = self._folder or self.settings.model_folder
         # After a failed load too: the setting that failed may be what the user just fixed.
@@ -420,34 +377,16 @@ class ChatController(QObject):
             self.library.prepare(str(self.current_id), engine_history(self.model.messages()))
             options["browser"] = names
         if not self.is_demo:   # the demo model learnt no functions or answer schemas: those sections would be new to it
-            options.update(tools=engine_tools(s.functions), response_format=response_format(s.answer_schema))
+            options.update(tools=engine_tools(s.functions), answer_format=answer_format(s.answer_schema))
         turn = self.turns[self.current_id] = Turn(self, self.current_id, engine_history(self.model.messages()),
                                                   options, self.effort)
         self.model.append(turn.message)
         emit(self.busy_changed, True)
         self._timer.start()
         if not self.is_demo and self.mcp.chat(self.current_id).on:
-            # The chat's MCP tools first (their servers may have to start): the window goes on meanwhile.
-            turn.message.phase = "mcp"
-            taken = {t.name for t in options.get("tools") or []}
-            self.mcp.tools_for(turn.conv, taken).add_done_callback(lambda f: self._mcp_listed_elsewhere(turn, f))
+            self.calls.start_with_mcp_tools(turn)   # their servers may have to start: the window goes on
         else:
             turn.start()
-
-    def _mcp_listed_elsewhere(self, turn: Turn, future) -> None:
-        try:
-            emit(self._mcp_listed, turn, future.result())
-        except RuntimeError:     # the app is closing
-            pass
-
-    def _on_mcp_listed(self, turn: Turn, listing) -> None:
-        if turn.ended:           # stopped while its servers started
-            return
-        turn.options = {**turn.options, "tools": [*(turn.options.get("tools") or []),
-                                                  *(t.engine_tool() for t in listing.tools)]}
-        notes = listing.problems + [self.mcp.context_note(listing, self.settings.context_length)]
-        turn.message.notice = " ".join(n for n in notes if n)
-        turn.start()
 
     def flush(self) -> None:
         """Apply every queued token event to the answers being written, then repaint each once."""
@@ -466,21 +405,15 @@ class ChatController(QObject):
             turn.save_progress(force=False)
 
     # -- what a Turn asks of its host (app/turn.py) -----------------------------------------
+    def _next_request_id(self) -> int:
+        self._request_id += 1
+        return self._request_id
+
     def generate(self, messages: list[dict], options: dict) -> int:
-        self._request_id += 1
+        rid = self._next_request_id()
         self._timer.start()
-        emit(self._request_generate, self._request_id, messages, options)
-        return self._request_id
-
-    def run_python(self, chat: str, code: str) -> int:
-        self._request_id += 1
-        emit(self._request_tool, self._request_id, chat, code)
-        return self._request_id
-
-    def run_browser(self, chat: str, recipient: str, arguments: str) -> int:
-        self._request_id += 1
-        emit(self._request_browse, self._request_id, chat, recipient, arguments)
-        return self._request_id
+        emit(self._request_generate, rid, messages, options)
+        return rid
 
     def browser_on(self, conversation_id: int) -> bool:
         """The chat's sources are on: the model is offered the browser over the library."""
@@ -488,48 +421,6 @@ class ChatController(QObject):
 
     def set_browser_on(self, conversation_id: int, on: bool) -> None:
         self.library.set_on_for(conversation_id, on)
-
-    def warm_python(self, chat: str) -> None:
-        emit(self._request_warm, chat)
-
-    def interrupt_python(self, chat: str) -> None:
-        self.tools.interrupt(chat)
-        self.library.cancel_indexing(chat)   # a browser call waiting for dropped files to be indexed
-
-    def mcp_route(self, conversation_id: int, function: str) -> tuple[str, str, str] | None:
-        """(decision, server, tool) for a call to one of the MCP tools ("ask", "always" or "off"),
-        None when `function` is not an MCP tool (the user's own function)."""
-        if not self.mcp.owns(function) or function in {f.get("name") for f in self.settings.functions}:
-            return None          # the user's own function (it keeps its name; an MCP tool gives way)
-        tool = self.mcp.manager.tool_of(function)
-        server, name = (tool.server, tool.tool) if tool else (function.split("__", 1)[0], function)
-        return self.mcp.decide(conversation_id, function), server, name
-
-    def run_mcp(self, conversation_id: int, function: str, arguments) -> int:
-        self._request_id += 1
-        rid = self._request_id
-        future = self._mcp_calls[rid] = self.mcp.call(conversation_id, function, arguments)
-        future.add_done_callback(lambda f: self._mcp_done_elsewhere(rid, conversation_id, f))
-        return rid
-
-    def _mcp_done_elsewhere(self, rid: int, conversation_id: int, future) -> None:
-        """On the MCP client's thread: save the images, then hand the result to the Qt thread."""
-        from app.mcp.results import McpOutput
-        output = McpOutput.failed(tool_steps.STOPPED) if future.cancelled() else future.result()
-        images = self.mcp.save_images(conversation_id, output) if output.images else []
-        folder = str(self.mcp.images_folder(conversation_id))
-        try:
-            emit(self._mcp_finished, rid, mcp_steps.tool_output(output, images, folder))
-        except RuntimeError:     # the app is closing
-            pass
-
-    def mcp_allow_always(self, conversation_id: int, function: str) -> None:
-        self.mcp.allow_always(conversation_id, function)
-
-    def cancel_mcp(self, request_id: int) -> None:
-        future = self._mcp_calls.get(request_id)
-        if future is not None:
-            future.cancel()
 
     def cancel(self, request_id: int) -> None:
         self.worker.cancel(request_id)
@@ -602,7 +493,6 @@ class ChatController(QObject):
             turn.on_failed(message)
 
     def _on_tool_finished(self, request_id: int, out: dict) -> None:
-        self._mcp_calls.pop(request_id, None)
         turn = self._turn_for(request_id)
         if turn is not None:
             turn.on_tool_finished(out)
@@ -644,17 +534,3 @@ class ChatController(QObject):
             if m.id in saved:
                 m.steps = tool_steps.from_json(saved[m.id])
 
-
-def engine_history(rows: list[ChatMessage]) -> list[dict]:
-    """The conversation for the engine. An answer that used tools is sent as the model wrote it
-    (calls, results, then the final text: harmony keeps commentary calls of earlier turns);
-    any other message as its final text only."""
-    out: list[dict] = []
-    for m in rows:
-        if m.role == "assistant" and tool_steps.calls(m.steps):
-            out += tool_steps.engine_messages(m.steps)
-            if m.text.strip():
-                out.append({"role": "assistant", "content": m.text, "channel": "final"})
-        elif m.text.strip():
-            out.append({"role": m.role, "content": m.text, "channel": "final"})
-    return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from app import tool_steps
 from app.context_notice import too_long_notice, trimmed_notice
@@ -23,6 +23,9 @@ from app.store import StoredMessage, StoreError
 from app.mcp import steps as mcp_steps
 from app.tool_steps import CallStep
 from engine.events import ContextTrimmed, MessageEnd, MessageStart, PrefillProgress, PromptTooLong, TextDelta, step_kind
+
+if TYPE_CHECKING:
+    from app.tool_calls import ToolCalls
 
 SAVE_EVERY_S = 1.0   # the answer being written is saved this often, so a crash keeps most of it
 NO_ANSWER = "The model ended without an answer; try Regenerate or rephrase."
@@ -45,23 +48,31 @@ def clause(e: Exception) -> str:
     return text[:1].lower() + text[1:]
 
 
+def engine_history(rows: list[ChatMessage]) -> list[dict]:
+    """The conversation for the engine. An answer that used tools is sent as the model wrote it
+    (calls, results, then the final text: harmony keeps commentary calls of earlier turns);
+    any other message as its final text only."""
+    out: list[dict] = []
+    for m in rows:
+        if m.role == "assistant" and tool_steps.calls(m.steps):
+            out += tool_steps.engine_messages(m.steps)
+            if m.text.strip():
+                out.append({"role": "assistant", "content": m.text, "channel": "final"})
+        elif m.text.strip():
+            out.append({"role": m.role, "content": m.text, "channel": "final"})
+    return out
+
+
 class TurnHost(Protocol):
     """What a turn needs from outside (app.controller.ChatController)."""
 
     store: object
     settings: object
+    calls: "ToolCalls"    # app/tool_calls.py: where the tools' calls are started
 
     def generate(self, messages: list[dict], options: dict) -> int: ...      # -> request id
-    def run_python(self, chat: str, code: str) -> int: ...                   # -> request id
-    def run_browser(self, chat: str, recipient: str, arguments: str) -> int: ...  # -> request id (app/browser_worker.py)
-    def warm_python(self, chat: str) -> None: ...
-    def interrupt_python(self, chat: str) -> None: ...
     def cancel(self, request_id: int) -> None: ...
     def python_always(self, conversation_id: int) -> bool: ...
-    def mcp_route(self, conversation_id: int, function: str) -> tuple[str, str, str] | None: ...  # decision, server, tool
-    def run_mcp(self, conversation_id: int, function: str, arguments) -> int: ...   # -> request id
-    def mcp_allow_always(self, conversation_id: int, function: str) -> None: ...
-    def cancel_mcp(self, request_id: int) -> None: ...
     def set_python_always(self, conversation_id: int, on: bool) -> None: ...
     def show_turn(self, turn: "Turn") -> None: ...                            # repaint its row
     def turn_ended(self, turn: "Turn") -> None: ...
@@ -93,6 +104,15 @@ class Turn:
     def _generate(self, messages: list[dict]) -> None:
         self.message.phase, self.started, self.on_model = "queued", False, True
         self.request_id = self.host.generate(messages, self.options)
+
+    def on_mcp_tools(self, tools: list, notes: list[str]) -> None:
+        """The chat's MCP tools are listed (their servers started): offer them too, say in a notice
+        what went wrong, and start (app/tool_calls.py)."""
+        if self.ended:           # stopped while its servers started
+            return
+        self.options = {**self.options, "tools": [*(self.options.get("tools") or []), *tools]}
+        self.message.notice = " ".join(n for n in notes if n)
+        self.start()
 
     def on_started(self) -> None:
         """The engine took this turn's request (until then it answered another one)."""
@@ -178,9 +198,9 @@ class Turn:
         elif step is not None and step.status == "running":
             self.stopping = True
             if step.mcp:
-                self.host.cancel_mcp(self.request_id)
+                self.host.calls.cancel_mcp(self.request_id)
             else:
-                self.host.interrupt_python(str(self.conv))
+                self.host.calls.interrupt_python(str(self.conv))
         else:
             self.host.cancel(self.request_id)
             if not self.started:   # the engine never began it: nothing to wait for
@@ -220,7 +240,7 @@ class Turn:
         msg.stats["stop_reason"] = reason
         if msg.state == "done" and not msg.text.strip() and not msg.notice:
             msg.notice = NO_ANSWER   # never an empty bubble with nothing said
-        if self.options.get("response_format"):
+        if self.options.get("answer_format"):
             msg.stats["json_answer"] = True    # shown as a JSON block
         if msg.notice:
             msg.stats["notice"] = msg.notice
@@ -272,7 +292,7 @@ class Turn:
                 self._run_python(step)
             else:
                 self._wait_for_user(step)
-        elif (route := self.host.mcp_route(self.conv, step.name)) is not None:
+        elif (route := self.host.calls.mcp_route(self.conv, step.name)) is not None:
             decision, server, tool = route      # an MCP server's tool: asks like Python, or may not run here
             mcp_steps.mark(step, server, tool)
             if decision == "off":
@@ -295,7 +315,7 @@ class Turn:
             return False
         if step.mcp:
             if choice == "always":
-                self.host.mcp_allow_always(self.conv, step.name)
+                self.host.calls.mcp_allow_always(self.conv, step.name)
                 choice = "run"
             if choice == "run":
                 self._run_mcp(step)
@@ -326,25 +346,25 @@ class Turn:
         self.message.phase = "tool"
         self.host.show_turn(self)
         if step.python:
-            self.host.warm_python(str(self.conv))
+            self.host.calls.warm_python(str(self.conv))
 
     def _run_python(self, step: CallStep) -> None:
         step.status = "running"
         self.message.phase = "tool"
         self.host.show_turn(self)
-        self.request_id = self.host.run_python(str(self.conv), step.arguments)
+        self.request_id = self.host.calls.run_python(str(self.conv), step.arguments)
 
     def _run_browser(self, step: CallStep) -> None:
         step.status = "running"
         self.message.phase = "tool"
         self.host.show_turn(self)
-        self.request_id = self.host.run_browser(str(self.conv), step.recipient, step.arguments)
+        self.request_id = self.host.calls.run_browser(str(self.conv), step.recipient, step.arguments)
 
     def _run_mcp(self, step: CallStep) -> None:
         step.status = "running"
         self.message.phase = "tool"
         self.host.show_turn(self)
-        self.request_id = self.host.run_mcp(self.conv, step.name, mcp_steps.arguments_of(step))
+        self.request_id = self.host.calls.run_mcp(self.conv, step.name, mcp_steps.arguments_of(step))
 
     def on_tool_finished(self, out: dict) -> None:
         step = tool_steps.open_call(self.message.steps, "running")

@@ -11,6 +11,8 @@ import re
 
 import jsonschema
 
+from engine.answer_format import AnswerFormat
+
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -68,10 +70,10 @@ def check_answer_schema(schema_text: str) -> tuple[dict | None, str]:
     return schema, ""
 
 
-def response_format(schema_text: str) -> dict | None:
-    """OpenAI's response_format for the saved answer schema (None when answers are free)."""
+def answer_format(schema_text: str) -> AnswerFormat | None:
+    """The engine's answer format for the saved answer schema (None when answers are free)."""
     schema, _ = check_answer_schema(schema_text)
-    return None if schema is None else {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+    return None if schema is None else AnswerFormat(schema, name="answer")
 
 
 TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")

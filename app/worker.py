@@ -171,7 +171,7 @@ class EngineWorker(QObject):
                 messages, effort=options.get("effort", "medium"), developer=options.get("developer") or None,
                 sampling=engine.sampling(options.get("temperature"), options.get("top_p")),
                 max_tokens=int(options.get("max_tokens", 2048)), cancel=cancel, python=python,
-                tools=list(options.get("tools") or []) or None, response_format=options.get("response_format"),
+                tools=list(options.get("tools") or []) or None, answer_format=options.get("answer_format"),
                 browser=list(options.get("browser") or []) or None, owner="window")  # browser: the chat's sources
             for ev in events:
                 if isinstance(ev, Done):
@@ -201,6 +201,19 @@ class EngineWorker(QObject):
         return self._engine
 
     # -- the prompt cache (engine/prompt_cache.py, engine/prompt_store.py) -------------------
+    def keep_prompt_cache(self, folder: str, disk_bytes: int) -> None:
+        """Before the first load (the controller names the data folder): the app's loader keeps
+        conversations' caches there, at most `disk_bytes` of them."""
+        self.prompt_cache = {"cache_folder": folder, "cache_disk_bytes": disk_bytes}
+
+    def clear_prompt_cache_soon(self) -> None:
+        """Settings' "Clear cached conversations" (any thread): done on the engine thread, in turn."""
+        self.post(self.clear_prompt_cache)
+
+    def set_prompt_cache_bytes_soon(self, n: int) -> None:
+        """Settings' disk space for them (any thread): applied on the engine thread, in turn."""
+        self.post(lambda: self.set_prompt_cache_bytes(n))
+
     @Slot()
     def clear_prompt_cache(self) -> None:
         """Settings' button: forget the cached conversations, in memory and on disk (every model's)."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import tiktoken
 
+from engine.answer_format import AnswerFormat
 from engine.events import Event, MessageEnd, MessageStart, Stop, TextDelta  # noqa: F401 (re-exported)
 from engine.tokenizer import encode_text, special_id
 from engine.tools import (FUNCTIONS, FUNCTIONS_CHANNEL_LINE, PYTHON, PYTHON_DESCRIPTION, Tool, ToolCall,
@@ -49,23 +50,21 @@ def system_text(effort: str, date: str, identity: str = DEFAULT_IDENTITY, python
 
 
 def developer_text(instructions: str | None, functions: list[Tool] = (),
-                   response_format: dict | None = None) -> str:
-    """The developer message body: instructions, the functions namespace, the response format."""
+                   answer_format: AnswerFormat | None = None) -> str:
+    """The developer message body: instructions, the functions namespace, the answer's format."""
     sections = ["# Instructions", instructions] if instructions else []
     if functions:
         sections.append(tools_section([(FUNCTIONS, None, list(functions))]))
-    if response_format is not None:
-        sections.append(response_format_section(response_format))
+    if answer_format is not None and answer_format.shown:
+        sections.append(response_format_section(answer_format))
     return "\n\n".join(sections)
 
 
-def response_format_section(response_format: dict) -> str:
-    """`# Response Formats` as the harmony guide shows it: name, description comment, the schema.
-
-    response_format: {"name": str, "description": str?, "schema": dict} (OpenAI's json_schema)."""
-    comment = f"// {response_format['description']}\n" if response_format.get("description") else ""
-    schema = json.dumps(response_format.get("schema", {}), separators=(",", ":"), ensure_ascii=False)
-    return f"# Response Formats\n\n## {response_format.get('name') or 'response'}\n\n{comment}{schema}"
+def response_format_section(answer_format: AnswerFormat) -> str:
+    """`# Response Formats` as the harmony guide shows it: name, description comment, the schema."""
+    comment = f"// {answer_format.description}\n" if answer_format.description else ""
+    schema = json.dumps(answer_format.schema, separators=(",", ":"), ensure_ascii=False)
+    return f"# Response Formats\n\n## {answer_format.name or 'response'}\n\n{comment}{schema}"
 
 
 def kept_messages(messages: list[dict]) -> list[dict]:
@@ -155,7 +154,7 @@ def render_prompt(
     identity: str = DEFAULT_IDENTITY,
     tools: list[Tool] | None = None,
     python: bool = False,
-    response_format: dict | None = None,
+    answer_format: AnswerFormat | None = None,
     browser: list[str] | None = None,
 ) -> list[int]:
     """Token ids of the whole conversation, ending with `<|start|>assistant` ready for completion.
@@ -164,8 +163,8 @@ def render_prompt(
     message has a channel ("final" when absent) and, for a tool call, a recipient
     ("functions.NAME" or "python") and content_type ("<|constrain|>json"); a tool message has the
     tool's `name` (its answer goes to the assistant). tools: user functions (developer message);
-    python: offer the built-in python tool (system message); response_format: OpenAI's json_schema
-    ({"name", "description"?, "schema"}) shown to the model. date defaults to today (YYYY-MM-DD).
+    python: offer the built-in python tool (system message); answer_format: the answer's format, shown
+    to the model when `answer_format.shown`. date defaults to today (YYYY-MM-DD).
     browser: offer the built-in browser over these named sources (engine.browser).
     """
     if effort not in EFFORTS:
@@ -177,8 +176,8 @@ def render_prompt(
     tools = list(tools or [])
     out = render_message(enc, "system", system_text(effort, date, identity, python=python, functions=bool(tools),
                                                          browser=browser))
-    if developer or tools or response_format is not None:
-        out += render_message(enc, "developer", developer_text(developer, tools, response_format))
+    if developer or tools or (answer_format is not None and answer_format.shown):
+        out += render_message(enc, "developer", developer_text(developer, tools, answer_format))
     for m in kept_messages(messages):
         out += render_chat_message(enc, m)
     return out + [_Ids(enc).start, *encode_text(enc, "assistant")]

@@ -20,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from engine.answer_format import AnswerFormat
 from engine.events import ContextTrimmed, Done, Event, PrefillProgress, PromptTooLong, Stop, TokenLogprobs
 from engine.generate import Generation, GenerationStats, SamplingParams
 from engine.harmony import StreamParser, kept_messages, render_prompt
@@ -38,7 +39,7 @@ class RenderedPrompt:
 
     ids: list[int]
     tools: list | None = None
-    constraint: object = None  # engine.structured.ReplyConstraint for tools / response_format
+    constraint: object = None  # engine.structured.ReplyConstraint for tools / answer_format
     browser: bool = False  # the built-in browser is offered (its calls are checked, not refused)
 
 
@@ -107,22 +108,22 @@ class ChatSession:
 
     def render(self, messages: list[dict], effort: str = "medium", developer: str | None = None,
                date: str | None = None, identity: str | None = None, tools: list | None = None,
-               python: bool = False, tool_choice=None, response_format: dict | None = None,
+               python: bool = False, tool_choice=None, answer_format: AnswerFormat | None = None,
                final_only: bool = False, browser: list[str] | None = None) -> RenderedPrompt:
         """The whole prompt as reply() would render it (no turn dropped), its tools and constraint:
         for a caller that checks the length itself (the local server's 413) and then passes it to
         reply(prompt=...), so the prompt is rendered and the grammar compiled once. Raises
-        ValueError (one sentence) for bad tools, tool_choice or response_format. One reply per render:
+        ValueError (one sentence) for bad tools, tool_choice or answer_format. One reply per render:
         the constraint keeps the answer's state."""
         tools, constraint, render = self._setup(effort, developer, date, identity, tools, python, tool_choice,
-                                                response_format, final_only, browser)
+                                                answer_format, final_only, browser)
         return RenderedPrompt(render_prompt(kept_messages(messages), self.enc, **render), tools, constraint,
                               browser is not None)
 
-    def _setup(self, effort, developer, date, identity, tools, python, tool_choice, response_format, final_only,
+    def _setup(self, effort, developer, date, identity, tools, python, tool_choice, answer_format, final_only,
                browser=None):
         """(tools, constraint, render_prompt's arguments) for one reply."""
-        tools, constraint, extra = reply_setup(self.enc, tools, python, tool_choice, response_format, final_only,
+        tools, constraint, extra = reply_setup(self.enc, tools, python, tool_choice, answer_format, final_only,
                                                browser=browser is not None)
         render = {"effort": effort, "date": date, "developer": developer, **extra}
         if browser is not None:  # the names of the sources the built-in browser reads (engine.browser)
@@ -190,7 +191,7 @@ class ChatSession:
               sampling: SamplingParams | None = None, max_tokens: int = 2048,
               cancel: threading.Event | None = None, date: str | None = None, identity: str | None = None,
               tools: list | None = None, python: bool = False, tool_choice=None,
-              response_format: dict | None = None, final_only: bool = False, prompt: RenderedPrompt | None = None,
+              answer_format: AnswerFormat | None = None, final_only: bool = False, prompt: RenderedPrompt | None = None,
               browser: list[str] | None = None, owner: str | None = None):
         """Generate the assistant's answer to `messages` (ending with the user's message or a tool result).
 
@@ -200,9 +201,9 @@ class ChatSession:
         With tools (engine.tools.Tool; tool_choice an engine.tools.ToolChoice), a reply that calls one yields a
         ToolCall then Stop("call"): append `call.message` and the tool's answer
         (tool_result_message) and call reply again; the cache carries on from the call.
-        response_format: OpenAI's {"type": "json_schema", "json_schema": {...}} or
-        {"type": "json_object"}: the final answer is held to it. prompt: from render(), answered as it
-        is (no turn dropped; the caller made sure it fits) and the rendering arguments are unused.
+        answer_format: an engine.answer_format.AnswerFormat: the final answer is held to its schema.
+        prompt: from render(), answered as it is (no turn dropped; the caller made sure it fits) and
+        the rendering arguments are unused.
         browser: offer the built-in browser over these named sources; its calls come as ToolCalls
         to "browser.search"/"browser.open"/"browser.find" (engine.browser.BrowserTool runs them).
         owner: who asks ("window", "api"): the prompt cache evicts each owner's newest conversation last.
@@ -214,7 +215,7 @@ class ChatSession:
                                         prompt.tools, prompt.constraint, prompt.browser, owner)
             return
         tools, constraint, render = self._setup(effort, developer, date, identity, tools, python, tool_choice,
-                                                response_format, final_only, browser)
+                                                answer_format, final_only, browser)
         ids, trimmed = self.fit_prompt(messages, max_tokens, **render)
         if trimmed:
             yield trimmed

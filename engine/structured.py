@@ -27,6 +27,7 @@ import mlx.core as mx
 import numpy as np
 import tiktoken
 
+from engine.answer_format import AnswerFormat
 from engine.harmony import MessageEnd, MessageStart, Stop, StreamParser
 from engine.tools import BROWSER, FUNCTIONS, Tool, ToolChoice
 
@@ -191,30 +192,11 @@ class ReplyConstraint:
         return None
 
 
-# ---------------------------------------------------------------- the request's options, OpenAI-shaped
-
-
-def response_schema(response_format: dict | None) -> tuple[dict | None, dict | None]:
-    """OpenAI `response_format` -> (schema to enforce, format to show the model in the developer message).
-
-    {"type": "text"} or None: nothing; {"type": "json_object"}: any JSON object;
-    {"type": "json_schema", "json_schema": {"name", "description"?, "schema", "strict"?}}: that schema."""
-    if response_format is None or response_format.get("type") == "text":
-        return None, None
-    kind = response_format.get("type")
-    if kind == "json_object":
-        return {"type": "object"}, None
-    if kind == "json_schema" and isinstance(response_format.get("json_schema"), dict):
-        spec = response_format["json_schema"]
-        schema = spec.get("schema")
-        if not isinstance(schema, dict):
-            raise ValueError("response_format.json_schema.schema must be a JSON Schema object.")
-        return schema, {"name": spec.get("name") or "response", "description": spec.get("description"), "schema": schema}
-    raise ValueError('response_format must be {"type": "text"}, {"type": "json_object"} or {"type": "json_schema", "json_schema": {...}}.')
+# ---------------------------------------------------------------- the request's options
 
 
 def reply_setup(enc: tiktoken.Encoding, tools=None, python: bool = False, tool_choice=None,
-                response_format: dict | None = None, final_only: bool = False, browser: bool = False
+                answer_format: AnswerFormat | None = None, final_only: bool = False, browser: bool = False
                 ) -> tuple[list[Tool], ReplyConstraint | None, dict]:
     """What a reply needs for its options: the functions offered, the decoding constraint (None
     when nothing is constrained) and the extra render_prompt arguments. ValueError: bad request."""
@@ -228,11 +210,14 @@ def reply_setup(enc: tiktoken.Encoding, tools=None, python: bool = False, tool_c
         functions = []  # not even shown: the model can't call what it doesn't know
     if choice.mode in ("required", "function") and not functions:
         raise ValueError(f'tool_choice "{choice.name or choice.mode}" needs at least one function in tools.')
-    schema, shown = response_schema(response_format)
+    if answer_format is not None and not isinstance(answer_format, AnswerFormat):
+        raise ValueError("answer_format must be an engine.answer_format.AnswerFormat "
+                         "(server/openai_format.py reads OpenAI's response_format).")
+    schema = answer_format.schema if answer_format is not None else None
     if schema is not None:
         check_schema(enc, schema)
     constraint = None
     if schema is not None or functions or final_only or choice.mode == BROWSER:
         # python and browser calls have headers of their own: with either offered, an answer's header stays free
         constraint = ReplyConstraint(enc, schema, functions, choice, final_only, free_headers=python or browser)
-    return functions, constraint, {"tools": functions, "python": python, "response_format": shown}
+    return functions, constraint, {"tools": functions, "python": python, "answer_format": answer_format}

@@ -7,6 +7,7 @@ import secrets
 import time
 
 from server.convert import chat_messages, effort_of, stop_strings
+from server.openai_format import openai_tool_call, openai_tool_call_opened
 from server.reply import Piece, ReplyReader
 from server.requests import check_model, logprobs_of, sampling_job
 
@@ -19,7 +20,8 @@ def parse(body: dict, names):
     job = sampling_job(body, messages, developer, effort_of(body.get("reasoning_effort"), "reasoning_effort"),
                        ("max_tokens", "max_completion_tokens"))
     job.logprobs = logprobs_of(body)
-    # checked by the engine on its thread (engine.structured.reply_setup): a bad one is a 400 there
+    # read into the engine's types and checked on the engine thread (openai_format.engine_options,
+    # engine.structured.reply_setup): a bad one is a 400 there
     job.extra = {"tools": body.get("tools"), "tool_choice": body.get("tool_choice"),
                  "response_format": body.get("response_format")}
     options = body.get("stream_options") or {}
@@ -44,8 +46,7 @@ class ChatCompletion:
         if r.reasoning:
             message["reasoning"] = message["reasoning_content"] = r.reasoning
         if r.calls:
-            message["tool_calls"] = [{"id": c.id, "type": "function",
-                                      "function": {"name": c.name, "arguments": c.arguments}} for c in r.calls]
+            message["tool_calls"] = [openai_tool_call(c, i) for c, i in zip(r.calls, r.call_ids)]
         logprobs = None if r.logprobs is None else {"content": r.logprobs, "refusal": None}
         return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
                 "system_fingerprint": None,
@@ -77,10 +78,9 @@ class ChatCompletion:
             return {"reasoning": piece.text, "reasoning_content": piece.text}
         if piece.kind == "content":
             return {"content": piece.text}
-        call = self.reader.calls[piece.call]
         if piece.kind == "call":
-            return {"tool_calls": [{"index": piece.call, "id": call.id, "type": "function",
-                                    "function": {"name": call.name, "arguments": ""}}]}
+            call, call_id = self.reader.calls[piece.call], self.reader.call_ids[piece.call]
+            return {"tool_calls": [openai_tool_call_opened(call, call_id, piece.call)]}
         return {"tool_calls": [{"index": piece.call, "function": {"arguments": piece.text}}]}
 
     def usage_chunk(self) -> str:

@@ -3,7 +3,9 @@
     functions_from_openai(body["tools"])        -> [engine.tools.Tool]
     tool_choice_from_openai(body["tool_choice"]) -> engine.tools.ToolChoice
     messages_from_openai(body["messages"])      -> (developer instructions, harmony messages)
+    answer_format_from_openai(body["response_format"]) -> engine.answer_format.AnswerFormat | None
     openai_tool_call(call, call_id)             <- engine.events.ToolCall, for a reply's `tool_calls`
+    openai_tool_call_opened(call, call_id, i)  <- the same, as the first streamed delta of call i
 
 OpenAI's `system` and `developer` messages become harmony's developer instructions; reasoning a
 client sends back on an assistant message (`reasoning` or `reasoning_content`) becomes an analysis
@@ -12,8 +14,12 @@ message, so a tool loop keeps its chain of thought. Each ValueError is one sente
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
+
 import jsonschema
 
+from engine.answer_format import ANY_JSON_OBJECT, AnswerFormat
 from engine.tools import Tool, ToolCall, ToolChoice, function_call, tool_result_message
 from server.errors import bad_request
 
@@ -78,9 +84,42 @@ def tool_choice_from_openai(choice: str | dict | None) -> ToolChoice:
     raise ValueError('tool_choice must be "auto", "none", "required" or {"type": "function", "function": {"name": ...}}.')
 
 
+def answer_format_from_openai(fmt: dict | None) -> AnswerFormat | None:
+    """OpenAI `response_format` -> the engine's AnswerFormat (None: free text).
+
+    {"type": "text"} or None: free; {"type": "json_object"}: any JSON object (not described to the
+    model); {"type": "json_schema", "json_schema": {"name"?, "description"?, "schema", "strict"?}}:
+    that schema, described under its name. `strict` changes nothing: constrained decoding always
+    holds the answer to the schema."""
+    if fmt is None:
+        return None
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return ANY_JSON_OBJECT
+    if kind == "json_schema" and isinstance(fmt.get("json_schema"), dict):
+        spec = fmt["json_schema"]
+        if not isinstance(spec.get("schema"), dict):
+            raise ValueError("response_format.json_schema.schema must be a JSON Schema object.")
+        return AnswerFormat(spec["schema"], spec.get("name") or "response", spec.get("description"))
+    raise ValueError('response_format must be {"type": "text"}, {"type": "json_object"} or '
+                     '{"type": "json_schema", "json_schema": {...}}.')
+
+
+def new_call_id() -> str:
+    """The id a client answers a call by (`tool_call_id`, `call_id`): the wire's, not the engine's."""
+    return "call_" + secrets.token_hex(12)
+
+
 def openai_tool_call(call: ToolCall, call_id: str) -> dict:
     """A ToolCall as an entry of an OpenAI assistant message's `tool_calls`."""
     return {"id": call_id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+
+
+def openai_tool_call_opened(call: ToolCall, call_id: str, index: int) -> dict:
+    """A streamed call's first delta: its index, id and name; its arguments follow in later deltas."""
+    return {"index": index, **openai_tool_call(dataclasses.replace(call, arguments=""), call_id)}
 
 
 def messages_from_openai(messages: list[dict]) -> tuple[str | None, list[dict]]:
@@ -123,10 +162,13 @@ def messages_from_openai(messages: list[dict]) -> tuple[str | None, list[dict]]:
 
 def engine_options(extra: dict) -> dict:
     """A request's tools, tool_choice and response_format as ChatSession.render takes them (the
-    engine's Tool and ToolChoice; fields not sent are left out). ValueError: one sentence (a 400)."""
+    engine's Tool, ToolChoice and AnswerFormat; fields not sent are left out). ValueError: one
+    sentence (a 400)."""
     out = {k: v for k, v in extra.items() if v is not None}
     if "tools" in out:
         out["tools"] = functions_from_openai(out["tools"])
     if "tool_choice" in out and not isinstance(out["tool_choice"], ToolChoice):  # web_search forces its own
         out["tool_choice"] = tool_choice_from_openai(out["tool_choice"])
+    if "response_format" in out:
+        out["answer_format"] = answer_format_from_openai(out.pop("response_format"))
     return out

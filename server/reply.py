@@ -8,13 +8,14 @@ Harmony tokens never reach the text: the engine's parser strips them.
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 
 from engine.browser.turn import BrowserStep
 from engine.events import (FUNCTIONS, ContextTrimmed, Done, MessageEnd, MessageStart, Stop, TextDelta, TokenLogprobs,
                            step_kind)
-from engine.tools import BROWSER
+from engine.tools import BROWSER, ToolCall, function_call
+from server.openai_format import new_call_id
 
 FINISH = {"return": "stop", "call": "tool_calls", "max_tokens": "length", "cancelled": "stop"}
 
@@ -44,13 +45,6 @@ def merge(pieces: list[Piece]) -> list[Piece]:
     return out
 
 
-@dataclass
-class ToolCallOut:
-    name: str
-    id: str = field(default_factory=lambda: "call_" + secrets.token_hex(12))
-    arguments: str = ""
-
-
 def logprob_entry(enc, token: int, logprob: float, top=()) -> dict:
     """OpenAI's log-probability entry for one token: its text, bytes and the top alternatives."""
     def one(t, lp):
@@ -69,7 +63,8 @@ class ReplyReader:
         self.hold = max((len(s) for s in self.stops), default=1) - 1  # chars kept back: a stop may span deltas
         self.reasoning, self.content = "", ""
         self._pending = ""  # content not yet released (might begin a stop string)
-        self.calls: list[ToolCallOut] = []
+        self.calls: list[ToolCall] = []  # the engine's calls to the client's functions, arguments as streamed so far
+        self.call_ids: list[str] = []     # each call's id on the wire (its `id` / `call_id`)
         self.kind = ""  # step_kind of the message being read: analysis, preamble, final or call
         self.function_call = False  # ...and it is a call to one of the client's functions
         self.browser_call = False  # ...or to the built-in browser (web_search)
@@ -100,7 +95,8 @@ class ReplyReader:
             self.function_call = self.kind == "call" and ev.recipient.startswith(FUNCTIONS + ".")
             self.browser_call = self.kind == "call" and ev.recipient.startswith(BROWSER + ".")
             if self.function_call:
-                self.calls.append(ToolCallOut(ev.recipient.removeprefix(FUNCTIONS + ".")))
+                self.calls.append(function_call(ev.recipient.removeprefix(FUNCTIONS + "."), ""))
+                self.call_ids.append(new_call_id())
                 return [Piece("call", call=len(self.calls) - 1)]
             return []
         if isinstance(ev, TextDelta):
@@ -123,7 +119,7 @@ class ReplyReader:
         if self.hit_stop or not text:
             return []
         if self.function_call and self.calls:
-            self.calls[-1].arguments += text
+            self.calls[-1] = dataclasses.replace(self.calls[-1], arguments=self.calls[-1].arguments + text)
             return [Piece("arguments", text, len(self.calls) - 1)]
         if self.browser_call:
             return []  # a web_search call: it becomes a web_search_call item (server.web_search), not text

@@ -231,8 +231,8 @@ class ResponseBuilder:
             item = {"type": "reasoning", "id": "rs_" + secrets.token_hex(12), "summary": [],
                     "content": [{"type": "reasoning_text", "text": ""}]}
         else:
-            call = self.reader.calls[piece.call]
-            item = {"type": "function_call", "id": "fc_" + secrets.token_hex(12), "call_id": call.id,
+            call, call_id = self.reader.calls[piece.call], self.reader.call_ids[piece.call]
+            item = {"type": "function_call", "id": "fc_" + secrets.token_hex(12), "call_id": call_id,
                     "name": call.name, "arguments": "", "status": "in_progress"}
         self.output.append(item)
         index = len(self.output) - 1

@@ -39,7 +39,7 @@ class Job:
     seed: int | None = None
     max_tokens: int | None = None
     logprobs: int | None = None  # report log-probabilities, with this many top ones (None: not asked)
-    extra: dict = field(default_factory=dict)  # tools / response_format, passed to session.reply
+    extra: dict = field(default_factory=dict)  # tools / tool_choice / response_format as sent (engine_options reads them)
     cancel: threading.Event = field(default_factory=threading.Event)
     loop: asyncio.AbstractEventLoop | None = None
     _inbox: collections.deque = field(default_factory=collections.deque)  # appended on the engine thread
@@ -194,7 +194,7 @@ class EngineRunner:
             return web_search.serve(self, job)
         session = self.session
         try:  # rendered once: its length decides 413, then the session answers it as it is
-            options = engine_options(job.extra)  # tools, tool_choice (as the engine's types), response_format
+            options = engine_options(job.extra)  # tools, tool_choice, answer_format: the engine's types
             prompt = session.render(job.messages, effort=job.effort, developer=job.developer, **options)
         except ValueError as e:  # the engine's checks: one sentence each
             raise APIError(400, str(e), code="invalid_tool_or_format") from None

@@ -113,8 +113,8 @@ def serve(runner, job) -> None:
     The client sees one reply: the calls' Stop/Done stay inside; one Done at the end sums them."""
     session, tool, sources = runner.session, job.browser, job.sources
     messages = list(job.messages)
-    options = engine_options(job.extra)  # tools, tool_choice (as the engine's types), response_format
     try:
+        options = engine_options(job.extra)  # tools, tool_choice, answer_format: the engine's types
         prompt = session.render(messages, effort=job.effort, developer=job.developer, browser=tool.source_names,
                                 **options)
     except ValueError as e:

@@ -44,13 +44,6 @@ class McpTool:
     def engine_tool(self) -> Tool:
         return Tool(self.function, self.description, self.parameters)
 
-    def openai(self) -> dict:
-        """The OpenAI `tools` entry (what the engine's request takes)."""
-        fn = {"name": self.function, "description": self.description}
-        if self.parameters is not None:
-            fn["parameters"] = self.parameters
-        return {"type": "function", "function": fn}
-
 
 def slug(text: str) -> str:
     return _INVALID.sub("_", text).strip("_") or "tool"

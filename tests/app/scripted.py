@@ -73,15 +73,15 @@ class ScriptedSession:
         pass
 
     def render(self, messages, effort="medium", developer=None, date=None, identity=None, tools=None, python=False,
-               tool_choice=None, response_format=None, final_only=False, browser=None):
+               tool_choice=None, answer_format=None, final_only=False, browser=None):
         """What the local server asks first (its length decides 413): a short stand-in prompt."""
         from engine.session import RenderedPrompt
         return RenderedPrompt([1, 2, 3])
 
     def reply(self, messages, effort="medium", developer=None, sampling=None, max_tokens=2048, cancel=None,
-              date=None, identity=None, tools=None, python=False, tool_choice=None, response_format=None,
+              date=None, identity=None, tools=None, python=False, tool_choice=None, answer_format=None,
               final_only=False, prompt=None, browser=None, owner=None):
-        offered = {"tools": tools, "python": python, "response_format": response_format, "tool_choice": tool_choice,
+        offered = {"tools": tools, "python": python, "answer_format": answer_format, "tool_choice": tool_choice,
                    "browser": browser}
         self.calls.append({"messages": [dict(m) for m in messages], "effort": effort, "developer": developer,
                            "max_tokens": max_tokens, "sampling": sampling,

@@ -12,6 +12,7 @@ import pytest
 from scripted import ScriptedSession, answer_script, call_script, scripted_loader
 
 from app import tool_steps
+from engine.answer_format import AnswerFormat
 from engine.tools import Tool
 from app.controller import ChatController
 from app.store import ChatStore
@@ -408,7 +409,7 @@ def test_a_structured_answer_is_requested_with_the_schema_and_shown_as_json(qtbo
     w = window(qtbot, c)
     c.send("Weather in Paris as JSON")
     wait_idle(qtbot, c)
-    assert session.calls[0]["response_format"] == {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+    assert session.calls[0]["answer_format"] == AnswerFormat(schema, name="answer")  # the engine's type, shown as "answer"
     view = w.messages.assistant_bubbles()[-1].rendered
     assert [b.code for b in view.code_blocks] == ['{\n  "city": "Paris",\n  "temp_c": 21\n}']
     c.shutdown()

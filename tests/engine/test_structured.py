@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import load_model
+from engine.answer_format import ANY_JSON_OBJECT, AnswerFormat
 from engine.generate import SamplingParams
 from engine.events import PrefillProgress
 from engine.harmony import MessageStart, Stop, TextDelta
@@ -36,7 +37,7 @@ def U(text):
 
 
 def json_format(schema):
-    return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+    return AnswerFormat(schema, name="answer")
 
 
 def final_text(events):
@@ -70,7 +71,7 @@ bounded_schemas = st.recursive(leaves, containers, max_leaves=6).filter(lambda s
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(schema=bounded_schemas, seed=st.integers(0, 2**16))
 def test_constrained_final_answers_always_parse_and_validate(session, schema, seed):
-    events = list(session.reply([U("Answer in JSON.")], date=DATE, max_tokens=400, response_format=json_format(schema),
+    events = list(session.reply([U("Answer in JSON.")], date=DATE, max_tokens=400, answer_format=json_format(schema),
                                 final_only=True, sampling=SamplingParams(temperature=1.0, seed=seed)))
     assert events[-1].stop_reason == "return", events[-3:]
     harmony = [e for e in events if not isinstance(e, PrefillProgress)]  # progress shows on a slow machine
@@ -81,7 +82,7 @@ def test_constrained_final_answers_always_parse_and_validate(session, schema, se
 
 def test_json_object_mode(session):
     events = list(session.reply([U("JSON please")], date=DATE, max_tokens=300, final_only=True,
-                                response_format={"type": "json_object"}, sampling=SamplingParams(temperature=1.0, seed=3)))
+                                answer_format=ANY_JSON_OBJECT, sampling=SamplingParams(temperature=1.0, seed=3)))
     if events[-1].stop_reason == "return":  # an unbounded object may run out of tokens; if it ends, it's an object
         assert isinstance(json.loads(final_text(events)), dict)
     else:
@@ -99,7 +100,7 @@ ANSWER = {"type": "object", "properties": {"sum": {"type": "integer", "minimum":
 def test_tool_loop_reuses_the_cache_and_ends_in_a_valid_answer(session, enc):
     session.reset()
     chat = [U("What is 12 + 30? Use the tool.")]
-    options = dict(date=DATE, max_tokens=60, tools=[ADD], final_only=True, response_format=json_format(ANSWER),
+    options = dict(date=DATE, max_tokens=60, tools=[ADD], final_only=True, answer_format=json_format(ANSWER),
                    sampling=SamplingParams(temperature=0.0))
     step1 = list(session.reply(chat, tool_choice=ToolChoice("function", "add"), **options))
     call = next(e for e in step1 if isinstance(e, ToolCall))
@@ -127,7 +128,7 @@ def test_chain_of_thought_stays_free_and_the_final_answer_is_bent_into_the_schem
              "<|start|>assistant<|channel|>final<|message|>Sorry, no JSON here.<|return|>")
     model = ScriptedModel(enc.encode(reply, allowed_special="all"), enc.n_vocab)
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"], "additionalProperties": False}
-    events = list(ChatSession(model, enc).reply([U("hi")], date=DATE, response_format=json_format(schema),
+    events = list(ChatSession(model, enc).reply([U("hi")], date=DATE, answer_format=json_format(schema),
                                                sampling=SamplingParams(temperature=0.0), max_tokens=60))
     analysis = "".join(e.text for e in events if isinstance(e, TextDelta) and e.channel == "analysis")
     assert analysis == "Thinking freely: {not json} ✓"
@@ -146,12 +147,44 @@ def test_a_function_call_is_bent_into_its_schema(enc):
 
 
 def test_bad_requests_are_one_clear_sentence(session):
-    with pytest.raises(ValueError, match="response_format"):
-        list(session.reply([U("x")], response_format={"type": "yaml"}))
+    with pytest.raises(ValueError, match="JSON Schema object"):
+        list(session.reply([U("x")], answer_format=AnswerFormat("not a schema")))
     with pytest.raises(ValueError, match="not one of the tools"):
         list(session.reply([U("x")], tools=[ADD], tool_choice=ToolChoice("function", "mul")))
     with pytest.raises(ValueError, match="needs at least one function"):
         list(session.reply([U("x")], tool_choice=ToolChoice("required")))
+
+
+@pytest.mark.parametrize("openai_shape", [
+    {"type": "json_object"},
+    {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}}},
+    {"type": "text"},
+])
+def test_the_engine_refuses_openais_response_format_shape(enc, openai_shape):
+    """OpenAI's response_format is the server's to read (server/openai_format.py): handed to the
+    engine as it is, it is refused in one sentence, never half-understood; the old keyword is gone."""
+    session = ChatSession(ScriptedModel(enc.encode("<|channel|>final<|message|>{}<|return|>", allowed_special="all"),
+                                        enc.n_vocab), enc)
+    with pytest.raises(ValueError, match="AnswerFormat"):
+        list(session.reply([U("x")], answer_format=openai_shape, max_tokens=8))
+    with pytest.raises(ValueError, match="AnswerFormat"):
+        session.render([U("x")], answer_format=openai_shape)
+    with pytest.raises(TypeError, match="response_format"):
+        list(session.reply([U("x")], response_format=openai_shape, max_tokens=8))
+
+
+def test_a_shown_answer_format_is_described_as_the_harmony_guide_writes_it(enc):
+    """The developer message's `# Response Formats` section (openai/harmony's guide): heading, the
+    description as a // comment, the schema in compact JSON. Any JSON object is enforced, not shown."""
+    from engine.harmony import developer_text
+
+    shown = AnswerFormat({"type": "object", "properties": {"ok": {"type": "boolean"}}}, "answer", "Yes or no.")
+    assert developer_text(None, (), shown) == ('# Response Formats\n\n## answer\n\n// Yes or no.\n'
+                                               '{"type":"object","properties":{"ok":{"type":"boolean"}}}')
+    assert developer_text(None, (), ANY_JSON_OBJECT) == ""
+    plain = ChatSession(ScriptedModel([], enc.n_vocab), enc).render([U("x")], date=DATE).ids
+    assert ChatSession(ScriptedModel([], enc.n_vocab), enc).render([U("x")], date=DATE,
+                                                                    answer_format=ANY_JSON_OBJECT).ids == plain
 
 
 def test_required_tool_choice_lets_the_model_think_then_forces_a_call(enc):
@@ -191,7 +224,7 @@ OK_SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "requi
 
 def _reply_to_schema(enc, reply, **options):
     model = ScriptedModel(enc.encode(reply, allowed_special="all"), enc.n_vocab)
-    return list(ChatSession(model, enc).reply([U("hi")], date=DATE, response_format=json_format(OK_SCHEMA),
+    return list(ChatSession(model, enc).reply([U("hi")], date=DATE, answer_format=json_format(OK_SCHEMA),
                                               sampling=SamplingParams(temperature=0.0), max_tokens=120, **options))
 
 
