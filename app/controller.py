@@ -15,7 +15,7 @@ import queue
 from app.qt_compat import emit
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app import branch_actions, tool_steps
+from app import branch_actions, tool_steps, turn_request
 from app.branches import Branches
 from app.chat_options import ChatOptionsStore
 from app.conversation import ChatMessage, ConversationModel
@@ -27,8 +27,7 @@ from app.store import ChatStore, StoredMessage, StoreError
 from app.tool_calls import ToolCalls
 from app.tool_steps import CallStep
 from app.tools_worker import ToolsWorker
-from app.turn import Turn, clause, engine_history
-from app.user_functions import answer_format, engine_tools
+from app.turn import Turn, clause
 from app.worker import EngineThread, EngineWorker, done_stats
 from engine.events import Done
 from models.registry import DEMO
@@ -369,21 +368,13 @@ class ChatController(QObject):
             self.turn.stop()
 
     def _start_reply(self) -> None:
-        s = self.settings
-        options = {"effort": self.effort, **self.chat_options.for_turn(self.current_id, s),
-                   "max_tokens": s.max_tokens, "python": s.python_tool}
-        names = self.library.names_for(str(self.current_id))
-        if names and self.library.on_for(self.current_id):   # the chat's sources are on
-            self.library.prepare(str(self.current_id), engine_history(self.model.messages()))
-            options["browser"] = names
-        if not self.is_demo:   # the demo model learnt no functions or answer schemas: those sections would be new to it
-            options.update(tools=engine_tools(s.functions), answer_format=answer_format(s.answer_schema))
-        turn = self.turns[self.current_id] = Turn(self, self.current_id, engine_history(self.model.messages()),
-                                                  options, self.effort)
+        request = turn_request.build(self.current_id, self.effort, self.model.messages(), self.settings,
+                                     self.chat_options, self.library, self.mcp, self.is_demo)
+        turn = self.turns[self.current_id] = Turn(self, self.current_id, request.history, request.options, self.effort)
         self.model.append(turn.message)
         emit(self.busy_changed, True)
         self._timer.start()
-        if not self.is_demo and self.mcp.chat(self.current_id).on:
+        if request.with_mcp:
             self.calls.start_with_mcp_tools(turn)   # their servers may have to start: the window goes on
         else:
             turn.start()
