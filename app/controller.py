@@ -2,18 +2,16 @@
 
 The controller owns the ChatStore, the ConversationModel of the open chat, the settings and the
 model's lifecycle (EngineWorker) and the turns' tool calls (app.tool_calls.ToolCalls: the tools
-thread, the browser, MCP). The answer being written is an app.turn.Turn: the controller starts it,
-routes the workers' results to it and repaints its row. Widgets call
-its methods (send, stop, regenerate, edit_last, ...) and listen to its signals. Token events are
-drained from the worker's outbox by a QTimer every `flush_ms` so the view is updated in small
-batches.
+thread, the browser, MCP). The answer being written is an app.turn.Turn: the controller starts it
+(its request built by app/turn_request.py) and repaints its row; its TurnRouter
+(app/turn_router.py) hands it the workers' results, the token events in small batches every
+`flush_ms`. Widgets call the controller's methods (send, stop, regenerate, edit_last, ...) and
+listen to its signals.
 """
 from __future__ import annotations
 
-import queue
-
 from app.qt_compat import emit
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 
 from app import branch_actions, tool_steps, turn_request
 from app.branches import Branches
@@ -28,8 +26,8 @@ from app.tool_calls import ToolCalls
 from app.tool_steps import CallStep
 from app.tools_worker import ToolsWorker
 from app.turn import Turn, clause
-from app.worker import EngineThread, EngineWorker, done_stats
-from engine.events import Done
+from app.turn_router import TurnRouter
+from app.worker import EngineThread, EngineWorker
 from models.registry import DEMO
 
 
@@ -77,22 +75,15 @@ class ChatController(QObject):
         self._request_generate.connect(self.worker.generate)
         self.worker.loaded.connect(self._on_loaded)
         self.worker.load_failed.connect(self._on_load_failed)
-        self.worker.finished.connect(self._on_finished)
-        self.worker.failed.connect(self._on_failed)
         self.worker.memory.connect(self.memory_changed)
-        self.worker.started.connect(self._on_started)
         # The tools' calls, off the model's thread: Python and the browser on the tools thread, the
         # user's MCP tool servers on their client's (app/tool_calls.py).
         self.calls = ToolCalls(store, lambda: self.settings, self._next_request_id, tools, mcp, library, self)
-        self.calls.finished.connect(self._on_tool_finished)
         self.worker.python_offered = self.calls.tools.python_offered
         # Their workers and services, for the window, Settings and shutdown:
         self.tools, self.mcp = self.calls.tools, self.calls.mcp
         self.library, self.indexer = self.calls.library, self.calls.indexer
         self.worker.keep_prompt_cache(str(prompt_cache_dir()), int(self.settings.prompt_cache_gb * 1e9))
-        self._timer = QTimer(self)
-        self._timer.setInterval(flush_ms)
-        self._timer.timeout.connect(self.flush)
         self.ready = False
         self.model_name = ""
         self.model_error = ""
@@ -104,6 +95,10 @@ class ChatController(QObject):
         self.effort = "medium"
         self._request_id = 0
         self.turns: dict[int, Turn] = {}            # the answers being written, by conversation id
+        # The workers' results (token events, started/finished/failed, the tools' results), to their turn:
+        self.router = TurnRouter(self.turns, self.worker, self.show_turn,
+                                 lambda: emit(self.busy_changed, self.busy), flush_ms, self)
+        self.calls.finished.connect(self.router.on_tool_finished)
         self._last_deleted: int | None = None
 
     # -- model -----------------------------------------------------------------------------
@@ -146,7 +141,7 @@ class ChatController(QObject):
             self.tools.interrupt(str(turn.conv))
         self.engine_thread.stop()
         self.calls.shutdown()
-        self.flush()
+        self.router.flush()
         for turn in list(self.turns.values()):  # the worker never reported back: save what we have
             turn.finish({}, "cancelled")
 
@@ -373,27 +368,11 @@ class ChatController(QObject):
         turn = self.turns[self.current_id] = Turn(self, self.current_id, request.history, request.options, self.effort)
         self.model.append(turn.message)
         emit(self.busy_changed, True)
-        self._timer.start()
+        self.router.start()
         if request.with_mcp:
             self.calls.start_with_mcp_tools(turn)   # their servers may have to start: the window goes on
         else:
             turn.start()
-
-    def flush(self) -> None:
-        """Apply every queued token event to the answers being written, then repaint each once."""
-        changed: set[Turn] = set()
-        while True:
-            try:
-                rid, t, ev = self.worker.outbox.get_nowait()
-            except queue.Empty:
-                break
-            turn = self._turn_for(rid)
-            if turn is not None:
-                turn.apply(t, ev)
-                changed.add(turn)
-        for turn in changed:
-            self.show_turn(turn)
-            turn.save_progress(force=False)
 
     # -- what a Turn asks of its host (app/turn.py) -----------------------------------------
     def _next_request_id(self) -> int:
@@ -402,7 +381,7 @@ class ChatController(QObject):
 
     def generate(self, messages: list[dict], options: dict) -> int:
         rid = self._next_request_id()
-        self._timer.start()
+        self.router.start()
         emit(self._request_generate, rid, messages, options)
         return rid
 
@@ -431,7 +410,7 @@ class ChatController(QObject):
         if self.turns.get(turn.conv) is turn:
             del self.turns[turn.conv]
             if not self.turns:
-                self._timer.stop()
+                self.router.stop()
             emit(self.busy_changed, bool(self.turns))
         emit(self.conversations_changed)
 
@@ -460,33 +439,6 @@ class ChatController(QObject):
     def saving_failed(self, turn: Turn, message: str) -> None:
         if turn.conv != self.current_id:  # not in view: say it where the user is
             emit(self.history_error, message)
-
-    # -- the workers' results, for the turn they belong to -----------------------------------
-    def _turn_for(self, request_id: int) -> Turn | None:
-        return next((t for t in self.turns.values() if t.request_id == request_id), None)
-
-    def _on_started(self, request_id: int) -> None:
-        turn = self._turn_for(request_id)
-        if turn is not None:
-            turn.on_started()
-
-    def _on_finished(self, request_id: int, done: Done) -> None:
-        self.flush()
-        turn = self._turn_for(request_id)
-        if turn is not None:
-            turn.on_finished(done_stats(done), str(done.stop_reason))
-            emit(self.busy_changed, self.busy)   # a call may have freed the model for other chats
-
-    def _on_failed(self, request_id: int, message: str) -> None:
-        self.flush()
-        turn = self._turn_for(request_id)
-        if turn is not None:
-            turn.on_failed(message)
-
-    def _on_tool_finished(self, request_id: int, out: dict) -> None:
-        turn = self._turn_for(request_id)
-        if turn is not None:
-            turn.on_tool_finished(out)
 
     # -- tools -----------------------------------------------------------------------------
     def answer_tool(self, choice: str, text: str = "") -> bool:
