@@ -317,9 +317,10 @@ class MessageView(QScrollArea):
         self._stick = True
         self._idle = True
         self._refocus: tuple[int, int] | None = None   # (row, step) of an alternative being flipped
+        self._keep: int | None = None   # the row just flipped: kept in view while the rebuilt chat lays out
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(lambda v: setattr(self, "_stick", v >= bar.maximum() - 40))
-        bar.rangeChanged.connect(lambda lo, hi: bar.setValue(hi) if self._stick else None)
+        bar.rangeChanged.connect(self._range_changed)
         model.modelReset.connect(self.rebuild)
         model.rowsInserted.connect(lambda parent, first, last: self._insert(first, last))
         model.rowsRemoved.connect(lambda parent, first, last: self._remove(first, last))
@@ -410,10 +411,18 @@ class MessageView(QScrollArea):
         if self._refocus is not None and self._refocus[0] < len(self.bubbles):
             self._back_to_flipped(*self._refocus)
 
+    def _range_changed(self, lo: int, hi: int) -> None:
+        # The rebuilt bubbles get their heights over several layout passes: a flipped message is
+        # brought back into view after each, or the chat's end (where the view had stuck) wins.
+        if self._keep is not None and self._keep < len(self.bubbles):
+            self.ensureWidgetVisible(self.bubbles[self._keep])
+        elif self._stick:
+            self.verticalScrollBar().setValue(hi)
+
     def _back_to_flipped(self, row: int, step: int) -> None:
         """After a flip the view is rebuilt: stay at that message (not the chat's end) and give its
         arrow the focus again (the other one at the last alternative) so ← / → can go on."""
-        self._stick = False
+        self._stick, self._keep = False, row
         switcher = self.bubbles[row].switcher
         arrow, other = (switcher.next, switcher.prev) if step > 0 else (switcher.prev, switcher.next)
         (arrow if arrow.isEnabled() else other).setFocus()
@@ -427,7 +436,7 @@ class MessageView(QScrollArea):
             self.column.insertWidget(1 + row, bubble)
             self.bubbles.insert(row, bubble)
         self.empty_state.setVisible(not self.bubbles)
-        self._stick = True
+        self._stick, self._keep = True, None
 
     def _remove(self, first: int, last: int) -> None:
         for bubble in self.bubbles[first:last + 1]:
