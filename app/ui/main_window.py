@@ -363,6 +363,7 @@ class MainWindow(QMainWindow):
     def _show_title(self) -> None:
         conv = self.c.store.conversation(self.c.current_id) if self.c.current_id != -1 else None
         self.title.set_full_text(conv.title if conv else "New chat")
+        self._fit_header()   # the title's share of the header depends on its length
 
     def _current_changed(self, conversation_id: int) -> None:
         self._show_title()
@@ -420,6 +421,15 @@ class MainWindow(QMainWindow):
         # Narrow, the demo's download button keeps the room; Model ▸ Choose Model… (Ctrl+L) stays.
         self.model_badge.setVisible(not (compact and self.get_model_button.isVisibleTo(self.header)))
         self.get_model_button.setText("Get gpt-oss-20b…" if compact else "Download gpt-oss-20b…")
+        # The title and the model's name share what is left; the title (the chat's name) gets up to
+        # half of it first, the name the rest: a long model name must not leave the title "Ex…".
+        h = self.header.layout()
+        others = [x for x in (self.get_model_button, self.sources_switch, self.effort) if x.isVisibleTo(self.header)]
+        margins = h.contentsMargins()
+        room = (self.header.width() - margins.left() - margins.right() - 20 - h.spacing() * (len(others) + 3)
+                - sum(x.sizeHint().width() for x in others))
+        title = min(self.title.sizeHint().width(), room // 2)
+        self.model_badge.setMaximumWidth(max(self.model_badge.minimumSizeHint().width(), room - title))
 
     # -- theme ---------------------------------------------------------------------------
     def apply_theme(self) -> None:
