@@ -299,7 +299,7 @@ if __name__ == "__main__":
         target.mkdir(parents=True, exist_ok=True)
         app = QApplication.instance() or QApplication(sys.argv[:1])
         app.setStyle("Fusion")
-        for p in tool_states(target, DEFAULT):
+        for p in tool_states(target, DEFAULT) + tool_states(target, MINIMUM, prefix="min-"):
             print(p)
         sys.exit(0)
     for p in main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots"):

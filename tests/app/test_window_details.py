@@ -186,3 +186,21 @@ def test_a_disabled_tool_button_looks_disabled(qtbot, store, clock):
     QApplication.instance().setStyleSheet("")
     assert disabled >= enabled + 40, (enabled, disabled)
     c.shutdown()
+
+
+def test_a_python_call_with_long_lines_fits_a_narrow_chat_column(qtbot):
+    """At 760x520 the call's code made its block wider than the chat (border and Run row cut off by
+    the edge): long lines scroll sideways inside the block, as in an answer's code block."""
+    from app.tool_steps import CallStep
+    from app.ui.tool_block import ToolBlock
+    code = "print('a long line of code that goes on and on', " + ", ".join(str(i) for i in range(60)) + ")"
+    for status, result in (("waiting", None), ("done", "x" * 300)):
+        block = ToolBlock(CallStep(recipient="python", channel="analysis", arguments=code, status=status, result=result))
+        block._open = True
+        block.update_step(block._step)
+        qtbot.addWidget(block)
+        assert block.minimumSizeHint().width() <= 420, (status, block.minimumSizeHint().width())
+        block.resize(400, block.sizeHint().height())
+        block.show()
+        qtbot.waitUntil(lambda: block.isVisible())
+        assert block.code.parentWidget().parentWidget().width() <= 400   # the code's viewport, inside the block
