@@ -204,3 +204,15 @@ def test_a_python_call_with_long_lines_fits_a_narrow_chat_column(qtbot):
         block.show()
         qtbot.waitUntil(lambda: block.isVisible())
         assert block.code.parentWidget().parentWidget().width() <= 400   # the code's viewport, inside the block
+
+
+def test_a_long_model_name_is_shown_whole_when_the_header_has_room(qtbot, store, clock):
+    """The model button stopped at 280 px and elided the name in a wide, nearly empty header; now the
+    header shares its room (the title first up to half), so the name is cut only when it must be."""
+    session = ScriptedSession(clock=clock, name="gpt-oss-20b fine-tune (MXFP4, all experts in memory)")
+    c, w = make_window(qtbot, store, session, clock)
+    w.resize(1400, 780)
+    qtbot.waitUntil(lambda: w.model_badge.full_text() == session.name)
+    qtbot.waitUntil(lambda: w.width() == 1400 and w.title.text() == "New chat", timeout=3000)
+    qtbot.waitUntil(lambda: "…" not in w.model_badge.text(), timeout=3000)
+    c.shutdown()
