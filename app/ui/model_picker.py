@@ -50,7 +50,8 @@ class ModelButton(QToolButton):
 
     def sizeHint(self) -> QSize:
         hint = super().sizeHint()
-        width = self.fontMetrics().horizontalAdvance(self._full + " ▾") + 20   # 4 px slack: the parts measured apart can add up wider
+        # 4 px slack: the name and " ▾" measured apart (as _elide does) can add up wider.
+        width = self.fontMetrics().horizontalAdvance(self._full + " ▾") + 20
         return QSize(width, hint.height())   # the window caps it by the header's room (MainWindow._fit_header)
 
     def minimumSizeHint(self) -> QSize:
