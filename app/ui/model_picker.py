@@ -52,7 +52,7 @@ class ModelButton(QToolButton):
         hint = super().sizeHint()
         # 4 px slack: the name and " ▾" measured apart (as _elide does) can add up wider.
         width = self.fontMetrics().horizontalAdvance(self._full + " ▾") + 20
-        return QSize(width, hint.height())   # the window caps it by the header's room (MainWindow._fit_header)
+        return QSize(min(width, 280), hint.height())   # a long name gives way: the splitter shares by hints
 
     def minimumSizeHint(self) -> QSize:
         return QSize(90, super().minimumSizeHint().height())

@@ -206,10 +206,10 @@ def test_a_python_call_with_long_lines_fits_a_narrow_chat_column(qtbot):
         assert block.code.parentWidget().parentWidget().width() <= 400   # the code's viewport, inside the block
 
 
-def test_a_long_model_name_is_shown_whole_when_the_header_has_room(qtbot, store, clock):
-    """The model button stopped at 280 px and elided the name in a wide, nearly empty header; now the
-    header shares its room (the title first up to half), so the name is cut only when it must be."""
-    session = ScriptedSession(clock=clock, name="gpt-oss-20b fine-tune (MXFP4, all experts in memory)")
+def test_a_model_name_is_shown_whole_when_the_header_has_room(qtbot, store, clock):
+    """The model button's width was measured 4 px short of what its elision needs: in a wide, nearly
+    empty header the name was cut ("Scripted answers (screenshot scri… ▾") though it fitted."""
+    session = ScriptedSession(clock=clock, name="Scripted answers (screenshot script)")
     c, w = make_window(qtbot, store, session, clock)
     w.resize(1400, 780)
     qtbot.waitUntil(lambda: w.model_badge.full_text() == session.name)
