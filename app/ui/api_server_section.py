@@ -65,10 +65,11 @@ class ApiServerSection(QWidget):
         self.key = QLineEdit(settings.api_key)
         self.key.setEchoMode(QLineEdit.EchoMode.Password)   # shown masked: it is a password for the model
         self.key.setPlaceholderText("None")
+        self.key.setCursorPosition(0)   # show the masked key from its start, not a half-cut dot at the left
         self.generate_button = QPushButton("Generate")
         self.copy_key_button = QPushButton("Copy")
         self.clear_key_button = QPushButton("Clear")
-        self.generate_button.clicked.connect(lambda: self.key.setText(new_api_key()))
+        self.generate_button.clicked.connect(self._generate_key)
         self.copy_key_button.clicked.connect(self.copy_key)
         self.clear_key_button.clicked.connect(self.key.clear)
         form.addRow("API key", _row(self.key, self.generate_button, self.copy_key_button, self.clear_key_button))
@@ -193,6 +194,10 @@ class ApiServerSection(QWidget):
 
     def copy_url(self) -> None:
         self._copy(self.url.text(), self.copy_button)
+
+    def _generate_key(self) -> None:
+        self.key.setText(new_api_key())
+        self.key.setCursorPosition(0)
 
     def copy_key(self) -> None:
         self._copy(self.key.text().strip(), self.copy_key_button)

@@ -2,7 +2,7 @@
 when there is no model yet; a status bar with the model name and memory in use."""
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, Qt
+from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
                                QSizePolicy, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
@@ -363,6 +363,7 @@ class MainWindow(QMainWindow):
     def _show_title(self) -> None:
         conv = self.c.store.conversation(self.c.current_id) if self.c.current_id != -1 else None
         self.title.set_full_text(conv.title if conv else "New chat")
+        self._fit_header()   # the title's share of the header depends on its length
 
     def _current_changed(self, conversation_id: int) -> None:
         self._show_title()
@@ -420,6 +421,17 @@ class MainWindow(QMainWindow):
         # Narrow, the demo's download button keeps the room; Model ▸ Choose Model… (Ctrl+L) stays.
         self.model_badge.setVisible(not (compact and self.get_model_button.isVisibleTo(self.header)))
         self.get_model_button.setText("Get gpt-oss-20b…" if compact else "Download gpt-oss-20b…")
+        QTimer.singleShot(0, self._share_title_room)   # once the layout has placed the header's widgets
+
+    def _share_title_room(self) -> None:
+        """The title and the model's name share what the header leaves them; the title (the chat's
+        name) gets up to half of it first, the name the rest: a long model name must not leave the
+        title "Ex…". The title takes whatever the name doesn't, so their two widths add up to that room."""
+        if not self.model_badge.isVisibleTo(self.header):
+            return
+        room = self.title.width() + self.model_badge.width()
+        title = min(self.title.sizeHint().width(), room // 2)
+        self.model_badge.setMaximumWidth(max(self.model_badge.minimumSizeHint().width(), room - title))
 
     # -- theme ---------------------------------------------------------------------------
     def apply_theme(self) -> None:

@@ -42,6 +42,7 @@ class ModelButton(QToolButton):
     def set_full_text(self, text: str) -> None:
         self._full = text
         self.setToolTip(f"{text}: choose, load or unload a model ({shortcut_text()})")
+        self.updateGeometry()   # its size hint follows the name
         self._elide()
 
     def full_text(self) -> str:
@@ -49,8 +50,9 @@ class ModelButton(QToolButton):
 
     def sizeHint(self) -> QSize:
         hint = super().sizeHint()
-        width = self.fontMetrics().horizontalAdvance(self._full + " ▾") + 16
-        return QSize(min(width, 280), hint.height())
+        # 4 px slack: the name and " ▾" measured apart (as _elide does) can add up wider.
+        width = self.fontMetrics().horizontalAdvance(self._full + " ▾") + 20
+        return QSize(min(width, 280), hint.height())   # a long name gives way: the splitter shares by hints
 
     def minimumSizeHint(self) -> QSize:
         return QSize(90, super().minimumSizeHint().height())

@@ -20,6 +20,7 @@ class Colors:
     accent: str
     danger: str
     focus_ring: str = "#8fb8ff"     # around a filled accent button, where the accent itself wouldn't show
+    faint: str = "#bdbdc2"          # a disabled borderless button: fainter than muted text, so it reads as unavailable
 
 
 def current_colors() -> Colors:
@@ -27,7 +28,7 @@ def current_colors() -> Colors:
     dark = pal.color(QPalette.ColorRole.Window).lightness() < 128
     if dark:
         return Colors(True, "#1e1e1f", "#262628", "#ececec", "#9a9a9f", "#3a3a3c", "#2f3b52", "#161617",
-                      "#4c8dff", "#ff6b61")
+                      "#4c8dff", "#ff6b61", faint="#58585c")
     return Colors(False, "#ffffff", "#f5f5f7", "#1d1d1f", "#6e6e73", "#e3e3e6", "#e8f0fe", "#f6f8fa",
                   "#0a66e4", "#d70015")
 
@@ -65,6 +66,7 @@ def style_sheet(c: Colors) -> str:
     QPushButton#Danger {{ background: {c.danger}; color: white; border: none; font-weight: 600; }}
     QToolButton {{ border: none; border-radius: 6px; padding: 3px 6px; color: {c.muted}; }}
     QToolButton:hover {{ background: {c.border}; color: {c.text}; }}
+    QToolButton:disabled {{ color: {c.faint}; }}
     #HeaderBar {{ border-bottom: 1px solid {c.border}; }}
     #Title {{ font-size: 15px; font-weight: 600; }}
     #Muted, #Stats, #Caption {{ color: {c.muted}; }}

@@ -12,8 +12,8 @@ import json
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFontDatabase, QPixmap
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from app.mcp import steps as mcp_steps
 from app.qt_compat import emit
@@ -55,6 +55,31 @@ def mono_label(text: str) -> QLabel:
     label.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     return label
+
+
+class Sideways(QScrollArea):
+    """Long lines of code scroll sideways inside the block instead of widening the chat column (at
+    the window's minimum size the block's edge and its Run row were cut off)."""
+
+    def __init__(self, label: QLabel):
+        super().__init__(objectName="CodeScroll")
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setWidgetResizable(True)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setWidget(label)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        # Room for the sideways scroll bar only when the code is wider than the block.
+        bar = self.horizontalScrollBar().sizeHint().height()
+        wide = self.widget().sizeHint().width() > self.viewport().width()
+        self.setFixedHeight(self.widget().sizeHint().height() + (bar if wide else 0))
+
+    def resizeEvent(self, e) -> None:
+        super().resizeEvent(e)
+        self._fit_height()
 
 
 def load_image(path: str, folder: str, mcp: bool = False) -> QPixmap | None:
@@ -138,8 +163,7 @@ class ToolBlock(QFrame):
             self.code.setText(highlight_html(step.arguments, "python", current_colors().dark))
             self.code.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
             self.code.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            self.code.setWordWrap(True)
-            self.body_lay.addWidget(self.code)
+            self.body_lay.addWidget(Sideways(self.code))
         else:
             self.body_lay.addWidget(QLabel("Arguments", objectName="Caption"))
             self.code = mono_label(pretty_json(step.arguments))
@@ -156,7 +180,11 @@ class ToolBlock(QFrame):
             self.body_lay.addWidget(QLabel(caption, objectName="Caption"))
             self.output = mono_label(result if result.strip() else "(no output)")
             self.output.setObjectName("ToolOutput")
-            self.body_lay.addWidget(self.output)
+            if python:   # printed lines keep their shape and scroll sideways, like the code
+                self.output.setWordWrap(False)
+                self.body_lay.addWidget(Sideways(self.output))
+            else:        # a page or a JSON result reads better wrapped
+                self.body_lay.addWidget(self.output)
         if step.problem:
             self.body_lay.addWidget(_caption(step.problem))
         self.images: list[QLabel] = []

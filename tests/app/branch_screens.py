@@ -65,6 +65,10 @@ def main(out: Path, size: tuple[int, int], prefix: str = "") -> Path:
         c.regenerate()
         wait()
     c.switch_alternative(3, -1)
+    spin(200)
+    w.messages._stick = False          # the view follows the bottom: at the minimum size, 12 px up shows both switchers whole
+    bar = w.messages.verticalScrollBar()
+    bar.setValue(max(0, bar.maximum() - 12))
     saved: list[Path] = []
     take(w, out / f"{prefix}23-alternatives.png", saved)
     c.shutdown()

@@ -72,8 +72,9 @@ def scripted_states(out: Path, size: tuple[int, int], prefix: str = "") -> list[
     w.show_chat()
     saved: list[Path] = []
     take(w, out / f"{prefix}1-empty.png", saved)
-    for title in ("Trip ideas for Lisbon", "Explain YaRN scaling"):
-        store.create_conversation(title, "medium")
+    from app.store import StoredMessage
+    for title in ("Trip ideas for Lisbon", "Explain YaRN scaling"):   # past chats, written in (an empty one is reused)
+        store.add_message(store.create_conversation(title, "medium").id, StoredMessage("user", title))
     c.conversations_changed.emit()
     w.composer.input.setPlainText("How do I reverse a linked list in Python?")
     w.composer.submit()
@@ -298,7 +299,7 @@ if __name__ == "__main__":
         target.mkdir(parents=True, exist_ok=True)
         app = QApplication.instance() or QApplication(sys.argv[:1])
         app.setStyle("Fusion")
-        for p in tool_states(target, DEFAULT):
+        for p in tool_states(target, DEFAULT) + tool_states(target, MINIMUM, prefix="min-"):
             print(p)
         sys.exit(0)
     for p in main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots"):

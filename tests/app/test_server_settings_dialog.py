@@ -223,3 +223,14 @@ def test_closed_dialogs_leave_no_connection_to_the_request_log(qtbot, store, clo
     assert api.requests.receivers(SIGNAL("changed()")) == before
     api.requests.clear()           # no slot of a deleted section runs ("Internal C++ object already deleted")
     c.shutdown()
+
+
+def test_a_long_masked_key_shows_from_its_start_not_a_half_cut_dot(qtbot, controller, api):
+    """The key field scrolled to its end: at the minimum size the first visible dot was cut in half.
+    Generated or saved, the field shows the key from its first character."""
+    controller.settings.api_key = "sk-local-" + "x" * 48
+    d, section = open_dialog(qtbot, controller, api)
+    assert section.key.cursorPosition() == 0
+    section.generate_button.click()
+    assert section.key.text() != controller.settings.api_key and section.key.cursorPosition() == 0
+    d.close()

@@ -146,3 +146,73 @@ def test_the_context_meter_shows_the_chats_use_and_what_goes_first(qtbot, store,
     w.new_action.trigger()
     assert not w.context_meter.isVisibleTo(w)
     c.shutdown()
+
+
+def test_the_chat_title_keeps_room_beside_a_long_model_name_at_the_minimum_size(qtbot, store, clock):
+    """At 760x520 the model button took the header and left the title "Ex…": the chat's name
+    matters more there (the status bar names the model too)."""
+    from app.store import StoredMessage
+    conv = store.create_conversation("Explain YaRN scaling", "medium")
+    store.add_message(conv.id, StoredMessage("user", "Explain YaRN scaling"))
+    session = ScriptedSession(clock=clock, name="Scripted answers (screenshot script)")
+    c, w = make_window(qtbot, store, session, clock)
+    c.open_conversation(conv.id)
+    w.resize(w.minimumSize())
+    qtbot.waitUntil(lambda: w.model_badge.full_text() == session.name)
+    assert w.title.full_text() == "Explain YaRN scaling"
+    qtbot.waitUntil(lambda: w.width() == w.minimumWidth() and w.title.width() >= w.model_badge.width(), timeout=3000)
+    assert len(w.title.text().rstrip("…")) >= 10, w.title.text()
+    assert w.model_badge.width() >= w.model_badge.minimumSizeHint().width()
+    c.shutdown()
+
+
+def test_a_disabled_tool_button_looks_disabled(qtbot, store, clock):
+    """While an answer was written, Regenerate and Edit were disabled but drawn exactly like enabled
+    ones (both in the muted grey): they must look unavailable."""
+    from app.ui.theme import current_colors, style_sheet
+    from PySide6.QtWidgets import QApplication
+    c, w = make_window(qtbot, store, ScriptedSession(answer_script(final="Done."), clock=clock), clock)
+    QApplication.instance().setStyleSheet(style_sheet(current_colors()))
+    type_and_enter(qtbot, w, "hi")
+    qtbot.waitUntil(lambda: not c.busy and w.composer.regenerate_button.isEnabled(), timeout=5000)
+    button = w.composer.regenerate_button
+
+    def darkest() -> int:
+        image = button.grab().toImage()
+        return min(image.pixelColor(x, y).lightness() for x in range(image.width()) for y in range(image.height()))
+    enabled = darkest()
+    button.setEnabled(False)
+    disabled = darkest()
+    QApplication.instance().setStyleSheet("")
+    assert disabled >= enabled + 40, (enabled, disabled)
+    c.shutdown()
+
+
+def test_a_python_call_with_long_lines_fits_a_narrow_chat_column(qtbot):
+    """At 760x520 the call's code made its block wider than the chat (border and Run row cut off by
+    the edge): long lines scroll sideways inside the block, as in an answer's code block."""
+    from app.tool_steps import CallStep
+    from app.ui.tool_block import ToolBlock
+    code = "print('a long line of code that goes on and on', " + ", ".join(str(i) for i in range(60)) + ")"
+    for status, result in (("waiting", None), ("done", "x" * 300)):
+        block = ToolBlock(CallStep(recipient="python", channel="analysis", arguments=code, status=status, result=result))
+        block._open = True
+        block.update_step(block._step)
+        qtbot.addWidget(block)
+        assert block.minimumSizeHint().width() <= 420, (status, block.minimumSizeHint().width())
+        block.resize(400, block.sizeHint().height())
+        block.show()
+        qtbot.waitUntil(lambda: block.isVisible())
+        assert block.code.parentWidget().parentWidget().width() <= 400   # the code's viewport, inside the block
+
+
+def test_a_model_name_is_shown_whole_when_the_header_has_room(qtbot, store, clock):
+    """The model button's width was measured 4 px short of what its elision needs: in a wide, nearly
+    empty header the name was cut ("Scripted answers (screenshot scri… ▾") though it fitted."""
+    session = ScriptedSession(clock=clock, name="Scripted answers (screenshot script)")
+    c, w = make_window(qtbot, store, session, clock)
+    w.resize(1400, 780)
+    qtbot.waitUntil(lambda: w.model_badge.full_text() == session.name)
+    qtbot.waitUntil(lambda: w.width() == 1400 and w.title.text() == "New chat", timeout=3000)
+    qtbot.waitUntil(lambda: "…" not in w.model_badge.text(), timeout=3000)
+    c.shutdown()
