@@ -176,7 +176,7 @@ def alternate(folder: str, turns: int) -> dict:
             "ttft_ms": 1000 * float(np.mean(ttft)), "turns": len(prefilled)}
 
 
-def decode(folder: str, tokens: int) -> dict:
+def decode(folder: str, tokens: int, dtype: str = "bfloat16") -> dict:
     """Decode tok/s and new sliding-window arrays per decoded token (20b shapes, 8-bit KV)."""
     import mlx.core as mx
 
@@ -185,8 +185,8 @@ def decode(folder: str, tokens: int) -> dict:
     from engine.generate import Generation, SamplingParams
     from engine.memory import Policy
 
-    model = load_model(folder, dtype="bfloat16", policy=Policy(embed_on_cpu=True, kv_bits=8))
-    prompt = np.random.default_rng(0).integers(0, 30000, 64).tolist()
+    model = load_model(folder, dtype=dtype, policy=Policy(embed_on_cpu=True, kv_bits=8))
+    prompt = np.random.default_rng(0).integers(0, min(30000, model.config.vocab_size), 64).tolist()
     speeds = []
     for _ in range(1):
         gen = Generation(model, prompt, model.make_cache(), SamplingParams(temperature=0), max_tokens=tokens)
@@ -221,10 +221,11 @@ def main(argv=None) -> int:
                     help="20b-shape sizes timed from disk only (random keys; no full prefill)")
     ap.add_argument("--chunk", type=int, default=512)
     ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"],
-                    help="part 1's compute dtype; MLX's CPU backend is ~7x faster in float32, which makes "
+                    help="parts 1 and 3's compute dtype; MLX's CPU backend is ~7x faster in float32, which makes "
                          "the 20b-shape prefill at 8k and 32k runnable here (a Mac computes in bf16)")
     ap.add_argument("--turns", type=int, default=10)
     ap.add_argument("--decode", type=int, default=24)
+    ap.add_argument("--rounds", type=int, default=1, help="part 3: times each checkout is run, alternated")
     ap.add_argument("--folder", type=Path, default=Path("/tmp/pcache_bench/speed-2l"))
     ap.add_argument("--today", default="/work/main")
     ap.add_argument("--parts", default="123")
@@ -232,7 +233,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.child:
         task, *rest = a.child
-        result = alternate(rest[0], int(rest[1])) if task == "alternate" else decode(rest[0], int(rest[1]))
+        result = alternate(rest[0], int(rest[1])) if task == "alternate" else decode(rest[0], int(rest[1]), *rest[2:])
         print(json.dumps(result))
         return 0
     sys.path.insert(0, str(HERE.parents[1]))
@@ -254,9 +255,9 @@ def main(argv=None) -> int:
             print(f"  {name:<13} after the first turn: {r['prefilled_per_turn']:7.1f} tokens prefilled per turn "
                   f"(max {r['max_prefilled']}), time to first token {r['ttft_ms']:6.1f} ms", flush=True)
     if "3" in a.parts:
-        print(f"3. decode, {a.decode} tokens after 64 (20b shapes, {a.layers} layers, 8-bit KV)", flush=True)
-        for name, root in (("today", a.today), ("ring buffer", ours)):
-            r = child(root, "decode", str(folder), str(a.decode))
+        print(f"3. decode, {a.decode} tokens after 64 (20b shapes, {a.layers} layers, 8-bit KV, {a.dtype})", flush=True)
+        for name, root in (("today", a.today), ("ring buffer", ours)) * a.rounds:  # alternated: drift hits both
+            r = child(root, "decode", str(folder), str(a.decode), a.dtype)
             print(f"  {name:<12} {r['decode_tps']:6.2f} tok/s, {r['new_window_arrays_per_token']:.2f} new window "
                   "arrays per decoded token (one sliding layer's keys)", flush=True)
     return 0
