@@ -79,15 +79,26 @@ def random_date(rng: random.Random) -> str:
     return f"{rng.randint(2024, 2030)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
 
 
+def earlier_turns(rng: random.Random, effort: str, max_history: int, tool: bool) -> tuple[tuple[str, str], ...]:
+    """1..max_history earlier (question, final answer) pairs. With the tool, earlier turns may be
+    long multiplications answered from python's output (harmony keeps only their final answers)."""
+    kinds = sorted(GENERATORS) + (sorted(TOOL_GENERATORS) if tool else [])
+    out = []
+    for _ in range(rng.randint(1, max_history) if max_history > 1 else 1):  # 1: the old stream's draws
+        earlier = {**GENERATORS, **TOOL_GENERATORS}[rng.choice(kinds)](rng, effort)
+        out.append((earlier.question, (earlier.tool_final or earlier.final) if tool else earlier.final))
+    return tuple(out)
+
+
 def make_example(rng: random.Random, kind: str | None = None, effort: str | None = None,
-                 history_prob: float = 0.2) -> Example:
-    """One conversation. kind/effort are drawn uniformly when not given."""
+                 history_prob: float = 0.2, max_history: int = 1) -> Example:
+    """One conversation. kind/effort are drawn uniformly when not given. With probability
+    history_prob it carries 1..max_history earlier turns (max_history 1: the base model's stream)."""
     kind = kind or rng.choice(sorted(GENERATORS))
     effort = effort or rng.choice(EFFORTS)
     turns = ()
     if rng.random() < history_prob:
-        earlier = GENERATORS[rng.choice(sorted(GENERATORS))](rng, effort)
-        turns = ((earlier.question, earlier.final),)
+        turns = earlier_turns(rng, effort, max_history, tool=False)
     task = {**GENERATORS, **TOOL_GENERATORS}[kind](rng, effort)
     date = random_date(rng) if rng.random() < 0.9 else None
     return Example(task, effort, date, turns)
@@ -216,12 +227,15 @@ def encode_example(enc, ex: Example) -> tuple[list[int], list[int], list[bool]]:
 
 
 def make_tool_example(rng: random.Random, kind: str, effort: str, description: str, date: str,
-                      declined_prob: float = 0.05, history_prob: float = 0.2) -> Example:
+                      declined_prob: float = 0.05, history_prob: float = 0.2, max_history: int = 1) -> Example:
     """One conversation with the python tool in the system message."""
     turns = ()
     if rng.random() < history_prob:
-        earlier = GENERATORS[rng.choice(sorted(GENERATORS))](rng, effort)
-        turns = ((earlier.question, earlier.tool_final or earlier.final),)
+        if max_history == 1:  # the stream the shipped fine-tunes were trained on
+            earlier = GENERATORS[rng.choice(sorted(GENERATORS))](rng, effort)
+            turns = ((earlier.question, earlier.tool_final or earlier.final),)
+        else:
+            turns = earlier_turns(rng, effort, max_history, tool=True)
     task = {**GENERATORS, **TOOL_GENERATORS}[kind](rng, effort)
     declined = kind in TOOL_GENERATORS and rng.random() < declined_prob
     return Example(task, effort, date, turns, python=description, declined=declined)

@@ -50,7 +50,8 @@ TOKENS_PER_ROW = 100  # about the mean number of trained (completion) tokens in 
 
 
 def example_groups(seed: int, size: int, kind_weights: dict[str, float] | None = None,
-                   effort_weights: dict[str, float] | None = None, tool_share: float = 0.0):
+                   effort_weights: dict[str, float] | None = None, tool_share: float = 0.0,
+                   history_prob: float = 0.2, max_history: int = 1):
     """Endless lists of `size` training examples that share one effort, one date and whether the
     python tool is offered (with which description), so a batch cut from a list shares its whole
     system message (see DemoModel.forward's prefix). Never a held-out question."""
@@ -68,10 +69,11 @@ def example_groups(seed: int, size: int, kind_weights: dict[str, float] | None =
         group = []
         while len(group) < size:
             if description is None:
-                ex = make_example(rng, kind=rng.choices(kinds, kind_weights)[0], effort=effort)
+                ex = make_example(rng, kind=rng.choices(kinds, kind_weights)[0], effort=effort,
+                                  history_prob=history_prob, max_history=max_history)
             else:
                 ex = make_tool_example(rng, rng.choices(tool_kinds, tool_weights)[0], effort, description,
-                                       date or random_date(rng))
+                                       date or random_date(rng), history_prob=history_prob, max_history=max_history)
             if ex.task.question not in held:
                 group.append(dataclasses.replace(ex, date=date) if description is None else ex)
         if description is not None:  # the engine always writes a date; the group shares this one
@@ -176,6 +178,9 @@ def main(argv=None) -> None:
     ap.add_argument("--warmup", type=int, default=100, help="steps of linear learning-rate warmup")
     ap.add_argument("--effort-weights", type=parse_efforts, default=dict(EFFORT_WEIGHTS),
                     help="e.g. low=0.15,medium=0.4,high=0.45")
+    ap.add_argument("--history-prob", type=float, default=0.2, help="share of conversations with earlier turns")
+    ap.add_argument("--max-history", type=int, default=1,
+                    help="earlier turns a conversation carries, 1..N (long chats: the 5th question as right as the 1st)")
     args = ap.parse_args(argv)
 
     args.run.mkdir(parents=True, exist_ok=True)
@@ -204,7 +209,8 @@ def main(argv=None) -> None:
                             lr=args.lr, betas=(0.9, 0.98))
     log = open(args.run / "train.log", "a")
     data = batches(enc, args.seed, args.batch, kind_weights=args.kind_weights,
-                   effort_weights=args.effort_weights, tool_share=args.tool_share)
+                   effort_weights=args.effort_weights, tool_share=args.tool_share,
+                   history_prob=args.history_prob, max_history=args.max_history)
     warmup = args.warmup
     start = time.time()
     last_save = start
