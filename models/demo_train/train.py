@@ -28,8 +28,10 @@ import torch.nn.functional as F
 from models.demo_train import bpe
 from models.demo_train.conversations import (TRAIN_SEED, encode_example, heldout_examples, heldout_long_multiplications,
                                              make_example, make_tool_example, python_descriptions, random_date)
+from models.demo_train.dialog import encode_dialog
 from models.demo_train.from_folder import folder_state
 from models.demo_train.model import DemoConfig, DemoModel
+from models.demo_train.tasks import GENERATORS
 
 SPECIAL = re.compile(r"<\|[a-z_0-9]+\|>")
 # High effort is where the quality bar is measured and its traces are the longest to learn.
@@ -119,13 +121,62 @@ def build_tokenizer(run: Path, seed: int, kind_weights: dict[str, float] | None 
     return bpe.tiktoken_encoding(run / "tokenizer.json")
 
 
+def dialog_groups(seed: int, size: int, source: str, effort_weights: dict[str, float] | None = None,
+                  python_share: float = 0.3, count_tokens=None):
+    """Endless lists of `size` Dialogs of one source ("documents" or "json") that share their
+    system message (effort, date, which tools): documents chats offer the browser (and the python
+    tool in `python_share` of the groups), JSON ones the python tool in `python_share`."""
+    from models.demo_train.browse import documents_dialogs, scratch
+
+    rng = random.Random(seed)
+    efforts, weights = zip(*(effort_weights or EFFORT_WEIGHTS).items())
+    held = {ex.task.question for ex in heldout_examples() + heldout_long_multiplications()}
+    while True:
+        effort = rng.choices(efforts, weights)[0]
+        date = random_date(rng)
+        python = rng.random() < python_share
+        group = []
+        if source == "documents":
+            with scratch() as tmp:
+                while len(group) < size:
+                    group += documents_dialogs(rng, effort, date, Path(tmp) / str(len(group)), 8, python,
+                                               count_tokens=count_tokens)
+        else:
+            from models.demo_train.json_answers import json_dialog
+
+            kinds, kind_weights = zip(*((k, w) for k, w in KIND_WEIGHTS.items() if k in GENERATORS))
+            while len(group) < size:
+                task = GENERATORS[rng.choices(kinds, kind_weights)[0]](rng, effort)
+                if task.question not in held:
+                    group.append(json_dialog(rng, task, effort, date, python=python))
+        yield group[:size]
+
+
+def mixed_groups(enc, seed: int, size: int, kind_weights=None, docs_share: float = 0.0, json_share: float = 0.0,
+                 **mix):
+    """Groups of encoded (system, ids, trained) rows: the old conversations, and with docs_share /
+    json_share of the groups, documents chats and JSON answers (0 and 0: exactly the old stream)."""
+    old = example_groups(seed, size, kind_weights, **mix)
+    count_tokens = lambda s: len(enc.encode_ordinary(s))  # noqa: E731 - the model's own tokens size the views
+    docs = dialog_groups(seed + 7, size, "documents", mix.get("effort_weights"), count_tokens=count_tokens)
+    answers = dialog_groups(seed + 11, size, "json", mix.get("effort_weights"))
+    pick = random.Random(seed + 3)
+    while True:
+        r = pick.random() if docs_share or json_share else 1.0
+        if r < docs_share:
+            yield [encode_dialog(enc, d) for d in next(docs)]
+        elif r < docs_share + json_share:
+            yield [encode_dialog(enc, d) for d in next(answers)]
+        else:
+            yield [encode_example(enc, ex) for ex in next(old)]
+
+
 def batches(enc, seed: int, batch_size: int, group: int = 8, kind_weights: dict[str, float] | None = None, **mix):
     """(prefix, x, y) batches: prefix [1, P] is the system message every row shares, x [B, L] the
     rest of each conversation (right-padded), y [B, L] the next-token targets, -100 where no loss.
     Length-bucketed: draw batch_size*group examples, sort by length, cut, shuffle."""
     rng = random.Random(seed + 1)
-    for examples in example_groups(seed, batch_size * group, kind_weights, **mix):
-        encoded = [encode_example(enc, ex) for ex in examples]
+    for encoded in mixed_groups(enc, seed, batch_size * group, kind_weights, **mix):
         system = encoded[0][0]
         assert all(s == system for s, _, _ in encoded)  # the group shares its system message
         items = sorted(((ids, trained) for _, ids, trained in encoded), key=lambda t: len(t[0]))
@@ -178,6 +229,8 @@ def main(argv=None) -> None:
     ap.add_argument("--warmup", type=int, default=100, help="steps of linear learning-rate warmup")
     ap.add_argument("--effort-weights", type=parse_efforts, default=dict(EFFORT_WEIGHTS),
                     help="e.g. low=0.15,medium=0.4,high=0.45")
+    ap.add_argument("--docs-share", type=float, default=0.0, help="share of groups that are documents chats (browser)")
+    ap.add_argument("--json-share", type=float, default=0.0, help="share of groups that answer in JSON to a format")
     ap.add_argument("--history-prob", type=float, default=0.2, help="share of conversations with earlier turns")
     ap.add_argument("--max-history", type=int, default=1,
                     help="earlier turns a conversation carries, 1..N (long chats: the 5th question as right as the 1st)")
@@ -210,7 +263,8 @@ def main(argv=None) -> None:
     log = open(args.run / "train.log", "a")
     data = batches(enc, args.seed, args.batch, kind_weights=args.kind_weights,
                    effort_weights=args.effort_weights, tool_share=args.tool_share,
-                   history_prob=args.history_prob, max_history=args.max_history)
+                   history_prob=args.history_prob, max_history=args.max_history,
+                   docs_share=args.docs_share, json_share=args.json_share)
     warmup = args.warmup
     start = time.time()
     last_save = start
