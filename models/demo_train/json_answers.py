@@ -57,6 +57,7 @@ from models.demo_train.dialog import Dialog
 from models.demo_train.tasks import CONVERSIONS, DAYS, EFFORTS, GENERATORS, Task
 
 CONSTRAIN_JSON = "<|constrain|>json"
+HELDOUT_DATE = "2026-11-22"  # for held-out questions drawn without a date
 CLIENT_SCHEMAS_FILE = Path(__file__).with_name("client_schemas.json")  # captured client bodies, if present
 
 # ---------------------------------------------------------------- the clients' models
@@ -533,7 +534,7 @@ def _dialog(task: Task, effort: str, date: str | None, fmt: AnswerFormat, python
                   turn=turn, python=python, answer_format=fmt, answer=content)
 
 
-def json_dialog(rng: random.Random, task: Task, effort: str, date: str | None, python: bool = False,
+def json_dialog(rng: random.Random, task: Task, effort: str, date: str, python: bool = False,
                 history: tuple = ()) -> Dialog:
     """The task asked with an answer format drawn from rng; the model's turn: the task's analysis
     (per effort), then the JSON final. history: earlier messages before the question, if any."""
@@ -575,5 +576,5 @@ def heldout_json(count: int = 60, seed: int = HELDOUT_SEED, effort: str = "mediu
         j = i // len(kinds)
         model, shape = models[j % len(models)], SHAPES[(j // len(models)) % len(SHAPES)]
         fmt = AnswerFormat(client_schema(model, shape), model.__name__)
-        out.append(_dialog(ex.task, effort, ex.date, fmt, False, ()))
+        out.append(_dialog(ex.task, effort, ex.date or HELDOUT_DATE, fmt, False, ()))  # a Dialog needs a date
     return out
