@@ -83,6 +83,17 @@ def _strings(value):
         yield value
 
 
+def _flat(value):
+    """Every leaf as text (a list as "3, 5, 9"), lower case."""
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _flat(v)
+    elif isinstance(value, list):
+        yield ", ".join(map(str, value))
+    elif not isinstance(value, bool):
+        yield str(value).lower()
+
+
 def test_every_generated_final_is_valid_right_and_short(stream):
     for task, d in stream + [(None, d) for d in heldout_json(60)]:
         final = d.turn[-1][0]
@@ -93,6 +104,8 @@ def test_every_generated_final_is_valid_right_and_short(stream):
         if task is not None:
             assert grade_json((d.answer_format.schema, task), d.answer) == (True, True)
             assert d.turn[0][0]["content"] == task.analysis  # the same analysis as without a format
+            # The canonical answer tasks.py grades by is among the values (every schema asks for it).
+            assert task.answer.lower() in set(_flat(value)), (task.question, d.answer)
         assert all(len(s) < 40 for s in _strings(value)), d.answer
         assert d.answer == json.dumps(value, ensure_ascii=False)  # json.dumps's separators, nothing else
 
