@@ -62,11 +62,15 @@ def agents_output_type(url, model, question, max_tokens):
 def llm_schema(url, model, question, max_tokens):
     """llm's Python API with our server registered as an OpenAI-compatible model in a temporary
     LLM_USER_PATH (its extra-openai-models.yaml), so the user's own llm setup is left alone."""
+    with tempfile.TemporaryDirectory(prefix="llm-user-") as folder:
+        Path(folder, "extra-openai-models.yaml").write_text(
+            f"- model_id: demo\n  model_name: demo\n  api_base: {url}/v1\n  supports_schema: true\n")
+        return _llm_in(folder, model, question, max_tokens)
+
+
+def _llm_in(folder, model, question, max_tokens):
     import llm
 
-    folder = tempfile.mkdtemp(prefix="llm-user-")
-    Path(folder, "extra-openai-models.yaml").write_text(
-        f"- model_id: demo\n  model_name: demo\n  api_base: {url}/v1\n  supports_schema: true\n")
     old = os.environ.get("LLM_USER_PATH")
     os.environ["LLM_USER_PATH"] = folder
     try:
