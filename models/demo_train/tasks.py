@@ -62,6 +62,9 @@ class Task:
     code: str = ""  # Python that prints the answer (what the model sends to the python tool)
     output: str = ""  # what that code prints (the tool's result the model reads back)
     tool_final: str = ""  # the final answer after the tool's result, when not `final`
+    # The question's structured facts, e.g. (("a", 486), ("b", 357), ("sum", 843)): what a JSON
+    # answer is filled from and graded by (models/demo_train/json_answers.py). Tuples: hashable.
+    facts: tuple = ()
 
 
 def _digits_right_to_left(n: int) -> list[int]:
@@ -102,7 +105,8 @@ def addition(rng: random.Random, effort: str) -> Task:
     else:
         analysis = "\n".join([f"Add {a} and {b} column by column, starting from the ones.", _places(a), _places(b)]
                              + steps + [f"Reading from the highest place down: {total}."])
-    return Task("addition", q.format(a=a, b=b), analysis, final, str(total), f"print({a} + {b})", f"{total}\n")
+    return Task("addition", q.format(a=a, b=b), analysis, final, str(total), f"print({a} + {b})", f"{total}\n",
+                facts=(("a", a), ("b", b), ("sum", total)))
 
 
 def multiplication(rng: random.Random, effort: str) -> Task:
@@ -132,7 +136,8 @@ def multiplication(rng: random.Random, effort: str) -> Task:
     else:
         analysis = "\n".join([f"Multiply {a} by {d} one digit at a time, starting from the ones.", _places(a)]
                              + steps + [f"Reading from the highest place down: {product}."])
-    return Task("multiplication", q.format(a=a, d=d), analysis, final, str(product), f"print({a} * {d})", f"{product}\n")
+    return Task("multiplication", q.format(a=a, d=d), analysis, final, str(product), f"print({a} * {d})", f"{product}\n",
+                facts=(("number", a), ("factor", d), ("product", product)))
 
 
 def letter_count(rng: random.Random, effort: str) -> Task:
@@ -163,7 +168,8 @@ def letter_count(rng: random.Random, effort: str) -> Task:
                 lines.append(f"Letter {ch} vs {letter}: no.")
         lines.append(f"Total: {count}.")
         analysis = "\n".join(lines)
-    return Task("letters", q, analysis, final, str(count), f'print("{word}".count("{letter}"))', f"{count}\n")
+    return Task("letters", q, analysis, final, str(count), f'print("{word}".count("{letter}"))', f"{count}\n",
+                facts=(("word", word), ("letter", letter), ("count", count), ("present", count > 0)))
 
 
 def sorting(rng: random.Random, effort: str) -> Task:
@@ -196,7 +202,8 @@ def sorting(rng: random.Random, effort: str) -> Task:
         lines.append(f"Last is {remaining[0]}.")
         lines.append(f"Sorted: {answer}.")
         analysis = "\n".join(lines)
-    return Task("sorting", q, analysis, final, answer, f"print(sorted([{listed}]))", f"[{answer}]\n")
+    return Task("sorting", q, analysis, final, answer, f"print(sorted([{listed}]))", f"[{answer}]\n",
+                facts=(("numbers", tuple(values)), ("sorted", tuple(ordered))))
 
 
 def day_of_week(rng: random.Random, effort: str) -> Task:
@@ -231,7 +238,9 @@ def day_of_week(rng: random.Random, effort: str) -> Task:
     # The code only copies the question's weekday and number: no lookup for the model to get wrong.
     days = ", ".join(f'"{d}"' for d in DAYS)
     code = f'days = [{days}]\nprint(days[(days.index("{DAYS[start]}") {"+" if after else "-"} {n}) % 7])'
-    return Task("weekday", q, analysis, final, DAYS[end], code, f"{DAYS[end]}\n")
+    # days_later is negative for "before"/"ago" questions.
+    return Task("weekday", q, analysis, final, DAYS[end], code, f"{DAYS[end]}\n",
+                facts=(("start", DAYS[start]), ("days_later", n if after else -n), ("day", DAYS[end])))
 
 
 def unit_conversion(rng: random.Random, effort: str) -> Task:
@@ -270,7 +279,8 @@ def unit_conversion(rng: random.Random, effort: str) -> Task:
             lines.append(f"{amount} x {factor} = {result}.")
         lines.append(f"Answer: {result} {dst}.")
         analysis = "\n".join(lines)
-    return Task("units", q, analysis, final, str(result), f"print({amount} * {factor})", f"{result}\n")
+    return Task("units", q, analysis, final, str(result), f"print({amount} * {factor})", f"{result}\n",
+                facts=(("value", amount), ("from_unit", src), ("to_unit", dst), ("result", result)))
 
 
 def long_multiplication(rng: random.Random, effort: str) -> Task:
