@@ -78,6 +78,8 @@ def check_browsed_answer(qtbot, w, answer, notes: Path) -> None:
         raise ModelMissed(f"the note with the pump was not opened (blocks: {headers}); {said}")
     if "482" not in re.findall(r"\d+", answer.text):
         raise ModelMissed(f"the answer lacks the capacity 482; {said}")
+    bubble = w.messages.assistant_bubbles()[-1]
+    qtbot.waitUntil(lambda: bubble.rendered is not None, timeout=5000)   # rendered as Markdown on the next UI batch
     label = citation_label_or_none(w)
     if label is None:
         raise ModelMissed(f"no citation the app could link to a page the model opened; {said}")
@@ -126,7 +128,6 @@ def test_demo_model_searches_opens_and_cites_the_users_note(qtbot, store, app_ho
         assert answer.state == "done", what_it_wrote(answer)
         # Each call went back to the model, which carried on from it (one engine call per call, + 1).
         assert len(replies) == len(browser_calls(answer)) + 1, what_it_wrote(answer)
-        qtbot.waitUntil(lambda: w.messages.assistant_bubbles()[-1].rendered is not None, timeout=5000)
         check_browsed_answer(qtbot, w, answer, notes)
     finally:
         lc.shutdown()
