@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QLabel
 
 pytest.importorskip("mlx.core")
 
@@ -80,6 +80,8 @@ def check_browsed_answer(qtbot, w, answer, notes: Path) -> None:
         raise ModelMissed(f"the answer lacks the capacity 482; {said}")
     bubble = w.messages.assistant_bubbles()[-1]
     qtbot.waitUntil(lambda: bubble.rendered is not None, timeout=5000)   # rendered as Markdown on the next UI batch
+    shown = " ".join(lbl.text() for lbl in bubble.rendered.findChildren(QLabel) if lbl.isVisibleTo(w))
+    assert "482" in shown, shown   # the value on screen, not only in the message
     label = citation_label_or_none(w)
     if label is None:
         raise ModelMissed(f"no citation the app could link to a page the model opened; {said}")
