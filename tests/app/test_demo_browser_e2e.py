@@ -79,7 +79,8 @@ def check_browsed_answer(qtbot, w, answer, notes: Path) -> None:
     if "482" not in re.findall(r"\d+", answer.text):
         raise ModelMissed(f"the answer lacks the capacity 482; {said}")
     bubble = w.messages.assistant_bubbles()[-1]
-    qtbot.waitUntil(lambda: bubble.rendered is not None, timeout=5000)   # rendered as Markdown on the next UI batch
+    # Rendered as Markdown on the next UI batch, shown on the one after (a widget added to a shown layout)
+    qtbot.waitUntil(lambda: bubble.rendered is not None and bubble.rendered.isVisibleTo(w), timeout=5000)
     shown = " ".join(lbl.text() for lbl in bubble.rendered.findChildren(QLabel) if lbl.isVisibleTo(w))
     assert "482" in shown, shown   # the value on screen, not only in the message
     label = citation_label_or_none(w)

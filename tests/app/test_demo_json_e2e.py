@@ -43,7 +43,8 @@ def check_json_answer(qtbot, w, answer) -> None:
     if got != WANTED:
         raise ModelMissed(f"expected {WANTED}, got {got if got is not None else 'no JSON'}; {said}")
     bubble = w.messages.assistant_bubbles()[-1]
-    qtbot.waitUntil(lambda: bubble.rendered is not None, timeout=5000)   # rendered on the next UI batch
+    # Rendered as Markdown on the next UI batch, shown on the one after (a widget added to a shown layout)
+    qtbot.waitUntil(lambda: bubble.rendered is not None and bubble.rendered.isVisibleTo(w), timeout=5000)
     (block,) = bubble.rendered.code_blocks
     shown = QTextDocument()
     shown.setHtml(block.body.text())                    # the highlighted text on screen, as plain text
