@@ -63,6 +63,8 @@ def test_demo_model_answers_in_the_users_json_format(qtbot, store, app_home, tmp
         # The app's side, whatever the model does: the format offered (no functions), the turn ended.
         assert replies and replies[0]["answer_format"].schema == json.loads(SCHEMA)
         assert replies[0]["effort"] == "medium" and not replies[0].get("tools")
+        # the model's reply arrived: the engine's own end of it, with the tokens it wrote
+        assert answer.role == "assistant" and answer.stats.get("generated_tokens", 0) > 0, what_it_wrote(answer)
         if any(s.type == "call" for s in answer.steps):   # a python call waiting for consent was stopped
             raise ModelMissed(f"it called a tool instead of answering; {what_it_wrote(answer)}")
         assert answer.state == "done" and answer.stats.get("json_answer"), what_it_wrote(answer)
