@@ -4,7 +4,8 @@ No Qt here. The options are the engine call's arguments for every request of the
 first, and one after each tool result): the effort, the chat's own instructions and sampling
 (app/chat_options.py, the app-wide Settings where it has none), the answer length, the Python
 switch, the browser over the chat's sources when they are on, and the user's functions and answer
-format. The demo model learnt no functions or answer schemas, so it is offered none (nor MCP tools).
+format. The demo model learns answer formats (issue 27) but no functions, so it is offered the answer
+format only (and no MCP tools).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def build(conv: int, effort: str, rows: list[ChatMessage], settings: Settings, c
     if names and library.on_for(conv):   # the chat's sources are on
         library.prepare(str(conv), engine_history(rows))
         options["browser"] = names
-    if not demo:   # the demo model learnt no functions or answer schemas: those sections would be new to it
-        options.update(tools=engine_tools(s.functions), answer_format=answer_format(s.answer_schema))
+    options["answer_format"] = answer_format(s.answer_schema)
+    if not demo:   # the demo model learnt no functions: that section would be new to it
+        options["tools"] = engine_tools(s.functions)
     return TurnRequest(engine_history(rows), options, not demo and mcp.chat(conv).on)

@@ -17,9 +17,10 @@ from app.ui.prompt_cache_section import PromptCacheSection
 from app.user_functions import check_answer_schema
 
 
-DEMO_IGNORES = ("The demo model doesn't follow developer instructions and is not offered your functions, the answer "
-                "format or MCP servers: it never learnt them and would answer with nonsense. They apply as soon as a gpt-oss model is loaded "
-                "(the local API passes a client's own tools and formats to any model).")
+DEMO_IGNORES = ("The demo model doesn't follow developer instructions and is not offered your functions or MCP "
+                "servers: it never learnt them and would answer with nonsense. They apply as soon as a gpt-oss model is "
+                "loaded (the local API passes a client's own tools and formats to any model). The answer format "
+                "applies to the demo too.")
 
 
 class SettingsDialog(QDialog):

@@ -1,7 +1,10 @@
 """app/turn_request.py: the request of a chat's next answer, built from the real Settings, chat
-options, library and MCP service (no Qt widgets, no model): what the demo model is not offered,
+options, library and MCP service (no Qt widgets, no model): what the demo model is offered (the
+answer format, issue 27) and not (functions, MCP),
 a chat's own sampling over the app's, MCP tools only for a chat that has a server on."""
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -30,7 +33,7 @@ def build(parts, conv, settings, demo=False, rows=None):
     return turn_request.build(conv, "high", rows, settings, chat_options, library, mcp, demo)
 
 
-def test_the_model_is_offered_the_users_functions_and_answer_format_but_the_demo_is_not(store, parts):
+def test_the_model_is_offered_the_users_functions_and_answer_format_the_demo_only_the_format(store, parts):
     conv = store.create_conversation("c", "high").id
     settings = Settings(functions=[WEATHER], answer_schema=SCHEMA, max_tokens=123, python_tool=True)
     full = build(parts, conv, settings)
@@ -39,7 +42,9 @@ def test_the_model_is_offered_the_users_functions_and_answer_format_but_the_demo
     assert (full.options["effort"], full.options["max_tokens"], full.options["python"]) == ("high", 123, True)
     assert full.history == [{"role": "user", "content": "Hi", "channel": "final"}]
     demo = build(parts, conv, settings, demo=True)
-    assert "tools" not in demo.options and "answer_format" not in demo.options
+    assert "tools" not in demo.options   # the demo learnt no functions (issue 27): it learns answer formats
+    assert demo.options["answer_format"].schema == json.loads(SCHEMA) == full.options["answer_format"].schema
+    assert build(parts, conv, Settings(answer_schema=""), demo=True).options["answer_format"] is None   # free text
     assert "browser" not in full.options   # the library is empty: nothing to browse
 
 
