@@ -52,7 +52,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from engine.answer_format import AnswerFormat
-from models.demo_train.conversations import HELDOUT_SEED, TRAIN_SEED, heldout_examples, make_example, random_date
+from models.demo_train.conversations import HELDOUT_SEED, heldout_examples, make_example, random_date
 from models.demo_train.dialog import Dialog
 from models.demo_train.tasks import CONVERSIONS, DAYS, EFFORTS, GENERATORS, Task
 
@@ -444,10 +444,11 @@ def _object(rng: random.Random, props: dict, o: dict, answer_key: str | None, ti
         rng.shuffle(keys)
     s = {"type": "object", "properties": {k: props[k] for k in keys}}
     r = rng.random()
+    nullable = {k for k in keys if "anyOf" in props[k]}  # pydantic's `X | None = None`: never required
     if r < 0.6:
-        s["required"] = list(keys)
+        s["required"] = [k for k in keys if k not in nullable]
     elif r < 0.85:  # a subset, the answer always among it
-        s["required"] = [k for k in keys if k == answer_key or rng.random() < 0.5]
+        s["required"] = [k for k in keys if k == answer_key or (k not in nullable and rng.random() < 0.5)]
     if o["closed"]:
         s["additionalProperties"] = False
     if title:
@@ -479,7 +480,10 @@ def random_schema(rng: random.Random, task: Task) -> dict:
         if nested and fact in NESTED[kind][nested] or rng.random() > 0.55:
             continue
         key = rng.choice(names)  # a kind's names are distinct across its facts
-        props[key] = _dress(rng, key, _leaf(rng, facts[fact], o, ENUMS.get(fact)), o)
+        leaf = _leaf(rng, facts[fact], o, ENUMS.get(fact))
+        if rng.random() < 0.1:  # optional as pydantic writes `X | None = None`; the demo still fills it
+            leaf = {"anyOf": [leaf, {"type": "null"}], "default": None}
+        props[key] = _dress(rng, key, leaf, o)
     if nested:
         inner = {}
         for fact, names in NESTED[kind][nested].items():

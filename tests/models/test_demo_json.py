@@ -131,7 +131,7 @@ def test_training_mix_covers_the_shapes_and_the_client_schemas(stream):
     nodes = [n for s in schemas for n in _walk(s)]
     types = {n.get("type") for n in nodes}
     assert {"object", "string", "integer", "number", "boolean", "array"} <= types
-    for word in ("enum", "maxLength", "minimum", "maximum", "maxItems", "title", "description", "$ref"):
+    for word in ("enum", "maxLength", "minimum", "maximum", "maxItems", "title", "description", "$ref", "anyOf"):
         assert any(word in n for n in nodes), word
     assert any(s.get("additionalProperties") is False for s in schemas)
     assert any("additionalProperties" not in s for s in schemas)
@@ -247,8 +247,8 @@ def test_encoded_dialog_holds_the_sessions_final_header_and_response_formats(enc
         assert at >= start and all(trained[at - system_len:])  # the model writes it all
         assert enc.decode(ids[at + len(header):-1]) == d.answer and enc.decode([ids[-1]]) == "<|return|>"
         # When the chat goes on, the session renders this final in the history with the same tokens.
-        later = render_prompt([*d.history, d.turn[-1][0], {"role": "user", "content": "Thanks"}], enc, d.effort, d.date,
-                              answer_format=d.answer_format)
+        later = render_prompt([*d.history, d.turn[-1][0], {"role": "user", "content": "Thanks"}], enc, d.effort,
+                              d.date, answer_format=d.answer_format)
         sent_back = ids[at:-1] + enc.encode("<|end|>", allowed_special="all")
         assert any(later[i:i + len(sent_back)] == sent_back for i in range(len(later)))
         # The developer message describes the format as the harmony guide writes it.
