@@ -2,7 +2,9 @@
 
     d = json_dialog(rng, task, effort, date)          # models.demo_train.dialog.Dialog
     system, ids, trained = encode_dialog(enc, d)       # the engine's renderer, as at chat time
-    valid, right = grade_json(d, text)                 # or grade_json((schema, task), text)
+    stream = json_dialogs(TRAIN_SEED, 20000)           # a training stream, never a held-out question
+    held = heldout_json(60)                            # held-out questions with the clients' schemas
+    valid, right = grade_json(held[0], text)           # or grade_json((schema, task), text)
 
 The model's turn is the task's analysis (the same text as without a format: one line at low) then
 `<|start|>assistant<|channel|>final <|constrain|>json<|message|>{...}<|return|>`. The JSON is written
