@@ -267,3 +267,30 @@ def test_heldout_json_is_the_heldout_questions_never_trained_on():
     low = heldout_json(12, effort="low")
     assert [d.question for d in low] == [d.question for d in held[:12]]
     assert all("\n" not in d.turn[0][0]["content"] for d in low)
+
+
+def test_captured_client_schemas_join_the_mix_when_the_file_exists(tmp_path, monkeypatch):
+    """models/demo_train/client_schemas.json (another test's capture of what the clients send) is read
+    tolerantly: OpenAI's json_schema wrapper or a bare schema, placed by kind, name or title."""
+    from models.demo_train import json_answers
+    from models.demo_train.json_answers import Sum, Weekday, client_formats
+
+    odd = {**Sum.model_json_schema(), "description": "as some client wrote it"}
+    captured = [
+        {"client": "llm", "json_schema": {"name": "Sum", "schema": odd, "strict": True}},
+        {"client": "instructor", "schema": {**Weekday.model_json_schema(), "title": "Weekday"}},
+        {"client": "x", "kind": "sorting", "name": "nums", "schema": {"type": "object", "properties": {
+            "sorted": {"type": "array", "items": {"type": "integer"}}}, "required": ["sorted"]}},
+        {"client": "y", "schema": {"type": "object", "title": "Unknown"}},  # can't be placed: skipped
+    ]
+    path = tmp_path / "client_schemas.json"
+    path.write_text(json.dumps(captured))
+    monkeypatch.setattr(json_answers, "CLIENT_SCHEMAS_FILE", path)
+    assert odd in [f.schema for f in client_formats("addition")]
+    assert any(f.name == "nums" for f in client_formats("sorting"))
+    assert sum(len(v) for v in json_answers.captured_formats().values()) == 3
+    rng = random.Random(3)
+    task = GENERATORS["sorting"](rng, "low")
+    ds = [json_dialog(rng, task, "low", "2026-12-07") for _ in range(200)]
+    assert any(d.answer_format.name == "nums" for d in ds)
+    assert all(grade_json(d, d.answer) == (True, True) for d in ds)
