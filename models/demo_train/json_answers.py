@@ -151,31 +151,50 @@ def client_formats(kind: str) -> list[AnswerFormat]:
     return out + captured_formats().get(kind, [])
 
 
-def captured_formats() -> dict[str, list[AnswerFormat]]:
-    """The schemas the six clients were seen sending (another helper's capture), by kind. Entries are
-    read tolerantly: a dict or list holding objects with "schema" (or "json_schema": {"schema"}),
-    an optional "name" and "kind"; without "kind", the name or the schema's title picks the
-    CLIENT_MODELS class. Entries this can't place are skipped."""
+def _captured_items() -> list[dict]:
     if not CLIENT_SCHEMAS_FILE.exists():
-        return {}
+        return []
     data = json.loads(CLIENT_SCHEMAS_FILE.read_text())
-    items = list(data.values()) if isinstance(data, dict) else list(data)
+    return [x for x in (data.values() if isinstance(data, dict) else data) if isinstance(x, dict)]
+
+
+def _specs(item: dict) -> list[dict]:
+    """The {"schema", "name"?, "description"?} specs an entry holds: OpenAI chat's response_format,
+    the Responses API's text.format, a function's parameters (pydantic-ai's tool output), or bare."""
+    out = []
+    rf = item.get("response_format")
+    if isinstance(rf, dict) and isinstance(rf.get("json_schema"), dict):
+        out.append(rf["json_schema"])
+    for key in ("text.format", "json_schema"):
+        if isinstance(item.get(key), dict):
+            out.append(item[key])
+    for tool in item.get("tools") or ():
+        fn = tool.get("function", tool) if isinstance(tool, dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("parameters"), dict):
+            out.append({"schema": fn["parameters"], "name": fn.get("name"), "description": fn.get("description")})
+    if isinstance(item.get("schema"), dict):
+        out.append(item)
+    return [x for x in out if isinstance(x.get("schema"), dict)]
+
+
+def captured_formats() -> dict[str, list[AnswerFormat]]:
+    """The schemas the six clients were seen sending (tests/server/test_client_schemas.py's capture,
+    models/demo_train/client_schemas.json), by kind, without repeats. An entry's kind is its "kind",
+    else its "model" (a CLIENT_MODELS class name), else the format's name or the schema's title.
+    Entries this can't place (or with a schema the demo can't fill) are skipped."""
     by_name = {m.__name__.lower(): k for k, models in CLIENT_MODELS.items() for m in models}
     out: dict[str, list[AnswerFormat]] = {}
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        spec = item.get("json_schema") if isinstance(item.get("json_schema"), dict) else item
-        schema = spec.get("schema")
-        if not isinstance(schema, dict):
-            continue
-        name = spec.get("name") or item.get("name") or schema.get("title") or "response"
-        kind = item.get("kind") or by_name.get(str(name).lower()) or by_name.get(str(schema.get("title", "")).lower())
-        if kind not in CLIENT_MODELS:
-            continue
-        fmt = AnswerFormat(schema, name, spec.get("description"))
-        if fmt not in out.setdefault(kind, []):
-            out[kind].append(fmt)
+    for item in _captured_items():
+        for spec in _specs(item):
+            schema = spec["schema"]
+            name = spec.get("name") or item.get("name") or schema.get("title") or "response"
+            kind = item.get("kind") or next((by_name[str(n).lower()] for n in (item.get("model"), name,
+                                             schema.get("title")) if str(n).lower() in by_name), None)
+            if kind not in CLIENT_MODELS:
+                continue
+            fmt = AnswerFormat(schema, name, spec.get("description"))
+            if fmt not in out.setdefault(kind, []):
+                out[kind].append(fmt)
     return out
 
 
