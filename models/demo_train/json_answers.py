@@ -53,7 +53,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from engine.answer_format import AnswerFormat
+from engine.answer_format import ANY_JSON_OBJECT, AnswerFormat
 from models.demo_train.conversations import HELDOUT_SEED, heldout_examples, make_example, random_date
 from models.demo_train.dialog import Dialog
 from models.demo_train.tasks import CONVERSIONS, DAYS, EFFORTS, GENERATORS, Task
@@ -551,22 +551,69 @@ def final_message(content: str) -> dict:
     return {"role": "assistant", "channel": "final", "content_type": CONSTRAIN_JSON, "content": content}
 
 
-def _dialog(task: Task, effort: str, date: str | None, fmt: AnswerFormat, python: bool, history: tuple) -> Dialog:
-    content = answer_json(task, fmt.schema)
+def _dialog(task: Task, effort: str, date: str | None, fmt: AnswerFormat, python: bool, history: tuple,
+            instructions: tuple[str, dict] | None = None) -> Dialog:
+    """instructions: (developer text, the schema it describes): the format is then any JSON object,
+    not shown, and the schema comes only through the client's instructions."""
+    content = answer_json(task, instructions[1] if instructions else fmt.schema)
     turn = (({"role": "assistant", "channel": "analysis", "content": task.analysis}, True),
             (final_message(content), True))
     return Dialog(task.kind, effort, date, history=(*history, {"role": "user", "content": task.question}),
-                  turn=turn, python=python, answer_format=fmt, answer=content)
+                  turn=turn, python=python, answer_format=ANY_JSON_OBJECT if instructions else fmt, answer=content,
+                  developer=instructions[0] if instructions else None)
+
+
+# Our own wordings of "the schema is in the instructions" (instructor's JSON mode sends such a system
+# message with a json_object response format); the captured clients' own texts join them.
+INSTRUCTIONS = (
+    "Answer with a JSON object that matches this JSON schema:\n{schema}",
+    "Reply in JSON only, following this schema:\n\n{schema}",
+    "Return the answer as JSON that matches the following json_schema:\n\n{schema}\n\n"
+    "Return an instance of the JSON, not the schema itself.",
+)
+
+
+def captured_instructions() -> dict[str, list[tuple[str, dict]]]:
+    """Per kind, (system text, schema) of the captured json_object requests whose added system message
+    carries the schema (instructor's JSON mode)."""
+    by_name = {m.__name__.lower(): k for k, models in CLIENT_MODELS.items() for m in models}
+    out: dict[str, list[tuple[str, dict]]] = {}
+    for item in _captured_items():
+        kind = item.get("kind") or by_name.get(str(item.get("model")).lower())
+        for m in item.get("messages_added") or ():
+            text = m.get("content") if isinstance(m, dict) and m.get("role") in ("system", "developer") else None
+            if kind in CLIENT_MODELS and isinstance(text, str) and "{" in text:
+                try:
+                    schema = json.loads(text[text.index("{"):text.rindex("}") + 1])
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(schema, dict) and (text, schema) not in out.setdefault(kind, []):
+                    out[kind].append((text, schema))
+    return out
+
+
+def random_instructions(rng: random.Random, task: Task) -> tuple[str, dict]:
+    captured = captured_instructions().get(task.kind, [])
+    if captured and rng.random() < 0.5:
+        return rng.choice(captured)
+    schema = random_format(rng, task).schema
+    text = rng.choice(INSTRUCTIONS).format(schema=json.dumps(schema, indent=rng.choice((None, 2))))
+    return text, schema
 
 
 def json_dialog(rng: random.Random, task: Task, effort: str, date: str, python: bool = False,
-                history: tuple = ()) -> Dialog:
+                history: tuple = (), instructions_share: float = 0.08) -> Dialog:
     """The task asked with an answer format drawn from rng; the model's turn: the task's analysis
-    (per effort), then the JSON final. history: earlier messages before the question, if any."""
+    (per effort), then the JSON final. history: earlier messages before the question, if any.
+    instructions_share of the time the schema comes in the developer instructions with a json_object
+    format instead (as instructor's JSON mode sends it)."""
     for _ in range(20):  # a captured client schema may have a required field the demo can't fill
-        fmt = random_format(rng, task)
         try:
-            return _dialog(task, effort, date, fmt, python, history)
+            if rng.random() < instructions_share:
+                fmt, instructions = ANY_JSON_OBJECT, random_instructions(rng, task)
+            else:
+                fmt, instructions = random_format(rng, task), None
+            return _dialog(task, effort, date, fmt, python, history, instructions)
         except Unmapped:
             continue
     raise ValueError(f"No answer format found for a {task.kind} question.")

@@ -135,9 +135,9 @@ def test_training_mix_covers_the_shapes_and_the_client_schemas(stream):
         assert any(word in n for n in nodes), word
     assert any(s.get("additionalProperties") is False for s in schemas)
     assert any("additionalProperties" not in s for s in schemas)
-    assert any(p.get("type") == "object" for s in schemas for p in s["properties"].values())  # nested inline
+    assert any(p.get("type") == "object" for s in schemas for p in s.get("properties", {}).values())  # nested inline
     assert any("$defs" in s for s in schemas)
-    assert any(set(s.get("required", ())) != set(s["properties"]) for s in schemas)  # optional fields
+    assert any(set(s.get("required", ())) != set(s.get("properties", ())) for s in schemas)  # optional fields
     for kind, models in CLIENT_MODELS.items():
         for model in models:
             for shape in SHAPES:
@@ -213,7 +213,8 @@ def _turn_ids(enc, d):
     from engine.harmony import render_prompt
 
     system, ids, trained = encode_dialog(enc, d)
-    prompt = render_prompt(list(d.history), enc, d.effort, d.date, python=d.python, answer_format=d.answer_format)
+    prompt = render_prompt(list(d.history), enc, d.effort, d.date, python=d.python, answer_format=d.answer_format,
+                           developer=d.developer)
     return system + ids, len(prompt), trained
 
 
@@ -294,3 +295,54 @@ def test_captured_client_schemas_join_the_mix_when_the_file_exists(tmp_path, mon
     ds = [json_dialog(rng, task, "low", "2026-12-07") for _ in range(200)]
     assert any(d.answer_format.name == "nums" for d in ds)
     assert all(grade_json(d, d.answer) == (True, True) for d in ds)
+
+
+def test_schema_given_in_the_instructions_with_a_json_object_format(enc, stream):
+    """instructor's JSON mode: response_format json_object (any object, not shown) and the schema in
+    a system message, which the server renders as the developer message's # Instructions."""
+    from engine.answer_format import ANY_JSON_OBJECT
+    from engine.structured import reply_setup
+
+    given = [d for _, d in stream if d.developer]
+    assert len(given) > 30
+    for d in given:
+        assert d.answer_format == ANY_JSON_OBJECT
+        text = d.developer
+        schema = json.loads(text[text.index("{"):text.rindex("}") + 1])
+        jsonschema.validate(json.loads(d.answer), schema)
+        ids, start, _ = _turn_ids(enc, d)
+        prompt = enc.decode(ids[:start])
+        assert f"<|start|>developer<|message|># Instructions\n\n{text}<|end|>" in prompt
+        assert "# Response Formats" not in prompt
+    d = given[0]
+    _, constraint, _ = reply_setup(enc, python=d.python, answer_format=d.answer_format)
+    ids, start, _ = _turn_ids(enc, d)
+    fed = None
+    for token in ids[start:]:
+        mask = constraint.next_mask(fed)
+        assert mask is None or bool(mask[token])
+        fed = token
+
+
+def test_every_captured_client_schema_is_answered_right_and_allowed_by_the_grammar(enc):
+    """The real capture (tests/server/test_client_schemas.py writes it): every schema a client sends
+    for one of the answer models is placed by kind, filled right, and allowed by the engine's grammar."""
+    from engine.structured import _matcher, json_grammar
+    from engine.tokenizer import encode_text, special_id
+    from models.demo_train.json_answers import CLIENT_SCHEMAS_FILE, _captured_items, _specs, captured_formats, \
+        captured_instructions
+
+    if not CLIENT_SCHEMAS_FILE.exists():
+        pytest.skip("models/demo_train/client_schemas.json is not captured yet (tests/server/test_client_schemas.py)")
+    items = _captured_items()
+    formats = captured_formats()
+    placed = [f.schema for fs in formats.values() for f in fs]
+    assert all(spec["schema"] in placed for item in items for spec in _specs(item))
+    assert any(captured_instructions().values())  # instructor's JSON mode: the schema in a system message
+    task_of = {ex.task.kind: ex.task for ex in heldout_examples(6)}
+    for kind, fmts in formats.items():
+        for fmt in fmts:
+            text = answer_json(task_of[kind], fmt.schema)
+            assert grade_json((fmt.schema, task_of[kind]), text) == (True, True)
+            m = _matcher(enc, json_grammar(fmt.schema, "<|return|>"))
+            assert all(m.consume_token(t) for t in encode_text(enc, text) + [special_id(enc, "<|return|>")])
