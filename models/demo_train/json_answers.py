@@ -40,8 +40,15 @@ Strings may be enums (the weekdays; the unit names); an integer answer asked as 
 "843", a sorted list asked as a string "3, 5, 9".
 
 CLIENT_MODELS are the pydantic models the evaluation (and tests/server/test_client_schemas.py) ask
-with, as the six OpenAI clients send them: `Model.model_json_schema()` (langchain, instructor, llm,
-pydantic-ai) and the openai client's strict transform (additionalProperties false, all required).
+with, as the six OpenAI clients send them: `Model.model_json_schema()` (langchain, instructor, llm)
+and the openai client's strict transform (additionalProperties false, all required; openai,
+openai-agents); pydantic-ai's (no titles, $defs last) come from the capture,
+models/demo_train/client_schemas.json, whose every schema joins the mix when the file exists.
+The training mix (json_dialog): 35% a client's shape (the two above and every captured one), the
+rest random variants (random_schema) so the model reads the schema rather than remembering it; 8%
+of all with the schema only in the developer instructions and a json_object format, as
+instructor's JSON mode sends it (grade_json then checks such a dialog against {"type": "object"}:
+grade with (schema, task) to check it against the instructed schema).
 """
 
 from __future__ import annotations
