@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import json
 import random
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -143,6 +144,7 @@ CLIENT_MODELS: dict[str, list[type[BaseModel]]] = {
 SHAPES = ("pydantic", "strict")  # Model.model_json_schema() and openai's to_strict_json_schema(Model)
 
 
+@lru_cache(maxsize=64)
 def client_schema(model: type[BaseModel], shape: str) -> dict:
     if shape == "strict":
         from openai.lib._pydantic import to_strict_json_schema  # what client.beta.chat.completions.parse sends
@@ -161,7 +163,13 @@ def client_formats(kind: str) -> list[AnswerFormat]:
 def _captured_items() -> list[dict]:
     if not CLIENT_SCHEMAS_FILE.exists():
         return []
-    data = json.loads(CLIENT_SCHEMAS_FILE.read_text())
+    return _read_capture(str(CLIENT_SCHEMAS_FILE), CLIENT_SCHEMAS_FILE.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=4)
+def _read_capture(path: str, mtime_ns: int) -> list[dict]:
+    """Read once per file version (every training dialog asks)."""
+    data = json.loads(Path(path).read_text())
     return [x for x in (data.values() if isinstance(data, dict) else data) if isinstance(x, dict)]
 
 
