@@ -665,3 +665,18 @@ def heldout_json(count: int = 60, seed: int = HELDOUT_SEED, effort: str = "mediu
         fmt = AnswerFormat(client_schema(model, shape), model.__name__)
         out.append(_dialog(ex.task, effort, ex.date or HELDOUT_DATE, fmt, False, ()))  # a Dialog needs a date
     return out
+
+
+# ---------------------------------------------------------------- the answer as a function call
+#
+# pydantic-ai's default (ToolOutput) sends no response format but one function, `final_result`, whose
+# parameters are the schema, with tool_choice "required": the answer is a call, which the client
+# takes as the output (no tool result follows). A Dialog can't carry functions yet (its turn must end
+# with a final answer), so this is the message for the lead to wire in: the turn is the analysis,
+# then this call, ending in <|call|> (engine.harmony.render_message).
+
+
+def json_call_message(task: Task, schema: dict, function: str = "final_result") -> dict:
+    """The model's call to functions.`function` with the answer as its JSON arguments."""
+    return {"role": "assistant", "channel": "commentary", "recipient": f"functions.{function}",
+            "content_type": CONSTRAIN_JSON, "content": answer_json(task, schema)}

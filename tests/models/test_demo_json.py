@@ -346,3 +346,35 @@ def test_every_captured_client_schema_is_answered_right_and_allowed_by_the_gramm
             assert grade_json((fmt.schema, task_of[kind]), text) == (True, True)
             m = _matcher(enc, json_grammar(fmt.schema, "<|return|>"))
             assert all(m.consume_token(t) for t in encode_text(enc, text) + [special_id(enc, "<|return|>")])
+
+
+def test_answer_as_a_function_call_passes_the_constraint_of_a_required_tool(enc):
+    """pydantic-ai's ToolOutput: one function whose parameters are the schema, tool_choice required.
+    The analysis then the call (as engine.harmony renders it) is what the session's constraint allows."""
+    from engine.harmony import render_chat_message, render_prompt
+    from engine.structured import reply_setup
+    from engine.tokenizer import encode_text, special_id
+    from engine.tools import Tool, ToolChoice
+    from models.demo_train.json_answers import json_call_message
+
+    assistant = [special_id(enc, "<|start|>"), *encode_text(enc, "assistant")]
+    for ex in heldout_examples(6):
+        for shape in SHAPES:
+            schema = client_schema(CLIENT_MODELS[ex.task.kind][0], shape)
+            tool = Tool("final_result", "The final response which ends this conversation", schema)
+            _, constraint, _ = reply_setup(enc, tools=[tool], tool_choice=ToolChoice("required"))
+            call = json_call_message(ex.task, schema)
+            assert grade_json((schema, ex.task), call["content"]) == (True, True)
+            turn = render_chat_message(enc, {"role": "assistant", "channel": "analysis", "content": ex.task.analysis})
+            turn = turn[len(assistant):] + render_chat_message(enc, call)
+            assert enc.decode(turn[-1:]) == "<|call|>"
+            prompt = render_prompt([{"role": "user", "content": ex.task.question}], enc, "high", "2026-12-07",
+                                   tools=[tool])
+            assert prompt[-len(assistant):] == assistant
+            fed, held = None, 0
+            for token in turn:
+                mask = constraint.next_mask(fed)
+                assert mask is None or bool(mask[token]), (enc.decode(turn), enc.decode([token]))
+                held += mask is not None
+                fed = token
+            assert held > len(encode_text(enc, call["content"]))
