@@ -31,6 +31,7 @@ class Dialog:
     answer_format: AnswerFormat | None = None
     answer: str = ""                       # the canonical answer, for grading
     files: tuple[tuple[str, str], ...] = ()  # documents (name, text) the browser reads, if any
+    developer: str | None = None           # the client's system/developer text (harmony's # Instructions)
 
     @property
     def question(self) -> str:
@@ -55,7 +56,7 @@ def encode_dialog(enc, d: Dialog) -> tuple[list[int], list[int], list[bool]]:
 
     system = system_ids(enc, d)
     prompt = render_prompt(list(d.history), enc, d.effort, d.date, python=d.python, answer_format=d.answer_format,
-                           browser=list(d.browser) if d.browser is not None else None)
+                           browser=list(d.browser) if d.browser is not None else None, developer=d.developer)
     assert prompt[:len(system)] == system
     assistant = [special_id(enc, "<|start|>"), *encode_text(enc, "assistant")]
     ids = prompt[len(system):]

@@ -2,7 +2,9 @@
 
     d = json_dialog(rng, task, effort, date)          # models.demo_train.dialog.Dialog
     system, ids, trained = encode_dialog(enc, d)       # the engine's renderer, as at chat time
-    valid, right = grade_json(d, text)                 # or grade_json((schema, task), text)
+    stream = json_dialogs(TRAIN_SEED, 20000)           # a training stream, never a held-out question
+    held = heldout_json(60)                            # held-out questions with the clients' schemas
+    valid, right = grade_json(held[0], text)           # or grade_json((schema, task), text)
 
 The model's turn is the task's analysis (the same text as without a format: one line at low) then
 `<|start|>assistant<|channel|>final <|constrain|>json<|message|>{...}<|return|>`. The JSON is written
@@ -38,21 +40,29 @@ Strings may be enums (the weekdays; the unit names); an integer answer asked as 
 "843", a sorted list asked as a string "3, 5, 9".
 
 CLIENT_MODELS are the pydantic models the evaluation (and tests/server/test_client_schemas.py) ask
-with, as the six OpenAI clients send them: `Model.model_json_schema()` (langchain, instructor, llm,
-pydantic-ai) and the openai client's strict transform (additionalProperties false, all required).
+with, as the six OpenAI clients send them: `Model.model_json_schema()` (langchain, instructor, llm)
+and the openai client's strict transform (additionalProperties false, all required; openai,
+openai-agents); pydantic-ai's (no titles, $defs last) come from the capture,
+models/demo_train/client_schemas.json, whose every schema joins the mix when the file exists.
+The training mix (json_dialog): 35% a client's shape (the two above and every captured one), the
+rest random variants (random_schema) so the model reads the schema rather than remembering it; 8%
+of all with the schema only in the developer instructions and a json_object format, as
+instructor's JSON mode sends it (grade_json then checks such a dialog against {"type": "object"}:
+grade with (schema, task) to check it against the instructed schema).
 """
 
 from __future__ import annotations
 
 import json
 import random
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
 
-from engine.answer_format import AnswerFormat
-from models.demo_train.conversations import HELDOUT_SEED, TRAIN_SEED, heldout_examples, make_example, random_date
+from engine.answer_format import ANY_JSON_OBJECT, AnswerFormat
+from models.demo_train.conversations import HELDOUT_SEED, heldout_examples, make_example, random_date
 from models.demo_train.dialog import Dialog
 from models.demo_train.tasks import CONVERSIONS, DAYS, EFFORTS, GENERATORS, Task
 
@@ -134,6 +144,7 @@ CLIENT_MODELS: dict[str, list[type[BaseModel]]] = {
 SHAPES = ("pydantic", "strict")  # Model.model_json_schema() and openai's to_strict_json_schema(Model)
 
 
+@lru_cache(maxsize=64)
 def client_schema(model: type[BaseModel], shape: str) -> dict:
     if shape == "strict":
         from openai.lib._pydantic import to_strict_json_schema  # what client.beta.chat.completions.parse sends
@@ -149,31 +160,56 @@ def client_formats(kind: str) -> list[AnswerFormat]:
     return out + captured_formats().get(kind, [])
 
 
-def captured_formats() -> dict[str, list[AnswerFormat]]:
-    """The schemas the six clients were seen sending (another helper's capture), by kind. Entries are
-    read tolerantly: a dict or list holding objects with "schema" (or "json_schema": {"schema"}),
-    an optional "name" and "kind"; without "kind", the name or the schema's title picks the
-    CLIENT_MODELS class. Entries this can't place are skipped."""
+def _captured_items() -> list[dict]:
     if not CLIENT_SCHEMAS_FILE.exists():
-        return {}
-    data = json.loads(CLIENT_SCHEMAS_FILE.read_text())
-    items = list(data.values()) if isinstance(data, dict) else list(data)
+        return []
+    return _read_capture(str(CLIENT_SCHEMAS_FILE), CLIENT_SCHEMAS_FILE.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=4)
+def _read_capture(path: str, mtime_ns: int) -> list[dict]:
+    """Read once per file version (every training dialog asks)."""
+    data = json.loads(Path(path).read_text())
+    return [x for x in (data.values() if isinstance(data, dict) else data) if isinstance(x, dict)]
+
+
+def _specs(item: dict) -> list[dict]:
+    """The {"schema", "name"?, "description"?} specs an entry holds: OpenAI chat's response_format,
+    the Responses API's text.format, a function's parameters (pydantic-ai's tool output), or bare."""
+    out = []
+    rf = item.get("response_format")
+    if isinstance(rf, dict) and isinstance(rf.get("json_schema"), dict):
+        out.append(rf["json_schema"])
+    for key in ("text.format", "json_schema"):
+        if isinstance(item.get(key), dict):
+            out.append(item[key])
+    for tool in item.get("tools") or ():
+        fn = tool.get("function", tool) if isinstance(tool, dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("parameters"), dict):
+            out.append({"schema": fn["parameters"], "name": fn.get("name"), "description": fn.get("description")})
+    if isinstance(item.get("schema"), dict):
+        out.append(item)
+    return [x for x in out if isinstance(x.get("schema"), dict)]
+
+
+def captured_formats() -> dict[str, list[AnswerFormat]]:
+    """The schemas the six clients were seen sending (tests/server/test_client_schemas.py's capture,
+    models/demo_train/client_schemas.json), by kind, without repeats. An entry's kind is its "kind",
+    else its "model" (a CLIENT_MODELS class name), else the format's name or the schema's title.
+    Entries this can't place (or with a schema the demo can't fill) are skipped."""
     by_name = {m.__name__.lower(): k for k, models in CLIENT_MODELS.items() for m in models}
     out: dict[str, list[AnswerFormat]] = {}
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        spec = item.get("json_schema") if isinstance(item.get("json_schema"), dict) else item
-        schema = spec.get("schema")
-        if not isinstance(schema, dict):
-            continue
-        name = spec.get("name") or item.get("name") or schema.get("title") or "response"
-        kind = item.get("kind") or by_name.get(str(name).lower()) or by_name.get(str(schema.get("title", "")).lower())
-        if kind not in CLIENT_MODELS:
-            continue
-        fmt = AnswerFormat(schema, name, spec.get("description"))
-        if fmt not in out.setdefault(kind, []):
-            out[kind].append(fmt)
+    for item in _captured_items():
+        for spec in _specs(item):
+            schema = spec["schema"]
+            name = spec.get("name") or item.get("name") or schema.get("title") or "response"
+            kind = item.get("kind") or next((by_name[str(n).lower()] for n in (item.get("model"), name,
+                                             schema.get("title")) if str(n).lower() in by_name), None)
+            if kind not in CLIENT_MODELS:
+                continue
+            fmt = AnswerFormat(schema, name, spec.get("description"))
+            if fmt not in out.setdefault(kind, []):
+                out[kind].append(fmt)
     return out
 
 
@@ -444,10 +480,11 @@ def _object(rng: random.Random, props: dict, o: dict, answer_key: str | None, ti
         rng.shuffle(keys)
     s = {"type": "object", "properties": {k: props[k] for k in keys}}
     r = rng.random()
+    nullable = {k for k in keys if "anyOf" in props[k]}  # pydantic's `X | None = None`: never required
     if r < 0.6:
-        s["required"] = list(keys)
+        s["required"] = [k for k in keys if k not in nullable]
     elif r < 0.85:  # a subset, the answer always among it
-        s["required"] = [k for k in keys if k == answer_key or rng.random() < 0.5]
+        s["required"] = [k for k in keys if k == answer_key or (k not in nullable and rng.random() < 0.5)]
     if o["closed"]:
         s["additionalProperties"] = False
     if title:
@@ -479,7 +516,10 @@ def random_schema(rng: random.Random, task: Task) -> dict:
         if nested and fact in NESTED[kind][nested] or rng.random() > 0.55:
             continue
         key = rng.choice(names)  # a kind's names are distinct across its facts
-        props[key] = _dress(rng, key, _leaf(rng, facts[fact], o, ENUMS.get(fact)), o)
+        leaf = _leaf(rng, facts[fact], o, ENUMS.get(fact))
+        if rng.random() < 0.1:  # optional as pydantic writes `X | None = None`; the demo still fills it
+            leaf = {"anyOf": [leaf, {"type": "null"}], "default": None}
+        props[key] = _dress(rng, key, leaf, o)
     if nested:
         inner = {}
         for fact, names in NESTED[kind][nested].items():
@@ -526,22 +566,69 @@ def final_message(content: str) -> dict:
     return {"role": "assistant", "channel": "final", "content_type": CONSTRAIN_JSON, "content": content}
 
 
-def _dialog(task: Task, effort: str, date: str | None, fmt: AnswerFormat, python: bool, history: tuple) -> Dialog:
-    content = answer_json(task, fmt.schema)
+def _dialog(task: Task, effort: str, date: str | None, fmt: AnswerFormat, python: bool, history: tuple,
+            instructions: tuple[str, dict] | None = None) -> Dialog:
+    """instructions: (developer text, the schema it describes): the format is then any JSON object,
+    not shown, and the schema comes only through the client's instructions."""
+    content = answer_json(task, instructions[1] if instructions else fmt.schema)
     turn = (({"role": "assistant", "channel": "analysis", "content": task.analysis}, True),
             (final_message(content), True))
     return Dialog(task.kind, effort, date, history=(*history, {"role": "user", "content": task.question}),
-                  turn=turn, python=python, answer_format=fmt, answer=content)
+                  turn=turn, python=python, answer_format=ANY_JSON_OBJECT if instructions else fmt, answer=content,
+                  developer=instructions[0] if instructions else None)
+
+
+# Our own wordings of "the schema is in the instructions" (instructor's JSON mode sends such a system
+# message with a json_object response format); the captured clients' own texts join them.
+INSTRUCTIONS = (
+    "Answer with a JSON object that matches this JSON schema:\n{schema}",
+    "Reply in JSON only, following this schema:\n\n{schema}",
+    "Return the answer as JSON that matches the following json_schema:\n\n{schema}\n\n"
+    "Return an instance of the JSON, not the schema itself.",
+)
+
+
+def captured_instructions() -> dict[str, list[tuple[str, dict]]]:
+    """Per kind, (system text, schema) of the captured json_object requests whose added system message
+    carries the schema (instructor's JSON mode)."""
+    by_name = {m.__name__.lower(): k for k, models in CLIENT_MODELS.items() for m in models}
+    out: dict[str, list[tuple[str, dict]]] = {}
+    for item in _captured_items():
+        kind = item.get("kind") or by_name.get(str(item.get("model")).lower())
+        for m in item.get("messages_added") or ():
+            text = m.get("content") if isinstance(m, dict) and m.get("role") in ("system", "developer") else None
+            if kind in CLIENT_MODELS and isinstance(text, str) and "{" in text:
+                try:
+                    schema = json.loads(text[text.index("{"):text.rindex("}") + 1])
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(schema, dict) and (text, schema) not in out.setdefault(kind, []):
+                    out[kind].append((text, schema))
+    return out
+
+
+def random_instructions(rng: random.Random, task: Task) -> tuple[str, dict]:
+    captured = captured_instructions().get(task.kind, [])
+    if captured and rng.random() < 0.5:
+        return rng.choice(captured)
+    schema = random_format(rng, task).schema
+    text = rng.choice(INSTRUCTIONS).format(schema=json.dumps(schema, indent=rng.choice((None, 2))))
+    return text, schema
 
 
 def json_dialog(rng: random.Random, task: Task, effort: str, date: str, python: bool = False,
-                history: tuple = ()) -> Dialog:
+                history: tuple = (), instructions_share: float = 0.08) -> Dialog:
     """The task asked with an answer format drawn from rng; the model's turn: the task's analysis
-    (per effort), then the JSON final. history: earlier messages before the question, if any."""
+    (per effort), then the JSON final. history: earlier messages before the question, if any.
+    instructions_share of the time the schema comes in the developer instructions with a json_object
+    format instead (as instructor's JSON mode sends it)."""
     for _ in range(20):  # a captured client schema may have a required field the demo can't fill
-        fmt = random_format(rng, task)
         try:
-            return _dialog(task, effort, date, fmt, python, history)
+            if rng.random() < instructions_share:
+                fmt, instructions = ANY_JSON_OBJECT, random_instructions(rng, task)
+            else:
+                fmt, instructions = random_format(rng, task), None
+            return _dialog(task, effort, date, fmt, python, history, instructions)
         except Unmapped:
             continue
     raise ValueError(f"No answer format found for a {task.kind} question.")
@@ -578,3 +665,18 @@ def heldout_json(count: int = 60, seed: int = HELDOUT_SEED, effort: str = "mediu
         fmt = AnswerFormat(client_schema(model, shape), model.__name__)
         out.append(_dialog(ex.task, effort, ex.date or HELDOUT_DATE, fmt, False, ()))  # a Dialog needs a date
     return out
+
+
+# ---------------------------------------------------------------- the answer as a function call
+#
+# pydantic-ai's default (ToolOutput) sends no response format but one function, `final_result`, whose
+# parameters are the schema, with tool_choice "required": the answer is a call, which the client
+# takes as the output (no tool result follows). A Dialog can't carry functions yet (its turn must end
+# with a final answer), so this is the message for the lead to wire in: the turn is the analysis,
+# then this call, ending in <|call|> (engine.harmony.render_message).
+
+
+def json_call_message(task: Task, schema: dict, function: str = "final_result") -> dict:
+    """The model's call to functions.`function` with the answer as its JSON arguments."""
+    return {"role": "assistant", "channel": "commentary", "recipient": f"functions.{function}",
+            "content_type": CONSTRAIN_JSON, "content": answer_json(task, schema)}

@@ -131,13 +131,13 @@ def test_training_mix_covers_the_shapes_and_the_client_schemas(stream):
     nodes = [n for s in schemas for n in _walk(s)]
     types = {n.get("type") for n in nodes}
     assert {"object", "string", "integer", "number", "boolean", "array"} <= types
-    for word in ("enum", "maxLength", "minimum", "maximum", "maxItems", "title", "description", "$ref"):
+    for word in ("enum", "maxLength", "minimum", "maximum", "maxItems", "title", "description", "$ref", "anyOf"):
         assert any(word in n for n in nodes), word
     assert any(s.get("additionalProperties") is False for s in schemas)
     assert any("additionalProperties" not in s for s in schemas)
-    assert any(p.get("type") == "object" for s in schemas for p in s["properties"].values())  # nested inline
+    assert any(p.get("type") == "object" for s in schemas for p in s.get("properties", {}).values())  # nested inline
     assert any("$defs" in s for s in schemas)
-    assert any(set(s.get("required", ())) != set(s["properties"]) for s in schemas)  # optional fields
+    assert any(set(s.get("required", ())) != set(s.get("properties", ())) for s in schemas)  # optional fields
     for kind, models in CLIENT_MODELS.items():
         for model in models:
             for shape in SHAPES:
@@ -213,7 +213,8 @@ def _turn_ids(enc, d):
     from engine.harmony import render_prompt
 
     system, ids, trained = encode_dialog(enc, d)
-    prompt = render_prompt(list(d.history), enc, d.effort, d.date, python=d.python, answer_format=d.answer_format)
+    prompt = render_prompt(list(d.history), enc, d.effort, d.date, python=d.python, answer_format=d.answer_format,
+                           developer=d.developer)
     return system + ids, len(prompt), trained
 
 
@@ -247,8 +248,8 @@ def test_encoded_dialog_holds_the_sessions_final_header_and_response_formats(enc
         assert at >= start and all(trained[at - system_len:])  # the model writes it all
         assert enc.decode(ids[at + len(header):-1]) == d.answer and enc.decode([ids[-1]]) == "<|return|>"
         # When the chat goes on, the session renders this final in the history with the same tokens.
-        later = render_prompt([*d.history, d.turn[-1][0], {"role": "user", "content": "Thanks"}], enc, d.effort, d.date,
-                              answer_format=d.answer_format)
+        later = render_prompt([*d.history, d.turn[-1][0], {"role": "user", "content": "Thanks"}], enc, d.effort,
+                              d.date, answer_format=d.answer_format)
         sent_back = ids[at:-1] + enc.encode("<|end|>", allowed_special="all")
         assert any(later[i:i + len(sent_back)] == sent_back for i in range(len(later)))
         # The developer message describes the format as the harmony guide writes it.
@@ -267,3 +268,113 @@ def test_heldout_json_is_the_heldout_questions_never_trained_on():
     low = heldout_json(12, effort="low")
     assert [d.question for d in low] == [d.question for d in held[:12]]
     assert all("\n" not in d.turn[0][0]["content"] for d in low)
+
+
+def test_captured_client_schemas_join_the_mix_when_the_file_exists(tmp_path, monkeypatch):
+    """models/demo_train/client_schemas.json (another test's capture of what the clients send) is read
+    tolerantly: OpenAI's json_schema wrapper or a bare schema, placed by kind, name or title."""
+    from models.demo_train import json_answers
+    from models.demo_train.json_answers import Sum, Weekday, client_formats
+
+    odd = {**Sum.model_json_schema(), "description": "as some client wrote it"}
+    captured = [
+        {"client": "llm", "json_schema": {"name": "Sum", "schema": odd, "strict": True}},
+        {"client": "instructor", "schema": {**Weekday.model_json_schema(), "title": "Weekday"}},
+        {"client": "x", "kind": "sorting", "name": "nums", "schema": {"type": "object", "properties": {
+            "sorted": {"type": "array", "items": {"type": "integer"}}}, "required": ["sorted"]}},
+        {"client": "y", "schema": {"type": "object", "title": "Unknown"}},  # can't be placed: skipped
+    ]
+    path = tmp_path / "client_schemas.json"
+    path.write_text(json.dumps(captured))
+    monkeypatch.setattr(json_answers, "CLIENT_SCHEMAS_FILE", path)
+    assert odd in [f.schema for f in client_formats("addition")]
+    assert any(f.name == "nums" for f in client_formats("sorting"))
+    assert sum(len(v) for v in json_answers.captured_formats().values()) == 3
+    rng = random.Random(3)
+    task = GENERATORS["sorting"](rng, "low")
+    ds = [json_dialog(rng, task, "low", "2026-12-07") for _ in range(200)]
+    assert any(d.answer_format.name == "nums" for d in ds)
+    assert all(grade_json(d, d.answer) == (True, True) for d in ds)
+
+
+def test_schema_given_in_the_instructions_with_a_json_object_format(enc, stream):
+    """instructor's JSON mode: response_format json_object (any object, not shown) and the schema in
+    a system message, which the server renders as the developer message's # Instructions."""
+    from engine.answer_format import ANY_JSON_OBJECT
+    from engine.structured import reply_setup
+
+    given = [d for _, d in stream if d.developer]
+    assert len(given) > 30
+    for d in given:
+        assert d.answer_format == ANY_JSON_OBJECT
+        text = d.developer
+        schema = json.loads(text[text.index("{"):text.rindex("}") + 1])
+        jsonschema.validate(json.loads(d.answer), schema)
+        ids, start, _ = _turn_ids(enc, d)
+        prompt = enc.decode(ids[:start])
+        assert f"<|start|>developer<|message|># Instructions\n\n{text}<|end|>" in prompt
+        assert "# Response Formats" not in prompt
+    d = given[0]
+    _, constraint, _ = reply_setup(enc, python=d.python, answer_format=d.answer_format)
+    ids, start, _ = _turn_ids(enc, d)
+    fed = None
+    for token in ids[start:]:
+        mask = constraint.next_mask(fed)
+        assert mask is None or bool(mask[token])
+        fed = token
+
+
+def test_every_captured_client_schema_is_answered_right_and_allowed_by_the_grammar(enc):
+    """The real capture (tests/server/test_client_schemas.py writes it): every schema a client sends
+    for one of the answer models is placed by kind, filled right, and allowed by the engine's grammar."""
+    from engine.structured import _matcher, json_grammar
+    from engine.tokenizer import encode_text, special_id
+    from models.demo_train.json_answers import CLIENT_SCHEMAS_FILE, _captured_items, _specs, captured_formats, \
+        captured_instructions
+
+    if not CLIENT_SCHEMAS_FILE.exists():
+        pytest.skip("models/demo_train/client_schemas.json is not captured yet (tests/server/test_client_schemas.py)")
+    items = _captured_items()
+    formats = captured_formats()
+    placed = [f.schema for fs in formats.values() for f in fs]
+    assert all(spec["schema"] in placed for item in items for spec in _specs(item))
+    assert any(captured_instructions().values())  # instructor's JSON mode: the schema in a system message
+    task_of = {ex.task.kind: ex.task for ex in heldout_examples(6)}
+    for kind, fmts in formats.items():
+        for fmt in fmts:
+            text = answer_json(task_of[kind], fmt.schema)
+            assert grade_json((fmt.schema, task_of[kind]), text) == (True, True)
+            m = _matcher(enc, json_grammar(fmt.schema, "<|return|>"))
+            assert all(m.consume_token(t) for t in encode_text(enc, text) + [special_id(enc, "<|return|>")])
+
+
+def test_answer_as_a_function_call_passes_the_constraint_of_a_required_tool(enc):
+    """pydantic-ai's ToolOutput: one function whose parameters are the schema, tool_choice required.
+    The analysis then the call (as engine.harmony renders it) is what the session's constraint allows."""
+    from engine.harmony import render_chat_message, render_prompt
+    from engine.structured import reply_setup
+    from engine.tokenizer import encode_text, special_id
+    from engine.tools import Tool, ToolChoice
+    from models.demo_train.json_answers import json_call_message
+
+    assistant = [special_id(enc, "<|start|>"), *encode_text(enc, "assistant")]
+    for ex in heldout_examples(6):
+        for shape in SHAPES:
+            schema = client_schema(CLIENT_MODELS[ex.task.kind][0], shape)
+            tool = Tool("final_result", "The final response which ends this conversation", schema)
+            _, constraint, _ = reply_setup(enc, tools=[tool], tool_choice=ToolChoice("required"))
+            call = json_call_message(ex.task, schema)
+            assert grade_json((schema, ex.task), call["content"]) == (True, True)
+            turn = render_chat_message(enc, {"role": "assistant", "channel": "analysis", "content": ex.task.analysis})
+            turn = turn[len(assistant):] + render_chat_message(enc, call)
+            assert enc.decode(turn[-1:]) == "<|call|>"
+            prompt = render_prompt([{"role": "user", "content": ex.task.question}], enc, "high", "2026-12-07",
+                                   tools=[tool])
+            assert prompt[-len(assistant):] == assistant
+            fed, held = None, 0
+            for token in turn:
+                mask = constraint.next_mask(fed)
+                assert mask is None or bool(mask[token]), (enc.decode(turn), enc.decode([token]))
+                held += mask is not None
+                fed = token
+            assert held > len(encode_text(enc, call["content"]))
