@@ -27,8 +27,9 @@ import torch.nn.functional as F
 
 from models.demo_train import bpe
 from models.demo_train.conversations import (TRAIN_SEED, encode_example, heldout_examples, heldout_long_multiplications,
-                                             make_example, make_tool_example, python_descriptions, random_date)
-from models.demo_train.dialog import encode_dialog
+                                             make_example, make_tool_example, python_descriptions, random_date,
+                                             tool_turn)
+from models.demo_train.dialog import Dialog, encode_dialog
 from models.demo_train.from_folder import folder_state
 from models.demo_train.model import DemoConfig, DemoModel
 from models.demo_train.tasks import GENERATORS
@@ -141,6 +142,9 @@ def dialog_groups(seed: int, size: int, source: str, effort_weights: dict[str, f
                 while len(group) < size:
                     group += documents_dialogs(rng, effort, date, Path(tmp) / str(len(group)), 8, python,
                                                count_tokens=count_tokens)
+                    # With the browser on, the other kinds are still worked out in the head (and
+                    # long multiplications sent to python when it is on): 3 in every 11.
+                    group += [head_dialog(rng, effort, date, python) for _ in range(3)]
         else:
             from models.demo_train.json_answers import json_dialog
 
@@ -150,6 +154,33 @@ def dialog_groups(seed: int, size: int, source: str, effort_weights: dict[str, f
                 if task.question not in held:
                     group.append(json_dialog(rng, task, effort, date, python=python))
         yield group[:size]
+
+
+def head_dialog(rng: random.Random, effort: str, date: str, python: bool) -> Dialog:
+    """A question of the six kinds (or, with python, a long multiplication) in a chat that offers the
+    browser: answered as without it (conversations.tool_turn), sometimes after earlier turns."""
+    from models.demo_train.browse import SOURCE
+
+    kinds = sorted(GENERATORS) + (["long multiplication"] if python else [])
+    held = _held()
+    while True:
+        ex = make_tool_example(rng, rng.choice(kinds), effort, python_descriptions()[0] if python else "", date,
+                               history_prob=0.3, max_history=4)
+        if ex.task.question not in held:
+            break
+    turn = tool_turn(ex) if python else [({"role": "assistant", "channel": "analysis", "content": ex.task.analysis}, True),
+                                         ({"role": "assistant", "channel": "final", "content": ex.task.final}, True)]
+    return Dialog(ex.task.kind, effort, date, tuple(ex.messages()), tuple(turn), python=python, browser=(SOURCE,),
+                  answer=ex.task.answer)
+
+
+_HELD: set[str] = set()
+
+
+def _held() -> set[str]:
+    if not _HELD:
+        _HELD.update(ex.task.question for ex in heldout_examples() + heldout_long_multiplications())
+    return _HELD
 
 
 def mixed_groups(enc, seed: int, size: int, kind_weights=None, docs_share: float = 0.0, json_share: float = 0.0,
