@@ -29,7 +29,7 @@ from pathlib import Path
 from models.demo_train.dialog import Dialog
 
 SOURCE = "library"
-TOPN = 5
+TOPN = 3  # results a search shows: enough for a few notes, and a short page to read
 ONSETS = "b br c d dr f g gr h j k kr l m n p pr qu r s st t tr v w z zh".split()
 VOWELS = "a e i o u ai ei ou".split()
 CODAS = ["", "", "n", "r", "l", "k", "x", "th", "sk", "m", "nd", "rt"]
@@ -76,7 +76,7 @@ def write_notes(rng: random.Random, folder: Path, count: int) -> list[dict]:
     for k in range(count):
         topic = rng.choice(TOPICS)
         lines = [f"# {topic}", ""]
-        for _ in range(rng.randint(2, 4)):  # things in this file
+        for _ in range(rng.randint(2, 3)):  # things in this file
             name = made_up_name(rng)
             while name in used:
                 name = made_up_name(rng)
@@ -161,7 +161,7 @@ def documents_dialogs(rng: random.Random, effort: str, date: str, work: Path, co
     from engine.browser.library import Library
 
     docs = work / rng.choice(("Documents", "Notes", "notes", "Work", "Projects")) / made_up_name(rng)
-    facts = write_notes(rng, docs, rng.randint(2, 4))
+    facts = write_notes(rng, docs, rng.randint(2, 3))
     library = Library(work / "index", [docs])
     try:
         library.update()

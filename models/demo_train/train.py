@@ -185,7 +185,7 @@ def _held() -> set[str]:
 
 def mixed_groups(enc, seed: int, size: int, kind_weights=None, docs_share: float = 0.0, json_share: float = 0.0,
                  **mix):
-    """Groups of encoded (system, ids, trained) rows: the old conversations, and with docs_share /
+    """(source, group of encoded (system, ids, trained) rows): the old conversations, and with docs_share /
     json_share of the groups, documents chats and JSON answers (0 and 0: exactly the old stream)."""
     old = example_groups(seed, size, kind_weights, **mix)
     count_tokens = lambda s: len(enc.encode_ordinary(s))  # noqa: E731 - the model's own tokens size the views
@@ -195,11 +195,11 @@ def mixed_groups(enc, seed: int, size: int, kind_weights=None, docs_share: float
     while True:
         r = pick.random() if docs_share or json_share else 1.0
         if r < docs_share:
-            yield [encode_dialog(enc, d) for d in next(docs)]
+            yield "documents", [encode_dialog(enc, d) for d in next(docs)]
         elif r < docs_share + json_share:
-            yield [encode_dialog(enc, d) for d in next(answers)]
+            yield "json", [encode_dialog(enc, d) for d in next(answers)]
         else:
-            yield [encode_example(enc, ex) for ex in next(old)]
+            yield "old", [encode_example(enc, ex) for ex in next(old)]
 
 
 def batches(enc, seed: int, batch_size: int, group: int = 8, kind_weights: dict[str, float] | None = None, **mix):
@@ -207,12 +207,15 @@ def batches(enc, seed: int, batch_size: int, group: int = 8, kind_weights: dict[
     rest of each conversation (right-padded), y [B, L] the next-token targets, -100 where no loss.
     Length-bucketed: draw batch_size*group examples, sort by length, cut, shuffle."""
     rng = random.Random(seed + 1)
-    for encoded in mixed_groups(enc, seed, batch_size * group, kind_weights, **mix):
+    for source, encoded in mixed_groups(enc, seed, batch_size * group, kind_weights, **mix):
         system = encoded[0][0]
         assert all(s == system for s, _, _ in encoded)  # the group shares its system message
         items = sorted(((ids, trained) for _, ids, trained in encoded), key=lambda t: len(t[0]))
         prefix = torch.tensor([system])
-        chunks = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
+        # Documents chats are 5x longer: half the rows a step, twice the steps (more updates for
+        # the new skill for the same compute; a step's time stays near the others').
+        size = max(1, batch_size // 2) if source == "documents" else batch_size
+        chunks = [items[i:i + size] for i in range(0, len(items), size)]
         rng.shuffle(chunks)
         for chunk in chunks:
             length = max(len(ids) for ids, _ in chunk)
