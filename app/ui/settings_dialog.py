@@ -17,10 +17,14 @@ from app.ui.prompt_cache_section import PromptCacheSection
 from app.user_functions import check_answer_schema
 
 
-DEMO_IGNORES = ("The demo model doesn't follow developer instructions and is not offered your functions or MCP "
-                "servers: it never learnt them and would answer with nonsense. They apply as soon as a gpt-oss model is "
-                "loaded (the local API passes a client's own tools and formats to any model). The answer format "
-                "applies to the demo too.")
+def demo_ignores() -> str:
+    """What the demo model is not offered, and why (the answer format only once its weights fill one)."""
+    from app.turn_request import DEMO_FILLS_ANSWER_FORMATS
+
+    ignored = "your functions or MCP servers" if DEMO_FILLS_ANSWER_FORMATS else "your functions, the answer format or MCP servers"
+    return (f"The demo model doesn't follow developer instructions and is not offered {ignored}: it never learnt "
+            "them and would answer with nonsense. They apply as soon as a gpt-oss model is loaded (the local API "
+            "passes a client's own tools and formats to any model).")
 
 
 class SettingsDialog(QDialog):
@@ -126,7 +130,7 @@ class SettingsDialog(QDialog):
         lay.addSpacing(8)
         lay.addWidget(QLabel("Developer", objectName="Title"))
         # The window ignores these for the demo (it never learnt them): say so rather than look broken.
-        self.demo_note = QLabel(DEMO_IGNORES, objectName="Notice")
+        self.demo_note = QLabel(demo_ignores(), objectName="Notice")
         self.demo_note.setWordWrap(True)
         self.demo_note.setVisible(demo)
         lay.addWidget(self.demo_note)

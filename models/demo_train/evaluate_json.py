@@ -67,16 +67,16 @@ def load_rows(path: Path = CAPTURED) -> list[Row]:
                 tuple(r.get("messages_added") or ()), bool(r.get("tools"))) for r in rows]
 
 
-def request(row: Row, question: str, effort: str, max_tokens: int) -> tuple[str, dict]:
-    """(path, body): the question asked as `row`'s client asks it, greedy."""
+def request(row: Row, question: str, effort: str, max_tokens: int, model: str = "demo") -> tuple[str, dict]:
+    """(path, body): the question asked as `row`'s client asks it, greedy, of `model` (the server's name)."""
     messages = [*row.added, {"role": "user", "content": question}]
     if row.api == "responses":
-        body = {"model": "demo", "input": messages, "temperature": 0, "max_output_tokens": max_tokens,
+        body = {"model": model, "input": messages, "temperature": 0, "max_output_tokens": max_tokens,
                 "reasoning": {"effort": effort}}
         if row.fmt:
             body["text"] = {"format": row.fmt}
         return "/v1/responses", body
-    body = {"model": "demo", "messages": messages, "temperature": 0, "max_tokens": max_tokens,
+    body = {"model": model, "messages": messages, "temperature": 0, "max_tokens": max_tokens,
             "reasoning_effort": effort}
     if row.fmt:
         body["response_format"] = row.fmt
@@ -157,6 +157,7 @@ def evaluate(url: str, rows: list[Row], tasks: list, effort: str, max_tokens: in
     done: dict[str, tuple[int, str]] = {}  # body -> (status, text): greedy, so asked once
     results = []
     with httpx.Client(base_url=url, timeout=600) as http:
+        served = http.get("/v1/models").json()["data"][0]["id"]  # a candidate's folder has its own name
         for i, task in enumerate(tasks):
             names = models_for(task.kind)
             name = names[(i // 6) % len(names)]  # the kind's models in turn, as json_answers.heldout_json
@@ -164,7 +165,7 @@ def evaluate(url: str, rows: list[Row], tasks: list, effort: str, max_tokens: in
                 row = models.get(name)
                 if row is None:
                     continue
-                path, body = request(row, task.question, effort, max_tokens)
+                path, body = request(row, task.question, effort, max_tokens, served)
                 key = path + json.dumps(body, sort_keys=True)
                 if key not in done:
                     reply = http.post(path, json=body)

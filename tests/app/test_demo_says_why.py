@@ -1,6 +1,6 @@
 """Issue 29 item 4: with the demo model loaded, the settings it ignores say so plainly. The demo is
-not offered the developer's functions or MCP servers (it never learnt them; it does follow the answer
-format, issue 27), and
+not offered the developer's functions, MCP servers or (until its weights fill one, issue 27) the answer
+format, and
 with Python on it writes its full working at every effort: the dialog and the effort slider say why,
 so nothing looks dead. With a gpt-oss model loaded, no such notice shows."""
 from scripted import ScriptedSession, scripted_loader
@@ -36,7 +36,8 @@ def test_the_demo_says_which_settings_it_ignores_and_why(qtbot, store):
     assert d.demo_note.isVisible()
     text = d.demo_note.text()
     assert "demo" in text and "functions" in text and "MCP" in text
-    assert "The answer format applies to the demo too." in text   # offered to the demo since issue 27: not among what it ignores
+    from app.turn_request import DEMO_FILLS_ANSWER_FORMATS
+    assert ("answer format" in text) != DEMO_FILLS_ANSWER_FORMATS   # named among what it ignores until it fills formats
     assert "developer instructions" in text     # ignored by the demo too (the chat's own say so as well)
     c.settings.python_tool = True
     w.effort_hint()   # the window refreshes it when a model loads and when Settings are saved

@@ -1,6 +1,6 @@
 """app/turn_request.py: the request of a chat's next answer, built from the real Settings, chat
-options, library and MCP service (no Qt widgets, no model): what the demo model is offered (the
-answer format, issue 27) and not (functions, MCP),
+options, library and MCP service (no Qt widgets, no model): what the demo model is not offered
+(functions, MCP, and the answer format until its weights fill one),
 a chat's own sampling over the app's, MCP tools only for a chat that has a server on."""
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def build(parts, conv, settings, demo=False, rows=None):
     return turn_request.build(conv, "high", rows, settings, chat_options, library, mcp, demo)
 
 
-def test_the_model_is_offered_the_users_functions_and_answer_format_the_demo_only_the_format(store, parts):
+def test_the_model_is_offered_the_users_functions_and_answer_format_the_demo_no_functions(store, parts):
     conv = store.create_conversation("c", "high").id
     settings = Settings(functions=[WEATHER], answer_schema=SCHEMA, max_tokens=123, python_tool=True)
     full = build(parts, conv, settings)
@@ -42,10 +42,19 @@ def test_the_model_is_offered_the_users_functions_and_answer_format_the_demo_onl
     assert (full.options["effort"], full.options["max_tokens"], full.options["python"]) == ("high", 123, True)
     assert full.history == [{"role": "user", "content": "Hi", "channel": "final"}]
     demo = build(parts, conv, settings, demo=True)
-    assert "tools" not in demo.options   # the demo learnt no functions (issue 27): it learns answer formats
-    assert demo.options["answer_format"].schema == json.loads(SCHEMA) == full.options["answer_format"].schema
-    assert build(parts, conv, Settings(answer_schema=""), demo=True).options["answer_format"] is None   # free text
+    assert "tools" not in demo.options   # the demo learnt no functions
+    assert ("answer_format" in demo.options) == turn_request.DEMO_FILLS_ANSWER_FORMATS
     assert "browser" not in full.options   # the library is empty: nothing to browse
+
+
+def test_the_demo_is_offered_the_answer_format_once_its_weights_fill_one(store, parts, monkeypatch):
+    conv = store.create_conversation("c", "high").id
+    monkeypatch.setattr(turn_request, "DEMO_FILLS_ANSWER_FORMATS", False)
+    assert "answer_format" not in build(parts, conv, Settings(answer_schema=SCHEMA), demo=True).options
+    monkeypatch.setattr(turn_request, "DEMO_FILLS_ANSWER_FORMATS", True)
+    demo = build(parts, conv, Settings(functions=[WEATHER], answer_schema=SCHEMA), demo=True)
+    assert demo.options["answer_format"].schema == json.loads(SCHEMA) and "tools" not in demo.options
+    assert build(parts, conv, Settings(answer_schema=""), demo=True).options["answer_format"] is None   # free text
 
 
 def test_a_chats_own_sampling_wins_over_the_apps(store, parts):

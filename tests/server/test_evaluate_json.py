@@ -29,6 +29,14 @@ def test_requests_are_the_clients_bodies_with_the_new_question():
     assert row.schema_sent == body["text"]["format"]["schema"]
 
 
+def test_requests_name_the_model_the_server_runs():
+    """A candidate's folder is served under its own name (not "demo"): the bodies must say it."""
+    row = next(r for r in rows_of("openai", "chat.completions.parse") if r.model == "Sum")
+    assert ev.request(row, "What is 1 + 2?", "low", 64, model="t1_export")[1]["model"] == "t1_export"
+    row = next(r for r in rows_of("openai-agents", "output_type") if r.model == "Sum")
+    assert ev.request(row, "What is 1 + 2?", "low", 64, model="t1_export")[1]["model"] == "t1_export"
+
+
 def test_evaluate_grades_each_reply_on_the_schema_its_client_sent(demo_server):
     seen = []
 
