@@ -21,7 +21,8 @@ def demo_ignores() -> str:
     """What the demo model is not offered, and why (the answer format only once its weights fill one)."""
     from app.turn_request import DEMO_FILLS_ANSWER_FORMATS
 
-    ignored = "your functions or MCP servers" if DEMO_FILLS_ANSWER_FORMATS else "your functions, the answer format or MCP servers"
+    ignored = ("your functions or MCP servers" if DEMO_FILLS_ANSWER_FORMATS
+               else "your functions, the answer format or MCP servers")
     return (f"The demo model doesn't follow developer instructions and is not offered {ignored}: it never learnt "
             "them and would answer with nonsense. They apply as soon as a gpt-oss model is loaded (the local API "
             "passes a client's own tools and formats to any model).")

@@ -197,7 +197,8 @@ def main(argv=None) -> None:
     try:
         server = None if args.url else Server(args.folder)
     except RuntimeError as e:
-        raise SystemExit(f"The server for {args.folder} did not start ({e}); check the folder with python -m server --model.")
+        raise SystemExit(f"The server for {args.folder} did not start ({e}); "
+                         "try the folder with python -m server --model FOLDER.")
     start = time.monotonic()
     try:
         with (args.out.open("w") if args.out else open(os.devnull, "w")) as log:
