@@ -24,15 +24,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from models.demo_train.conversations import heldout_examples
-from server.process import ServerProcess
 
 CAPTURED = Path(__file__).with_name("client_schemas.json")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -106,11 +109,40 @@ def models_for(kind: str) -> list[str]:
     return [m.__name__ for m in CLIENT_MODELS[kind]]
 
 
-class Server(ServerProcess):
-    """`python -m server` on a free port serving `folder`, for this evaluation only."""
+class Server:
+    """`python -m server` on a free port, for this evaluation only. (tests/server/served.py has the
+    tests' own: models/ may import neither server/ nor tests/, DESIGN.md's arrows.)"""
 
     def __init__(self, folder: Path, context: int = 2048, timeout: float = 180.0):
-        super().__init__("--model", str(folder), "--context", str(context), timeout=timeout)
+        import httpx
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "server", "--port", str(port), "--model", str(folder),
+                                      "--context", str(context)], cwd=ROOT,
+                                     env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"The server did not start: {self.proc.stderr.read()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise SystemExit("The server did not become healthy in time.")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
 def evaluate(url: str, rows: list[Row], tasks: list, effort: str, max_tokens: int,
@@ -194,11 +226,7 @@ def main(argv=None) -> None:
                          "tests/server/test_client_schemas.py to capture what the clients send.")
     rows = load_rows(args.schemas)
     tasks = [ex.task for ex in heldout_examples(args.count)]
-    try:
-        server = None if args.url else Server(args.folder)
-    except RuntimeError as e:
-        raise SystemExit(f"The server for {args.folder} did not start ({e}); "
-                         "try the folder with python -m server --model FOLDER.")
+    server = None if args.url else Server(args.folder)
     start = time.monotonic()
     try:
         with (args.out.open("w") if args.out else open(os.devnull, "w")) as log:
