@@ -210,8 +210,23 @@ def encode_example(enc, ex: Example) -> tuple[list[int], list[int], list[bool]]:
         ids += render_chat_message(enc, m)
     ids += assistant
     trained += [False] * len(ids)
-    opened = True  # the ids end with `<|start|>assistant`: the next message's header is already there
-    for m, written in tool_turn(ex):
+    turn_ids, turn_trained = encode_turn(enc, tool_turn(ex))
+    ids += turn_ids
+    trained += turn_trained
+    return system, ids, trained
+
+
+def encode_turn(enc, turn: list[tuple[dict, bool]]) -> tuple[list[int], list[bool]]:
+    """The ids of the model's turn (messages and whether the model wrote each) after a prompt that
+    ends with `<|start|>assistant`, and which ids are trained on (what the model writes)."""
+    from engine.harmony import render_chat_message
+    from engine.tokenizer import encode_text, special_id
+
+    assistant = [special_id(enc, "<|start|>"), *encode_text(enc, "assistant")]
+    ids: list[int] = []
+    trained: list[bool] = []
+    opened = True  # the next message's header is already there
+    for m, written in turn:
         piece = render_chat_message(enc, m)
         if opened:
             assert piece[:len(assistant)] == assistant
@@ -223,7 +238,7 @@ def encode_example(enc, ex: Example) -> tuple[list[int], list[int], list[bool]]:
             piece += assistant  # the prompt the session renders after a tool's result
         ids += piece
         trained += [written] * len(piece)
-    return system, ids, trained
+    return ids, trained
 
 
 def make_tool_example(rng: random.Random, kind: str, effort: str, description: str, date: str,

@@ -51,28 +51,15 @@ def system_ids(enc, d: Dialog) -> list[int]:
 
 def encode_dialog(enc, d: Dialog) -> tuple[list[int], list[int], list[bool]]:
     """(system ids, the ids after them, trained): trained[i] says whether ids[i] is the model's."""
-    from engine.harmony import render_chat_message, render_prompt
-    from engine.tokenizer import encode_text, special_id
+    from engine.harmony import render_prompt
+    from models.demo_train.conversations import encode_turn
 
     system = system_ids(enc, d)
     prompt = render_prompt(list(d.history), enc, d.effort, d.date, python=d.python, answer_format=d.answer_format,
                            browser=list(d.browser) if d.browser is not None else None, developer=d.developer)
     assert prompt[:len(system)] == system
-    assistant = [special_id(enc, "<|start|>"), *encode_text(enc, "assistant")]
-    ids = prompt[len(system):]
-    trained = [False] * len(ids)
-    opened = True  # the prompt ends with `<|start|>assistant`: the next message's header is already there
-    for i, (m, written) in enumerate(d.turn):
-        piece = render_chat_message(enc, m)
-        if opened:
-            assert piece[:len(assistant)] == assistant
-            piece = piece[len(assistant):]
-        if i == len(d.turn) - 1:
-            assert written and m.get("channel") == "final"
-            piece[-1] = special_id(enc, "<|return|>")  # the turn's end, as the model writes it
-        opened = not written
-        if not written:
-            piece += assistant  # the prompt the session renders after a tool's answer
-        ids += piece
-        trained += [written] * len(piece)
-    return system, ids, trained
+    last, written = d.turn[-1]
+    assert written and last.get("channel") == "final"   # the turn ends with the model's answer
+    ids, trained = encode_turn(enc, list(d.turn))
+    return system, prompt[len(system):] + ids, [False] * (len(prompt) - len(system)) + trained
+
